@@ -1,0 +1,195 @@
+package io.roundhouse.kernels;
+
+/**
+ * Where tensors live and how ops run on them. The CPU backend ({@link CpuBackend}) is the reference;
+ * a CUDA backend implements the same ops with the same signatures and is tested against it.
+ *
+ * <p>Dimension legend used in every shape comment: N tokens, D model width, I/O a linear layer's
+ * input/output width, F expert hidden width, F1 pre-activation width ({@link Activation#preWidth}),
+ * E experts, K experts per token (top-k), M kept token copies in expert order, C classes.
+ *
+ * <p>Conventions: ops come in {@code xxxForward}/{@code xxxBackward} pairs. Forward writes every
+ * output, including what backward needs ("saved" tensors). Backward <b>assigns</b> activation
+ * gradients ({@code dX}) and <b>accumulates</b> ({@code +=}) parameter gradients ({@code dW}), so a
+ * parameter used twice sums its gradient. A {@code null} optional argument means "absent"
+ * (e.g. no bias).
+ */
+public interface Backend extends AutoCloseable {
+
+    /** A short name for logs: "cpu", "cuda:0". */
+    String name();
+
+    // ---- memory -------------------------------------------------------------------------------
+
+    /** A new zero-filled tensor. Allocate per lifetime (setup, first step), never inside a step. */
+    Tensor allocate(String name, DType dtype, int... shape);
+
+    /** Copies {@code src[0, t.size())} into {@code t}. */
+    void write(Tensor t, float[] src);
+
+    void write(Tensor t, int[] src);
+
+    /** Copies {@code t} into {@code dst[0, t.size())}. */
+    void read(Tensor t, float[] dst);
+
+    void read(Tensor t, int[] dst);
+
+    void fill(Tensor t, float value);
+
+    /** {@code dst = src} (same size). */
+    void copy(Tensor dst, Tensor src);
+
+    /** {@code y += alpha · x} (same size). */
+    void axpy(Tensor y, float alpha, Tensor x);
+
+    /** {@code t *= alpha}. */
+    void scale(Tensor t, float alpha);
+
+    /** {@code Σ t²}, accumulated in double. */
+    double sumSquares(Tensor t);
+
+    // ---- dense layers -------------------------------------------------------------------------
+
+    /**
+     * {@code y = x·w + b}. y[N,O], x[N,I], w[I,O], b[O] or null.
+     */
+    void linearForward(Tensor y, Tensor x, Tensor w, Tensor b);
+
+    /**
+     * dx[N,I] = dy·wᵀ (assigned; skipped if dx is null), dw[I,O] += xᵀ·dy, db[O] += Σ_n dy (if not
+     * null). dy[N,O], x[N,I], w[I,O].
+     */
+    void linearBackward(Tensor dx, Tensor dw, Tensor db, Tensor dy, Tensor x, Tensor w);
+
+    /** h[N,F] = act(a[N,F1]). */
+    void activationForward(Tensor h, Tensor a, Activation act);
+
+    /** da[N,F1] = dh[N,F] · act'(a[N,F1]). */
+    void activationBackward(Tensor da, Tensor dh, Tensor a, Activation act);
+
+    /**
+     * Grouped expert FFN over variable-size groups of rows: rows {@code [offsets[e], offsets[e+1])}
+     * of x belong to expert e, and a group may be empty. For each expert:
+     * {@code a = x·w1[e] + b1[e]; h = act(a); y = h·w2[e] + b2[e]}.
+     *
+     * <p>y[M,D] out; a[M,F1], h[M,F] saved; x[M,D]; w1[E,D,F1], b1[E,F1], w2[E,F,D], b2[E,D];
+     * offsets int[E+1] on the host, offsets[E] = M.
+     */
+    void expertFfnForward(Tensor y, Tensor a, Tensor h, Tensor x, Tensor w1, Tensor b1, Tensor w2,
+                          Tensor b2, int[] offsets, Activation act);
+
+    /**
+     * Backward of {@link #expertFfnForward}. dx[M,D] assigned; dw1, db1, dw2, db2 accumulated.
+     * scratchDh[M,F] and scratchDa[M,F1] are caller-owned workspace (no allocation in the step).
+     */
+    void expertFfnBackward(Tensor dx, Tensor dw1, Tensor db1, Tensor dw2, Tensor db2, Tensor dy,
+                           Tensor x, Tensor a, Tensor h, Tensor w1, Tensor w2, int[] offsets,
+                           Activation act, Tensor scratchDh, Tensor scratchDa);
+
+    /**
+     * y = norm(x)·gamma (+ beta). LayerNorm when beta is non-null ({@code (x−μ)/√(var+eps)}),
+     * RMSNorm when beta is null ({@code x/√(mean(x²)+eps)}). y[N,D], mean[N] saved (unused by
+     * RMSNorm but written as 0), rstd[N] saved, x[N,D], gamma[D], beta[D] or null.
+     */
+    void normForward(Tensor y, Tensor mean, Tensor rstd, Tensor x, Tensor gamma, Tensor beta, float eps);
+
+    /** dx[N,D] assigned; dgamma[D], dbeta[D] (LayerNorm only) accumulated. */
+    void normBackward(Tensor dx, Tensor dgamma, Tensor dbeta, Tensor dy, Tensor x, Tensor mean,
+                      Tensor rstd, Tensor gamma);
+
+    /**
+     * Inverted dropout: {@code y = x · keep / (1−p)}, where element i keeps when the counter-based
+     * uniform {@link Philox#uniform(long, long, long)}{@code (seed, stream, i) >= p}. The mask is
+     * never stored: backward recomputes it from the same (seed, stream), so every backend and every
+     * worker reproduces it exactly. p in [0, 1).
+     */
+    void dropoutForward(Tensor y, Tensor x, float p, long seed, long stream);
+
+    /** dx = dy · keep / (1−p) with the mask of the matching forward. */
+    void dropoutBackward(Tensor dx, Tensor dy, float p, long seed, long stream);
+
+    // ---- routing ------------------------------------------------------------------------------
+
+    /**
+     * Top-k gating. probs[N,E] = softmax(logits) saved; lse[N] = logsumexp(logits) saved;
+     * topIdx[N,K] int, the K largest logits in descending order (ties: lower index first);
+     * gates[N,K] per {@code mode}.
+     */
+    void gateForward(Tensor probs, Tensor lse, Tensor topIdx, Tensor gates, Tensor logits, GateMode mode);
+
+    /**
+     * dLogits[N,E] (assigned) from dGates[N,K] and, when non-null, dProbs[N,E] (gradient with
+     * respect to the full softmax, e.g. from the load-balancing loss) and dLse[N] (e.g. from the
+     * z-loss).
+     */
+    void gateBackward(Tensor dLogits, Tensor dGates, Tensor dProbs, Tensor dLse, Tensor probs,
+                      Tensor topIdx, Tensor gates, GateMode mode);
+
+    /**
+     * Capacity limit and expert ordering for the token copies chosen by {@link #gateForward}.
+     * Copies are admitted in priority order — every token's first choice (tokens in order), then
+     * every token's second choice, and so on — while their expert has fewer than {@code capacity}
+     * copies; {@code capacity <= 0} admits all (dropless). Admitted copies are laid out grouped by
+     * expert, in admission order within a group.
+     *
+     * <p>rowToken[N·K] int: rows [0, M) get the source token of each kept copy; copyRow[N,K] int:
+     * the row of copy (n,k) or −1 if dropped; offsets int[E+1] (host, out): group boundaries;
+     * selected int[E] (host, out): copies that chose each expert before the capacity limit.
+     *
+     * @return M, the number of kept copies
+     */
+    int dispatchPlan(Tensor rowToken, Tensor copyRow, int[] offsets, int[] selected, Tensor topIdx,
+                     int numExperts, int capacity);
+
+    /** Gather into expert order: xp[r] = x[rowToken[r]] for r in [0, M). xp[M,D], x[N,D]. */
+    void permuteForward(Tensor xp, Tensor x, Tensor rowToken, int m);
+
+    /** Adjoint of permute (a scatter-add): dx[N,D] = 0, then dx[rowToken[r]] += dxp[r]. */
+    void permuteBackward(Tensor dx, Tensor dxp, Tensor rowToken, int m);
+
+    /**
+     * Un-permute and combine: y[n] = Σ_k gates[n,k] · yp[copyRow[n,k]] over kept copies (y
+     * assigned; a token whose copies were all dropped gets 0). gates null means weight 1, which
+     * makes this the adjoint of {@link #permuteForward}. y[N,D], yp[M,D], copyRow[N,K], gates[N,K].
+     */
+    void unpermuteForward(Tensor y, Tensor yp, Tensor copyRow, Tensor gates);
+
+    /**
+     * dyp[M,D] = gates[n,k]·dy[n] at row copyRow[n,k] (assigned; rows of no copy untouched), and
+     * if dGates is non-null dGates[n,k] = ⟨dy[n], yp[copyRow[n,k]]⟩ (0 for dropped copies).
+     */
+    void unpermuteBackward(Tensor dyp, Tensor dGates, Tensor dy, Tensor yp, Tensor copyRow, Tensor gates);
+
+    /**
+     * Router auxiliary losses. Load balancing (Switch): {@code alpha·E·Σ_e f_e·P_e} with
+     * {@code f_e = selected[e]/(N·K)} (a constant) and {@code P_e = mean_n probs[n,e]}. Z-loss
+     * (ST-MoE): {@code beta·mean_n lse[n]²}. Returns {loadBalance, zLoss}.
+     */
+    float[] routerLossForward(Tensor probs, Tensor lse, int[] selected, int k, float alpha, float beta);
+
+    /** dProbs[N,E] and dLse[N] assigned, scaled by {@code dLoss}. */
+    void routerLossBackward(Tensor dProbs, Tensor dLse, Tensor probs, Tensor lse, int[] selected, int k,
+                            float alpha, float beta, float dLoss);
+
+    // ---- loss and optimizer -------------------------------------------------------------------
+
+    /**
+     * Softmax cross-entropy. losses[N] = −log softmax(logits)[label]; probs[N,C] saved;
+     * labels[N] int in [0, C).
+     */
+    void crossEntropyForward(Tensor losses, Tensor probs, Tensor logits, Tensor labels);
+
+    /** dLogits[N,C] = scale · (probs − onehot(labels)) (assigned). */
+    void crossEntropyBackward(Tensor dLogits, Tensor probs, Tensor labels, float scale);
+
+    /**
+     * One AdamW step with decoupled weight decay, bias-corrected for step {@code t ≥ 1}:
+     * {@code m = β1·m + (1−β1)·g; v = β2·v + (1−β2)·g²;
+     * w −= lr·(m̂/(√v̂ + eps) + wd·w)}.
+     */
+    void adamWStep(Tensor w, Tensor g, Tensor m, Tensor v, float lr, float beta1, float beta2,
+                   float eps, float weightDecay, int t);
+
+    @Override
+    void close();
+}

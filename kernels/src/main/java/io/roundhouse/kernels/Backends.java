@@ -1,0 +1,36 @@
+package io.roundhouse.kernels;
+
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/** Creates the backend a job asked for: {@code auto}, {@code cpu} or {@code cuda}. */
+public final class Backends {
+    private static final Logger LOG = LoggerFactory.getLogger(Backends.class);
+
+    private Backends() {
+    }
+
+    /**
+     * @param choice {@code auto} (CUDA when available, else CPU), {@code cpu}, or {@code cuda}
+     * @throws IllegalArgumentException for an unknown choice
+     * @throws UnsupportedOperationException for {@code cuda}, which is not built yet
+     */
+    public static Backend create(String choice) {
+        switch (choice) {
+            case "cpu" -> {
+                Backend b = new CpuBackend();
+                LOG.info("backend: {} (asked for cpu)", b.name());
+                return b;
+            }
+            case "auto" -> {
+                Backend b = new CpuBackend();
+                LOG.info("backend: {} (auto: the CUDA backend is not built yet, see issue #7)", b.name());
+                return b;
+            }
+            case "cuda" -> throw new UnsupportedOperationException(
+                    "backend = cuda: the CUDA backend is not built yet (issue #7). Use backend = cpu or auto.");
+            default -> throw new IllegalArgumentException(
+                    "unknown backend '" + choice + "': use auto, cpu or cuda");
+        }
+    }
+}

@@ -1,0 +1,568 @@
+package io.roundhouse.kernels;
+
+/**
+ * The reference backend: tensors in Java arrays, GEMMs through {@link Blas} (OpenBLAS), everything
+ * else as plain loops. Routing ops live in {@link CpuRouting}. See {@link Backend} for the
+ * dimension legend and the assign/accumulate convention.
+ */
+public final class CpuBackend implements Backend {
+    private static final float GELU_C = (float) Math.sqrt(2.0 / Math.PI);
+    private static final float GELU_A = 0.044715f;
+
+    @Override
+    public String name() {
+        return "cpu(" + Blas.implementation() + ")";
+    }
+
+    // ---- memory -------------------------------------------------------------------------------
+
+    @Override
+    public Tensor allocate(String name, DType dtype, int... shape) {
+        long n = 1;
+        for (int d : shape) {
+            n *= Math.max(d, 0);
+        }
+        if (n > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("tensor '" + name + "' is too large for the CPU backend");
+        }
+        return dtype == DType.FLOAT32
+                ? new CpuTensor(name, dtype, shape, new float[(int) n], null, 0)
+                : new CpuTensor(name, dtype, shape, null, new int[(int) n], 0);
+    }
+
+    static CpuTensor c(Tensor t) {
+        if (!(t instanceof CpuTensor)) {
+            throw new IllegalArgumentException("tensor " + t + " does not belong to the CPU backend");
+        }
+        return (CpuTensor) t;
+    }
+
+    static float[] f(Tensor t) {
+        CpuTensor ct = c(t);
+        if (ct.f == null) {
+            throw new IllegalArgumentException("tensor " + t + " is not FLOAT32");
+        }
+        return ct.f;
+    }
+
+    static int[] i(Tensor t) {
+        CpuTensor ct = c(t);
+        if (ct.i == null) {
+            throw new IllegalArgumentException("tensor " + t + " is not INT32");
+        }
+        return ct.i;
+    }
+
+    static int o(Tensor t) {
+        return c(t).off;
+    }
+
+    @Override
+    public void write(Tensor t, float[] src) {
+        System.arraycopy(src, 0, f(t), o(t), t.size());
+    }
+
+    @Override
+    public void write(Tensor t, int[] src) {
+        System.arraycopy(src, 0, i(t), o(t), t.size());
+    }
+
+    @Override
+    public void read(Tensor t, float[] dst) {
+        System.arraycopy(f(t), o(t), dst, 0, t.size());
+    }
+
+    @Override
+    public void read(Tensor t, int[] dst) {
+        System.arraycopy(i(t), o(t), dst, 0, t.size());
+    }
+
+    @Override
+    public void fill(Tensor t, float value) {
+        if (t.dtype() == DType.INT32) {
+            java.util.Arrays.fill(i(t), o(t), o(t) + t.size(), (int) value);
+        } else {
+            java.util.Arrays.fill(f(t), o(t), o(t) + t.size(), value);
+        }
+    }
+
+    @Override
+    public void copy(Tensor dst, Tensor src) {
+        Check.sameSize("copy", dst, src);
+        if (src.dtype() == DType.INT32) {
+            System.arraycopy(i(src), o(src), i(dst), o(dst), src.size());
+        } else {
+            System.arraycopy(f(src), o(src), f(dst), o(dst), src.size());
+        }
+    }
+
+    @Override
+    public void axpy(Tensor y, float alpha, Tensor x) {
+        Check.sameSize("axpy", y, x);
+        float[] ya = f(y);
+        float[] xa = f(x);
+        int yo = o(y);
+        int xo = o(x);
+        for (int j = 0, n = y.size(); j < n; j++) {
+            ya[yo + j] += alpha * xa[xo + j];
+        }
+    }
+
+    @Override
+    public void scale(Tensor t, float alpha) {
+        float[] a = f(t);
+        for (int j = o(t), end = o(t) + t.size(); j < end; j++) {
+            a[j] *= alpha;
+        }
+    }
+
+    @Override
+    public double sumSquares(Tensor t) {
+        float[] a = f(t);
+        double s = 0;
+        for (int j = o(t), end = o(t) + t.size(); j < end; j++) {
+            s += (double) a[j] * a[j];
+        }
+        return s;
+    }
+
+    // ---- dense layers -------------------------------------------------------------------------
+
+    @Override
+    public void linearForward(Tensor y, Tensor x, Tensor w, Tensor b) {
+        int n = x.dim(0);
+        int in = w.dim(0);
+        int out = w.dim(1);
+        Check.shape("linearForward", x, n, in);
+        Check.shape("linearForward", y, n, out);
+        if (b != null) {
+            Check.shape("linearForward", b, out);
+        }
+        gemmBias(f(y), o(y), f(x), o(x), f(w), o(w), b == null ? null : f(b), b == null ? 0 : o(b), n, in, out);
+    }
+
+    @Override
+    public void linearBackward(Tensor dx, Tensor dw, Tensor db, Tensor dy, Tensor x, Tensor w) {
+        int n = x.dim(0);
+        int in = w.dim(0);
+        int out = w.dim(1);
+        Check.shape("linearBackward", dy, n, out);
+        Check.shape("linearBackward", dw, in, out);
+        if (dx != null) {
+            Check.shape("linearBackward", dx, n, in);
+        }
+        gemmBiasBackward(dx == null ? null : f(dx), dx == null ? 0 : o(dx), f(dw), o(dw),
+                db == null ? null : f(db), db == null ? 0 : o(db), f(dy), o(dy), f(x), o(x), f(w), o(w), n, in, out);
+    }
+
+    /** y[n,out] = x[n,in]·w[in,out] + b[out] on raw arrays. */
+    private static void gemmBias(float[] y, int yo, float[] x, int xo, float[] w, int wo, float[] b, int bo,
+                                 int n, int in, int out) {
+        Blas.sgemm(false, false, n, out, in, 1f, x, xo, in, w, wo, out, 0f, y, yo, out);
+        if (b != null) {
+            for (int r = 0; r < n; r++) {
+                int row = yo + r * out;
+                for (int j = 0; j < out; j++) {
+                    y[row + j] += b[bo + j];
+                }
+            }
+        }
+    }
+
+    /** dx = dy·wᵀ (if dx != null), dw += xᵀ·dy, db += Σ dy (if db != null), on raw arrays. */
+    private static void gemmBiasBackward(float[] dx, int dxo, float[] dw, int dwo, float[] db, int dbo,
+                                         float[] dy, int dyo, float[] x, int xo, float[] w, int wo,
+                                         int n, int in, int out) {
+        if (dx != null) {
+            Blas.sgemm(false, true, n, in, out, 1f, dy, dyo, out, w, wo, out, 0f, dx, dxo, in);
+        }
+        Blas.sgemm(true, false, in, out, n, 1f, x, xo, in, dy, dyo, out, 1f, dw, dwo, out);
+        if (db != null) {
+            for (int r = 0; r < n; r++) {
+                int row = dyo + r * out;
+                for (int j = 0; j < out; j++) {
+                    db[dbo + j] += dy[row + j];
+                }
+            }
+        }
+    }
+
+    @Override
+    public void activationForward(Tensor h, Tensor a, Activation act) {
+        int n = a.dim(0);
+        int f = h.dim(1);
+        Check.shape("activationForward", a, n, act.preWidth(f));
+        Check.shape("activationForward", h, n, f);
+        activate(f(h), o(h), f(a), o(a), n, f, act);
+    }
+
+    @Override
+    public void activationBackward(Tensor da, Tensor dh, Tensor a, Activation act) {
+        int n = a.dim(0);
+        int f = dh.dim(1);
+        Check.shape("activationBackward", a, n, act.preWidth(f));
+        Check.shape("activationBackward", da, n, act.preWidth(f));
+        Check.shape("activationBackward", dh, n, f);
+        activateBackward(f(da), o(da), f(dh), o(dh), f(a), o(a), n, f, act);
+    }
+
+    private static void activate(float[] h, int ho, float[] a, int ao, int n, int f, Activation act) {
+        if (act == Activation.GELU) {
+            for (int j = 0, size = n * f; j < size; j++) {
+                float v = a[ao + j];
+                float t = (float) Math.tanh(GELU_C * (v + GELU_A * v * v * v));
+                h[ho + j] = 0.5f * v * (1f + t);
+            }
+        } else {
+            for (int r = 0; r < n; r++) {
+                int ar = ao + r * 2 * f;
+                int hr = ho + r * f;
+                for (int j = 0; j < f; j++) {
+                    float g = a[ar + j];
+                    float sig = 1f / (1f + (float) Math.exp(-g));
+                    h[hr + j] = g * sig * a[ar + f + j];
+                }
+            }
+        }
+    }
+
+    private static void activateBackward(float[] da, int dao, float[] dh, int dho, float[] a, int ao,
+                                         int n, int f, Activation act) {
+        if (act == Activation.GELU) {
+            for (int j = 0, size = n * f; j < size; j++) {
+                float v = a[ao + j];
+                float t = (float) Math.tanh(GELU_C * (v + GELU_A * v * v * v));
+                float dt = (1f - t * t) * GELU_C * (1f + 3f * GELU_A * v * v);
+                da[dao + j] = dh[dho + j] * (0.5f * (1f + t) + 0.5f * v * dt);
+            }
+        } else {
+            for (int r = 0; r < n; r++) {
+                int ar = ao + r * 2 * f;
+                int dar = dao + r * 2 * f;
+                int hr = dho + r * f;
+                for (int j = 0; j < f; j++) {
+                    float g = a[ar + j];
+                    float u = a[ar + f + j];
+                    float sig = 1f / (1f + (float) Math.exp(-g));
+                    float d = dh[hr + j];
+                    da[dar + j] = d * u * sig * (1f + g * (1f - sig));
+                    da[dar + f + j] = d * g * sig;
+                }
+            }
+        }
+    }
+
+    @Override
+    public void expertFfnForward(Tensor y, Tensor a, Tensor h, Tensor x, Tensor w1, Tensor b1, Tensor w2,
+                                 Tensor b2, int[] offsets, Activation act) {
+        int e = w1.dim(0);
+        int d = w1.dim(1);
+        int f1 = w1.dim(2);
+        int f = w2.dim(1);
+        int m = checkGroups("expertFfnForward", offsets, e);
+        Check.shape("expertFfnForward", w2, e, f, d);
+        Check.that(f1 == act.preWidth(f), "expertFfnForward: w1 width " + f1 + " does not match " + act
+                + " with hidden width " + f);
+        Check.atLeastRows("expertFfnForward", x, m, d);
+        Check.atLeastRows("expertFfnForward", y, m, d);
+        Check.atLeastRows("expertFfnForward", a, m, f1);
+        Check.atLeastRows("expertFfnForward", h, m, f);
+        for (int ex = 0; ex < e; ex++) {
+            int r0 = offsets[ex];
+            int rows = offsets[ex + 1] - r0;
+            if (rows == 0) {
+                continue;
+            }
+            gemmBias(f(a), o(a) + r0 * f1, f(x), o(x) + r0 * d, f(w1), o(w1) + ex * d * f1,
+                    b1 == null ? null : f(b1), b1 == null ? 0 : o(b1) + ex * f1, rows, d, f1);
+            activate(f(h), o(h) + r0 * f, f(a), o(a) + r0 * f1, rows, f, act);
+            gemmBias(f(y), o(y) + r0 * d, f(h), o(h) + r0 * f, f(w2), o(w2) + ex * f * d,
+                    b2 == null ? null : f(b2), b2 == null ? 0 : o(b2) + ex * d, rows, f, d);
+        }
+    }
+
+    @Override
+    public void expertFfnBackward(Tensor dx, Tensor dw1, Tensor db1, Tensor dw2, Tensor db2, Tensor dy,
+                                  Tensor x, Tensor a, Tensor h, Tensor w1, Tensor w2, int[] offsets,
+                                  Activation act, Tensor scratchDh, Tensor scratchDa) {
+        int e = w1.dim(0);
+        int d = w1.dim(1);
+        int f1 = w1.dim(2);
+        int f = w2.dim(1);
+        int m = checkGroups("expertFfnBackward", offsets, e);
+        Check.shape("expertFfnBackward", dw1, e, d, f1);
+        Check.shape("expertFfnBackward", dw2, e, f, d);
+        Check.atLeastRows("expertFfnBackward", dx, m, d);
+        Check.atLeastRows("expertFfnBackward", dy, m, d);
+        Check.atLeastRows("expertFfnBackward", scratchDh, m, f);
+        Check.atLeastRows("expertFfnBackward", scratchDa, m, f1);
+        float[] dh = f(scratchDh);
+        float[] da = f(scratchDa);
+        for (int ex = 0; ex < e; ex++) {
+            int r0 = offsets[ex];
+            int rows = offsets[ex + 1] - r0;
+            if (rows == 0) {
+                continue;
+            }
+            int dho = o(scratchDh) + r0 * f;
+            int dao = o(scratchDa) + r0 * f1;
+            gemmBiasBackward(dh, dho, f(dw2), o(dw2) + ex * f * d, db2 == null ? null : f(db2),
+                    db2 == null ? 0 : o(db2) + ex * d, f(dy), o(dy) + r0 * d, f(h), o(h) + r0 * f,
+                    f(w2), o(w2) + ex * f * d, rows, f, d);
+            activateBackward(da, dao, dh, dho, f(a), o(a) + r0 * f1, rows, f, act);
+            gemmBiasBackward(f(dx), o(dx) + r0 * d, f(dw1), o(dw1) + ex * d * f1, db1 == null ? null : f(db1),
+                    db1 == null ? 0 : o(db1) + ex * f1, da, dao, f(x), o(x) + r0 * d,
+                    f(w1), o(w1) + ex * d * f1, rows, d, f1);
+        }
+    }
+
+    private static int checkGroups(String op, int[] offsets, int e) {
+        Check.that(offsets.length == e + 1, op + ": offsets has " + offsets.length + " entries, expected E+1 = " + (e + 1));
+        Check.that(offsets[0] == 0, op + ": offsets[0] must be 0, got " + offsets[0]);
+        for (int j = 0; j < e; j++) {
+            Check.that(offsets[j + 1] >= offsets[j], op + ": offsets must not decrease (expert " + j + ")");
+        }
+        return offsets[e];
+    }
+
+    @Override
+    public void normForward(Tensor y, Tensor mean, Tensor rstd, Tensor x, Tensor gamma, Tensor beta, float eps) {
+        int n = x.dim(0);
+        int d = x.dim(1);
+        Check.shape("normForward", y, n, d);
+        Check.shape("normForward", gamma, d);
+        Check.shape("normForward", rstd, n);
+        Check.shape("normForward", mean, n);
+        float[] xa = f(x);
+        float[] ya = f(y);
+        float[] g = f(gamma);
+        float[] bt = beta == null ? null : f(beta);
+        for (int r = 0; r < n; r++) {
+            int xr = o(x) + r * d;
+            int yr = o(y) + r * d;
+            double mu = 0;
+            if (beta != null) {
+                for (int j = 0; j < d; j++) {
+                    mu += xa[xr + j];
+                }
+                mu /= d;
+            }
+            double var = 0;
+            for (int j = 0; j < d; j++) {
+                double c = xa[xr + j] - mu;
+                var += c * c;
+            }
+            float rs = (float) (1.0 / Math.sqrt(var / d + eps));
+            float m = (float) mu;
+            f(mean)[o(mean) + r] = m;
+            f(rstd)[o(rstd) + r] = rs;
+            for (int j = 0; j < d; j++) {
+                float v = (xa[xr + j] - m) * rs * g[o(gamma) + j];
+                ya[yr + j] = bt == null ? v : v + bt[o(beta) + j];
+            }
+        }
+    }
+
+    @Override
+    public void normBackward(Tensor dx, Tensor dgamma, Tensor dbeta, Tensor dy, Tensor x, Tensor mean,
+                             Tensor rstd, Tensor gamma) {
+        int n = x.dim(0);
+        int d = x.dim(1);
+        Check.shape("normBackward", dx, n, d);
+        Check.shape("normBackward", dy, n, d);
+        Check.shape("normBackward", dgamma, d);
+        float[] xa = f(x);
+        float[] dya = f(dy);
+        float[] dxa = f(dx);
+        float[] g = f(gamma);
+        float[] dg = f(dgamma);
+        for (int r = 0; r < n; r++) {
+            int xr = o(x) + r * d;
+            int dyr = o(dy) + r * d;
+            int dxr = o(dx) + r * d;
+            float m = f(mean)[o(mean) + r];
+            float rs = f(rstd)[o(rstd) + r];
+            double sumDxhat = 0;
+            double sumDxhatXhat = 0;
+            for (int j = 0; j < d; j++) {
+                float xhat = (xa[xr + j] - m) * rs;
+                float dxhat = dya[dyr + j] * g[o(gamma) + j];
+                sumDxhat += dxhat;
+                sumDxhatXhat += dxhat * xhat;
+                dg[o(dgamma) + j] += dya[dyr + j] * xhat;
+                if (dbeta != null) {
+                    f(dbeta)[o(dbeta) + j] += dya[dyr + j];
+                }
+            }
+            // LayerNorm subtracts the mean of dxhat (the mean was normalised away); RMSNorm does not.
+            float meanDxhat = dbeta == null ? 0f : (float) (sumDxhat / d);
+            float meanDxhatXhat = (float) (sumDxhatXhat / d);
+            for (int j = 0; j < d; j++) {
+                float xhat = (xa[xr + j] - m) * rs;
+                float dxhat = dya[dyr + j] * g[o(gamma) + j];
+                dxa[dxr + j] = rs * (dxhat - meanDxhat - xhat * meanDxhatXhat);
+            }
+        }
+    }
+
+    @Override
+    public void dropoutForward(Tensor y, Tensor x, float p, long seed, long stream) {
+        dropout("dropoutForward", y, x, p, seed, stream);
+    }
+
+    @Override
+    public void dropoutBackward(Tensor dx, Tensor dy, float p, long seed, long stream) {
+        dropout("dropoutBackward", dx, dy, p, seed, stream);
+    }
+
+    /** Forward and backward are the same masked scaling: out = in · keep/(1−p). */
+    private static void dropout(String op, Tensor out, Tensor in, float p, long seed, long stream) {
+        Check.sameSize(op, out, in);
+        Check.that(p >= 0f && p < 1f, op + ": dropout rate must be in [0, 1), got " + p);
+        float[] oa = f(out);
+        float[] ia = f(in);
+        int oo = o(out);
+        int io = o(in);
+        int n = in.size();
+        if (p == 0f) {
+            System.arraycopy(ia, io, oa, oo, n);
+            return;
+        }
+        float scale = 1f / (1f - p);
+        int[] words = new int[4];
+        for (int block = 0; block * 4 < n; block++) {
+            Philox.block4(seed, stream, block, words);
+            for (int lane = 0; lane < 4; lane++) {
+                int j = block * 4 + lane;
+                if (j >= n) {
+                    break;
+                }
+                oa[oo + j] = Philox.toUnit(words[lane]) >= p ? ia[io + j] * scale : 0f;
+            }
+        }
+    }
+
+    // ---- routing (CpuRouting) -----------------------------------------------------------------
+
+    @Override
+    public void gateForward(Tensor probs, Tensor lse, Tensor topIdx, Tensor gates, Tensor logits, GateMode mode) {
+        CpuRouting.gateForward(probs, lse, topIdx, gates, logits, mode);
+    }
+
+    @Override
+    public void gateBackward(Tensor dLogits, Tensor dGates, Tensor dProbs, Tensor dLse, Tensor probs,
+                             Tensor topIdx, Tensor gates, GateMode mode) {
+        CpuRouting.gateBackward(dLogits, dGates, dProbs, dLse, probs, topIdx, gates, mode);
+    }
+
+    @Override
+    public int dispatchPlan(Tensor rowToken, Tensor copyRow, int[] offsets, int[] selected, Tensor topIdx,
+                            int numExperts, int capacity) {
+        return CpuRouting.dispatchPlan(rowToken, copyRow, offsets, selected, topIdx, numExperts, capacity);
+    }
+
+    @Override
+    public void permuteForward(Tensor xp, Tensor x, Tensor rowToken, int m) {
+        CpuRouting.permuteForward(xp, x, rowToken, m);
+    }
+
+    @Override
+    public void permuteBackward(Tensor dx, Tensor dxp, Tensor rowToken, int m) {
+        CpuRouting.permuteBackward(dx, dxp, rowToken, m);
+    }
+
+    @Override
+    public void unpermuteForward(Tensor y, Tensor yp, Tensor copyRow, Tensor gates) {
+        CpuRouting.unpermuteForward(y, yp, copyRow, gates);
+    }
+
+    @Override
+    public void unpermuteBackward(Tensor dyp, Tensor dGates, Tensor dy, Tensor yp, Tensor copyRow, Tensor gates) {
+        CpuRouting.unpermuteBackward(dyp, dGates, dy, yp, copyRow, gates);
+    }
+
+    @Override
+    public float[] routerLossForward(Tensor probs, Tensor lse, int[] selected, int k, float alpha, float beta) {
+        return CpuRouting.routerLossForward(probs, lse, selected, k, alpha, beta);
+    }
+
+    @Override
+    public void routerLossBackward(Tensor dProbs, Tensor dLse, Tensor probs, Tensor lse, int[] selected, int k,
+                                   float alpha, float beta, float dLoss) {
+        CpuRouting.routerLossBackward(dProbs, dLse, probs, lse, selected, k, alpha, beta, dLoss);
+    }
+
+    // ---- loss and optimizer -------------------------------------------------------------------
+
+    @Override
+    public void crossEntropyForward(Tensor losses, Tensor probs, Tensor logits, Tensor labels) {
+        int n = logits.dim(0);
+        int classes = logits.dim(1);
+        Check.shape("crossEntropyForward", probs, n, classes);
+        Check.shape("crossEntropyForward", losses, n);
+        Check.shape("crossEntropyForward", labels, n);
+        float[] l = f(logits);
+        float[] p = f(probs);
+        int[] y = i(labels);
+        for (int r = 0; r < n; r++) {
+            int label = y[o(labels) + r];
+            Check.that(label >= 0 && label < classes,
+                    "crossEntropyForward: label " + label + " at row " + r + " is outside [0, " + classes + ")");
+            int lr = o(logits) + r * classes;
+            int pr = o(probs) + r * classes;
+            float lse = CpuRouting.softmaxRow(l, lr, p, pr, classes);
+            f(losses)[o(losses) + r] = lse - l[lr + label];
+        }
+    }
+
+    @Override
+    public void crossEntropyBackward(Tensor dLogits, Tensor probs, Tensor labels, float scale) {
+        int n = probs.dim(0);
+        int classes = probs.dim(1);
+        Check.shape("crossEntropyBackward", dLogits, n, classes);
+        float[] p = f(probs);
+        float[] dl = f(dLogits);
+        int[] y = i(labels);
+        for (int r = 0; r < n; r++) {
+            int pr = o(probs) + r * classes;
+            int dr = o(dLogits) + r * classes;
+            for (int j = 0; j < classes; j++) {
+                dl[dr + j] = scale * p[pr + j];
+            }
+            dl[dr + y[o(labels) + r]] -= scale;
+        }
+    }
+
+    @Override
+    public void adamWStep(Tensor w, Tensor g, Tensor m, Tensor v, float lr, float beta1, float beta2,
+                          float eps, float weightDecay, int t) {
+        Check.sameSize("adamWStep", w, g);
+        Check.sameSize("adamWStep", w, m);
+        Check.sameSize("adamWStep", w, v);
+        Check.that(t >= 1, "adamWStep: step must be >= 1, got " + t);
+        float c1 = (float) (1.0 / (1.0 - Math.pow(beta1, t)));
+        float c2 = (float) (1.0 / (1.0 - Math.pow(beta2, t)));
+        float[] wa = f(w);
+        float[] ga = f(g);
+        float[] ma = f(m);
+        float[] va = f(v);
+        int wo = o(w);
+        int go = o(g);
+        int mo = o(m);
+        int vo = o(v);
+        for (int j = 0, n = w.size(); j < n; j++) {
+            float gj = ga[go + j];
+            float mj = beta1 * ma[mo + j] + (1f - beta1) * gj;
+            float vj = beta2 * va[vo + j] + (1f - beta2) * gj * gj;
+            ma[mo + j] = mj;
+            va[vo + j] = vj;
+            float wj = wa[wo + j];
+            wa[wo + j] = wj - lr * (mj * c1 / ((float) Math.sqrt(vj * c2) + eps) + weightDecay * wj);
+        }
+    }
+
+    @Override
+    public void close() {
+        // Java arrays: nothing to release.
+    }
+}

@@ -1,0 +1,345 @@
+package io.roundhouse.kernels;
+
+import static io.roundhouse.kernels.CpuBackend.f;
+import static io.roundhouse.kernels.CpuBackend.i;
+import static io.roundhouse.kernels.CpuBackend.o;
+
+/**
+ * Routing ops of the CPU backend: gating, the capacity-limited dispatch plan, permute/un-permute
+ * and the router's auxiliary losses. Legend as in {@link Backend}.
+ */
+final class CpuRouting {
+    private CpuRouting() {
+    }
+
+    /** probs[po, po+n) = softmax(logits[lo, lo+n)); returns logsumexp. */
+    static float softmaxRow(float[] logits, int lo, float[] probs, int po, int n) {
+        float max = Float.NEGATIVE_INFINITY;
+        for (int j = 0; j < n; j++) {
+            max = Math.max(max, logits[lo + j]);
+        }
+        double sum = 0;
+        for (int j = 0; j < n; j++) {
+            float e = (float) Math.exp(logits[lo + j] - max);
+            probs[po + j] = e;
+            sum += e;
+        }
+        float inv = (float) (1.0 / sum);
+        for (int j = 0; j < n; j++) {
+            probs[po + j] *= inv;
+        }
+        return max + (float) Math.log(sum);
+    }
+
+    static void gateForward(Tensor probs, Tensor lse, Tensor topIdx, Tensor gates, Tensor logits, GateMode mode) {
+        int n = logits.dim(0);
+        int e = logits.dim(1);
+        int k = topIdx.dim(1);
+        Check.that(k >= 1 && k <= e, "gateForward: top-k " + k + " must be in [1, E=" + e + "]");
+        Check.shape("gateForward", probs, n, e);
+        Check.shape("gateForward", lse, n);
+        Check.shape("gateForward", topIdx, n, k);
+        Check.shape("gateForward", gates, n, k);
+        float[] l = f(logits);
+        float[] p = f(probs);
+        int[] idx = i(topIdx);
+        float[] g = f(gates);
+        for (int r = 0; r < n; r++) {
+            int lr = o(logits) + r * e;
+            int pr = o(probs) + r * e;
+            int kr = o(topIdx) + r * k;
+            int gr = o(gates) + r * k;
+            f(lse)[o(lse) + r] = softmaxRow(l, lr, p, pr, e);
+            // K passes of argmax; scanning upwards with '>' gives ties to the lower index.
+            for (int s = 0; s < k; s++) {
+                int best = -1;
+                for (int j = 0; j < e; j++) {
+                    if (isChosen(idx, kr, s, j)) {
+                        continue;
+                    }
+                    if (best < 0 || l[lr + j] > l[lr + best]) {
+                        best = j;
+                    }
+                }
+                idx[kr + s] = best;
+            }
+            switch (mode) {
+                case SOFTMAX_TOPK -> {
+                    for (int s = 0; s < k; s++) {
+                        g[gr + s] = p[pr + idx[kr + s]];
+                    }
+                }
+                case SOFTMAX_TOPK_RENORM -> {
+                    double sum = 0;
+                    for (int s = 0; s < k; s++) {
+                        sum += p[pr + idx[kr + s]];
+                    }
+                    for (int s = 0; s < k; s++) {
+                        g[gr + s] = (float) (p[pr + idx[kr + s]] / sum);
+                    }
+                }
+                case TOPK_SOFTMAX -> {
+                    float max = l[lr + idx[kr]];
+                    double sum = 0;
+                    for (int s = 0; s < k; s++) {
+                        float v = (float) Math.exp(l[lr + idx[kr + s]] - max);
+                        g[gr + s] = v;
+                        sum += v;
+                    }
+                    for (int s = 0; s < k; s++) {
+                        g[gr + s] = (float) (g[gr + s] / sum);
+                    }
+                }
+                default -> throw new IllegalStateException("unhandled gate mode " + mode);
+            }
+        }
+    }
+
+    private static boolean isChosen(int[] idx, int kr, int count, int j) {
+        for (int s = 0; s < count; s++) {
+            if (idx[kr + s] == j) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    static void gateBackward(Tensor dLogits, Tensor dGates, Tensor dProbs, Tensor dLse, Tensor probs,
+                             Tensor topIdx, Tensor gates, GateMode mode) {
+        int n = probs.dim(0);
+        int e = probs.dim(1);
+        int k = topIdx.dim(1);
+        Check.shape("gateBackward", dLogits, n, e);
+        Check.shape("gateBackward", dGates, n, k);
+        float[] dl = f(dLogits);
+        float[] dg = f(dGates);
+        float[] p = f(probs);
+        float[] g = f(gates);
+        int[] idx = i(topIdx);
+        for (int r = 0; r < n; r++) {
+            int dlr = o(dLogits) + r * e;
+            int pr = o(probs) + r * e;
+            int kr = o(topIdx) + r * k;
+            int gr = o(gates) + r * k;
+            int dgr = o(dGates) + r * k;
+            java.util.Arrays.fill(dl, dlr, dlr + e, 0f);
+            if (mode == GateMode.SOFTMAX_TOPK) {
+                // g_j = p_j on S: dh_l = p_l·(dg_l·[l∈S] − Σ_{j∈S} dg_j p_j).
+                double s = 0;
+                for (int q = 0; q < k; q++) {
+                    s += dg[dgr + q] * p[pr + idx[kr + q]];
+                }
+                for (int j = 0; j < e; j++) {
+                    dl[dlr + j] = (float) (-p[pr + j] * s);
+                }
+                for (int q = 0; q < k; q++) {
+                    int j = idx[kr + q];
+                    dl[dlr + j] += p[pr + j] * dg[dgr + q];
+                }
+            } else {
+                // g = softmax over S (renormalising the full softmax is the same function of h_S).
+                double s = 0;
+                for (int q = 0; q < k; q++) {
+                    s += g[gr + q] * dg[dgr + q];
+                }
+                for (int q = 0; q < k; q++) {
+                    dl[dlr + idx[kr + q]] = (float) (g[gr + q] * (dg[dgr + q] - s));
+                }
+            }
+            if (dProbs != null) {
+                float[] dp = f(dProbs);
+                int dpr = o(dProbs) + r * e;
+                double s = 0;
+                for (int j = 0; j < e; j++) {
+                    s += dp[dpr + j] * p[pr + j];
+                }
+                for (int j = 0; j < e; j++) {
+                    dl[dlr + j] += (float) (p[pr + j] * (dp[dpr + j] - s));
+                }
+            }
+            if (dLse != null) {
+                float d = f(dLse)[o(dLse) + r];
+                for (int j = 0; j < e; j++) {
+                    dl[dlr + j] += d * p[pr + j];
+                }
+            }
+        }
+    }
+
+    static int dispatchPlan(Tensor rowToken, Tensor copyRow, int[] offsets, int[] selected, Tensor topIdx,
+                            int numExperts, int capacity) {
+        int n = topIdx.dim(0);
+        int k = topIdx.dim(1);
+        Check.shape("dispatchPlan", copyRow, n, k);
+        Check.that(rowToken.size() >= n * k, "dispatchPlan: rowToken " + rowToken + " needs N·K = " + (n * k) + " entries");
+        Check.that(offsets.length == numExperts + 1, "dispatchPlan: offsets needs E+1 = " + (numExperts + 1) + " entries");
+        Check.that(selected.length == numExperts, "dispatchPlan: selected needs E = " + numExperts + " entries");
+        int[] idx = i(topIdx);
+        int[] rows = i(copyRow);
+        int[] tok = i(rowToken);
+        int io = o(topIdx);
+        int co = o(copyRow);
+        int to = o(rowToken);
+        java.util.Arrays.fill(selected, 0);
+        java.util.Arrays.fill(offsets, 0);
+        // Pass 1: admission in priority order (choice rank, then token); offsets[e+1] counts kept copies.
+        for (int s = 0; s < k; s++) {
+            for (int r = 0; r < n; r++) {
+                int e = idx[io + r * k + s];
+                Check.that(e >= 0 && e < numExperts,
+                        "dispatchPlan: expert index " + e + " of token " + r + " is outside [0, " + numExperts + ")");
+                selected[e]++;
+                boolean keep = capacity <= 0 || offsets[e + 1] < capacity;
+                if (keep) {
+                    offsets[e + 1]++;
+                }
+                rows[co + r * k + s] = keep ? 0 : -1;
+            }
+        }
+        for (int e = 0; e < numExperts; e++) {
+            offsets[e + 1] += offsets[e];
+        }
+        // Pass 2: the same order fills each expert's group.
+        int[] cursor = offsets.clone();
+        for (int s = 0; s < k; s++) {
+            for (int r = 0; r < n; r++) {
+                int c = co + r * k + s;
+                if (rows[c] < 0) {
+                    continue;
+                }
+                int row = cursor[idx[io + r * k + s]]++;
+                tok[to + row] = r;
+                rows[c] = row;
+            }
+        }
+        return offsets[numExperts];
+    }
+
+    static void permuteForward(Tensor xp, Tensor x, Tensor rowToken, int m) {
+        int d = x.rowSize();
+        Check.atLeastRows("permuteForward", xp, m, d);
+        float[] src = f(x);
+        float[] dst = f(xp);
+        int[] tok = i(rowToken);
+        for (int r = 0; r < m; r++) {
+            System.arraycopy(src, o(x) + tok[o(rowToken) + r] * d, dst, o(xp) + r * d, d);
+        }
+    }
+
+    static void permuteBackward(Tensor dx, Tensor dxp, Tensor rowToken, int m) {
+        int d = dx.rowSize();
+        Check.atLeastRows("permuteBackward", dxp, m, d);
+        float[] dst = f(dx);
+        float[] src = f(dxp);
+        int[] tok = i(rowToken);
+        java.util.Arrays.fill(dst, o(dx), o(dx) + dx.size(), 0f);
+        for (int r = 0; r < m; r++) {
+            int to = o(dx) + tok[o(rowToken) + r] * d;
+            int so = o(dxp) + r * d;
+            for (int j = 0; j < d; j++) {
+                dst[to + j] += src[so + j];
+            }
+        }
+    }
+
+    static void unpermuteForward(Tensor y, Tensor yp, Tensor copyRow, Tensor gates) {
+        int n = y.dim(0);
+        int d = y.rowSize();
+        int k = copyRow.dim(1);
+        Check.shape("unpermuteForward", copyRow, n, k);
+        float[] ya = f(y);
+        float[] src = f(yp);
+        int[] rows = i(copyRow);
+        java.util.Arrays.fill(ya, o(y), o(y) + y.size(), 0f);
+        for (int r = 0; r < n; r++) {
+            int yr = o(y) + r * d;
+            for (int s = 0; s < k; s++) {
+                int row = rows[o(copyRow) + r * k + s];
+                if (row < 0) {
+                    continue;
+                }
+                float w = gates == null ? 1f : f(gates)[o(gates) + r * k + s];
+                int so = o(yp) + row * d;
+                for (int j = 0; j < d; j++) {
+                    ya[yr + j] += w * src[so + j];
+                }
+            }
+        }
+    }
+
+    static void unpermuteBackward(Tensor dyp, Tensor dGates, Tensor dy, Tensor yp, Tensor copyRow, Tensor gates) {
+        int n = dy.dim(0);
+        int d = dy.rowSize();
+        int k = copyRow.dim(1);
+        Check.shape("unpermuteBackward", copyRow, n, k);
+        float[] dya = f(dy);
+        float[] dst = f(dyp);
+        float[] ypa = f(yp);
+        int[] rows = i(copyRow);
+        for (int r = 0; r < n; r++) {
+            int dyr = o(dy) + r * d;
+            for (int s = 0; s < k; s++) {
+                int c = r * k + s;
+                int row = rows[o(copyRow) + c];
+                if (row < 0) {
+                    if (dGates != null) {
+                        f(dGates)[o(dGates) + c] = 0f;
+                    }
+                    continue;
+                }
+                float w = gates == null ? 1f : f(gates)[o(gates) + c];
+                int ro = o(dyp) + row * d;
+                int yo = o(yp) + row * d;
+                double dot = 0;
+                for (int j = 0; j < d; j++) {
+                    dst[ro + j] = w * dya[dyr + j];
+                    dot += dya[dyr + j] * ypa[yo + j];
+                }
+                if (dGates != null) {
+                    f(dGates)[o(dGates) + c] = (float) dot;
+                }
+            }
+        }
+    }
+
+    static float[] routerLossForward(Tensor probs, Tensor lse, int[] selected, int k, float alpha, float beta) {
+        int n = probs.dim(0);
+        int e = probs.dim(1);
+        Check.that(selected.length == e, "routerLossForward: selected has " + selected.length + " entries, expected E = " + e);
+        float[] p = f(probs);
+        double lb = 0;
+        for (int j = 0; j < e; j++) {
+            double meanP = 0;
+            for (int r = 0; r < n; r++) {
+                meanP += p[o(probs) + r * e + j];
+            }
+            lb += ((double) selected[j] / ((double) n * k)) * (meanP / n);
+        }
+        double z = 0;
+        float[] l = f(lse);
+        for (int r = 0; r < n; r++) {
+            z += (double) l[o(lse) + r] * l[o(lse) + r];
+        }
+        return new float[] {(float) (alpha * e * lb), (float) (beta * z / n)};
+    }
+
+    static void routerLossBackward(Tensor dProbs, Tensor dLse, Tensor probs, Tensor lse, int[] selected, int k,
+                                   float alpha, float beta, float dLoss) {
+        int n = probs.dim(0);
+        int e = probs.dim(1);
+        Check.shape("routerLossBackward", dProbs, n, e);
+        Check.shape("routerLossBackward", dLse, n);
+        float[] dp = f(dProbs);
+        for (int j = 0; j < e; j++) {
+            float v = (float) (dLoss * alpha * e * ((double) selected[j] / ((double) n * k)) / n);
+            for (int r = 0; r < n; r++) {
+                dp[o(dProbs) + r * e + j] = v;
+            }
+        }
+        float[] l = f(lse);
+        float[] dl = f(dLse);
+        for (int r = 0; r < n; r++) {
+            dl[o(dLse) + r] = dLoss * 2f * beta * l[o(lse) + r] / n;
+        }
+    }
+}

@@ -1,0 +1,28 @@
+package io.roundhouse.kernels;
+
+/** A tensor in a Java array: {@code f} (FLOAT32) or {@code i} (INT32), starting at {@code off}. */
+final class CpuTensor extends Tensor {
+    final float[] f;
+    final int[] i;
+    final int off;
+
+    CpuTensor(String name, DType dtype, int[] shape, float[] f, int[] i, int off) {
+        super(name, dtype, shape);
+        this.f = f;
+        this.i = i;
+        this.off = off;
+    }
+
+    @Override
+    public Tensor rows(int n) {
+        return rows(0, n);
+    }
+
+    @Override
+    public Tensor rows(int from, int n) {
+        if (from < 0 || n < 0 || from + n > dim(0)) {
+            throw new IllegalArgumentException("rows [" + from + ", " + (from + n) + ") out of range for " + this);
+        }
+        return new CpuTensor(name(), dtype(), shapeWithRows(n), f, i, off + from * rowSize());
+    }
+}

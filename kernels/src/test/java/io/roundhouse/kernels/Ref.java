@@ -1,0 +1,189 @@
+package io.roundhouse.kernels;
+
+/** Plain-loop double-precision references for every op's forward. Legend as in {@link Backend}. */
+final class Ref {
+    private Ref() {
+    }
+
+    /** y[n,out] = x[n,in]·w[in,out] + b. */
+    static double[] linear(double[] x, double[] w, double[] b, int n, int in, int out) {
+        double[] y = new double[n * out];
+        for (int r = 0; r < n; r++) {
+            for (int j = 0; j < out; j++) {
+                double s = b == null ? 0 : b[j];
+                for (int q = 0; q < in; q++) {
+                    s += x[r * in + q] * w[q * out + j];
+                }
+                y[r * out + j] = s;
+            }
+        }
+        return y;
+    }
+
+    static double[] activation(double[] a, int n, int f, Activation act) {
+        double[] h = new double[n * f];
+        for (int r = 0; r < n; r++) {
+            for (int j = 0; j < f; j++) {
+                if (act == Activation.GELU) {
+                    double v = a[r * f + j];
+                    h[r * f + j] = 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v * v * v)));
+                } else {
+                    double g = a[r * 2 * f + j];
+                    double u = a[r * 2 * f + f + j];
+                    h[r * f + j] = g / (1 + Math.exp(-g)) * u;
+                }
+            }
+        }
+        return h;
+    }
+
+    /** The grouped expert FFN, one expert after another. */
+    static double[] expertFfn(double[] x, double[] w1, double[] b1, double[] w2, double[] b2, int[] offsets,
+                              int d, int f, Activation act) {
+        int e = offsets.length - 1;
+        int f1 = act.preWidth(f);
+        double[] y = new double[offsets[e] * d];
+        for (int ex = 0; ex < e; ex++) {
+            int rows = offsets[ex + 1] - offsets[ex];
+            double[] xe = slice(x, offsets[ex] * d, rows * d);
+            double[] a = linear(xe, slice(w1, ex * d * f1, d * f1), b1 == null ? null : slice(b1, ex * f1, f1), rows, d, f1);
+            double[] h = activation(a, rows, f, act);
+            double[] ye = linear(h, slice(w2, ex * f * d, f * d), b2 == null ? null : slice(b2, ex * d, d), rows, f, d);
+            System.arraycopy(ye, 0, y, offsets[ex] * d, ye.length);
+        }
+        return y;
+    }
+
+    static double[] slice(double[] v, int from, int n) {
+        double[] s = new double[n];
+        System.arraycopy(v, from, s, 0, n);
+        return s;
+    }
+
+    /** LayerNorm (beta non-null) or RMSNorm (beta null). */
+    static double[] norm(double[] x, double[] gamma, double[] beta, int n, int d, double eps) {
+        double[] y = new double[n * d];
+        for (int r = 0; r < n; r++) {
+            double mu = 0;
+            if (beta != null) {
+                for (int j = 0; j < d; j++) {
+                    mu += x[r * d + j];
+                }
+                mu /= d;
+            }
+            double var = 0;
+            for (int j = 0; j < d; j++) {
+                var += (x[r * d + j] - mu) * (x[r * d + j] - mu);
+            }
+            double rs = 1 / Math.sqrt(var / d + eps);
+            for (int j = 0; j < d; j++) {
+                y[r * d + j] = (x[r * d + j] - mu) * rs * gamma[j] + (beta == null ? 0 : beta[j]);
+            }
+        }
+        return y;
+    }
+
+    static double[] softmax(double[] l, int n, int e) {
+        double[] p = new double[n * e];
+        for (int r = 0; r < n; r++) {
+            double max = Double.NEGATIVE_INFINITY;
+            for (int j = 0; j < e; j++) {
+                max = Math.max(max, l[r * e + j]);
+            }
+            double s = 0;
+            for (int j = 0; j < e; j++) {
+                s += Math.exp(l[r * e + j] - max);
+            }
+            for (int j = 0; j < e; j++) {
+                p[r * e + j] = Math.exp(l[r * e + j] - max) / s;
+            }
+        }
+        return p;
+    }
+
+    static double[] logSumExp(double[] l, int n, int e) {
+        double[] out = new double[n];
+        for (int r = 0; r < n; r++) {
+            double max = Double.NEGATIVE_INFINITY;
+            for (int j = 0; j < e; j++) {
+                max = Math.max(max, l[r * e + j]);
+            }
+            double s = 0;
+            for (int j = 0; j < e; j++) {
+                s += Math.exp(l[r * e + j] - max);
+            }
+            out[r] = max + Math.log(s);
+        }
+        return out;
+    }
+
+    /** Top-k indices by sorting (a different algorithm from the backend's k argmax passes). */
+    static int[] topK(double[] l, int n, int e, int k) {
+        int[] idx = new int[n * k];
+        for (int r = 0; r < n; r++) {
+            Integer[] order = new Integer[e];
+            for (int j = 0; j < e; j++) {
+                order[j] = j;
+            }
+            final int row = r;
+            java.util.Arrays.sort(order, (a, b) -> {
+                int c = Double.compare(l[row * e + b], l[row * e + a]);
+                return c != 0 ? c : Integer.compare(a, b);
+            });
+            for (int s = 0; s < k; s++) {
+                idx[r * k + s] = order[s];
+            }
+        }
+        return idx;
+    }
+
+    /** Gate values for a fixed top-k selection. */
+    static double[] gates(double[] l, int[] idx, int n, int e, int k, GateMode mode) {
+        double[] p = softmax(l, n, e);
+        double[] g = new double[n * k];
+        for (int r = 0; r < n; r++) {
+            double sumP = 0;
+            double sumExp = 0;
+            for (int s = 0; s < k; s++) {
+                sumP += p[r * e + idx[r * k + s]];
+                sumExp += Math.exp(l[r * e + idx[r * k + s]]);
+            }
+            for (int s = 0; s < k; s++) {
+                int j = idx[r * k + s];
+                g[r * k + s] = switch (mode) {
+                    case SOFTMAX_TOPK -> p[r * e + j];
+                    case SOFTMAX_TOPK_RENORM -> p[r * e + j] / sumP;
+                    case TOPK_SOFTMAX -> Math.exp(l[r * e + j]) / sumExp;
+                };
+            }
+        }
+        return g;
+    }
+
+    /** y[n] = Σ_k g[n,k]·yp[row(n,k)] over kept copies. */
+    static double[] unpermute(double[] yp, int[] copyRow, double[] gates, int n, int k, int d) {
+        double[] y = new double[n * d];
+        for (int r = 0; r < n; r++) {
+            for (int s = 0; s < k; s++) {
+                int row = copyRow[r * k + s];
+                if (row < 0) {
+                    continue;
+                }
+                double w = gates == null ? 1 : gates[r * k + s];
+                for (int j = 0; j < d; j++) {
+                    y[r * d + j] += w * yp[row * d + j];
+                }
+            }
+        }
+        return y;
+    }
+
+    static double[] crossEntropy(double[] logits, int[] labels, int n, int c) {
+        double[] lse = logSumExp(logits, n, c);
+        double[] loss = new double[n];
+        for (int r = 0; r < n; r++) {
+            loss[r] = lse[r] - logits[r * c + labels[r]];
+        }
+        return loss;
+    }
+}

@@ -1,0 +1,264 @@
+package io.roundhouse.kernels;
+
+import static io.roundhouse.kernels.OpTestSupport.assertClose;
+import static io.roundhouse.kernels.OpTestSupport.dot;
+import static io.roundhouse.kernels.OpTestSupport.numericGrad;
+import static io.roundhouse.kernels.OpTestSupport.rounded;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+/** Gating, the dispatch plan, permute/un-permute and the router losses. */
+class RoutingOpsTest {
+    private static final double GRAD_TOL = 2e-4;
+
+    @ParameterizedTest
+    @EnumSource(GateMode.class)
+    void gateForwardAndBackward(GateMode mode) {
+        for (int[] nek : new int[][] {{1, 1, 1}, {1, 4, 2}, {7, 5, 3}, {16, 8, 2}, {9, 3, 3}}) {
+            int n = nek[0];
+            int e = nek[1];
+            int k = nek[2];
+            OpTestSupport s = new OpTestSupport(n * 100L + e * 10 + k);
+            double[] l = rounded(s.randn(n * e, 1.5));
+            Tensor tl = s.tensor("logits", l, n, e);
+            Tensor probs = s.poisoned("probs", n, e);
+            Tensor lse = s.poisoned("lse", n);
+            Tensor idx = s.be.allocate("topIdx", DType.INT32, n, k);
+            Tensor gates = s.poisoned("gates", n, k);
+            s.be.gateForward(probs, lse, idx, gates, tl, mode);
+            String tag = mode + " N=" + n + " E=" + e + " K=" + k;
+            int[] want = Ref.topK(l, n, e, k);
+            assertArrayEquals(want, s.readInts(idx), tag + " top-k indices");
+            assertClose("gate probs " + tag, Ref.softmax(l, n, e), s.read(probs), 1e-6);
+            assertClose("gate lse " + tag, Ref.logSumExp(l, n, e), s.read(lse), 1e-6);
+            assertClose("gate values " + tag, Ref.gates(l, want, n, e, k, mode), s.read(gates), 1e-6);
+
+            // Backward through gates, the full softmax (as the load-balancing loss uses it) and lse.
+            double[] dg = rounded(s.randn(n * k, 1));
+            double[] dp = rounded(s.randn(n * e, 1));
+            double[] dlse = rounded(s.randn(n, 1));
+            Tensor dl = s.poisoned("dLogits", n, e);
+            s.be.gateBackward(dl, s.tensor("dGates", dg, n, k), s.tensor("dProbs", dp, n, e), s.tensor("dLse", dlse, n),
+                    probs, idx, gates, mode);
+            double[] fd = numericGrad(v -> {
+                double[] g = Ref.gates(v, want, n, e, k, mode);
+                double[] p = Ref.softmax(v, n, e);
+                double[] z = Ref.logSumExp(v, n, e);
+                double[] all = new double[g.length + p.length + z.length];
+                System.arraycopy(g, 0, all, 0, g.length);
+                System.arraycopy(p, 0, all, g.length, p.length);
+                System.arraycopy(z, 0, all, g.length + p.length, z.length);
+                return all;
+            }, l.clone(), concat(dg, dp, dlse));
+            assertClose("gate dLogits " + tag, fd, s.read(dl), GRAD_TOL);
+        }
+    }
+
+    private static double[] concat(double[]... parts) {
+        int n = 0;
+        for (double[] p : parts) {
+            n += p.length;
+        }
+        double[] all = new double[n];
+        int at = 0;
+        for (double[] p : parts) {
+            System.arraycopy(p, 0, all, at, p.length);
+            at += p.length;
+        }
+        return all;
+    }
+
+    @Test
+    void renormalisedSoftmaxEqualsTopKThenSoftmax() {
+        OpTestSupport s = new OpTestSupport(5);
+        int n = 33;
+        int e = 8;
+        int k = 2;
+        Tensor tl = s.tensor("logits", s.randn(n * e, 3), n, e);
+        double[][] g = new double[2][];
+        GateMode[] modes = {GateMode.SOFTMAX_TOPK_RENORM, GateMode.TOPK_SOFTMAX};
+        for (int j = 0; j < 2; j++) {
+            Tensor gates = s.be.allocate("gates", DType.FLOAT32, n, k);
+            s.be.gateForward(s.be.allocate("p", DType.FLOAT32, n, e), s.be.allocate("lse", DType.FLOAT32, n),
+                    s.be.allocate("idx", DType.INT32, n, k), gates, tl, modes[j]);
+            g[j] = s.read(gates);
+        }
+        assertClose("renorm vs topk_softmax", g[0], g[1], 1e-6);
+    }
+
+    @Test
+    void tiesGoToTheLowerExpert() {
+        OpTestSupport s = new OpTestSupport(1);
+        Tensor tl = s.tensor("logits", new double[] {1, 3, 3, 0, 3}, 1, 5);
+        Tensor idx = s.be.allocate("idx", DType.INT32, 1, 3);
+        s.be.gateForward(s.be.allocate("p", DType.FLOAT32, 1, 5), s.be.allocate("lse", DType.FLOAT32, 1), idx,
+                s.be.allocate("g", DType.FLOAT32, 1, 3), tl, GateMode.TOPK_SOFTMAX);
+        assertArrayEquals(new int[] {1, 2, 4}, s.readInts(idx));
+    }
+
+    @Test
+    void dispatchPlanFollowsThePriorityRule() {
+        OpTestSupport s = new OpTestSupport(1);
+        // 4 tokens, top-2, 3 experts. Choices (first, second) per token:
+        int[] top = {0, 1, /**/ 0, 2, /**/ 0, 1, /**/ 1, 0};
+        Tensor idx = s.ints("topIdx", top, 4, 2);
+        Tensor rowToken = s.be.allocate("rowToken", DType.INT32, 8);
+        Tensor copyRow = s.be.allocate("copyRow", DType.INT32, 4, 2);
+        int[] offsets = new int[4];
+        int[] selected = new int[3];
+        // Capacity 2: first choices go first (tokens 0,1 take expert 0; token 2's first choice is
+        // dropped; token 3 takes expert 1), then second choices (token 0 takes expert 1; token 1
+        // takes expert 2; token 2's second choice, expert 1, is full; token 3's, expert 0, is full).
+        int m = s.be.dispatchPlan(rowToken, copyRow, offsets, selected, idx, 3, 2);
+        assertEquals(5, m);
+        assertArrayEquals(new int[] {4, 3, 1}, selected, "copies that chose each expert before the limit");
+        assertArrayEquals(new int[] {0, 2, 4, 5}, offsets);
+        assertArrayEquals(new int[] {0, 1, 3, 0, 1}, java.util.Arrays.copyOf(s.readInts(rowToken), 5));
+        assertArrayEquals(new int[] {0, 3, 1, 4, -1, -1, 2, -1}, s.readInts(copyRow));
+
+        // Dropless keeps every copy; groups hold each expert's copies in priority order.
+        m = s.be.dispatchPlan(rowToken, copyRow, offsets, selected, idx, 3, 0);
+        assertEquals(8, m);
+        assertArrayEquals(new int[] {0, 4, 7, 8}, offsets);
+        assertArrayEquals(new int[] {0, 1, 2, 3, 3, 0, 2, 1}, s.readInts(rowToken));
+    }
+
+    @Test
+    void dispatchPlanIsConsistentOnRandomRoutes() {
+        OpTestSupport s = new OpTestSupport(9);
+        int n = 57;
+        int k = 2;
+        int e = 6;
+        int[] top = new int[n * k];
+        for (int r = 0; r < n; r++) {
+            top[r * k] = s.rnd.nextInt(e);
+            top[r * k + 1] = (top[r * k] + 1 + s.rnd.nextInt(e - 1)) % e;
+        }
+        Tensor rowToken = s.be.allocate("rowToken", DType.INT32, n * k);
+        Tensor copyRow = s.be.allocate("copyRow", DType.INT32, n, k);
+        int[] offsets = new int[e + 1];
+        int[] selected = new int[e];
+        int capacity = (int) Math.ceil(1.0 * k * n / e);
+        int m = s.be.dispatchPlan(rowToken, copyRow, offsets, selected, s.ints("topIdx", top, n, k), e, capacity);
+        int[] tok = s.readInts(rowToken);
+        int[] rows = s.readInts(copyRow);
+        int kept = 0;
+        for (int c = 0; c < n * k; c++) {
+            if (rows[c] >= 0) {
+                kept++;
+                assertEquals(c / k, tok[rows[c]], "row " + rows[c] + " holds its copy's token");
+                int ex = top[c];
+                assertTrue(rows[c] >= offsets[ex] && rows[c] < offsets[ex + 1], "copy " + c + " sits in its expert's group");
+            }
+        }
+        assertEquals(m, kept);
+        for (int ex = 0; ex < e; ex++) {
+            assertTrue(offsets[ex + 1] - offsets[ex] <= capacity, "expert " + ex + " over capacity");
+            assertEquals(Math.min(selected[ex], capacity), offsets[ex + 1] - offsets[ex], "expert " + ex + " fills to capacity");
+        }
+    }
+
+    @Test
+    void permuteAndUnpermuteAreAdjoint() {
+        OpTestSupport s = new OpTestSupport(3);
+        for (int[] shape : new int[][] {{1, 1, 1, 3}, {5, 2, 3, 4}, {31, 2, 8, 16}, {12, 3, 4, 1}}) {
+            int n = shape[0];
+            int k = shape[1];
+            int e = shape[2];
+            int d = shape[3];
+            int[] top = Ref.topK(s.randn(n * e, 1), n, e, k);
+            Tensor rowToken = s.be.allocate("rowToken", DType.INT32, n * k);
+            Tensor copyRow = s.be.allocate("copyRow", DType.INT32, n, k);
+            int capacity = Math.max(1, n * k / e - 1); // some copies drop
+            int m = s.be.dispatchPlan(rowToken, copyRow, new int[e + 1], new int[e], s.ints("topIdx", top, n, k), e, capacity);
+            double[] x = rounded(s.randn(n * d, 1));
+            double[] y = rounded(s.randn(m * d, 1));
+            Tensor xp = s.poisoned("xp", n * k, d);
+            s.be.permuteForward(xp, s.tensor("x", x, n, d), rowToken, m);
+            Tensor ux = s.poisoned("unpermute(y)", n, d);
+            s.be.unpermuteForward(ux, s.tensor("y", y, Math.max(m, 1), d).rows(m), copyRow, null);
+            double lhs = dot(java.util.Arrays.copyOf(s.read(xp), m * d), y);
+            double rhs = dot(x, s.read(ux));
+            assertEquals(lhs, rhs, 1e-4 * Math.max(1, Math.abs(lhs)), "<permute(x), y> == <x, unpermute(y)> for " + java.util.Arrays.toString(shape));
+            // permute's backward is the unweighted un-permute.
+            Tensor dx = s.poisoned("dx", n, d);
+            s.be.permuteBackward(dx, s.tensor("y", y, Math.max(m, 1), d).rows(m), rowToken, m);
+            assertClose("permuteBackward == unpermute " + java.util.Arrays.toString(shape), s.read(ux), s.read(dx), 1e-6);
+        }
+    }
+
+    @Test
+    void weightedUnpermuteBackward() {
+        OpTestSupport s = new OpTestSupport(4);
+        int n = 9;
+        int k = 2;
+        int e = 4;
+        int d = 5;
+        int[] top = Ref.topK(s.randn(n * e, 1), n, e, k);
+        Tensor rowToken = s.be.allocate("rowToken", DType.INT32, n * k);
+        Tensor copyRow = s.be.allocate("copyRow", DType.INT32, n, k);
+        int m = s.be.dispatchPlan(rowToken, copyRow, new int[e + 1], new int[e], s.ints("topIdx", top, n, k), e, 4);
+        int[] rows = s.readInts(copyRow);
+        double[] yp = rounded(s.randn(m * d, 1));
+        double[] g = rounded(s.randn(n * k, 1));
+        double[] dy = rounded(s.randn(n * d, 1));
+        Tensor ty = s.poisoned("y", n, d);
+        Tensor typ = s.tensor("yp", yp, m, d);
+        Tensor tg = s.tensor("gates", g, n, k);
+        s.be.unpermuteForward(ty, typ, copyRow, tg);
+        assertClose("unpermute fwd", Ref.unpermute(yp, rows, g, n, k, d), s.read(ty), 1e-6);
+        Tensor dyp = s.poisoned("dyp", m, d);
+        Tensor dg = s.poisoned("dGates", n, k);
+        s.be.unpermuteBackward(dyp, dg, s.tensor("dy", dy, n, d), typ, copyRow, tg);
+        assertClose("unpermute dyp", numericGrad(v -> Ref.unpermute(v, rows, g, n, k, d), yp.clone(), dy), s.read(dyp), GRAD_TOL);
+        assertClose("unpermute dGates", numericGrad(v -> Ref.unpermute(yp, rows, v, n, k, d), g.clone(), dy), s.read(dg), GRAD_TOL);
+    }
+
+    @Test
+    void routerLosses() {
+        OpTestSupport s = new OpTestSupport(6);
+        int n = 11;
+        int e = 5;
+        int k = 2;
+        double[] p = rounded(Ref.softmax(s.randn(n * e, 1), n, e));
+        double[] lse = rounded(s.randn(n, 2));
+        int[] selected = {7, 3, 0, 8, 4};
+        float alpha = 0.01f;
+        float beta = 0.001f;
+        java.util.function.Function<double[], double[]> ref = v -> {
+            double lb = 0;
+            for (int j = 0; j < e; j++) {
+                double meanP = 0;
+                for (int r = 0; r < n; r++) {
+                    meanP += v[r * e + j] / n;
+                }
+                lb += selected[j] / (double) (n * k) * meanP;
+            }
+            double z = 0;
+            for (int r = 0; r < n; r++) {
+                z += v[n * e + r] * v[n * e + r] / n;
+            }
+            return new double[] {alpha * e * lb, beta * z};
+        };
+        double[] both = new double[n * e + n];
+        System.arraycopy(p, 0, both, 0, n * e);
+        System.arraycopy(lse, 0, both, n * e, n);
+        Tensor tp = s.tensor("probs", p, n, e);
+        Tensor tl = s.tensor("lse", lse, n);
+        float[] got = s.be.routerLossForward(tp, tl, selected, k, alpha, beta);
+        assertClose("router losses fwd", ref.apply(both), new double[] {got[0], got[1]}, 1e-6);
+        Tensor dp = s.poisoned("dProbs", n, e);
+        Tensor dl = s.poisoned("dLse", n);
+        s.be.routerLossBackward(dp, dl, tp, tl, selected, k, alpha, beta, 1f);
+        double[] fd = numericGrad(ref, both.clone(), new double[] {1, 1});
+        double[] bwd = new double[n * e + n];
+        System.arraycopy(s.read(dp), 0, bwd, 0, n * e);
+        System.arraycopy(s.read(dl), 0, bwd, n * e, n);
+        assertClose("router losses bwd", fd, bwd, GRAD_TOL);
+    }
+}
