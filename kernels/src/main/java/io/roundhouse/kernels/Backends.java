@@ -11,11 +11,26 @@ public final class Backends {
     }
 
     /**
+     * Fails, saying what to use instead, when {@code choice} cannot be created on this machine.
+     * Creates nothing.
+     */
+    public static void checkAvailable(String choice) {
+        switch (choice) {
+            case "cpu", "auto" -> {
+            }
+            case "cuda" -> throw new UnsupportedOperationException(
+                    "backend = cuda: the CUDA backend is not built yet (issue #7). Use backend = cpu or auto.");
+            default -> throw new IllegalArgumentException("unknown backend '" + choice + "': use auto, cpu or cuda");
+        }
+    }
+
+    /**
      * @param choice {@code auto} (CUDA when available, else CPU), {@code cpu}, or {@code cuda}
      * @throws IllegalArgumentException for an unknown choice
      * @throws UnsupportedOperationException for {@code cuda}, which is not built yet
      */
     public static Backend create(String choice) {
+        checkAvailable(choice);
         switch (choice) {
             case "cpu" -> {
                 Backend b = new CpuBackend();
@@ -27,10 +42,7 @@ public final class Backends {
                 LOG.info("backend: {} (auto: the CUDA backend is not built yet, see issue #7)", b.name());
                 return b;
             }
-            case "cuda" -> throw new UnsupportedOperationException(
-                    "backend = cuda: the CUDA backend is not built yet (issue #7). Use backend = cpu or auto.");
-            default -> throw new IllegalArgumentException(
-                    "unknown backend '" + choice + "': use auto, cpu or cuda");
+            default -> throw new IllegalStateException("unreachable: " + choice);
         }
     }
 }

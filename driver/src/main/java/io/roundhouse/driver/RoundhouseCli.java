@@ -1,0 +1,43 @@
+package io.roundhouse.driver;
+
+import io.roundhouse.driver.bench.BenchCommand;
+import io.roundhouse.worker.config.ConfigException;
+import io.roundhouse.worker.data.DataException;
+import java.io.PrintWriter;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/** The {@code roundhouse} command: {@code train}, {@code config}, {@code bench}. */
+@Command(name = "roundhouse", mixinStandardHelpOptions = true, version = "roundhouse 0.1.0",
+        description = "Train Mixture-of-Experts models (single process today; Spark and multi-worker come next).",
+        subcommands = {TrainCommand.class, ConfigCommand.class, BenchCommand.class})
+public final class RoundhouseCli {
+
+    /** Exit code for a job that cannot run as configured (bad config, data, output folder). */
+    public static final int EXIT_USAGE = 2;
+
+    public static void main(String[] args) {
+        System.exit(run(args, new PrintWriter(System.out, true), new PrintWriter(System.err, true)));
+    }
+
+    /** Runs the command line and returns the exit code (used by tests; never exits the JVM). */
+    public static int run(String[] args, PrintWriter out, PrintWriter err) {
+        CommandLine cli = new CommandLine(new RoundhouseCli());
+        cli.setOut(out);
+        cli.setErr(err);
+        cli.setExecutionExceptionHandler((ex, commandLine, parseResult) -> {
+            if (ex instanceof ConfigException || ex instanceof DataException || ex instanceof IllegalArgumentException
+                    || ex instanceof UnsupportedOperationException) {
+                err.println("error: " + ex.getMessage());
+                return EXIT_USAGE;
+            }
+            throw ex;
+        });
+        try {
+            return cli.execute(args);
+        } finally {
+            out.flush();
+            err.flush();
+        }
+    }
+}

@@ -1,0 +1,32 @@
+package io.roundhouse.driver;
+
+import io.roundhouse.worker.config.JobConfig;
+import io.roundhouse.worker.train.Trainer;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Spec;
+
+/** {@code roundhouse train}: one process, all experts local, on the CPU backend. */
+@Command(name = "train", mixinStandardHelpOptions = true,
+        description = "Train the MoE classifier in this process and write a run directory "
+                + "(config.conf, metrics.jsonl, summary.json).")
+final class TrainCommand implements Callable<Integer> {
+    @Mixin
+    ConfigOptions options;
+
+    @Spec
+    picocli.CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() throws Exception {
+        JobConfig config = options.resolve();
+        Trainer trainer = new Trainer(config, new java.io.PrintStream(new WriterOutputStream(spec.commandLine().getOut()), true));
+        trainer.preflight();
+        spec.commandLine().getOut().println("resolved configuration:");
+        spec.commandLine().getOut().print(config.describe().lines().filter(l -> !l.startsWith("#"))
+                .map(l -> "  " + l + "\n").reduce("", String::concat));
+        trainer.run();
+        return 0;
+    }
+}

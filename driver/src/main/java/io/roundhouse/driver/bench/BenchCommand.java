@@ -1,0 +1,49 @@
+package io.roundhouse.driver.bench;
+
+import io.roundhouse.worker.config.JobConfig;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+/** {@code roundhouse bench kernels}: throughput against baselines measured in the same run. */
+@Command(name = "bench", mixinStandardHelpOptions = true,
+        description = "Benchmarks, each reported as a ratio against a baseline measured in the same run.")
+public final class BenchCommand implements Callable<Integer> {
+
+    @Parameters(index = "0", paramLabel = "WHAT", defaultValue = "kernels",
+            description = "kernels: sgemm at 1024^3 and at the expert shapes, grouped expert FFN forward+backward")
+    String what;
+
+    @Option(names = {"-c", "--config"}, paramLabel = "FILE",
+            description = "job config whose model shapes to measure (default: the built-in defaults)")
+    Path config;
+
+    @Option(names = "--seconds", defaultValue = "1.0", description = "minimum time per measurement (default 1.0)")
+    double seconds;
+
+    @Option(names = "--json", paramLabel = "FILE", description = "also write the results as JSON")
+    Path json;
+
+    @Spec
+    picocli.CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() throws Exception {
+        PrintWriter out = spec.commandLine().getOut();
+        if (!what.equals("kernels")) {
+            throw new IllegalArgumentException("unknown benchmark '" + what + "': available: kernels "
+                    + "(alltoall and train come with the comms and worker issues)");
+        }
+        JobConfig c = JobConfig.load(config, java.util.Map.of());
+        KernelBench.Report r = new KernelBench(c, seconds).run(out);
+        if (json != null) {
+            io.roundhouse.worker.train.RunFiles.writeAtomically(json, r.toJson());
+        }
+        return 0;
+    }
+
+}

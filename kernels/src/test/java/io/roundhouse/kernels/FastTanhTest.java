@@ -1,0 +1,24 @@
+package io.roundhouse.kernels;
+
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import org.junit.jupiter.api.Test;
+
+/** The rational tanh of the CPU backend against Math.tanh over the whole float range that matters. */
+class FastTanhTest {
+    @Test
+    void closeToMathTanh() {
+        double worst = 0;
+        float at = 0;
+        for (float u = -20f; u <= 20f; u += 1e-4f) {
+            double err = Math.abs(CpuBackend.tanh(u) - Math.tanh(u));
+            if (err > worst) {
+                worst = err;
+                at = u;
+            }
+        }
+        System.out.printf("rational tanh: worst |error| %.3e at %f%n", worst, at);
+        assertTrue(worst < 5e-7, "worst error " + worst + " at " + at);
+        assertTrue(CpuBackend.tanh(0f) == 0f && CpuBackend.tanh(-3f) == -CpuBackend.tanh(3f), "odd, exact at 0");
+    }
+}

@@ -1,0 +1,129 @@
+package io.roundhouse.worker.config;
+
+import java.util.List;
+import java.util.Locale;
+import java.util.function.Function;
+
+/**
+ * One documented configuration key: its name (with the unit in it where it has one), default, one
+ * line of documentation and a parser that validates. Keys are declared once, in {@link ConfigKeys}.
+ *
+ * @param <T> the value's type
+ */
+public final class ConfigKey<T> {
+    private final String name;
+    private final String defaultText;
+    private final String doc;
+    private final Function<String, T> parser;
+
+    private ConfigKey(String name, String defaultText, String doc, Function<String, T> parser) {
+        this.name = name;
+        this.defaultText = defaultText;
+        this.doc = doc;
+        this.parser = parser;
+        parse(defaultText); // a default that does not validate is a programming error
+    }
+
+    public String name() {
+        return name;
+    }
+
+    public String defaultText() {
+        return defaultText;
+    }
+
+    public String doc() {
+        return doc;
+    }
+
+    /** Parses and validates {@code text}, or throws a {@link ConfigException} naming this key. */
+    public T parse(String text) {
+        try {
+            return parser.apply(text.trim());
+        } catch (ConfigException e) {
+            throw e;
+        } catch (RuntimeException e) {
+            throw new ConfigException(name + " = '" + text + "': " + e.getMessage() + " (" + doc + ")");
+        }
+    }
+
+    static ConfigKey<Integer> intKey(String name, int def, int min, int max, String doc) {
+        return new ConfigKey<>(name, Integer.toString(def), doc, t -> {
+            int v;
+            try {
+                v = Integer.parseInt(t);
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException("not an integer; expected an integer in [" + min + ", " + max + "]");
+            }
+            if (v < min || v > max) {
+                throw new IllegalArgumentException("out of range; expected an integer in [" + min + ", " + max + "]");
+            }
+            return v;
+        });
+    }
+
+    static ConfigKey<Long> longKey(String name, long def, String doc) {
+        return new ConfigKey<>(name, Long.toString(def), doc, t -> {
+            try {
+                return Long.parseLong(t);
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException("not an integer");
+            }
+        });
+    }
+
+    /** A float in [min, max] ({@code maxInclusive} false makes it [min, max)). */
+    static ConfigKey<Double> doubleKey(String name, double def, double min, double max, boolean maxInclusive, String doc) {
+        String range = "a number in [" + min + ", " + max + (maxInclusive ? "]" : ")");
+        return new ConfigKey<>(name, Double.toString(def), doc, t -> {
+            double v;
+            try {
+                v = Double.parseDouble(t);
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException("not a number; expected " + range);
+            }
+            if (!(v >= min && (maxInclusive ? v <= max : v < max))) {
+                throw new IllegalArgumentException("out of range; expected " + range);
+            }
+            return v;
+        });
+    }
+
+    static ConfigKey<String> stringKey(String name, String def, String doc) {
+        return new ConfigKey<>(name, def, doc, t -> {
+            if (t.isEmpty()) {
+                throw new IllegalArgumentException("must not be empty");
+            }
+            return t;
+        });
+    }
+
+    /** One of an enum's constants, written in lower case in config files. */
+    static <E extends Enum<E>> ConfigKey<E> enumKey(String name, E def, Class<E> type, String doc) {
+        List<String> allowed = java.util.Arrays.stream(type.getEnumConstants())
+                .map(c -> c.name().toLowerCase(Locale.ROOT)).toList();
+        return new ConfigKey<>(name, def.name().toLowerCase(Locale.ROOT), doc, t -> {
+            for (E c : type.getEnumConstants()) {
+                if (c.name().equalsIgnoreCase(t)) {
+                    return c;
+                }
+            }
+            throw new IllegalArgumentException("expected one of " + allowed);
+        });
+    }
+
+    /** One of a fixed set of words. */
+    static ConfigKey<String> choiceKey(String name, String def, List<String> allowed, String doc) {
+        return new ConfigKey<>(name, def, doc, t -> {
+            if (!allowed.contains(t)) {
+                throw new IllegalArgumentException("expected one of " + allowed);
+            }
+            return t;
+        });
+    }
+
+    @Override
+    public String toString() {
+        return name;
+    }
+}

@@ -1,0 +1,109 @@
+package io.roundhouse.worker.config;
+
+import static io.roundhouse.worker.config.ConfigKey.choiceKey;
+import static io.roundhouse.worker.config.ConfigKey.doubleKey;
+import static io.roundhouse.worker.config.ConfigKey.enumKey;
+import static io.roundhouse.worker.config.ConfigKey.intKey;
+import static io.roundhouse.worker.config.ConfigKey.longKey;
+import static io.roundhouse.worker.config.ConfigKey.stringKey;
+
+import io.roundhouse.kernels.Activation;
+import io.roundhouse.kernels.GateMode;
+import io.roundhouse.worker.model.NormKind;
+import java.util.List;
+
+/** Every job configuration key, with its default, documentation and validator. */
+public final class ConfigKeys {
+    private ConfigKeys() {
+    }
+
+    // ---- data ---------------------------------------------------------------------------------
+    public static final ConfigKey<String> DATA_DIR = stringKey("data.dir", "/usr/share/datasets/fashion-mnist",
+            "folder with the Fashion-MNIST IDX files (train-/t10k- images and labels, .gz or plain)");
+    public static final ConfigKey<Integer> DATA_VALIDATION_EXAMPLES = intKey("data.validationExamples", 5000, 0, 1_000_000,
+            "training examples held out (after a seeded shuffle) as the validation split");
+
+    // ---- model --------------------------------------------------------------------------------
+    public static final ConfigKey<Integer> MODEL_DIM = intKey("model.dim", 192, 1, 65_536,
+            "model width D: each 28x28 image is flattened and embedded to D");
+    public static final ConfigKey<Integer> MODEL_BLOCKS = intKey("model.blocks", 2, 1, 256,
+            "number of [norm -> MoE FFN -> residual] blocks L");
+    public static final ConfigKey<Integer> MODEL_EXPERTS = intKey("model.experts", 8, 1, 4096,
+            "experts per MoE block E");
+    public static final ConfigKey<Integer> MODEL_TOP_K = intKey("model.topK", 2, 1, 4096,
+            "experts each token is sent to K (at most model.experts)");
+    public static final ConfigKey<Integer> MODEL_EXPERT_HIDDEN = intKey("model.expertHidden", 384, 1, 1 << 20,
+            "hidden width F of each expert FFN");
+    public static final ConfigKey<Activation> MODEL_ACTIVATION = enumKey("model.activation", Activation.GELU,
+            Activation.class, "expert FFN type: gelu (GELU-MLP) or swiglu");
+    public static final ConfigKey<NormKind> MODEL_NORM = enumKey("model.norm", NormKind.LAYERNORM, NormKind.class,
+            "normalisation before each MoE block and the head: layernorm or rmsnorm");
+    public static final ConfigKey<GateMode> MODEL_GATE = enumKey("model.gate", GateMode.TOPK_SOFTMAX, GateMode.class,
+            "gating: softmax_topk (no renormalisation), softmax_topk_renorm, or topk_softmax");
+    public static final ConfigKey<Double> MODEL_CAPACITY_FACTOR = doubleKey("model.capacityFactor", 1.25, 0, 64, true,
+            "expert capacity C = ceil(factor * K * tokens / E) per batch; 0 = dropless (no limit)");
+    public static final ConfigKey<Double> MODEL_DROPOUT_INPUT = doubleKey("model.dropout.input", 0.1, 0, 0.9, true,
+            "dropout rate on the input pixels");
+    public static final ConfigKey<Double> MODEL_DROPOUT_BLOCK = doubleKey("model.dropout.block", 0.1, 0, 0.9, true,
+            "dropout rate on each MoE block's output before the residual add");
+
+    // ---- loss ---------------------------------------------------------------------------------
+    public static final ConfigKey<Double> LOSS_LOAD_BALANCE = doubleKey("loss.loadBalance", 0.01, 0, 100, true,
+            "coefficient alpha of the Switch load-balancing loss alpha*E*sum_e f_e*P_e, per block");
+    public static final ConfigKey<Double> LOSS_Z = doubleKey("loss.zLoss", 0.001, 0, 100, true,
+            "coefficient beta of the router z-loss beta*mean(logsumexp(logits)^2), per block");
+
+    // ---- training -----------------------------------------------------------------------------
+    public static final ConfigKey<Integer> TRAIN_EPOCHS = intKey("train.epochs", 12, 1, 100_000,
+            "passes over the training split");
+    public static final ConfigKey<Integer> TRAIN_MAX_STEPS = intKey("train.maxSteps", 0, 0, Integer.MAX_VALUE,
+            "stop after this many optimizer steps (0 = run all epochs); the LR schedule spans the shorter");
+    public static final ConfigKey<Integer> TRAIN_BATCH_SIZE = intKey("train.batchSize", 256, 1, 1 << 20,
+            "examples per optimizer step (the last partial batch of an epoch is skipped)");
+    public static final ConfigKey<Double> TRAIN_LR = doubleKey("train.lr", 2e-3, 0, 10, true,
+            "peak learning rate of AdamW");
+    public static final ConfigKey<Double> TRAIN_MIN_LR_FRACTION = doubleKey("train.minLrFraction", 0.02, 0, 1, true,
+            "learning rate at the end of the cosine decay, as a fraction of train.lr");
+    public static final ConfigKey<Integer> TRAIN_WARMUP_STEPS = intKey("train.warmupSteps", 200, 0, Integer.MAX_VALUE,
+            "steps of linear learning-rate warm-up from 0 before the cosine decay");
+    public static final ConfigKey<Double> TRAIN_WEIGHT_DECAY = doubleKey("train.weightDecay", 0.05, 0, 10, true,
+            "AdamW decoupled weight decay on weight matrices (not on biases or norm gains)");
+    public static final ConfigKey<Double> TRAIN_BETA1 = doubleKey("train.beta1", 0.9, 0, 1, false,
+            "AdamW first-moment decay");
+    public static final ConfigKey<Double> TRAIN_BETA2 = doubleKey("train.beta2", 0.999, 0, 1, false,
+            "AdamW second-moment decay");
+    public static final ConfigKey<Double> TRAIN_CLIP_NORM = doubleKey("train.clipNorm", 1.0, 0, 1e9, true,
+            "clip gradients to this global L2 norm; 0 = no clipping");
+    public static final ConfigKey<Long> TRAIN_SEED = longKey("train.seed", 1,
+            "seed of initialisation, shuffling, the validation split and dropout masks");
+    public static final ConfigKey<Integer> TRAIN_EVAL_BATCH_SIZE = intKey("train.evalBatchSize", 1000, 1, 1 << 20,
+            "examples per forward pass when evaluating (no dropout, dropless routing)");
+
+    // ---- runtime and output -------------------------------------------------------------------
+    public static final ConfigKey<String> BACKEND = choiceKey("backend", "auto", List.of("auto", "cpu", "cuda"),
+            "where the math runs: auto (CUDA when available, else CPU), cpu, or cuda");
+    public static final ConfigKey<String> OUTPUT_DIR = stringKey("output.dir", "runs",
+            "folder under which each run gets its own directory (created if missing)");
+    public static final ConfigKey<Integer> LOG_EVERY_STEPS = intKey("log.everySteps", 50, 1, Integer.MAX_VALUE,
+            "print a progress line every this many steps (metrics are written every step)");
+
+    /** All keys, in the order they are documented and printed. */
+    public static final List<ConfigKey<?>> ALL = List.of(
+            DATA_DIR, DATA_VALIDATION_EXAMPLES,
+            MODEL_DIM, MODEL_BLOCKS, MODEL_EXPERTS, MODEL_TOP_K, MODEL_EXPERT_HIDDEN, MODEL_ACTIVATION, MODEL_NORM,
+            MODEL_GATE, MODEL_CAPACITY_FACTOR, MODEL_DROPOUT_INPUT, MODEL_DROPOUT_BLOCK,
+            LOSS_LOAD_BALANCE, LOSS_Z,
+            TRAIN_EPOCHS, TRAIN_MAX_STEPS, TRAIN_BATCH_SIZE, TRAIN_LR, TRAIN_MIN_LR_FRACTION, TRAIN_WARMUP_STEPS,
+            TRAIN_WEIGHT_DECAY, TRAIN_BETA1, TRAIN_BETA2, TRAIN_CLIP_NORM, TRAIN_SEED, TRAIN_EVAL_BATCH_SIZE,
+            BACKEND, OUTPUT_DIR, LOG_EVERY_STEPS);
+
+    /** The key called {@code name}, or null. */
+    public static ConfigKey<?> byName(String name) {
+        for (ConfigKey<?> k : ALL) {
+            if (k.name().equals(name)) {
+                return k;
+            }
+        }
+        return null;
+    }
+}

@@ -1,0 +1,41 @@
+package io.roundhouse.worker.model;
+
+import io.roundhouse.kernels.Tensor;
+
+/**
+ * Moves token rows between the workers that route them and the workers that own their experts:
+ * steps 3 and 5 of the MoE layer (see {@link MoeLayer}). Rows arrive at {@link #dispatch} grouped
+ * by global expert; what comes back from it is grouped by the experts this worker hosts.
+ *
+ * <p>Backward mirrors forward: the backward of dispatch is a combine, the backward of combine a
+ * dispatch, with send and receive sizes swapped. An implementation owns the buffers it returns;
+ * each of the four methods returns a tensor the next call to the same method may overwrite.
+ *
+ * <p>{@link LocalExchange} is the single-process case (this worker hosts every expert). The Aeron
+ * all-to-all implementation comes with expert parallelism (issue #4).
+ */
+public interface ExpertExchange {
+
+    /** Number of experts hosted here. */
+    int localExperts();
+
+    /** Global id of the first hosted expert (hosted experts are contiguous). */
+    int firstLocalExpert();
+
+    /**
+     * @param xp           rows grouped by global expert, xp[M,D]
+     * @param offsets      global group boundaries, int[E+1]
+     * @param localOffsets out: group boundaries of the returned rows, int[localExperts+1]
+     * @return the rows for the hosted experts, [M_local, D]
+     */
+    Tensor dispatch(Tensor xp, int[] offsets, int[] localOffsets);
+
+    /** Sends expert outputs yr[M_local,D] back; returns yp[M,D] in the layout {@code xp} had. */
+    Tensor combine(Tensor yr, int[] localOffsets, int[] offsets);
+
+    /** Backward of {@link #dispatch}: dxr[M_local,D] → dxp[M,D]. */
+    Tensor dispatchBackward(Tensor dxr, int[] localOffsets, int[] offsets);
+
+    /** Backward of {@link #combine}: dyp[M,D] → dyr[M_local,D]. */
+    Tensor combineBackward(Tensor dyp, int[] offsets, int[] localOffsets);
+}

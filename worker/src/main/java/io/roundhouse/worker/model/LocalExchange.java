@@ -1,0 +1,43 @@
+package io.roundhouse.worker.model;
+
+import io.roundhouse.kernels.Tensor;
+
+/** One worker hosts all E experts: every exchange is the identity and copies nothing. */
+public final class LocalExchange implements ExpertExchange {
+    private final int experts;
+
+    public LocalExchange(int experts) {
+        this.experts = experts;
+    }
+
+    @Override
+    public int localExperts() {
+        return experts;
+    }
+
+    @Override
+    public int firstLocalExpert() {
+        return 0;
+    }
+
+    @Override
+    public Tensor dispatch(Tensor xp, int[] offsets, int[] localOffsets) {
+        System.arraycopy(offsets, 0, localOffsets, 0, experts + 1);
+        return xp;
+    }
+
+    @Override
+    public Tensor combine(Tensor yr, int[] localOffsets, int[] offsets) {
+        return yr;
+    }
+
+    @Override
+    public Tensor dispatchBackward(Tensor dxr, int[] localOffsets, int[] offsets) {
+        return dxr;
+    }
+
+    @Override
+    public Tensor combineBackward(Tensor dyp, int[] offsets, int[] localOffsets) {
+        return dyp;
+    }
+}

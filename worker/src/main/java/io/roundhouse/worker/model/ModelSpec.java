@@ -1,0 +1,50 @@
+package io.roundhouse.worker.model;
+
+import io.roundhouse.kernels.Activation;
+import io.roundhouse.kernels.GateMode;
+import io.roundhouse.worker.config.ConfigKeys;
+import io.roundhouse.worker.config.JobConfig;
+
+/**
+ * The shape and regularisation of an MoE classifier.
+ *
+ * @param inputs          input features per example (784 for 28×28 images)
+ * @param classes         output classes C
+ * @param dim             model width D
+ * @param blocks          MoE blocks L
+ * @param experts         experts per block E
+ * @param topK            experts per token K
+ * @param expertHidden    expert hidden width F
+ * @param activation      expert FFN type
+ * @param norm            normalisation type
+ * @param gate            gating mode
+ * @param capacityFactor  capacity factor (0 = dropless)
+ * @param dropoutInput    dropout rate on the input
+ * @param dropoutBlock    dropout rate on each block's output
+ * @param loadBalance     load-balancing loss coefficient α
+ * @param zLoss           router z-loss coefficient β
+ */
+public record ModelSpec(int inputs, int classes, int dim, int blocks, int experts, int topK, int expertHidden,
+                        Activation activation, NormKind norm, GateMode gate, double capacityFactor,
+                        double dropoutInput, double dropoutBlock, double loadBalance, double zLoss) {
+
+    public ModelSpec {
+        if (topK < 1 || topK > experts) {
+            throw new IllegalArgumentException("topK " + topK + " must be in [1, experts=" + experts + "]");
+        }
+    }
+
+    /** The model a job configuration describes, for {@code inputs} features and {@code classes} classes. */
+    public static ModelSpec from(JobConfig c, int inputs, int classes) {
+        return new ModelSpec(inputs, classes, c.get(ConfigKeys.MODEL_DIM), c.get(ConfigKeys.MODEL_BLOCKS),
+                c.get(ConfigKeys.MODEL_EXPERTS), c.get(ConfigKeys.MODEL_TOP_K), c.get(ConfigKeys.MODEL_EXPERT_HIDDEN),
+                c.get(ConfigKeys.MODEL_ACTIVATION), c.get(ConfigKeys.MODEL_NORM), c.get(ConfigKeys.MODEL_GATE),
+                c.get(ConfigKeys.MODEL_CAPACITY_FACTOR), c.get(ConfigKeys.MODEL_DROPOUT_INPUT),
+                c.get(ConfigKeys.MODEL_DROPOUT_BLOCK), c.get(ConfigKeys.LOSS_LOAD_BALANCE), c.get(ConfigKeys.LOSS_Z));
+    }
+
+    /** Expert capacity for {@code tokens} tokens: ceil(cf·K·tokens/E), or 0 (no limit) when dropless. */
+    public int capacity(int tokens) {
+        return capacityFactor <= 0 ? 0 : (int) Math.ceil(capacityFactor * topK * tokens / experts);
+    }
+}

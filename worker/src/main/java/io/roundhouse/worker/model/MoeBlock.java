@@ -1,0 +1,69 @@
+package io.roundhouse.worker.model;
+
+import io.roundhouse.kernels.Backend;
+import io.roundhouse.kernels.DType;
+import io.roundhouse.kernels.Tensor;
+
+/** {@code x + dropout(MoE(norm(x)))}: one block of the classifier. */
+public final class MoeBlock {
+    private final Backend be;
+    private final ModelSpec spec;
+    public final NormLayer norm;
+    public final MoeLayer moe;
+    private final Tensor dropped;  // [maxN, D]
+    private final Tensor out;      // [maxN, D]
+    private final Tensor dBranch;  // [maxN, D]
+    private final Tensor dx;       // [maxN, D]
+    private float p;
+    private long seed;
+    private long stream;
+
+    public MoeBlock(Backend be, ParamStore ps, String name, ModelSpec spec, ExpertExchange exchange, int maxN) {
+        this.be = be;
+        this.spec = spec;
+        this.norm = new NormLayer(be, ps, name + ".norm", spec.norm(), spec.dim(), maxN);
+        this.moe = new MoeLayer(be, ps, name + ".moe", spec, exchange, maxN);
+        this.dropped = be.allocate(name + ".dropped", DType.FLOAT32, maxN, spec.dim());
+        this.out = be.allocate(name + ".out", DType.FLOAT32, maxN, spec.dim());
+        this.dBranch = be.allocate(name + ".dBranch", DType.FLOAT32, maxN, spec.dim());
+        this.dx = be.allocate(name + ".dx", DType.FLOAT32, maxN, spec.dim());
+    }
+
+    /**
+     * @param dropoutRate block dropout rate (0 in evaluation)
+     * @param capacity    expert capacity (0 = no limit)
+     */
+    public Tensor forward(Tensor x, float dropoutRate, int capacity, long seed, long stream) {
+        int n = x.dim(0);
+        this.p = dropoutRate;
+        this.seed = seed;
+        this.stream = stream;
+        Tensor branch = moe.forward(norm.forward(x), capacity);
+        Tensor o = out.rows(n);
+        if (p > 0f) {
+            be.dropoutForward(dropped.rows(n), branch, p, seed, stream);
+            branch = dropped.rows(n);
+        }
+        be.copy(o, x);
+        be.axpy(o, 1f, branch);
+        return o;
+    }
+
+    public Tensor backward(Tensor dOut) {
+        int n = dOut.dim(0);
+        Tensor dBr = dOut;
+        if (p > 0f) {
+            be.dropoutBackward(dBranch.rows(n), dOut, p, seed, stream);
+            dBr = dBranch.rows(n);
+        }
+        Tensor dxBranch = norm.backward(moe.backward(dBr));
+        Tensor d = dx.rows(n);
+        be.copy(d, dOut);
+        be.axpy(d, 1f, dxBranch);
+        return d;
+    }
+
+    public ModelSpec spec() {
+        return spec;
+    }
+}

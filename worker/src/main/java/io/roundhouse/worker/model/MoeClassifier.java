@@ -1,0 +1,150 @@
+package io.roundhouse.worker.model;
+
+import io.roundhouse.kernels.Backend;
+import io.roundhouse.kernels.DType;
+import io.roundhouse.kernels.Tensor;
+import java.util.function.IntFunction;
+
+/**
+ * The MoE-MLP classifier: input[N,inputs] → dropout → embed (linear to D) → L × MoE block →
+ * norm → head (linear to C) → softmax cross-entropy. One image is one token.
+ *
+ * <p>All buffers are allocated here, for at most {@code maxN} examples per forward.
+ */
+public final class MoeClassifier {
+    /** Dropout streams: stream = step·STREAMS_PER_STEP + site (0 input, 1+b block b). */
+    static final long STREAMS_PER_STEP = 1024;
+
+    private final Backend be;
+    private final ModelSpec spec;
+    private final ParamStore params;
+    private final int maxN;
+    public final LinearLayer embed;
+    public final MoeBlock[] blocks;
+    public final NormLayer finalNorm;
+    public final LinearLayer head;
+    private final Tensor inputDropped;  // [maxN, inputs]
+    private final Tensor losses;        // [maxN]
+    private final Tensor probs;         // [maxN, C]
+    private final Tensor dLogits;       // [maxN, C]
+    private final float[] hostLosses;
+    private final float[] hostProbs;
+    private Tensor labels;
+
+    /**
+     * @param exchanges the expert exchange of each block (a {@link LocalExchange} in one process)
+     */
+    public MoeClassifier(Backend be, ModelSpec spec, long seed, int maxN, IntFunction<ExpertExchange> exchanges) {
+        if (spec.blocks() > STREAMS_PER_STEP - 1) {
+            throw new IllegalArgumentException("at most " + (STREAMS_PER_STEP - 1) + " blocks");
+        }
+        this.be = be;
+        this.spec = spec;
+        this.maxN = maxN;
+        this.params = new ParamStore(be, seed);
+        this.embed = new LinearLayer(be, params, "embed", spec.inputs(), spec.dim(), true, 1 / Math.sqrt(spec.inputs()), maxN);
+        this.blocks = new MoeBlock[spec.blocks()];
+        for (int b = 0; b < blocks.length; b++) {
+            blocks[b] = new MoeBlock(be, params, "block" + b, spec, exchanges.apply(b), maxN);
+        }
+        this.finalNorm = new NormLayer(be, params, "final.norm", spec.norm(), spec.dim(), maxN);
+        this.head = new LinearLayer(be, params, "head", spec.dim(), spec.classes(), true, 1 / Math.sqrt(spec.dim()), maxN);
+        this.inputDropped = be.allocate("input.dropped", DType.FLOAT32, maxN, spec.inputs());
+        this.losses = be.allocate("losses", DType.FLOAT32, maxN);
+        this.probs = be.allocate("probs", DType.FLOAT32, maxN, spec.classes());
+        this.dLogits = be.allocate("dLogits", DType.FLOAT32, maxN, spec.classes());
+        this.hostLosses = new float[maxN];
+        this.hostProbs = new float[maxN * spec.classes()];
+    }
+
+    /** A single-process model: every block hosts all experts. */
+    public static MoeClassifier local(Backend be, ModelSpec spec, long seed, int maxN) {
+        return new MoeClassifier(be, spec, seed, maxN, b -> new LocalExchange(spec.experts()));
+    }
+
+    /**
+     * Forward pass and loss.
+     *
+     * @param x          inputs[n, inputs]
+     * @param y          labels[n] (int)
+     * @param hostLabels the same labels on the host, for accuracy
+     * @param train      training mode (dropout on, capacity limit on) or evaluation (neither)
+     * @param seed       dropout seed
+     * @param step       the optimizer step (selects the dropout masks)
+     */
+    public StepStats forward(Tensor x, Tensor y, int[] hostLabels, boolean train, long seed, long step, StepStats stats) {
+        int n = x.dim(0);
+        if (n < 1 || n > maxN || x.rowSize() != spec.inputs()) {
+            throw new IllegalArgumentException("batch " + x + " does not fit the model: need 1.." + maxN
+                    + " rows of " + spec.inputs() + " features");
+        }
+        this.labels = y;
+        long streamBase = step * STREAMS_PER_STEP;
+        Tensor in = x;
+        if (train && spec.dropoutInput() > 0) {
+            in = inputDropped.rows(n);
+            be.dropoutForward(in, x, (float) spec.dropoutInput(), seed, streamBase);
+        }
+        Tensor hcur = embed.forward(in);
+        int capacity = train ? spec.capacity(n) : 0;
+        float blockP = train ? (float) spec.dropoutBlock() : 0f;
+        stats.loadBalanceLoss = 0;
+        stats.zLoss = 0;
+        stats.droppedCopies = 0;
+        for (int b = 0; b < blocks.length; b++) {
+            hcur = blocks[b].forward(hcur, blockP, capacity, seed, streamBase + 1 + b);
+            MoeLayer moe = blocks[b].moe;
+            stats.loadBalanceLoss += moe.loadBalanceLoss();
+            stats.zLoss += moe.zLoss();
+            stats.droppedCopies += moe.dropped();
+            moe.keptPerExpert(stats.expertLoad[b]);
+        }
+        Tensor logits = head.forward(finalNorm.forward(hcur));
+        be.crossEntropyForward(losses.rows(n), probs.rows(n), logits, y);
+        be.read(losses.rows(n), hostLosses);
+        be.read(probs.rows(n), hostProbs);
+        double sum = 0;
+        int correct = 0;
+        int c = spec.classes();
+        for (int r = 0; r < n; r++) {
+            sum += hostLosses[r];
+            int best = 0;
+            for (int j = 1; j < c; j++) {
+                if (hostProbs[r * c + j] > hostProbs[r * c + best]) {
+                    best = j;
+                }
+            }
+            correct += best == hostLabels[r] ? 1 : 0;
+        }
+        stats.examples = n;
+        stats.crossEntropy = sum / n;
+        stats.correct = correct;
+        return stats;
+    }
+
+    /**
+     * Backward of the last forward: accumulates every parameter's gradient of
+     * {@code mean cross-entropy + router losses}.
+     */
+    public void backward() {
+        int n = labels.dim(0);
+        be.crossEntropyBackward(dLogits.rows(n), probs.rows(n), labels, 1f / n);
+        Tensor d = finalNorm.backward(head.backward(dLogits.rows(n), true));
+        for (int b = blocks.length - 1; b >= 0; b--) {
+            d = blocks[b].backward(d);
+        }
+        embed.backward(d, false);
+    }
+
+    public ParamStore params() {
+        return params;
+    }
+
+    public ModelSpec spec() {
+        return spec;
+    }
+
+    public int maxBatch() {
+        return maxN;
+    }
+}

@@ -1,0 +1,213 @@
+package io.roundhouse.worker.model;
+
+import io.roundhouse.kernels.Activation;
+import io.roundhouse.kernels.Backend;
+import io.roundhouse.kernels.DType;
+import io.roundhouse.kernels.GateMode;
+import io.roundhouse.kernels.Tensor;
+
+/**
+ * A Mixture-of-Experts FFN as a sequence of named steps:
+ * <ol>
+ *   <li>{@code route}: router logits, softmax, top-k gates;</li>
+ *   <li>{@code plan + permute}: capacity limit, token copies gathered into expert order;</li>
+ *   <li>{@code dispatch}: rows to the workers owning their experts ({@link ExpertExchange});</li>
+ *   <li>{@code expert compute}: grouped FFN over the hosted experts' variable-size groups;</li>
+ *   <li>{@code combine}: results back to where their tokens live;</li>
+ *   <li>{@code un-permute}: each token's copies summed, weighted by their gates.</li>
+ * </ol>
+ * Backward runs the adjoint of each step in reverse. Dropped copies contribute nothing (the
+ * block's residual carries their token). Router auxiliary losses (load balancing, z-loss) are
+ * computed in forward and their gradients added in backward.
+ *
+ * <p>Legend: N tokens (≤ maxN), D width, E experts, El hosted experts, K top-k, F hidden, F1
+ * pre-activation width, M kept copies.
+ */
+public final class MoeLayer {
+    private final Backend be;
+    private final ExpertExchange exchange;
+    private final int d;
+    private final int e;
+    private final int k;
+    private final int f;
+    private final Activation act;
+    private final GateMode gateMode;
+    private final float alpha;
+    private final float beta;
+
+    public final Param router;   // [D, E]
+    public final Param w1;       // [El, D, F1]
+    public final Param b1;       // [El, F1]
+    public final Param w2;       // [El, F, D]
+    public final Param b2;       // [El, D]
+
+    // Forward state, allocated once for maxN tokens.
+    private final Tensor logits;    // [maxN, E]
+    private final Tensor probs;     // [maxN, E]
+    private final Tensor lse;       // [maxN]
+    private final Tensor topIdx;    // [maxN, K] int
+    private final Tensor gates;     // [maxN, K]
+    private final Tensor rowToken;  // [maxN·K] int
+    private final Tensor copyRow;   // [maxN, K] int
+    private final Tensor xp;        // [maxN·K, D]
+    private final Tensor a;         // [maxN·K, F1]
+    private final Tensor h;         // [maxN·K, F]
+    private final Tensor yr;        // [maxN·K, D]
+    private final Tensor y;         // [maxN, D]
+    private final int[] offsets;
+    private final int[] localOffsets;
+    private final int[] selected;
+    // Backward state.
+    private final Tensor dyp;       // [maxN·K, D]
+    private final Tensor dGates;    // [maxN, K]
+    private final Tensor dxr;       // [maxN·K, D]
+    private final Tensor dh;        // [maxN·K, F]
+    private final Tensor da;        // [maxN·K, F1]
+    private final Tensor dx;        // [maxN, D]
+    private final Tensor dxRouter;  // [maxN, D]
+    private final Tensor dProbs;    // [maxN, E]
+    private final Tensor dLse;      // [maxN]
+    private final Tensor dLogits;   // [maxN, E]
+
+    private Tensor x;               // the last input [n, D]
+    private Tensor xr;              // rows received for the hosted experts
+    private Tensor yp;              // expert outputs back in source layout
+    private int m;
+    private float lastLoadBalance;
+    private float lastZLoss;
+
+    public MoeLayer(Backend be, ParamStore ps, String name, ModelSpec spec, ExpertExchange exchange, int maxN) {
+        this.be = be;
+        this.exchange = exchange;
+        this.d = spec.dim();
+        this.e = spec.experts();
+        this.k = spec.topK();
+        this.f = spec.expertHidden();
+        this.act = spec.activation();
+        this.gateMode = spec.gate();
+        this.alpha = (float) spec.loadBalance();
+        this.beta = (float) spec.zLoss();
+        int el = exchange.localExperts();
+        int f1 = act.preWidth(f);
+        int rows = maxN * k;
+        router = ps.normal(name + ".router.w", 0.1 / Math.sqrt(d), true, d, e);
+        w1 = ps.normal(name + ".experts.w1", 1 / Math.sqrt(d), true, el, d, f1);
+        b1 = ps.constant(name + ".experts.b1", 0f, false, el, f1);
+        w2 = ps.normal(name + ".experts.w2", 1 / Math.sqrt(f) / Math.sqrt(2.0 * spec.blocks()), true, el, f, d);
+        b2 = ps.constant(name + ".experts.b2", 0f, false, el, d);
+
+        logits = be.allocate(name + ".logits", DType.FLOAT32, maxN, e);
+        probs = be.allocate(name + ".probs", DType.FLOAT32, maxN, e);
+        lse = be.allocate(name + ".lse", DType.FLOAT32, maxN);
+        topIdx = be.allocate(name + ".topIdx", DType.INT32, maxN, k);
+        gates = be.allocate(name + ".gates", DType.FLOAT32, maxN, k);
+        rowToken = be.allocate(name + ".rowToken", DType.INT32, rows);
+        copyRow = be.allocate(name + ".copyRow", DType.INT32, maxN, k);
+        xp = be.allocate(name + ".xp", DType.FLOAT32, rows, d);
+        a = be.allocate(name + ".a", DType.FLOAT32, rows, f1);
+        h = be.allocate(name + ".h", DType.FLOAT32, rows, f);
+        yr = be.allocate(name + ".yr", DType.FLOAT32, rows, d);
+        y = be.allocate(name + ".y", DType.FLOAT32, maxN, d);
+        offsets = new int[e + 1];
+        localOffsets = new int[el + 1];
+        selected = new int[e];
+        dyp = be.allocate(name + ".dyp", DType.FLOAT32, rows, d);
+        dGates = be.allocate(name + ".dGates", DType.FLOAT32, maxN, k);
+        dxr = be.allocate(name + ".dxr", DType.FLOAT32, rows, d);
+        dh = be.allocate(name + ".dh", DType.FLOAT32, rows, f);
+        da = be.allocate(name + ".da", DType.FLOAT32, rows, f1);
+        dx = be.allocate(name + ".dx", DType.FLOAT32, maxN, d);
+        dxRouter = be.allocate(name + ".dxRouter", DType.FLOAT32, maxN, d);
+        dProbs = be.allocate(name + ".dProbs", DType.FLOAT32, maxN, e);
+        dLse = be.allocate(name + ".dLse", DType.FLOAT32, maxN);
+        dLogits = be.allocate(name + ".dLogits", DType.FLOAT32, maxN, e);
+    }
+
+    /**
+     * @param input    x[n,D] (already normalised)
+     * @param capacity copies each expert accepts (0 = no limit)
+     * @return y[n,D], valid until the next forward
+     */
+    public Tensor forward(Tensor input, int capacity) {
+        x = input;
+        int n = input.dim(0);
+        // 1. route
+        be.linearForward(logits.rows(n), input, router.value(), null);
+        be.gateForward(probs.rows(n), lse.rows(n), topIdx.rows(n), gates.rows(n), logits.rows(n), gateMode);
+        // 2. plan (capacity limit; also counts each expert's pre-limit choices) and permute
+        m = be.dispatchPlan(rowToken, copyRow.rows(n), offsets, selected, topIdx.rows(n), e, capacity);
+        float[] aux = be.routerLossForward(probs.rows(n), lse.rows(n), selected, k, alpha, beta);
+        lastLoadBalance = aux[0];
+        lastZLoss = aux[1];
+        be.permuteForward(xp.rows(m), input, rowToken, m);
+        // 3. dispatch
+        xr = exchange.dispatch(xp.rows(m), offsets, localOffsets);
+        int mLocal = localOffsets[localOffsets.length - 1];
+        // 4. expert compute
+        be.expertFfnForward(yr.rows(mLocal), a.rows(mLocal), h.rows(mLocal), xr, w1.value(), b1.value(), w2.value(),
+                b2.value(), localOffsets, act);
+        // 5. combine
+        yp = exchange.combine(yr.rows(mLocal), localOffsets, offsets);
+        // 6. un-permute, weighted by the gates
+        Tensor out = y.rows(n);
+        be.unpermuteForward(out, yp, copyRow.rows(n), gates.rows(n));
+        return out;
+    }
+
+    /**
+     * @param dy dL/dy[n,D]
+     * @return dL/dx[n,D] (expert path + router path, including the auxiliary losses)
+     */
+    public Tensor backward(Tensor dy) {
+        int n = x.dim(0);
+        int mLocal = localOffsets[localOffsets.length - 1];
+        // 6. un-permute → gradient for each kept copy and for each gate
+        be.unpermuteBackward(dyp.rows(m), dGates.rows(n), dy, yp, copyRow.rows(n), gates.rows(n));
+        // 5. combine's backward is a dispatch
+        Tensor dyr = exchange.combineBackward(dyp.rows(m), offsets, localOffsets);
+        // 4. experts
+        be.expertFfnBackward(dxr.rows(mLocal), w1.grad(), b1.grad(), w2.grad(), b2.grad(), dyr, xr, a.rows(mLocal),
+                h.rows(mLocal), w1.value(), w2.value(), localOffsets, act, dh, da);
+        // 3. dispatch's backward is a combine
+        Tensor dxp = exchange.dispatchBackward(dxr.rows(mLocal), localOffsets, offsets);
+        // 2. permute's backward is the (unweighted) un-permute
+        Tensor out = dx.rows(n);
+        be.permuteBackward(out, dxp, rowToken, m);
+        // 1. router: gates and auxiliary losses → logits → input and router weights
+        be.routerLossBackward(dProbs.rows(n), dLse.rows(n), probs.rows(n), lse.rows(n), selected, k, alpha, beta, 1f);
+        be.gateBackward(dLogits.rows(n), dGates.rows(n), dProbs.rows(n), dLse.rows(n), probs.rows(n), topIdx.rows(n),
+                gates.rows(n), gateMode);
+        be.linearBackward(dxRouter.rows(n), router.grad(), null, dLogits.rows(n), x, router.value());
+        be.axpy(out, 1f, dxRouter.rows(n));
+        return out;
+    }
+
+    /** Kept copies in the last forward. */
+    public int kept() {
+        return m;
+    }
+
+    /** Copies of the last forward dropped by the capacity limit. */
+    public int dropped() {
+        return x.dim(0) * k - m;
+    }
+
+    /** Kept copies per expert in the last forward, into {@code out[E]}. */
+    public void keptPerExpert(int[] out) {
+        for (int j = 0; j < e; j++) {
+            out[j] = offsets[j + 1] - offsets[j];
+        }
+    }
+
+    public float loadBalanceLoss() {
+        return lastLoadBalance;
+    }
+
+    public float zLoss() {
+        return lastZLoss;
+    }
+
+    public int experts() {
+        return e;
+    }
+}

@@ -1,0 +1,16 @@
+package io.roundhouse.worker.model;
+
+import io.roundhouse.kernels.Tensor;
+
+/**
+ * A trainable tensor with its gradient and AdamW moments, all allocated once at setup.
+ *
+ * @param name  dotted path, e.g. {@code block0.moe.expert.w1}
+ * @param value the weights
+ * @param grad  accumulated gradient (zeroed by the trainer before each step)
+ * @param m     AdamW first moment
+ * @param v     AdamW second moment
+ * @param decay whether weight decay applies (weight matrices yes, biases and norm gains no)
+ */
+public record Param(String name, Tensor value, Tensor grad, Tensor m, Tensor v, boolean decay) {
+}

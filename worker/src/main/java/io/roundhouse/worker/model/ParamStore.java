@@ -1,0 +1,128 @@
+package io.roundhouse.worker.model;
+
+import io.roundhouse.kernels.Backend;
+import io.roundhouse.kernels.DType;
+import io.roundhouse.kernels.Tensor;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.SplittableRandom;
+
+/**
+ * Owns every parameter of a model, in creation order (which fixes the order of gradient
+ * reductions and checkpoints). Initial values come from one seeded generator, so a seed fixes
+ * the model.
+ */
+public final class ParamStore {
+    private final Backend be;
+    private final SplittableRandom rnd;
+    private final List<Param> params = new ArrayList<>();
+
+    public ParamStore(Backend be, long seed) {
+        this.be = be;
+        this.rnd = new SplittableRandom(seed);
+    }
+
+    /** A parameter drawn from N(0, std²). */
+    public Param normal(String name, double std, boolean decay, int... shape) {
+        Param p = create(name, decay, shape);
+        float[] v = new float[p.value().size()];
+        for (int j = 0; j < v.length; j++) {
+            v[j] = (float) (gaussian() * std);
+        }
+        be.write(p.value(), v);
+        return p;
+    }
+
+    /** A parameter filled with a constant. */
+    public Param constant(String name, float value, boolean decay, int... shape) {
+        Param p = create(name, decay, shape);
+        be.fill(p.value(), value);
+        return p;
+    }
+
+    private Param create(String name, boolean decay, int... shape) {
+        for (Param q : params) {
+            if (q.name().equals(name)) {
+                throw new IllegalArgumentException("parameter " + name + " is defined twice");
+            }
+        }
+        Param p = new Param(name, be.allocate(name, DType.FLOAT32, shape), be.allocate(name + ".grad", DType.FLOAT32, shape),
+                be.allocate(name + ".m", DType.FLOAT32, shape), be.allocate(name + ".v", DType.FLOAT32, shape), decay);
+        params.add(p);
+        return p;
+    }
+
+    private double gaussian() {
+        // Box–Muller on the seeded generator: SplittableRandom has no nextGaussian on Java 17.
+        double u1 = 1.0 - rnd.nextDouble();
+        double u2 = rnd.nextDouble();
+        return Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
+    }
+
+    public List<Param> all() {
+        return Collections.unmodifiableList(params);
+    }
+
+    public Param get(String name) {
+        for (Param p : params) {
+            if (p.name().equals(name)) {
+                return p;
+            }
+        }
+        throw new IllegalArgumentException("no parameter named " + name);
+    }
+
+    public void zeroGrads() {
+        for (Param p : params) {
+            be.fill(p.grad(), 0f);
+        }
+    }
+
+    /** Total number of trainable values. */
+    public long count() {
+        long n = 0;
+        for (Param p : params) {
+            n += p.value().size();
+        }
+        return n;
+    }
+
+    /** Copies every value out (for tests and checkpoints). */
+    public float[] read(Param p) {
+        float[] v = new float[p.value().size()];
+        be.read(p.value(), v);
+        return v;
+    }
+
+    public float[] readGrad(Param p) {
+        float[] v = new float[p.grad().size()];
+        be.read(p.grad(), v);
+        return v;
+    }
+
+    /**
+     * SHA-256 over every parameter's float bits, in creation order: two runs with equal digests
+     * have bit-identical parameters.
+     */
+    public String digest() {
+        java.security.MessageDigest md;
+        try {
+            md = java.security.MessageDigest.getInstance("SHA-256");
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException("SHA-256 is missing from this JVM", e);
+        }
+        for (Param p : params) {
+            float[] v = read(p);
+            java.nio.ByteBuffer buf = java.nio.ByteBuffer.allocate(4 * v.length);
+            buf.asFloatBuffer().put(v);
+            md.update(p.name().getBytes(java.nio.charset.StandardCharsets.UTF_8));
+            md.update(buf.array());
+        }
+        return java.util.HexFormat.of().formatHex(md.digest());
+    }
+
+    public Tensor tensor(String name) {
+        return get(name).value();
+    }
+}

@@ -1,0 +1,32 @@
+package io.roundhouse.worker.model;
+
+/** What one forward pass measured; reused from step to step. */
+public final class StepStats {
+    /** Examples in the batch. */
+    public int examples;
+    /** Mean cross-entropy over the batch. */
+    public double crossEntropy;
+    /** Load-balancing loss, summed over blocks (already weighted by its coefficient). */
+    public double loadBalanceLoss;
+    /** Router z-loss, summed over blocks (already weighted by its coefficient). */
+    public double zLoss;
+    /** Correct top-1 predictions. */
+    public int correct;
+    /** Token copies dropped by the capacity limit, summed over blocks. */
+    public int droppedCopies;
+    /** Kept copies per block and expert, [L][E]. */
+    public final int[][] expertLoad;
+
+    public StepStats(int blocks, int experts) {
+        expertLoad = new int[blocks][experts];
+    }
+
+    /** The loss that was differentiated: cross-entropy plus the router losses. */
+    public double totalLoss() {
+        return crossEntropy + loadBalanceLoss + zLoss;
+    }
+
+    public double accuracy() {
+        return examples == 0 ? 0 : correct / (double) examples;
+    }
+}

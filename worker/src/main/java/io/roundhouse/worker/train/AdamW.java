@@ -1,0 +1,65 @@
+package io.roundhouse.worker.train;
+
+import io.roundhouse.kernels.Backend;
+import io.roundhouse.worker.model.Param;
+import io.roundhouse.worker.model.ParamStore;
+
+/** AdamW over a {@link ParamStore}, with optional global-norm gradient clipping. */
+public final class AdamW {
+    private final Backend be;
+    private final ParamStore params;
+    private final float beta1;
+    private final float beta2;
+    private final float eps;
+    private final float weightDecay;
+    private final double clipNorm;
+    private int t;
+
+    public AdamW(Backend be, ParamStore params, double beta1, double beta2, double eps, double weightDecay, double clipNorm) {
+        this.be = be;
+        this.params = params;
+        this.beta1 = (float) beta1;
+        this.beta2 = (float) beta2;
+        this.eps = (float) eps;
+        this.weightDecay = (float) weightDecay;
+        this.clipNorm = clipNorm;
+    }
+
+    /** The L2 norm of all gradients together. */
+    public double gradNorm() {
+        double s = 0;
+        for (Param p : params.all()) {
+            s += be.sumSquares(p.grad());
+        }
+        return Math.sqrt(s);
+    }
+
+    /**
+     * Clips (if configured) and applies one step.
+     *
+     * @return the gradient norm before clipping
+     */
+    public double step(double lr) {
+        double norm = gradNorm();
+        if (!Double.isFinite(norm)) {
+            throw new IllegalStateException("gradient norm is " + norm + " at optimizer step " + (t + 1)
+                    + ": training diverged; lower train.lr or keep train.clipNorm > 0");
+        }
+        if (clipNorm > 0 && norm > clipNorm) {
+            float scale = (float) (clipNorm / norm);
+            for (Param p : params.all()) {
+                be.scale(p.grad(), scale);
+            }
+        }
+        t++;
+        for (Param p : params.all()) {
+            be.adamWStep(p.value(), p.grad(), p.m(), p.v(), (float) lr, beta1, beta2, eps,
+                    p.decay() ? weightDecay : 0f, t);
+        }
+        return norm;
+    }
+
+    public int steps() {
+        return t;
+    }
+}

@@ -1,0 +1,93 @@
+package io.roundhouse.worker.train;
+
+import io.roundhouse.kernels.Backend;
+import io.roundhouse.kernels.DType;
+import io.roundhouse.kernels.Tensor;
+import io.roundhouse.worker.data.FashionMnist;
+import io.roundhouse.worker.data.ImageDataset;
+import java.util.SplittableRandom;
+
+/**
+ * Moves batches of a dataset into tensors: a seeded shuffle per epoch (the order is a pure function
+ * of seed and epoch), pixels normalised to {@code (p/255 − mean)/std}. Staging buffers are
+ * allocated once.
+ */
+public final class Batcher {
+    private final Backend be;
+    private final ImageDataset data;
+    private final int[] order;
+    private final float[] hostX;
+    private final int[] hostY;
+    private final Tensor x;  // [maxN, features]
+    private final Tensor y;  // [maxN] int
+    private final long seed;
+    private int epochShuffled = -1;
+
+    public Batcher(Backend be, ImageDataset data, int maxN, long seed) {
+        this.be = be;
+        this.data = data;
+        this.seed = seed;
+        this.order = new int[data.size()];
+        this.hostX = new float[maxN * data.features()];
+        this.hostY = new int[maxN];
+        this.x = be.allocate(data.name() + ".x", DType.FLOAT32, maxN, data.features());
+        this.y = be.allocate(data.name() + ".y", DType.INT32, maxN);
+        for (int i = 0; i < order.length; i++) {
+            order[i] = i;
+        }
+    }
+
+    /** Shuffles for {@code epoch} (Fisher–Yates from a generator seeded by seed and epoch). */
+    public void shuffle(int epoch) {
+        if (epoch == epochShuffled) {
+            return;
+        }
+        for (int i = 0; i < order.length; i++) {
+            order[i] = i;
+        }
+        SplittableRandom r = new SplittableRandom(seed * 0x9E3779B97F4A7C15L + epoch);
+        for (int i = order.length - 1; i > 0; i--) {
+            int j = r.nextInt(i + 1);
+            int t = order[i];
+            order[i] = order[j];
+            order[j] = t;
+        }
+        epochShuffled = epoch;
+    }
+
+    /** Loads examples {@code order[from, from+n)} into {@link #x()} and {@link #y()} (rows [0, n)). */
+    public void load(int from, int n) {
+        int f = data.features();
+        byte[] px = data.pixels();
+        float scale = 1f / (255f * FashionMnist.STD);
+        float shift = FashionMnist.MEAN / FashionMnist.STD;
+        for (int r = 0; r < n; r++) {
+            int src = order[from + r];
+            int so = src * f;
+            int dst = r * f;
+            for (int j = 0; j < f; j++) {
+                hostX[dst + j] = (px[so + j] & 0xFF) * scale - shift;
+            }
+            hostY[r] = data.labels()[src];
+        }
+        be.write(x.rows(n), hostX);
+        be.write(y.rows(n), hostY);
+    }
+
+    public Tensor x() {
+        return x;
+    }
+
+    public Tensor y() {
+        return y;
+    }
+
+    /** Labels of the last loaded batch, on the host. */
+    public int[] hostLabels() {
+        return hostY;
+    }
+
+    public int size() {
+        return data.size();
+    }
+}

@@ -1,0 +1,63 @@
+package io.roundhouse.worker.train;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.time.LocalDateTime;
+import java.time.format.DateTimeFormatter;
+
+/** The run directory: checked before anything is written, created once, files written atomically. */
+public final class RunFiles {
+    private RunFiles() {
+    }
+
+    /**
+     * Fails, naming the folder and the fix, when {@code outputDir} cannot be created or written.
+     * Writes nothing.
+     */
+    public static void checkWritable(Path outputDir) {
+        Path p = outputDir.toAbsolutePath();
+        while (p != null && !Files.exists(p)) {
+            p = p.getParent();
+        }
+        if (p == null) {
+            throw new IllegalArgumentException("output.dir " + outputDir + ": no existing parent folder");
+        }
+        if (!Files.isDirectory(p)) {
+            throw new IllegalArgumentException("output.dir " + outputDir + ": " + p + " is a file, not a folder; "
+                    + "set output.dir to a folder");
+        }
+        if (!Files.isWritable(p)) {
+            throw new IllegalArgumentException("output.dir " + outputDir + ": cannot write in " + p
+                    + "; set output.dir to a folder you can write");
+        }
+    }
+
+    /** Creates {@code outputDir/run-yyyyMMdd-HHmmss[-n]}. */
+    public static Path createRunDir(Path outputDir) throws IOException {
+        Files.createDirectories(outputDir);
+        String base = "run-" + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss"));
+        for (int n = 0; ; n++) {
+            Path dir = outputDir.resolve(n == 0 ? base : base + "-" + n);
+            try {
+                return Files.createDirectory(dir);
+            } catch (java.nio.file.FileAlreadyExistsException e) {
+                // another run started this second: take the next suffix
+            }
+        }
+    }
+
+    /** Writes {@code text} to a temporary file beside {@code target}, then renames it into place. */
+    public static void writeAtomically(Path target, String text) throws IOException {
+        Path tmp = target.resolveSibling(target.getFileName() + ".tmp");
+        Files.writeString(tmp, text, StandardCharsets.UTF_8);
+        try {
+            Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        } catch (AtomicMoveNotSupportedException e) {
+            Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING);
+        }
+    }
+}

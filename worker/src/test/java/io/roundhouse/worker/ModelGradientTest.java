@@ -1,0 +1,96 @@
+package io.roundhouse.worker;
+
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.roundhouse.kernels.Activation;
+import io.roundhouse.kernels.Backend;
+import io.roundhouse.kernels.CpuBackend;
+import io.roundhouse.kernels.DType;
+import io.roundhouse.kernels.GateMode;
+import io.roundhouse.kernels.Tensor;
+import io.roundhouse.worker.model.ModelSpec;
+import io.roundhouse.worker.model.MoeClassifier;
+import io.roundhouse.worker.model.NormKind;
+import io.roundhouse.worker.model.Param;
+import io.roundhouse.worker.model.StepStats;
+import java.util.Random;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/**
+ * The whole classifier's backward against finite differences of its loss, along random directions
+ * in parameter space, with every feature on: dropout, a capacity limit that drops copies, both
+ * router losses (capacity 0.75 guarantees drops: 4 experts × 4 slots < 9 tokens × 2 copies).
+ * Catches wiring errors the op tests cannot see (a missing router path, a
+ * residual added twice, a gradient not accumulated).
+ */
+class ModelGradientTest {
+
+    @ParameterizedTest(name = "{0} {1} {2}")
+    @CsvSource({"GELU, LAYERNORM, TOPK_SOFTMAX", "SWIGLU, RMSNORM, SOFTMAX_TOPK", "GELU, RMSNORM, SOFTMAX_TOPK_RENORM"})
+    void directionalDerivativesMatch(Activation act, NormKind norm, GateMode gate) {
+        int n = 9;
+        ModelSpec spec = new ModelSpec(12, 4, 6, 2, 4, 2, 5, act, norm, gate, 0.75, 0.2, 0.2, 0.05, 0.01);
+        Backend be = new CpuBackend();
+        MoeClassifier model = MoeClassifier.local(be, spec, 11, n);
+        Random r = new Random(5);
+        float[] xs = new float[n * 12];
+        for (int j = 0; j < xs.length; j++) {
+            xs[j] = (float) r.nextGaussian();
+        }
+        int[] ys = new int[n];
+        for (int j = 0; j < n; j++) {
+            ys[j] = r.nextInt(4);
+        }
+        Tensor x = be.allocate("x", DType.FLOAT32, n, 12);
+        Tensor y = be.allocate("y", DType.INT32, n);
+        be.write(x, xs);
+        be.write(y, ys);
+        StepStats stats = new StepStats(spec.blocks(), spec.experts());
+        model.params().zeroGrads();
+        model.forward(x, y, ys, true, 7, 3, stats);
+        int dropped = stats.droppedCopies;
+        model.backward();
+
+        for (int trial = 0; trial < 4; trial++) {
+            double analytic = 0;
+            float[][] dir = new float[model.params().all().size()][];
+            float[][] base = new float[dir.length][];
+            for (int p = 0; p < dir.length; p++) {
+                Param prm = model.params().all().get(p);
+                base[p] = model.params().read(prm);
+                float[] g = model.params().readGrad(prm);
+                dir[p] = new float[g.length];
+                for (int j = 0; j < g.length; j++) {
+                    dir[p][j] = (float) r.nextGaussian();
+                    analytic += (double) g[j] * dir[p][j];
+                }
+            }
+            // Small enough that no token changes experts between θ−hv and θ+hv (routing is
+            // piecewise constant; at h = 1e-2 this tiny model does cross such boundaries).
+            double h = 1e-4;
+            double plus = lossAt(model, be, base, dir, h, x, y, ys, stats);
+            double minus = lossAt(model, be, base, dir, -h, x, y, ys, stats);
+            lossAt(model, be, base, dir, 0, x, y, ys, stats);
+            double numeric = (plus - minus) / (2 * h);
+            double err = Math.abs(numeric - analytic);
+            System.out.printf("model %s/%s/%s direction %d: analytic %.6f numeric %.6f |diff| %.2e (dropped copies %d)%n",
+                    act, norm, gate, trial, analytic, numeric, err, dropped);
+            assertTrue(err <= 1e-2 * Math.max(1, Math.abs(analytic)),
+                    "directional derivative " + trial + ": analytic " + analytic + " vs numeric " + numeric);
+        }
+        assertTrue(dropped > 0, "the capacity limit should drop some copies in this test");
+    }
+
+    private static double lossAt(MoeClassifier model, Backend be, float[][] base, float[][] dir, double h, Tensor x,
+                                 Tensor y, int[] ys, StepStats stats) {
+        for (int p = 0; p < base.length; p++) {
+            float[] v = new float[base[p].length];
+            for (int j = 0; j < v.length; j++) {
+                v[j] = (float) (base[p][j] + h * dir[p][j]);
+            }
+            be.write(model.params().all().get(p).value(), v);
+        }
+        return model.forward(x, y, ys, true, 7, 3, stats).totalLoss();
+    }
+}
