@@ -10,7 +10,7 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 /** The options every job command shares: a config file and key=value overrides. */
-final class ConfigOptions {
+public final class ConfigOptions {
     @Option(names = {"-c", "--config"}, paramLabel = "FILE",
             description = "job config file (key = value lines); without it every key has its default")
     Path file;
@@ -20,6 +20,11 @@ final class ConfigOptions {
     List<String> overrides = List.of();
 
     JobConfig resolve() {
+        return JobConfig.load(file, parseOverrides(overrides));
+    }
+
+    /** {@code KEY=VALUE} words to a map; a word without '=' or a key given twice is an error. */
+    public static Map<String, String> parseOverrides(List<String> overrides) {
         Map<String, String> map = new LinkedHashMap<>();
         for (String o : overrides) {
             int eq = o.indexOf('=');
@@ -32,6 +37,6 @@ final class ConfigOptions {
             }
             map.put(key, o.substring(eq + 1));
         }
-        return JobConfig.load(file, map);
+        return map;
     }
 }

@@ -40,6 +40,31 @@ public final class Blas {
     }
 
     /**
+     * Column sums of a row-major {@code a[m,n]} (leading dimension lda) added into
+     * {@code y[n]}: {@code y += alpha·aᵀ·ones}. Column-major this is {@code y += alpha·A·ones}
+     * with A the n×m view of the buffer.
+     */
+    public static void addColumnSums(int m, int n, float alpha, float[] a, int aOff, int lda, float[] y, int yOff) {
+        if (m == 0 || n == 0) {
+            return;
+        }
+        BLAS_INSTANCE.sgemv("N", n, m, alpha, a, aOff, lda, ones(m), 0, 1, 1f, y, yOff, 1);
+    }
+
+    private static volatile float[] ones = new float[0];
+
+    /** A vector of at least m ones; grows (rarely) and is shared, never written after creation. */
+    private static float[] ones(int m) {
+        float[] o = ones;
+        if (o.length < m) {
+            o = new float[Math.max(m, 2 * o.length)];
+            java.util.Arrays.fill(o, 1f);
+            ones = o;
+        }
+        return o;
+    }
+
+    /**
      * Row-major {@code C[m,n] = alpha·op(A)[m,k]·op(B)[k,n] + beta·C}. A row-major matrix read as
      * column-major is its transpose, so this is the column-major call {@code Cᵀ = op(B)ᵀ·op(A)ᵀ}
      * with the operands swapped and the transpose flags unchanged.

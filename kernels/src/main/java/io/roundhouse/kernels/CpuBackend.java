@@ -158,15 +158,13 @@ public final class CpuBackend implements Backend {
     /** y[n,out] = x[n,in]·w[in,out] + b[out] on raw arrays. */
     private static void gemmBias(float[] y, int yo, float[] x, int xo, float[] w, int wo, float[] b, int bo,
                                  int n, int in, int out) {
-        Blas.sgemm(false, false, n, out, in, 1f, x, xo, in, w, wo, out, 0f, y, yo, out);
         if (b != null) {
+            // Start every row from the bias and let the GEMM accumulate onto it (beta = 1).
             for (int r = 0; r < n; r++) {
-                int row = yo + r * out;
-                for (int j = 0; j < out; j++) {
-                    y[row + j] += b[bo + j];
-                }
+                System.arraycopy(b, bo, y, yo + r * out, out);
             }
         }
+        Blas.sgemm(false, false, n, out, in, 1f, x, xo, in, w, wo, out, b == null ? 0f : 1f, y, yo, out);
     }
 
     /** dx = dy·wᵀ (if dx != null), dw += xᵀ·dy, db += Σ dy (if db != null), on raw arrays. */
@@ -178,12 +176,7 @@ public final class CpuBackend implements Backend {
         }
         Blas.sgemm(true, false, in, out, n, 1f, x, xo, in, dy, dyo, out, 1f, dw, dwo, out);
         if (db != null) {
-            for (int r = 0; r < n; r++) {
-                int row = dyo + r * out;
-                for (int j = 0; j < out; j++) {
-                    db[dbo + j] += dy[row + j];
-                }
-            }
+            Blas.addColumnSums(n, out, 1f, dy, dyo, out, db, dbo);
         }
     }
 

@@ -18,6 +18,10 @@ public final class BenchCommand implements Callable<Integer> {
             description = "kernels: sgemm at 1024^3 and at the expert shapes, grouped expert FFN forward+backward")
     String what;
 
+    @Parameters(index = "1..*", paramLabel = "KEY=VALUE", arity = "0..*",
+            description = "config overrides, e.g. model.activation=swiglu train.batchSize=512")
+    java.util.List<String> overrides = java.util.List.of();
+
     @Option(names = {"-c", "--config"}, paramLabel = "FILE",
             description = "job config whose model shapes to measure (default: the built-in defaults)")
     Path config;
@@ -38,7 +42,7 @@ public final class BenchCommand implements Callable<Integer> {
             throw new IllegalArgumentException("unknown benchmark '" + what + "': available: kernels "
                     + "(alltoall and train come with the comms and worker issues)");
         }
-        JobConfig c = JobConfig.load(config, java.util.Map.of());
+        JobConfig c = JobConfig.load(config, io.roundhouse.driver.ConfigOptions.parseOverrides(overrides));
         KernelBench.Report r = new KernelBench(c, seconds).run(out);
         if (json != null) {
             io.roundhouse.worker.train.RunFiles.writeAtomically(json, r.toJson());
