@@ -51,6 +51,19 @@ public final class Blas {
         BLAS_INSTANCE.sgemv("N", n, m, alpha, a, aOff, lda, ones(m), 0, 1, 1f, y, yOff, 1);
     }
 
+    /**
+     * {@code Σ x²} over x[off, off+n): BLAS sdot on blocks of 4096 (float sums, vectorised),
+     * the blocks added in double, so the error stays near float's epsilon at any length.
+     */
+    public static double sumSquares(int n, float[] x, int off) {
+        double s = 0;
+        for (int from = 0; from < n; from += 4096) {
+            int len = Math.min(4096, n - from);
+            s += BLAS_INSTANCE.sdot(len, x, off + from, 1, x, off + from, 1);
+        }
+        return s;
+    }
+
     private static volatile float[] ones = new float[0];
 
     /** A vector of at least m ones; grows (rarely) and is shared, never written after creation. */

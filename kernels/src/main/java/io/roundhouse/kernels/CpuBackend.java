@@ -118,12 +118,7 @@ public final class CpuBackend implements Backend {
 
     @Override
     public double sumSquares(Tensor t) {
-        float[] a = f(t);
-        double s = 0;
-        for (int j = o(t), end = o(t) + t.size(); j < end; j++) {
-            s += (double) a[j] * a[j];
-        }
-        return s;
+        return Blas.sumSquares(t.size(), f(t), o(t));
     }
 
     // ---- dense layers -------------------------------------------------------------------------
@@ -600,7 +595,20 @@ public final class CpuBackend implements Backend {
         int go = o(g);
         int mo = o(m);
         int vo = o(v);
-        for (int j = 0, n = w.size(); j < n; j++) {
+        int n = w.size();
+        if (wo == go && wo == mo && wo == vo) {
+            // One index for all four arrays lets C2 vectorise (parameters are whole tensors).
+            for (int j = wo, end = wo + n; j < end; j++) {
+                float gj = ga[j];
+                float mj = beta1 * ma[j] + (1f - beta1) * gj;
+                float vj = beta2 * va[j] + (1f - beta2) * gj * gj;
+                ma[j] = mj;
+                va[j] = vj;
+                wa[j] -= lr * (mj * c1 / ((float) Math.sqrt(vj * c2) + eps) + weightDecay * wa[j]);
+            }
+            return;
+        }
+        for (int j = 0; j < n; j++) {
             float gj = ga[go + j];
             float mj = beta1 * ma[mo + j] + (1f - beta1) * gj;
             float vj = beta2 * va[vo + j] + (1f - beta2) * gj * gj;
