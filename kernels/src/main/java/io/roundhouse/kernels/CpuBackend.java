@@ -2,8 +2,11 @@ package io.roundhouse.kernels;
 
 /**
  * The reference backend: tensors in Java arrays, GEMMs through {@link Blas} (OpenBLAS), everything
- * else as plain loops. Routing ops live in {@link CpuRouting}. See {@link Backend} for the
- * dimension legend and the assign/accumulate convention.
+ * else as plain loops written so that HotSpot's C2 vectorises them (one index per loop, no calls
+ * but intrinsics). Routing ops live in {@link CpuRouting}. See {@link Backend} for the dimension
+ * legend and the assign/accumulate convention.
+ *
+ * <p>Not thread-safe: it keeps workspace for the activation ops. Use one instance per worker.
  */
 public final class CpuBackend implements Backend {
     private static final float GELU_C = (float) Math.sqrt(2.0 / Math.PI);
@@ -236,7 +239,7 @@ public final class CpuBackend implements Backend {
         return geluGradFromTanh(v, geluTanh(v));
     }
 
-    private static void activate(float[] h, int ho, float[] a, int ao, int n, int f, Activation act) {
+    private void activate(float[] h, int ho, float[] a, int ao, int n, int f, Activation act) {
         if (act == Activation.GELU) {
             // C2 vectorises a loop only when every array uses the same index (equal offsets: the
             // usual case, tensors and their row views share the layout of the rows they cover).
@@ -250,19 +253,23 @@ public final class CpuBackend implements Backend {
                 }
             }
         } else {
-            for (int r = 0; r < n; r++) {
-                int ar = ao + r * 2 * f;
-                int hr = ho + r * f;
-                for (int j = 0; j < f; j++) {
-                    float g = a[ar + j];
-                    float sig = 1f / (1f + (float) Math.exp(-g));
-                    h[hr + j] = g * sig * a[ar + f + j];
-                }
+            // Gather the g and u halves into contiguous scratch so every loop uses one index.
+            int size = n * f;
+            float[] g = scratch(0, size);
+            float[] u = scratch(1, size);
+            float[] out = scratch(2, size);
+            splitHalves(a, ao, n, f, g, u);
+            for (int j = 0; j < size; j++) {
+                out[j] = sigmoid(g[j]);
             }
+            for (int j = 0; j < size; j++) {
+                out[j] = g[j] * out[j] * u[j];
+            }
+            System.arraycopy(out, 0, h, ho, size);
         }
     }
 
-    private static void activateBackward(float[] da, int dao, float[] dh, int dho, float[] a, int ao,
+    private void activateBackward(float[] da, int dao, float[] dh, int dho, float[] a, int ao,
                                          int n, int f, Activation act) {
         if (act == Activation.GELU) {
             if (dao == ao && dho == ao) {
@@ -281,20 +288,51 @@ public final class CpuBackend implements Backend {
                 }
             }
         } else {
+            // h = silu(g)·u: dg = dh·u·σ(g)(1 + g(1−σ(g))), du = dh·silu(g).
+            int size = n * f;
+            float[] g = scratch(0, size);
+            float[] u = scratch(1, size);
+            float[] sig = scratch(2, size);
+            float[] dg = scratch(3, size);
+            float[] du = scratch(4, size);
+            splitHalves(a, ao, n, f, g, u);
+            for (int j = 0; j < size; j++) {
+                sig[j] = sigmoid(g[j]);
+            }
+            System.arraycopy(dh, dho, du, 0, size); // du holds dh for the next two loops
+            for (int j = 0; j < size; j++) {
+                dg[j] = du[j] * u[j] * sig[j] * (1f + g[j] * (1f - sig[j]));
+            }
+            for (int j = 0; j < size; j++) {
+                du[j] = du[j] * g[j] * sig[j];
+            }
             for (int r = 0; r < n; r++) {
-                int ar = ao + r * 2 * f;
-                int dar = dao + r * 2 * f;
-                int hr = dho + r * f;
-                for (int j = 0; j < f; j++) {
-                    float g = a[ar + j];
-                    float u = a[ar + f + j];
-                    float sig = 1f / (1f + (float) Math.exp(-g));
-                    float d = dh[hr + j];
-                    da[dar + j] = d * u * sig * (1f + g * (1f - sig));
-                    da[dar + f + j] = d * g * sig;
-                }
+                System.arraycopy(dg, r * f, da, dao + r * 2 * f, f);
+                System.arraycopy(du, r * f, da, dao + r * 2 * f + f, f);
             }
         }
+    }
+
+    private static void splitHalves(float[] a, int ao, int n, int f, float[] g, float[] u) {
+        for (int r = 0; r < n; r++) {
+            System.arraycopy(a, ao + r * 2 * f, g, r * f, f);
+            System.arraycopy(a, ao + r * 2 * f + f, u, r * f, f);
+        }
+    }
+
+    /** σ(x) = (1 + tanh(x/2))/2, through the vectorisable tanh. */
+    private static float sigmoid(float x) {
+        return 0.5f + 0.5f * tanh(0.5f * x);
+    }
+
+    /** Workspace arrays for the activation ops, grown on demand and kept for the backend's lifetime. */
+    private final float[][] scratch = new float[5][0];
+
+    private float[] scratch(int slot, int size) {
+        if (scratch[slot].length < size) {
+            scratch[slot] = new float[size];
+        }
+        return scratch[slot];
     }
 
     @Override
