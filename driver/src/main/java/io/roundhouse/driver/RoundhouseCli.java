@@ -16,7 +16,12 @@ public final class RoundhouseCli {
     /** Exit code for a job that cannot run as configured (bad config, data, output folder). */
     public static final int EXIT_USAGE = 2;
 
+    /** Held so the JUL logger (weakly referenced by its manager) keeps its level. */
+    private static final java.util.logging.Logger NETLIB_LOG = java.util.logging.Logger.getLogger("dev.ludovic.netlib");
+
     public static void main(String[] args) {
+        // netlib announces its BLAS through java.util.logging; Blas logs the same fact through SLF4J.
+        NETLIB_LOG.setLevel(java.util.logging.Level.WARNING);
         System.exit(run(args, new PrintWriter(System.out, true), new PrintWriter(System.err, true)));
     }
 
