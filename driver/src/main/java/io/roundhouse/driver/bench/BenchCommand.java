@@ -26,7 +26,8 @@ public final class BenchCommand implements Callable<Integer> {
             description = "job config whose model shapes to measure (default: the built-in defaults)")
     Path config;
 
-    @Option(names = "--seconds", defaultValue = "1.0", description = "minimum time per measurement (default 1.0)")
+    @Option(names = "--seconds", defaultValue = "1.0",
+            description = "time per measurement, split over 5 timed trials after a warm-up trial; the median is reported (default 1.0)")
     double seconds;
 
     @Option(names = "--json", paramLabel = "FILE", description = "also write the results as JSON")
@@ -42,6 +43,9 @@ public final class BenchCommand implements Callable<Integer> {
             throw new IllegalArgumentException("unknown benchmark '" + what + "': available: kernels "
                     + "(alltoall and train come with the comms and worker issues)");
         }
+        if (!(seconds > 0 && seconds <= 600)) {
+            throw new IllegalArgumentException("--seconds " + seconds + " must be in (0, 600]");
+        }
         JobConfig c = JobConfig.load(config, io.roundhouse.driver.ConfigOptions.parseOverrides(overrides));
         KernelBench.Report r = new KernelBench(c, seconds).run(out);
         if (json != null) {
@@ -49,5 +53,4 @@ public final class BenchCommand implements Callable<Integer> {
         }
         return 0;
     }
-
 }

@@ -81,12 +81,7 @@ public final class Trainer {
         ImageDataset valid = validation == 0 ? null : data.train().subset("validation", perm, trainSize, validation);
 
         try (Backend be = Backends.create(config.get(BACKEND))) {
-            Path runDir = RunFiles.createRunDir(Path.of(config.get(OUTPUT_DIR)));
-            RunFiles.writeAtomically(runDir.resolve("config.conf"), config.describe());
-            console.println("run directory: " + runDir);
-            try (MetricsWriter metrics = new MetricsWriter(runDir.resolve("metrics.jsonl"))) {
-                return train(be, train, valid, data.test(), runDir, metrics);
-            }
+            return train(be, train, valid, data.test());
         }
     }
 
@@ -105,8 +100,7 @@ public final class Trainer {
         return p;
     }
 
-    private Result train(Backend be, ImageDataset train, ImageDataset valid, ImageDataset test, Path runDir,
-                         MetricsWriter metrics) throws IOException {
+    private Result train(Backend be, ImageDataset train, ImageDataset valid, ImageDataset test) throws IOException {
         int batch = config.get(TRAIN_BATCH_SIZE);
         int evalBatch = config.get(TRAIN_EVAL_BATCH_SIZE);
         int maxN = Math.max(batch, evalBatch);
@@ -121,7 +115,25 @@ public final class Trainer {
         int total = maxSteps > 0 ? Math.min(maxSteps, epochs * stepsPerEpoch) : epochs * stepsPerEpoch;
         LrSchedule lr = new LrSchedule(config.get(TRAIN_LR), config.get(TRAIN_MIN_LR_FRACTION),
                 config.get(TRAIN_WARMUP_STEPS), total);
+
+        // The model is built: only now does the run get a directory.
+        Path runDir = RunFiles.createRunDir(Path.of(config.get(OUTPUT_DIR)));
+        RunFiles.writeAtomically(runDir.resolve("config.conf"), config.describe());
+        console.println("run directory: " + runDir);
+        try (MetricsWriter metrics = new MetricsWriter(runDir.resolve("metrics.jsonl"))) {
+            return loop(be, model, opt, lr, train, valid, test, runDir, metrics);
+        }
+    }
+
+    private Result loop(Backend be, MoeClassifier model, AdamW opt, LrSchedule lr, ImageDataset train,
+                        ImageDataset valid, ImageDataset test, Path runDir, MetricsWriter metrics) throws IOException {
+        int batch = config.get(TRAIN_BATCH_SIZE);
+        int evalBatch = config.get(TRAIN_EVAL_BATCH_SIZE);
+        long seed = config.get(TRAIN_SEED);
         int logEvery = config.get(LOG_EVERY_STEPS);
+        int total = lr.total();
+        int stepsPerEpoch = train.size() / batch;
+        ModelSpec spec = model.spec();
 
         console.printf("model: D=%d L=%d E=%d top-%d F=%d %s %s gate=%s capacity=%s, %,d parameters; backend %s%n",
                 spec.dim(), spec.blocks(), spec.experts(), spec.topK(), spec.expertHidden(),
