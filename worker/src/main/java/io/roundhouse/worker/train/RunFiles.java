@@ -37,16 +37,21 @@ public final class RunFiles {
     }
 
     /** Creates {@code outputDir/run-yyyyMMdd-HHmmss[-n]}. */
-    public static Path createRunDir(Path outputDir) throws IOException {
-        Files.createDirectories(outputDir);
+    public static Path createRunDir(Path outputDir) {
         String base = "run-" + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss"));
-        for (int n = 0; ; n++) {
-            Path dir = outputDir.resolve(n == 0 ? base : base + "-" + n);
-            try {
-                return Files.createDirectory(dir);
-            } catch (java.nio.file.FileAlreadyExistsException e) {
-                // another run started this second: take the next suffix
+        try {
+            Files.createDirectories(outputDir);
+            for (int n = 0; ; n++) {
+                Path dir = outputDir.resolve(n == 0 ? base : base + "-" + n);
+                try {
+                    return Files.createDirectory(dir);
+                } catch (java.nio.file.FileAlreadyExistsException e) {
+                    // another run started this second: take the next suffix
+                }
             }
+        } catch (IOException e) {
+            throw new IllegalArgumentException("output.dir " + outputDir + ": cannot create a run directory ("
+                    + e + "); set output.dir to a folder you can write", e);
         }
     }
 
