@@ -145,6 +145,7 @@ public final class Trainer {
                 (total + stepsPerEpoch - 1) / stepsPerEpoch, stepsPerEpoch, batch);
 
         Batcher batcher = new Batcher(be, train, batch, seed);
+        Batcher validBatcher = valid == null ? null : new Batcher(be, valid, Math.min(evalBatch, valid.size()), seed);
         StepStats stats = new StepStats(spec.blocks(), spec.experts());
         Window window = new Window();
         long start = System.nanoTime();
@@ -174,14 +175,14 @@ public final class Trainer {
                 }
             }
             if (valid != null && (step % stepsPerEpoch == 0 || step == total)) {
-                double[] v = evaluate(be, model, valid, evalBatch, seed);
+                double[] v = evaluate(model, validBatcher, evalBatch, stats);
                 validationAccuracy = v[1];
                 metrics.write(evalRecord("validation", step, epoch, v));
                 console.printf("[epoch %d] validation: loss %.4f  acc %.2f%%%n", epoch + 1, v[0], 100 * v[1]);
             }
         }
         double trainSeconds = (System.nanoTime() - start) / 1e9;
-        double[] t = evaluate(be, model, test, evalBatch, seed);
+        double[] t = evaluate(model, new Batcher(be, test, Math.min(evalBatch, test.size()), seed), evalBatch, stats);
         metrics.write(evalRecord("test", step, -1, t));
         double wall = (System.nanoTime() - start) / 1e9;
         Result result = new Result(runDir, step, wall, validationAccuracy, t[1], t[0], (double) step * batch / trainSeconds,
@@ -202,16 +203,17 @@ public final class Trainer {
         return result;
     }
 
-    /** Mean cross-entropy and accuracy over a dataset, in evaluation mode (no dropout, dropless). */
-    static double[] evaluate(Backend be, MoeClassifier model, ImageDataset data, int evalBatch, long seed) {
-        Batcher b = new Batcher(be, data, Math.min(evalBatch, data.size()), seed);
-        StepStats stats = new StepStats(model.spec().blocks(), model.spec().experts());
+    /**
+     * Mean cross-entropy and accuracy over a batcher's dataset, in its stored order, in evaluation
+     * mode (no dropout, dropless).
+     */
+    static double[] evaluate(MoeClassifier model, Batcher data, int evalBatch, StepStats stats) {
         double loss = 0;
         long correct = 0;
         for (int from = 0; from < data.size(); from += evalBatch) {
             int n = Math.min(evalBatch, data.size() - from);
-            b.load(from, n);
-            model.forward(b.x().rows(n), b.y().rows(n), b.hostLabels(), false, seed, 0, stats);
+            data.load(from, n);
+            model.forward(data.x().rows(n), data.y().rows(n), data.hostLabels(), false, 0, 0, stats);
             loss += stats.crossEntropy * n;
             correct += stats.correct;
         }
