@@ -1,0 +1,235 @@
+package io.roundhouse.comms;
+
+/**
+ * The collectives of one member, on float data (and bytes, for control traffic). Every member of
+ * the group must call the same collectives in the same order. Nothing here allocates on the hot
+ * path except {@link #allReduceSum}'s scratch, which grows to the largest vector once.
+ */
+public final class Collectives {
+    private final Member m;
+    private final int rank;
+    private final int size;
+    private final int[] one = new int[1];
+    private float[] scratch = new float[0];
+
+    public Collectives(Member member) {
+        this.m = member;
+        this.rank = member.rank();
+        this.size = member.size();
+    }
+
+    public Member member() {
+        return m;
+    }
+
+    /** Returns once every member has entered the barrier. */
+    public void barrier() {
+        m.beginOp("barrier");
+        for (int r = 0; r < size; r++) {
+            if (r != rank) {
+                m.send(r, null, 0, 0);
+                m.receive(r, null, 0, 0, 0);
+            }
+        }
+        m.transfer();
+    }
+
+    /**
+     * Exchanges counts: {@code recvCounts[r]} becomes what rank r's {@code sendCounts[rank]} was.
+     *
+     * @return the sum of recvCounts
+     */
+    public int allToAllCounts(int[] sendCounts, int[] recvCounts) {
+        check(sendCounts.length == size && recvCounts.length == size, "allToAllCounts needs arrays of the group size "
+                + size);
+        m.beginOp("allToAll counts");
+        for (int r = 0; r < size; r++) {
+            if (r == rank) {
+                recvCounts[r] = sendCounts[r];
+            } else {
+                m.sendInts(r, sendCounts, r, 1);
+                m.receiveInts(r, recvCounts, r, 1);
+            }
+        }
+        m.transfer();
+        int total = 0;
+        for (int c : recvCounts) {
+            check(c >= 0, "allToAllCounts: a peer announced a negative count " + c);
+            total += c;
+        }
+        return total;
+    }
+
+    /**
+     * Variable-size all-to-all of floats. The block for rank r is
+     * {@code send[sendOff + Σ_{q<r} sendCounts[q] …]} of length {@code sendCounts[r]}; what rank r
+     * sends here lands at {@code recv[recvOff + Σ_{q<r} recvCounts[q] …]}. recvCounts must be what
+     * {@link #allToAllCounts} returned (zero-length blocks are fine).
+     */
+    public void allToAllV(float[] send, int sendOff, int[] sendCounts, float[] recv, int recvOff, int[] recvCounts) {
+        m.beginOp("allToAll");
+        check(sendCounts[rank] == recvCounts[rank], "allToAllV: the block to self has " + sendCounts[rank]
+                + " floats but recvCounts says " + recvCounts[rank]);
+        System.arraycopy(send, sendOff + offsetOf(sendCounts, rank), recv, recvOff + offsetOf(recvCounts, rank),
+                sendCounts[rank]);
+        for (int r = 0; r < size; r++) {
+            if (r == rank) {
+                continue;
+            }
+            m.sendFloats(r, send, sendOff + offsetOf(sendCounts, r), sendCounts[r]);
+            m.receiveFloats(r, recv, recvOff + offsetOf(recvCounts, r), recvCounts[r]);
+        }
+        m.transfer();
+    }
+
+    /** Counts, then data: {@link #allToAllCounts} then {@link #allToAllV}. Returns the floats received. */
+    public int allToAll(float[] send, int sendOff, int[] sendCounts, float[] recv, int recvOff, int[] recvCounts) {
+        int total = allToAllCounts(sendCounts, recvCounts);
+        if (recvOff + (long) total > recv.length) {
+            throw new CommsException("comms allToAll on " + m.describe(rank) + ": " + total + " floats arrive but the "
+                    + "receive buffer holds " + (recv.length - recvOff));
+        }
+        allToAllV(send, sendOff, sendCounts, recv, recvOff, recvCounts);
+        return total;
+    }
+
+    private static int offsetOf(int[] counts, int r) {
+        int o = 0;
+        for (int q = 0; q < r; q++) {
+            o += counts[q];
+        }
+        return o;
+    }
+
+    /**
+     * In-place sum over the group of {@code data[off, off+n)}: a ring reduce-scatter then
+     * all-gather. Each element is summed in an order fixed by the ring, so the result is
+     * bit-identical from run to run and on every member.
+     */
+    public void allReduceSum(float[] data, int off, int n) {
+        if (size == 1) {
+            return;
+        }
+        if (scratch.length < n) {
+            scratch = new float[n];
+        }
+        int right = (rank + 1) % size;
+        int left = (rank + size - 1) % size;
+        m.beginOp("allReduce");
+        for (int k = 0; k < size - 1; k++) {
+            if (k > 0) {
+                m.nextStep();
+            }
+            int s = Math.floorMod(rank - k, size);
+            int r = Math.floorMod(rank - k - 1, size);
+            m.sendFloats(right, data, off + lo(s, n), lo(s + 1, n) - lo(s, n));
+            m.receiveFloats(left, scratch, lo(r, n), lo(r + 1, n) - lo(r, n));
+            m.transfer();
+            for (int j = lo(r, n), end = lo(r + 1, n); j < end; j++) {
+                data[off + j] += scratch[j];
+            }
+        }
+        for (int k = 0; k < size - 1; k++) {
+            m.nextStep();
+            int s = Math.floorMod(rank + 1 - k, size);
+            int r = Math.floorMod(rank - k, size);
+            m.sendFloats(right, data, off + lo(s, n), lo(s + 1, n) - lo(s, n));
+            m.receiveFloats(left, data, off + lo(r, n), lo(r + 1, n) - lo(r, n));
+            m.transfer();
+        }
+    }
+
+    /** Start of ring chunk c of n elements. */
+    private int lo(int c, int n) {
+        return (int) ((long) c * n / size);
+    }
+
+    /** {@code data[off, off+n)} of {@code root} copied to every member (n must agree). */
+    public void broadcast(int root, float[] data, int off, int n) {
+        m.beginOp("broadcast");
+        if (rank == root) {
+            for (int r = 0; r < size; r++) {
+                if (r != root) {
+                    m.sendFloats(r, data, off, n);
+                }
+            }
+        } else {
+            m.receiveFloats(root, data, off, n);
+        }
+        m.transfer();
+    }
+
+    /**
+     * A byte message of {@code root} to every member.
+     *
+     * @param len at the root the message length; elsewhere the room in {@code buf} from off
+     * @return the message length
+     */
+    public int broadcastBytes(int root, byte[] buf, int off, int len) {
+        m.beginOp("broadcast");
+        if (rank == root) {
+            for (int r = 0; r < size; r++) {
+                if (r != root) {
+                    m.sendBytes(r, buf, off, len);
+                }
+            }
+            m.transfer();
+            return len;
+        }
+        m.receiveBytes(root, buf, off, len);
+        m.transfer();
+        return m.receivedBytes(root);
+    }
+
+    /** Every member's {@code send[off, off+n)} to the root, at {@code recv[recvOff + r·n]} (same n everywhere). */
+    public void gather(int root, float[] send, int off, int n, float[] recv, int recvOff) {
+        m.beginOp("gather");
+        if (rank == root) {
+            for (int r = 0; r < size; r++) {
+                if (r == root) {
+                    System.arraycopy(send, off, recv, recvOff + r * n, n);
+                } else {
+                    m.receiveFloats(r, recv, recvOff + r * n, n);
+                }
+            }
+        } else {
+            m.sendFloats(root, send, off, n);
+        }
+        m.transfer();
+    }
+
+    /**
+     * Variable-length byte messages to the root: rank r's lands in {@code recv[r]} (each at most
+     * its length), its length in {@code recvLengths[r]}. Only the root reads recv and recvLengths.
+     */
+    public void gatherBytes(int root, byte[] send, int len, byte[][] recv, int[] recvLengths) {
+        m.beginOp("gather");
+        if (rank == root) {
+            for (int r = 0; r < size; r++) {
+                if (r == root) {
+                    check(recv[r].length >= len, "gatherBytes: recv[" + r + "] is too small for " + len + " bytes");
+                    System.arraycopy(send, 0, recv[r], 0, len);
+                    recvLengths[r] = len;
+                } else {
+                    m.receiveBytes(r, recv[r], 0, recv[r].length);
+                }
+            }
+        } else {
+            m.sendBytes(root, send, 0, len);
+        }
+        m.transfer();
+        if (rank == root) {
+            for (int r = 0; r < size; r++) {
+                if (r != root) {
+                    recvLengths[r] = m.receivedBytes(r);
+                }
+            }
+        }
+    }
+
+    private static void check(boolean ok, String message) {
+        if (!ok) {
+            throw new IllegalArgumentException(message);
+        }
+    }
+}

@@ -1,0 +1,83 @@
+package io.roundhouse.comms;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/**
+ * The transport settings of one job, validated once. Every member of a group must use the same
+ * values (the session token above all).
+ *
+ * @param transport        IPC (one host) or UDP
+ * @param termLengthBytes  Aeron term length per publication: a power of two in [64 KiB, 1 GiB];
+ *                         a publication's log is 3 terms, and at most half a term may be in flight
+ * @param mtuBytes         largest frame on the wire, a multiple of 32 in [1408, 65504]; our
+ *                         frames carry {@code mtu − 64} payload bytes (Aeron's and our header)
+ * @param connectTimeoutMs how long {@link Member#connect} waits for every peer
+ * @param opTimeoutMs      how long one collective may take before the peers it still waits on
+ *                         are named in an error
+ * @param idle             idle strategy while waiting: {@code backoff} (default, polite on small
+ *                         machines), {@code yielding} or {@code busy}
+ * @param aeronDirBase     folder under which the embedded media driver's directory is made
+ *                         ({@code /dev/shm} when it exists)
+ * @param streamIdBase     Aeron stream id of rank 0; rank r listens on {@code streamIdBase + r}
+ * @param sessionToken     random per job: frames without it are dropped and counted
+ */
+public record CommsConfig(Transport transport, int termLengthBytes, int mtuBytes, long connectTimeoutMs,
+                          long opTimeoutMs, String idle, Path aeronDirBase, int streamIdBase, long sessionToken) {
+
+    public static final int DEFAULT_TERM_LENGTH = 4 << 20;
+    public static final int DEFAULT_MTU_IPC = 65504;
+    public static final int DEFAULT_MTU_UDP = 8192;
+
+    public CommsConfig {
+        if (Integer.bitCount(termLengthBytes) != 1 || termLengthBytes < (64 << 10) || termLengthBytes > (1 << 30)) {
+            throw new IllegalArgumentException("comms termLengthBytes " + termLengthBytes
+                    + " must be a power of two in [65536, 1073741824]");
+        }
+        if (mtuBytes % 32 != 0 || mtuBytes < 1408 || mtuBytes > 65504) {
+            throw new IllegalArgumentException("comms mtuBytes " + mtuBytes + " must be a multiple of 32 in [1408, 65504]");
+        }
+        if (mtuBytes > termLengthBytes / 8) {
+            throw new IllegalArgumentException("comms mtuBytes " + mtuBytes + " must be at most termLengthBytes/8 = "
+                    + termLengthBytes / 8);
+        }
+        if (connectTimeoutMs <= 0 || opTimeoutMs <= 0) {
+            throw new IllegalArgumentException("comms timeouts must be positive (connect " + connectTimeoutMs
+                    + " ms, op " + opTimeoutMs + " ms)");
+        }
+        if (!idle.equals("backoff") && !idle.equals("yielding") && !idle.equals("busy")) {
+            throw new IllegalArgumentException("comms idle strategy '" + idle + "' must be backoff, yielding or busy");
+        }
+        if (streamIdBase < 1) {
+            throw new IllegalArgumentException("comms streamIdBase " + streamIdBase + " must be positive");
+        }
+    }
+
+    /** Defaults for a transport, with the given session token. */
+    public static CommsConfig defaults(Transport transport, long sessionToken) {
+        Path shm = Path.of("/dev/shm");
+        return new CommsConfig(transport, DEFAULT_TERM_LENGTH,
+                transport == Transport.IPC ? DEFAULT_MTU_IPC : DEFAULT_MTU_UDP, 30_000, 30_000, "backoff",
+                Files.isDirectory(shm) ? shm : Path.of(System.getProperty("java.io.tmpdir")), 1000, sessionToken);
+    }
+
+    public CommsConfig withTimeouts(long connectMs, long opMs) {
+        return new CommsConfig(transport, termLengthBytes, mtuBytes, connectMs, opMs, idle, aeronDirBase, streamIdBase,
+                sessionToken);
+    }
+
+    public CommsConfig withTerm(int termBytes, int mtu) {
+        return new CommsConfig(transport, termBytes, mtu, connectTimeoutMs, opTimeoutMs, idle, aeronDirBase, streamIdBase,
+                sessionToken);
+    }
+
+    public CommsConfig withAeronDirBase(Path base) {
+        return new CommsConfig(transport, termLengthBytes, mtuBytes, connectTimeoutMs, opTimeoutMs, idle, base,
+                streamIdBase, sessionToken);
+    }
+
+    public CommsConfig withIdle(String strategy) {
+        return new CommsConfig(transport, termLengthBytes, mtuBytes, connectTimeoutMs, opTimeoutMs, strategy, aeronDirBase,
+                streamIdBase, sessionToken);
+    }
+}

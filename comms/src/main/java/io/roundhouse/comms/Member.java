@@ -1,0 +1,572 @@
+package io.roundhouse.comms;
+
+import static io.roundhouse.comms.FrameHeader.BYTE_OFFSET;
+import static io.roundhouse.comms.FrameHeader.DATA;
+import static io.roundhouse.comms.FrameHeader.HELLO;
+import static io.roundhouse.comms.FrameHeader.LENGTH;
+import static io.roundhouse.comms.FrameHeader.OP;
+import static io.roundhouse.comms.FrameHeader.ORDER;
+import static io.roundhouse.comms.FrameHeader.SRC;
+import static io.roundhouse.comms.FrameHeader.STEP;
+import static io.roundhouse.comms.FrameHeader.TOKEN;
+import static io.roundhouse.comms.FrameHeader.TOTAL_BYTES;
+import static io.roundhouse.comms.FrameHeader.TYPE;
+
+import io.aeron.ExclusivePublication;
+import io.aeron.Image;
+import io.aeron.Publication;
+import io.aeron.Subscription;
+import io.aeron.logbuffer.BufferClaim;
+import io.aeron.logbuffer.ControlledFragmentHandler;
+import io.aeron.logbuffer.ControlledFragmentHandler.Action;
+import io.aeron.logbuffer.Header;
+import java.nio.ByteOrder;
+import java.util.ArrayList;
+import java.util.List;
+import org.agrona.DirectBuffer;
+import org.agrona.MutableDirectBuffer;
+import org.agrona.UnsafeApi;
+import org.agrona.collections.Int2IntHashMap;
+import org.agrona.concurrent.BackoffIdleStrategy;
+import org.agrona.concurrent.BusySpinIdleStrategy;
+import org.agrona.concurrent.IdleStrategy;
+import org.agrona.concurrent.YieldingIdleStrategy;
+
+/**
+ * One member of a group of W: a subscription on its own endpoint and an exclusive publication to
+ * every peer. It moves messages with {@link #transfer}: a set of outgoing and expected incoming
+ * messages driven together until all are done, each frame claimed in the log and filled in place
+ * (no copy but the one into the log and the one out of it), back-pressure answered by polling.
+ * {@link Collectives} builds the collectives on it.
+ *
+ * <p>Every member runs the same collectives in the same order; each gets the next sequence number
+ * and frames carry it, so a fast peer's frames for a later collective wait in their image
+ * (controlled poll, ABORT) until this member gets there. Every wait has a deadline; a peer that
+ * never connects, stops sending, goes away or sends garbage becomes a {@link PeerException} that
+ * names it. Not thread-safe: one thread drives a member.
+ */
+public final class Member implements AutoCloseable {
+    private static final long FLOAT_BASE = UnsafeApi.arrayBaseOffset(float[].class);
+    private static final long BYTE_BASE = UnsafeApi.arrayBaseOffset(byte[].class);
+    private static final long INT_BASE = UnsafeApi.arrayBaseOffset(int[].class);
+    private static final int FRAGMENT_LIMIT = 64;
+    private static final int FRAMES_PER_SEND_BURST = 16;
+
+    private final CommsConfig cfg;
+    private final int rank;
+    private final int size;
+    private final List<String> endpoints;
+    private final EmbeddedMediaDriver driver;
+    private final boolean ownsDriver;
+    private final Subscription sub;
+    private final ExclusivePublication[] pubs;
+    private final Int2IntHashMap sessionToRank = new Int2IntHashMap(-1);
+    private final boolean[] helloFrom;
+    private final boolean[] gone;
+    private final IdleStrategy idle;
+    private final BufferClaim claim = new BufferClaim();
+    private final int framePayload;
+    private final long token;
+    private final CommsCounters counters = new CommsCounters();
+    private final ControlledFragmentHandler handler = this::onFragment;
+
+    // The transfer in progress: at most one outgoing and one incoming message per peer.
+    private final Message[] outgoing;
+    private final Message[] incoming;
+    private int op;
+    private int step;
+    private String opName = "connect";
+    private CommsException failure;
+
+    /** A message being sent or received: where its bytes live and how far it got. */
+    static final class Message {
+        boolean active;
+        Object base;
+        long address;
+        int bytes;       // -1: learn from the first frame (capacity bounds it)
+        int capacity;
+        int done;
+        int frames;
+
+        boolean complete() {
+            return !active || (frames > 0 && done == bytes);
+        }
+    }
+
+    /**
+     * Joins a group: opens the subscription on this member's endpoint and a publication to every
+     * peer. Call {@link #connect()} next.
+     *
+     * @param endpoints one per rank: {@code "ipc"} for IPC, {@code host:port} for UDP
+     */
+    public Member(CommsConfig cfg, EmbeddedMediaDriver driver, int rank, List<String> endpoints) {
+        this(cfg, driver, false, rank, endpoints);
+    }
+
+    /**
+     * Joins a group with this JVM's media driver for {@code jobKey} (started if needed, released on
+     * {@link #close()}), and connects.
+     *
+     * @param localMembers how many members this JVM hosts (sizes the shared-memory check)
+     */
+    public static Member join(CommsConfig cfg, String jobKey, int rank, List<String> endpoints, int localMembers) {
+        EmbeddedMediaDriver d = EmbeddedMediaDriver.acquire(cfg, jobKey, localMembers, endpoints.size(), 0);
+        Member m;
+        try {
+            m = new Member(cfg, d, true, rank, endpoints);
+        } catch (RuntimeException e) {
+            d.close();
+            throw e;
+        }
+        try {
+            m.connect();
+        } catch (RuntimeException e) {
+            m.close();
+            throw e;
+        }
+        return m;
+    }
+
+    private Member(CommsConfig cfg, EmbeddedMediaDriver driver, boolean ownsDriver, int rank, List<String> endpoints) {
+        if (ByteOrder.nativeOrder() != ByteOrder.LITTLE_ENDIAN) {
+            throw new CommsException("comms copies floats in native byte order and needs a little-endian host");
+        }
+        this.size = endpoints.size();
+        if (rank < 0 || rank >= size) {
+            throw new IllegalArgumentException("rank " + rank + " is outside [0, " + size + ")");
+        }
+        this.cfg = cfg;
+        this.rank = rank;
+        this.endpoints = List.copyOf(endpoints);
+        this.driver = driver;
+        this.ownsDriver = ownsDriver;
+        this.token = cfg.sessionToken();
+        this.framePayload = cfg.mtuBytes() - 32 - LENGTH; // Aeron's data header, then ours
+        this.idle = switch (cfg.idle()) {
+            case "busy" -> new BusySpinIdleStrategy();
+            case "yielding" -> new YieldingIdleStrategy();
+            default -> new BackoffIdleStrategy(10, 20, 1_000, 200_000);
+        };
+        this.helloFrom = new boolean[size];
+        this.gone = new boolean[size];
+        this.outgoing = new Message[size];
+        this.incoming = new Message[size];
+        for (int r = 0; r < size; r++) {
+            outgoing[r] = new Message();
+            incoming[r] = new Message();
+        }
+        this.sub = driver.aeron().addSubscription(channel(rank, false), cfg.streamIdBase() + rank,
+                image -> { }, this::onImageGone);
+        this.pubs = new ExclusivePublication[size];
+        for (int r = 0; r < size; r++) {
+            if (r != rank) {
+                pubs[r] = driver.aeron().addExclusivePublication(channel(r, true), cfg.streamIdBase() + r);
+            }
+        }
+    }
+
+    private String channel(int r, boolean publication) {
+        String ep = endpoints.get(r);
+        if (cfg.transport() == Transport.IPC) {
+            if (!ep.equals("ipc")) {
+                throw new IllegalArgumentException("rank " + r + " endpoint '" + ep + "': an IPC group's endpoints are all 'ipc'");
+            }
+            return publication ? "aeron:ipc?term-length=" + cfg.termLengthBytes() + "|mtu=" + cfg.mtuBytes() : "aeron:ipc";
+        }
+        if (!ep.matches("[^:]+:\\d{1,5}")) {
+            throw new IllegalArgumentException("rank " + r + " endpoint '" + ep + "': a UDP endpoint is host:port");
+        }
+        return publication
+                ? "aeron:udp?endpoint=" + ep + "|term-length=" + cfg.termLengthBytes() + "|mtu=" + cfg.mtuBytes()
+                : "aeron:udp?endpoint=" + ep;
+    }
+
+    /** "rank 2 (127.0.0.1:40125)". */
+    public String describe(int r) {
+        return "rank " + r + " (" + (cfg.transport() == Transport.IPC ? "ipc stream " + (cfg.streamIdBase() + r)
+                : "udp " + endpoints.get(r)) + ")";
+    }
+
+    public int rank() {
+        return rank;
+    }
+
+    public int size() {
+        return size;
+    }
+
+    public CommsCounters counters() {
+        return counters;
+    }
+
+    public CommsConfig config() {
+        return cfg;
+    }
+
+    /**
+     * Waits until every peer is reachable and has reached this member (each sends a HELLO frame).
+     *
+     * @throws PeerException naming the peers still missing at the connect deadline
+     */
+    public void connect() {
+        long deadline = System.nanoTime() + cfg.connectTimeoutMs() * 1_000_000L;
+        boolean[] helloSent = new boolean[size];
+        while (true) {
+            int work = 0;
+            boolean all = true;
+            for (int r = 0; r < size; r++) {
+                if (r == rank) {
+                    continue;
+                }
+                if (!helloSent[r]) {
+                    helloSent[r] = sendHello(r);
+                    work += helloSent[r] ? 1 : 0;
+                }
+                all &= helloSent[r] && helloFrom[r];
+            }
+            work += poll();
+            if (all) {
+                opName = "idle";
+                return;
+            }
+            if (System.nanoTime() > deadline) {
+                List<Integer> missing = new ArrayList<>();
+                StringBuilder sb = new StringBuilder();
+                for (int r = 0; r < size; r++) {
+                    if (r != rank && !(helloSent[r] && helloFrom[r])) {
+                        missing.add(r);
+                        sb.append(sb.length() == 0 ? "" : ", ").append(describe(r))
+                                .append(helloSent[r] ? " (we reach it; it has not reached us)"
+                                        : " (not subscribed to us yet)");
+                    }
+                }
+                throw new PeerException(missing, "comms connect: " + describe(rank) + " could not connect to "
+                        + sb + " within " + cfg.connectTimeoutMs() + " ms; is every member started, with the "
+                        + "same endpoints and session token?");
+            }
+            idle.idle(work);
+        }
+    }
+
+    private boolean sendHello(int r) {
+        long result = pubs[r].tryClaim(LENGTH, claim);
+        if (result < 0) {
+            return false;
+        }
+        writeHeader(claim.buffer(), claim.offset(), HELLO, 0, 0, 0, 0);
+        claim.commit();
+        return true;
+    }
+
+    // ---- transfers ----------------------------------------------------------------------------
+
+    /** Starts the next collective: clears the message slots and advances the sequence number. */
+    int beginOp(String name) {
+        checkUsable();
+        op++;
+        step = 0;
+        opName = name;
+        clearSlots();
+        return op;
+    }
+
+    /** Moves on to the next round of the current collective. */
+    void nextStep() {
+        step++;
+        clearSlots();
+    }
+
+    private void clearSlots() {
+        for (int r = 0; r < size; r++) {
+            outgoing[r].active = false;
+            incoming[r].active = false;
+        }
+    }
+
+    /** Queues {@code bytes} bytes at (base, address) for {@code dst} in this round. */
+    void send(int dst, Object base, long address, int bytes) {
+        Message m = outgoing[dst];
+        m.active = true;
+        m.base = base;
+        m.address = address;
+        m.bytes = bytes;
+        m.capacity = bytes;
+        m.done = 0;
+        m.frames = 0;
+    }
+
+    /**
+     * Expects a message from {@code src} in this round, written to (base, address).
+     *
+     * @param bytes    its length, or -1 to take it from the frames (then at most capacity)
+     * @param capacity room at the destination, in bytes
+     */
+    void receive(int src, Object base, long address, int bytes, int capacity) {
+        Message m = incoming[src];
+        m.active = true;
+        m.base = base;
+        m.address = address;
+        m.bytes = bytes;
+        m.capacity = capacity;
+        m.done = 0;
+        m.frames = 0;
+    }
+
+    int receivedBytes(int src) {
+        return incoming[src].done;
+    }
+
+    void sendFloats(int dst, float[] a, int off, int n) {
+        checkRange(a.length, off, n);
+        send(dst, a, FLOAT_BASE + 4L * off, 4 * n);
+    }
+
+    void receiveFloats(int src, float[] a, int off, int n) {
+        checkRange(a.length, off, n);
+        receive(src, a, FLOAT_BASE + 4L * off, 4 * n, 4 * n);
+    }
+
+    void sendInts(int dst, int[] a, int off, int n) {
+        checkRange(a.length, off, n);
+        send(dst, a, INT_BASE + 4L * off, 4 * n);
+    }
+
+    void receiveInts(int src, int[] a, int off, int n) {
+        checkRange(a.length, off, n);
+        receive(src, a, INT_BASE + 4L * off, 4 * n, 4 * n);
+    }
+
+    void sendBytes(int dst, byte[] a, int off, int n) {
+        checkRange(a.length, off, n);
+        send(dst, a, BYTE_BASE + off, n);
+    }
+
+    /** A byte message of unknown length, at most {@code capacity} bytes. */
+    void receiveBytes(int src, byte[] a, int off, int capacity) {
+        checkRange(a.length, off, capacity);
+        receive(src, a, BYTE_BASE + off, -1, capacity);
+    }
+
+    private static void checkRange(int length, int off, int n) {
+        if (off < 0 || n < 0 || off + n > length || off + n < 0) {
+            throw new IndexOutOfBoundsException("range [" + off + ", " + (off + n) + ") of an array of " + length);
+        }
+    }
+
+    /**
+     * Drives the queued messages of this round until every one is sent and received.
+     *
+     * @throws PeerException when the deadline passes or a peer goes away, naming the peers still
+     *                       owed something
+     */
+    void transfer() {
+        long deadline = System.nanoTime() + cfg.opTimeoutMs() * 1_000_000L;
+        while (true) {
+            int work = 0;
+            boolean done = true;
+            for (int r = 0; r < size; r++) {
+                Message m = outgoing[r];
+                if (m.active && !m.complete()) {
+                    work += sendSome(r, m);
+                    done &= m.complete();
+                }
+            }
+            work += poll();
+            if (failure != null) {
+                throw failure;
+            }
+            for (int r = 0; r < size; r++) {
+                done &= incoming[r].complete();
+            }
+            if (done) {
+                return;
+            }
+            checkPeers(deadline);
+            idle.idle(work);
+        }
+    }
+
+    private int sendSome(int dst, Message m) {
+        ExclusivePublication pub = pubs[dst];
+        int sent = 0;
+        while (sent < FRAMES_PER_SEND_BURST && !m.complete()) {
+            int chunk = Math.min(framePayload, m.bytes - m.done);
+            long result = pub.tryClaim(LENGTH + chunk, claim);
+            if (result < 0) {
+                if (result == Publication.BACK_PRESSURED || result == Publication.ADMIN_ACTION) {
+                    counters.backPressureEvents++;
+                } else if (result == Publication.NOT_CONNECTED) {
+                    counters.notConnectedEvents++;
+                } else {
+                    throw new PeerException(List.of(dst), "comms " + opName + " #" + op + ": the publication to "
+                            + describe(dst) + " is " + (result == Publication.CLOSED ? "closed" : "at its maximum position"));
+                }
+                break;
+            }
+            MutableDirectBuffer b = claim.buffer();
+            int at = claim.offset();
+            writeHeader(b, at, DATA, op, step, m.done, m.bytes);
+            if (chunk > 0) {
+                UnsafeApi.copyMemory(m.base, m.address + m.done, b.byteArray(), b.addressOffset() + at + LENGTH, chunk);
+            }
+            claim.commit();
+            m.done += chunk;
+            m.frames++;
+            counters.framesSent++;
+            counters.bytesSent += chunk;
+            sent++;
+        }
+        return sent;
+    }
+
+    private void writeHeader(MutableDirectBuffer b, int at, byte type, int opId, int stepId, int byteOffset, int total) {
+        b.putLong(at + TOKEN, token, ORDER);
+        b.putInt(at + TYPE, type, ORDER); // type in the low byte, 3 reserved zero bytes
+        b.putInt(at + SRC, rank, ORDER);
+        b.putInt(at + OP, opId, ORDER);
+        b.putInt(at + STEP, stepId, ORDER);
+        b.putInt(at + BYTE_OFFSET, byteOffset, ORDER);
+        b.putInt(at + TOTAL_BYTES, total, ORDER);
+    }
+
+    private int poll() {
+        int work = 0;
+        for (int i = 0, n = sub.imageCount(); i < n; i++) {
+            Image image = sub.imageAtIndex(i);
+            work += image.controlledPoll(handler, FRAGMENT_LIMIT);
+            if (failure != null) {
+                break;
+            }
+        }
+        return work;
+    }
+
+    private Action onFragment(DirectBuffer buffer, int offset, int length, Header header) {
+        if (length < LENGTH) {
+            return fail(-1, "a frame of " + length + " bytes (shorter than the " + LENGTH + "-byte header) on session "
+                    + header.sessionId());
+        }
+        if (buffer.getLong(offset + TOKEN, ORDER) != token) {
+            counters.droppedFrames++;
+            return Action.CONTINUE;
+        }
+        int type = buffer.getByte(offset + TYPE);
+        int src = buffer.getInt(offset + SRC, ORDER);
+        if (src < 0 || src >= size || src == rank) {
+            return fail(-1, "a frame claiming to come from rank " + src + " on session " + header.sessionId());
+        }
+        int known = sessionToRank.get(header.sessionId());
+        if (known == -1) {
+            sessionToRank.put(header.sessionId(), src);
+        } else if (known != src) {
+            return fail(src, "session " + header.sessionId() + " sent frames as rank " + known + " and as rank " + src);
+        }
+        if (type == HELLO) {
+            helloFrom[src] = true;
+            return Action.CONTINUE;
+        }
+        if (type != DATA) {
+            return fail(src, "a frame of unknown type " + type + " from " + describe(src));
+        }
+        int frameOp = buffer.getInt(offset + OP, ORDER);
+        int frameStep = buffer.getInt(offset + STEP, ORDER);
+        long key = ((long) frameOp << 32) | frameStep;
+        long current = ((long) op << 32) | step;
+        if (key > current) {
+            counters.deferredFrames++;
+            return Action.ABORT; // a later collective's: stays in the image until we get there
+        }
+        Message m = incoming[src];
+        if (key < current || !m.active) {
+            return fail(src, "an unexpected frame from " + describe(src) + " for collective #" + frameOp + " round "
+                    + frameStep + " while in " + opName + " #" + op + " round " + step
+                    + " (do all members run the same collectives in the same order?)");
+        }
+        int byteOffset = buffer.getInt(offset + BYTE_OFFSET, ORDER);
+        int total = buffer.getInt(offset + TOTAL_BYTES, ORDER);
+        int payload = length - LENGTH;
+        if (m.bytes < 0) {
+            if (total < 0 || total > m.capacity) {
+                return fail(src, describe(src) + " sent a " + total + "-byte message where at most " + m.capacity
+                        + " fit (" + opName + " #" + op + ")");
+            }
+            m.bytes = total;
+        }
+        if (total != m.bytes || byteOffset != m.done || byteOffset + payload > m.bytes) {
+            return fail(src, describe(src) + " sent bytes [" + byteOffset + ", " + (byteOffset + payload) + ") of a "
+                    + total + "-byte message; expected bytes from " + m.done + " of " + m.bytes + " (" + opName
+                    + " #" + op + ")");
+        }
+        if (payload > 0) {
+            UnsafeApi.copyMemory(buffer.byteArray(), buffer.addressOffset() + offset + LENGTH, m.base, m.address + m.done,
+                    payload);
+        }
+        m.done += payload;
+        m.frames++;
+        counters.framesReceived++;
+        counters.bytesReceived += payload;
+        return Action.CONTINUE;
+    }
+
+    private Action fail(int src, String what) {
+        failure = new PeerException(src < 0 ? List.of() : List.of(src), "comms " + opName + " #" + op + " on "
+                + describe(rank) + ": malformed input: " + what);
+        return Action.ABORT;
+    }
+
+    private void onImageGone(Image image) {
+        int r = sessionToRank.get(image.sessionId());
+        if (r >= 0) {
+            gone[r] = true;
+        }
+    }
+
+    /** Fails if a peer this round waits on went away, or the deadline passed. */
+    private void checkPeers(long deadline) {
+        boolean late = System.nanoTime() > deadline;
+        List<Integer> blame = new ArrayList<>();
+        StringBuilder sb = new StringBuilder();
+        for (int r = 0; r < size; r++) {
+            Message in = incoming[r];
+            Message out = outgoing[r];
+            boolean owed = !in.complete() || (out.active && !out.complete());
+            if (owed && (gone[r] || late)) {
+                blame.add(r);
+                sb.append(sb.length() == 0 ? "" : "; ").append(describe(r)).append(gone[r] ? " went away" : " is late");
+                if (!in.complete()) {
+                    sb.append(", received ").append(in.done).append(" of ")
+                            .append(in.bytes < 0 ? "an unknown number of" : Integer.toString(in.bytes)).append(" bytes");
+                }
+                if (out.active && !out.complete()) {
+                    sb.append(", sent ").append(out.done).append(" of ").append(out.bytes).append(" bytes")
+                            .append(pubs[r].isConnected() ? "" : " (not connected)");
+                }
+            }
+        }
+        if (!blame.isEmpty()) {
+            failure = new PeerException(blame, "comms " + opName + " #" + op + " round " + step + " on " + describe(rank)
+                    + (late ? " timed out after " + cfg.opTimeoutMs() + " ms: " : ": ") + sb);
+            throw failure;
+        }
+    }
+
+    private void checkUsable() {
+        if (failure != null) {
+            throw new CommsException("comms: " + describe(rank) + " failed earlier and cannot be used: "
+                    + failure.getMessage(), failure);
+        }
+    }
+
+    @Override
+    public void close() {
+        sub.close();
+        for (ExclusivePublication p : pubs) {
+            if (p != null) {
+                p.close();
+            }
+        }
+        if (ownsDriver) {
+            driver.close();
+        }
+    }
+}

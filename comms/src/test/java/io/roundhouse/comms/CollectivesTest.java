@@ -1,0 +1,183 @@
+package io.roundhouse.comms;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Random;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/** Every collective for W = 2, 3, 4 over IPC and over UDP on loopback, with a real media driver. */
+@Timeout(120)
+class CollectivesTest {
+    @TempDir
+    Path aeron;
+
+    static Stream<Arguments> groups() {
+        return Stream.of(Transport.values()).flatMap(t -> Stream.of(2, 3, 4).map(w -> Arguments.of(t, w)));
+    }
+
+    /** The value rank src sends to rank dst at position i: checkable anywhere. */
+    static float value(int src, int dst, int i) {
+        return src * 1_000_000f + dst * 10_000f + (i % 9_973);
+    }
+
+    /** Sizes from rank src to dst: zeros, small, and larger than a term's max message (512 KiB here). */
+    static int count(int src, int dst, int round) {
+        int[] sizes = {0, 1, 7, 1_000, 150_000, 0, 33};
+        return sizes[(src * 3 + dst * 5 + round) % sizes.length];
+    }
+
+    @ParameterizedTest(name = "{0} W={1}")
+    @MethodSource("groups")
+    void allToAllOfRandomSizes(Transport t, int w) throws Exception {
+        List<Boolean> ok = GroupHarness.run(GroupHarness.config(t, aeron), w, 0, c -> {
+            int rank = c.member().rank();
+            for (int round = 0; round < 3; round++) {
+                int[] sendCounts = new int[w];
+                int total = 0;
+                for (int d = 0; d < w; d++) {
+                    sendCounts[d] = count(rank, d, round);
+                    total += sendCounts[d];
+                }
+                float[] send = new float[total + 3];
+                int at = 3; // non-zero offsets on both sides
+                for (int d = 0; d < w; d++) {
+                    for (int i = 0; i < sendCounts[d]; i++) {
+                        send[at + i] = value(rank, d, i);
+                    }
+                    at += sendCounts[d];
+                }
+                int[] recvCounts = new int[w];
+                float[] recv = new float[600_000];
+                int got = c.allToAll(send, 3, sendCounts, recv, 5, recvCounts);
+                at = 5;
+                int expectTotal = 0;
+                for (int s = 0; s < w; s++) {
+                    assertEquals(count(s, rank, round), recvCounts[s], "count from rank " + s);
+                    for (int i = 0; i < recvCounts[s]; i++) {
+                        if (recv[at + i] != value(s, rank, i)) {
+                            throw new AssertionError("rank " + rank + " round " + round + ": element " + i + " from rank "
+                                    + s + " is " + recv[at + i] + ", expected " + value(s, rank, i));
+                        }
+                    }
+                    at += recvCounts[s];
+                    expectTotal += recvCounts[s];
+                }
+                assertEquals(expectTotal, got);
+            }
+            return true;
+        });
+        assertEquals(w, ok.size());
+    }
+
+    @ParameterizedTest(name = "{0} W={1}")
+    @MethodSource("groups")
+    void allReduceIsCorrectAndBitIdentical(Transport t, int w) throws Exception {
+        int[] sizes = {1, 3, 1_001, 200_003}; // n < W leaves some ring chunks empty
+        // results[run][rank][size]: two separate groups, to show run-to-run bit identity
+        List<List<List<float[]>>> results = new java.util.ArrayList<>();
+        for (int run = 0; run < 2; run++) {
+            results.add(GroupHarness.run(GroupHarness.config(t, aeron), w, 0, c -> {
+                List<float[]> out = new java.util.ArrayList<>();
+                for (int n : sizes) {
+                    float[] buf = new float[n + 2];
+                    System.arraycopy(input(c.member().rank(), n), 0, buf, 2, n);
+                    c.allReduceSum(buf, 2, n);
+                    out.add(java.util.Arrays.copyOfRange(buf, 2, n + 2));
+                }
+                return out;
+            }));
+        }
+        for (int k = 0; k < sizes.length; k++) {
+            int n = sizes[k];
+            double[] want = new double[n];
+            for (int r = 0; r < w; r++) {
+                float[] in = input(r, n);
+                for (int i = 0; i < n; i++) {
+                    want[i] += in[i];
+                }
+            }
+            float[] got = results.get(0).get(0).get(k);
+            for (int i = 0; i < n; i++) {
+                if (Math.abs(want[i] - got[i]) > 1e-4 * Math.max(1, Math.abs(want[i]))) {
+                    throw new AssertionError("element " + i + " of " + n + ": " + got[i] + ", expected " + want[i]);
+                }
+            }
+            for (int run = 0; run < 2; run++) {
+                for (int r = 0; r < w; r++) {
+                    assertArrayEquals(got, results.get(run).get(r).get(k),
+                            "n=" + n + ": run " + run + " rank " + r + " holds the same bits as run 0 rank 0");
+                }
+            }
+        }
+    }
+
+    static float[] input(int rank, int n) {
+        Random r = new Random(rank * 7919L + n);
+        float[] v = new float[n];
+        for (int i = 0; i < n; i++) {
+            v[i] = (float) r.nextGaussian() * (1 + rank);
+        }
+        return v;
+    }
+
+    @ParameterizedTest(name = "{0} W={1}")
+    @MethodSource("groups")
+    void broadcastGatherBarrier(Transport t, int w) throws Exception {
+        List<Boolean> ok = GroupHarness.run(GroupHarness.config(t, aeron), w, 0, c -> {
+            int rank = c.member().rank();
+            int root = w - 1;
+            float[] data = new float[100_000];
+            if (rank == root) {
+                for (int i = 0; i < data.length; i++) {
+                    data[i] = i * 0.5f;
+                }
+            }
+            c.broadcast(root, data, 0, data.length);
+            for (int i = 0; i < data.length; i++) {
+                assertEquals(i * 0.5f, data[i], 0f);
+            }
+            c.barrier();
+            float[] mine = {rank, rank + 0.25f};
+            float[] all = new float[2 * w];
+            c.gather(0, mine, 0, 2, all, 0);
+            if (rank == 0) {
+                for (int r = 0; r < w; r++) {
+                    assertEquals(r, all[2 * r], 0f);
+                    assertEquals(r + 0.25f, all[2 * r + 1], 0f);
+                }
+            }
+            byte[] msg = new byte[64];
+            int len = 0;
+            if (rank == 0) {
+                byte[] text = "step 42: checkpoint".getBytes(java.nio.charset.StandardCharsets.UTF_8);
+                System.arraycopy(text, 0, msg, 0, text.length);
+                len = text.length;
+            }
+            int got = c.broadcastBytes(0, msg, 0, rank == 0 ? len : msg.length);
+            assertEquals("step 42: checkpoint", new String(msg, 0, got, java.nio.charset.StandardCharsets.UTF_8));
+            byte[][] recv = new byte[w][16];
+            int[] lens = new int[w];
+            byte[] report = ("r" + rank).repeat(rank).getBytes(java.nio.charset.StandardCharsets.UTF_8);
+            c.gatherBytes(1, report, report.length, recv, lens);
+            if (rank == 1) {
+                for (int r = 0; r < w; r++) {
+                    assertEquals(("r" + r).repeat(r), new String(recv[r], 0, lens[r],
+                            java.nio.charset.StandardCharsets.UTF_8));
+                }
+            }
+            c.barrier();
+            assertTrue(c.member().counters().framesSent > 0);
+            return true;
+        });
+        assertEquals(w, ok.size());
+    }
+}
