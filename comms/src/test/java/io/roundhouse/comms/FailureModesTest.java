@@ -1,0 +1,218 @@
+package io.roundhouse.comms;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.aeron.ExclusivePublication;
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import org.agrona.concurrent.UnsafeBuffer;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+/** Dead, stalled, absent and lying peers become named errors within the timeout; loss is survived. */
+@Timeout(120)
+class FailureModesTest {
+    @TempDir
+    Path aeron;
+
+    /** What every member of the killed-peer tests runs: all-to-alls and all-reduces, round after round. */
+    static int workLoop(Collectives c, int from, int rounds) {
+        int w = c.member().size();
+        int rank = c.member().rank();
+        float[] send = new float[w * 50_000];
+        float[] recv = new float[w * 50_000];
+        int[] sendCounts = new int[w];
+        int[] recvCounts = new int[w];
+        java.util.Arrays.fill(sendCounts, 50_000);
+        float[] grads = new float[300_000];
+        for (int round = from; round < rounds; round++) {
+            java.util.Arrays.fill(send, rank + round);
+            c.allToAll(send, 0, sendCounts, recv, 0, recvCounts);
+            for (int s = 0; s < w; s++) {
+                if (recv[s * 50_000] != s + round) {
+                    throw new AssertionError("round " + round + " on rank " + rank + ": from rank " + s + " got " + recv[s * 50_000] + " (counts " + java.util.Arrays.toString(recvCounts) + ")");
+                }
+            }
+            java.util.Arrays.fill(grads, 1f);
+            c.allReduceSum(grads, 0, grads.length);
+            if (grads[grads.length - 1] != w) {
+                throw new AssertionError("round " + round + ": all-reduce gave " + grads[grads.length - 1]);
+            }
+        }
+        return rounds - from;
+    }
+
+    @ParameterizedTest
+    @EnumSource(Transport.class)
+    void aPeerKilledMidRunIsNamedWithinTheTimeout(Transport t) throws Exception {
+        int w = 3;
+        long token = 0xC0FFEEL;
+        CommsConfig cfg = CommsConfig.defaults(t, token).withTimeouts(20_000, 2_000).withAeronDirBase(aeron);
+        List<String> eps = GroupHarness.endpoints(t, w);
+        String jobKey = GroupHarness.jobKey("kill");
+        try (EmbeddedMediaDriver driver = EmbeddedMediaDriver.acquire(cfg, jobKey, 2, w, 0)) {
+            List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                    "--add-exports", "java.base/jdk.internal.misc=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"),
+                    PeerMain.class.getName(), t.name(), "2", Long.toString(token), aeron.toString(), jobKey));
+            cmd.addAll(eps);
+            Process child = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+            ExecutorService pool = Executors.newFixedThreadPool(2);
+            try {
+                List<Future<Long>> members = new ArrayList<>();
+                for (int r = 0; r < 2; r++) {
+                    int rank = r;
+                    members.add(pool.submit(() -> {
+                        try (Member m = new Member(cfg, driver, rank, eps)) {
+                            m.connect();
+                            Collectives c = new Collectives(m);
+                            workLoop(c, 0, 5); // the peer is alive: these rounds succeed
+                            synchronized (child) {
+                                child.notifyAll();
+                            }
+                            try {
+                                workLoop(c, 5, Integer.MAX_VALUE);
+                                return -1L;
+                            } catch (PeerException e) {
+                                // In the all-to-all everyone waits on rank 2 itself; in the ring all-reduce
+                                // rank 1 waits on its left neighbour, rank 0, which waits on rank 2.
+                                assertTrue(e.ranks().contains(2) || (rank == 1 && e.ranks().contains(0)), e.getMessage());
+                                System.out.println("rank " + rank + ": " + e.getMessage());
+                                return System.nanoTime();
+                            }
+                        }
+                    }));
+                }
+                BufferedReader out = new BufferedReader(new InputStreamReader(child.getInputStream(), StandardCharsets.UTF_8));
+                String line;
+                do {
+                    line = out.readLine();
+                } while (line != null && !line.equals("joined 2"));
+                assertEquals("joined 2", line, "the child joined");
+                synchronized (child) {
+                    child.wait(30_000);
+                }
+                Thread.sleep(200); // mid-operation
+                long killedAt = System.nanoTime();
+                child.destroyForcibly();
+                for (Future<Long> f : members) {
+                    long failedAt = f.get(30, TimeUnit.SECONDS);
+                    double seconds = (failedAt - killedAt) / 1e9;
+                    System.out.printf("%s: named error %.2f s after the kill%n", t, seconds);
+                    assertTrue(failedAt > 0 && seconds < 2.0 + 3.0, "error within the timeout (+slack): " + seconds + " s");
+                }
+            } finally {
+                child.destroyForcibly();
+                pool.shutdownNow();
+            }
+        }
+    }
+
+    @Test
+    void aPeerThatNeverStartsIsNamedAtConnect() throws Exception {
+        CommsConfig cfg = GroupHarness.config(Transport.UDP, aeron).withTimeouts(1_500, 1_500);
+        List<String> eps = GroupHarness.endpoints(Transport.UDP, 3);
+        try (EmbeddedMediaDriver driver = EmbeddedMediaDriver.acquire(cfg, GroupHarness.jobKey("absent"), 2, 3, 0);
+             Member m = new Member(cfg, driver, 0, eps)) {
+            long t0 = System.nanoTime();
+            PeerException e = assertThrows(PeerException.class, m::connect);
+            double s = (System.nanoTime() - t0) / 1e9;
+            assertEquals(List.of(1, 2), e.ranks());
+            assertTrue(e.getMessage().contains("rank 2 (udp " + eps.get(2) + ")"), e.getMessage());
+            assertTrue(e.getMessage().contains("within 1500 ms"), e.getMessage());
+            assertTrue(s < 5, "took " + s + " s");
+        }
+    }
+
+    @Test
+    void aPeerThatStallsIsNamed() throws Exception {
+        CommsConfig cfg = GroupHarness.config(Transport.IPC, aeron).withTimeouts(10_000, 1_500);
+        List<String> messages = GroupHarness.run(cfg, 3, 0, c -> {
+            if (c.member().rank() == 2) {
+                Thread.sleep(4_000); // connected, then silent: never enters the all-to-all
+                return "";
+            }
+            int[] counts = {10, 10, 10};
+            PeerException e = assertThrows(PeerException.class,
+                    () -> c.allToAll(new float[30], 0, counts, new float[30], 0, new int[3]));
+            assertEquals(List.of(2), e.ranks());
+            return e.getMessage();
+        });
+        assertEquals("comms allToAll counts #1 round 0 on rank 0 (ipc stream 1000) timed out after 1500 ms: "
+                + "rank 2 (ipc stream 1002) is late, received 0 of 4 bytes", messages.get(0));
+    }
+
+    @Test
+    void framesWithoutTheTokenAreDroppedAndCountedAndGarbageIsAnError() throws Exception {
+        CommsConfig cfg = GroupHarness.config(Transport.IPC, aeron);
+        List<String> eps = List.of("ipc", "ipc");
+        try (EmbeddedMediaDriver driver = EmbeddedMediaDriver.acquire(cfg, GroupHarness.jobKey("rogue"), 3, 2, 0)) {
+            ExclusivePublication rogue = driver.aeron().addExclusivePublication("aeron:ipc", cfg.streamIdBase());
+            List<Long> dropped = GroupHarness.runOn(cfg, driver, eps, 2, c -> {
+                if (c.member().rank() == 0) {
+                    UnsafeBuffer frame = new UnsafeBuffer(new byte[40]);
+                    frame.putLong(0, 0xBAD, java.nio.ByteOrder.LITTLE_ENDIAN); // wrong token
+                    long deadline = System.nanoTime() + 5_000_000_000L;
+                    while (rogue.offer(frame) < 0 && System.nanoTime() < deadline) {
+                        Thread.onSpinWait();
+                    }
+                }
+                c.barrier();
+                c.barrier();
+                return c.member().counters().droppedFrames;
+            });
+            assertTrue(dropped.get(0) >= 1, "rank 0 dropped the rogue frame: " + dropped);
+
+            List<String> errors = GroupHarness.runOn(cfg, driver, eps, 2, c -> {
+                if (c.member().rank() == 0) {
+                    UnsafeBuffer frame = new UnsafeBuffer(new byte[8]); // shorter than a header
+                    long deadline = System.nanoTime() + 5_000_000_000L;
+                    while (rogue.offer(frame) < 0 && System.nanoTime() < deadline) {
+                        Thread.onSpinWait();
+                    }
+                    PeerException e = assertThrows(PeerException.class, () -> {
+                        for (int i = 0; i < 100; i++) {
+                            c.barrier();
+                        }
+                    });
+                    return e.getMessage();
+                }
+                try {
+                    c.barrier();
+                } catch (PeerException expected) {
+                    // rank 0 stops; rank 1 may time out waiting for it
+                }
+                return "";
+            });
+            assertTrue(errors.get(0).contains("malformed input: a frame of 8 bytes"), errors.get(0));
+            rogue.close();
+        }
+    }
+
+    @Test
+    void udpLossIsRepaired() throws Exception {
+        CommsConfig cfg = GroupHarness.config(Transport.UDP, aeron);
+        List<Integer> rounds = GroupHarness.run(cfg, 3, 0.05, c -> workLoop(c, 0, 4));
+        assertEquals(List.of(4, 4, 4), rounds);
+    }
+
+    @Test
+    void notEnoughSharedMemoryIsExplained() {
+        CommsConfig cfg = GroupHarness.config(Transport.UDP, aeron).withTerm(1 << 30, 8192);
+        CommsException e = assertThrows(CommsException.class,
+                () -> EmbeddedMediaDriver.checkSpace(cfg, aeron.resolve("x"), 64, 512));
+        assertTrue(e.getMessage().contains("need about") && e.getMessage().contains("--shm-size"), e.getMessage());
+    }
+}
