@@ -6,7 +6,7 @@ import java.nio.ByteOrder;
  * The header every Roundhouse frame starts with, little-endian, 32 bytes, followed by the payload:
  * <pre>
  *  0  long  sessionToken   the job's random token; frames without it are dropped
- *  8  byte  type           {@link #HELLO}, {@link #DATA}
+ *  8  byte  type           {@link #HELLO}, {@link #DATA}, {@link #CONTROL}
  *  9  3 bytes reserved (0)
  * 12  int   srcRank
  * 16  int   op             the collective's sequence number (every member runs them in one order)
@@ -30,6 +30,8 @@ final class FrameHeader {
     static final byte HELLO = 1;
     /** A piece of a collective's message. */
     static final byte DATA = 2;
+    /** A whole control message (Kryo-encoded payload; Aeron fragments and reassembles it). */
+    static final byte CONTROL = 3;
 
     private FrameHeader() {
     }
