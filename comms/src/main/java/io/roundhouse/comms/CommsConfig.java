@@ -15,15 +15,19 @@ import java.nio.file.Path;
  * @param connectTimeoutMs how long {@link Member#connect} waits for every peer
  * @param opTimeoutMs      how long one collective may take before the peers it still waits on
  *                         are named in an error
- * @param idle             idle strategy while waiting: {@code backoff} (default, polite on small
- *                         machines), {@code yielding} or {@code busy}
+ * @param idle             idle strategy of a member while it waits: {@code backoff} (default: spins,
+ *                         then yields, then parks), {@code yielding} or {@code busy}
+ * @param driverThreading  media driver threads: {@code shared} (one thread, default: busy driver
+ *                         threads starve the members on small machines), {@code shared_network}
+ *                         (sender and receiver share one, the conductor has its own) or
+ *                         {@code dedicated} (three threads)
  * @param aeronDirBase     folder under which the embedded media driver's directory is made
  *                         ({@code /dev/shm} when it exists)
  * @param streamIdBase     Aeron stream id of rank 0; rank r listens on {@code streamIdBase + r}
  * @param sessionToken     random per job: frames without it are dropped and counted
  */
 public record CommsConfig(Transport transport, int termLengthBytes, int mtuBytes, long connectTimeoutMs,
-                          long opTimeoutMs, String idle, Path aeronDirBase, int streamIdBase, long sessionToken) {
+                          long opTimeoutMs, String idle, String driverThreading, Path aeronDirBase, int streamIdBase, long sessionToken) {
 
     public static final int DEFAULT_TERM_LENGTH = 4 << 20;
     public static final int DEFAULT_MTU_IPC = 65504;
@@ -48,6 +52,11 @@ public record CommsConfig(Transport transport, int termLengthBytes, int mtuBytes
         if (!idle.equals("backoff") && !idle.equals("yielding") && !idle.equals("busy")) {
             throw new IllegalArgumentException("comms idle strategy '" + idle + "' must be backoff, yielding or busy");
         }
+        if (!driverThreading.equals("shared") && !driverThreading.equals("shared_network")
+                && !driverThreading.equals("dedicated")) {
+            throw new IllegalArgumentException("comms driver threading '" + driverThreading
+                    + "' must be shared, shared_network or dedicated");
+        }
         if (streamIdBase < 1) {
             throw new IllegalArgumentException("comms streamIdBase " + streamIdBase + " must be positive");
         }
@@ -57,27 +66,32 @@ public record CommsConfig(Transport transport, int termLengthBytes, int mtuBytes
     public static CommsConfig defaults(Transport transport, long sessionToken) {
         Path shm = Path.of("/dev/shm");
         return new CommsConfig(transport, DEFAULT_TERM_LENGTH,
-                transport == Transport.IPC ? DEFAULT_MTU_IPC : DEFAULT_MTU_UDP, 30_000, 30_000, "backoff",
+                transport == Transport.IPC ? DEFAULT_MTU_IPC : DEFAULT_MTU_UDP, 30_000, 30_000, "backoff", "shared",
                 Files.isDirectory(shm) ? shm : Path.of(System.getProperty("java.io.tmpdir")), 1000, sessionToken);
     }
 
     public CommsConfig withTimeouts(long connectMs, long opMs) {
-        return new CommsConfig(transport, termLengthBytes, mtuBytes, connectMs, opMs, idle, aeronDirBase, streamIdBase,
+        return new CommsConfig(transport, termLengthBytes, mtuBytes, connectMs, opMs, idle, driverThreading, aeronDirBase, streamIdBase,
                 sessionToken);
     }
 
     public CommsConfig withTerm(int termBytes, int mtu) {
-        return new CommsConfig(transport, termBytes, mtu, connectTimeoutMs, opTimeoutMs, idle, aeronDirBase, streamIdBase,
+        return new CommsConfig(transport, termBytes, mtu, connectTimeoutMs, opTimeoutMs, idle, driverThreading, aeronDirBase, streamIdBase,
                 sessionToken);
     }
 
     public CommsConfig withAeronDirBase(Path base) {
-        return new CommsConfig(transport, termLengthBytes, mtuBytes, connectTimeoutMs, opTimeoutMs, idle, base,
+        return new CommsConfig(transport, termLengthBytes, mtuBytes, connectTimeoutMs, opTimeoutMs, idle, driverThreading, base,
                 streamIdBase, sessionToken);
     }
 
+    public CommsConfig withDriverThreading(String threading) {
+        return new CommsConfig(transport, termLengthBytes, mtuBytes, connectTimeoutMs, opTimeoutMs, idle, threading,
+                aeronDirBase, streamIdBase, sessionToken);
+    }
+
     public CommsConfig withIdle(String strategy) {
-        return new CommsConfig(transport, termLengthBytes, mtuBytes, connectTimeoutMs, opTimeoutMs, strategy, aeronDirBase,
+        return new CommsConfig(transport, termLengthBytes, mtuBytes, connectTimeoutMs, opTimeoutMs, strategy, driverThreading, aeronDirBase,
                 streamIdBase, sessionToken);
     }
 }

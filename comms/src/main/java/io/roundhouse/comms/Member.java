@@ -145,7 +145,13 @@ public final class Member implements AutoCloseable {
         this.idle = switch (cfg.idle()) {
             case "busy" -> new BusySpinIdleStrategy();
             case "yielding" -> new YieldingIdleStrategy();
-            default -> new BackoffIdleStrategy(10, 20, 1_000, 200_000);
+            // IPC: nothing but the peers moves the data, so spin, then yield for a long while
+            // (~100 ms; a yield leaves the core to others) before parking: a parked thread wakes
+            // 50+ us late on Linux. UDP: the driver's threads move the data and need the cores,
+            // so park soon and briefly. Chosen from bench alltoall on 2 cores.
+            default -> cfg.transport() == Transport.IPC
+                    ? new BackoffIdleStrategy(100, 100_000, 10_000, 1_000_000)
+                    : new BackoffIdleStrategy(100, 10, 1_000, 20_000);
         };
         this.helloFrom = new boolean[size];
         this.gone = new boolean[size];

@@ -93,8 +93,8 @@ class CliEndToEndTest {
 
     @Test
     void unknownBenchmarkIsNamed() {
-        Outcome o = cli("bench", "alltoall");
+        Outcome o = cli("bench", "allgather");
         assertEquals(RoundhouseCli.EXIT_USAGE, o.code());
-        assertTrue(o.err().contains("unknown benchmark 'alltoall'"), o.err());
+        assertTrue(o.err().contains("unknown benchmark 'allgather'"), o.err());
     }
 }

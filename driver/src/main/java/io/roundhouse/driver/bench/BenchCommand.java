@@ -1,5 +1,7 @@
 package io.roundhouse.driver.bench;
 
+import io.roundhouse.comms.CommsConfig;
+import io.roundhouse.comms.Transport;
 import io.roundhouse.worker.config.JobConfig;
 import java.io.PrintWriter;
 import java.nio.file.Path;
@@ -15,7 +17,8 @@ import picocli.CommandLine.Spec;
 public final class BenchCommand implements Callable<Integer> {
 
     @Parameters(index = "0", paramLabel = "WHAT", defaultValue = "kernels",
-            description = "kernels: sgemm at 1024^3 and at the expert shapes, grouped expert FFN forward+backward")
+            description = "kernels: sgemm at 1024^3 and at the expert shapes, grouped expert FFN forward+backward; "
+                    + "alltoall: all-to-all GB/s and round-trip latency over IPC and UDP against memcpy and raw UDP")
     String what;
 
     @Parameters(index = "1..*", paramLabel = "KEY=VALUE", arity = "0..*",
@@ -33,15 +36,46 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--json", paramLabel = "FILE", description = "also write the results as JSON")
     Path json;
 
+    @Option(names = "--term-length", paramLabel = "BYTES", description = "alltoall: Aeron term length (default: the comms default)")
+    Integer termLength;
+
+    @Option(names = "--mtu-udp", paramLabel = "BYTES", description = "alltoall: UDP mtu (default: the comms default)")
+    Integer mtuUdp;
+
+    @Option(names = "--mtu-ipc", paramLabel = "BYTES", description = "alltoall: IPC mtu (default: the comms default)")
+    Integer mtuIpc;
+
+    @Option(names = "--driver-threading", paramLabel = "MODE", description = "alltoall: shared, shared_network or dedicated")
+    String driverThreading;
+
+    @Option(names = "--idle", paramLabel = "STRATEGY", description = "alltoall: member idle strategy: backoff, yielding or busy")
+    String idle;
+
     @Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
     @Override
     public Integer call() throws Exception {
         PrintWriter out = spec.commandLine().getOut();
+        if (what.equals("alltoall")) {
+            java.util.Map<String, Object> r = new AllToAllBench(seconds, cfg -> {
+                CommsConfig c = cfg;
+                int mtu = c.transport() == Transport.IPC ? (mtuIpc != null ? mtuIpc : c.mtuBytes())
+                        : (mtuUdp != null ? mtuUdp : c.mtuBytes());
+                c = c.withTerm(termLength != null ? termLength : c.termLengthBytes(), mtu);
+                c = idle != null ? c.withIdle(idle) : c;
+                return driverThreading != null ? c.withDriverThreading(driverThreading) : c;
+            }).run(out);
+            if (json != null) {
+                io.roundhouse.worker.train.RunFiles.writeAtomically(json,
+                        new com.fasterxml.jackson.databind.ObjectMapper().writerWithDefaultPrettyPrinter()
+                                .writeValueAsString(r) + "\n");
+            }
+            return 0;
+        }
         if (!what.equals("kernels")) {
-            throw new IllegalArgumentException("unknown benchmark '" + what + "': available: kernels "
-                    + "(alltoall and train come with the comms and worker issues)");
+            throw new IllegalArgumentException("unknown benchmark '" + what + "': available: kernels, alltoall "
+                    + "(train comes with the worker issue)");
         }
         if (!(seconds > 0 && seconds <= 600)) {
             throw new IllegalArgumentException("--seconds " + seconds + " must be in (0, 600]");

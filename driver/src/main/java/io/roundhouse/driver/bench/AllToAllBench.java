@@ -1,0 +1,216 @@
+package io.roundhouse.driver.bench;
+
+import io.roundhouse.comms.Collectives;
+import io.roundhouse.comms.CommsConfig;
+import io.roundhouse.comms.EmbeddedMediaDriver;
+import io.roundhouse.comms.Member;
+import io.roundhouse.comms.Transport;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.net.DatagramSocket;
+import java.net.InetSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.DatagramChannel;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * All-to-all throughput and round-trip latency of two members in this JVM, over IPC and over UDP on
+ * loopback, with baselines measured in the same run: memcpy of 64 MiB (IPC copies twice: into the
+ * log and out of it, so memcpy/2 is its ceiling) and raw Java UDP between two sockets with the
+ * datagram size our frames use.
+ */
+final class AllToAllBench {
+    private static final int[] MESSAGE_BYTES = {64 << 10, 1 << 20, 8 << 20};
+    private final double seconds;
+    private final java.util.function.UnaryOperator<CommsConfig> tune;
+
+    AllToAllBench(double seconds, java.util.function.UnaryOperator<CommsConfig> tune) {
+        this.seconds = seconds;
+        this.tune = tune;
+    }
+
+    Map<String, Object> run(PrintWriter out) throws Exception {
+        Map<String, Object> v = new LinkedHashMap<>();
+        double memcpy = memcpyGBps();
+        v.put("memcpy64MiBGBps", memcpy);
+        out.printf("%-52s %9.2f GB/s%n", "memcpy 64 MiB", memcpy);
+        for (Transport t : Transport.values()) {
+            CommsConfig cfg = tune.apply(CommsConfig.defaults(t, ThreadLocalRandom.current().nextLong()));
+            out.printf("%s: term %d KiB, mtu %d, driver threading %s, idle %s%n", t, cfg.termLengthBytes() >> 10,
+                    cfg.mtuBytes(), cfg.driverThreading(), cfg.idle());
+            int datagram = cfg.mtuBytes() - 32;
+            if (t == Transport.UDP) {
+                double raw = rawUdpGBps(datagram);
+                v.put("rawUdpGBps", raw);
+                out.printf("%-52s %9.2f GB/s%n", "raw Java UDP loopback, " + datagram + "-byte datagrams", raw);
+            }
+            Map<String, Double> r = measure(cfg);
+            r.forEach((k, x) -> v.put(t.name().toLowerCase() + k, x));
+            for (int bytes : MESSAGE_BYTES) {
+                double gbps = r.get("AllToAll" + (bytes >> 10) + "KiBGBps");
+                String baseline = t == Transport.IPC ? String.format("%.2f of memcpy/2", gbps / (memcpy / 2))
+                        : String.format("%.2f of raw UDP", gbps / (double) v.get("rawUdpGBps"));
+                out.printf("%-52s %9.2f GB/s   %s%n", String.format("all-to-all %s W=2, %d KiB per peer", t, bytes >> 10),
+                        gbps, baseline);
+            }
+            out.printf("%-52s %9.1f us p50   %.1f us p99%n", "round trip " + t + " (16 bytes)",
+                    r.get("RttP50Us"), r.get("RttP99Us"));
+        }
+        return v;
+    }
+
+    private Map<String, Double> measure(CommsConfig cfg) throws Exception {
+        List<String> eps = cfg.transport() == Transport.IPC ? List.of("ipc", "ipc")
+                : List.of("127.0.0.1:" + freePort(), "127.0.0.1:" + freePort());
+        String job = "bench-" + ProcessHandle.current().pid() + "-" + cfg.transport().name().toLowerCase();
+        Map<String, Double> results = new LinkedHashMap<>();
+        try (EmbeddedMediaDriver driver = EmbeddedMediaDriver.acquire(cfg, job, 2, 2, 0)) {
+            ExecutorService pool = Executors.newFixedThreadPool(2);
+            try {
+                List<Future<Map<String, Double>>> f = new ArrayList<>();
+                for (int r = 0; r < 2; r++) {
+                    int rank = r;
+                    f.add(pool.submit(() -> {
+                        try (Member m = new Member(cfg, driver, rank, eps)) {
+                            m.connect();
+                            return memberLoop(new Collectives(m));
+                        }
+                    }));
+                }
+                results.putAll(f.get(0).get(10, TimeUnit.MINUTES));
+                f.get(1).get(10, TimeUnit.MINUTES);
+            } finally {
+                pool.shutdownNow();
+            }
+        }
+        return results;
+    }
+
+    /** Runs on both members in lock step; rank 0's timings are reported. */
+    private Map<String, Double> memberLoop(Collectives c) {
+        Map<String, Double> r = new LinkedHashMap<>();
+        int rank = c.member().rank();
+        for (int bytes : MESSAGE_BYTES) {
+            int floats = bytes / 4;
+            float[] send = new float[2 * floats];
+            float[] recv = new float[2 * floats];
+            int[] sendCounts = {floats, floats};
+            int[] recvCounts = {floats, floats};
+            c.allToAllCounts(sendCounts, recvCounts);
+            // Both members agree on the repetition count: rank 0 decides from a timed warm-up.
+            float[] reps = {0};
+            long t0 = System.nanoTime();
+            int warm = 0;
+            while (true) { // rank 0's clock decides for both, through the broadcast
+                c.allToAllV(send, 0, sendCounts, recv, 0, recvCounts);
+                warm++;
+                float[] stop = {System.nanoTime() - t0 >= seconds * 0.2e9 && warm >= 3 ? 1 : 0};
+                c.broadcast(0, stop, 0, 1);
+                if (stop[0] == 1) {
+                    break;
+                }
+            }
+            double perOp = (System.nanoTime() - t0) / 1e9 / warm;
+            reps[0] = (float) Math.max(5, Math.ceil(seconds / perOp));
+            c.broadcast(0, reps, 0, 1);
+            c.barrier();
+            long start = System.nanoTime();
+            for (int i = 0; i < (int) reps[0]; i++) {
+                c.allToAllV(send, 0, sendCounts, recv, 0, recvCounts);
+            }
+            double s = (System.nanoTime() - start) / 1e9;
+            // Each member sends `bytes` to its peer and receives as many per all-to-all.
+            r.put("AllToAll" + (bytes >> 10) + "KiBGBps", bytes * reps[0] / s / 1e9);
+        }
+        float[] ping = new float[4];
+        int n = 20_000;
+        long[] rtt = new long[n];
+        for (int i = -2_000; i < n; i++) {
+            long t = System.nanoTime();
+            c.broadcast(0, ping, 0, 4);
+            c.broadcast(1, ping, 0, 4);
+            if (i >= 0) {
+                rtt[i] = System.nanoTime() - t;
+            }
+        }
+        Arrays.sort(rtt);
+        r.put("RttP50Us", rtt[n / 2] / 1e3);
+        r.put("RttP99Us", rtt[(int) (n * 0.99)] / 1e3);
+        if (rank == 1) {
+            return Map.of();
+        }
+        return r;
+    }
+
+    private static int freePort() throws IOException {
+        try (DatagramSocket s = new DatagramSocket(0)) {
+            return s.getLocalPort();
+        }
+    }
+
+    private double memcpyGBps() {
+        byte[] a = new byte[64 << 20];
+        byte[] b = new byte[64 << 20];
+        Arrays.fill(a, (byte) 1);
+        System.arraycopy(a, 0, b, 0, a.length);
+        long start = System.nanoTime();
+        int n = 0;
+        while (System.nanoTime() - start < seconds * 1e9 || n < 3) {
+            System.arraycopy(a, 0, b, 0, a.length);
+            n++;
+        }
+        return (double) a.length * n / ((System.nanoTime() - start) / 1e9) / 1e9;
+    }
+
+    /** One sender thread, one receiver thread, blocking DatagramChannels on loopback. */
+    private double rawUdpGBps(int datagram) throws Exception {
+        try (DatagramChannel rx = DatagramChannel.open(); DatagramChannel tx = DatagramChannel.open()) {
+            rx.setOption(java.net.StandardSocketOptions.SO_RCVBUF, 4 << 20);
+            tx.setOption(java.net.StandardSocketOptions.SO_SNDBUF, 4 << 20);
+            rx.bind(new InetSocketAddress("127.0.0.1", 0));
+            tx.connect(rx.getLocalAddress());
+            long[] received = {0};
+            Thread receiver = new Thread(() -> {
+                ByteBuffer buf = ByteBuffer.allocateDirect(65536);
+                try {
+                    while (!Thread.currentThread().isInterrupted()) {
+                        buf.clear();
+                        rx.receive(buf);
+                        synchronized (received) {
+                            received[0] += buf.position();
+                        }
+                    }
+                } catch (IOException e) {
+                    // closed at the end
+                }
+            });
+            receiver.start();
+            ByteBuffer out = ByteBuffer.allocateDirect(datagram);
+            long start = System.nanoTime();
+            while (System.nanoTime() - start < seconds * 1e9) {
+                out.clear();
+                tx.write(out);
+            }
+            double s = (System.nanoTime() - start) / 1e9;
+            Thread.sleep(50);
+            long got;
+            synchronized (received) {
+                got = received[0];
+            }
+            receiver.interrupt();
+            rx.close();
+            receiver.join(1_000);
+            // Count what arrived: loopback drops what the receiver could not keep up with.
+            return got / s / 1e9;
+        }
+    }
+}
