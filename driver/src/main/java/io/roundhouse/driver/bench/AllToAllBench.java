@@ -27,6 +27,9 @@ import java.util.concurrent.TimeUnit;
  * loopback, with baselines measured in the same run: memcpy of 64 MiB (IPC copies twice: into the
  * log and out of it, so memcpy/2 is its ceiling) and raw Java UDP between two sockets with the
  * datagram size our frames use.
+ *
+ * <p>The headline rate is what one member sends to its peer per second (NCCL's "bus bandwidth"
+ * for an all-to-all of W = 2); both members do so at once, so the group moves twice that.
  */
 final class AllToAllBench {
     private static final int[] MESSAGE_BYTES = {64 << 10, 1 << 20, 8 << 20};
@@ -59,8 +62,8 @@ final class AllToAllBench {
                 double gbps = r.get("AllToAll" + (bytes >> 10) + "KiBGBps");
                 String baseline = t == Transport.IPC ? String.format("%.2f of memcpy/2", gbps / (memcpy / 2))
                         : String.format("%.2f of raw UDP", gbps / (double) v.get("rawUdpGBps"));
-                out.printf("%-52s %9.2f GB/s   %s%n", String.format("all-to-all %s W=2, %d KiB per peer", t, bytes >> 10),
-                        gbps, baseline);
+                out.printf("%-52s %9.2f GB/s   %s   (group total %.2f GB/s)%n",
+                        String.format("all-to-all %s W=2, %d KiB per peer", t, bytes >> 10), gbps, baseline, 2 * gbps);
             }
             out.printf("%-52s %9.1f us p50   %.1f us p99%n", "round trip " + t + " (16 bytes)",
                     r.get("RttP50Us"), r.get("RttP99Us"));
