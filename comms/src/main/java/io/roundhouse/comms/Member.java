@@ -530,6 +530,9 @@ public final class Member implements AutoCloseable {
     /** Fails if a peer this round waits on went away, or the deadline passed. */
     private void checkPeers(long deadline) {
         boolean late = System.nanoTime() > deadline;
+        if (!late && !anyOwingPeerGone()) {
+            return; // the common case, checked without allocating
+        }
         List<Integer> blame = new ArrayList<>();
         StringBuilder sb = new StringBuilder();
         for (int r = 0; r < size; r++) {
@@ -554,6 +557,15 @@ public final class Member implements AutoCloseable {
                     + (late ? " timed out after " + cfg.opTimeoutMs() + " ms: " : ": ") + sb);
             throw failure;
         }
+    }
+
+    private boolean anyOwingPeerGone() {
+        for (int r = 0; r < size; r++) {
+            if (gone[r] && (!incoming[r].complete() || (outgoing[r].active && !outgoing[r].complete()))) {
+                return true;
+            }
+        }
+        return false;
     }
 
     private void checkUsable() {
