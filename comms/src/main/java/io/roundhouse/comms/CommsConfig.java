@@ -62,6 +62,15 @@ public record CommsConfig(Transport transport, int termLengthBytes, int mtuBytes
         }
     }
 
+    /** A fresh random session token for a job (never 0). */
+    public static long randomSessionToken() {
+        long t;
+        do {
+            t = new java.security.SecureRandom().nextLong();
+        } while (t == 0);
+        return t;
+    }
+
     /** Defaults for a transport, with the given session token. */
     public static CommsConfig defaults(Transport transport, long sessionToken) {
         Path shm = Path.of("/dev/shm");

@@ -19,7 +19,6 @@ import java.util.Map;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
-import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -49,7 +48,7 @@ final class AllToAllBench {
         v.put("memcpy64MiBGBps", memcpy);
         out.printf("%-52s %9.2f GB/s%n", "memcpy 64 MiB", memcpy);
         for (Transport t : Transport.values()) {
-            CommsConfig cfg = tune.apply(CommsConfig.defaults(t, ThreadLocalRandom.current().nextLong()));
+            CommsConfig cfg = tune.apply(CommsConfig.defaults(t, CommsConfig.randomSessionToken()));
             if (t == Transport.IPC) {
                 double ring = handoffGBps(cfg.termLengthBytes(), cfg.mtuBytes() - 64);
                 v.put("crossCoreRingGBps", ring);
