@@ -63,6 +63,9 @@ public final class Member implements AutoCloseable {
     private final Int2IntHashMap sessionToRank = new Int2IntHashMap(-1);
     private final boolean[] helloFrom;
     private final boolean[] gone;
+    /** Sessions whose image went away, posted by the Aeron client's thread, drained by ours. */
+    private final java.util.concurrent.ConcurrentLinkedQueue<Integer> goneSessions =
+            new java.util.concurrent.ConcurrentLinkedQueue<>();
     private final IdleStrategy idle;
     private final BufferClaim claim = new BufferClaim();
     private final int framePayload;
@@ -520,15 +523,26 @@ public final class Member implements AutoCloseable {
         return Action.ABORT;
     }
 
+    /** Runs on the Aeron client's conductor thread: only posts the session id. */
     private void onImageGone(Image image) {
-        int r = sessionToRank.get(image.sessionId());
-        if (r >= 0) {
-            gone[r] = true;
+        goneSessions.add(image.sessionId());
+    }
+
+    private void drainGoneSessions() {
+        Integer session;
+        while ((session = goneSessions.poll()) != null) {
+            int r = sessionToRank.get(session);
+            if (r >= 0) {
+                gone[r] = true;
+            }
         }
     }
 
     /** Fails if a peer this round waits on went away, or the deadline passed. */
     private void checkPeers(long deadline) {
+        if (!goneSessions.isEmpty()) {
+            drainGoneSessions();
+        }
         boolean late = System.nanoTime() > deadline;
         if (!late && !anyOwingPeerGone()) {
             return; // the common case, checked without allocating
