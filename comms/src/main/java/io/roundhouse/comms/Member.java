@@ -81,21 +81,6 @@ public final class Member implements AutoCloseable {
     private String opName = "connect";
     private CommsException failure;
 
-    /** A message being sent or received: where its bytes live and how far it got. */
-    static final class Message {
-        boolean active;
-        Object base;
-        long address;
-        int bytes;       // -1: learn from the first frame (capacity bounds it)
-        int capacity;
-        int done;
-        int frames;
-
-        boolean complete() {
-            return !active || (frames > 0 && done == bytes);
-        }
-    }
-
     /**
      * Joins a group: opens the subscription on this member's endpoint and a publication to every
      * peer. Call {@link #connect()} next.
