@@ -40,8 +40,9 @@ public final class Collectives {
      * @return the sum of recvCounts
      */
     public int allToAllCounts(int[] sendCounts, int[] recvCounts) {
-        check(sendCounts.length == size && recvCounts.length == size, "allToAllCounts needs arrays of the group size "
-                + size);
+        if (sendCounts.length != size || recvCounts.length != size) {
+            throw new IllegalArgumentException("allToAllCounts needs arrays of the group size " + size);
+        }
         m.beginOp("allToAll counts");
         for (int r = 0; r < size; r++) {
             if (r == rank) {
@@ -54,7 +55,9 @@ public final class Collectives {
         m.transfer();
         int total = 0;
         for (int c : recvCounts) {
-            check(c >= 0, "allToAllCounts: a peer announced a negative count " + c);
+            if (c < 0) {
+                throw new PeerException(java.util.List.of(), "allToAllCounts: a peer announced a negative count " + c);
+            }
             total += c;
         }
         return total;
@@ -68,8 +71,10 @@ public final class Collectives {
      */
     public void allToAllV(float[] send, int sendOff, int[] sendCounts, float[] recv, int recvOff, int[] recvCounts) {
         m.beginOp("allToAll");
-        check(sendCounts[rank] == recvCounts[rank], "allToAllV: the block to self has " + sendCounts[rank]
-                + " floats but recvCounts says " + recvCounts[rank]);
+        if (sendCounts[rank] != recvCounts[rank]) {
+            throw new IllegalArgumentException("allToAllV: the block to self has " + sendCounts[rank]
+                    + " floats but recvCounts says " + recvCounts[rank]);
+        }
         System.arraycopy(send, sendOff + offsetOf(sendCounts, rank), recv, recvOff + offsetOf(recvCounts, rank),
                 sendCounts[rank]);
         for (int r = 0; r < size; r++) {
@@ -207,7 +212,9 @@ public final class Collectives {
         if (rank == root) {
             for (int r = 0; r < size; r++) {
                 if (r == root) {
-                    check(recv[r].length >= len, "gatherBytes: recv[" + r + "] is too small for " + len + " bytes");
+                    if (recv[r].length < len) {
+                        throw new IllegalArgumentException("gatherBytes: recv[" + r + "] is too small for " + len + " bytes");
+                    }
                     System.arraycopy(send, 0, recv[r], 0, len);
                     recvLengths[r] = len;
                 } else {
@@ -224,12 +231,6 @@ public final class Collectives {
                     recvLengths[r] = m.receivedBytes(r);
                 }
             }
-        }
-    }
-
-    private static void check(boolean ok, String message) {
-        if (!ok) {
-            throw new IllegalArgumentException(message);
         }
     }
 }
