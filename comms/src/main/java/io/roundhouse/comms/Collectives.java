@@ -87,6 +87,26 @@ public final class Collectives {
         m.transfer();
     }
 
+    /**
+     * Variable-size all-to-all of ints whose sizes every member already knows (layout as
+     * {@link #allToAllV}); used for per-expert row counts.
+     */
+    public void allToAllInts(int[] send, int[] sendCounts, int[] recv, int[] recvCounts) {
+        m.beginOp("allToAll ints");
+        if (sendCounts[rank] != recvCounts[rank]) {
+            throw new IllegalArgumentException("allToAllInts: the block to self has " + sendCounts[rank]
+                    + " ints but recvCounts says " + recvCounts[rank]);
+        }
+        System.arraycopy(send, offsetOf(sendCounts, rank), recv, offsetOf(recvCounts, rank), sendCounts[rank]);
+        for (int r = 0; r < size; r++) {
+            if (r != rank) {
+                m.sendInts(r, send, offsetOf(sendCounts, r), sendCounts[r]);
+                m.receiveInts(r, recv, offsetOf(recvCounts, r), recvCounts[r]);
+            }
+        }
+        m.transfer();
+    }
+
     /** Counts, then data: {@link #allToAllCounts} then {@link #allToAllV}. Returns the floats received. */
     public int allToAll(float[] send, int sendOff, int[] sendCounts, float[] recv, int recvOff, int[] recvCounts) {
         int total = allToAllCounts(sendCounts, recvCounts);

@@ -23,6 +23,12 @@ public interface ExpertExchange {
     int firstLocalExpert();
 
     /**
+     * The most rows {@link #dispatch} can return when every worker dispatches at most
+     * {@code maxRowsOut} rows: sizes the expert-side buffers.
+     */
+    int maxRowsIn(int maxRowsOut);
+
+    /**
      * @param xp           rows grouped by global expert, xp[M,D]
      * @param offsets      global group boundaries, int[E+1]
      * @param localOffsets out: group boundaries of the returned rows, int[localExperts+1]

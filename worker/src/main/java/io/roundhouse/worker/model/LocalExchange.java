@@ -21,6 +21,11 @@ public final class LocalExchange implements ExpertExchange {
     }
 
     @Override
+    public int maxRowsIn(int maxRowsOut) {
+        return maxRowsOut;
+    }
+
+    @Override
     public Tensor dispatch(Tensor xp, int[] offsets, int[] localOffsets) {
         System.arraycopy(offsets, 0, localOffsets, 0, experts + 1);
         return xp;

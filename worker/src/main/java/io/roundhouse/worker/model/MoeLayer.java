@@ -50,9 +50,9 @@ public final class MoeLayer {
     private final Tensor rowToken;  // [maxN·K] int
     private final Tensor copyRow;   // [maxN, K] int
     private final Tensor xp;        // [maxN·K, D]
-    private final Tensor a;         // [maxN·K, F1]
-    private final Tensor h;         // [maxN·K, F]
-    private final Tensor yr;        // [maxN·K, D]
+    private final Tensor a;         // [rowsIn, F1] (rowsIn = maxN·K, or more when experts are remote)
+    private final Tensor h;         // [rowsIn, F]
+    private final Tensor yr;        // [rowsIn, D]
     private final Tensor y;         // [maxN, D]
     private final int[] offsets;
     private final int[] localOffsets;
@@ -60,9 +60,9 @@ public final class MoeLayer {
     // Backward state.
     private final Tensor dyp;       // [maxN·K, D]
     private final Tensor dGates;    // [maxN, K]
-    private final Tensor dxr;       // [maxN·K, D]
-    private final Tensor dh;        // [maxN·K, F]
-    private final Tensor da;        // [maxN·K, F1]
+    private final Tensor dxr;       // [rowsIn, D]
+    private final Tensor dh;        // [rowsIn, F]
+    private final Tensor da;        // [rowsIn, F1]
     private final Tensor dx;        // [maxN, D]
     private final Tensor dxRouter;  // [maxN, D]
     private final Tensor dProbs;    // [maxN, E]
@@ -90,6 +90,7 @@ public final class MoeLayer {
         int el = exchange.localExperts();
         int f1 = act.preWidth(f);
         int rows = maxN * k;
+        int rowsIn = exchange.maxRowsIn(rows); // expert side: rows received from every worker
         router = ps.normal(name + ".router.w", 0.1 / Math.sqrt(d), true, d, e);
         w1 = ps.normal(name + ".experts.w1", 1 / Math.sqrt(d), true, el, d, f1);
         b1 = ps.constant(name + ".experts.b1", 0f, false, el, f1);
@@ -104,18 +105,18 @@ public final class MoeLayer {
         rowToken = be.allocate(name + ".rowToken", DType.INT32, rows);
         copyRow = be.allocate(name + ".copyRow", DType.INT32, maxN, k);
         xp = be.allocate(name + ".xp", DType.FLOAT32, rows, d);
-        a = be.allocate(name + ".a", DType.FLOAT32, rows, f1);
-        h = be.allocate(name + ".h", DType.FLOAT32, rows, f);
-        yr = be.allocate(name + ".yr", DType.FLOAT32, rows, d);
+        a = be.allocate(name + ".a", DType.FLOAT32, rowsIn, f1);
+        h = be.allocate(name + ".h", DType.FLOAT32, rowsIn, f);
+        yr = be.allocate(name + ".yr", DType.FLOAT32, rowsIn, d);
         y = be.allocate(name + ".y", DType.FLOAT32, maxN, d);
         offsets = new int[e + 1];
         localOffsets = new int[el + 1];
         selected = new int[e];
         dyp = be.allocate(name + ".dyp", DType.FLOAT32, rows, d);
         dGates = be.allocate(name + ".dGates", DType.FLOAT32, maxN, k);
-        dxr = be.allocate(name + ".dxr", DType.FLOAT32, rows, d);
-        dh = be.allocate(name + ".dh", DType.FLOAT32, rows, f);
-        da = be.allocate(name + ".da", DType.FLOAT32, rows, f1);
+        dxr = be.allocate(name + ".dxr", DType.FLOAT32, rowsIn, d);
+        dh = be.allocate(name + ".dh", DType.FLOAT32, rowsIn, f);
+        da = be.allocate(name + ".da", DType.FLOAT32, rowsIn, f1);
         dx = be.allocate(name + ".dx", DType.FLOAT32, maxN, d);
         dxRouter = be.allocate(name + ".dxRouter", DType.FLOAT32, maxN, d);
         dProbs = be.allocate(name + ".dProbs", DType.FLOAT32, maxN, e);

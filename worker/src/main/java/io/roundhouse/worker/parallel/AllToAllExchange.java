@@ -1,0 +1,198 @@
+package io.roundhouse.worker.parallel;
+
+import io.roundhouse.comms.Collectives;
+import io.roundhouse.kernels.Backend;
+import io.roundhouse.kernels.DType;
+import io.roundhouse.kernels.Tensor;
+import io.roundhouse.worker.model.ExpertExchange;
+
+/**
+ * Expert parallelism over the comms all-to-all: this worker's token copies go to the workers that
+ * host their experts, and the results come back.
+ *
+ * <p>Dispatch: per-expert row counts are exchanged first (every worker knows the placement, so
+ * each pair swaps exactly as many ints as the receiver hosts experts), then the rows. Rows arrive
+ * grouped by source worker, then expert; they are reordered to expert-major, which the grouped
+ * expert FFN needs. Combine is the exact inverse (reorder back, all-to-all with the sizes swapped)
+ * and lands each result where its row was in the dispatched tensor. Backward reuses the forward's
+ * layout: dispatch's backward is a combine, combine's backward a dispatch, with no count exchange.
+ *
+ * <p>Rows travel through host buffers ({@link Backend#read}/{@link Backend#write}), sized once
+ * for the worst case (every worker sends all its copies here). Every worker must make the same
+ * sequence of calls (they are collectives).
+ */
+public final class AllToAllExchange implements ExpertExchange {
+    private final Backend be;
+    private final Collectives c;
+    private final ExpertPlacement placement;
+    private final int rank;
+    private final int workers;
+    private final int experts;
+    private final int local;
+    private final int first;
+    private final int d;
+
+    private final float[] flat;      // rows in the dispatched (global expert) layout, [maxOut·D]
+    private final float[] arrived;   // rows as they arrive: source-major, then expert, [maxIn·D]
+    private final float[] ordered;   // rows expert-major, [maxIn·D]
+    private final Tensor xr;         // dispatch result [maxIn, D]
+    private final Tensor yp;         // combine result [maxOut, D]
+    private final Tensor dxp;        // dispatchBackward result [maxOut, D]
+    private final Tensor dyr;        // combineBackward result [maxIn, D]
+
+    private final int[] expertRows;      // [E] rows this worker sends per global expert
+    private final int[] intSendCounts;   // [W] experts hosted by each destination
+    private final int[] intRecvCounts;   // [W] = local, from every source
+    private final int[] recvExpertRows;  // [W·local] rows from source s for local expert e
+    private final int[] sendFloats;      // [W]
+    private final int[] recvFloats;      // [W]
+    private final int[] sourceStart;     // [W+1] row where each source's block starts in `arrived`
+    private int rowsOut;
+    private int rowsIn;
+
+    /**
+     * @param maxRowsOut most rows this worker dispatches per call (maxN·K)
+     */
+    public AllToAllExchange(Backend be, Collectives c, ExpertPlacement placement, int d, int maxRowsOut) {
+        if (placement.replicated()) {
+            throw new UnsupportedOperationException("expert replication (more workers than experts: W="
+                    + placement.workers() + ", E=" + placement.experts() + ") is not built yet; use W <= E");
+        }
+        if (placement.workers() != c.member().size()) {
+            throw new IllegalArgumentException("placement for " + placement.workers() + " workers, group of "
+                    + c.member().size());
+        }
+        this.be = be;
+        this.c = c;
+        this.placement = placement;
+        this.rank = c.member().rank();
+        this.workers = placement.workers();
+        this.experts = placement.experts();
+        this.local = placement.expertCount(rank);
+        this.first = placement.firstExpert(rank);
+        this.d = d;
+        int maxIn = maxRowsOut * workers;
+        this.flat = new float[maxRowsOut * d];
+        this.arrived = new float[maxIn * d];
+        this.ordered = new float[maxIn * d];
+        this.xr = be.allocate("exchange.xr", DType.FLOAT32, maxIn, d);
+        this.yp = be.allocate("exchange.yp", DType.FLOAT32, maxRowsOut, d);
+        this.dxp = be.allocate("exchange.dxp", DType.FLOAT32, maxRowsOut, d);
+        this.dyr = be.allocate("exchange.dyr", DType.FLOAT32, maxIn, d);
+        this.expertRows = new int[experts];
+        this.intSendCounts = new int[workers];
+        this.intRecvCounts = new int[workers];
+        for (int w = 0; w < workers; w++) {
+            intSendCounts[w] = placement.expertCount(w);
+            intRecvCounts[w] = local;
+        }
+        this.recvExpertRows = new int[workers * local];
+        this.sendFloats = new int[workers];
+        this.recvFloats = new int[workers];
+        this.sourceStart = new int[workers + 1];
+    }
+
+    @Override
+    public int localExperts() {
+        return local;
+    }
+
+    @Override
+    public int firstLocalExpert() {
+        return first;
+    }
+
+    @Override
+    public int maxRowsIn(int maxRowsOut) {
+        return maxRowsOut * workers;
+    }
+
+    @Override
+    public Tensor dispatch(Tensor xp, int[] offsets, int[] localOffsets) {
+        for (int e = 0; e < experts; e++) {
+            expertRows[e] = offsets[e + 1] - offsets[e];
+        }
+        c.allToAllInts(expertRows, intSendCounts, recvExpertRows, intRecvCounts);
+        rowsOut = offsets[experts];
+        rowsIn = 0;
+        for (int w = 0; w < workers; w++) {
+            int f = placement.firstExpert(w);
+            sendFloats[w] = (offsets[f + placement.expertCount(w)] - offsets[f]) * d;
+            int rows = 0;
+            for (int e = 0; e < local; e++) {
+                rows += recvExpertRows[w * local + e];
+            }
+            sourceStart[w] = rowsIn;
+            recvFloats[w] = rows * d;
+            rowsIn += rows;
+        }
+        sourceStart[workers] = rowsIn;
+        localOffsets[0] = 0;
+        for (int e = 0; e < local; e++) {
+            int n = 0;
+            for (int w = 0; w < workers; w++) {
+                n += recvExpertRows[w * local + e];
+            }
+            localOffsets[e + 1] = localOffsets[e] + n;
+        }
+        return toExperts(xp, xr);
+    }
+
+    @Override
+    public Tensor combine(Tensor yr, int[] localOffsets, int[] offsets) {
+        return toSources(yr, yp);
+    }
+
+    @Override
+    public Tensor dispatchBackward(Tensor dxr, int[] localOffsets, int[] offsets) {
+        return toSources(dxr, dxp);
+    }
+
+    @Override
+    public Tensor combineBackward(Tensor dyp, int[] offsets, int[] localOffsets) {
+        return toExperts(dyp, dyr);
+    }
+
+    /** Rows in dispatched layout here → expert-major rows at their hosts (layout of the last dispatch). */
+    private Tensor toExperts(Tensor src, Tensor dst) {
+        be.read(src.rows(rowsOut), flat);
+        c.allToAllV(flat, 0, sendFloats, arrived, 0, recvFloats);
+        int at = 0;
+        for (int e = 0; e < local; e++) {
+            for (int w = 0; w < workers; w++) {
+                int n = recvExpertRows[w * local + e] * d;
+                System.arraycopy(arrived, rowInSource(w, e) * d, ordered, at, n);
+                at += n;
+            }
+        }
+        Tensor out = dst.rows(rowsIn);
+        be.write(out, ordered);
+        return out;
+    }
+
+    /** Expert-major rows here → back to the workers they came from, in their dispatched layout. */
+    private Tensor toSources(Tensor src, Tensor dst) {
+        be.read(src.rows(rowsIn), ordered);
+        int at = 0;
+        for (int e = 0; e < local; e++) {
+            for (int w = 0; w < workers; w++) {
+                int n = recvExpertRows[w * local + e] * d;
+                System.arraycopy(ordered, at, arrived, rowInSource(w, e) * d, n);
+                at += n;
+            }
+        }
+        c.allToAllV(arrived, 0, recvFloats, flat, 0, sendFloats);
+        Tensor out = dst.rows(rowsOut);
+        be.write(out, flat);
+        return out;
+    }
+
+    /** First row, in the arrival layout, of source w's rows for local expert e. */
+    private int rowInSource(int w, int e) {
+        int row = sourceStart[w];
+        for (int q = 0; q < e; q++) {
+            row += recvExpertRows[w * local + q];
+        }
+        return row;
+    }
+}
