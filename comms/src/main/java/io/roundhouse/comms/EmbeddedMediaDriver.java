@@ -31,12 +31,14 @@ public final class EmbeddedMediaDriver implements AutoCloseable {
     private static final Map<Path, EmbeddedMediaDriver> RUNNING = new HashMap<>();
 
     private final Path dir;
+    private final CommsConfig cfg;
     private final MediaDriver driver; // null when connected to another JVM's driver
     private final Aeron aeron;
     private int users;
 
-    private EmbeddedMediaDriver(Path dir, MediaDriver driver, Aeron aeron) {
+    private EmbeddedMediaDriver(Path dir, CommsConfig cfg, MediaDriver driver, Aeron aeron) {
         this.dir = dir;
+        this.cfg = cfg;
         this.driver = driver;
         this.aeron = aeron;
     }
@@ -60,6 +62,11 @@ public final class EmbeddedMediaDriver implements AutoCloseable {
         if (d == null) {
             d = start(cfg, dir, localMembers, worldSize, lossRate);
             RUNNING.put(dir, d);
+        } else if (d.cfg.termLengthBytes() != cfg.termLengthBytes() || d.cfg.mtuBytes() != cfg.mtuBytes()
+                || !d.cfg.driverThreading().equals(cfg.driverThreading()) || d.cfg.transport() != cfg.transport()) {
+            throw new IllegalStateException("comms: the media driver for job " + jobKey + " already runs in " + dir
+                    + " with " + d.cfg.transport() + ", term " + d.cfg.termLengthBytes() + ", mtu " + d.cfg.mtuBytes()
+                    + ", threading " + d.cfg.driverThreading() + "; every member of a job must use the same settings");
         }
         d.users++;
         return d;
@@ -68,7 +75,7 @@ public final class EmbeddedMediaDriver implements AutoCloseable {
     private static EmbeddedMediaDriver start(CommsConfig cfg, Path dir, int localMembers, int worldSize, double lossRate) {
         if (CommonContext.isDriverActive(dir.toFile(), 1_000, s -> { })) {
             LOG.info("comms: using the media driver already running in {}", dir);
-            return new EmbeddedMediaDriver(dir, null, connect(dir));
+            return new EmbeddedMediaDriver(dir, cfg, null, connect(dir));
         }
         checkSpace(cfg, dir, localMembers, worldSize);
         MediaDriver.Context ctx = new MediaDriver.Context()
@@ -100,7 +107,7 @@ public final class EmbeddedMediaDriver implements AutoCloseable {
         LOG.info("comms: media driver started in {} ({}, term {} KiB, mtu {})", dir, cfg.transport(),
                 cfg.termLengthBytes() >> 10, cfg.mtuBytes());
         try {
-            return new EmbeddedMediaDriver(dir, driver, connect(dir));
+            return new EmbeddedMediaDriver(dir, cfg, driver, connect(dir));
         } catch (RuntimeException e) {
             driver.close();
             throw e;

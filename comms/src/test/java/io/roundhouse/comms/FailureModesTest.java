@@ -209,6 +209,20 @@ class FailureModesTest {
     }
 
     @Test
+    void aSecondUserWithOtherDriverSettingsIsRefused() {
+        CommsConfig cfg = GroupHarness.config(Transport.IPC, aeron);
+        String job = GroupHarness.jobKey("mismatch");
+        try (EmbeddedMediaDriver d = EmbeddedMediaDriver.acquire(cfg, job, 1, 2, 0)) {
+            IllegalStateException e = assertThrows(IllegalStateException.class,
+                    () -> EmbeddedMediaDriver.acquire(cfg.withTerm(1 << 20, 65504), job, 1, 2, 0));
+            assertTrue(e.getMessage().contains("every member of a job must use the same settings"), e.getMessage());
+            EmbeddedMediaDriver again = EmbeddedMediaDriver.acquire(cfg, job, 1, 2, 0);
+            assertEquals(d.directory(), again.directory(), "the same settings share the driver");
+            again.close();
+        }
+    }
+
+    @Test
     void notEnoughSharedMemoryIsExplained() {
         CommsConfig cfg = GroupHarness.config(Transport.UDP, aeron).withTerm(1 << 30, 8192);
         CommsException e = assertThrows(CommsException.class,
