@@ -160,15 +160,24 @@ public interface Backend extends AutoCloseable {
      */
     void unpermuteBackward(Tensor dyp, Tensor dGates, Tensor dy, Tensor yp, Tensor copyRow, Tensor gates);
 
-    /**
-     * Router auxiliary losses. Load balancing (Switch): {@code alpha·E·Σ_e f_e·P_e} with
-     * {@code f_e = selected[e]/(N·K)} (a constant) and {@code P_e = mean_n probs[n,e]}. Z-loss
-     * (ST-MoE): {@code beta·mean_n lse[n]²}. Returns {loadBalance, zLoss}.
-     */
-    float[] routerLossForward(Tensor probs, Tensor lse, int[] selected, int k, float alpha, float beta);
+    /** Column sums of probs[N,E] into {@code probSums[E]} (host): the router-loss statistic P_e·N. */
+    void routerStats(Tensor probs, float[] probSums);
 
-    /** dProbs[N,E] and dLse[N] assigned, scaled by {@code dLoss}. */
-    void routerLossBackward(Tensor dProbs, Tensor dLse, Tensor probs, Tensor lse, int[] selected, int k,
+    /**
+     * Router auxiliary losses from statistics that may cover more tokens than this worker holds
+     * (summed over workers, so W workers give what one worker with all tokens gives).
+     * Load balancing (Switch): {@code alpha·E·Σ_e f_e·P_e} with {@code f_e = selected[e]/(T·K)}
+     * (a constant) and {@code P_e = probSums[e]/T}, T = totalTokens. Z-loss (ST-MoE): this
+     * worker's share {@code beta·Σ_{n local} lse[n]²/T}. Returns {loadBalance, zLossShare}.
+     */
+    float[] routerLossForward(Tensor lse, int[] selected, float[] probSums, int totalTokens, int k, float alpha,
+                              float beta);
+
+    /**
+     * dProbs[N,E] = dLoss·alpha·E·f_e/T and dLse[N] = dLoss·2·beta·lse/T (assigned), the gradients
+     * of {@link #routerLossForward} with respect to this worker's probabilities and lse.
+     */
+    void routerLossBackward(Tensor dProbs, Tensor dLse, Tensor lse, int[] selected, int totalTokens, int k,
                             float alpha, float beta, float dLoss);
 
     // ---- loss and optimizer -------------------------------------------------------------------

@@ -427,14 +427,20 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public float[] routerLossForward(Tensor probs, Tensor lse, int[] selected, int k, float alpha, float beta) {
-        return CpuRouting.routerLossForward(probs, lse, selected, k, alpha, beta);
+    public void routerStats(Tensor probs, float[] probSums) {
+        CpuRouting.routerStats(probs, probSums);
     }
 
     @Override
-    public void routerLossBackward(Tensor dProbs, Tensor dLse, Tensor probs, Tensor lse, int[] selected, int k,
+    public float[] routerLossForward(Tensor lse, int[] selected, float[] probSums, int totalTokens, int k, float alpha,
+                                     float beta) {
+        return CpuRouting.routerLossForward(lse, selected, probSums, totalTokens, k, alpha, beta);
+    }
+
+    @Override
+    public void routerLossBackward(Tensor dProbs, Tensor dLse, Tensor lse, int[] selected, int totalTokens, int k,
                                    float alpha, float beta, float dLoss) {
-        CpuRouting.routerLossBackward(dProbs, dLse, probs, lse, selected, k, alpha, beta, dLoss);
+        CpuRouting.routerLossBackward(dProbs, dLse, lse, selected, totalTokens, k, alpha, beta, dLoss);
     }
 
     // ---- loss and optimizer -------------------------------------------------------------------

@@ -302,36 +302,50 @@ final class CpuRouting {
         }
     }
 
-    static float[] routerLossForward(Tensor probs, Tensor lse, int[] selected, int k, float alpha, float beta) {
+    static void routerStats(Tensor probs, float[] probSums) {
         int n = probs.dim(0);
         int e = probs.dim(1);
-        Check.that(selected.length == e, "routerLossForward: selected has " + selected.length + " entries, expected E = " + e);
+        Check.that(probSums.length == e, "routerStats: probSums has " + probSums.length + " entries, expected E = " + e);
         float[] p = f(probs);
+        for (int j = 0; j < e; j++) {
+            double s = 0;
+            for (int r = 0; r < n; r++) {
+                s += p[o(probs) + r * e + j];
+            }
+            probSums[j] = (float) s;
+        }
+    }
+
+    static float[] routerLossForward(Tensor lse, int[] selected, float[] probSums, int totalTokens, int k, float alpha,
+                                     float beta) {
+        int e = selected.length;
+        Check.that(probSums.length == e, "routerLossForward: probSums has " + probSums.length + " entries, selected "
+                + e);
+        Check.that(totalTokens >= lse.dim(0), "routerLossForward: totalTokens " + totalTokens + " < local tokens "
+                + lse.dim(0));
+        double t = totalTokens;
         double lb = 0;
         for (int j = 0; j < e; j++) {
-            double meanP = 0;
-            for (int r = 0; r < n; r++) {
-                meanP += p[o(probs) + r * e + j];
-            }
-            lb += ((double) selected[j] / ((double) n * k)) * (meanP / n);
+            lb += (selected[j] / (t * k)) * (probSums[j] / t);
         }
         double z = 0;
         float[] l = f(lse);
-        for (int r = 0; r < n; r++) {
+        for (int r = 0, n = lse.dim(0); r < n; r++) {
             z += (double) l[o(lse) + r] * l[o(lse) + r];
         }
-        return new float[] {(float) (alpha * e * lb), (float) (beta * z / n)};
+        return new float[] {(float) (alpha * e * lb), (float) (beta * z / t)};
     }
 
-    static void routerLossBackward(Tensor dProbs, Tensor dLse, Tensor probs, Tensor lse, int[] selected, int k,
+    static void routerLossBackward(Tensor dProbs, Tensor dLse, Tensor lse, int[] selected, int totalTokens, int k,
                                    float alpha, float beta, float dLoss) {
-        int n = probs.dim(0);
-        int e = probs.dim(1);
+        int n = lse.dim(0);
+        int e = selected.length;
         Check.shape("routerLossBackward", dProbs, n, e);
         Check.shape("routerLossBackward", dLse, n);
         float[] dp = f(dProbs);
+        double t = totalTokens;
         for (int j = 0; j < e; j++) {
-            float v = (float) (dLoss * alpha * e * ((double) selected[j] / ((double) n * k)) / n);
+            float v = (float) (dLoss * alpha * e * (selected[j] / (t * k)) / t);
             for (int r = 0; r < n; r++) {
                 dp[o(dProbs) + r * e + j] = v;
             }
@@ -339,7 +353,7 @@ final class CpuRouting {
         float[] l = f(lse);
         float[] dl = f(dLse);
         for (int r = 0; r < n; r++) {
-            dl[o(dLse) + r] = dLoss * 2f * beta * l[o(lse) + r] / n;
+            dl[o(dLse) + r] = (float) (dLoss * 2 * beta * l[o(lse) + r] / t);
         }
     }
 }

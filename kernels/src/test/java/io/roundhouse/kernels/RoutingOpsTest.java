@@ -250,15 +250,38 @@ class RoutingOpsTest {
         System.arraycopy(lse, 0, both, n * e, n);
         Tensor tp = s.tensor("probs", p, n, e);
         Tensor tl = s.tensor("lse", lse, n);
-        float[] got = s.be.routerLossForward(tp, tl, selected, k, alpha, beta);
+        float[] probSums = new float[e];
+        s.be.routerStats(tp, probSums);
+        float[] got = s.be.routerLossForward(tl, selected, probSums, n, k, alpha, beta);
         assertClose("router losses fwd", ref.apply(both), new double[] {got[0], got[1]}, 1e-6);
         Tensor dp = s.poisoned("dProbs", n, e);
         Tensor dl = s.poisoned("dLse", n);
-        s.be.routerLossBackward(dp, dl, tp, tl, selected, k, alpha, beta, 1f);
+        s.be.routerLossBackward(dp, dl, tl, selected, n, k, alpha, beta, 1f);
         double[] fd = numericGrad(ref, both.clone(), new double[] {1, 1});
         double[] bwd = new double[n * e + n];
         System.arraycopy(s.read(dp), 0, bwd, 0, n * e);
         System.arraycopy(s.read(dl), 0, bwd, n * e, n);
         assertClose("router losses bwd", fd, bwd, GRAD_TOL);
+
+        // Split the tokens over two workers: with summed statistics their losses and gradients add
+        // up to the single worker's.
+        int n1 = 4;
+        float[] sums1 = new float[e];
+        float[] sums2 = new float[e];
+        s.be.routerStats(tp.rows(0, n1), sums1);
+        s.be.routerStats(tp.rows(n1, n - n1), sums2);
+        float[] global = new float[e];
+        for (int j = 0; j < e; j++) {
+            global[j] = sums1[j] + sums2[j];
+        }
+        float[] a = s.be.routerLossForward(tl.rows(0, n1), selected, global, n, k, alpha, beta);
+        float[] b = s.be.routerLossForward(tl.rows(n1, n - n1), selected, global, n, k, alpha, beta);
+        assertEquals(got[0], a[0], 1e-7, "every worker sees the global load-balancing loss");
+        assertEquals(got[1], a[1] + b[1], 1e-7, "z-loss shares add up");
+        Tensor dp1 = s.poisoned("dProbs1", n1, e);
+        Tensor dl1 = s.poisoned("dLse1", n1);
+        s.be.routerLossBackward(dp1, dl1, tl.rows(0, n1), selected, n, k, alpha, beta, 1f);
+        assertClose("worker 1 dProbs", java.util.Arrays.copyOf(s.read(dp), n1 * e), s.read(dp1), 1e-6);
+        assertClose("worker 1 dLse", java.util.Arrays.copyOf(s.read(dl), n1), s.read(dl1), 1e-6);
     }
 }

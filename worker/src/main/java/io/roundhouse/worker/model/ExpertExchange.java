@@ -29,6 +29,12 @@ public interface ExpertExchange {
     int maxRowsIn(int maxRowsOut);
 
     /**
+     * Sums {@code stats} over the workers in place (the router-loss statistics: choices and
+     * probability sums per expert, and the token count). One worker: nothing to do.
+     */
+    void sumRouterStats(float[] stats);
+
+    /**
      * @param xp           rows grouped by global expert, xp[M,D]
      * @param offsets      global group boundaries, int[E+1]
      * @param localOffsets out: group boundaries of the returned rows, int[localExperts+1]

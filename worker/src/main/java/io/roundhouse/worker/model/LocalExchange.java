@@ -26,6 +26,11 @@ public final class LocalExchange implements ExpertExchange {
     }
 
     @Override
+    public void sumRouterStats(float[] stats) {
+        // one worker holds every token
+    }
+
+    @Override
     public Tensor dispatch(Tensor xp, int[] offsets, int[] localOffsets) {
         System.arraycopy(offsets, 0, localOffsets, 0, experts + 1);
         return xp;

@@ -127,8 +127,17 @@ public final class MoeClassifier {
      * {@code mean cross-entropy + router losses}.
      */
     public void backward() {
+        backward(labels.dim(0));
+    }
+
+    /**
+     * Backward of the last forward when this worker holds part of a global batch of
+     * {@code globalExamples}: the loss is the global mean, so summing the workers' gradients
+     * gives the gradient one worker would compute on the whole batch.
+     */
+    public void backward(int globalExamples) {
         int n = labels.dim(0);
-        be.crossEntropyBackward(dLogits.rows(n), probs.rows(n), labels, 1f / n);
+        be.crossEntropyBackward(dLogits.rows(n), probs.rows(n), labels, 1f / globalExamples);
         Tensor d = finalNorm.backward(head.backward(dLogits.rows(n), true));
         for (int b = blocks.length - 1; b >= 0; b--) {
             d = blocks[b].backward(d);

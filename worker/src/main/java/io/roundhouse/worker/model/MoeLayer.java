@@ -57,6 +57,9 @@ public final class MoeLayer {
     private final int[] offsets;
     private final int[] localOffsets;
     private final int[] selected;
+    private final int[] globalSelected;   // [E] choices over every worker's tokens
+    private final float[] probSums;       // [E] Σ probs over every worker's tokens
+    private final float[] stats;          // [2E+1] what the exchange sums across workers
     // Backward state.
     private final Tensor dyp;       // [maxN·K, D]
     private final Tensor dGates;    // [maxN, K]
@@ -73,6 +76,7 @@ public final class MoeLayer {
     private Tensor xr;              // rows received for the hosted experts
     private Tensor yp;              // expert outputs back in source layout
     private int m;
+    private int totalTokens;
     private float lastLoadBalance;
     private float lastZLoss;
 
@@ -112,6 +116,9 @@ public final class MoeLayer {
         offsets = new int[e + 1];
         localOffsets = new int[el + 1];
         selected = new int[e];
+        globalSelected = new int[e];
+        probSums = new float[e];
+        stats = new float[2 * e + 1];
         dyp = be.allocate(name + ".dyp", DType.FLOAT32, rows, d);
         dGates = be.allocate(name + ".dGates", DType.FLOAT32, maxN, k);
         dxr = be.allocate(name + ".dxr", DType.FLOAT32, rowsIn, d);
@@ -137,7 +144,20 @@ public final class MoeLayer {
         be.gateForward(probs.rows(n), lse.rows(n), topIdx.rows(n), gates.rows(n), logits.rows(n), gateMode);
         // 2. plan (capacity limit; also counts each expert's pre-limit choices) and permute
         m = be.dispatchPlan(rowToken, copyRow.rows(n), offsets, selected, topIdx.rows(n), e, capacity);
-        float[] aux = be.routerLossForward(probs.rows(n), lse.rows(n), selected, k, alpha, beta);
+        // Router-loss statistics over every worker's tokens (the exchange sums them; local: as is).
+        be.routerStats(probs.rows(n), probSums);
+        for (int j = 0; j < e; j++) {
+            stats[j] = selected[j];
+            stats[e + j] = probSums[j];
+        }
+        stats[2 * e] = n;
+        exchange.sumRouterStats(stats);
+        for (int j = 0; j < e; j++) {
+            globalSelected[j] = Math.round(stats[j]);
+            probSums[j] = stats[e + j];
+        }
+        totalTokens = Math.round(stats[2 * e]);
+        float[] aux = be.routerLossForward(lse.rows(n), globalSelected, probSums, totalTokens, k, alpha, beta);
         lastLoadBalance = aux[0];
         lastZLoss = aux[1];
         be.permuteForward(xp.rows(m), input, rowToken, m);
@@ -175,7 +195,9 @@ public final class MoeLayer {
         Tensor out = dx.rows(n);
         be.permuteBackward(out, dxp, rowToken, m);
         // 1. router: gates and auxiliary losses → logits → input and router weights
-        be.routerLossBackward(dProbs.rows(n), dLse.rows(n), probs.rows(n), lse.rows(n), selected, k, alpha, beta, 1f);
+        // With statistics summed over workers each token's router-loss gradient is already its
+        // share of the global loss: summing the workers' gradients gives the single-worker one.
+        be.routerLossBackward(dProbs.rows(n), dLse.rows(n), lse.rows(n), globalSelected, totalTokens, k, alpha, beta, 1f);
         be.gateBackward(dLogits.rows(n), dGates.rows(n), dProbs.rows(n), dLse.rows(n), probs.rows(n), topIdx.rows(n),
                 gates.rows(n), gateMode);
         be.linearBackward(dxRouter.rows(n), router.grad(), null, dLogits.rows(n), x, router.value());

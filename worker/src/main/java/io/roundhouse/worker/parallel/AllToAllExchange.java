@@ -108,6 +108,11 @@ public final class AllToAllExchange implements ExpertExchange {
     }
 
     @Override
+    public void sumRouterStats(float[] stats) {
+        c.allReduceSum(stats, 0, stats.length);
+    }
+
+    @Override
     public Tensor dispatch(Tensor xp, int[] offsets, int[] localOffsets) {
         for (int e = 0; e < experts; e++) {
             expertRows[e] = offsets[e + 1] - offsets[e];
