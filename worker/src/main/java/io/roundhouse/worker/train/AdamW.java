@@ -40,7 +40,16 @@ public final class AdamW {
      * @return the gradient norm before clipping
      */
     public double step(double lr) {
-        double norm = gradNorm();
+        return step(lr, gradNorm());
+    }
+
+    /**
+     * Clips to the given global gradient norm (computed over every worker's parameters, see
+     * {@code DenseGradientSync}) and applies one step.
+     *
+     * @return {@code norm}
+     */
+    public double step(double lr, double norm) {
         if (!Double.isFinite(norm)) {
             throw new IllegalStateException("gradient norm is " + norm + " at optimizer step " + (t + 1)
                     + ": training diverged; lower train.lr or keep train.clipNorm > 0");

@@ -1,0 +1,183 @@
+package io.roundhouse.worker;
+
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.roundhouse.comms.Collectives;
+import io.roundhouse.comms.CommsConfig;
+import io.roundhouse.comms.EmbeddedMediaDriver;
+import io.roundhouse.comms.Member;
+import io.roundhouse.comms.Transport;
+import io.roundhouse.kernels.Activation;
+import io.roundhouse.kernels.Backend;
+import io.roundhouse.kernels.CpuBackend;
+import io.roundhouse.kernels.DType;
+import io.roundhouse.kernels.GateMode;
+import io.roundhouse.kernels.Tensor;
+import io.roundhouse.worker.model.ModelSpec;
+import io.roundhouse.worker.model.MoeClassifier;
+import io.roundhouse.worker.model.NormKind;
+import io.roundhouse.worker.model.Param;
+import io.roundhouse.worker.model.StepStats;
+import io.roundhouse.worker.parallel.AllToAllExchange;
+import io.roundhouse.worker.parallel.DenseGradientSync;
+import io.roundhouse.worker.parallel.ExpertPlacement;
+import io.roundhouse.worker.train.AdamW;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * DESIGN invariant: W workers with global batch B (each a shard of B/W examples, experts spread
+ * over them, dense gradients all-reduced, router-loss statistics summed) end with the parameters
+ * one worker gets with batch B, after 20 AdamW steps with clipping and both router losses on
+ * (dropless, no dropout: the capacity rule and dropout keys are per worker today).
+ */
+@Timeout(120)
+class ExpertParallelTrainingTest {
+    private static final int B = 12;
+    private static final int STEPS = 20;
+
+    @TempDir
+    Path aeron;
+
+    static ModelSpec spec() {
+        return new ModelSpec(12, 4, 8, 2, 4, 2, 6, Activation.GELU, NormKind.LAYERNORM, GateMode.TOPK_SOFTMAX, 0, 0, 0,
+                0.01, 0.001);
+    }
+
+    static float[] batchX(int step) {
+        Random r = new Random(1000 + step);
+        float[] x = new float[B * 12];
+        for (int j = 0; j < x.length; j++) {
+            x[j] = (float) r.nextGaussian();
+        }
+        return x;
+    }
+
+    static int[] batchY(int step) {
+        Random r = new Random(2000 + step);
+        int[] y = new int[B];
+        for (int j = 0; j < B; j++) {
+            y[j] = r.nextInt(4);
+        }
+        return y;
+    }
+
+    static AdamW optimizer(Backend be, MoeClassifier m) {
+        return new AdamW(be, m.params(), 0.9, 0.999, 1e-8, 0.01, 1.0);
+    }
+
+    @ParameterizedTest(name = "W={0}")
+    @ValueSource(ints = {2, 3, 4})
+    void wWorkersEqualOneWorker(int w) throws Exception {
+        // One worker, batch B.
+        Backend refBe = new CpuBackend();
+        MoeClassifier ref = MoeClassifier.local(refBe, spec(), 5, B);
+        List<float[]> initial = new ArrayList<>();
+        for (Param p : ref.params().all()) {
+            initial.add(ref.params().read(p));
+        }
+        AdamW refOpt = optimizer(refBe, ref);
+        Tensor rx = refBe.allocate("x", DType.FLOAT32, B, 12);
+        Tensor ry = refBe.allocate("y", DType.INT32, B);
+        StepStats rs = new StepStats(2, 4);
+        for (int step = 0; step < STEPS; step++) {
+            refBe.write(rx, batchX(step));
+            refBe.write(ry, batchY(step));
+            ref.params().zeroGrads();
+            ref.forward(rx, ry, batchY(step), true, 7, step, rs);
+            ref.backward();
+            refOpt.step(1e-2);
+        }
+
+        // W workers, each B/W examples and its share of the experts.
+        ExpertPlacement placement = new ExpertPlacement(4, w);
+        CommsConfig cfg = CommsConfig.defaults(Transport.IPC, 99).withTimeouts(10_000, 10_000).withAeronDirBase(aeron);
+        List<String> eps = new ArrayList<>();
+        for (int r = 0; r < w; r++) {
+            eps.add("ipc");
+        }
+        int shard = B / w;
+        ExecutorService pool = Executors.newFixedThreadPool(w);
+        try (EmbeddedMediaDriver driver = EmbeddedMediaDriver.acquire(cfg, "ept-" + ProcessHandle.current().pid() + "-" + w,
+                w, w, 0)) {
+            List<Future<List<float[]>>> futures = new ArrayList<>();
+            for (int r = 0; r < w; r++) {
+                int rank = r;
+                futures.add(pool.submit(() -> {
+                    try (Member m = new Member(cfg, driver, rank, eps)) {
+                        m.connect();
+                        Collectives c = new Collectives(m);
+                        Backend be = new CpuBackend();
+                        MoeClassifier model = new MoeClassifier(be, spec(), 5, shard,
+                                b -> new AllToAllExchange(be, c, placement, 8, shard * 2));
+                        int f = placement.firstExpert(rank);
+                        int n = placement.expertCount(rank);
+                        for (int i = 0; i < initial.size(); i++) {
+                            Param p = model.params().all().get(i);
+                            float[] v = initial.get(i);
+                            if (p.name().contains(".experts.")) {
+                                int per = v.length / 4;
+                                v = Arrays.copyOfRange(v, f * per, (f + n) * per);
+                            }
+                            be.write(p.value(), v);
+                        }
+                        AdamW opt = optimizer(be, model);
+                        DenseGradientSync sync = new DenseGradientSync(be, model.params(), c);
+                        Tensor x = be.allocate("x", DType.FLOAT32, shard, 12);
+                        Tensor y = be.allocate("y", DType.INT32, shard);
+                        StepStats st = new StepStats(2, 4);
+                        for (int step = 0; step < STEPS; step++) {
+                            be.write(x, Arrays.copyOfRange(batchX(step), rank * shard * 12, (rank + 1) * shard * 12));
+                            int[] labels = Arrays.copyOfRange(batchY(step), rank * shard, (rank + 1) * shard);
+                            be.write(y, labels);
+                            model.params().zeroGrads();
+                            model.forward(x, y, labels, true, 7, step, st);
+                            model.backward(B);
+                            sync.allReduce();
+                            opt.step(1e-2, sync.globalNorm());
+                        }
+                        List<float[]> out = new ArrayList<>();
+                        for (Param p : model.params().all()) {
+                            out.add(model.params().read(p));
+                        }
+                        return out;
+                    }
+                }));
+            }
+            double worst = 0;
+            for (int r = 0; r < w; r++) {
+                List<float[]> got = futures.get(r).get(60, TimeUnit.SECONDS);
+                int f = placement.firstExpert(r);
+                int n = placement.expertCount(r);
+                for (int i = 0; i < got.size(); i++) {
+                    Param p = ref.params().all().get(i);
+                    float[] want = ref.params().read(p);
+                    if (p.name().contains(".experts.")) {
+                        int per = want.length / 4;
+                        want = Arrays.copyOfRange(want, f * per, (f + n) * per);
+                    }
+                    for (int j = 0; j < want.length; j++) {
+                        double diff = Math.abs(want[j] - got.get(i)[j]);
+                        worst = Math.max(worst, diff);
+                        assertTrue(diff <= 1e-5, "worker " + r + " " + p.name() + "[" + j + "]: " + got.get(i)[j]
+                                + " vs one worker's " + want[j]);
+                    }
+                }
+            }
+            System.out.printf("W=%d: worst parameter difference after %d steps %.2e%n", w, STEPS, worst);
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+}
