@@ -98,15 +98,17 @@ public interface Backend extends AutoCloseable {
                       Tensor rstd, Tensor gamma);
 
     /**
-     * Inverted dropout: {@code y = x · keep / (1−p)}, where element i keeps when the counter-based
-     * uniform {@link Philox#uniform(long, long, long)}{@code (seed, stream, i) >= p}. The mask is
-     * never stored: backward recomputes it from the same (seed, stream), so every backend and every
-     * worker reproduces it exactly. p in [0, 1).
+     * Inverted dropout: {@code y = x · keep / (1−p)}, where element i of this tensor keeps when the
+     * counter-based uniform {@link Philox#uniform(long, long, long)}{@code (seed, stream,
+     * firstElement + i) >= p}. The mask is never stored: backward recomputes it from the same
+     * (seed, stream, firstElement), so every backend and every worker reproduces it exactly; a
+     * worker holding rows [r, r+n) of a global batch passes {@code firstElement = r·rowSize} and
+     * gets the mask one worker with the whole batch would. p in [0, 1).
      */
-    void dropoutForward(Tensor y, Tensor x, float p, long seed, long stream);
+    void dropoutForward(Tensor y, Tensor x, float p, long seed, long stream, long firstElement);
 
     /** dx = dy · keep / (1−p) with the mask of the matching forward. */
-    void dropoutBackward(Tensor dx, Tensor dy, float p, long seed, long stream);
+    void dropoutBackward(Tensor dx, Tensor dy, float p, long seed, long stream, long firstElement);
 
     // ---- routing ------------------------------------------------------------------------------
 

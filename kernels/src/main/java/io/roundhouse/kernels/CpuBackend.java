@@ -351,19 +351,20 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public void dropoutForward(Tensor y, Tensor x, float p, long seed, long stream) {
-        dropout("dropoutForward", y, x, p, seed, stream);
+    public void dropoutForward(Tensor y, Tensor x, float p, long seed, long stream, long firstElement) {
+        dropout("dropoutForward", y, x, p, seed, stream, firstElement);
     }
 
     @Override
-    public void dropoutBackward(Tensor dx, Tensor dy, float p, long seed, long stream) {
-        dropout("dropoutBackward", dx, dy, p, seed, stream);
+    public void dropoutBackward(Tensor dx, Tensor dy, float p, long seed, long stream, long firstElement) {
+        dropout("dropoutBackward", dx, dy, p, seed, stream, firstElement);
     }
 
     /** Forward and backward are the same masked scaling: out = in · keep/(1−p). */
-    private static void dropout(String op, Tensor out, Tensor in, float p, long seed, long stream) {
+    private static void dropout(String op, Tensor out, Tensor in, float p, long seed, long stream, long firstElement) {
         Check.sameSize(op, out, in);
         Check.that(p >= 0f && p < 1f, op + ": dropout rate must be in [0, 1), got " + p);
+        Check.that(firstElement >= 0, op + ": firstElement must be >= 0, got " + firstElement);
         float[] oa = f(out);
         float[] ia = f(in);
         int oo = o(out);
@@ -375,15 +376,14 @@ public final class CpuBackend implements Backend {
         }
         float scale = 1f / (1f - p);
         int[] words = new int[4];
-        for (int block = 0; block * 4 < n; block++) {
-            Philox.block4(seed, stream, block, words);
-            for (int lane = 0; lane < 4; lane++) {
-                int j = block * 4 + lane;
-                if (j >= n) {
-                    break;
-                }
-                oa[oo + j] = Philox.toUnit(words[lane]) >= p ? ia[io + j] * scale : 0f;
+        long block = -1;
+        for (int j = 0; j < n; j++) {
+            long g = firstElement + j;
+            if ((g >>> 2) != block) {
+                block = g >>> 2;
+                Philox.block4(seed, stream, block, words);
             }
+            oa[oo + j] = Philox.toUnit(words[(int) (g & 3)]) >= p ? ia[io + j] * scale : 0f;
         }
     }
 

@@ -88,8 +88,8 @@ class LossOptimDropoutTest {
         float p = 0.3f;
         Tensor y1 = s.poisoned("y1", n);
         Tensor y2 = s.poisoned("y2", n);
-        s.be.dropoutForward(y1, tx, p, 42, 7);
-        s.be.dropoutForward(y2, tx, p, 42, 7);
+        s.be.dropoutForward(y1, tx, p, 42, 7, 0);
+        s.be.dropoutForward(y2, tx, p, 42, 7, 0);
         double[] a = s.read(y1);
         assertArrayEquals(a, s.read(y2), "same (seed, stream) gives the same mask");
         int dropped = 0;
@@ -104,13 +104,18 @@ class LossOptimDropoutTest {
         assertEquals(p, dropped / (double) n, 0.01, "fraction dropped");
         assertEquals(1.0, sum / n, 0.02, "inverted dropout keeps the mean");
         Tensor y3 = s.poisoned("y3", n);
-        s.be.dropoutForward(y3, tx, p, 42, 8);
+        s.be.dropoutForward(y3, tx, p, 42, 8, 0);
         assertNotEquals(java.util.Arrays.toString(a), java.util.Arrays.toString(s.read(y3)), "another stream, another mask");
+
+        // A worker holding elements [1001, n) of the same tensor gets exactly that part of the mask.
+        Tensor part = s.poisoned("part", n - 1001);
+        s.be.dropoutForward(part, tx.rows(1001, n - 1001), p, 42, 7, 1001);
+        assertArrayEquals(java.util.Arrays.copyOfRange(a, 1001, n), s.read(part), "mask keyed by global element");
 
         // Backward applies the same mask: d/dx Σ dy·y = dy·mask/(1−p).
         double[] dy = s.randn(n, 1);
         Tensor dx = s.poisoned("dx", n);
-        s.be.dropoutBackward(dx, s.tensor("dy", dy, n), p, 42, 7);
+        s.be.dropoutBackward(dx, s.tensor("dy", dy, n), p, 42, 7, 0);
         double[] got = s.read(dx);
         for (int j = 0; j < n; j++) {
             assertEquals((float) dy[j] * (float) a[j], got[j], 1e-5, "dx at " + j);
@@ -121,7 +126,7 @@ class LossOptimDropoutTest {
     void dropoutRejectsABadRate() {
         OpTestSupport s = new OpTestSupport(1);
         Tensor t = s.be.allocate("x", DType.FLOAT32, 4);
-        assertThrows(IllegalArgumentException.class, () -> s.be.dropoutForward(t, t, 1f, 1, 1));
-        assertThrows(IllegalArgumentException.class, () -> s.be.dropoutForward(t, t, -0.1f, 1, 1));
+        assertThrows(IllegalArgumentException.class, () -> s.be.dropoutForward(t, t, 1f, 1, 1, 0));
+        assertThrows(IllegalArgumentException.class, () -> s.be.dropoutForward(t, t, -0.1f, 1, 1, 0));
     }
 }

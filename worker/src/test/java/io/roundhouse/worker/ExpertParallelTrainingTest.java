@@ -38,9 +38,9 @@ import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * DESIGN invariant: W workers with global batch B (each a shard of B/W examples, experts spread
- * over them, dense gradients all-reduced, router-loss statistics summed) end with the parameters
- * one worker gets with batch B, after 20 AdamW steps with clipping and both router losses on
- * (dropless, no dropout: the capacity rule and dropout keys are per worker today).
+ * over them, dense gradients all-reduced, router-loss statistics summed, dropout keyed by global
+ * example) end with the parameters one worker gets with batch B, after 20 AdamW steps with
+ * clipping, dropout and both router losses on (dropless: the capacity rule is per worker).
  */
 @Timeout(120)
 class ExpertParallelTrainingTest {
@@ -51,8 +51,8 @@ class ExpertParallelTrainingTest {
     Path aeron;
 
     static ModelSpec spec() {
-        return new ModelSpec(12, 4, 8, 2, 4, 2, 6, Activation.GELU, NormKind.LAYERNORM, GateMode.TOPK_SOFTMAX, 0, 0, 0,
-                0.01, 0.001);
+        return new ModelSpec(12, 4, 8, 2, 4, 2, 6, Activation.GELU, NormKind.LAYERNORM, GateMode.TOPK_SOFTMAX, 0, 0.2,
+                0.2, 0.01, 0.001);
     }
 
     static float[] batchX(int step) {
@@ -142,7 +142,7 @@ class ExpertParallelTrainingTest {
                             int[] labels = Arrays.copyOfRange(batchY(step), rank * shard, (rank + 1) * shard);
                             be.write(y, labels);
                             model.params().zeroGrads();
-                            model.forward(x, y, labels, true, 7, step, st);
+                            model.forward(x, y, labels, true, 7, step, (long) rank * shard, st);
                             model.backward(B);
                             sync.allReduce();
                             opt.step(1e-2, sync.globalNorm());

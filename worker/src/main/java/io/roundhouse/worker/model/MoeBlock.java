@@ -17,6 +17,7 @@ public final class MoeBlock {
     private float p;
     private long seed;
     private long stream;
+    private long firstElement;
 
     public MoeBlock(Backend be, ParamStore ps, String name, ModelSpec spec, ExpertExchange exchange, int maxN) {
         this.be = be;
@@ -32,16 +33,18 @@ public final class MoeBlock {
     /**
      * @param dropoutRate block dropout rate (0 in evaluation)
      * @param capacity    expert capacity (0 = no limit)
+     * @param firstRow    global index of x's first row in the batch (keys the dropout mask)
      */
-    public Tensor forward(Tensor x, float dropoutRate, int capacity, long seed, long stream) {
+    public Tensor forward(Tensor x, float dropoutRate, int capacity, long seed, long stream, long firstRow) {
         int n = x.dim(0);
         this.p = dropoutRate;
         this.seed = seed;
         this.stream = stream;
+        this.firstElement = firstRow * spec.dim();
         Tensor branch = moe.forward(norm.forward(x), capacity);
         Tensor o = out.rows(n);
         if (p > 0f) {
-            be.dropoutForward(dropped.rows(n), branch, p, seed, stream);
+            be.dropoutForward(dropped.rows(n), branch, p, seed, stream, firstElement);
             branch = dropped.rows(n);
         }
         be.copy(o, x);
@@ -53,7 +56,7 @@ public final class MoeBlock {
         int n = dOut.dim(0);
         Tensor dBr = dOut;
         if (p > 0f) {
-            be.dropoutBackward(dBranch.rows(n), dOut, p, seed, stream);
+            be.dropoutBackward(dBranch.rows(n), dOut, p, seed, stream, firstElement);
             dBr = dBranch.rows(n);
         }
         Tensor dxBranch = norm.backward(moe.backward(dBr));

@@ -73,6 +73,15 @@ public final class MoeClassifier {
      * @param step       the optimizer step (selects the dropout masks)
      */
     public StepStats forward(Tensor x, Tensor y, int[] hostLabels, boolean train, long seed, long step, StepStats stats) {
+        return forward(x, y, hostLabels, train, seed, step, 0, stats);
+    }
+
+    /**
+     * Forward pass of a worker holding examples [firstExample, firstExample + n) of a global
+     * batch: the dropout masks are those one worker with the whole batch would draw.
+     */
+    public StepStats forward(Tensor x, Tensor y, int[] hostLabels, boolean train, long seed, long step,
+                             long firstExample, StepStats stats) {
         int n = x.dim(0);
         if (n < 1 || n > maxN || x.rowSize() != spec.inputs()) {
             throw new IllegalArgumentException("batch " + x + " does not fit the model: need 1.." + maxN
@@ -83,7 +92,7 @@ public final class MoeClassifier {
         Tensor in = x;
         if (train && spec.dropoutInput() > 0) {
             in = inputDropped.rows(n);
-            be.dropoutForward(in, x, (float) spec.dropoutInput(), seed, streamBase);
+            be.dropoutForward(in, x, (float) spec.dropoutInput(), seed, streamBase, firstExample * spec.inputs());
         }
         Tensor hcur = embed.forward(in);
         int capacity = train ? spec.capacity(n) : 0;
@@ -92,7 +101,7 @@ public final class MoeClassifier {
         stats.zLoss = 0;
         stats.droppedCopies = 0;
         for (int b = 0; b < blocks.length; b++) {
-            hcur = blocks[b].forward(hcur, blockP, capacity, seed, streamBase + 1 + b);
+            hcur = blocks[b].forward(hcur, blockP, capacity, seed, streamBase + 1 + b, firstExample);
             MoeLayer moe = blocks[b].moe;
             stats.loadBalanceLoss += moe.loadBalanceLoss();
             stats.zLoss += moe.zLoss();
