@@ -80,10 +80,28 @@ class TrainerTest {
             }
             assertEquals(2 * 50 * 2, kept + n.get("droppedCopies").asInt(), "kept + dropped = blocks·N·K");
             assertTrue(n.get("tokensPerSecond").asDouble() > 0);
+            JsonNode phases = n.get("phaseMs");
+            assertEquals(List.of("embed", "route", "permute", "dispatch", "experts", "combine", "unpermute", "head",
+                    "backward", "all_reduce", "optimizer"), iterableToList(phases.fieldNames()));
+            double sum = 0;
+            for (JsonNode v : phases) {
+                assertTrue(v.asDouble() >= 0);
+                sum += v.asDouble();
+            }
+            assertTrue(phases.get("experts").asDouble() > 0 && phases.get("backward").asDouble() > 0);
+            assertEquals(0.0, phases.get("all_reduce").asDouble(), "one process reduces nothing");
+            double stepMs = 1000.0 * 50 / n.get("tokensPerSecond").asDouble();
+            assertTrue(sum <= stepMs * 1.001, "phases (" + sum + " ms) fit in the step (" + stepMs + " ms)");
         }
         assertTrue(lastLoss < firstLoss / 2, "loss falls: " + firstLoss + " -> " + lastLoss);
         JsonNode test = json.readTree(lines.get(lines.size() - 1));
         assertEquals("test", test.get("split").asText());
+    }
+
+    private static List<String> iterableToList(java.util.Iterator<String> it) {
+        List<String> out = new java.util.ArrayList<>();
+        it.forEachRemaining(out::add);
+        return out;
     }
 
     @Test

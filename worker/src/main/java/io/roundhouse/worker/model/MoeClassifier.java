@@ -27,6 +27,7 @@ public final class MoeClassifier {
     private final Tensor losses;        // [maxN]
     private final Tensor probs;         // [maxN, C]
     private final Tensor dLogits;       // [maxN, C]
+    private final PhaseTimers timers = new PhaseTimers();
     private final float[] hostLosses;
     private final float[] hostProbs;
     private Tensor labels;
@@ -46,6 +47,7 @@ public final class MoeClassifier {
         this.blocks = new MoeBlock[spec.blocks()];
         for (int b = 0; b < blocks.length; b++) {
             blocks[b] = new MoeBlock(be, params, "block" + b, spec, exchanges.apply(b), maxN);
+            blocks[b].moe.setTimers(timers);
         }
         this.finalNorm = new NormLayer(be, params, "final.norm", spec.norm(), spec.dim(), maxN);
         this.head = new LinearLayer(be, params, "head", spec.dim(), spec.classes(), true, 1 / Math.sqrt(spec.dim()), maxN);
@@ -88,6 +90,7 @@ public final class MoeClassifier {
                     + " rows of " + spec.inputs() + " features");
         }
         this.labels = y;
+        long tEmbed = System.nanoTime();
         long streamBase = step * STREAMS_PER_STEP;
         Tensor in = x;
         if (train && spec.dropoutInput() > 0) {
@@ -95,6 +98,7 @@ public final class MoeClassifier {
             be.dropoutForward(in, x, (float) spec.dropoutInput(), seed, streamBase, firstExample * spec.inputs());
         }
         Tensor hcur = embed.forward(in);
+        timers.add(PhaseTimers.Phase.EMBED, System.nanoTime() - tEmbed);
         int capacity = train ? spec.capacity(n) : 0;
         float blockP = train ? (float) spec.dropoutBlock() : 0f;
         stats.loadBalanceLoss = 0;
@@ -108,6 +112,7 @@ public final class MoeClassifier {
             stats.droppedCopies += moe.dropped();
             moe.keptPerExpert(stats.expertLoad[b]);
         }
+        long tHead = System.nanoTime();
         Tensor logits = head.forward(finalNorm.forward(hcur));
         be.crossEntropyForward(losses.rows(n), probs.rows(n), logits, y);
         be.read(losses.rows(n), hostLosses);
@@ -125,6 +130,7 @@ public final class MoeClassifier {
             }
             correct += best == hostLabels[r] ? 1 : 0;
         }
+        timers.add(PhaseTimers.Phase.HEAD, System.nanoTime() - tHead);
         stats.examples = n;
         stats.crossEntropy = sum / n;
         stats.correct = correct;
@@ -145,6 +151,7 @@ public final class MoeClassifier {
      * gives the gradient one worker would compute on the whole batch.
      */
     public void backward(int globalExamples) {
+        long t0 = System.nanoTime();
         int n = labels.dim(0);
         be.crossEntropyBackward(dLogits.rows(n), probs.rows(n), labels, 1f / globalExamples);
         Tensor d = finalNorm.backward(head.backward(dLogits.rows(n), true));
@@ -152,6 +159,12 @@ public final class MoeClassifier {
             d = blocks[b].backward(d);
         }
         embed.backward(d, false);
+        timers.add(PhaseTimers.Phase.BACKWARD, System.nanoTime() - t0);
+    }
+
+    /** Phase times since the last {@link PhaseTimers#reset()}; the trainer adds its own phases. */
+    public PhaseTimers timers() {
+        return timers;
     }
 
     public ParamStore params() {

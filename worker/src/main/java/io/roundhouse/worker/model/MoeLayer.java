@@ -72,6 +72,7 @@ public final class MoeLayer {
     private final Tensor dLse;      // [maxN]
     private final Tensor dLogits;   // [maxN, E]
 
+    private PhaseTimers timers = new PhaseTimers();
     private Tensor x;               // the last input [n, D]
     private Tensor xr;              // rows received for the hosted experts
     private Tensor yp;              // expert outputs back in source layout
@@ -139,9 +140,12 @@ public final class MoeLayer {
     public Tensor forward(Tensor input, int capacity) {
         x = input;
         int n = input.dim(0);
+        long t0 = System.nanoTime();
         // 1. route
         be.linearForward(logits.rows(n), input, router.value(), null);
         be.gateForward(probs.rows(n), lse.rows(n), topIdx.rows(n), gates.rows(n), logits.rows(n), gateMode);
+        long t1 = System.nanoTime();
+        timers.add(PhaseTimers.Phase.ROUTE, t1 - t0);
         // 2. plan (capacity limit; also counts each expert's pre-limit choices) and permute
         m = be.dispatchPlan(rowToken, copyRow.rows(n), offsets, selected, topIdx.rows(n), e, capacity);
         // Router-loss statistics over every worker's tokens (the exchange sums them; local: as is).
@@ -161,17 +165,26 @@ public final class MoeLayer {
         lastLoadBalance = aux[0];
         lastZLoss = aux[1];
         be.permuteForward(xp.rows(m), input, rowToken, m);
+        long t2 = System.nanoTime();
+        timers.add(PhaseTimers.Phase.PERMUTE, t2 - t1);
         // 3. dispatch
         xr = exchange.dispatch(xp.rows(m), offsets, localOffsets);
         int mLocal = localOffsets[localOffsets.length - 1];
+        long t3 = System.nanoTime();
+        timers.add(PhaseTimers.Phase.DISPATCH, t3 - t2);
         // 4. expert compute
         be.expertFfnForward(yr.rows(mLocal), a.rows(mLocal), h.rows(mLocal), xr, w1.value(), b1.value(), w2.value(),
                 b2.value(), localOffsets, act);
+        long t4 = System.nanoTime();
+        timers.add(PhaseTimers.Phase.EXPERTS, t4 - t3);
         // 5. combine
         yp = exchange.combine(yr.rows(mLocal), localOffsets, offsets);
+        long t5 = System.nanoTime();
+        timers.add(PhaseTimers.Phase.COMBINE, t5 - t4);
         // 6. un-permute, weighted by the gates
         Tensor out = y.rows(n);
         be.unpermuteForward(out, yp, copyRow.rows(n), gates.rows(n));
+        timers.add(PhaseTimers.Phase.UNPERMUTE, System.nanoTime() - t5);
         return out;
     }
 
@@ -203,6 +216,11 @@ public final class MoeLayer {
         be.linearBackward(dxRouter.rows(n), router.grad(), null, dLogits.rows(n), x, router.value());
         be.axpy(out, 1f, dxRouter.rows(n));
         return out;
+    }
+
+    /** Where forward records its phase times (the classifier shares one across blocks). */
+    public void setTimers(PhaseTimers timers) {
+        this.timers = timers;
     }
 
     /** Kept copies in the last forward. */

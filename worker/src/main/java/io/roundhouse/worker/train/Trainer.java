@@ -26,6 +26,7 @@ import io.roundhouse.worker.data.FashionMnist;
 import io.roundhouse.worker.data.ImageDataset;
 import io.roundhouse.worker.model.ModelSpec;
 import io.roundhouse.worker.model.MoeClassifier;
+import io.roundhouse.worker.model.PhaseTimers;
 import io.roundhouse.worker.model.StepStats;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -157,14 +158,20 @@ public final class Trainer {
                 long t0 = System.nanoTime();
                 batcher.load(b * batch, batch);
                 model.params().zeroGrads();
+                model.timers().reset();
                 model.forward(batcher.x().rows(batch), batcher.y().rows(batch), batcher.hostLabels(), true, seed, step, stats);
                 model.backward();
                 step++;
                 double rate = lr.at(step);
+                long tOpt = System.nanoTime();
                 double gradNorm = opt.step(rate);
+                model.timers().add(PhaseTimers.Phase.OPTIMIZER, System.nanoTime() - tOpt);
                 double seconds = (System.nanoTime() - t0) / 1e9;
                 window.add(stats, seconds);
-                metrics.write(stepRecord(step, epoch, rate, gradNorm, stats, batch / seconds, (System.nanoTime() - start) / 1e9));
+                Map<String, Object> record = stepRecord(step, epoch, rate, gradNorm, stats, batch / seconds,
+                        (System.nanoTime() - start) / 1e9);
+                record.put("phaseMs", model.timers().millis());
+                metrics.write(record);
                 if (step % logEvery == 0 || step == total) {
                     double elapsed = (System.nanoTime() - start) / 1e9;
                     console.printf("[epoch %d] step %d/%d  loss %.4f  acc %.1f%%  lr %.2e  |g| %.2f  dropped %.1f%%  %,.0f tok/s  ETA %s%n",

@@ -1,0 +1,35 @@
+package io.roundhouse.worker.model;
+
+/**
+ * Wall time per phase of a step, accumulated over the blocks; reset by the trainer each step.
+ * Plain fields: one thread drives a model.
+ */
+public final class PhaseTimers {
+    /** The phases, in the order a step runs them. */
+    public enum Phase {
+        EMBED, ROUTE, PERMUTE, DISPATCH, EXPERTS, COMBINE, UNPERMUTE, HEAD, BACKWARD, ALL_REDUCE, OPTIMIZER
+    }
+
+    private final long[] nanos = new long[Phase.values().length];
+
+    public void add(Phase phase, long elapsedNanos) {
+        nanos[phase.ordinal()] += elapsedNanos;
+    }
+
+    public long nanos(Phase phase) {
+        return nanos[phase.ordinal()];
+    }
+
+    public void reset() {
+        java.util.Arrays.fill(nanos, 0);
+    }
+
+    /** Milliseconds per phase, keyed by lower-case phase name (for the metrics line). */
+    public java.util.Map<String, Double> millis() {
+        java.util.Map<String, Double> m = new java.util.LinkedHashMap<>();
+        for (Phase p : Phase.values()) {
+            m.put(p.name().toLowerCase(java.util.Locale.ROOT), nanos[p.ordinal()] / 1e6);
+        }
+        return m;
+    }
+}
