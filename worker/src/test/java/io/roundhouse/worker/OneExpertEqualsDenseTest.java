@@ -1,5 +1,7 @@
 package io.roundhouse.worker;
 
+import static io.roundhouse.worker.TensorFixtures.read;
+import static io.roundhouse.worker.TensorFixtures.tensor;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import io.roundhouse.kernels.Activation;
@@ -91,18 +93,6 @@ class OneExpertEqualsDenseTest {
         for (int j = 0; j < n; j++) {
             v[j] = (float) r.nextGaussian();
         }
-        return v;
-    }
-
-    private static Tensor tensor(Backend be, float[] v, int... shape) {
-        Tensor t = be.allocate("t", DType.FLOAT32, shape);
-        be.write(t, v);
-        return t;
-    }
-
-    private static float[] read(Backend be, Tensor t) {
-        float[] v = new float[t.size()];
-        be.read(t, v);
         return v;
     }
 }
