@@ -100,60 +100,121 @@ class ExpertParallelLayerTest {
         float[] refDx = read(refBe, ref.backward(tensor(refBe, dy, total, D)));
 
         ExpertPlacement placement = new ExpertPlacement(E, w);
+        int[] from = new int[w + 1];
+        for (int r = 0; r < w; r++) {
+            from[r + 1] = from[r] + tokens[r];
+        }
+        List<float[][]> results = onWorkers(w, "ep", (rank, c) -> {
+            int n = tokens[rank];
+            Backend be = new CpuBackend();
+            ParamStore ps = new ParamStore(be, 1);
+            AllToAllExchange ex = new AllToAllExchange(be, c, placement, D, n * 2);
+            MoeLayer layer = new MoeLayer(be, ps, "moe", spec(), ex, n);
+            copyShard(refPs, refBe, ps, be, placement.firstExpert(rank), placement.expertCount(rank));
+            float[] out = read(be, layer.forward(tensor(be, Arrays.copyOfRange(x, from[rank] * D, from[rank + 1] * D), n, D), 0));
+            float[] dx = read(be, layer.backward(tensor(be, Arrays.copyOfRange(dy, from[rank] * D, from[rank + 1] * D), n, D)));
+            return new float[][] {out, dx, ps.readGrad(layer.router), ps.readGrad(layer.w1), ps.readGrad(layer.b1),
+                ps.readGrad(layer.w2), ps.readGrad(layer.b2)};
+        });
+        float[] routerSum = new float[D * E];
+        for (int r = 0; r < w; r++) {
+            float[][] got = results.get(r);
+            close("output of worker " + r, Arrays.copyOfRange(refOut, from[r] * D, from[r + 1] * D), got[0], 1e-5);
+            close("dx of worker " + r, Arrays.copyOfRange(refDx, from[r] * D, from[r + 1] * D), got[1], 1e-5);
+            for (int j = 0; j < routerSum.length; j++) {
+                routerSum[j] += got[2][j];
+            }
+            int f = placement.firstExpert(r);
+            int c = placement.expertCount(r);
+            String[] names = {"w1", "b1", "w2", "b2"};
+            for (int k = 0; k < 4; k++) {
+                float[] all = refPs.readGrad(refPs.get("moe.experts." + names[k]));
+                int per = all.length / E;
+                close("d" + names[k] + " of worker " + r, Arrays.copyOfRange(all, f * per, (f + c) * per), got[3 + k], 1e-4);
+            }
+        }
+        close("router gradient summed over workers", refPs.readGrad(ref.router), routerSum, 1e-4);
+    }
+
+    /**
+     * The capacity rule is per source worker and expert: with a capacity limit, each worker keeps
+     * and drops exactly the copies a one-worker layer given only that worker's tokens (and the same
+     * capacity) keeps and drops, and its outputs are that layer's.
+     */
+    @Test
+    void dropsFollowThePerSourceWorkerRule() throws Exception {
+        int w = 3;
+        int n = 9;
+        int capacity = 2;  // 9 tokens · 2 copies over 6 experts: 3 per expert on average, so some are dropped
+        Random rnd = new Random(11);
+        Backend refBe = new CpuBackend();
+        ParamStore refPs = new ParamStore(refBe, 9);
+        MoeLayer ref = new MoeLayer(refBe, refPs, "moe", spec(), new LocalExchange(E), n);
+        randomize(refBe, refPs, rnd);
+        float[][] x = new float[w][];
+        for (int r = 0; r < w; r++) {
+            x[r] = gaussian(rnd, n * D);
+        }
+        ExpertPlacement placement = new ExpertPlacement(E, w);
+        List<Object[]> results = onWorkers(w, "drops", (rank, c) -> {
+            Backend be = new CpuBackend();
+            ParamStore ps = new ParamStore(be, 1);
+            MoeLayer layer = new MoeLayer(be, ps, "moe", spec(), new AllToAllExchange(be, c, placement, D, n * 2), n);
+            copyShard(refPs, refBe, ps, be, placement.firstExpert(rank), placement.expertCount(rank));
+            float[] out = read(be, layer.forward(tensor(be, x[rank], n, D), capacity));
+            int[] kept = new int[E];
+            layer.keptPerExpert(kept);
+            return new Object[] {out, kept, layer.dropped()};
+        });
+        int droppedTotal = 0;
+        for (int r = 0; r < w; r++) {
+            float[] want = read(refBe, ref.forward(tensor(refBe, x[r], n, D), capacity));
+            int[] wantKept = new int[E];
+            ref.keptPerExpert(wantKept);
+            assertEquals(Arrays.toString(wantKept), Arrays.toString((int[]) results.get(r)[1]),
+                    "copies worker " + r + " keeps per expert");
+            assertEquals(ref.dropped(), (int) results.get(r)[2], "copies worker " + r + " drops");
+            for (int e = 0; e < E; e++) {
+                assertTrue(wantKept[e] <= capacity, "expert " + e + " keeps at most the capacity from worker " + r);
+            }
+            close("output of worker " + r + " under capacity " + capacity, want, (float[]) results.get(r)[0], 1e-5);
+            droppedTotal += ref.dropped();
+        }
+        assertTrue(droppedTotal > 0, "the capacity drops copies in this test");
+    }
+
+    /** Runs {@code body} as each of W workers (threads of this JVM over Aeron IPC); their results in rank order. */
+    private <T> List<T> onWorkers(int w, String tag, WorkerBody<T> body) throws Exception {
         CommsConfig cfg = CommsConfig.defaults(Transport.IPC, 77).withTimeouts(10_000, 10_000).withAeronDirBase(aeron);
         List<String> eps = new ArrayList<>();
         for (int r = 0; r < w; r++) {
             eps.add("ipc");
         }
         ExecutorService pool = Executors.newFixedThreadPool(w);
-        try (EmbeddedMediaDriver driver = EmbeddedMediaDriver.acquire(cfg, "ep-" + ProcessHandle.current().pid() + "-" + w,
+        try (EmbeddedMediaDriver driver = EmbeddedMediaDriver.acquire(cfg, tag + "-" + ProcessHandle.current().pid() + "-" + w,
                 w, w, 0)) {
-            List<Future<float[][]>> results = new ArrayList<>();
-            int offset = 0;
+            List<Future<T>> futures = new ArrayList<>();
             for (int r = 0; r < w; r++) {
                 int rank = r;
-                int from = offset;
-                int n = tokens[r];
-                offset += n;
-                results.add(pool.submit(() -> {
+                futures.add(pool.submit(() -> {
                     try (Member m = new Member(cfg, driver, rank, eps)) {
                         m.connect();
-                        Backend be = new CpuBackend();
-                        ParamStore ps = new ParamStore(be, 1);
-                        AllToAllExchange ex = new AllToAllExchange(be, new Collectives(m), placement, D, n * 2);
-                        MoeLayer layer = new MoeLayer(be, ps, "moe", spec(), ex, n);
-                        copyShard(refPs, refBe, ps, be, placement.firstExpert(rank), placement.expertCount(rank));
-                        float[] out = read(be, layer.forward(tensor(be, Arrays.copyOfRange(x, from * D, (from + n) * D), n, D), 0));
-                        float[] dx = read(be, layer.backward(tensor(be, Arrays.copyOfRange(dy, from * D, (from + n) * D), n, D)));
-                        return new float[][] {out, dx, ps.readGrad(layer.router), ps.readGrad(layer.w1), ps.readGrad(layer.b1),
-                            ps.readGrad(layer.w2), ps.readGrad(layer.b2)};
+                        return body.run(rank, new Collectives(m));
                     }
                 }));
             }
-            float[] routerSum = new float[D * E];
-            offset = 0;
-            for (int r = 0; r < w; r++) {
-                float[][] got = results.get(r).get(60, TimeUnit.SECONDS);
-                int n = tokens[r];
-                close("output of worker " + r, Arrays.copyOfRange(refOut, offset * D, (offset + n) * D), got[0], 1e-5);
-                close("dx of worker " + r, Arrays.copyOfRange(refDx, offset * D, (offset + n) * D), got[1], 1e-5);
-                for (int j = 0; j < routerSum.length; j++) {
-                    routerSum[j] += got[2][j];
-                }
-                int f = placement.firstExpert(r);
-                int c = placement.expertCount(r);
-                String[] names = {"w1", "b1", "w2", "b2"};
-                for (int k = 0; k < 4; k++) {
-                    float[] all = refPs.readGrad(refPs.get("moe.experts." + names[k]));
-                    int per = all.length / E;
-                    close("d" + names[k] + " of worker " + r, Arrays.copyOfRange(all, f * per, (f + c) * per), got[3 + k], 1e-4);
-                }
-                offset += n;
+            List<T> out = new ArrayList<>();
+            for (Future<T> f : futures) {
+                out.add(f.get(60, TimeUnit.SECONDS));
             }
-            close("router gradient summed over workers", refPs.readGrad(ref.router), routerSum, 1e-4);
+            return out;
         } finally {
             pool.shutdownNow();
         }
+    }
+
+    interface WorkerBody<T> {
+        T run(int rank, Collectives c) throws Exception;
     }
 
     private static void randomize(Backend be, ParamStore ps, Random rnd) {

@@ -123,6 +123,8 @@ class ExpertParallelTrainingTest {
                                 b -> new AllToAllExchange(be, c, placement, 8, shard * 2));
                         int f = placement.firstExpert(rank);
                         int n = placement.expertCount(rank);
+                        // Built from the same seed, each worker starts with exactly its slice of the
+                        // one-worker model (the initialiser draws every expert, keeps the hosted ones).
                         for (int i = 0; i < initial.size(); i++) {
                             Param p = model.params().all().get(i);
                             float[] v = initial.get(i);
@@ -130,7 +132,10 @@ class ExpertParallelTrainingTest {
                                 int per = v.length / 4;
                                 v = Arrays.copyOfRange(v, f * per, (f + n) * per);
                             }
-                            be.write(p.value(), v);
+                            if (!Arrays.equals(v, model.params().read(p))) {
+                                throw new AssertionError("worker " + rank + " starts with another " + p.name()
+                                        + " than the one-worker model");
+                            }
                         }
                         AdamW opt = optimizer(be, model);
                         DenseGradientSync sync = new DenseGradientSync(be, model.params(), c);

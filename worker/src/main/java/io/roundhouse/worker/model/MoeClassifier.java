@@ -152,6 +152,7 @@ public final class MoeClassifier {
      */
     public void backward(int globalExamples) {
         long t0 = System.nanoTime();
+        long exchanged = timers.nanos(PhaseTimers.Phase.DISPATCH) + timers.nanos(PhaseTimers.Phase.COMBINE);
         int n = labels.dim(0);
         be.crossEntropyBackward(dLogits.rows(n), probs.rows(n), labels, 1f / globalExamples);
         Tensor d = finalNorm.backward(head.backward(dLogits.rows(n), true));
@@ -159,12 +160,18 @@ public final class MoeClassifier {
             d = blocks[b].backward(d);
         }
         embed.backward(d, false);
-        timers.add(PhaseTimers.Phase.BACKWARD, System.nanoTime() - t0);
+        // Backward's exchanges are counted as dispatch and combine; backward is its compute.
+        exchanged = timers.nanos(PhaseTimers.Phase.DISPATCH) + timers.nanos(PhaseTimers.Phase.COMBINE) - exchanged;
+        timers.add(PhaseTimers.Phase.BACKWARD, System.nanoTime() - t0 - exchanged);
     }
 
     /** Phase times since the last {@link PhaseTimers#reset()}; the trainer adds its own phases. */
     public PhaseTimers timers() {
         return timers;
+    }
+
+    public Backend backend() {
+        return be;
     }
 
     public ParamStore params() {

@@ -97,9 +97,11 @@ public final class MoeLayer {
         int rows = maxN * k;
         int rowsIn = exchange.maxRowsIn(rows); // expert side: rows received from every worker
         router = ps.normal(name + ".router.w", 0.1 / Math.sqrt(d), true, d, e);
-        w1 = ps.normal(name + ".experts.w1", 1 / Math.sqrt(d), true, el, d, f1);
+        int first = exchange.firstLocalExpert();
+        w1 = ps.normalSlice(name + ".experts.w1", 1 / Math.sqrt(d), true, first, el, e, d, f1);
         b1 = ps.constant(name + ".experts.b1", 0f, false, el, f1);
-        w2 = ps.normal(name + ".experts.w2", 1 / Math.sqrt(f) / Math.sqrt(2.0 * spec.blocks()), true, el, f, d);
+        w2 = ps.normalSlice(name + ".experts.w2", 1 / Math.sqrt(f) / Math.sqrt(2.0 * spec.blocks()), true, first, el, e,
+                f, d);
         b2 = ps.constant(name + ".experts.b2", 0f, false, el, d);
 
         logits = be.allocate(name + ".logits", DType.FLOAT32, maxN, e);
@@ -155,7 +157,10 @@ public final class MoeLayer {
             stats[e + j] = probSums[j];
         }
         stats[2 * e] = n;
+        long tStats = System.nanoTime();
         exchange.sumRouterStats(stats);
+        timers.add(PhaseTimers.Phase.DISPATCH, System.nanoTime() - tStats);
+        t1 += System.nanoTime() - tStats; // the sum counts as dispatch, not permute
         for (int j = 0; j < e; j++) {
             globalSelected[j] = Math.round(stats[j]);
             probSums[j] = stats[e + j];
@@ -198,12 +203,17 @@ public final class MoeLayer {
         // 6. un-permute → gradient for each kept copy and for each gate
         be.unpermuteBackward(dyp.rows(m), dGates.rows(n), dy, yp, copyRow.rows(n), gates.rows(n));
         // 5. combine's backward is a dispatch
+        long t0 = System.nanoTime();
         Tensor dyr = exchange.combineBackward(dyp.rows(m), offsets, localOffsets);
+        long t1 = System.nanoTime();
+        timers.add(PhaseTimers.Phase.DISPATCH, t1 - t0);
         // 4. experts
         be.expertFfnBackward(dxr.rows(mLocal), w1.grad(), b1.grad(), w2.grad(), b2.grad(), dyr, xr, a.rows(mLocal),
                 h.rows(mLocal), w1.value(), w2.value(), localOffsets, act, dh, da);
         // 3. dispatch's backward is a combine
+        long t2 = System.nanoTime();
         Tensor dxp = exchange.dispatchBackward(dxr.rows(mLocal), localOffsets, offsets);
+        timers.add(PhaseTimers.Phase.COMBINE, System.nanoTime() - t2);
         // 2. permute's backward is the (unweighted) un-permute
         Tensor out = dx.rows(n);
         be.permuteBackward(out, dxp, rowToken, m);

@@ -34,6 +34,36 @@ public final class ParamStore {
         return p;
     }
 
+    /**
+     * The slice {@code [first, first + count)} along the first axis of a parameter of
+     * {@code fullShape} drawn from N(0, std²): the generator draws the whole tensor, so a worker
+     * holding some experts gets exactly the values one worker holding all of them gets, and the
+     * parameters created after it are the same too.
+     */
+    public Param normalSlice(String name, double std, boolean decay, int first, int count, int... fullShape) {
+        if (first < 0 || count < 1 || first + count > fullShape[0]) {
+            throw new IllegalArgumentException(name + ": slice [" + first + ", " + (first + count) + ") outside [0, "
+                    + fullShape[0] + ")");
+        }
+        int[] shape = fullShape.clone();
+        shape[0] = count;
+        Param p = create(name, decay, shape);
+        int per = p.value().size() / count;
+        float[] v = new float[p.value().size()];
+        long skip = (long) first * per;
+        for (long j = 0; j < skip; j++) {
+            gaussian();
+        }
+        for (int j = 0; j < v.length; j++) {
+            v[j] = (float) (gaussian() * std);
+        }
+        for (long j = skip + v.length, n = (long) fullShape[0] * per; j < n; j++) {
+            gaussian();
+        }
+        be.write(p.value(), v);
+        return p;
+    }
+
     /** A parameter filled with a constant. */
     public Param constant(String name, float value, boolean decay, int... shape) {
         Param p = create(name, decay, shape);
@@ -106,20 +136,11 @@ public final class ParamStore {
      * have bit-identical parameters.
      */
     public String digest() {
-        java.security.MessageDigest md;
-        try {
-            md = java.security.MessageDigest.getInstance("SHA-256");
-        } catch (java.security.NoSuchAlgorithmException e) {
-            throw new IllegalStateException("SHA-256 is missing from this JVM", e);
-        }
+        ParamDigest d = new ParamDigest();
         for (Param p : params) {
-            float[] v = read(p);
-            java.nio.ByteBuffer buf = java.nio.ByteBuffer.allocate(4 * v.length);
-            buf.asFloatBuffer().put(v);
-            md.update(p.name().getBytes(java.nio.charset.StandardCharsets.UTF_8));
-            md.update(buf.array());
+            d.add(p.name(), read(p));
         }
-        return java.util.HexFormat.of().formatHex(md.digest());
+        return d.hex();
     }
 
     public Tensor tensor(String name) {

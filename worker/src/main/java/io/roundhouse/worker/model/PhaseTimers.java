@@ -2,7 +2,10 @@ package io.roundhouse.worker.model;
 
 /**
  * Wall time per phase of a step, accumulated over the blocks; reset by the trainer each step.
- * Plain fields: one thread drives a model.
+ * Dispatch and combine hold every exchange of the step, forward and backward (dispatch also the
+ * sum of router statistics over the workers), so they include waiting for slower peers; backward
+ * is the backward compute without them; all-reduce is the dense-gradient sum, the global norm and
+ * the step's metrics sum. Plain fields: one thread drives a model.
  */
 public final class PhaseTimers {
     /** The phases, in the order a step runs them. */
@@ -25,6 +28,11 @@ public final class PhaseTimers {
     }
 
     /** Milliseconds per phase, keyed by lower-case phase name (for the metrics line). */
+    /** Time in the phases that talk to other workers: dispatch, combine, all-reduce. */
+    public long communicationNanos() {
+        return nanos(Phase.DISPATCH) + nanos(Phase.COMBINE) + nanos(Phase.ALL_REDUCE);
+    }
+
     public java.util.Map<String, Double> millis() {
         java.util.Map<String, Double> m = new java.util.LinkedHashMap<>();
         for (Phase p : Phase.values()) {

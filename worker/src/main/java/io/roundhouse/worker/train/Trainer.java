@@ -18,6 +18,7 @@ import static io.roundhouse.worker.config.ConfigKeys.TRAIN_SEED;
 import static io.roundhouse.worker.config.ConfigKeys.TRAIN_WARMUP_STEPS;
 import static io.roundhouse.worker.config.ConfigKeys.TRAIN_WEIGHT_DECAY;
 
+import io.roundhouse.comms.Collectives;
 import io.roundhouse.kernels.Backend;
 import io.roundhouse.kernels.Backends;
 import io.roundhouse.worker.config.ConfigException;
@@ -28,7 +29,10 @@ import io.roundhouse.worker.model.ModelSpec;
 import io.roundhouse.worker.model.MoeClassifier;
 import io.roundhouse.worker.model.PhaseTimers;
 import io.roundhouse.worker.model.StepStats;
+import io.roundhouse.worker.parallel.DenseGradientSync;
+import io.roundhouse.worker.parallel.WorkerGroup;
 import java.io.IOException;
+import java.io.OutputStream;
 import java.io.PrintStream;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
@@ -36,22 +40,44 @@ import java.util.Map;
 import java.util.SplittableRandom;
 
 /**
- * Single-process training of the MoE classifier on Fashion-MNIST: preflight checks, data split,
- * the step loop (forward, backward, clip, AdamW with warm-up + cosine), per-step metrics to
- * {@code metrics.jsonl}, a progress line, validation every epoch and the test set at the end.
+ * Training of the MoE classifier on Fashion-MNIST, by one worker or as rank r of W: preflight
+ * checks, data split, the step loop (forward, backward, dense-gradient all-reduce, clip, AdamW with
+ * warm-up + cosine), per-step metrics to {@code metrics.jsonl}, a progress line, validation every
+ * epoch and the test set at the end.
+ *
+ * <p>With W workers every worker reads the same data and draws the same order; step s's global
+ * batch is split into W contiguous shards (sizes differ by at most one), and worker r trains on
+ * shard r with its share of the experts. Losses, accuracy, expert load and evaluation results are
+ * summed over the workers, so every metric is the global batch's; rank 0 alone writes the run
+ * directory and prints progress.
  */
 public final class Trainer {
     private final JobConfig config;
     private final PrintStream console;
+    private final Collectives comms;
+    private final Path givenRunDir;
 
-    /** What a finished run measured. */
+    /** What a finished run measured (the same on every worker; runDir is null except on rank 0). */
     public record Result(Path runDir, int steps, double wallSeconds, double validationAccuracy,
                          double testAccuracy, double testLoss, double tokensPerSecond, String parameterDigest) {
     }
 
+    /** One worker in this process. */
     public Trainer(JobConfig config, PrintStream console) {
+        this(config, console, null, null);
+    }
+
+    /**
+     * @param comms  the connected group this worker belongs to (null: one worker)
+     * @param runDir the run directory, already created by a launcher (null: rank 0 creates one
+     *               under {@code output.dir})
+     */
+    public Trainer(JobConfig config, PrintStream console, Collectives comms, Path runDir) {
         this.config = config;
-        this.console = console;
+        this.comms = comms;
+        this.givenRunDir = runDir;
+        boolean quiet = comms != null && comms.member().rank() != 0;
+        this.console = quiet ? new PrintStream(OutputStream.nullOutputStream()) : console;
     }
 
     /** Checks everything that can be checked without training; writes nothing. */
@@ -66,6 +92,7 @@ public final class Trainer {
         FashionMnist.Splits data = FashionMnist.load(Path.of(config.get(DATA_DIR)));
         int batch = config.get(TRAIN_BATCH_SIZE);
         int validation = config.get(DATA_VALIDATION_EXAMPLES);
+        int workers = comms == null ? 1 : comms.member().size();
         int trainSize = data.train().size() - validation;
         if (trainSize <= 0) {
             throw new ConfigException("data.validationExamples = " + validation + " leaves no training examples: "
@@ -75,6 +102,18 @@ public final class Trainer {
             throw new ConfigException("train.batchSize = " + batch + " is larger than the training split ("
                     + data.train().size() + " examples minus data.validationExamples = " + validation
                     + "); lower one of them");
+        }
+        if (batch < workers) {
+            throw new ConfigException("train.batchSize = " + batch + " gives some of the " + workers
+                    + " workers no examples; use a batch of at least " + workers + " or fewer workers");
+        }
+        if (validation > 0 && validation < workers) {
+            throw new ConfigException("data.validationExamples = " + validation + " gives some of the " + workers
+                    + " workers nothing to evaluate; use 0 or at least " + workers);
+        }
+        if (data.test().size() < workers) {
+            throw new ConfigException("the test set has " + data.test().size() + " examples, fewer than the "
+                    + workers + " workers");
         }
         long seed = config.get(TRAIN_SEED);
         int[] perm = permutation(data.train().size(), seed);
@@ -104,10 +143,19 @@ public final class Trainer {
     private Result train(Backend be, ImageDataset train, ImageDataset valid, ImageDataset test) throws IOException {
         int batch = config.get(TRAIN_BATCH_SIZE);
         int evalBatch = config.get(TRAIN_EVAL_BATCH_SIZE);
-        int maxN = Math.max(batch, evalBatch);
         long seed = config.get(TRAIN_SEED);
         ModelSpec spec = ModelSpec.from(config, train.features(), train.classes());
-        MoeClassifier model = MoeClassifier.local(be, spec, seed, maxN);
+        WorkerGroup group = comms == null ? WorkerGroup.single(spec.experts()) : WorkerGroup.of(comms, spec.experts());
+        int workers = group.size();
+        int maxN = (batch + workers - 1) / workers;
+        for (ImageDataset set : new ImageDataset[] {valid, test}) {
+            if (set != null) {
+                maxN = Math.max(maxN, EvalPlan.of(set.size(), evalBatch, workers).maxPiece());
+            }
+        }
+        int modelRows = maxN;
+        MoeClassifier model = new MoeClassifier(be, spec, seed, modelRows,
+                b -> group.exchange(be, spec.dim(), modelRows * spec.topK()));
         AdamW opt = new AdamW(be, model.params(), config.get(TRAIN_BETA1), config.get(TRAIN_BETA2), 1e-8,
                 config.get(TRAIN_WEIGHT_DECAY), config.get(TRAIN_CLIP_NORM));
         int stepsPerEpoch = train.size() / batch;
@@ -117,114 +165,265 @@ public final class Trainer {
         LrSchedule lr = new LrSchedule(config.get(TRAIN_LR), config.get(TRAIN_MIN_LR_FRACTION),
                 config.get(TRAIN_WARMUP_STEPS), total);
 
-        // The model is built: only now does the run get a directory.
-        Path runDir = RunFiles.createRunDir(Path.of(config.get(OUTPUT_DIR)));
-        RunFiles.writeAtomically(runDir.resolve("config.conf"), config.describe());
-        console.println("run directory: " + runDir);
-        try (MetricsWriter metrics = new MetricsWriter(runDir.resolve("metrics.jsonl"))) {
-            return loop(be, model, opt, lr, train, valid, test, runDir, metrics);
+        // The model is built: only now does the run get a directory (rank 0 writes it).
+        Path runDir = null;
+        if (group.rank() == 0) {
+            runDir = givenRunDir != null ? givenRunDir : RunFiles.createRunDir(Path.of(config.get(OUTPUT_DIR)));
+            RunFiles.writeAtomically(runDir.resolve("config.conf"), config.describe());
+            console.println("run directory: " + runDir);
+        }
+        try (MetricsWriter metrics = runDir == null ? null : new MetricsWriter(runDir.resolve("metrics.jsonl"))) {
+            return new Loop(be, group, model, opt, lr, train, valid, test, runDir, metrics).run();
         }
     }
 
-    private Result loop(Backend be, MoeClassifier model, AdamW opt, LrSchedule lr, ImageDataset train,
-                        ImageDataset valid, ImageDataset test, Path runDir, MetricsWriter metrics) throws IOException {
-        int batch = config.get(TRAIN_BATCH_SIZE);
-        int evalBatch = config.get(TRAIN_EVAL_BATCH_SIZE);
-        long seed = config.get(TRAIN_SEED);
-        int logEvery = config.get(LOG_EVERY_STEPS);
-        int total = lr.total();
-        int stepsPerEpoch = train.size() / batch;
-        ModelSpec spec = model.spec();
+    /** The step loop of one worker, with everything it needs. */
+    private final class Loop {
+        private final Backend be;
+        private final WorkerGroup group;
+        private final MoeClassifier model;
+        private final AdamW opt;
+        private final LrSchedule lr;
+        private final ImageDataset train;
+        private final ImageDataset valid;
+        private final ImageDataset test;
+        private final Path runDir;
+        private final MetricsWriter metrics;   // null except on rank 0
+        private final DenseGradientSync sync;  // null for one worker
+        private final ModelSpec spec;
+        private final StepStats local;
+        private final StepStats global;
+        private final float[] sums;
 
-        console.printf("model: D=%d L=%d E=%d top-%d F=%d %s %s gate=%s capacity=%s, %,d parameters; backend %s%n",
-                spec.dim(), spec.blocks(), spec.experts(), spec.topK(), spec.expertHidden(),
-                spec.activation().name().toLowerCase(), spec.norm().name().toLowerCase(),
-                spec.gate().name().toLowerCase(), spec.capacityFactor() > 0 ? spec.capacityFactor() + " (" + spec.capacity(batch) + " copies/expert/batch)" : "dropless",
-                model.params().count(), be.name());
-        console.printf("data: %d train, %d validation, %d test; %d steps (%d epochs of %d, batch %d)%n",
-                train.size(), valid == null ? 0 : valid.size(), test.size(), total,
-                (total + stepsPerEpoch - 1) / stepsPerEpoch, stepsPerEpoch, batch);
+        Loop(Backend be, WorkerGroup group, MoeClassifier model, AdamW opt, LrSchedule lr, ImageDataset train,
+             ImageDataset valid, ImageDataset test, Path runDir, MetricsWriter metrics) {
+            this.be = be;
+            this.group = group;
+            this.model = model;
+            this.opt = opt;
+            this.lr = lr;
+            this.train = train;
+            this.valid = valid;
+            this.test = test;
+            this.runDir = runDir;
+            this.metrics = metrics;
+            this.sync = group.gradientSync(be, model.params());
+            this.spec = model.spec();
+            this.local = new StepStats(spec.blocks(), spec.experts());
+            this.global = new StepStats(spec.blocks(), spec.experts());
+            this.sums = new float[5 + spec.blocks() * spec.experts()];
+        }
 
-        Batcher batcher = new Batcher(be, train, batch, seed);
-        Batcher validBatcher = valid == null ? null : new Batcher(be, valid, Math.min(evalBatch, valid.size()), seed);
-        StepStats stats = new StepStats(spec.blocks(), spec.experts());
-        Window window = new Window();
-        long start = System.nanoTime();
-        double validationAccuracy = Double.NaN;
-        int step = 0;
-        for (int epoch = 0; step < total; epoch++) {
-            batcher.shuffle(epoch);
-            for (int b = 0; b < stepsPerEpoch && step < total; b++) {
-                long t0 = System.nanoTime();
-                batcher.load(b * batch, batch);
-                model.params().zeroGrads();
-                model.timers().reset();
-                model.forward(batcher.x().rows(batch), batcher.y().rows(batch), batcher.hostLabels(), true, seed, step, stats);
-                model.backward();
-                step++;
-                double rate = lr.at(step);
-                long tOpt = System.nanoTime();
-                double gradNorm = opt.step(rate);
-                model.timers().add(PhaseTimers.Phase.OPTIMIZER, System.nanoTime() - tOpt);
-                double seconds = (System.nanoTime() - t0) / 1e9;
-                window.add(stats, seconds);
-                Map<String, Object> record = stepRecord(step, epoch, rate, gradNorm, stats, batch / seconds,
-                        (System.nanoTime() - start) / 1e9);
-                record.put("phaseMs", model.timers().millis());
-                metrics.write(record);
-                if (step % logEvery == 0 || step == total) {
-                    double elapsed = (System.nanoTime() - start) / 1e9;
-                    console.printf("[epoch %d] step %d/%d  loss %.4f  acc %.1f%%  lr %.2e  |g| %.2f  dropped %.1f%%  %,.0f tok/s  ETA %s%n",
-                            epoch + 1, step, total, window.loss(), 100 * window.accuracy(), rate, gradNorm,
-                            100 * window.droppedFraction(spec.topK() * spec.blocks()), window.tokensPerSecond(), eta(elapsed, step, total));
-                    metrics.flush();
-                    window.reset();
+        Result run() throws IOException {
+            int batch = config.get(TRAIN_BATCH_SIZE);
+            int evalBatch = config.get(TRAIN_EVAL_BATCH_SIZE);
+            long seed = config.get(TRAIN_SEED);
+            int logEvery = config.get(LOG_EVERY_STEPS);
+            int total = lr.total();
+            int stepsPerEpoch = train.size() / batch;
+            int rank = group.rank();
+            int workers = group.size();
+            int lo = WorkerGroup.shardStart(batch, rank, workers);
+            int shard = WorkerGroup.shardStart(batch, rank + 1, workers) - lo;
+
+            console.printf("model: D=%d L=%d E=%d top-%d F=%d %s %s gate=%s capacity=%s, %,d parameters; backend %s%n",
+                    spec.dim(), spec.blocks(), spec.experts(), spec.topK(), spec.expertHidden(),
+                    spec.activation().name().toLowerCase(), spec.norm().name().toLowerCase(),
+                    spec.gate().name().toLowerCase(), spec.capacityFactor() > 0 ? spec.capacityFactor() + " ("
+                            + spec.capacity(shard) + " copies/expert/batch" + (workers > 1 ? " per worker" : "") + ")"
+                            : "dropless", model.params().count(), be.name());
+            console.printf("data: %d train, %d validation, %d test; %d steps (%d epochs of %d, batch %d%s)%n",
+                    train.size(), valid == null ? 0 : valid.size(), test.size(), total,
+                    (total + stepsPerEpoch - 1) / stepsPerEpoch, stepsPerEpoch, batch,
+                    workers > 1 ? ", " + shard + " per worker" : "");
+            if (workers > 1) {
+                console.print(group.placement().describe());
+            }
+            if (metrics != null) {
+                metrics.write(placementRecord(group));
+            }
+
+            Batcher batcher = new Batcher(be, train, shard, seed);
+            Window window = new Window();
+            long start = System.nanoTime();
+            double validationAccuracy = Double.NaN;
+            int step = 0;
+            for (int epoch = 0; step < total; epoch++) {
+                batcher.shuffle(epoch);
+                for (int b = 0; b < stepsPerEpoch && step < total; b++) {
+                    long t0 = System.nanoTime();
+                    batcher.load(b * batch + lo, shard);
+                    model.params().zeroGrads();
+                    model.timers().reset();
+                    model.forward(batcher.x().rows(shard), batcher.y().rows(shard), batcher.hostLabels(), true, seed,
+                            step, lo, local);
+                    model.backward(batch);
+                    step++;
+                    double rate = lr.at(step);
+                    double gradNorm;
+                    if (sync != null) {
+                        long tSync = System.nanoTime();
+                        sync.allReduce();
+                        double norm = sync.globalNorm();
+                        model.timers().add(PhaseTimers.Phase.ALL_REDUCE, System.nanoTime() - tSync);
+                        long tOpt = System.nanoTime();
+                        gradNorm = opt.step(rate, norm);
+                        model.timers().add(PhaseTimers.Phase.OPTIMIZER, System.nanoTime() - tOpt);
+                    } else {
+                        long tOpt = System.nanoTime();
+                        gradNorm = opt.step(rate);
+                        model.timers().add(PhaseTimers.Phase.OPTIMIZER, System.nanoTime() - tOpt);
+                    }
+                    long tSum = System.nanoTime();
+                    sumStats();
+                    if (group.distributed()) {
+                        model.timers().add(PhaseTimers.Phase.ALL_REDUCE, System.nanoTime() - tSum);
+                    }
+                    double seconds = (System.nanoTime() - t0) / 1e9;
+                    window.add(global, seconds);
+                    if (metrics != null) {
+                        Map<String, Object> record = stepRecord(step, epoch, rate, gradNorm, global, batch / seconds,
+                                (System.nanoTime() - start) / 1e9);
+                        record.put("phaseMs", model.timers().millis());
+                        record.put("commShare", model.timers().communicationNanos() / 1e9 / seconds);
+                        metrics.write(record);
+                    }
+                    if (step % logEvery == 0 || step == total) {
+                        double elapsed = (System.nanoTime() - start) / 1e9;
+                        console.printf("[epoch %d] step %d/%d  loss %.4f  acc %.1f%%  lr %.2e  |g| %.2f  dropped %.1f%%  %,.0f tok/s  ETA %s%n",
+                                epoch + 1, step, total, window.loss(), 100 * window.accuracy(), rate, gradNorm,
+                                100 * window.droppedFraction(spec.topK() * spec.blocks()), window.tokensPerSecond(),
+                                eta(elapsed, step, total));
+                        if (metrics != null) {
+                            metrics.flush();
+                        }
+                        window.reset();
+                    }
+                }
+                if (valid != null && (step % stepsPerEpoch == 0 || step == total)) {
+                    double[] v = evaluate(model, group, valid, evalBatch, seed, local);
+                    validationAccuracy = v[1];
+                    if (metrics != null) {
+                        metrics.write(evalRecord("validation", step, epoch, v));
+                    }
+                    console.printf("[epoch %d] validation: loss %.4f  acc %.2f%%%n", epoch + 1, v[0], 100 * v[1]);
                 }
             }
-            if (valid != null && (step % stepsPerEpoch == 0 || step == total)) {
-                double[] v = evaluate(model, validBatcher, evalBatch, stats);
-                validationAccuracy = v[1];
-                metrics.write(evalRecord("validation", step, epoch, v));
-                console.printf("[epoch %d] validation: loss %.4f  acc %.2f%%%n", epoch + 1, v[0], 100 * v[1]);
+            double trainSeconds = (System.nanoTime() - start) / 1e9;
+            double[] t = evaluate(model, group, test, evalBatch, seed, local);
+            double wall = (System.nanoTime() - start) / 1e9;
+            String digest = group.digest(model.params());
+            Result result = new Result(runDir, step, wall, validationAccuracy, t[1], t[0],
+                    (double) step * batch / trainSeconds, digest);
+            console.printf("test: loss %.4f  accuracy %.2f%%  (%d steps in %.1f s, %,.0f tok/s)%n",
+                    t[0], 100 * t[1], step, wall, result.tokensPerSecond());
+            if (metrics != null) {
+                metrics.write(evalRecord("test", step, -1, t));
+                Map<String, Object> summary = new LinkedHashMap<>();
+                summary.put("steps", step);
+                summary.put("wallSeconds", wall);
+                summary.put("tokensPerSecond", result.tokensPerSecond());
+                summary.put("validationAccuracy", validationAccuracy);
+                summary.put("testAccuracy", t[1]);
+                summary.put("testLoss", t[0]);
+                summary.put("parameters", model.params().count());
+                summary.put("workers", workers);
+                summary.put("backend", be.name());
+                summary.put("parameterDigest", digest);
+                RunFiles.writeAtomically(runDir.resolve("summary.json"), MetricsWriter.json(summary) + "\n");
+            }
+            return result;
+        }
+
+        /** {@link #global} = this step's {@link #local} statistics summed over the workers. */
+        private void sumStats() {
+            int e = spec.experts();
+            sums[0] = (float) (local.crossEntropy * local.examples);
+            sums[1] = local.correct;
+            sums[2] = local.examples;
+            sums[3] = local.droppedCopies;
+            sums[4] = (float) local.zLoss;  // each worker's share of the global z-loss
+            for (int b = 0; b < spec.blocks(); b++) {
+                for (int j = 0; j < e; j++) {
+                    sums[5 + b * e + j] = local.expertLoad[b][j];
+                }
+            }
+            group.sum(sums);
+            global.examples = Math.round(sums[2]);
+            global.crossEntropy = sums[0] / global.examples;
+            global.correct = Math.round(sums[1]);
+            global.droppedCopies = Math.round(sums[3]);
+            global.zLoss = group.distributed() ? sums[4] : local.zLoss;
+            global.loadBalanceLoss = local.loadBalanceLoss;  // computed from global statistics already
+            for (int b = 0; b < spec.blocks(); b++) {
+                for (int j = 0; j < e; j++) {
+                    global.expertLoad[b][j] = Math.round(sums[5 + b * e + j]);
+                }
             }
         }
-        double trainSeconds = (System.nanoTime() - start) / 1e9;
-        double[] t = evaluate(model, new Batcher(be, test, Math.min(evalBatch, test.size()), seed), evalBatch, stats);
-        metrics.write(evalRecord("test", step, -1, t));
-        double wall = (System.nanoTime() - start) / 1e9;
-        Result result = new Result(runDir, step, wall, validationAccuracy, t[1], t[0], (double) step * batch / trainSeconds,
-                model.params().digest());
-        console.printf("test: loss %.4f  accuracy %.2f%%  (%d steps in %.1f s, %,.0f tok/s)%n",
-                t[0], 100 * t[1], step, wall, result.tokensPerSecond());
-        Map<String, Object> summary = new LinkedHashMap<>();
-        summary.put("steps", step);
-        summary.put("wallSeconds", wall);
-        summary.put("tokensPerSecond", result.tokensPerSecond());
-        summary.put("validationAccuracy", validationAccuracy);
-        summary.put("testAccuracy", t[1]);
-        summary.put("testLoss", t[0]);
-        summary.put("parameters", model.params().count());
-        summary.put("backend", be.name());
-        summary.put("parameterDigest", result.parameterDigest());
-        RunFiles.writeAtomically(runDir.resolve("summary.json"), MetricsWriter.json(summary) + "\n");
-        return result;
     }
 
     /**
-     * Mean cross-entropy and accuracy over a batcher's dataset, in its stored order, in evaluation
-     * mode (no dropout, dropless).
+     * How W workers walk an evaluation set of {@code size} examples: {@code batches} forwards
+     * each, batch j covering {@code [size·j/batches, size·(j+1)/batches)} split into W shards. Every
+     * worker gets at least one example per batch, and at most {@code evalBatch} (or two when the
+     * set is tiny).
      */
-    static double[] evaluate(MoeClassifier model, Batcher data, int evalBatch, StepStats stats) {
+    record EvalPlan(int size, int batches, int workers) {
+        static EvalPlan of(int size, int evalBatch, int workers) {
+            long perGlobal = (long) evalBatch * workers;
+            int wanted = (int) ((size + perGlobal - 1) / perGlobal);
+            return new EvalPlan(size, Math.max(1, Math.min(wanted, size / workers)), workers);
+        }
+
+        int start(int batch) {
+            return WorkerGroup.shardStart(size, batch, batches);
+        }
+
+        int maxPiece() {
+            int longest = (size + batches - 1) / batches;
+            return (longest + workers - 1) / workers;
+        }
+    }
+
+    /**
+     * Mean cross-entropy and accuracy over {@code data} in its stored order, in evaluation mode (no
+     * dropout, dropless), each worker evaluating its shards of the {@link EvalPlan}'s batches; the
+     * result is summed over the workers.
+     */
+    static double[] evaluate(MoeClassifier model, WorkerGroup group, ImageDataset data, int evalBatch, long seed,
+                             StepStats stats) {
+        EvalPlan plan = EvalPlan.of(data.size(), evalBatch, group.size());
+        Batcher batcher = new Batcher(model.backend(), data, plan.maxPiece(), seed);
         double loss = 0;
         long correct = 0;
-        for (int from = 0; from < data.size(); from += evalBatch) {
-            int n = Math.min(evalBatch, data.size() - from);
-            data.load(from, n);
-            model.forward(data.x().rows(n), data.y().rows(n), data.hostLabels(), false, 0, 0, stats);
+        for (int b = 0; b < plan.batches(); b++) {
+            int from = plan.start(b);
+            int len = plan.start(b + 1) - from;
+            int lo = from + WorkerGroup.shardStart(len, group.rank(), group.size());
+            int n = from + WorkerGroup.shardStart(len, group.rank() + 1, group.size()) - lo;
+            batcher.load(lo, n);
+            model.forward(batcher.x().rows(n), batcher.y().rows(n), batcher.hostLabels(), false, 0, 0, stats);
             loss += stats.crossEntropy * n;
             correct += stats.correct;
         }
-        return new double[] {loss / data.size(), correct / (double) data.size()};
+        float[] sums = {(float) loss, correct};
+        group.sum(sums);
+        return new double[] {sums[0] / data.size(), sums[1] / (double) data.size()};
+    }
+
+    private static Map<String, Object> placementRecord(WorkerGroup group) {
+        Map<String, Object> r = new LinkedHashMap<>();
+        r.put("type", "placement");
+        r.put("workers", group.size());
+        r.put("experts", group.placement().experts());
+        int[][] hosted = new int[group.size()][];
+        for (int w = 0; w < group.size(); w++) {
+            int f = group.placement().firstExpert(w);
+            hosted[w] = java.util.stream.IntStream.range(f, f + group.placement().expertCount(w)).toArray();
+        }
+        r.put("expertsByWorker", hosted);
+        return r;
     }
 
     private static Map<String, Object> stepRecord(int step, int epoch, double lr, double gradNorm, StepStats s,

@@ -1,0 +1,137 @@
+package io.roundhouse.worker.parallel;
+
+import io.roundhouse.comms.Collectives;
+import io.roundhouse.kernels.Backend;
+import io.roundhouse.worker.model.ExpertExchange;
+import io.roundhouse.worker.model.LocalExchange;
+import io.roundhouse.worker.model.Param;
+import io.roundhouse.worker.model.ParamDigest;
+import io.roundhouse.worker.model.ParamStore;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+
+/**
+ * This worker's place among W: its rank, the expert placement, and the group operations the
+ * trainer needs (expert exchanges, dense-gradient sync, sums of metrics, the global parameter
+ * digest). One worker ({@link #single}) needs no comms: every operation is local.
+ *
+ * <p>Every method that talks to the group is a collective: all workers call it in the same order.
+ */
+public final class WorkerGroup {
+    private final Collectives c;   // null for one worker
+    private final ExpertPlacement placement;
+    private final int rank;
+    private final int size;
+
+    private WorkerGroup(Collectives c, ExpertPlacement placement) {
+        this.c = c;
+        this.placement = placement;
+        this.rank = c == null ? 0 : c.member().rank();
+        this.size = c == null ? 1 : c.member().size();
+    }
+
+    /** One worker hosting every expert. */
+    public static WorkerGroup single(int experts) {
+        return new WorkerGroup(null, new ExpertPlacement(experts, 1));
+    }
+
+    /** Rank {@code c.member().rank()} of the connected group {@code c}. */
+    public static WorkerGroup of(Collectives c, int experts) {
+        if (c.member().size() == 1) {
+            return single(experts);
+        }
+        return new WorkerGroup(c, new ExpertPlacement(experts, c.member().size()));
+    }
+
+    public int rank() {
+        return rank;
+    }
+
+    public int size() {
+        return size;
+    }
+
+    public boolean distributed() {
+        return c != null;
+    }
+
+    public ExpertPlacement placement() {
+        return placement;
+    }
+
+    /**
+     * Start of worker {@code r}'s shard of {@code n} items: shards are contiguous and their sizes
+     * differ by at most one (worker r holds {@code [start(n, r), start(n, r + 1))}).
+     */
+    public static int shardStart(int n, int r, int workers) {
+        return (int) ((long) n * r / workers);
+    }
+
+    /** The exchange of one MoE block ({@code maxRowsOut}: most rows this worker dispatches per call). */
+    public ExpertExchange exchange(Backend be, int dim, int maxRowsOut) {
+        return c == null ? new LocalExchange(placement.experts()) : new AllToAllExchange(be, c, placement, dim, maxRowsOut);
+    }
+
+    /** The dense-gradient all-reduce for {@code params}, or null for one worker. */
+    public DenseGradientSync gradientSync(Backend be, ParamStore params) {
+        return c == null ? null : new DenseGradientSync(be, params, c);
+    }
+
+    /** Sums {@code v} over the workers, in place (every worker gets the same bits). */
+    public void sum(float[] v) {
+        if (c != null) {
+            c.allReduceSum(v, 0, v.length);
+        }
+    }
+
+    /**
+     * SHA-256 of the whole model as one worker would hold it: dense parameters from this worker
+     * (they are replicas), each expert parameter assembled from its hosts in expert order. Equal
+     * to {@link ParamStore#digest()} of a one-worker model with the same values; every worker gets
+     * the same string.
+     */
+    public String digest(ParamStore params) {
+        if (c == null) {
+            return params.digest();
+        }
+        ParamDigest d = rank == 0 ? new ParamDigest() : null;
+        for (Param p : params.all()) {
+            float[] v = params.read(p);
+            if (!DenseGradientSync.isExpert(p)) {
+                if (d != null) {
+                    d.add(p.name(), v);
+                }
+                continue;
+            }
+            byte[] mine = toBytes(v);
+            int per = v.length / placement.expertCount(rank);
+            byte[][] parts = new byte[size][];
+            int[] lengths = new int[size];
+            for (int r = 0; r < size; r++) {
+                parts[r] = new byte[4 * per * placement.expertCount(r)];
+            }
+            c.gatherBytes(0, mine, mine.length, parts, lengths);
+            if (d != null) {
+                float[] whole = new float[per * placement.experts()];
+                for (int r = 0; r < size; r++) {
+                    ByteBuffer.wrap(parts[r], 0, lengths[r]).asFloatBuffer()
+                            .get(whole, per * placement.firstExpert(r), lengths[r] / 4);
+                }
+                d.add(p.name(), whole);
+            }
+        }
+        byte[] hex = new byte[64];
+        if (d != null) {
+            byte[] h = d.hex().getBytes(StandardCharsets.US_ASCII);
+            System.arraycopy(h, 0, hex, 0, h.length);
+        }
+        int n = c.broadcastBytes(0, hex, 0, hex.length);
+        return new String(hex, 0, n, StandardCharsets.US_ASCII);
+    }
+
+    private static byte[] toBytes(float[] v) {
+        ByteBuffer b = ByteBuffer.allocate(4 * v.length);
+        b.asFloatBuffer().put(v);
+        return b.array();
+    }
+}

@@ -1,0 +1,164 @@
+package io.roundhouse.worker;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.roundhouse.comms.Collectives;
+import io.roundhouse.comms.CommsConfig;
+import io.roundhouse.comms.EmbeddedMediaDriver;
+import io.roundhouse.comms.Member;
+import io.roundhouse.comms.Transport;
+import io.roundhouse.worker.config.JobConfig;
+import io.roundhouse.worker.train.Trainer;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The trainer as W workers (threads of this JVM over Aeron IPC, each its own backend and model
+ * shard) against one worker on the same data: the same losses step by step and the same
+ * evaluation results, one run directory written by rank 0, and bit-identical parameters from two
+ * runs with the same seed and W.
+ */
+@Timeout(180)
+class DistributedTrainerTest {
+    private static final int STEPS = 12;
+
+    @TempDir
+    static Path tmp;
+
+    static Path data;
+
+    @BeforeAll
+    static void fixture() throws Exception {
+        data = IdxFixtures.write(tmp.resolve("data"), 700, 101, 5);
+    }
+
+    private static Map<String, String> config(Path out) {
+        Map<String, String> m = new HashMap<>();
+        m.put("data.dir", data.toString());
+        m.put("data.validationExamples", "99");
+        m.put("model.dim", "16");
+        m.put("model.experts", "6");
+        m.put("model.expertHidden", "12");
+        m.put("model.capacityFactor", "0");  // dropless: the capacity rule is per worker
+        m.put("train.maxSteps", String.valueOf(STEPS));
+        m.put("train.batchSize", "30");
+        m.put("train.warmupSteps", "3");
+        m.put("train.evalBatchSize", "16");
+        m.put("output.dir", out.toString());
+        m.put("log.everySteps", "4");
+        m.put("backend", "cpu");
+        return m;
+    }
+
+    /** Trains with W workers; results in rank order. */
+    private static List<Trainer.Result> train(int w, Path out, String tag) throws Exception {
+        JobConfig cfg = JobConfig.of(config(out));
+        if (w == 1) {
+            return List.of(new Trainer(cfg, new PrintStream(new ByteArrayOutputStream())).run());
+        }
+        CommsConfig comms = CommsConfig.defaults(Transport.IPC, 5).withTimeouts(20_000, 20_000)
+                .withAeronDirBase(tmp.resolve("aeron"));
+        List<String> eps = new ArrayList<>();
+        for (int r = 0; r < w; r++) {
+            eps.add("ipc");
+        }
+        ExecutorService pool = Executors.newFixedThreadPool(w);
+        try (EmbeddedMediaDriver driver = EmbeddedMediaDriver.acquire(comms, tag + "-" + ProcessHandle.current().pid(),
+                w, w, 0)) {
+            List<Future<Trainer.Result>> futures = new ArrayList<>();
+            for (int r = 0; r < w; r++) {
+                int rank = r;
+                futures.add(pool.submit(() -> {
+                    try (Member m = new Member(comms, driver, rank, eps)) {
+                        m.connect();
+                        return new Trainer(cfg, new PrintStream(new ByteArrayOutputStream()), new Collectives(m), null).run();
+                    }
+                }));
+            }
+            List<Trainer.Result> results = new ArrayList<>();
+            for (Future<Trainer.Result> f : futures) {
+                results.add(f.get(120, TimeUnit.SECONDS));
+            }
+            return results;
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
+    private static List<JsonNode> records(Path runDir, String type) throws Exception {
+        ObjectMapper json = new ObjectMapper();
+        List<JsonNode> out = new ArrayList<>();
+        for (String line : Files.readAllLines(runDir.resolve("metrics.jsonl"))) {
+            JsonNode n = json.readTree(line);
+            if (n.get("type").asText().equals(type)) {
+                out.add(n);
+            }
+        }
+        return out;
+    }
+
+    @Test
+    void wWorkersTrainLikeOneWorker() throws Exception {
+        Trainer.Result one = train(1, tmp.resolve("one"), "one").get(0);
+        List<JsonNode> oneSteps = records(one.runDir(), "train");
+        for (int w : new int[] {2, 3}) {
+            List<Trainer.Result> rs = train(w, tmp.resolve("w" + w), "w" + w);
+            Trainer.Result r0 = rs.get(0);
+            assertNotNull(r0.runDir(), "rank 0 writes the run directory");
+            for (int r = 1; r < w; r++) {
+                assertNull(rs.get(r).runDir(), "rank " + r + " writes nothing");
+                assertEquals(r0.parameterDigest(), rs.get(r).parameterDigest(), "every worker reports the global digest");
+                assertEquals(r0.testLoss(), rs.get(r).testLoss(), "every worker gets the summed evaluation");
+            }
+            try (var dirs = Files.list(tmp.resolve("w" + w))) {
+                assertEquals(1, dirs.count(), "one run directory for the group");
+            }
+            List<JsonNode> steps = records(r0.runDir(), "train");
+            assertEquals(STEPS, steps.size());
+            for (int s = 0; s < STEPS; s++) {
+                JsonNode a = oneSteps.get(s);
+                JsonNode b = steps.get(s);
+                assertEquals(a.get("loss").asDouble(), b.get("loss").asDouble(), 2e-5, "W=" + w + " step " + (s + 1) + " loss");
+                assertEquals(a.get("crossEntropy").asDouble(), b.get("crossEntropy").asDouble(), 2e-5);
+                assertEquals(a.get("zLoss").asDouble(), b.get("zLoss").asDouble(), 1e-6, "z-loss summed over workers");
+                assertEquals(a.get("accuracy").asDouble(), b.get("accuracy").asDouble(), 1e-9);
+                assertEquals(a.get("expertLoad").toString(), b.get("expertLoad").toString(), "expert load summed");
+                assertEquals(a.get("gradNorm").asDouble(), b.get("gradNorm").asDouble(), 1e-4 * a.get("gradNorm").asDouble());
+                assertTrue(b.get("phaseMs").get("all_reduce").asDouble() > 0, "W workers all-reduce");
+            }
+            JsonNode placement = records(r0.runDir(), "placement").get(0);
+            assertEquals(w, placement.get("workers").asInt());
+            assertEquals(w, placement.get("expertsByWorker").size());
+            assertEquals(one.testLoss(), r0.testLoss(), 1e-4, "W=" + w + " test loss");
+            assertEquals(one.testAccuracy(), r0.testAccuracy(), 0.011, "W=" + w + " test accuracy (at most one example apart)");
+            assertEquals(one.validationAccuracy(), r0.validationAccuracy(), 0.011);
+            System.out.printf("W=%d: test loss %.6f vs one worker %.6f%n", w, r0.testLoss(), one.testLoss());
+        }
+    }
+
+    @Test
+    void sameSeedSameWorkersSameBits() throws Exception {
+        String a = train(2, tmp.resolve("a"), "a").get(0).parameterDigest();
+        String b = train(2, tmp.resolve("b"), "b").get(0).parameterDigest();
+        assertEquals(a, b, "two runs with the same seed and W=2 give bit-identical parameters");
+    }
+}
