@@ -1,5 +1,6 @@
 package io.roundhouse.driver;
 
+import io.roundhouse.worker.config.ConfigKeys;
 import io.roundhouse.worker.config.JobConfig;
 import io.roundhouse.worker.train.Trainer;
 import java.util.concurrent.Callable;
@@ -7,10 +8,13 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Spec;
 
-/** {@code roundhouse train}: one process, all experts local, on the CPU backend. */
+/**
+ * {@code roundhouse train}: one worker in this process, or with {@code workers = W > 1} W worker
+ * JVMs on this host through the {@link LocalLauncher}.
+ */
 @Command(name = "train", mixinStandardHelpOptions = true,
-        description = "Train the MoE classifier in this process and write a run directory "
-                + "(config.conf, metrics.jsonl, summary.json).")
+        description = "Train the MoE classifier and write a run directory (config.conf, metrics.jsonl, "
+                + "summary.json). workers=W > 1 runs W worker JVMs on this host.")
 final class TrainCommand implements Callable<Integer> {
     @Mixin
     ConfigOptions options;
@@ -26,6 +30,9 @@ final class TrainCommand implements Callable<Integer> {
         spec.commandLine().getOut().println("resolved configuration:");
         spec.commandLine().getOut().print(config.describe().lines().filter(l -> !l.startsWith("#"))
                 .map(l -> "  " + l + "\n").reduce("", String::concat));
+        if (config.get(ConfigKeys.WORKERS) > 1) {
+            return new LocalLauncher(config, spec.commandLine().getOut(), spec.commandLine().getErr()).run();
+        }
         trainer.run();
         return 0;
     }

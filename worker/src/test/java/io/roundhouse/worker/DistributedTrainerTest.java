@@ -51,8 +51,9 @@ class DistributedTrainerTest {
         data = IdxFixtures.write(tmp.resolve("data"), 700, 101, 5);
     }
 
-    private static Map<String, String> config(Path out) {
+    private static Map<String, String> config(Path out, int workers) {
         Map<String, String> m = new HashMap<>();
+        m.put("workers", String.valueOf(workers));
         m.put("data.dir", data.toString());
         m.put("data.validationExamples", "99");
         m.put("model.dim", "16");
@@ -71,7 +72,7 @@ class DistributedTrainerTest {
 
     /** Trains with W workers; results in rank order. */
     private static List<Trainer.Result> train(int w, Path out, String tag) throws Exception {
-        JobConfig cfg = JobConfig.of(config(out));
+        JobConfig cfg = JobConfig.of(config(out, w));
         if (w == 1) {
             return List.of(new Trainer(cfg, new PrintStream(new ByteArrayOutputStream())).run());
         }

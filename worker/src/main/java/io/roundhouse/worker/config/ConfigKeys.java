@@ -79,6 +79,15 @@ public final class ConfigKeys {
     public static final ConfigKey<Integer> TRAIN_EVAL_BATCH_SIZE = intKey("train.evalBatchSize", 1000, 1, 1 << 20,
             "examples per forward pass when evaluating (no dropout, dropless routing)");
 
+    // ---- workers and comms --------------------------------------------------------------------
+    public static final ConfigKey<Integer> WORKERS = intKey("workers", 1, 1, 4096,
+            "workers W: each hosts a share of the experts and trains on 1/W of every batch; "
+            + "'roundhouse train' runs W > 1 as separate JVMs on this host");
+    public static final ConfigKey<String> COMMS_TRANSPORT = choiceKey("comms.transport", "ipc", List.of("ipc", "udp"),
+            "how workers exchange tokens and gradients: ipc (shared memory, one host) or udp");
+    public static final ConfigKey<Integer> COMMS_TIMEOUT_MS = intKey("comms.timeoutMs", 30_000, 100, 3_600_000,
+            "longest wait for a peer (to connect, or in any exchange) before failing with an error naming it");
+
     // ---- runtime and output -------------------------------------------------------------------
     public static final ConfigKey<String> BACKEND = choiceKey("backend", "auto", List.of("auto", "cpu", "cuda"),
             "where the math runs: auto (CUDA when available, else CPU), cpu, or cuda");
@@ -95,6 +104,7 @@ public final class ConfigKeys {
             LOSS_LOAD_BALANCE, LOSS_Z,
             TRAIN_EPOCHS, TRAIN_MAX_STEPS, TRAIN_BATCH_SIZE, TRAIN_LR, TRAIN_MIN_LR_FRACTION, TRAIN_WARMUP_STEPS,
             TRAIN_WEIGHT_DECAY, TRAIN_BETA1, TRAIN_BETA2, TRAIN_CLIP_NORM, TRAIN_SEED, TRAIN_EVAL_BATCH_SIZE,
+            WORKERS, COMMS_TRANSPORT, COMMS_TIMEOUT_MS,
             BACKEND, OUTPUT_DIR, LOG_EVERY_STEPS);
 
     /** The key called {@code name}, or null. */

@@ -17,6 +17,7 @@ import static io.roundhouse.worker.config.ConfigKeys.TRAIN_MIN_LR_FRACTION;
 import static io.roundhouse.worker.config.ConfigKeys.TRAIN_SEED;
 import static io.roundhouse.worker.config.ConfigKeys.TRAIN_WARMUP_STEPS;
 import static io.roundhouse.worker.config.ConfigKeys.TRAIN_WEIGHT_DECAY;
+import static io.roundhouse.worker.config.ConfigKeys.WORKERS;
 
 import io.roundhouse.comms.Collectives;
 import io.roundhouse.kernels.Backend;
@@ -93,6 +94,11 @@ public final class Trainer {
         int batch = config.get(TRAIN_BATCH_SIZE);
         int validation = config.get(DATA_VALIDATION_EXAMPLES);
         int workers = comms == null ? 1 : comms.member().size();
+        if (workers != config.get(WORKERS)) {
+            throw new ConfigException("workers = " + config.get(WORKERS) + " but this trainer is one of " + workers
+                    + (comms == null ? " (started without a group: run W workers through 'roundhouse train', which "
+                    + "launches them)" : "; every worker must get the same config"));
+        }
         int trainSize = data.train().size() - validation;
         if (trainSize <= 0) {
             throw new ConfigException("data.validationExamples = " + validation + " leaves no training examples: "

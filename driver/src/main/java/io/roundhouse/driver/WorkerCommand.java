@@ -1,0 +1,74 @@
+package io.roundhouse.driver;
+
+import io.roundhouse.comms.Collectives;
+import io.roundhouse.comms.CommsConfig;
+import io.roundhouse.comms.CommsException;
+import io.roundhouse.comms.Member;
+import io.roundhouse.comms.Transport;
+import io.roundhouse.worker.config.ConfigKeys;
+import io.roundhouse.worker.config.JobConfig;
+import io.roundhouse.worker.train.Trainer;
+import java.io.PrintStream;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code roundhouse worker}: one worker of a group, started by a launcher ({@link LocalLauncher},
+ * later the Spark barrier stage) with its rank and every worker's endpoint. Joins the group, trains,
+ * and exits; a peer that dies or stalls makes it fail with an error naming that peer.
+ */
+@Command(name = "worker", hidden = true, mixinStandardHelpOptions = true,
+        description = "Run one worker of a group (started by 'roundhouse train' when workers > 1).")
+final class WorkerCommand implements Callable<Integer> {
+    @Mixin
+    ConfigOptions options;
+
+    @Option(names = "--rank", required = true, description = "this worker's rank, 0..W-1")
+    int rank;
+
+    @Option(names = "--endpoints", required = true, split = ",",
+            description = "every worker's endpoint in rank order: 'ipc' or host:port (UDP)")
+    List<String> endpoints;
+
+    @Option(names = "--job-key", required = true, description = "names the job's Aeron directory")
+    String jobKey;
+
+    @Option(names = "--session-token", required = true, description = "the job's session token")
+    long token;
+
+    @Option(names = "--run-dir", description = "the run directory rank 0 writes (created by the launcher)")
+    Path runDir;
+
+    @Spec
+    picocli.CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() throws Exception {
+        JobConfig config = options.resolve();
+        CommsConfig comms = commsConfig(config, token);
+        // Over UDP every worker runs its own media driver, as it would on its own host.
+        String key = comms.transport() == Transport.UDP ? jobKey + "-w" + rank : jobKey;
+        PrintStream console = new PrintStream(new WriterOutputStream(spec.commandLine().getOut()), true);
+        try (Member m = Member.join(comms, key, rank, endpoints, 1)) {
+            new Trainer(config, console, new Collectives(m), rank == 0 ? runDir : null).run();
+        } catch (CommsException e) {
+            console.flush();
+            spec.commandLine().getErr().println("error: worker " + rank + ": " + e.getMessage());
+            return 1;
+        }
+        return 0;
+    }
+
+    /** The comms settings a job config asks for. */
+    static CommsConfig commsConfig(JobConfig config, long token) {
+        Transport t = Transport.valueOf(config.get(ConfigKeys.COMMS_TRANSPORT).toUpperCase(Locale.ROOT));
+        long timeout = config.get(ConfigKeys.COMMS_TIMEOUT_MS);
+        return CommsConfig.defaults(t, token).withTimeouts(timeout, timeout);
+    }
+}

@@ -1,0 +1,128 @@
+package io.roundhouse.it;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.roundhouse.driver.RoundhouseCli;
+import io.roundhouse.worker.IdxFixtures;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * {@code roundhouse train workers=2}: two worker JVMs on this host, over IPC and over UDP on
+ * loopback, started by the local launcher. They train to the same bits whichever the transport; a
+ * worker killed mid-run makes the job fail with errors naming it, within the comms timeout.
+ */
+@Timeout(240)
+class LocalLauncherTest {
+    @TempDir
+    static Path tmp;
+
+    static Path data;
+
+    @BeforeAll
+    static void fixture() throws Exception {
+        data = IdxFixtures.write(tmp.resolve("data"), 600, 100, 6);
+    }
+
+    private record Outcome(int code, String out, String err) {
+    }
+
+    private static Outcome cli(String... args) {
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        int code = RoundhouseCli.run(args, new PrintWriter(out, true), new PrintWriter(err, true));
+        System.out.print(out);
+        System.err.print(err);
+        return new Outcome(code, out.toString(), err.toString());
+    }
+
+    private static List<String> args(Path runs, String transport, String... more) {
+        List<String> a = new ArrayList<>(List.of("train", "data.dir=" + data, "output.dir=" + runs,
+                "data.validationExamples=100", "model.dim=16", "model.experts=4", "model.expertHidden=16",
+                "train.batchSize=40", "train.warmupSteps=5", "train.evalBatchSize=50", "log.everySteps=5",
+                "backend=cpu", "workers=2", "comms.transport=" + transport, "comms.timeoutMs=4000"));
+        a.addAll(List.of(more));
+        return a;
+    }
+
+    private static Path onlyRun(Path runs) throws Exception {
+        try (Stream<Path> s = Files.list(runs)) {
+            List<Path> all = s.toList();
+            assertEquals(1, all.size(), "one run directory: " + all);
+            return all.get(0);
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"ipc", "udp"})
+    void twoWorkerJvmsTrain(String transport) throws Exception {
+        Path runs = tmp.resolve("ok-" + transport);
+        Outcome o = cli(args(runs, transport, "train.maxSteps=20").toArray(String[]::new));
+        assertEquals(0, o.code(), o.err());
+        assertTrue(o.out().contains("launching 2 workers over " + transport), o.out());
+        assertTrue(o.out().contains("worker 1: experts 2-3"), "the placement is printed");
+        assertTrue(o.out().contains("test: loss"), "rank 0's progress is echoed");
+        Path run = onlyRun(runs);
+        for (String f : new String[] {"config.conf", "metrics.jsonl", "summary.json", "launch.json", "worker-0.log",
+            "worker-1.log"}) {
+            assertTrue(Files.isRegularFile(run.resolve(f)), f + " in " + run);
+        }
+        JsonNode summary = new ObjectMapper().readTree(run.resolve("summary.json").toFile());
+        assertEquals(20, summary.get("steps").asInt());
+        assertEquals(2, summary.get("workers").asInt());
+        Files.writeString(tmp.resolve("digest-" + transport), summary.get("parameterDigest").asText());
+        Path other = tmp.resolve("digest-" + (transport.equals("ipc") ? "udp" : "ipc"));
+        if (Files.exists(other)) {
+            assertEquals(Files.readString(other), summary.get("parameterDigest").asText(),
+                    "IPC and UDP move the same bytes: the same parameters");
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"ipc", "udp"})
+    void aKilledWorkerFailsTheJobWithItsName(String transport) throws Exception {
+        Path runs = tmp.resolve("kill-" + transport);
+        CompletableFuture<Outcome> job = CompletableFuture.supplyAsync(
+                () -> cli(args(runs, transport, "train.epochs=100000").toArray(String[]::new)));
+        // Wait until the workers are training, then SIGKILL worker 1.
+        long pid = -1;
+        long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
+        while (pid < 0 && System.nanoTime() < until && !job.isDone()) {
+            Thread.sleep(100);
+            if (!Files.isDirectory(runs)) {
+                continue;
+            }
+            Path run = onlyRun(runs);
+            Path metrics = run.resolve("metrics.jsonl");
+            if (Files.exists(run.resolve("launch.json")) && Files.exists(metrics)
+                    && Files.readAllLines(metrics).stream().filter(l -> l.contains("\"train\"")).count() >= 3) {
+                pid = new ObjectMapper().readTree(run.resolve("launch.json").toFile()).get("pids").get(1).asLong();
+            }
+        }
+        assertTrue(pid > 0, "the workers started training");
+        long killedAt = System.nanoTime();
+        ProcessHandle.of(pid).orElseThrow().destroyForcibly();
+        Outcome o = job.get(60, TimeUnit.SECONDS);
+        double seconds = (System.nanoTime() - killedAt) / 1e9;
+        System.out.printf("%s: the job failed %.1f s after worker 1 was killed%n", transport, seconds);
+        assertEquals(1, o.code());
+        assertTrue(o.err().contains("error: worker 1 (pid " + pid + ") was killed (signal 9)"), o.err());
+        assertTrue(o.err().contains("worker 0: error: worker 0: comms"), "worker 0's own error: " + o.err());
+        assertTrue(o.err().contains("rank 1"), "worker 0 names its dead peer: " + o.err());
+    }
+}
