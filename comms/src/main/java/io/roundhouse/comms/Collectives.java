@@ -127,12 +127,25 @@ public final class Collectives {
     }
 
     /**
-     * In-place sum over the group of {@code data[off, off+n)}: a ring reduce-scatter then
-     * all-gather. Each element is summed in an order fixed by the ring, so the result is
-     * bit-identical from run to run and on every member.
+     * Vectors up to this many floats are summed in one round (every member sends its vector to
+     * every other) instead of the ring's 2(W−1) rounds: for the small per-step sums (router
+     * statistics, metrics) latency, not bandwidth, is the cost.
+     */
+    static final int DIRECT_MAX_FLOATS = 4096;
+
+    /**
+     * In-place sum over the group of {@code data[off, off+n)}. Up to {@link #DIRECT_MAX_FLOATS}
+     * floats: one round in which every member sends its vector to every other, then every member
+     * adds them in rank order. Larger: a ring reduce-scatter then all-gather, each element summed
+     * in an order fixed by the ring. Either way the result is bit-identical from run to run and on
+     * every member.
      */
     public void allReduceSum(float[] data, int off, int n) {
         if (size == 1) {
+            return;
+        }
+        if (n <= DIRECT_MAX_FLOATS) {
+            allReduceDirect(data, off, n);
             return;
         }
         if (scratch.length < n) {
@@ -161,6 +174,28 @@ public final class Collectives {
             m.sendFloats(right, data, off + lo(s, n), lo(s + 1, n) - lo(s, n));
             m.receiveFloats(left, data, off + lo(r, n), lo(r + 1, n) - lo(r, n));
             m.transfer();
+        }
+    }
+
+    private void allReduceDirect(float[] data, int off, int n) {
+        if (scratch.length < size * n) {
+            scratch = new float[size * n];
+        }
+        m.beginOp("allReduce");
+        System.arraycopy(data, off, scratch, rank * n, n);
+        for (int r = 0; r < size; r++) {
+            if (r != rank) {
+                m.sendFloats(r, data, off, n);
+                m.receiveFloats(r, scratch, r * n, n);
+            }
+        }
+        m.transfer();
+        for (int j = 0; j < n; j++) {
+            float sum = scratch[j];
+            for (int r = 1; r < size; r++) {
+                sum += scratch[r * n + j];
+            }
+            data[off + j] = sum;
         }
     }
 

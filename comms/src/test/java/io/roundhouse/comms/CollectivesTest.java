@@ -81,7 +81,9 @@ class CollectivesTest {
     @ParameterizedTest(name = "{0} W={1}")
     @MethodSource("groups")
     void allReduceIsCorrectAndBitIdentical(Transport t, int w) throws Exception {
-        int[] sizes = {1, 3, 1_001, 200_003}; // n < W leaves some ring chunks empty
+        // Up to 4096 floats the one-round direct sum, above it the ring (n < W would leave some
+        // ring chunks empty; the ring is tested at 4097 with every W).
+        int[] sizes = {1, 3, 1_001, Collectives.DIRECT_MAX_FLOATS, Collectives.DIRECT_MAX_FLOATS + 1, 200_003};
         // results[run][rank][size]: two separate groups, to show run-to-run bit identity
         List<List<List<float[]>>> results = new java.util.ArrayList<>();
         for (int run = 0; run < 2; run++) {

@@ -25,12 +25,22 @@ public interface Backend extends AutoCloseable {
     Tensor allocate(String name, DType dtype, int... shape);
 
     /** Copies {@code src[0, t.size())} into {@code t}. */
-    void write(Tensor t, float[] src);
+    default void write(Tensor t, float[] src) {
+        write(t, src, 0);
+    }
+
+    /** Copies {@code src[off, off + t.size())} into {@code t}. */
+    void write(Tensor t, float[] src, int off);
 
     void write(Tensor t, int[] src);
 
     /** Copies {@code t} into {@code dst[0, t.size())}. */
-    void read(Tensor t, float[] dst);
+    default void read(Tensor t, float[] dst) {
+        read(t, dst, 0);
+    }
+
+    /** Copies {@code t} into {@code dst[off, off + t.size())}. */
+    void read(Tensor t, float[] dst, int off);
 
     void read(Tensor t, int[] dst);
 

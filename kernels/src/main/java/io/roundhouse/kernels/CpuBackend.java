@@ -61,8 +61,8 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public void write(Tensor t, float[] src) {
-        System.arraycopy(src, 0, f(t), o(t), t.size());
+    public void write(Tensor t, float[] src, int off) {
+        System.arraycopy(src, off, f(t), o(t), t.size());
     }
 
     @Override
@@ -71,8 +71,8 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public void read(Tensor t, float[] dst) {
-        System.arraycopy(f(t), o(t), dst, 0, t.size());
+    public void read(Tensor t, float[] dst, int off) {
+        System.arraycopy(f(t), o(t), dst, off, t.size());
     }
 
     @Override

@@ -11,14 +11,15 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
-/** {@code roundhouse bench kernels}: throughput against baselines measured in the same run. */
+/** {@code roundhouse bench kernels|alltoall|train}: throughput against baselines measured in the same run. */
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = "Benchmarks, each reported as a ratio against a baseline measured in the same run.")
 public final class BenchCommand implements Callable<Integer> {
 
     @Parameters(index = "0", paramLabel = "WHAT", defaultValue = "kernels",
             description = "kernels: sgemm at 1024^3 and at the expert shapes, grouped expert FFN forward+backward; "
-                    + "alltoall: all-to-all GB/s and round-trip latency over IPC and UDP against memcpy and raw UDP")
+                    + "alltoall: all-to-all GB/s and round-trip latency over IPC and UDP against memcpy and raw UDP; "
+                    + "train: training tokens/s with W workers against W=1, and the share of a step spent communicating")
     String what;
 
     @Parameters(index = "1..*", paramLabel = "KEY=VALUE", arity = "0..*",
@@ -51,6 +52,14 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--idle", paramLabel = "STRATEGY", description = "alltoall: member idle strategy: backoff, yielding or busy")
     String idle;
 
+    @Option(names = "--workers", paramLabel = "W[,W...]", split = ",", defaultValue = "1,2",
+            description = "train: the worker counts to measure, the first being the baseline (default 1,2)")
+    java.util.List<Integer> workers;
+
+    @Option(names = "--steps", defaultValue = "200",
+            description = "train: optimizer steps per worker count; the first 30%% are warm-up (default 200)")
+    int steps;
+
     @Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
@@ -73,9 +82,18 @@ public final class BenchCommand implements Callable<Integer> {
             }
             return 0;
         }
+        if (what.equals("train")) {
+            JobConfig c = JobConfig.load(config, io.roundhouse.driver.ConfigOptions.parseOverrides(overrides));
+            java.util.Map<String, Object> r = new TrainBench(c, workers, steps).run(out, spec.commandLine().getErr());
+            if (json != null) {
+                io.roundhouse.worker.train.RunFiles.writeAtomically(json,
+                        new com.fasterxml.jackson.databind.ObjectMapper().writerWithDefaultPrettyPrinter()
+                                .writeValueAsString(r) + "\n");
+            }
+            return 0;
+        }
         if (!what.equals("kernels")) {
-            throw new IllegalArgumentException("unknown benchmark '" + what + "': available: kernels, alltoall "
-                    + "(train comes with the worker issue)");
+            throw new IllegalArgumentException("unknown benchmark '" + what + "': available: kernels, alltoall, train");
         }
         if (!(seconds > 0 && seconds <= 600)) {
             throw new IllegalArgumentException("--seconds " + seconds + " must be in (0, 600]");

@@ -9,20 +9,22 @@ import java.util.List;
 
 /**
  * Data parallelism for the dense parameters: after backward, every worker's gradients of the
- * replicated (non-expert) parameters are summed with the ring all-reduce, parameter by parameter
- * in creation order, so every worker steps identically and the result is the same from run to run.
- * Expert gradients stay local (each expert lives on one worker). The global gradient norm for
- * clipping counts the dense gradients once and every worker's expert gradients.
+ * replicated (non-expert) parameters are summed with one ring all-reduce over a flat buffer that
+ * holds them all in creation order, so every worker steps identically and the result is the same
+ * from run to run. The same all-reduce carries each worker's squared norm of its expert gradients
+ * (experts stay local: each lives on one worker) and any per-step values the caller wants summed
+ * (the trainer's metrics), so a step synchronises once, not once per parameter or per value.
  */
 public final class DenseGradientSync {
     private final Backend be;
     private final Collectives c;
     private final List<Param> dense = new ArrayList<>();
     private final List<Param> experts = new ArrayList<>();
-    private final List<float[]> host = new ArrayList<>();
-    private final float[] one = new float[1];
+    private final int[] offsets;
+    private final float[] flat;   // [dense gradients | expert squared norm | extra]
 
-    public DenseGradientSync(Backend be, ParamStore params, Collectives c) {
+    /** @param extra how many values {@link #allReduce(float[])} sums along with the gradients */
+    public DenseGradientSync(Backend be, ParamStore params, Collectives c, int extra) {
         this.be = be;
         this.c = c;
         for (Param p : params.all()) {
@@ -30,9 +32,13 @@ public final class DenseGradientSync {
                 experts.add(p);
             } else {
                 dense.add(p);
-                host.add(new float[p.grad().size()]);
             }
         }
+        this.offsets = new int[dense.size() + 1];
+        for (int i = 0; i < dense.size(); i++) {
+            offsets[i + 1] = offsets[i] + dense.get(i).grad().size();
+        }
+        this.flat = new float[offsets[dense.size()] + 1 + extra];
     }
 
     /** Expert parameters are named {@code <block>.moe.experts.<w1|b1|w2|b2>}. */
@@ -40,29 +46,37 @@ public final class DenseGradientSync {
         return p.name().contains(".experts.");
     }
 
-    /** Sums the dense gradients over the workers, in place. */
-    public void allReduce() {
-        for (int i = 0; i < dense.size(); i++) {
-            Param p = dense.get(i);
-            float[] g = host.get(i);
-            be.read(p.grad(), g);
-            c.allReduceSum(g, 0, g.length);
-            be.write(p.grad(), g);
+    /**
+     * Sums the dense gradients over the workers in place, and {@code extra} (of the length given
+     * at construction) likewise.
+     *
+     * @return the L2 norm of the whole model's gradient: dense gradients once, every worker's
+     *         expert gradients
+     */
+    public double allReduce(float[] extra) {
+        int n = offsets[dense.size()];
+        if (extra.length != flat.length - n - 1) {
+            throw new IllegalArgumentException("allReduce: " + extra.length + " extra values, built for "
+                    + (flat.length - n - 1));
         }
-    }
-
-    /** The L2 norm of all gradients of the whole model (call after {@link #allReduce}). */
-    public double globalNorm() {
-        double denseSq = 0;
-        for (Param p : dense) {
-            denseSq += be.sumSquares(p.grad());
+        for (int i = 0; i < dense.size(); i++) {
+            be.read(dense.get(i).grad(), flat, offsets[i]);
         }
         double expertSq = 0;
         for (Param p : experts) {
             expertSq += be.sumSquares(p.grad());
         }
-        one[0] = (float) expertSq;
-        c.allReduceSum(one, 0, 1);
-        return Math.sqrt(denseSq + one[0]);
+        flat[n] = (float) expertSq;
+        System.arraycopy(extra, 0, flat, n + 1, extra.length);
+        c.allReduceSum(flat, 0, flat.length);
+        for (int i = 0; i < dense.size(); i++) {
+            be.write(dense.get(i).grad(), flat, offsets[i]);
+        }
+        System.arraycopy(flat, n + 1, extra, 0, extra.length);
+        double denseSq = 0;
+        for (Param p : dense) {
+            denseSq += be.sumSquares(p.grad());
+        }
+        return Math.sqrt(denseSq + flat[n]);
     }
 }

@@ -72,9 +72,12 @@ public final class WorkerGroup {
         return c == null ? new LocalExchange(placement.experts()) : new AllToAllExchange(be, c, placement, dim, maxRowsOut);
     }
 
-    /** The dense-gradient all-reduce for {@code params}, or null for one worker. */
-    public DenseGradientSync gradientSync(Backend be, ParamStore params) {
-        return c == null ? null : new DenseGradientSync(be, params, c);
+    /**
+     * The dense-gradient all-reduce for {@code params} (also summing {@code extra} values), or
+     * null for one worker.
+     */
+    public DenseGradientSync gradientSync(Backend be, ParamStore params, int extra) {
+        return c == null ? null : new DenseGradientSync(be, params, c, extra);
     }
 
     /** Sums {@code v} over the workers, in place (every worker gets the same bits). */

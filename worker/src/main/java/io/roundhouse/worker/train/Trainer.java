@@ -200,6 +200,7 @@ public final class Trainer {
         private final StepStats local;
         private final StepStats global;
         private final float[] sums;
+        private final double[] computeMs;
 
         Loop(Backend be, WorkerGroup group, MoeClassifier model, AdamW opt, LrSchedule lr, ImageDataset train,
              ImageDataset valid, ImageDataset test, Path runDir, MetricsWriter metrics) {
@@ -213,11 +214,12 @@ public final class Trainer {
             this.test = test;
             this.runDir = runDir;
             this.metrics = metrics;
-            this.sync = group.gradientSync(be, model.params());
             this.spec = model.spec();
             this.local = new StepStats(spec.blocks(), spec.experts());
             this.global = new StepStats(spec.blocks(), spec.experts());
-            this.sums = new float[5 + spec.blocks() * spec.experts()];
+            this.sums = new float[5 + spec.blocks() * spec.experts() + group.size()];
+            this.computeMs = new double[group.size()];
+            this.sync = group.gradientSync(be, model.params(), sums.length);
         }
 
         Result run() throws IOException {
@@ -266,25 +268,17 @@ public final class Trainer {
                     model.backward(batch);
                     step++;
                     double rate = lr.at(step);
-                    double gradNorm;
+                    // One collective: dense gradients, expert-gradient norms and this step's metrics.
+                    long tSync = System.nanoTime();
+                    packStats(tSync - t0 - model.timers().communicationNanos());
+                    double norm = sync != null ? sync.allReduce(sums) : opt.gradNorm();
+                    unpackStats();
                     if (sync != null) {
-                        long tSync = System.nanoTime();
-                        sync.allReduce();
-                        double norm = sync.globalNorm();
                         model.timers().add(PhaseTimers.Phase.ALL_REDUCE, System.nanoTime() - tSync);
-                        long tOpt = System.nanoTime();
-                        gradNorm = opt.step(rate, norm);
-                        model.timers().add(PhaseTimers.Phase.OPTIMIZER, System.nanoTime() - tOpt);
-                    } else {
-                        long tOpt = System.nanoTime();
-                        gradNorm = opt.step(rate);
-                        model.timers().add(PhaseTimers.Phase.OPTIMIZER, System.nanoTime() - tOpt);
                     }
-                    long tSum = System.nanoTime();
-                    sumStats();
-                    if (group.distributed()) {
-                        model.timers().add(PhaseTimers.Phase.ALL_REDUCE, System.nanoTime() - tSum);
-                    }
+                    long tOpt = System.nanoTime();
+                    double gradNorm = opt.step(rate, norm);
+                    model.timers().add(PhaseTimers.Phase.OPTIMIZER, System.nanoTime() - tOpt);
                     double seconds = (System.nanoTime() - t0) / 1e9;
                     window.add(global, seconds);
                     if (metrics != null) {
@@ -292,6 +286,9 @@ public final class Trainer {
                                 (System.nanoTime() - start) / 1e9);
                         record.put("phaseMs", model.timers().millis());
                         record.put("commShare", model.timers().communicationNanos() / 1e9 / seconds);
+                        if (workers > 1) {
+                            record.put("computeMsByWorker", computeMs);
+                        }
                         metrics.write(record);
                     }
                     if (step % logEvery == 0 || step == total) {
@@ -341,8 +338,11 @@ public final class Trainer {
             return result;
         }
 
-        /** {@link #global} = this step's {@link #local} statistics summed over the workers. */
-        private void sumStats() {
+        /**
+         * This step's {@link #local} statistics and this worker's time outside communication into
+         * {@link #sums}, for the all-reduce.
+         */
+        private void packStats(long computeNanos) {
             int e = spec.experts();
             sums[0] = (float) (local.crossEntropy * local.examples);
             sums[1] = local.correct;
@@ -354,12 +354,26 @@ public final class Trainer {
                     sums[5 + b * e + j] = local.expertLoad[b][j];
                 }
             }
-            group.sum(sums);
+            int at = 5 + spec.blocks() * e;
+            java.util.Arrays.fill(sums, at, sums.length, 0f);
+            sums[at + group.rank()] = computeNanos / 1e6f;
+        }
+
+        /**
+         * {@link #global} = the summed {@link #sums}, and {@link #computeMs} every worker's time
+         * outside communication this step (its spread is what the fastest worker spends waiting).
+         */
+        private void unpackStats() {
+            int e = spec.experts();
+            int at = 5 + spec.blocks() * e;
+            for (int w = 0; w < computeMs.length; w++) {
+                computeMs[w] = sums[at + w];
+            }
             global.examples = Math.round(sums[2]);
             global.crossEntropy = sums[0] / global.examples;
             global.correct = Math.round(sums[1]);
             global.droppedCopies = Math.round(sums[3]);
-            global.zLoss = group.distributed() ? sums[4] : local.zLoss;
+            global.zLoss = sums[4];
             global.loadBalanceLoss = local.loadBalanceLoss;  // computed from global statistics already
             for (int b = 0; b < spec.blocks(); b++) {
                 for (int j = 0; j < e; j++) {
