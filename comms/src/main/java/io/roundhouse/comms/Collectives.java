@@ -129,13 +129,14 @@ public final class Collectives {
     /**
      * Vectors up to this many floats are summed in one round (every member sends its vector to
      * every other) instead of the ring's 2(W−1) rounds: for the small per-step sums (router
-     * statistics, metrics) latency, not bandwidth, is the cost.
+     * statistics, metrics) latency, not bandwidth, is the cost. Two members always sum directly:
+     * each then sends n floats once, as many bytes as the ring's two rounds of n/2.
      */
     static final int DIRECT_MAX_FLOATS = 4096;
 
     /**
      * In-place sum over the group of {@code data[off, off+n)}. Up to {@link #DIRECT_MAX_FLOATS}
-     * floats: one round in which every member sends its vector to every other, then every member
+     * floats, or with two members: one round in which every member sends its vector to every other, then every member
      * adds them in rank order. Larger: a ring reduce-scatter then all-gather, each element summed
      * in an order fixed by the ring. Either way the result is bit-identical from run to run and on
      * every member.
@@ -144,7 +145,7 @@ public final class Collectives {
         if (size == 1) {
             return;
         }
-        if (n <= DIRECT_MAX_FLOATS) {
+        if (n <= DIRECT_MAX_FLOATS || size == 2) {
             allReduceDirect(data, off, n);
             return;
         }
@@ -177,19 +178,30 @@ public final class Collectives {
         }
     }
 
+    /**
+     * Every member's {@code data[off, off+n)} to every member, in one round: rank r's lands at
+     * {@code recv[r·n, (r+1)·n)} (n must agree).
+     */
+    public void allGather(float[] data, int off, int n, float[] recv) {
+        if (recv.length < size * n) {
+            throw new IllegalArgumentException("allGather: recv holds " + recv.length + " floats, needs " + size * n);
+        }
+        m.beginOp("allGather");
+        System.arraycopy(data, off, recv, rank * n, n);
+        for (int r = 0; r < size; r++) {
+            if (r != rank) {
+                m.sendFloats(r, data, off, n);
+                m.receiveFloats(r, recv, r * n, n);
+            }
+        }
+        m.transfer();
+    }
+
     private void allReduceDirect(float[] data, int off, int n) {
         if (scratch.length < size * n) {
             scratch = new float[size * n];
         }
-        m.beginOp("allReduce");
-        System.arraycopy(data, off, scratch, rank * n, n);
-        for (int r = 0; r < size; r++) {
-            if (r != rank) {
-                m.sendFloats(r, data, off, n);
-                m.receiveFloats(r, scratch, r * n, n);
-            }
-        }
-        m.transfer();
+        allGather(data, off, n, scratch);
         for (int j = 0; j < n; j++) {
             float sum = scratch[j];
             for (int r = 1; r < size; r++) {

@@ -81,8 +81,8 @@ class CollectivesTest {
     @ParameterizedTest(name = "{0} W={1}")
     @MethodSource("groups")
     void allReduceIsCorrectAndBitIdentical(Transport t, int w) throws Exception {
-        // Up to 4096 floats the one-round direct sum, above it the ring (n < W would leave some
-        // ring chunks empty; the ring is tested at 4097 with every W).
+        // Up to 4096 floats (or with W=2) the one-round direct sum, above it the ring (n < W would
+        // leave some ring chunks empty; the ring is tested at 4097 with W=3 and 4).
         int[] sizes = {1, 3, 1_001, Collectives.DIRECT_MAX_FLOATS, Collectives.DIRECT_MAX_FLOATS + 1, 200_003};
         // results[run][rank][size]: two separate groups, to show run-to-run bit identity
         List<List<List<float[]>>> results = new java.util.ArrayList<>();

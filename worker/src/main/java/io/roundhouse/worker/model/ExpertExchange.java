@@ -30,9 +30,14 @@ public interface ExpertExchange {
 
     /**
      * Sums {@code stats} over the workers in place (the router-loss statistics: choices and
-     * probability sums per expert, and the token count). One worker: nothing to do.
+     * probability sums per expert, and the token count). One worker: nothing to do. Called after
+     * the capacity plan and before {@link #dispatch}, with that dispatch's group boundaries, so an
+     * implementation may share the per-expert row counts in the same message and spare the
+     * dispatch its own count exchange.
+     *
+     * @param offsets the global group boundaries the next {@link #dispatch} gets, int[E+1]
      */
-    void sumRouterStats(float[] stats);
+    void sumRouterStats(float[] stats, int[] offsets);
 
     /**
      * @param xp           rows grouped by global expert, xp[M,D]

@@ -158,7 +158,7 @@ public final class MoeLayer {
         }
         stats[2 * e] = n;
         long tStats = System.nanoTime();
-        exchange.sumRouterStats(stats);
+        exchange.sumRouterStats(stats, offsets);
         timers.add(PhaseTimers.Phase.DISPATCH, System.nanoTime() - tStats);
         t1 += System.nanoTime() - tStats; // the sum counts as dispatch, not permute
         for (int j = 0; j < e; j++) {

@@ -10,8 +10,9 @@ import io.roundhouse.worker.model.ExpertExchange;
  * Expert parallelism over the comms all-to-all: this worker's token copies go to the workers that
  * host their experts, and the results come back.
  *
- * <p>Dispatch: per-expert row counts are exchanged first (every worker knows the placement, so
- * each pair swaps exactly as many ints as the receiver hosts experts), then the rows. Rows arrive
+ * <p>Dispatch: every worker learns how many rows each source sends to each of its experts with the
+ * router statistics ({@link #sumRouterStats}, one all-gather per layer that the MoE layer makes
+ * anyway, so counts cost no round of their own); then the rows move. Rows arrive
  * grouped by source worker, then expert; they are reordered to expert-major, which the grouped
  * expert FFN needs. Combine is the exact inverse (reorder back, all-to-all with the sizes swapped)
  * and lands each result where its row was in the dispatched tensor. Backward reuses the forward's
@@ -40,15 +41,15 @@ public final class AllToAllExchange implements ExpertExchange {
     private final Tensor dxp;        // dispatchBackward result [maxOut, D]
     private final Tensor dyr;        // combineBackward result [maxIn, D]
 
-    private final int[] expertRows;      // [E] rows this worker sends per global expert
-    private final int[] intSendCounts;   // [W] experts hosted by each destination
-    private final int[] intRecvCounts;   // [W] = local, from every source
     private final int[] recvExpertRows;  // [W·local] rows from source s for local expert e
     private final int[] sendFloats;      // [W]
     private final int[] recvFloats;      // [W]
     private final int[] sourceStart;     // [W+1] row where each source's block starts in `arrived`
     private int rowsOut;
     private int rowsIn;
+    private float[] gatherSend = new float[0];  // [stats | rows per global expert]
+    private float[] gathered = new float[0];    // [W · that]
+    private boolean countsKnown;                // recvExpertRows came with the router statistics
 
     /**
      * @param maxRowsOut most rows this worker dispatches per call (maxN·K)
@@ -79,13 +80,6 @@ public final class AllToAllExchange implements ExpertExchange {
         this.yp = be.allocate("exchange.yp", DType.FLOAT32, maxRowsOut, d);
         this.dxp = be.allocate("exchange.dxp", DType.FLOAT32, maxRowsOut, d);
         this.dyr = be.allocate("exchange.dyr", DType.FLOAT32, maxIn, d);
-        this.expertRows = new int[experts];
-        this.intSendCounts = new int[workers];
-        this.intRecvCounts = new int[workers];
-        for (int w = 0; w < workers; w++) {
-            intSendCounts[w] = placement.expertCount(w);
-            intRecvCounts[w] = local;
-        }
         this.recvExpertRows = new int[workers * local];
         this.sendFloats = new int[workers];
         this.recvFloats = new int[workers];
@@ -107,17 +101,47 @@ public final class AllToAllExchange implements ExpertExchange {
         return maxRowsOut * workers;
     }
 
+    /**
+     * One all-gather of {@code [stats | rows per global expert]}: the statistics are summed in rank
+     * order (as {@link Collectives#allReduceSum} does for small vectors, the same bits on every
+     * worker), and each source's row counts for the hosted experts are kept for the next
+     * {@link #dispatch}, which then skips its count exchange: one round per layer less.
+     */
     @Override
-    public void sumRouterStats(float[] stats) {
-        c.allReduceSum(stats, 0, stats.length);
+    public void sumRouterStats(float[] stats, int[] offsets) {
+        int s = stats.length;
+        int n = s + experts;
+        if (gatherSend.length != n) {
+            gatherSend = new float[n];
+            gathered = new float[workers * n];
+        }
+        System.arraycopy(stats, 0, gatherSend, 0, s);
+        for (int e = 0; e < experts; e++) {
+            gatherSend[s + e] = offsets[e + 1] - offsets[e];  // exact: rows < 2^24
+        }
+        c.allGather(gatherSend, 0, n, gathered);
+        for (int j = 0; j < s; j++) {
+            float sum = gathered[j];
+            for (int r = 1; r < workers; r++) {
+                sum += gathered[r * n + j];
+            }
+            stats[j] = sum;
+        }
+        for (int w = 0; w < workers; w++) {
+            for (int e = 0; e < local; e++) {
+                recvExpertRows[w * local + e] = Math.round(gathered[w * n + s + first + e]);
+            }
+        }
+        countsKnown = true;
     }
 
     @Override
     public Tensor dispatch(Tensor xp, int[] offsets, int[] localOffsets) {
-        for (int e = 0; e < experts; e++) {
-            expertRows[e] = offsets[e + 1] - offsets[e];
+        if (!countsKnown) {
+            throw new IllegalStateException("dispatch without the router statistics of this layer: call "
+                    + "sumRouterStats(stats, offsets) first (it carries the row counts)");
         }
-        c.allToAllInts(expertRows, intSendCounts, recvExpertRows, intRecvCounts);
+        countsKnown = false;
         rowsOut = offsets[experts];
         rowsIn = 0;
         for (int w = 0; w < workers; w++) {
