@@ -146,6 +146,10 @@ class DistributedTrainerTest {
                 assertEquals(a.get("gradNorm").asDouble(), b.get("gradNorm").asDouble(), 1e-4 * a.get("gradNorm").asDouble());
                 assertTrue(b.get("phaseMs").get("all_reduce").asDouble() > 0, "W workers all-reduce");
             }
+            ObjectMapper json = new ObjectMapper();
+            assertEquals(json.readTree(one.runDir().resolve("summary.json").toFile()).get("parameters").asLong(),
+                    json.readTree(r0.runDir().resolve("summary.json").toFile()).get("parameters").asLong(),
+                    "the summary counts the whole model's parameters");
             JsonNode placement = records(r0.runDir(), "placement").get(0);
             assertEquals(w, placement.get("workers").asInt());
             assertEquals(w, placement.get("expertsByWorker").size());

@@ -3,7 +3,6 @@ package io.roundhouse.worker;
 import static io.roundhouse.worker.TensorFixtures.read;
 import static io.roundhouse.worker.TensorFixtures.tensor;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.roundhouse.comms.Collectives;
@@ -69,14 +68,11 @@ class ExpertParallelLayerTest {
         assertTrue(r.replicated());
         assertEquals("[0, 2, 4]", Arrays.toString(r.hosts(0)));
         assertEquals("[1, 3]", Arrays.toString(r.hosts(1)));
-    }
-
-    @Test
-    void replicationIsRefusedForNow() {
-        ExpertPlacement p = new ExpertPlacement(2, 3);
-        UnsupportedOperationException e = assertThrows(UnsupportedOperationException.class,
-                () -> new AllToAllExchange(new CpuBackend(), null, p, D, 4));
-        assertTrue(e.getMessage().contains("not built yet"), e.getMessage());
+        // Copies go to the local replica when there is one, else to replica (source mod R).
+        assertEquals(List.of(0, 1, 2, 1, 4), List.of(r.destination(0, 0), r.destination(0, 1), r.destination(2, 0),
+                r.destination(2, 1), r.destination(4, 0)));
+        assertEquals(List.of(2, 3), List.of(r.destination(1, 0), r.destination(3, 1)));
+        assertEquals(3, p.destination(0, 5), "without replicas: the host");
     }
 
     @ParameterizedTest(name = "W={0}")

@@ -38,7 +38,8 @@ import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * DESIGN invariant: W workers with global batch B (each a shard of B/W examples, experts spread
- * over them, dense gradients all-reduced, router-loss statistics summed, dropout keyed by global
+ * over them or, with more workers than experts, replicated with the replicas' gradients summed,
+ * dense gradients all-reduced, router-loss statistics summed, dropout keyed by global
  * example) end with the parameters one worker gets with batch B, after 20 AdamW steps with
  * clipping, dropout and both router losses on (dropless: the capacity rule is per worker).
  */
@@ -78,7 +79,7 @@ class ExpertParallelTrainingTest {
     }
 
     @ParameterizedTest(name = "W={0}")
-    @ValueSource(ints = {2, 3, 4})
+    @ValueSource(ints = {2, 3, 4, 6})  // 6 workers, 4 experts: experts 0 and 1 have two replicas
     void wWorkersEqualOneWorker(int w) throws Exception {
         // One worker, batch B.
         Backend refBe = new CpuBackend();
@@ -138,7 +139,7 @@ class ExpertParallelTrainingTest {
                             }
                         }
                         AdamW opt = optimizer(be, model);
-                        DenseGradientSync sync = new DenseGradientSync(be, model.params(), c, 0);
+                        DenseGradientSync sync = new DenseGradientSync(be, model.params(), c, placement, 0);
                         Tensor x = be.allocate("x", DType.FLOAT32, shard, 12);
                         Tensor y = be.allocate("y", DType.INT32, shard);
                         StepStats st = new StepStats(2, 4);

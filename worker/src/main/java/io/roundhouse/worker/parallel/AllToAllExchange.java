@@ -18,6 +18,10 @@ import io.roundhouse.worker.model.ExpertExchange;
  * and lands each result where its row was in the dispatched tensor. Backward reuses the forward's
  * layout: dispatch's backward is a combine, combine's backward a dispatch, with no count exchange.
  *
+ * <p>With replicas (W > E) each worker hosts one expert and sends its copies for expert e to
+ * {@link ExpertPlacement#destination}; the blocks then leave in destination-rank order and come
+ * back to their expert-order places.
+ *
  * <p>Rows travel through host buffers ({@link Backend#read}/{@link Backend#write}), sized once
  * for the worst case (every worker sends all its copies here). Every worker must make the same
  * sequence of calls (they are collectives).
@@ -34,6 +38,7 @@ public final class AllToAllExchange implements ExpertExchange {
     private final int d;
 
     private final float[] flat;      // rows in the dispatched (global expert) layout, [maxOut·D]
+    private final float[] outgoing;  // the same rows in destination-rank order (replication only)
     private final float[] arrived;   // rows as they arrive: source-major, then expert, [maxIn·D]
     private final float[] ordered;   // rows expert-major, [maxIn·D]
     private final Tensor xr;         // dispatch result [maxIn, D]
@@ -41,6 +46,10 @@ public final class AllToAllExchange implements ExpertExchange {
     private final Tensor dxp;        // dispatchBackward result [maxOut, D]
     private final Tensor dyr;        // combineBackward result [maxIn, D]
 
+    private final int[] dest;            // [E] the worker this one sends its copies of expert e to
+    private final int[] sendOrder;       // [E] experts by (destination, expert); identity without replicas
+    private final boolean reorder;       // whether sendOrder is not the identity
+    private final int[] offsets;         // [E+1] group boundaries of the last dispatch
     private final int[] recvExpertRows;  // [W·local] rows from source s for local expert e
     private final int[] sendFloats;      // [W]
     private final int[] recvFloats;      // [W]
@@ -55,10 +64,6 @@ public final class AllToAllExchange implements ExpertExchange {
      * @param maxRowsOut most rows this worker dispatches per call (maxN·K)
      */
     public AllToAllExchange(Backend be, Collectives c, ExpertPlacement placement, int d, int maxRowsOut) {
-        if (placement.replicated()) {
-            throw new UnsupportedOperationException("expert replication (more workers than experts: W="
-                    + placement.workers() + ", E=" + placement.experts() + ") is not built yet; use W <= E");
-        }
         if (placement.workers() != c.member().size()) {
             throw new IllegalArgumentException("placement for " + placement.workers() + " workers, group of "
                     + c.member().size());
@@ -80,6 +85,20 @@ public final class AllToAllExchange implements ExpertExchange {
         this.yp = be.allocate("exchange.yp", DType.FLOAT32, maxRowsOut, d);
         this.dxp = be.allocate("exchange.dxp", DType.FLOAT32, maxRowsOut, d);
         this.dyr = be.allocate("exchange.dyr", DType.FLOAT32, maxIn, d);
+        this.dest = new int[experts];
+        for (int e = 0; e < experts; e++) {
+            dest[e] = placement.destination(rank, e);
+        }
+        this.sendOrder = java.util.stream.IntStream.range(0, experts).boxed()
+                .sorted(java.util.Comparator.<Integer>comparingInt(e -> dest[e]).thenComparingInt(e -> e))
+                .mapToInt(Integer::intValue).toArray();
+        boolean identity = true;
+        for (int e = 0; e < experts; e++) {
+            identity &= sendOrder[e] == e;
+        }
+        this.reorder = !identity;
+        this.outgoing = reorder ? new float[maxRowsOut * d] : null;
+        this.offsets = new int[experts + 1];
         this.recvExpertRows = new int[workers * local];
         this.sendFloats = new int[workers];
         this.recvFloats = new int[workers];
@@ -129,7 +148,9 @@ public final class AllToAllExchange implements ExpertExchange {
         }
         for (int w = 0; w < workers; w++) {
             for (int e = 0; e < local; e++) {
-                recvExpertRows[w * local + e] = Math.round(gathered[w * n + s + first + e]);
+                // With replicas, source w sends expert first+e's copies to one of its hosts only.
+                recvExpertRows[w * local + e] = placement.destination(w, first + e) == rank
+                        ? Math.round(gathered[w * n + s + first + e]) : 0;
             }
         }
         countsKnown = true;
@@ -142,11 +163,14 @@ public final class AllToAllExchange implements ExpertExchange {
                     + "sumRouterStats(stats, offsets) first (it carries the row counts)");
         }
         countsKnown = false;
+        System.arraycopy(offsets, 0, this.offsets, 0, experts + 1);
         rowsOut = offsets[experts];
         rowsIn = 0;
+        java.util.Arrays.fill(sendFloats, 0);
+        for (int e = 0; e < experts; e++) {
+            sendFloats[dest[e]] += (offsets[e + 1] - offsets[e]) * d;
+        }
         for (int w = 0; w < workers; w++) {
-            int f = placement.firstExpert(w);
-            sendFloats[w] = (offsets[f + placement.expertCount(w)] - offsets[f]) * d;
             int rows = 0;
             for (int e = 0; e < local; e++) {
                 rows += recvExpertRows[w * local + e];
@@ -185,7 +209,17 @@ public final class AllToAllExchange implements ExpertExchange {
     /** Rows in dispatched layout here → expert-major rows at their hosts (layout of the last dispatch). */
     private Tensor toExperts(Tensor src, Tensor dst) {
         be.read(src.rows(rowsOut), flat);
-        c.allToAllV(flat, 0, sendFloats, arrived, 0, recvFloats);
+        float[] send = flat;
+        if (reorder) {
+            int at = 0;
+            for (int e : sendOrder) {
+                int n = (offsets[e + 1] - offsets[e]) * d;
+                System.arraycopy(flat, offsets[e] * d, outgoing, at, n);
+                at += n;
+            }
+            send = outgoing;
+        }
+        c.allToAllV(send, 0, sendFloats, arrived, 0, recvFloats);
         int at = 0;
         for (int e = 0; e < local; e++) {
             for (int w = 0; w < workers; w++) {
@@ -210,7 +244,15 @@ public final class AllToAllExchange implements ExpertExchange {
                 at += n;
             }
         }
-        c.allToAllV(arrived, 0, recvFloats, flat, 0, sendFloats);
+        c.allToAllV(arrived, 0, recvFloats, reorder ? outgoing : flat, 0, sendFloats);
+        if (reorder) {
+            int from = 0;
+            for (int e : sendOrder) {
+                int n = (offsets[e + 1] - offsets[e]) * d;
+                System.arraycopy(outgoing, from, flat, offsets[e] * d, n);
+                from += n;
+            }
+        }
         Tensor out = dst.rows(rowsOut);
         be.write(out, flat);
         return out;

@@ -9,22 +9,35 @@ import java.util.List;
 
 /**
  * Data parallelism for the dense parameters: after backward, every worker's gradients of the
- * replicated (non-expert) parameters are summed with one ring all-reduce over a flat buffer that
+ * replicated (non-expert) parameters are summed with one all-reduce over a flat buffer that
  * holds them all in creation order, so every worker steps identically and the result is the same
  * from run to run. The same all-reduce carries each worker's squared norm of its expert gradients
- * (experts stay local: each lives on one worker) and any per-step values the caller wants summed
- * (the trainer's metrics), so a step synchronises once, not once per parameter or per value.
+ * (experts stay local when each lives on one worker) and any per-step values the caller wants
+ * summed (the trainer's metrics), so a step synchronises once, not once per parameter or value.
+ *
+ * <p>With expert replicas (W > E) the buffer also holds, per expert parameter, a slot for each of
+ * the E experts: every worker writes its hosted expert's gradient into that expert's slot (zeros
+ * elsewhere), so the sum gives every replica the gradient over all tokens its expert saw, and
+ * every worker sees every expert's gradient once for the norm.
  */
 public final class DenseGradientSync {
     private final Backend be;
     private final Collectives c;
     private final List<Param> dense = new ArrayList<>();
     private final List<Param> experts = new ArrayList<>();
-    private final int[] offsets;
-    private final float[] flat;   // [dense gradients | expert squared norm | extra]
+    private final int[] offsets;         // [dense + 1] where each dense gradient starts in flat
+    private final boolean replicated;
+    private final int expertSlot;        // which of the E slots this worker's expert fills
+    private final int experts0;          // where the replica slots start
+    private final int expertsEnd;        // where they end (= experts0 without replicas)
+    private final int[] expertOffsets;   // [expert params] start of each parameter's E slots
+    private final float[] flat;          // [dense | replica slots | expert squared norm | extra]
 
-    /** @param extra how many values {@link #allReduce(float[])} sums along with the gradients */
-    public DenseGradientSync(Backend be, ParamStore params, Collectives c, int extra) {
+    /**
+     * @param placement where the experts live (replicas are summed when W > E)
+     * @param extra     how many values {@link #allReduce(float[])} sums along with the gradients
+     */
+    public DenseGradientSync(Backend be, ParamStore params, Collectives c, ExpertPlacement placement, int extra) {
         this.be = be;
         this.c = c;
         for (Param p : params.all()) {
@@ -38,7 +51,19 @@ public final class DenseGradientSync {
         for (int i = 0; i < dense.size(); i++) {
             offsets[i + 1] = offsets[i] + dense.get(i).grad().size();
         }
-        this.flat = new float[offsets[dense.size()] + 1 + extra];
+        this.replicated = placement.replicated();
+        this.expertSlot = placement.firstExpert(c.member().rank());
+        this.experts0 = offsets[dense.size()];
+        this.expertOffsets = new int[experts.size()];
+        int at = experts0;
+        if (replicated) {
+            for (int i = 0; i < experts.size(); i++) {
+                expertOffsets[i] = at;
+                at += experts.get(i).grad().size() * placement.experts();  // one hosted expert per worker
+            }
+        }
+        this.expertsEnd = at;
+        this.flat = new float[expertsEnd + 1 + extra];
     }
 
     /** Expert parameters are named {@code <block>.moe.experts.<w1|b1|w2|b2>}. */
@@ -47,36 +72,52 @@ public final class DenseGradientSync {
     }
 
     /**
-     * Sums the dense gradients over the workers in place, and {@code extra} (of the length given
-     * at construction) likewise.
+     * Sums the dense gradients (and, with replicas, the expert gradients among replicas) over the
+     * workers in place, and {@code extra} (of the length given at construction) likewise.
      *
-     * @return the L2 norm of the whole model's gradient: dense gradients once, every worker's
-     *         expert gradients
+     * @return the L2 norm of the whole model's gradient: dense gradients once, every expert's once
      */
     public double allReduce(float[] extra) {
-        int n = offsets[dense.size()];
-        if (extra.length != flat.length - n - 1) {
+        if (extra.length != flat.length - expertsEnd - 1) {
             throw new IllegalArgumentException("allReduce: " + extra.length + " extra values, built for "
-                    + (flat.length - n - 1));
+                    + (flat.length - expertsEnd - 1));
         }
         for (int i = 0; i < dense.size(); i++) {
             be.read(dense.get(i).grad(), flat, offsets[i]);
         }
         double expertSq = 0;
-        for (Param p : experts) {
-            expertSq += be.sumSquares(p.grad());
+        if (replicated) {
+            java.util.Arrays.fill(flat, experts0, expertsEnd, 0f);
+            for (int i = 0; i < experts.size(); i++) {
+                Param p = experts.get(i);
+                be.read(p.grad(), flat, expertOffsets[i] + expertSlot * p.grad().size());
+            }
+        } else {
+            for (Param p : experts) {
+                expertSq += be.sumSquares(p.grad());
+            }
         }
-        flat[n] = (float) expertSq;
-        System.arraycopy(extra, 0, flat, n + 1, extra.length);
+        flat[expertsEnd] = (float) expertSq;
+        System.arraycopy(extra, 0, flat, expertsEnd + 1, extra.length);
         c.allReduceSum(flat, 0, flat.length);
         for (int i = 0; i < dense.size(); i++) {
             be.write(dense.get(i).grad(), flat, offsets[i]);
         }
-        System.arraycopy(flat, n + 1, extra, 0, extra.length);
+        double replicaSq = 0;
+        if (replicated) {
+            for (int i = 0; i < experts.size(); i++) {
+                Param p = experts.get(i);
+                be.write(p.grad(), flat, expertOffsets[i] + expertSlot * p.grad().size());
+            }
+            for (int j = experts0; j < expertsEnd; j++) {
+                replicaSq += (double) flat[j] * flat[j];
+            }
+        }
+        System.arraycopy(flat, expertsEnd + 1, extra, 0, extra.length);
         double denseSq = 0;
         for (Param p : dense) {
             denseSq += be.sumSquares(p.grad());
         }
-        return Math.sqrt(denseSq + flat[n]);
+        return Math.sqrt(denseSq + flat[expertsEnd] + replicaSq);
     }
 }

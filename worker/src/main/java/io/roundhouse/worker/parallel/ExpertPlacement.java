@@ -6,7 +6,11 @@ import java.util.Arrays;
  * Which worker hosts which experts. With E ≥ W each worker hosts a contiguous block of experts,
  * the first {@code E mod W} workers one more (6 experts on 4 workers: 2, 2, 1, 1). With W > E
  * every expert is hosted by {@code W / E} or {@code W / E + 1} workers (replicas), worker w
- * hosting expert {@code w mod E}; replicas must all-reduce their expert gradients.
+ * hosting expert {@code w mod E}; replicas all-reduce their expert gradients, so they stay equal.
+ *
+ * <p>Where a worker sends its copies for expert e ({@link #destination}): to itself when it hosts
+ * e, otherwise to replica {@code s mod R} of e's R hosts (in rank order), which spreads the
+ * sources over the replicas.
  */
 public final class ExpertPlacement {
     private final int experts;
@@ -65,6 +69,15 @@ public final class ExpertPlacement {
     public int[] hosts(int expert) {
         return java.util.stream.IntStream.range(0, workers)
                 .filter(w -> expert >= first[w] && expert < first[w] + count[w]).toArray();
+    }
+
+    /** The worker that computes {@code expert} for the copies routed on worker {@code source}. */
+    public int destination(int source, int expert) {
+        if (expert >= first[source] && expert < first[source] + count[source]) {
+            return source;
+        }
+        int[] h = hosts(expert);
+        return h[source % h.length];
     }
 
     /** One line per worker, e.g. "worker 1: experts 2-3". */

@@ -77,7 +77,7 @@ public final class WorkerGroup {
      * null for one worker.
      */
     public DenseGradientSync gradientSync(Backend be, ParamStore params, int extra) {
-        return c == null ? null : new DenseGradientSync(be, params, c, extra);
+        return c == null ? null : new DenseGradientSync(be, params, c, placement, extra);
     }
 
     /** Sums {@code v} over the workers, in place (every worker gets the same bits). */
@@ -130,6 +130,16 @@ public final class WorkerGroup {
         }
         int n = c.broadcastBytes(0, hex, 0, hex.length);
         return new String(hex, 0, n, StandardCharsets.US_ASCII);
+    }
+
+    /** Trainable values of the whole model (every expert once), whichever share this worker holds. */
+    public long globalParameterCount(ParamStore params) {
+        long n = 0;
+        for (Param p : params.all()) {
+            long size = p.value().size();
+            n += DenseGradientSync.isExpert(p) ? size / placement.expertCount(rank) * placement.experts() : size;
+        }
+        return n;
     }
 
     private static byte[] toBytes(float[] v) {

@@ -239,7 +239,7 @@ public final class Trainer {
                     spec.activation().name().toLowerCase(), spec.norm().name().toLowerCase(),
                     spec.gate().name().toLowerCase(), spec.capacityFactor() > 0 ? spec.capacityFactor() + " ("
                             + spec.capacity(shard) + " copies/expert/batch" + (workers > 1 ? " per worker" : "") + ")"
-                            : "dropless", model.params().count(), be.name());
+                            : "dropless", group.globalParameterCount(model.params()), be.name());
             console.printf("data: %d train, %d validation, %d test; %d steps (%d epochs of %d, batch %d%s)%n",
                     train.size(), valid == null ? 0 : valid.size(), test.size(), total,
                     (total + stepsPerEpoch - 1) / stepsPerEpoch, stepsPerEpoch, batch,
@@ -329,7 +329,7 @@ public final class Trainer {
                 summary.put("validationAccuracy", validationAccuracy);
                 summary.put("testAccuracy", t[1]);
                 summary.put("testLoss", t[0]);
-                summary.put("parameters", model.params().count());
+                summary.put("parameters", group.globalParameterCount(model.params()));
                 summary.put("workers", workers);
                 summary.put("backend", be.name());
                 summary.put("parameterDigest", digest);
