@@ -1,5 +1,6 @@
 package io.roundhouse.driver;
 
+import io.roundhouse.comms.CommsException;
 import io.roundhouse.driver.bench.BenchCommand;
 import io.roundhouse.worker.config.ConfigException;
 import io.roundhouse.worker.data.DataException;
@@ -35,6 +36,10 @@ public final class RoundhouseCli {
                     || ex instanceof UnsupportedOperationException) {
                 err.println("error: " + ex.getMessage());
                 return EXIT_USAGE;
+            }
+            if (ex instanceof CommsException) {
+                err.println("error: " + ex.getMessage());
+                return 1;
             }
             throw ex;
         });

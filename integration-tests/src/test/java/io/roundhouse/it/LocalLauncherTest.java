@@ -93,6 +93,24 @@ class LocalLauncherTest {
         }
     }
 
+    @org.junit.jupiter.api.Test
+    void benchTrainComparesWorkerCounts() throws Exception {
+        Path json = tmp.resolve("bench-train.json");
+        List<String> a = new ArrayList<>(List.of("bench", "train", "--workers", "1,2", "--steps", "20", "--json",
+                json.toString()));
+        a.addAll(args(tmp.resolve("bench-runs"), "ipc").subList(1, 12)); // the overrides up to backend
+        Outcome o = cli(a.toArray(String[]::new));
+        assertEquals(0, o.code(), o.err());
+        assertTrue(o.out().contains("comm %"), o.out());
+        JsonNode runs = new ObjectMapper().readTree(json.toFile()).get("runs");
+        assertEquals(2, runs.size());
+        assertEquals(1.0, runs.get(0).get("vsFirst").asDouble(), 1e-12);
+        assertEquals(0.0, runs.get(0).get("commShare").asDouble(), 0.01, "one worker hardly communicates");
+        double share = runs.get(1).get("commShare").asDouble();
+        assertTrue(share > 0 && share < 1, "two workers communicate for part of the step: " + share);
+        assertTrue(runs.get(1).get("phaseMs").get("dispatch").asDouble() > 0);
+    }
+
     @ParameterizedTest(name = "{0}")
     @ValueSource(strings = {"ipc", "udp"})
     void aKilledWorkerFailsTheJobWithItsName(String transport) throws Exception {
