@@ -94,6 +94,17 @@ class LocalLauncherTest {
     }
 
     @org.junit.jupiter.api.Test
+    void aBatchTooSmallForTheWorkersIsRefusedBeforeLaunching() {
+        Path runs = tmp.resolve("refused");
+        Outcome o = cli(args(runs, "ipc").stream()
+                .map(a -> a.equals("workers=2") ? "workers=3" : a.startsWith("train.batchSize=") ? "train.batchSize=2" : a)
+                .toArray(String[]::new));
+        assertEquals(2, o.code());
+        assertTrue(o.err().contains("train.batchSize = 2 gives some of the 3 workers no examples"), o.err());
+        assertTrue(!Files.exists(runs), "nothing written, no worker started");
+    }
+
+    @org.junit.jupiter.api.Test
     void benchTrainComparesWorkerCounts() throws Exception {
         Path json = tmp.resolve("bench-train.json");
         List<String> a = new ArrayList<>(List.of("bench", "train", "--workers", "1,2", "--steps", "20", "--json",

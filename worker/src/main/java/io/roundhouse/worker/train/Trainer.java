@@ -83,6 +83,17 @@ public final class Trainer {
 
     /** Checks everything that can be checked without training; writes nothing. */
     public void preflight() {
+        int workers = config.get(WORKERS);
+        int batch = config.get(TRAIN_BATCH_SIZE);
+        int validation = config.get(DATA_VALIDATION_EXAMPLES);
+        if (batch < workers) {
+            throw new ConfigException("train.batchSize = " + batch + " gives some of the " + workers
+                    + " workers no examples; use a batch of at least " + workers + " or fewer workers");
+        }
+        if (validation > 0 && validation < workers) {
+            throw new ConfigException("data.validationExamples = " + validation + " gives some of the " + workers
+                    + " workers nothing to evaluate; use 0 or at least " + workers);
+        }
         Backends.checkAvailable(config.get(BACKEND));
         FashionMnist.checkFolder(Path.of(config.get(DATA_DIR)));
         RunFiles.checkWritable(Path.of(config.get(OUTPUT_DIR)));
@@ -108,14 +119,6 @@ public final class Trainer {
             throw new ConfigException("train.batchSize = " + batch + " is larger than the training split ("
                     + data.train().size() + " examples minus data.validationExamples = " + validation
                     + "); lower one of them");
-        }
-        if (batch < workers) {
-            throw new ConfigException("train.batchSize = " + batch + " gives some of the " + workers
-                    + " workers no examples; use a batch of at least " + workers + " or fewer workers");
-        }
-        if (validation > 0 && validation < workers) {
-            throw new ConfigException("data.validationExamples = " + validation + " gives some of the " + workers
-                    + " workers nothing to evaluate; use 0 or at least " + workers);
         }
         if (data.test().size() < workers) {
             throw new ConfigException("the test set has " + data.test().size() + " examples, fewer than the "
