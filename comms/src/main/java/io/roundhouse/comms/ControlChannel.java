@@ -69,6 +69,34 @@ public final class ControlChannel implements AutoCloseable {
         }
     }
 
+    /**
+     * A coordinator that listens at {@code endpoint} for {@code members} members whose endpoints it
+     * does not know (a Spark driver learns them only once its tasks run): members reach it, it
+     * reaches none of them.
+     */
+    public static ControlChannel listeningCoordinator(CommsConfig cfg, EmbeddedMediaDriver driver, String endpoint,
+                                                      int members, ControlCodec codec, int maxMessageBytes) {
+        return new ControlChannel(cfg, driver, endpoint, members, codec, maxMessageBytes);
+    }
+
+    private ControlChannel(CommsConfig cfg, EmbeddedMediaDriver driver, String endpoint, int members, ControlCodec codec,
+                           int maxMessageBytes) {
+        List<String> eps = new ArrayList<>();
+        eps.add(endpoint);
+        for (int r = 0; r < members; r++) {
+            eps.add(null);
+        }
+        this.cfg = cfg;
+        this.party = 0;
+        this.endpoints = java.util.Collections.unmodifiableList(eps);
+        this.codec = codec;
+        this.sendBuffer = new UnsafeBuffer(new byte[LENGTH + maxMessageBytes]);
+        this.receiveBytes = new byte[maxMessageBytes];
+        this.assembler = new FragmentAssembler(this::onMessage);
+        this.sub = driver.aeron().addSubscription(channel(0, false), stream(0));
+        this.pubs = new ExclusivePublication[eps.size()];
+    }
+
     private int stream(int p) {
         return cfg.streamIdBase() + 500 + p;
     }
@@ -83,7 +111,8 @@ public final class ControlChannel implements AutoCloseable {
 
     public String describe(int p) {
         return (p == 0 ? "coordinator" : "rank " + (p - 1)) + " (" + (cfg.transport() == Transport.IPC
-                ? "ipc stream " + stream(p) : "udp " + endpoints.get(p)) + ")";
+                ? "ipc stream " + stream(p) : "udp " + (endpoints.get(p) == null ? "endpoint unknown" : endpoints.get(p)))
+                + ")";
     }
 
     /** Waits until this party's publications are connected; names the parties still missing. */

@@ -82,7 +82,7 @@ public final class LocalLauncher {
         int w = config.get(ConfigKeys.WORKERS);
         new Trainer(config, new java.io.PrintStream(java.io.OutputStream.nullOutputStream())).preflight();
         long token = CommsConfig.randomSessionToken();
-        CommsConfig comms = WorkerCommand.commsConfig(config, token);
+        CommsConfig comms = JobComms.config(config, token);
         List<String> endpoints = endpoints(comms.transport(), w);
         Path runDir = RunFiles.createRunDir(Path.of(config.get(ConfigKeys.OUTPUT_DIR)));
         Path conf = runDir.resolve("config.conf");

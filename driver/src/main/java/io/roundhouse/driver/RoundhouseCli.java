@@ -11,7 +11,7 @@ import picocli.CommandLine.Command;
 /** The {@code roundhouse} command: {@code train}, {@code config}, {@code bench}. */
 @Command(name = "roundhouse", mixinStandardHelpOptions = true, version = "roundhouse 0.1.0",
         description = "Train Mixture-of-Experts models: one process, or W worker JVMs on this host (Spark comes next).",
-        subcommands = {TrainCommand.class, WorkerCommand.class, ConfigCommand.class, BenchCommand.class})
+        subcommands = {TrainCommand.class, SparkCommand.class, WorkerCommand.class, ConfigCommand.class, BenchCommand.class})
 public final class RoundhouseCli {
 
     /** Exit code for a job that cannot run as configured (bad config, data, output folder). */

@@ -5,13 +5,11 @@ import io.roundhouse.comms.CommsConfig;
 import io.roundhouse.comms.CommsException;
 import io.roundhouse.comms.Member;
 import io.roundhouse.comms.Transport;
-import io.roundhouse.worker.config.ConfigKeys;
 import io.roundhouse.worker.config.JobConfig;
 import io.roundhouse.worker.train.Trainer;
 import java.io.PrintStream;
 import java.nio.file.Path;
 import java.util.List;
-import java.util.Locale;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -51,7 +49,7 @@ final class WorkerCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         JobConfig config = options.resolve();
-        CommsConfig comms = commsConfig(config, token);
+        CommsConfig comms = JobComms.config(config, token);
         // Over UDP every worker runs its own media driver, as it would on its own host.
         String key = comms.transport() == Transport.UDP ? jobKey + "-w" + rank : jobKey;
         PrintStream console = new PrintStream(new WriterOutputStream(spec.commandLine().getOut()), true);
@@ -63,12 +61,5 @@ final class WorkerCommand implements Callable<Integer> {
             return 1;
         }
         return 0;
-    }
-
-    /** The comms settings a job config asks for. */
-    static CommsConfig commsConfig(JobConfig config, long token) {
-        Transport t = Transport.valueOf(config.get(ConfigKeys.COMMS_TRANSPORT).toUpperCase(Locale.ROOT));
-        long timeout = config.get(ConfigKeys.COMMS_TIMEOUT_MS);
-        return CommsConfig.defaults(t, token).withTimeouts(timeout, timeout);
     }
 }

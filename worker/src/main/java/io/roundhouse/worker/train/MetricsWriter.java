@@ -40,6 +40,15 @@ public final class MetricsWriter implements AutoCloseable {
         out.close();
     }
 
+    /** {@code value} as one line of JSON. */
+    public static String toJson(Object value) {
+        try {
+            return JSON.writeValueAsString(value);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
     static String json(Object value) {
         try {
             return JSON.writerWithDefaultPrettyPrinter().writeValueAsString(value);

@@ -57,6 +57,7 @@ public final class Trainer {
     private final PrintStream console;
     private final Collectives comms;
     private final Path givenRunDir;
+    private final MetricsSink remote;
 
     /** What a finished run measured (the same on every worker; runDir is null except on rank 0). */
     public record Result(Path runDir, int steps, double wallSeconds, double validationAccuracy,
@@ -74,9 +75,18 @@ public final class Trainer {
      *               under {@code output.dir})
      */
     public Trainer(JobConfig config, PrintStream console, Collectives comms, Path runDir) {
+        this(config, console, comms, runDir, null);
+    }
+
+    /**
+     * @param remote where rank 0 sends its records instead of a run directory of its own (a worker
+     *               in a Spark task reports to the driver); null: the run directory
+     */
+    public Trainer(JobConfig config, PrintStream console, Collectives comms, Path runDir, MetricsSink remote) {
         this.config = config;
         this.comms = comms;
         this.givenRunDir = runDir;
+        this.remote = remote;
         boolean quiet = comms != null && comms.member().rank() != 0;
         this.console = quiet ? new PrintStream(OutputStream.nullOutputStream()) : console;
     }
@@ -176,12 +186,16 @@ public final class Trainer {
 
         // The model is built: only now does the run get a directory (rank 0 writes it).
         Path runDir = null;
-        if (group.rank() == 0) {
+        MetricsSink sink = null;
+        if (group.rank() == 0 && remote != null) {
+            sink = remote;
+        } else if (group.rank() == 0) {
             runDir = givenRunDir != null ? givenRunDir : RunFiles.createRunDir(Path.of(config.get(OUTPUT_DIR)));
             RunFiles.writeAtomically(runDir.resolve("config.conf"), config.describe());
             console.println("run directory: " + runDir);
+            sink = MetricsSink.runDirectory(runDir);
         }
-        try (MetricsWriter metrics = runDir == null ? null : new MetricsWriter(runDir.resolve("metrics.jsonl"))) {
+        try (MetricsSink metrics = sink) {
             return new Loop(be, group, model, opt, lr, train, valid, test, runDir, metrics).run();
         }
     }
@@ -197,7 +211,7 @@ public final class Trainer {
         private final ImageDataset valid;
         private final ImageDataset test;
         private final Path runDir;
-        private final MetricsWriter metrics;   // null except on rank 0
+        private final MetricsSink metrics;     // null except on rank 0
         private final DenseGradientSync sync;  // null for one worker
         private final ModelSpec spec;
         private final StepStats local;
@@ -206,7 +220,7 @@ public final class Trainer {
         private final double[] computeMs;
 
         Loop(Backend be, WorkerGroup group, MoeClassifier model, AdamW opt, LrSchedule lr, ImageDataset train,
-             ImageDataset valid, ImageDataset test, Path runDir, MetricsWriter metrics) {
+             ImageDataset valid, ImageDataset test, Path runDir, MetricsSink metrics) {
             this.be = be;
             this.group = group;
             this.model = model;
@@ -336,7 +350,7 @@ public final class Trainer {
                 summary.put("workers", workers);
                 summary.put("backend", be.name());
                 summary.put("parameterDigest", digest);
-                RunFiles.writeAtomically(runDir.resolve("summary.json"), MetricsWriter.json(summary) + "\n");
+                metrics.summary(summary);
             }
             return result;
         }

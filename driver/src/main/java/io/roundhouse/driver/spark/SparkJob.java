@@ -1,0 +1,239 @@
+package io.roundhouse.driver.spark;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.roundhouse.comms.CommsConfig;
+import io.roundhouse.comms.ControlChannel;
+import io.roundhouse.comms.ControlCodec;
+import io.roundhouse.comms.EmbeddedMediaDriver;
+import io.roundhouse.comms.Transport;
+import io.roundhouse.worker.config.ConfigException;
+import io.roundhouse.worker.config.ConfigKeys;
+import io.roundhouse.worker.config.JobConfig;
+import io.roundhouse.worker.train.MetricsWriter;
+import io.roundhouse.worker.train.RunFiles;
+import io.roundhouse.worker.train.Trainer;
+import java.io.BufferedWriter;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.UncheckedIOException;
+import java.net.DatagramSocket;
+import java.net.InetAddress;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.stream.IntStream;
+import org.apache.spark.SparkConf;
+import org.apache.spark.SparkContext;
+import org.apache.spark.api.java.JavaSparkContext;
+import org.apache.spark.rdd.RDD;
+import org.apache.spark.sql.SparkSession;
+import scala.reflect.ClassTag;
+import scala.reflect.ClassTag$;
+
+/**
+ * The Spark application: W workers as the tasks of one barrier stage, each running the trainer
+ * with its rank (see {@link WorkerTask}); the driver owns the run directory and follows the run
+ * live through a control endpoint (Aeron UDP on the driver's host, its address in the task
+ * closure): rank 0 reports every metrics record, which the driver writes to {@code metrics.jsonl}
+ * and shows as progress lines. The barrier stage is followed by a shuffle so that a failed task
+ * makes Spark re-run the whole stage (a barrier result stage would abort the job instead).
+ *
+ * <p>Without a master from {@code spark-submit} it runs on an embedded {@code local[W]}.
+ */
+public final class SparkJob {
+    /** Largest control message (a metrics record is about 1–2 KB of JSON). */
+    static final int CONTROL_MAX_BYTES = 256 * 1024;
+
+    private final JobConfig config;
+    private final PrintWriter out;
+
+    public SparkJob(JobConfig config, PrintWriter out) {
+        this.config = config;
+        this.out = out;
+    }
+
+    /** The control messages: JSON records as strings. */
+    static ControlCodec codec() {
+        return new ControlCodec(CONTROL_MAX_BYTES, List.of());
+    }
+
+    /** The control channel always runs over UDP: the driver is a separate JVM, often another host. */
+    static CommsConfig controlConfig(long token, CommsConfig data) {
+        return CommsConfig.defaults(Transport.UDP, token).withTimeouts(data.connectTimeoutMs(), data.opTimeoutMs());
+    }
+
+    /** Runs the job on the session {@code spark-submit} configured, or on an embedded {@code local[W]}. */
+    public Trainer.Result run() throws IOException {
+        int w = config.get(ConfigKeys.WORKERS);
+        new Trainer(config, new java.io.PrintStream(java.io.OutputStream.nullOutputStream())).preflight();
+        SparkConf conf = new SparkConf().setAppName("roundhouse");
+        if (!conf.contains("spark.master")) {
+            conf.setMaster("local[" + w + "]");
+            conf.setIfMissing("spark.ui.enabled", "false");
+        }
+        SparkSession spark = SparkSession.builder().config(conf).getOrCreate();
+        try {
+            return run(spark.sparkContext());
+        } finally {
+            spark.stop();
+        }
+    }
+
+    /** Runs the job on {@code sc}. */
+    public Trainer.Result run(SparkContext sc) throws IOException {
+        int w = config.get(ConfigKeys.WORKERS);
+        checkCluster(sc, w);
+        Path runDir = RunFiles.createRunDir(Path.of(config.get(ConfigKeys.OUTPUT_DIR)));
+        RunFiles.writeAtomically(runDir.resolve("config.conf"), config.describe());
+        out.printf("spark: %d workers as a barrier stage on %s (application %s); run directory %s%n", w, sc.master(),
+                sc.applicationId(), runDir);
+        out.flush();
+
+        long token = CommsConfig.randomSessionToken();
+        CommsConfig control = controlConfig(token, io.roundhouse.driver.JobComms.config(config, token));
+        String host = sc.getConf().get("spark.driver.host", InetAddress.getLoopbackAddress().getHostAddress());
+        String endpoint = host + ":" + freePort(host);
+        String appKey = "spark-" + sc.applicationId().replaceAll("[^A-Za-z0-9._-]", "_");
+        try (EmbeddedMediaDriver driver = EmbeddedMediaDriver.acquire(control, appKey + "-driver", 1, w + 1, 0);
+             ControlChannel channel = ControlChannel.listeningCoordinator(control, driver, endpoint, w, codec(),
+                     CONTROL_MAX_BYTES);
+             Progress progress = new Progress(runDir, config.get(ConfigKeys.LOG_EVERY_STEPS), out)) {
+            AtomicBoolean done = new AtomicBoolean();
+            AtomicReference<RuntimeException> failed = new AtomicReference<>();
+            Thread monitor = new Thread(() -> {
+                try {
+                    while (!done.get()) {
+                        if (channel.poll((party, message) -> progress.accept((String) message), 64) == 0) {
+                            Thread.onSpinWait();
+                            Thread.sleep(1);
+                        }
+                    }
+                    while (channel.poll((party, message) -> progress.accept((String) message), 64) > 0) {
+                        // drain what arrived before the stage ended
+                    }
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                } catch (RuntimeException e) {
+                    failed.set(e);
+                }
+            }, "roundhouse-driver-control");
+            monitor.setDaemon(true);
+            monitor.start();
+            List<String> results;
+            try {
+                WorkerTask task = new WorkerTask(config.asMap(), token, endpoint, appKey);
+                ClassTag<Integer> ints = ClassTag$.MODULE$.apply(Integer.class);
+                ClassTag<String> strings = ClassTag$.MODULE$.apply(String.class);
+                RDD<Integer> ranks = new JavaSparkContext(sc)
+                        .parallelize(IntStream.range(0, w).boxed().toList(), w).rdd();
+                // The shuffle after the barrier stage: a failed task re-runs the stage instead of aborting the job.
+                results = ranks.barrier().mapPartitions(task, false, strings).toJavaRDD().repartition(1).collect();
+            } finally {
+                done.set(true);
+                try {
+                    monitor.join(10_000);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+            if (failed.get() != null) {
+                throw failed.get();
+            }
+            return progress.result(runDir, results);
+        }
+    }
+
+    /** Fails before submitting when the cluster cannot run W tasks at once. */
+    static void checkCluster(SparkContext sc, int w) {
+        if (sc.getConf().getBoolean("spark.dynamicAllocation.enabled", false)) {
+            throw new ConfigException("spark.dynamicAllocation.enabled = true: a barrier stage needs all " + w
+                    + " workers at once; set spark.dynamicAllocation.enabled=false");
+        }
+        int slots = sc.defaultParallelism();
+        if (slots < w) {
+            throw new ConfigException("workers = " + w + " but the cluster has " + slots + " task slots ("
+                    + sc.master() + "); lower workers or give Spark more executors or cores");
+        }
+    }
+
+    private static int freePort(String host) {
+        try (DatagramSocket s = new DatagramSocket(0, InetAddress.getByName(host))) {
+            return s.getLocalPort();
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot find a free UDP port on " + host + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** Writes rank 0's records as they come and prints a progress line every few steps. */
+    private static final class Progress implements AutoCloseable {
+        private final ObjectMapper json = new ObjectMapper();
+        private final BufferedWriter metrics;
+        private final Path runDir;
+        private final int every;
+        private final PrintWriter out;
+        private JsonNode summary;
+
+        Progress(Path runDir, int every, PrintWriter out) throws IOException {
+            this.runDir = runDir;
+            this.metrics = Files.newBufferedWriter(runDir.resolve("metrics.jsonl"), StandardCharsets.UTF_8);
+            this.every = every;
+            this.out = out;
+        }
+
+        void accept(String record) {
+            try {
+                JsonNode r = json.readTree(record);
+                String type = r.path("type").asText();
+                if (type.equals("summary")) {
+                    summary = r;
+                    ((com.fasterxml.jackson.databind.node.ObjectNode) r).remove("type");
+                    RunFiles.writeAtomically(runDir.resolve("summary.json"),
+                            json.writerWithDefaultPrettyPrinter().writeValueAsString(r) + "\n");
+                    return;
+                }
+                metrics.write(record);
+                metrics.newLine();
+                if (type.equals("train") && r.path("step").asInt() % every == 0) {
+                    metrics.flush();
+                    out.printf("step %d  loss %.4f  acc %.1f%%  %,.0f tok/s  comm %.0f%%%n", r.path("step").asInt(),
+                            r.path("loss").asDouble(), 100 * r.path("accuracy").asDouble(),
+                            r.path("tokensPerSecond").asDouble(), 100 * r.path("commShare").asDouble());
+                    out.flush();
+                } else if (type.equals("eval")) {
+                    out.printf("%s: loss %.4f  accuracy %.2f%%%n", r.path("split").asText(),
+                            r.path("crossEntropy").asDouble(), 100 * r.path("accuracy").asDouble());
+                    out.flush();
+                }
+            } catch (IOException e) {
+                throw new UncheckedIOException("cannot record a metrics line in " + runDir + ": " + e.getMessage(), e);
+            }
+        }
+
+        Trainer.Result result(Path runDir, List<String> workerResults) throws IOException {
+            if (summary == null) {
+                throw new IllegalStateException("the workers finished but rank 0's summary never reached the driver");
+            }
+            List<String> digests = new ArrayList<>();
+            for (String s : workerResults) {
+                digests.add(json.readTree(s).path("parameterDigest").asText());
+            }
+            if (digests.stream().distinct().count() != 1) {
+                throw new IllegalStateException("the workers report different parameter digests: " + digests);
+            }
+            return new Trainer.Result(runDir, summary.path("steps").asInt(), summary.path("wallSeconds").asDouble(),
+                    summary.path("validationAccuracy").asDouble(), summary.path("testAccuracy").asDouble(),
+                    summary.path("testLoss").asDouble(), summary.path("tokensPerSecond").asDouble(),
+                    summary.path("parameterDigest").asText());
+        }
+
+        @Override
+        public void close() throws IOException {
+            metrics.close();
+        }
+    }
+}

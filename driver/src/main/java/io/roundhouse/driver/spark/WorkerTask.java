@@ -1,0 +1,147 @@
+package io.roundhouse.driver.spark;
+
+import io.roundhouse.comms.Collectives;
+import io.roundhouse.comms.CommsConfig;
+import io.roundhouse.comms.ControlChannel;
+import io.roundhouse.comms.ControlCodec;
+import io.roundhouse.comms.EmbeddedMediaDriver;
+import io.roundhouse.comms.Member;
+import io.roundhouse.comms.Transport;
+import io.roundhouse.driver.JobComms;
+import io.roundhouse.worker.config.ConfigException;
+import io.roundhouse.worker.config.JobConfig;
+import io.roundhouse.worker.train.MetricsSink;
+import io.roundhouse.worker.train.MetricsWriter;
+import io.roundhouse.worker.train.Trainer;
+import java.io.IOException;
+import java.io.Serializable;
+import java.io.UncheckedIOException;
+import java.net.DatagramSocket;
+import java.net.InetAddress;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.apache.spark.BarrierTaskContext;
+import org.apache.spark.BarrierTaskInfo;
+import scala.collection.Iterator;
+import scala.jdk.javaapi.CollectionConverters;
+import scala.runtime.AbstractFunction1;
+
+/**
+ * One worker as a task of the barrier stage: learns its rank and the group's endpoints through
+ * {@link BarrierTaskContext#allGather}, joins the group (Aeron directory and job key per stage
+ * attempt, so a retried stage never meets the old one's files), trains, and returns its result as
+ * JSON. Rank 0 streams every metrics record to the driver's control endpoint. A failure is thrown,
+ * never swallowed: the stage must fail so that Spark retries it.
+ */
+final class WorkerTask extends AbstractFunction1<Iterator<Integer>, Iterator<String>> implements Serializable {
+    private static final long serialVersionUID = 1L;
+
+    private final Map<String, String> config;
+    private final long token;
+    private final String driverEndpoint;
+    private final String appKey;
+
+    WorkerTask(Map<String, String> config, long token, String driverEndpoint, String appKey) {
+        this.config = new LinkedHashMap<>(config);
+        this.token = token;
+        this.driverEndpoint = driverEndpoint;
+        this.appKey = appKey;
+    }
+
+    @Override
+    public Iterator<String> apply(Iterator<Integer> partition) {
+        BarrierTaskContext ctx = BarrierTaskContext.get();
+        int rank = ctx.partitionId();
+        BarrierTaskInfo[] infos = ctx.getTaskInfos();
+        int workers = infos.length;
+        JobConfig job = JobConfig.of(config);
+        CommsConfig cfg = JobComms.config(job, token);
+        String host = hostOf(infos[rank].address());
+        String endpoint = cfg.transport() == Transport.IPC ? "ipc" : host + ":" + freePort(host);
+        // Every worker's host and endpoint, in rank order.
+        String[] gathered = ctx.allGather(host + "|" + endpoint);
+        List<String> endpoints = new ArrayList<>();
+        for (String g : gathered) {
+            String h = g.substring(0, g.indexOf('|'));
+            if (cfg.transport() == Transport.IPC && !h.equals(host)) {
+                throw new ConfigException("comms.transport = ipc needs every worker on one host, but the workers run on "
+                        + Arrays.toString(Arrays.stream(gathered).map(x -> x.substring(0, x.indexOf('|'))).toArray())
+                        + "; use comms.transport = udp");
+            }
+            endpoints.add(g.substring(g.indexOf('|') + 1));
+        }
+        String jobKey = appKey + "-s" + ctx.stageId() + "a" + ctx.stageAttemptNumber();
+        String key = cfg.transport() == Transport.UDP ? jobKey + "-w" + rank : jobKey;
+        int local = cfg.transport() == Transport.IPC ? workers : 1;
+        Trainer.Result result;
+        try (EmbeddedMediaDriver driver = EmbeddedMediaDriver.acquire(cfg, key, local, workers, 0);
+             Member member = new Member(cfg, driver, rank, endpoints);
+             DriverReport report = rank == 0 ? new DriverReport(driver, host, workers) : null) {
+            member.connect();
+            result = new Trainer(job, System.out, new Collectives(member), null, report).run();
+        } catch (IOException e) {
+            throw new UncheckedIOException("worker " + rank + ": " + e.getMessage(), e);
+        }
+        Map<String, Object> r = new LinkedHashMap<>();
+        r.put("rank", rank);
+        r.put("steps", result.steps());
+        r.put("testAccuracy", result.testAccuracy());
+        r.put("parameterDigest", result.parameterDigest());
+        return CollectionConverters.asScala(List.of(MetricsWriter.toJson(r)).iterator());
+    }
+
+    /** Rank 0's records to the driver: one JSON string per control message. */
+    private final class DriverReport implements MetricsSink {
+        private final ControlChannel channel;
+
+        DriverReport(EmbeddedMediaDriver driver, String host, int workers) {
+            CommsConfig control = SparkJob.controlConfig(token, JobComms.config(JobConfig.of(config), token));
+            List<String> eps = new ArrayList<>();
+            eps.add(driverEndpoint);
+            for (int r = 0; r < workers; r++) {
+                eps.add(host + ":0");  // members' own control endpoints: an ephemeral port (nothing is sent to them yet)
+            }
+            channel = new ControlChannel(control, driver, 1, eps, SparkJob.codec(), SparkJob.CONTROL_MAX_BYTES);
+            channel.connect();
+        }
+
+        @Override
+        public void write(Map<String, Object> record) {
+            channel.send(0, MetricsWriter.toJson(record));
+        }
+
+        @Override
+        public void flush() {
+            // every record is sent as it is written
+        }
+
+        @Override
+        public void summary(Map<String, Object> summary) {
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("type", "summary");
+            m.putAll(summary);
+            write(m);
+        }
+
+        @Override
+        public void close() {
+            channel.close();
+        }
+    }
+
+    private static String hostOf(String address) {
+        int colon = address.lastIndexOf(':');
+        return colon > 0 ? address.substring(0, colon) : address;
+    }
+
+    private static int freePort(String host) {
+        try (DatagramSocket s = new DatagramSocket(0, InetAddress.getByName(host))) {
+            return s.getLocalPort();
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot find a free UDP port on " + host + ": " + e.getMessage(), e);
+        }
+    }
+}

@@ -1,0 +1,49 @@
+package io.roundhouse.worker.train;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.Map;
+
+/**
+ * Where rank 0 sends a run's records: the run directory on this machine ({@link #runDirectory}),
+ * or, for a worker in a Spark task, the driver that owns the run directory.
+ */
+public interface MetricsSink extends AutoCloseable {
+    /** One line of {@code metrics.jsonl}. */
+    void write(Map<String, Object> record);
+
+    /** Makes what was written visible (called with each progress line). */
+    void flush();
+
+    /** The run's {@code summary.json}. */
+    void summary(Map<String, Object> summary) throws IOException;
+
+    @Override
+    void close() throws IOException;
+
+    /** {@code metrics.jsonl} and {@code summary.json} (written atomically) in {@code runDir}. */
+    static MetricsSink runDirectory(Path runDir) throws IOException {
+        MetricsWriter w = new MetricsWriter(runDir.resolve("metrics.jsonl"));
+        return new MetricsSink() {
+            @Override
+            public void write(Map<String, Object> record) {
+                w.write(record);
+            }
+
+            @Override
+            public void flush() {
+                w.flush();
+            }
+
+            @Override
+            public void summary(Map<String, Object> summary) throws IOException {
+                RunFiles.writeAtomically(runDir.resolve("summary.json"), MetricsWriter.json(summary) + "\n");
+            }
+
+            @Override
+            public void close() throws IOException {
+                w.close();
+            }
+        };
+    }
+}
