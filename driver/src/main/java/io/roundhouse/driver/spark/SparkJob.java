@@ -10,7 +10,6 @@ import io.roundhouse.comms.Transport;
 import io.roundhouse.worker.config.ConfigException;
 import io.roundhouse.worker.config.ConfigKeys;
 import io.roundhouse.worker.config.JobConfig;
-import io.roundhouse.worker.train.MetricsWriter;
 import io.roundhouse.worker.train.RunFiles;
 import io.roundhouse.worker.train.Trainer;
 import java.io.BufferedWriter;
@@ -51,6 +50,7 @@ public final class SparkJob {
 
     private final JobConfig config;
     private final PrintWriter out;
+    private long started;
 
     public SparkJob(JobConfig config, PrintWriter out) {
         this.config = config;
@@ -69,9 +69,12 @@ public final class SparkJob {
 
     /** Runs the job on the session {@code spark-submit} configured, or on an embedded {@code local[W]}. */
     public Trainer.Result run() throws IOException {
+        started = System.nanoTime();
         int w = config.get(ConfigKeys.WORKERS);
         new Trainer(config, new java.io.PrintStream(java.io.OutputStream.nullOutputStream())).preflight();
         SparkConf conf = new SparkConf().setAppName("roundhouse");
+        // An executor's BLAS threads match the cores its task has, so workers never oversubscribe a host.
+        conf.setIfMissing("spark.executorEnv.OPENBLAS_NUM_THREADS", conf.get("spark.task.cpus", "1"));
         if (!conf.contains("spark.master")) {
             conf.setMaster("local[" + w + "]");
             conf.setIfMissing("spark.ui.enabled", "false");
@@ -86,6 +89,9 @@ public final class SparkJob {
 
     /** Runs the job on {@code sc}. */
     public Trainer.Result run(SparkContext sc) throws IOException {
+        if (started == 0) {
+            started = System.nanoTime();
+        }
         int w = config.get(ConfigKeys.WORKERS);
         checkCluster(sc, w);
         Path runDir = RunFiles.createRunDir(Path.of(config.get(ConfigKeys.OUTPUT_DIR)));
@@ -102,7 +108,7 @@ public final class SparkJob {
         try (EmbeddedMediaDriver driver = EmbeddedMediaDriver.acquire(control, appKey + "-driver", 1, w + 1, 0);
              ControlChannel channel = ControlChannel.listeningCoordinator(control, driver, endpoint, w, codec(),
                      CONTROL_MAX_BYTES);
-             Progress progress = new Progress(runDir, config.get(ConfigKeys.LOG_EVERY_STEPS), out)) {
+             Progress progress = new Progress(runDir, config.get(ConfigKeys.LOG_EVERY_STEPS), out, started)) {
             AtomicBoolean done = new AtomicBoolean();
             AtomicReference<RuntimeException> failed = new AtomicReference<>();
             Thread monitor = new Thread(() -> {
@@ -176,9 +182,12 @@ public final class SparkJob {
         private final Path runDir;
         private final int every;
         private final PrintWriter out;
+        private final long started;
         private JsonNode summary;
+        private double firstStepSeconds = Double.NaN;
 
-        Progress(Path runDir, int every, PrintWriter out) throws IOException {
+        Progress(Path runDir, int every, PrintWriter out, long started) throws IOException {
+            this.started = started;
             this.runDir = runDir;
             this.metrics = Files.newBufferedWriter(runDir.resolve("metrics.jsonl"), StandardCharsets.UTF_8);
             this.every = every;
@@ -198,6 +207,11 @@ public final class SparkJob {
                 }
                 metrics.write(record);
                 metrics.newLine();
+                if (type.equals("train") && Double.isNaN(firstStepSeconds)) {
+                    firstStepSeconds = (System.nanoTime() - started) / 1e9;
+                    out.printf("first step done %.1f s after the job started%n", firstStepSeconds);
+                    out.flush();
+                }
                 if (type.equals("train") && r.path("step").asInt() % every == 0) {
                     metrics.flush();
                     out.printf("step %d  loss %.4f  acc %.1f%%  %,.0f tok/s  comm %.0f%%%n", r.path("step").asInt(),
@@ -220,7 +234,14 @@ public final class SparkJob {
             }
             List<String> digests = new ArrayList<>();
             for (String s : workerResults) {
-                digests.add(json.readTree(s).path("parameterDigest").asText());
+                JsonNode r = json.readTree(s);
+                digests.add(r.path("parameterDigest").asText());
+                if (r.path("controlMessages").asLong() > 0) {
+                    out.printf("control plane: rank 0 sent %d records to the driver, %.1f us each (%.3f%% of the "
+                            + "training time)%n", r.path("controlMessages").asLong(),
+                            r.path("controlNanos").asDouble() / 1e3 / r.path("controlMessages").asLong(),
+                            100 * r.path("controlNanos").asDouble() / 1e9 / summary.path("wallSeconds").asDouble());
+                }
             }
             if (digests.stream().distinct().count() != 1) {
                 throw new IllegalStateException("the workers report different parameter digests: " + digests);

@@ -3,7 +3,6 @@ package io.roundhouse.driver.spark;
 import io.roundhouse.comms.Collectives;
 import io.roundhouse.comms.CommsConfig;
 import io.roundhouse.comms.ControlChannel;
-import io.roundhouse.comms.ControlCodec;
 import io.roundhouse.comms.EmbeddedMediaDriver;
 import io.roundhouse.comms.Member;
 import io.roundhouse.comms.Transport;
@@ -14,6 +13,8 @@ import io.roundhouse.worker.train.MetricsSink;
 import io.roundhouse.worker.train.MetricsWriter;
 import io.roundhouse.worker.train.Trainer;
 import java.io.IOException;
+import java.io.OutputStream;
+import java.io.PrintStream;
 import java.io.Serializable;
 import java.io.UncheckedIOException;
 import java.net.DatagramSocket;
@@ -77,16 +78,21 @@ final class WorkerTask extends AbstractFunction1<Iterator<Integer>, Iterator<Str
         String key = cfg.transport() == Transport.UDP ? jobKey + "-w" + rank : jobKey;
         int local = cfg.transport() == Transport.IPC ? workers : 1;
         Trainer.Result result;
+        long[] controlNanos = new long[2];  // rank 0: time spent sending records to the driver, and how many
         try (EmbeddedMediaDriver driver = EmbeddedMediaDriver.acquire(cfg, key, local, workers, 0);
              Member member = new Member(cfg, driver, rank, endpoints);
-             DriverReport report = rank == 0 ? new DriverReport(driver, host, workers) : null) {
+             DriverReport report = rank == 0 ? new DriverReport(driver, host, workers, controlNanos) : null) {
             member.connect();
-            result = new Trainer(job, System.out, new Collectives(member), null, report).run();
+            // The driver shows progress; a worker's own console would repeat it (in local mode on the same stdout).
+            PrintStream quiet = new PrintStream(OutputStream.nullOutputStream());
+            result = new Trainer(job, quiet, new Collectives(member), null, report).run();
         } catch (IOException e) {
             throw new UncheckedIOException("worker " + rank + ": " + e.getMessage(), e);
         }
         Map<String, Object> r = new LinkedHashMap<>();
         r.put("rank", rank);
+        r.put("controlNanos", controlNanos[0]);
+        r.put("controlMessages", controlNanos[1]);
         r.put("steps", result.steps());
         r.put("testAccuracy", result.testAccuracy());
         r.put("parameterDigest", result.parameterDigest());
@@ -96,8 +102,10 @@ final class WorkerTask extends AbstractFunction1<Iterator<Integer>, Iterator<Str
     /** Rank 0's records to the driver: one JSON string per control message. */
     private final class DriverReport implements MetricsSink {
         private final ControlChannel channel;
+        private final long[] cost;
 
-        DriverReport(EmbeddedMediaDriver driver, String host, int workers) {
+        DriverReport(EmbeddedMediaDriver driver, String host, int workers, long[] cost) {
+            this.cost = cost;
             CommsConfig control = SparkJob.controlConfig(token, JobComms.config(JobConfig.of(config), token));
             List<String> eps = new ArrayList<>();
             eps.add(driverEndpoint);
@@ -110,7 +118,10 @@ final class WorkerTask extends AbstractFunction1<Iterator<Integer>, Iterator<Str
 
         @Override
         public void write(Map<String, Object> record) {
+            long t0 = System.nanoTime();
             channel.send(0, MetricsWriter.toJson(record));
+            cost[0] += System.nanoTime() - t0;
+            cost[1]++;
         }
 
         @Override
