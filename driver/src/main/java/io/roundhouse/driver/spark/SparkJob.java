@@ -73,6 +73,9 @@ public final class SparkJob {
         int w = config.get(ConfigKeys.WORKERS);
         new Trainer(config, new java.io.PrintStream(java.io.OutputStream.nullOutputStream())).preflight();
         SparkConf conf = new SparkConf().setAppName("roundhouse");
+        // Executors host Aeron (Agrona needs jdk.internal.misc) and copy through java.nio buffers.
+        conf.setIfMissing("spark.executor.extraJavaOptions",
+                "--add-exports java.base/jdk.internal.misc=ALL-UNNAMED --add-opens java.base/java.nio=ALL-UNNAMED");
         // An executor's BLAS threads match the cores its task has, so workers never oversubscribe a host.
         conf.setIfMissing("spark.executorEnv.OPENBLAS_NUM_THREADS", conf.get("spark.task.cpus", "1"));
         if (!conf.contains("spark.master")) {
