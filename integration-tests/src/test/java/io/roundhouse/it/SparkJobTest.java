@@ -61,7 +61,8 @@ class SparkJobTest {
         ObjectMapper json = new ObjectMapper();
         List<String> lines = Files.readAllLines(run.resolve("metrics.jsonl"));
         // 500 training examples, batch 40: 12 steps an epoch, so 15 steps end in the second epoch.
-        assertEquals(1 + 15 + 2 + 1, lines.size(), "placement, 15 steps, 2 validations, test: " + lines);
+        assertEquals(1 + 15 + 1 + 2 + 1, lines.size(), "placement, 15 steps, checkpoint, 2 validations, test: " + lines);
+        assertTrue(Files.exists(run.resolve("checkpoints/step-00000015/manifest.json")), "the final checkpoint");
         double first = json.readTree(lines.get(1)).get("loss").asDouble();
         double last = json.readTree(lines.get(15)).get("loss").asDouble();
         assertTrue(last < first, "loss falls: " + first + " -> " + last);

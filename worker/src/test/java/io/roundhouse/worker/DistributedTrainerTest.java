@@ -7,25 +7,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.roundhouse.comms.Collectives;
-import io.roundhouse.comms.CommsConfig;
-import io.roundhouse.comms.EmbeddedMediaDriver;
-import io.roundhouse.comms.Member;
-import io.roundhouse.comms.Transport;
-import io.roundhouse.worker.config.JobConfig;
 import io.roundhouse.worker.train.Trainer;
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
-import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -72,37 +60,7 @@ class DistributedTrainerTest {
 
     /** Trains with W workers; results in rank order. */
     private static List<Trainer.Result> train(int w, Path out, String tag) throws Exception {
-        JobConfig cfg = JobConfig.of(config(out, w));
-        if (w == 1) {
-            return List.of(new Trainer(cfg, new PrintStream(new ByteArrayOutputStream())).run());
-        }
-        CommsConfig comms = CommsConfig.defaults(Transport.IPC, 5).withTimeouts(20_000, 20_000)
-                .withAeronDirBase(tmp.resolve("aeron"));
-        List<String> eps = new ArrayList<>();
-        for (int r = 0; r < w; r++) {
-            eps.add("ipc");
-        }
-        ExecutorService pool = Executors.newFixedThreadPool(w);
-        try (EmbeddedMediaDriver driver = EmbeddedMediaDriver.acquire(comms, tag + "-" + ProcessHandle.current().pid(),
-                w, w, 0)) {
-            List<Future<Trainer.Result>> futures = new ArrayList<>();
-            for (int r = 0; r < w; r++) {
-                int rank = r;
-                futures.add(pool.submit(() -> {
-                    try (Member m = new Member(comms, driver, rank, eps)) {
-                        m.connect();
-                        return new Trainer(cfg, new PrintStream(new ByteArrayOutputStream()), new Collectives(m), null).run();
-                    }
-                }));
-            }
-            List<Trainer.Result> results = new ArrayList<>();
-            for (Future<Trainer.Result> f : futures) {
-                results.add(f.get(120, TimeUnit.SECONDS));
-            }
-            return results;
-        } finally {
-            pool.shutdownNow();
-        }
+        return TrainerGroups.train(config(out, w), w, tmp.resolve("aeron"), tag);
     }
 
     private static List<JsonNode> records(Path runDir, String type) throws Exception {

@@ -61,7 +61,8 @@ class TrainerTest {
         assertEquals(r.testAccuracy(), summary.get("testAccuracy").asDouble(), 1e-12);
 
         List<String> lines = Files.readAllLines(r.runDir().resolve("metrics.jsonl"));
-        assertEquals(1 + 60 + 3 + 1, lines.size(), "the placement, one line per step, per validation and for the test");
+        assertEquals(1 + 60 + 3 + 1 + 1, lines.size(),
+                "the placement, one line per step, per validation, for the checkpoint after the last step and for the test");
         ObjectMapper json = new ObjectMapper();
         assertEquals("placement", json.readTree(lines.get(0)).get("type").asText());
         double firstLoss = json.readTree(lines.get(1)).get("loss").asDouble();

@@ -135,7 +135,12 @@ public final class SparkJob {
             monitor.start();
             List<String> results;
             try {
-                WorkerTask task = new WorkerTask(config.asMap(), token, endpoint, appKey);
+                java.util.Map<String, String> taskConfig = new java.util.LinkedHashMap<>(config.asMap());
+                if (config.get(ConfigKeys.CHECKPOINT_DIR).isEmpty()) {
+                    // Rank 0 runs in an executor: tell every worker where the run's checkpoints go.
+                    taskConfig.put(ConfigKeys.CHECKPOINT_DIR.name(), runDir.resolve("checkpoints").toAbsolutePath().toString());
+                }
+                WorkerTask task = new WorkerTask(taskConfig, token, endpoint, appKey);
                 ClassTag<Integer> ints = ClassTag$.MODULE$.apply(Integer.class);
                 ClassTag<String> strings = ClassTag$.MODULE$.apply(String.class);
                 RDD<Integer> ranks = new JavaSparkContext(sc)

@@ -98,6 +98,11 @@ public final class ConfigKey<T> {
         });
     }
 
+    /** Free text that may be empty (empty meaning "not set"). */
+    static ConfigKey<String> optionalStringKey(String name, String doc) {
+        return new ConfigKey<>(name, "", doc, t -> t);
+    }
+
     /** One of an enum's constants, written in lower case in config files. */
     static <E extends Enum<E>> ConfigKey<E> enumKey(String name, E def, Class<E> type, String doc) {
         List<String> allowed = java.util.Arrays.stream(type.getEnumConstants())

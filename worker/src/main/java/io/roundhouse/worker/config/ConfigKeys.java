@@ -5,6 +5,7 @@ import static io.roundhouse.worker.config.ConfigKey.doubleKey;
 import static io.roundhouse.worker.config.ConfigKey.enumKey;
 import static io.roundhouse.worker.config.ConfigKey.intKey;
 import static io.roundhouse.worker.config.ConfigKey.longKey;
+import static io.roundhouse.worker.config.ConfigKey.optionalStringKey;
 import static io.roundhouse.worker.config.ConfigKey.stringKey;
 
 import io.roundhouse.kernels.Activation;
@@ -79,6 +80,14 @@ public final class ConfigKeys {
     public static final ConfigKey<Integer> TRAIN_EVAL_BATCH_SIZE = intKey("train.evalBatchSize", 1000, 1, 1 << 20,
             "examples per forward pass when evaluating (no dropout, dropless routing)");
 
+    // ---- checkpoints ----------------------------------------------------------------------------
+    public static final ConfigKey<Integer> CHECKPOINT_EVERY_STEPS = intKey("checkpoint.everySteps", 500, 0,
+            Integer.MAX_VALUE, "write a checkpoint every this many steps and after the last (0 = never)");
+    public static final ConfigKey<String> CHECKPOINT_DIR = optionalStringKey("checkpoint.dir",
+            "folder for checkpoints (empty: checkpoints/ in the run directory)");
+    public static final ConfigKey<String> TRAIN_RESUME = optionalStringKey("train.resume",
+            "resume from a checkpoint: a step-N folder, or a folder of them (the latest complete one); empty: start fresh");
+
     // ---- workers and comms --------------------------------------------------------------------
     public static final ConfigKey<Integer> WORKERS = intKey("workers", 1, 1, 4096,
             "workers W: each hosts a share of the experts and trains on 1/W of every batch; "
@@ -104,6 +113,7 @@ public final class ConfigKeys {
             LOSS_LOAD_BALANCE, LOSS_Z,
             TRAIN_EPOCHS, TRAIN_MAX_STEPS, TRAIN_BATCH_SIZE, TRAIN_LR, TRAIN_MIN_LR_FRACTION, TRAIN_WARMUP_STEPS,
             TRAIN_WEIGHT_DECAY, TRAIN_BETA1, TRAIN_BETA2, TRAIN_CLIP_NORM, TRAIN_SEED, TRAIN_EVAL_BATCH_SIZE,
+            CHECKPOINT_EVERY_STEPS, CHECKPOINT_DIR, TRAIN_RESUME,
             WORKERS, COMMS_TRANSPORT, COMMS_TIMEOUT_MS,
             BACKEND, OUTPUT_DIR, LOG_EVERY_STEPS);
 

@@ -90,6 +90,10 @@ public final class ParamStore {
         return Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
     }
 
+    public Backend backend() {
+        return be;
+    }
+
     public List<Param> all() {
         return Collections.unmodifiableList(params);
     }

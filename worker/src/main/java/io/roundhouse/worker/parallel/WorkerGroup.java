@@ -132,6 +132,47 @@ public final class WorkerGroup {
         return new String(hex, 0, n, StandardCharsets.US_ASCII);
     }
 
+    /** Every worker's {@code text} at rank 0, in rank order; null elsewhere. A collective. */
+    public java.util.List<String> gatherStrings(String text) {
+        byte[] mine = text.getBytes(StandardCharsets.UTF_8);
+        if (c == null) {
+            return java.util.List.of(text);
+        }
+        byte[][] parts = new byte[size][];
+        int[] lengths = new int[size];
+        for (int r = 0; r < size; r++) {
+            parts[r] = new byte[1 << 16];
+        }
+        if (mine.length > parts[0].length) {
+            throw new IllegalArgumentException("gatherStrings: " + mine.length + " bytes, at most " + parts[0].length);
+        }
+        c.gatherBytes(0, mine, mine.length, parts, lengths);
+        if (rank != 0) {
+            return null;
+        }
+        java.util.List<String> out = new java.util.ArrayList<>();
+        for (int r = 0; r < size; r++) {
+            out.add(new String(parts[r], 0, lengths[r], StandardCharsets.UTF_8));
+        }
+        return out;
+    }
+
+    /** Rank 0's {@code text} on every worker (others pass anything). A collective. */
+    public String broadcastString(String text) {
+        if (c == null) {
+            return text;
+        }
+        byte[] buf = new byte[1 << 16];
+        int len = 0;
+        if (rank == 0) {
+            byte[] b = text.getBytes(StandardCharsets.UTF_8);
+            System.arraycopy(b, 0, buf, 0, b.length);
+            len = b.length;
+        }
+        int n = c.broadcastBytes(0, buf, 0, rank == 0 ? len : buf.length);
+        return new String(buf, 0, n, StandardCharsets.UTF_8);
+    }
+
     /** Trainable values of the whole model (every expert once), whichever share this worker holds. */
     public long globalParameterCount(ParamStore params) {
         long n = 0;

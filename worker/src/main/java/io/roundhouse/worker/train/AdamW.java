@@ -71,4 +71,9 @@ public final class AdamW {
     public int steps() {
         return t;
     }
+
+    /** Continues from a checkpoint: the bias corrections use the step count it was written at. */
+    public void setSteps(int steps) {
+        this.t = steps;
+    }
 }

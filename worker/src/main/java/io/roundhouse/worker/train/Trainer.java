@@ -1,6 +1,15 @@
 package io.roundhouse.worker.train;
 
 import static io.roundhouse.worker.config.ConfigKeys.BACKEND;
+import static io.roundhouse.worker.config.ConfigKeys.CHECKPOINT_DIR;
+import static io.roundhouse.worker.config.ConfigKeys.CHECKPOINT_EVERY_STEPS;
+import static io.roundhouse.worker.config.ConfigKeys.MODEL_ACTIVATION;
+import static io.roundhouse.worker.config.ConfigKeys.MODEL_BLOCKS;
+import static io.roundhouse.worker.config.ConfigKeys.MODEL_DIM;
+import static io.roundhouse.worker.config.ConfigKeys.MODEL_EXPERTS;
+import static io.roundhouse.worker.config.ConfigKeys.MODEL_EXPERT_HIDDEN;
+import static io.roundhouse.worker.config.ConfigKeys.MODEL_NORM;
+import static io.roundhouse.worker.config.ConfigKeys.TRAIN_RESUME;
 import static io.roundhouse.worker.config.ConfigKeys.DATA_DIR;
 import static io.roundhouse.worker.config.ConfigKeys.DATA_VALIDATION_EXAMPLES;
 import static io.roundhouse.worker.config.ConfigKeys.LOG_EVERY_STEPS;
@@ -22,11 +31,16 @@ import static io.roundhouse.worker.config.ConfigKeys.WORKERS;
 import io.roundhouse.comms.Collectives;
 import io.roundhouse.kernels.Backend;
 import io.roundhouse.kernels.Backends;
+import io.roundhouse.worker.checkpoint.CheckpointException;
+import io.roundhouse.worker.checkpoint.CheckpointStore;
+import io.roundhouse.worker.checkpoint.Checkpointer;
 import io.roundhouse.worker.config.ConfigException;
+import io.roundhouse.worker.config.ConfigKey;
 import io.roundhouse.worker.config.JobConfig;
 import io.roundhouse.worker.data.FashionMnist;
 import io.roundhouse.worker.data.ImageDataset;
 import io.roundhouse.worker.model.ModelSpec;
+import io.roundhouse.worker.model.ParamStore;
 import io.roundhouse.worker.model.MoeClassifier;
 import io.roundhouse.worker.model.PhaseTimers;
 import io.roundhouse.worker.model.StepStats;
@@ -35,7 +49,9 @@ import io.roundhouse.worker.parallel.WorkerGroup;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.io.PrintStream;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.SplittableRandom;
@@ -58,6 +74,7 @@ public final class Trainer {
     private final Collectives comms;
     private final Path givenRunDir;
     private final MetricsSink remote;
+    private Path givenRunDirOrCreated;   // rank 0's run directory, once known
 
     /** What a finished run measured (the same on every worker; runDir is null except on rank 0). */
     public record Result(Path runDir, int steps, double wallSeconds, double validationAccuracy,
@@ -195,6 +212,7 @@ public final class Trainer {
             console.println("run directory: " + runDir);
             sink = MetricsSink.runDirectory(runDir);
         }
+        givenRunDirOrCreated = runDir;
         try (MetricsSink metrics = sink) {
             return new Loop(be, group, model, opt, lr, train, valid, test, runDir, metrics).run();
         }
@@ -268,14 +286,26 @@ public final class Trainer {
                 metrics.write(placementRecord(group));
             }
 
+            Checkpoints checkpoints = new Checkpoints(group, model, train.features(), train.classes());
+            int firstStep = checkpoints.resume(opt);
+            if (firstStep > 0 && metrics != null) {
+                Map<String, Object> r = new LinkedHashMap<>();
+                r.put("type", "resume");
+                r.put("step", firstStep);
+                r.put("from", checkpoints.resumedFrom());
+                metrics.write(r);
+            }
+            if (firstStep > 0) {
+                console.printf("resumed at step %d from %s%n", firstStep, checkpoints.resumedFrom());
+            }
             Batcher batcher = new Batcher(be, train, shard, seed);
             Window window = new Window();
             long start = System.nanoTime();
             double validationAccuracy = Double.NaN;
-            int step = 0;
-            for (int epoch = 0; step < total; epoch++) {
+            int step = firstStep;
+            for (int epoch = firstStep / stepsPerEpoch; step < total; epoch++) {
                 batcher.shuffle(epoch);
-                for (int b = 0; b < stepsPerEpoch && step < total; b++) {
+                for (int b = step % stepsPerEpoch; b < stepsPerEpoch && step < total; b++) {
                     long t0 = System.nanoTime();
                     batcher.load(b * batch + lo, shard);
                     model.params().zeroGrads();
@@ -319,6 +349,17 @@ public final class Trainer {
                         }
                         window.reset();
                     }
+                    if (checkpoints.due(step, total)) {
+                        String where = checkpoints.save(step, opt.steps());
+                        console.printf("checkpoint at step %d: %s%n", step, where);
+                        if (metrics != null) {
+                            Map<String, Object> r = new LinkedHashMap<>();
+                            r.put("type", "checkpoint");
+                            r.put("step", step);
+                            r.put("path", where);
+                            metrics.write(r);
+                        }
+                    }
                 }
                 if (valid != null && (step % stepsPerEpoch == 0 || step == total)) {
                     double[] v = evaluate(model, group, valid, evalBatch, seed, local);
@@ -334,7 +375,7 @@ public final class Trainer {
             double wall = (System.nanoTime() - start) / 1e9;
             String digest = group.digest(model.params());
             Result result = new Result(runDir, step, wall, validationAccuracy, t[1], t[0],
-                    (double) step * batch / trainSeconds, digest);
+                    (double) (step - firstStep) * batch / trainSeconds, digest);
             console.printf("test: loss %.4f  accuracy %.2f%%  (%d steps in %.1f s, %,.0f tok/s)%n",
                     t[0], 100 * t[1], step, wall, result.tokensPerSecond());
             if (metrics != null) {
@@ -397,6 +438,83 @@ public final class Trainer {
                     global.expertLoad[b][j] = Math.round(sums[5 + b * e + j]);
                 }
             }
+        }
+    }
+
+    /**
+     * The run's checkpoints: where they go ({@code checkpoint.dir}, else {@code checkpoints/} in
+     * rank 0's run directory, passed to every worker), when ({@code checkpoint.everySteps} and after
+     * the last step), and the resume named by {@code train.resume}.
+     */
+    private final class Checkpoints {
+        private final WorkerGroup group;
+        private final ParamStore params;
+        private final Map<String, String> model = new LinkedHashMap<>();
+        private final int every;
+        private final String root;
+        private String resumedFrom;
+
+        Checkpoints(WorkerGroup group, MoeClassifier m, int inputs, int classes) {
+            this.group = group;
+            this.params = m.params();
+            for (ConfigKey<?> k : List.of(MODEL_DIM, MODEL_BLOCKS, MODEL_EXPERTS, MODEL_EXPERT_HIDDEN, MODEL_ACTIVATION,
+                    MODEL_NORM)) {
+                model.put(k.name(), config.asMap().get(k.name()));
+            }
+            model.put("inputs", String.valueOf(inputs));
+            model.put("classes", String.valueOf(classes));
+            this.every = config.get(CHECKPOINT_EVERY_STEPS);
+            String dir = config.get(CHECKPOINT_DIR);
+            if (dir.isEmpty() && group.rank() == 0 && givenRunDirOrCreated != null) {
+                dir = givenRunDirOrCreated.resolve("checkpoints").toString();
+            }
+            this.root = group.broadcastString(dir);
+            if (every > 0 && root.isEmpty()) {
+                throw new ConfigException("checkpoint.everySteps = " + every + " but no checkpoint folder: the run "
+                        + "directory is not on this worker's machine; set checkpoint.dir (or checkpoint.everySteps = 0)");
+            }
+        }
+
+        boolean due(int step, int total) {
+            return every > 0 && (step % every == 0 || step == total);
+        }
+
+        String save(int step, int adamSteps) throws IOException {
+            return checkpointer(Path.of(root)).save(step, adamSteps);
+        }
+
+        /** Loads {@code train.resume} if set; returns the step to continue from (0: fresh). */
+        int resume(AdamW opt) throws IOException {
+            String where = config.get(TRAIN_RESUME);
+            if (where.isEmpty()) {
+                return 0;
+            }
+            Path p = Path.of(where);
+            Path storeRoot;
+            String folder;
+            if (Files.exists(p.resolve("manifest.json"))) {
+                storeRoot = p.toAbsolutePath().getParent();
+                folder = p.getFileName().toString();
+            } else {
+                storeRoot = p;
+                folder = Checkpointer.latestComplete(CheckpointStore.local(p));
+                if (folder == null) {
+                    throw new CheckpointException("train.resume = " + where + ": no complete checkpoint there (a "
+                            + "complete one is a step-NNNNNNNN folder with a manifest.json); check the path");
+                }
+            }
+            Checkpointer.Restored r = checkpointer(storeRoot).load(folder);
+            opt.setSteps(r.adamSteps());
+            resumedFrom = r.folder();
+            return r.step();
+        }
+
+        String resumedFrom() {
+            return resumedFrom;
+        }
+
+        private Checkpointer checkpointer(Path dir) {
+            return new Checkpointer(CheckpointStore.local(dir), group, params, model);
         }
     }
 

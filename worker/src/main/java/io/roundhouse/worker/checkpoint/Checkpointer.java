@@ -1,0 +1,279 @@
+package io.roundhouse.worker.checkpoint;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.roundhouse.worker.model.Param;
+import io.roundhouse.worker.model.ParamStore;
+import io.roundhouse.worker.parallel.ExpertPlacement;
+import io.roundhouse.worker.parallel.WorkerGroup;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.NoSuchFileException;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.zip.CRC32;
+
+/**
+ * Checkpoints of a model spread over W workers: at step s each worker writes one shard file,
+ * {@code step-<s>/shard-<rank>.bin}, holding the dense parameters (rank 0 only) and the experts it
+ * is the first host of, keyed by global expert id, each with its AdamW moments; then rank 0, once
+ * it has every shard's description, writes {@code step-<s>/manifest.json}: the commit point. A
+ * folder without a manifest is an incomplete checkpoint and is never read. Because shards are keyed
+ * by global expert, a checkpoint written by W workers can be read by any other number.
+ *
+ * <p>Shard format (big-endian): magic {@code RHK1}, version, step, AdamW step count, entry count;
+ * per entry the parameter name (UTF-8, length-prefixed), the global expert id (−1 for dense), the
+ * value count n, then n values, n first moments, n second moments; last a CRC32 of everything
+ * before it.
+ */
+public final class Checkpointer {
+    private static final int MAGIC = 0x52484B31;  // "RHK1"
+    private static final int VERSION = 1;
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private final CheckpointStore store;
+    private final WorkerGroup group;
+    private final ParamStore params;
+    private final Map<String, String> model;
+
+    /**
+     * @param model the settings that fix the parameters' shapes (a checkpoint of another model is
+     *              refused, naming the settings that differ)
+     */
+    public Checkpointer(CheckpointStore store, WorkerGroup group, ParamStore params, Map<String, String> model) {
+        this.store = store;
+        this.group = group;
+        this.params = params;
+        this.model = new TreeMap<>(model);
+    }
+
+    /** Where training continues from a checkpoint. */
+    public record Restored(String folder, int step, int adamSteps, int workers) {
+    }
+
+    public static String folder(int step) {
+        return String.format("step-%08d", step);
+    }
+
+    private static boolean isExpert(Param p) {
+        return p.name().contains(".experts.");
+    }
+
+    /** Writes this worker's shard of step {@code step}; rank 0 commits the manifest. A collective. */
+    public String save(int step, int adamSteps) throws IOException {
+        ExpertPlacement placement = group.placement();
+        int rank = group.rank();
+        String dir = folder(step);
+        List<Param> all = params.all();
+        List<Object[]> entries = new ArrayList<>();  // {param, expert, local index}
+        List<Integer> experts = new ArrayList<>();
+        for (int i = 0; i < placement.expertCount(rank); i++) {
+            int e = placement.firstExpert(rank) + i;
+            if (placement.hosts(e)[0] == rank) {  // one copy of each replicated expert
+                experts.add(e);
+            }
+        }
+        for (Param p : all) {
+            if (!isExpert(p)) {
+                if (rank == 0) {
+                    entries.add(new Object[] {p, -1, 0});
+                }
+            } else {
+                for (int e : experts) {
+                    entries.add(new Object[] {p, e, e - placement.firstExpert(rank)});
+                }
+            }
+        }
+        byte[] bytes = encode(step, adamSteps, entries, placement.expertCount(rank));
+        String file = dir + "/shard-" + rank + ".bin";
+        store.write(file, bytes);
+        Map<String, Object> info = new LinkedHashMap<>();
+        info.put("file", "shard-" + rank + ".bin");
+        info.put("bytes", bytes.length);
+        info.put("dense", rank == 0);
+        info.put("experts", experts);
+        List<String> infos = group.gatherStrings(JSON.writeValueAsString(info));
+        if (rank == 0) {
+            Map<String, Object> manifest = new LinkedHashMap<>();
+            manifest.put("format", VERSION);
+            manifest.put("step", step);
+            manifest.put("adamSteps", adamSteps);
+            manifest.put("workers", group.size());
+            manifest.put("model", model);
+            List<JsonNode> shards = new ArrayList<>();
+            for (String s : infos) {
+                shards.add(JSON.readTree(s));
+            }
+            manifest.put("shards", shards);
+            store.write(dir + "/manifest.json",
+                    JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(manifest));
+        }
+        return store.describe(dir);
+    }
+
+    private byte[] encode(int step, int adamSteps, List<Object[]> entries, int localExperts) {
+        long size = 20;
+        for (Object[] en : entries) {
+            Param p = (Param) en[0];
+            int n = isExpert(p) ? p.value().size() / localExperts : p.value().size();
+            size += 2 + p.name().getBytes(StandardCharsets.UTF_8).length + 8 + 12L * n;
+        }
+        if (size + 8 > Integer.MAX_VALUE) {
+            throw new CheckpointException("a checkpoint shard of " + size + " bytes is more than one file of this "
+                    + "format holds (2 GiB); use more workers");
+        }
+        ByteBuffer b = ByteBuffer.allocate((int) size + 8);
+        b.putInt(MAGIC).putInt(VERSION).putInt(step).putInt(adamSteps).putInt(entries.size());
+        for (Object[] en : entries) {
+            Param p = (Param) en[0];
+            int expert = (int) en[1];
+            int local = (int) en[2];
+            int n = isExpert(p) ? p.value().size() / localExperts : p.value().size();
+            byte[] name = p.name().getBytes(StandardCharsets.UTF_8);
+            b.putShort((short) name.length).put(name).putInt(expert).putInt(n);
+            for (float[] all : new float[][] {read(p.value()), read(p.m()), read(p.v())}) {
+                b.asFloatBuffer().put(all, local * n, n);
+                b.position(b.position() + 4 * n);
+            }
+        }
+        CRC32 crc = new CRC32();
+        crc.update(b.array(), 0, b.position());
+        b.putLong(crc.getValue());
+        return b.array();
+    }
+
+    private float[] read(io.roundhouse.kernels.Tensor t) {
+        float[] v = new float[t.size()];
+        params.backend().read(t, v);
+        return v;
+    }
+
+    /** The complete checkpoint (manifest present) with the highest step in {@code store}, or null. */
+    public static String latestComplete(CheckpointStore store) throws IOException {
+        String best = null;
+        for (String f : store.folders()) {
+            if (f.matches("step-\\d{8}") && store.exists(f + "/manifest.json") && (best == null || f.compareTo(best) > 0)) {
+                best = f;
+            }
+        }
+        return best;
+    }
+
+    /** Loads step folder {@code dir} into this worker's share of the model. */
+    public Restored load(String dir) throws IOException {
+        String manifestFile = dir + "/manifest.json";
+        JsonNode manifest;
+        try {
+            manifest = JSON.readTree(store.read(manifestFile));
+        } catch (NoSuchFileException e) {
+            throw new CheckpointException("checkpoint " + store.describe(dir) + " has no manifest.json: it is "
+                    + "incomplete (its writer stopped before every shard was in); resume from an earlier one");
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            throw new CheckpointException("checkpoint manifest " + store.describe(manifestFile) + " is not valid JSON ("
+                    + e.getOriginalMessage() + "); resume from an earlier checkpoint", e);
+        }
+        List<String> differ = new ArrayList<>();
+        JsonNode saved = manifest.path("model");
+        for (Map.Entry<String, String> m : model.entrySet()) {
+            String was = saved.path(m.getKey()).asText(null);
+            if (!m.getValue().equals(was)) {
+                differ.add(m.getKey() + " = " + m.getValue() + " here, " + was + " in the checkpoint");
+            }
+        }
+        if (!differ.isEmpty()) {
+            throw new CheckpointException("checkpoint " + store.describe(manifestFile) + " was written by another model: "
+                    + String.join("; ", differ) + ". Resume with the model settings it was written with, or start fresh");
+        }
+        Map<Integer, String> expertShard = new HashMap<>();
+        String denseShard = null;
+        for (JsonNode s : manifest.path("shards")) {
+            if (s.path("dense").asBoolean()) {
+                denseShard = s.path("file").asText();
+            }
+            for (JsonNode e : s.path("experts")) {
+                expertShard.put(e.asInt(), s.path("file").asText());
+            }
+        }
+        ExpertPlacement placement = group.placement();
+        int rank = group.rank();
+        int first = placement.firstExpert(rank);
+        int local = placement.expertCount(rank);
+        Map<String, Map<String, float[][]>> cache = new HashMap<>();
+        for (Param p : params.all()) {
+            int n = isExpert(p) ? p.value().size() / local : p.value().size();
+            float[][] into = {new float[p.value().size()], new float[p.value().size()], new float[p.value().size()]};
+            for (int i = 0; i < (isExpert(p) ? local : 1); i++) {
+                int expert = isExpert(p) ? first + i : -1;
+                String file = isExpert(p) ? expertShard.get(expert) : denseShard;
+                if (file == null) {
+                    throw new CheckpointException("checkpoint " + store.describe(manifestFile) + " has no shard holding "
+                            + (expert < 0 ? "the dense parameters" : "expert " + expert) + "; it is damaged");
+                }
+                Map<String, float[][]> shard = cache.computeIfAbsent(file, f -> decode(dir + "/" + f, manifest));
+                float[][] got = shard.get(p.name() + "#" + expert);
+                if (got == null || got[0].length != n) {
+                    throw new CheckpointException("checkpoint shard " + store.describe(dir + "/" + file) + " lacks "
+                            + p.name() + (expert < 0 ? "" : " of expert " + expert) + " with " + n + " values");
+                }
+                for (int k = 0; k < 3; k++) {
+                    System.arraycopy(got[k], 0, into[k], i * n, n);
+                }
+            }
+            params.backend().write(p.value(), into[0]);
+            params.backend().write(p.m(), into[1]);
+            params.backend().write(p.v(), into[2]);
+        }
+        return new Restored(store.describe(dir), manifest.path("step").asInt(), manifest.path("adamSteps").asInt(),
+                manifest.path("workers").asInt());
+    }
+
+    /** One shard's entries, keyed {@code name#expert}; checks magic, version, length and CRC. */
+    private Map<String, float[][]> decode(String rel, JsonNode manifest) {
+        byte[] bytes;
+        try {
+            bytes = store.read(rel);
+        } catch (IOException e) {
+            throw new CheckpointException("cannot read checkpoint shard " + store.describe(rel) + ": " + e, e);
+        }
+        String what = "checkpoint shard " + store.describe(rel);
+        if (bytes.length < 28) {
+            throw new CheckpointException(what + " is cut short (" + bytes.length + " bytes); resume from an earlier checkpoint");
+        }
+        CRC32 crc = new CRC32();
+        crc.update(bytes, 0, bytes.length - 8);
+        ByteBuffer b = ByteBuffer.wrap(bytes);
+        if (b.getLong(bytes.length - 8) != crc.getValue()) {
+            throw new CheckpointException(what + " is corrupt (its checksum does not match: the file was damaged or "
+                    + "cut short); resume from an earlier checkpoint");
+        }
+        if (b.getInt() != MAGIC || b.getInt() != VERSION) {
+            throw new CheckpointException(what + " is not a Roundhouse checkpoint shard of format " + VERSION);
+        }
+        int step = b.getInt();
+        b.getInt();
+        if (step != manifest.path("step").asInt()) {
+            throw new CheckpointException(what + " belongs to step " + step + ", its manifest to step "
+                    + manifest.path("step").asInt());
+        }
+        int count = b.getInt();
+        Map<String, float[][]> out = new HashMap<>();
+        for (int e = 0; e < count; e++) {
+            byte[] name = new byte[b.getShort()];
+            b.get(name);
+            int expert = b.getInt();
+            int n = b.getInt();
+            float[][] v = new float[3][n];
+            for (int k = 0; k < 3; k++) {
+                b.asFloatBuffer().get(v[k]);
+                b.position(b.position() + 4 * n);
+            }
+            out.put(new String(name, StandardCharsets.UTF_8) + "#" + expert, v);
+        }
+        return out;
+    }
+}
