@@ -41,6 +41,43 @@ class SparkJobTest {
             "comms.timeoutMs=20000"};
     }
 
+    /**
+     * Rank 0 throws at step 12 in the stage's first attempt; Spark re-runs the barrier stage (the
+     * shuffle after it makes that a stage retry, {@code local[2,4]} allows task failures), the new
+     * attempt resumes from the step-8 checkpoint and ends with the parameters of a run that never
+     * failed.
+     */
+    @Test
+    void aFailedTaskMakesSparkRetryTheStageWhichResumesFromTheCheckpoint() throws Exception {
+        Path data = IdxFixtures.write(tmp.resolve("data"), 600, 100, 6);
+        String[] plain = args("spark", data, tmp.resolve("plain"));
+        plain[13] = "train.maxSteps=20";
+        String[] withCheckpoints = java.util.Arrays.copyOf(plain, plain.length + 1);
+        withCheckpoints[plain.length] = "checkpoint.everySteps=8";
+        assertEquals(0, cli(new StringWriter(), new StringWriter(), withCheckpoints));
+        ObjectMapper json = new ObjectMapper();
+        String uninterrupted = json.readTree(onlyRun(tmp.resolve("plain")).resolve("summary.json").toFile())
+                .get("parameterDigest").asText();
+
+        withCheckpoints[2] = "output.dir=" + tmp.resolve("failing");
+        System.setProperty("spark.master", "local[2,4]");
+        System.setProperty("roundhouse.test.failAtStep", "12");
+        StringWriter out = new StringWriter();
+        try {
+            assertEquals(0, cli(out, new StringWriter(), withCheckpoints));
+        } finally {
+            System.clearProperty("spark.master");
+            System.clearProperty("roundhouse.test.failAtStep");
+        }
+        Path run = onlyRun(tmp.resolve("failing"));
+        List<String> resumes = Files.readAllLines(run.resolve("metrics.jsonl")).stream()
+                .filter(l -> l.contains("\"type\":\"resume\"")).toList();
+        assertEquals(1, resumes.size(), "the retried stage resumed once");
+        assertTrue(resumes.get(0).contains("\"step\":8"), resumes.get(0));
+        assertEquals(uninterrupted, json.readTree(run.resolve("summary.json").toFile()).get("parameterDigest").asText(),
+                "after the failure and the retry: the parameters of the uninterrupted run");
+    }
+
     private static Path onlyRun(Path runs) throws Exception {
         try (Stream<Path> s = Files.list(runs)) {
             List<Path> all = s.toList();

@@ -7,7 +7,10 @@ import io.roundhouse.comms.EmbeddedMediaDriver;
 import io.roundhouse.comms.Member;
 import io.roundhouse.comms.Transport;
 import io.roundhouse.driver.JobComms;
+import io.roundhouse.worker.checkpoint.CheckpointStore;
+import io.roundhouse.worker.checkpoint.Checkpointer;
 import io.roundhouse.worker.config.ConfigException;
+import io.roundhouse.worker.config.ConfigKeys;
 import io.roundhouse.worker.config.JobConfig;
 import io.roundhouse.worker.train.MetricsSink;
 import io.roundhouse.worker.train.MetricsWriter;
@@ -39,6 +42,11 @@ import scala.runtime.AbstractFunction1;
  */
 final class WorkerTask extends AbstractFunction1<Iterator<Integer>, Iterator<String>> implements Serializable {
     private static final long serialVersionUID = 1L;
+    /**
+     * Fault injection for the recovery tests: a JVM system property (not a job setting) that makes
+     * rank 0 throw when it reports that step, in the stage's first attempt only.
+     */
+    static final String FAIL_AT_STEP = "roundhouse.test.failAtStep";
 
     private final Map<String, String> config;
     private final long token;
@@ -58,7 +66,13 @@ final class WorkerTask extends AbstractFunction1<Iterator<Integer>, Iterator<Str
         int rank = ctx.partitionId();
         BarrierTaskInfo[] infos = ctx.getTaskInfos();
         int workers = infos.length;
-        JobConfig job = JobConfig.of(config);
+        Map<String, String> settings = new LinkedHashMap<>(config);
+        String checkpoints = settings.getOrDefault(ConfigKeys.CHECKPOINT_DIR.name(), "");
+        if (ctx.stageAttemptNumber() > 0 && !checkpoints.isEmpty() && latestCheckpoint(checkpoints)) {
+            // A retried stage continues from the last complete checkpoint of the failed attempt.
+            settings.put(ConfigKeys.TRAIN_RESUME.name(), checkpoints);
+        }
+        JobConfig job = JobConfig.of(settings);
         CommsConfig cfg = JobComms.config(job, token);
         String host = hostOf(infos[rank].address());
         String endpoint = cfg.transport() == Transport.IPC ? "ipc" : host + ":" + freePort(host);
@@ -81,7 +95,8 @@ final class WorkerTask extends AbstractFunction1<Iterator<Integer>, Iterator<Str
         long[] controlNanos = new long[2];  // rank 0: time spent sending records to the driver, and how many
         try (EmbeddedMediaDriver driver = EmbeddedMediaDriver.acquire(cfg, key, local, workers, 0);
              Member member = new Member(cfg, driver, rank, endpoints);
-             DriverReport report = rank == 0 ? new DriverReport(driver, host, workers, controlNanos) : null) {
+             DriverReport report = rank == 0 ? new DriverReport(driver, host, workers, controlNanos,
+                     ctx.stageAttemptNumber() == 0 ? Integer.getInteger(FAIL_AT_STEP, 0) : 0) : null) {
             member.connect();
             // The driver shows progress; a worker's own console would repeat it (in local mode on the same stdout).
             PrintStream quiet = new PrintStream(OutputStream.nullOutputStream());
@@ -104,8 +119,11 @@ final class WorkerTask extends AbstractFunction1<Iterator<Integer>, Iterator<Str
         private final ControlChannel channel;
         private final long[] cost;
 
-        DriverReport(EmbeddedMediaDriver driver, String host, int workers, long[] cost) {
+        private final int failAtStep;
+
+        DriverReport(EmbeddedMediaDriver driver, String host, int workers, long[] cost, int failAtStep) {
             this.cost = cost;
+            this.failAtStep = failAtStep;
             CommsConfig control = SparkJob.controlConfig(token, JobComms.config(JobConfig.of(config), token));
             List<String> eps = new ArrayList<>();
             eps.add(driverEndpoint);
@@ -118,6 +136,10 @@ final class WorkerTask extends AbstractFunction1<Iterator<Integer>, Iterator<Str
 
         @Override
         public void write(Map<String, Object> record) {
+            if (failAtStep > 0 && "train".equals(record.get("type")) && Integer.valueOf(failAtStep).equals(record.get("step"))) {
+                throw new IllegalStateException("worker 0: failing at step " + failAtStep + " as "
+                        + FAIL_AT_STEP + " asks (stage attempt 0 only)");
+            }
             long t0 = System.nanoTime();
             channel.send(0, MetricsWriter.toJson(record));
             cost[0] += System.nanoTime() - t0;
@@ -140,6 +162,14 @@ final class WorkerTask extends AbstractFunction1<Iterator<Integer>, Iterator<Str
         @Override
         public void close() {
             channel.close();
+        }
+    }
+
+    private static boolean latestCheckpoint(String dir) {
+        try {
+            return Checkpointer.latestComplete(CheckpointStore.local(java.nio.file.Path.of(dir))) != null;
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot look for checkpoints in " + dir + ": " + e.getMessage(), e);
         }
     }
 
