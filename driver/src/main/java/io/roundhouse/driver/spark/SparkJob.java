@@ -138,7 +138,8 @@ public final class SparkJob {
                 java.util.Map<String, String> taskConfig = new java.util.LinkedHashMap<>(config.asMap());
                 if (config.get(ConfigKeys.CHECKPOINT_DIR).isEmpty()) {
                     // Rank 0 runs in an executor: tell every worker where the run's checkpoints go.
-                    taskConfig.put(ConfigKeys.CHECKPOINT_DIR.name(), runDir.resolve("checkpoints").toAbsolutePath().toString());
+                    taskConfig.put(ConfigKeys.CHECKPOINT_DIR.name(),
+                            runDir.resolve("checkpoints").toAbsolutePath().toUri().toString());
                 }
                 WorkerTask task = new WorkerTask(taskConfig, token, endpoint, appKey);
                 ClassTag<Integer> ints = ClassTag$.MODULE$.apply(Integer.class);
@@ -163,7 +164,13 @@ public final class SparkJob {
     }
 
     /** Fails before submitting when the cluster cannot run W tasks at once. */
-    static void checkCluster(SparkContext sc, int w) {
+    void checkCluster(SparkContext sc, int w) {
+        if (!sc.isLocal() && config.get(ConfigKeys.CHECKPOINT_EVERY_STEPS) > 0
+                && config.get(ConfigKeys.CHECKPOINT_DIR).isEmpty()) {
+            throw new ConfigException("checkpoint.dir is empty, and on " + sc.master() + " the executors cannot write "
+                    + "into the driver's run directory; set checkpoint.dir to storage every executor reaches "
+                    + "(hdfs://..., s3a://...), or checkpoint.everySteps = 0");
+        }
         if (sc.getConf().getBoolean("spark.dynamicAllocation.enabled", false)) {
             throw new ConfigException("spark.dynamicAllocation.enabled = true: a barrier stage needs all " + w
                     + " workers at once; set spark.dynamicAllocation.enabled=false");

@@ -7,7 +7,6 @@ import io.roundhouse.comms.EmbeddedMediaDriver;
 import io.roundhouse.comms.Member;
 import io.roundhouse.comms.Transport;
 import io.roundhouse.driver.JobComms;
-import io.roundhouse.worker.checkpoint.CheckpointStore;
 import io.roundhouse.worker.checkpoint.Checkpointer;
 import io.roundhouse.worker.config.ConfigException;
 import io.roundhouse.worker.config.ConfigKeys;
@@ -27,7 +26,10 @@ import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import org.apache.hadoop.conf.Configuration;
 import org.apache.spark.BarrierTaskContext;
+import org.apache.spark.SparkEnv;
+import org.apache.spark.deploy.SparkHadoopUtil;
 import org.apache.spark.BarrierTaskInfo;
 import scala.collection.Iterator;
 import scala.jdk.javaapi.CollectionConverters;
@@ -66,9 +68,10 @@ final class WorkerTask extends AbstractFunction1<Iterator<Integer>, Iterator<Str
         int rank = ctx.partitionId();
         BarrierTaskInfo[] infos = ctx.getTaskInfos();
         int workers = infos.length;
+        Configuration hadoop = SparkHadoopUtil.get().newConfiguration(SparkEnv.get().conf());
         Map<String, String> settings = new LinkedHashMap<>(config);
         String checkpoints = settings.getOrDefault(ConfigKeys.CHECKPOINT_DIR.name(), "");
-        if (ctx.stageAttemptNumber() > 0 && !checkpoints.isEmpty() && latestCheckpoint(checkpoints)) {
+        if (ctx.stageAttemptNumber() > 0 && !checkpoints.isEmpty() && latestCheckpoint(checkpoints, hadoop)) {
             // A retried stage continues from the last complete checkpoint of the failed attempt.
             settings.put(ConfigKeys.TRAIN_RESUME.name(), checkpoints);
         }
@@ -100,7 +103,8 @@ final class WorkerTask extends AbstractFunction1<Iterator<Integer>, Iterator<Str
             member.connect();
             // The driver shows progress; a worker's own console would repeat it (in local mode on the same stdout).
             PrintStream quiet = new PrintStream(OutputStream.nullOutputStream());
-            result = new Trainer(job, quiet, new Collectives(member), null, report).run();
+            result = new Trainer(job, quiet, new Collectives(member), null, report)
+                    .withCheckpointStores(dir -> new HadoopCheckpointStore(dir, hadoop)).run();
         } catch (IOException e) {
             throw new UncheckedIOException("worker " + rank + ": " + e.getMessage(), e);
         }
@@ -165,9 +169,9 @@ final class WorkerTask extends AbstractFunction1<Iterator<Integer>, Iterator<Str
         }
     }
 
-    private static boolean latestCheckpoint(String dir) {
+    private static boolean latestCheckpoint(String dir, Configuration hadoop) {
         try {
-            return Checkpointer.latestComplete(CheckpointStore.local(java.nio.file.Path.of(dir))) != null;
+            return Checkpointer.latestComplete(new HadoopCheckpointStore(dir, hadoop)) != null;
         } catch (IOException e) {
             throw new UncheckedIOException("cannot look for checkpoints in " + dir + ": " + e.getMessage(), e);
         }

@@ -49,7 +49,6 @@ import io.roundhouse.worker.parallel.WorkerGroup;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.io.PrintStream;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.LinkedHashMap;
@@ -75,6 +74,8 @@ public final class Trainer {
     private final Path givenRunDir;
     private final MetricsSink remote;
     private Path givenRunDirOrCreated;   // rank 0's run directory, once known
+    private java.util.function.Function<String, CheckpointStore> checkpointStores =
+            dir -> CheckpointStore.local(Path.of(dir));
 
     /** What a finished run measured (the same on every worker; runDir is null except on rank 0). */
     public record Result(Path runDir, int steps, double wallSeconds, double validationAccuracy,
@@ -106,6 +107,15 @@ public final class Trainer {
         this.remote = remote;
         boolean quiet = comms != null && comms.member().rank() != 0;
         this.console = quiet ? new PrintStream(OutputStream.nullOutputStream()) : console;
+    }
+
+    /**
+     * Where checkpoint folders named in the config live (default: this machine's file system; a
+     * Spark task passes the Hadoop FileSystem, for hdfs:// and s3a://).
+     */
+    public Trainer withCheckpointStores(java.util.function.Function<String, CheckpointStore> stores) {
+        this.checkpointStores = stores;
+        return this;
     }
 
     /** Checks everything that can be checked without training; writes nothing. */
@@ -480,7 +490,7 @@ public final class Trainer {
         }
 
         String save(int step, int adamSteps) throws IOException {
-            return checkpointer(Path.of(root)).save(step, adamSteps);
+            return checkpointer(root).save(step, adamSteps);
         }
 
         /** Loads {@code train.resume} if set; returns the step to continue from (0: fresh). */
@@ -489,15 +499,16 @@ public final class Trainer {
             if (where.isEmpty()) {
                 return 0;
             }
-            Path p = Path.of(where);
-            Path storeRoot;
+            String trimmed = where.endsWith("/") ? where.substring(0, where.length() - 1) : where;
+            String storeRoot;
             String folder;
-            if (Files.exists(p.resolve("manifest.json"))) {
-                storeRoot = p.toAbsolutePath().getParent();
-                folder = p.getFileName().toString();
+            if (checkpointStores.apply(trimmed).exists("manifest.json")) {
+                int slash = trimmed.lastIndexOf('/');
+                storeRoot = slash < 0 ? "." : trimmed.substring(0, slash);
+                folder = trimmed.substring(slash + 1);
             } else {
-                storeRoot = p;
-                folder = Checkpointer.latestComplete(CheckpointStore.local(p));
+                storeRoot = trimmed;
+                folder = Checkpointer.latestComplete(checkpointStores.apply(trimmed));
                 if (folder == null) {
                     throw new CheckpointException("train.resume = " + where + ": no complete checkpoint there (a "
                             + "complete one is a step-NNNNNNNN folder with a manifest.json); check the path");
@@ -513,8 +524,8 @@ public final class Trainer {
             return resumedFrom;
         }
 
-        private Checkpointer checkpointer(Path dir) {
-            return new Checkpointer(CheckpointStore.local(dir), group, params, model);
+        private Checkpointer checkpointer(String dir) {
+            return new Checkpointer(checkpointStores.apply(dir), group, params, model);
         }
     }
 

@@ -1,0 +1,84 @@
+package io.roundhouse.driver.spark;
+
+import io.roundhouse.worker.checkpoint.CheckpointStore;
+import java.io.FileNotFoundException;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.nio.file.NoSuchFileException;
+import java.util.ArrayList;
+import java.util.List;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.FileStatus;
+import org.apache.hadoop.fs.FileSystem;
+import org.apache.hadoop.fs.Path;
+
+/**
+ * Checkpoints through the Hadoop FileSystem API, so {@code checkpoint.dir} may be {@code file://},
+ * {@code hdfs://} or {@code s3a://} alike (a bare path means the cluster's default file system).
+ * Writes go to {@code <name>.tmp} and are renamed into place (on S3A a rename is a copy: the
+ * manifest, written last, is still the commit point).
+ */
+final class HadoopCheckpointStore implements CheckpointStore {
+    private final Path root;
+    private final FileSystem fs;
+
+    HadoopCheckpointStore(String root, Configuration conf) {
+        this.root = new Path(root);
+        try {
+            this.fs = this.root.getFileSystem(conf);
+        } catch (IOException e) {
+            throw new IllegalArgumentException("checkpoint.dir " + root + ": no file system for it (" + e.getMessage()
+                    + "); use file://, hdfs:// or s3a:// with the matching Hadoop settings", e);
+        }
+    }
+
+    @Override
+    public void write(String rel, byte[] data) throws IOException {
+        Path target = new Path(root, rel);
+        Path tmp = new Path(root, rel + ".tmp");
+        try (OutputStream out = fs.create(tmp, true)) {
+            out.write(data);
+        }
+        if (fs.exists(target)) {
+            fs.delete(target, false);  // a retried attempt rewrites the same step
+        }
+        if (!fs.rename(tmp, target)) {
+            throw new IOException("cannot rename " + tmp + " to " + target);
+        }
+    }
+
+    @Override
+    public byte[] read(String rel) throws IOException {
+        Path p = new Path(root, rel);
+        try (InputStream in = fs.open(p)) {
+            return in.readAllBytes();
+        } catch (FileNotFoundException e) {
+            throw new NoSuchFileException(p.toString());
+        }
+    }
+
+    @Override
+    public boolean exists(String rel) throws IOException {
+        return fs.exists(new Path(root, rel));
+    }
+
+    @Override
+    public List<String> folders() throws IOException {
+        List<String> out = new ArrayList<>();
+        if (!fs.exists(root)) {
+            return out;
+        }
+        for (FileStatus s : fs.listStatus(root)) {
+            if (s.isDirectory()) {
+                out.add(s.getPath().getName());
+            }
+        }
+        return out;
+    }
+
+    @Override
+    public String describe(String rel) {
+        return new Path(root, rel).toString();
+    }
+}
