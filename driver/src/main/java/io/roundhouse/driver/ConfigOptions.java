@@ -19,8 +19,20 @@ public final class ConfigOptions {
             description = "overrides applied after the file, e.g. model.experts=16 train.epochs=3")
     List<String> overrides = List.of();
 
+    @Option(names = "--resume", paramLabel = "PATH",
+            description = "continue from a checkpoint: a step-NNNNNNNN folder, or a folder of them (the latest "
+                    + "complete one); the same as train.resume=PATH")
+    String resume;
+
     JobConfig resolve() {
-        return JobConfig.load(file, parseOverrides(overrides));
+        Map<String, String> map = parseOverrides(overrides);
+        if (resume != null) {
+            if (map.containsKey("train.resume")) {
+                throw new ConfigException("--resume and train.resume are both given; use one");
+            }
+            map.put("train.resume", resume);
+        }
+        return JobConfig.load(file, map);
     }
 
     /** {@code KEY=VALUE} words to a map; a word without '=' or a key given twice is an error. */

@@ -82,6 +82,34 @@ class CliEndToEndTest {
     }
 
     @Test
+    void resumeContinuesFromACheckpoint() throws IOException {
+        Path data = IdxFixtures.write(tmp.resolve("data"), 600, 200, 4);
+        String[] common = {"-c", SHIPPED.toString(), "data.dir=" + data, "data.validationExamples=100",
+            "model.dim=16", "model.expertHidden=16", "train.batchSize=50", "train.epochs=2", "train.warmupSteps=5",
+            "workers=1", "checkpoint.everySteps=10", "checkpoint.keep=0"};
+        Outcome first = cli(concat(new String[] {"train", "output.dir=" + tmp.resolve("a")}, common));
+        assertEquals(0, first.code(), first.err());
+        Path run;
+        try (Stream<Path> s = Files.list(tmp.resolve("a"))) {
+            run = s.findFirst().orElseThrow();
+        }
+        Path step10 = run.resolve("checkpoints").resolve("step-00000010");
+        Outcome resumed = cli(concat(new String[] {"train", "output.dir=" + tmp.resolve("b"), "--resume",
+            step10.toString()}, common));
+        assertEquals(0, resumed.code(), resumed.err());
+        assertTrue(resumed.out().contains("resumed at step 10 from " + step10), resumed.out());
+        Outcome both = cli(concat(new String[] {"train", "--resume", step10.toString(), "train.resume=" + step10}, common));
+        assertEquals(RoundhouseCli.EXIT_USAGE, both.code());
+        assertTrue(both.err().contains("--resume and train.resume are both given"), both.err());
+    }
+
+    private static String[] concat(String[] a, String[] b) {
+        String[] out = java.util.Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, out, a.length, b.length);
+        return out;
+    }
+
+    @Test
     void configCommandListsEveryKey() {
         Outcome o = cli("config", "-c", SHIPPED.toString());
         assertEquals(0, o.code());

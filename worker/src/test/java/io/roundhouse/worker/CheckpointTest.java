@@ -51,6 +51,7 @@ class CheckpointTest {
         m.put("train.warmupSteps", "3");
         m.put("train.evalBatchSize", "20");
         m.put("checkpoint.everySteps", "8");
+        m.put("checkpoint.keep", "0");
         m.put("output.dir", out.toString());
         m.put("backend", "cpu");
         return m;
@@ -104,6 +105,17 @@ class CheckpointTest {
                 Trainer.Result again = TrainerGroups.train(resume, 2, tmp.resolve("aeron"), "w2again").get(0);
                 assertEquals(r.parameterDigest(), again.parameterDigest(), "resuming is deterministic");
             }
+        }
+    }
+
+    @Test
+    void onlyTheNewestCheckpointsAreKept() throws Exception {
+        Map<String, String> m = config(tmp.resolve("keep"));
+        m.put("checkpoint.keep", "2");
+        Trainer.Result r = TrainerGroups.train(m, 2, tmp.resolve("aeron"), "keep").get(0);
+        try (var s = Files.list(runDir(r).resolve("checkpoints"))) {
+            assertEquals(List.of("step-00000016", "step-00000020"),
+                    s.map(p -> p.getFileName().toString()).sorted().toList());
         }
     }
 

@@ -78,6 +78,11 @@ final class HadoopCheckpointStore implements CheckpointStore {
     }
 
     @Override
+    public void deleteFolder(String rel) throws IOException {
+        fs.delete(new Path(root, rel), true);
+    }
+
+    @Override
     public String describe(String rel) {
         return new Path(root, rel).toString();
     }

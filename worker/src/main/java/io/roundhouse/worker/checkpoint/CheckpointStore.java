@@ -28,6 +28,9 @@ public interface CheckpointStore {
     /** Names of the folders directly under the root. */
     List<String> folders() throws IOException;
 
+    /** Deletes folder {@code rel} and everything in it. */
+    void deleteFolder(String rel) throws IOException;
+
     /** The full address of {@code rel}, for messages. */
     String describe(String rel);
 
@@ -67,6 +70,19 @@ public interface CheckpointStore {
                     s.filter(Files::isDirectory).forEach(p -> out.add(p.getFileName().toString()));
                 }
                 return out;
+            }
+
+            @Override
+            public void deleteFolder(String rel) throws IOException {
+                Path dir = root.resolve(rel);
+                if (!Files.exists(dir)) {
+                    return;
+                }
+                try (Stream<Path> s = Files.walk(dir)) {
+                    for (Path p : s.sorted(java.util.Comparator.reverseOrder()).toList()) {
+                        Files.delete(p);
+                    }
+                }
             }
 
             @Override

@@ -40,12 +40,20 @@ public final class Checkpointer {
     private final WorkerGroup group;
     private final ParamStore params;
     private final Map<String, String> model;
+    private final int keep;
 
     /**
      * @param model the settings that fix the parameters' shapes (a checkpoint of another model is
      *              refused, naming the settings that differ)
      */
     public Checkpointer(CheckpointStore store, WorkerGroup group, ParamStore params, Map<String, String> model) {
+        this(store, group, params, model, 0);
+    }
+
+    /** @param keep how many checkpoints to keep, the newest (0: all) */
+    public Checkpointer(CheckpointStore store, WorkerGroup group, ParamStore params, Map<String, String> model,
+                        int keep) {
+        this.keep = keep;
         this.store = store;
         this.group = group;
         this.params = params;
@@ -112,6 +120,19 @@ public final class Checkpointer {
             manifest.put("shards", shards);
             store.write(dir + "/manifest.json",
                     JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(manifest));
+            if (keep > 0) {
+                // Only now, with a newer complete checkpoint committed, do older ones go.
+                List<String> steps = new ArrayList<>();
+                for (String f : store.folders()) {
+                    if (f.matches("step-\\d{8}") && f.compareTo(dir) < 0) {
+                        steps.add(f);
+                    }
+                }
+                java.util.Collections.sort(steps);
+                for (int i = 0; i < steps.size() - (keep - 1); i++) {
+                    store.deleteFolder(steps.get(i));
+                }
+            }
         }
         return store.describe(dir);
     }

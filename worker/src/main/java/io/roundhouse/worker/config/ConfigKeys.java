@@ -83,6 +83,8 @@ public final class ConfigKeys {
     // ---- checkpoints ----------------------------------------------------------------------------
     public static final ConfigKey<Integer> CHECKPOINT_EVERY_STEPS = intKey("checkpoint.everySteps", 500, 0,
             Integer.MAX_VALUE, "write a checkpoint every this many steps and after the last (0 = never)");
+    public static final ConfigKey<Integer> CHECKPOINT_KEEP = intKey("checkpoint.keep", 2, 0, Integer.MAX_VALUE,
+            "how many checkpoints to keep, the newest (older ones are deleted once a newer one is complete; 0 = all)");
     public static final ConfigKey<String> CHECKPOINT_DIR = optionalStringKey("checkpoint.dir",
             "folder for checkpoints (empty: checkpoints/ in the run directory)");
     public static final ConfigKey<String> TRAIN_RESUME = optionalStringKey("train.resume",
@@ -113,7 +115,7 @@ public final class ConfigKeys {
             LOSS_LOAD_BALANCE, LOSS_Z,
             TRAIN_EPOCHS, TRAIN_MAX_STEPS, TRAIN_BATCH_SIZE, TRAIN_LR, TRAIN_MIN_LR_FRACTION, TRAIN_WARMUP_STEPS,
             TRAIN_WEIGHT_DECAY, TRAIN_BETA1, TRAIN_BETA2, TRAIN_CLIP_NORM, TRAIN_SEED, TRAIN_EVAL_BATCH_SIZE,
-            CHECKPOINT_EVERY_STEPS, CHECKPOINT_DIR, TRAIN_RESUME,
+            CHECKPOINT_EVERY_STEPS, CHECKPOINT_KEEP, CHECKPOINT_DIR, TRAIN_RESUME,
             WORKERS, COMMS_TRANSPORT, COMMS_TIMEOUT_MS,
             BACKEND, OUTPUT_DIR, LOG_EVERY_STEPS);
 

@@ -3,6 +3,7 @@ package io.roundhouse.worker.train;
 import static io.roundhouse.worker.config.ConfigKeys.BACKEND;
 import static io.roundhouse.worker.config.ConfigKeys.CHECKPOINT_DIR;
 import static io.roundhouse.worker.config.ConfigKeys.CHECKPOINT_EVERY_STEPS;
+import static io.roundhouse.worker.config.ConfigKeys.CHECKPOINT_KEEP;
 import static io.roundhouse.worker.config.ConfigKeys.MODEL_ACTIVATION;
 import static io.roundhouse.worker.config.ConfigKeys.MODEL_BLOCKS;
 import static io.roundhouse.worker.config.ConfigKeys.MODEL_DIM;
@@ -525,7 +526,7 @@ public final class Trainer {
         }
 
         private Checkpointer checkpointer(String dir) {
-            return new Checkpointer(checkpointStores.apply(dir), group, params, model);
+            return new Checkpointer(checkpointStores.apply(dir), group, params, model, config.get(CHECKPOINT_KEEP));
         }
     }
 
