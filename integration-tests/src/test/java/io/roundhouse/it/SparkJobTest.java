@@ -78,6 +78,102 @@ class SparkJobTest {
                 "after the failure and the retry: the parameters of the uninterrupted run");
     }
 
+    /**
+     * {@code local-cluster[2,1,1024]}: two executor JVMs launched by a local Spark worker, the
+     * workers over UDP, checkpoints in a folder both reach; the same model as the launcher trains.
+     */
+    @Test
+    void localClusterExecutorsInSeparateJvmsTrainTheSameModel() throws Exception {
+        Files.createDirectories(Path.of(System.getenv("SPARK_HOME"), "jars"));
+        Path data = IdxFixtures.write(tmp.resolve("data"), 600, 100, 6);
+        String[] a = args("spark", data, tmp.resolve("cluster"));
+        String[] more = java.util.Arrays.copyOf(a, a.length + 2);
+        more[a.length] = "comms.transport=udp";
+        more[a.length + 1] = "checkpoint.dir=" + tmp.resolve("cluster-checkpoints").toUri();
+        System.setProperty("spark.master", "local-cluster[2,1,1024]");
+        System.setProperty("spark.executor.extraClassPath", System.getProperty("java.class.path"));
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        try {
+            assertEquals(0, cli(out, err, more), err.toString());
+        } finally {
+            System.clearProperty("spark.master");
+            System.clearProperty("spark.executor.extraClassPath");
+        }
+        assertTrue(out.toString().contains("on local-cluster[2,1,1024]"), out.toString());
+        ObjectMapper json = new ObjectMapper();
+        String digest = json.readTree(onlyRun(tmp.resolve("cluster")).resolve("summary.json").toFile())
+                .get("parameterDigest").asText();
+        assertTrue(Files.exists(tmp.resolve("cluster-checkpoints/step-00000015/manifest.json")));
+        assertEquals(0, cli(new StringWriter(), new StringWriter(), args("train", data, tmp.resolve("launcher"))));
+        assertEquals(json.readTree(onlyRun(tmp.resolve("launcher")).resolve("summary.json").toFile())
+                .get("parameterDigest").asText(), digest, "executor JVMs train the model the launcher's JVMs train");
+    }
+
+    /**
+     * An executor JVM SIGKILLed mid-run on {@code local-cluster}: the peer's exchange fails naming
+     * it, Spark re-runs the barrier stage on a fresh executor, the workers resume from the last
+     * checkpoint and finish with the parameters of a run that was never interrupted.
+     */
+    @Test
+    void aKilledExecutorJvmIsSurvivedThroughTheCheckpoint() throws Exception {
+        Files.createDirectories(Path.of(System.getenv("SPARK_HOME"), "jars"));
+        Path data = IdxFixtures.write(tmp.resolve("data"), 600, 100, 6);
+        String[] a = args("spark", data, tmp.resolve("killed"));
+        a[13] = "train.maxSteps=600";
+        a[14] = "comms.timeoutMs=5000";
+        Path checkpoints = tmp.resolve("killed-checkpoints");
+        String[] more = java.util.Arrays.copyOf(a, a.length + 4);
+        more[a.length] = "comms.transport=udp";
+        more[a.length + 1] = "checkpoint.dir=" + checkpoints.toUri();
+        more[a.length + 2] = "checkpoint.everySteps=50";
+        more[a.length + 3] = "train.epochs=100";
+        System.setProperty("spark.master", "local-cluster[2,1,1024]");
+        System.setProperty("spark.executor.extraClassPath", System.getProperty("java.class.path"));
+        java.util.concurrent.CompletableFuture<Integer> job;
+        StringWriter out = new StringWriter();
+        try {
+            job = java.util.concurrent.CompletableFuture.supplyAsync(() -> cli(out, new StringWriter(), more));
+            long until = System.nanoTime() + 180_000_000_000L;
+            while (!Files.exists(checkpoints.resolve("step-00000050/manifest.json"))) {
+                assertTrue(System.nanoTime() < until && !job.isDone(), "the workers reach the first checkpoint");
+                Thread.sleep(50);
+            }
+            // The executors are children of the local Spark worker, which runs in this JVM.
+            ProcessHandle executor = ProcessHandle.current().descendants()
+                    .filter(p -> commandLine(p).contains("CoarseGrainedExecutorBackend"))
+                    .findFirst().orElseThrow(() -> new AssertionError("no executor JVM among this JVM's children"));
+            executor.destroyForcibly();
+            assertEquals(0, job.get(240, java.util.concurrent.TimeUnit.SECONDS), out.toString());
+        } finally {
+            System.clearProperty("spark.master");
+            System.clearProperty("spark.executor.extraClassPath");
+        }
+        ObjectMapper json = new ObjectMapper();
+        Path run = onlyRun(tmp.resolve("killed"));
+        assertTrue(Files.readAllLines(run.resolve("metrics.jsonl")).stream().anyMatch(l -> l.contains("\"type\":\"resume\"")),
+                "the retried stage resumed from a checkpoint");
+        String[] plain = args("train", data, tmp.resolve("killed-plain"));
+        plain[13] = "train.maxSteps=600";
+        String[] plainMore = java.util.Arrays.copyOf(plain, plain.length + 2);
+        plainMore[plain.length] = "checkpoint.everySteps=50";
+        plainMore[plain.length + 1] = "train.epochs=100";
+        assertEquals(0, cli(new StringWriter(), new StringWriter(), plainMore));
+        assertEquals(json.readTree(onlyRun(tmp.resolve("killed-plain")).resolve("summary.json").toFile())
+                .get("parameterDigest").asText(),
+                json.readTree(run.resolve("summary.json").toFile()).get("parameterDigest").asText(),
+                "after a killed executor: the parameters of the uninterrupted run");
+    }
+
+    private static String commandLine(ProcessHandle p) {
+        try {
+            return new String(Files.readAllBytes(Path.of("/proc", String.valueOf(p.pid()), "cmdline")),
+                    java.nio.charset.StandardCharsets.UTF_8);
+        } catch (java.io.IOException e) {
+            return "";  // the process is gone
+        }
+    }
+
     private static Path onlyRun(Path runs) throws Exception {
         try (Stream<Path> s = Files.list(runs)) {
             List<Path> all = s.toList();

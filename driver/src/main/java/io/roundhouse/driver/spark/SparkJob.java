@@ -82,6 +82,10 @@ public final class SparkJob {
             conf.setMaster("local[" + w + "]");
             conf.setIfMissing("spark.ui.enabled", "false");
         }
+        // Executors register after the context starts; the barrier stage's slot check then retries
+        // every second (Spark's default waits 15 s between checks) for up to a minute.
+        conf.setIfMissing("spark.scheduler.barrier.maxConcurrentTasksCheck.interval", "1s");
+        conf.setIfMissing("spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures", "60");
         SparkSession spark = SparkSession.builder().config(conf).getOrCreate();
         try {
             return run(spark.sparkContext());
@@ -175,8 +179,10 @@ public final class SparkJob {
             throw new ConfigException("spark.dynamicAllocation.enabled = true: a barrier stage needs all " + w
                     + " workers at once; set spark.dynamicAllocation.enabled=false");
         }
+        // A local master's parallelism is its thread count; a cluster's counts only the executors
+        // registered so far, so there Spark's barrier slot check decides (and names the shortfall).
         int slots = sc.defaultParallelism();
-        if (slots < w) {
+        if (sc.isLocal() && slots < w) {
             throw new ConfigException("workers = " + w + " but the cluster has " + slots + " task slots ("
                     + sc.master() + "); lower workers or give Spark more executors or cores");
         }
