@@ -34,8 +34,9 @@ public final class ControlChannel implements AutoCloseable {
     }
 
     private final CommsConfig cfg;
+    private final EmbeddedMediaDriver driver;
     private final int party;
-    private final List<String> endpoints;
+    private final List<String> endpoints;  // one per party; a listening coordinator learns members' later
     private final ControlCodec codec;
     private final Subscription sub;
     private final ExclusivePublication[] pubs;
@@ -54,6 +55,7 @@ public final class ControlChannel implements AutoCloseable {
     public ControlChannel(CommsConfig cfg, EmbeddedMediaDriver driver, int party, List<String> endpoints, ControlCodec codec,
                           int maxMessageBytes) {
         this.cfg = cfg;
+        this.driver = driver;
         this.party = party;
         this.endpoints = List.copyOf(endpoints);
         this.codec = codec;
@@ -87,14 +89,35 @@ public final class ControlChannel implements AutoCloseable {
             eps.add(null);
         }
         this.cfg = cfg;
+        this.driver = driver;
         this.party = 0;
-        this.endpoints = java.util.Collections.unmodifiableList(eps);
+        this.endpoints = eps;
         this.codec = codec;
         this.sendBuffer = new UnsafeBuffer(new byte[LENGTH + maxMessageBytes]);
         this.receiveBytes = new byte[maxMessageBytes];
         this.assembler = new FragmentAssembler(this::onMessage);
         this.sub = driver.aeron().addSubscription(channel(0, false), stream(0));
         this.pubs = new ExclusivePublication[eps.size()];
+    }
+
+    /**
+     * A listening coordinator's route to {@code party}, once that member has said where it listens
+     * (see {@link #resolvedEndpoint}). UDP only.
+     */
+    public void attach(int party, String endpoint) {
+        if (this.party != 0 || party < 1 || party >= endpoints.size()) {
+            throw new IllegalArgumentException(describe(this.party) + " cannot attach party " + party);
+        }
+        if (pubs[party] != null) {
+            pubs[party].close();
+        }
+        endpoints.set(party, endpoint);
+        pubs[party] = driver.aeron().addExclusivePublication(channel(party, true), stream(party));
+    }
+
+    /** Where this party actually listens ({@code host:port}, the port resolved when it was 0), or null until known. */
+    public String resolvedEndpoint() {
+        return sub.resolvedEndpoint();
     }
 
     private int stream(int p) {

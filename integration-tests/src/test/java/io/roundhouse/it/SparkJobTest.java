@@ -165,6 +165,61 @@ class SparkJobTest {
                 "after a killed executor: the parameters of the uninterrupted run");
     }
 
+    /**
+     * A {@code STOP} file in the run directory: the driver tells rank 0, which hands the request to
+     * every worker in the step's all-reduce; they checkpoint at the same step and stop. Resuming
+     * from that checkpoint ends where an uninterrupted run ends.
+     */
+    @Test
+    void aStopFileCheckpointsAndStopsAndTheRunResumes() throws Exception {
+        Path data = IdxFixtures.write(tmp.resolve("data"), 600, 100, 6);
+        String[] a = args("spark", data, tmp.resolve("stopped"));
+        a[13] = "train.maxSteps=600";
+        String[] more = java.util.Arrays.copyOf(a, a.length + 2);
+        more[a.length] = "checkpoint.everySteps=0";
+        more[a.length + 1] = "train.epochs=100";
+        StringWriter out = new StringWriter();
+        java.util.concurrent.CompletableFuture<Integer> job =
+                java.util.concurrent.CompletableFuture.supplyAsync(() -> cli(out, new StringWriter(), more));
+        long until = System.nanoTime() + 120_000_000_000L;
+        Path run = null;
+        while (run == null) {
+            assertTrue(System.nanoTime() < until && !job.isDone(), "the workers start training");
+            Thread.sleep(20);
+            if (Files.isDirectory(tmp.resolve("stopped"))) {
+                Path r = onlyRun(tmp.resolve("stopped"));
+                if (Files.exists(r.resolve("metrics.jsonl")) && Files.readAllLines(r.resolve("metrics.jsonl")).stream()
+                        .filter(l -> l.contains("\"type\":\"train\"")).count() >= 20) {
+                    run = r;
+                }
+            }
+        }
+        Files.writeString(run.resolve("STOP"), "");
+        assertEquals(0, job.get(120, java.util.concurrent.TimeUnit.SECONDS));
+        assertTrue(out.toString().contains("stop requested"), out.toString());
+        ObjectMapper json = new ObjectMapper();
+        JsonNode summary = json.readTree(run.resolve("summary.json").toFile());
+        assertTrue(summary.get("stoppedEarly").asBoolean());
+        int stoppedAt = summary.get("steps").asInt();
+        assertTrue(stoppedAt >= 20 && stoppedAt < 600, "stopped at " + stoppedAt);
+        Path checkpoint = run.resolve("checkpoints").resolve(String.format("step-%08d", stoppedAt));
+        assertTrue(Files.exists(checkpoint.resolve("manifest.json")), "a checkpoint at the stop: " + checkpoint);
+
+        String[] resume = java.util.Arrays.copyOf(more, more.length + 2);
+        resume[2] = "output.dir=" + tmp.resolve("resumed");
+        resume[more.length] = "--resume";
+        resume[more.length + 1] = checkpoint.toString();
+        assertEquals(0, cli(new StringWriter(), new StringWriter(), resume));
+        String[] plain = java.util.Arrays.copyOf(more, more.length);
+        plain[0] = "train";
+        plain[2] = "output.dir=" + tmp.resolve("never-stopped");
+        assertEquals(0, cli(new StringWriter(), new StringWriter(), plain));
+        assertEquals(json.readTree(onlyRun(tmp.resolve("never-stopped")).resolve("summary.json").toFile())
+                .get("parameterDigest").asText(),
+                json.readTree(onlyRun(tmp.resolve("resumed")).resolve("summary.json").toFile()).get("parameterDigest").asText(),
+                "stopped at step " + stoppedAt + " and resumed: the uninterrupted run's parameters");
+    }
+
     private static String commandLine(ProcessHandle p) {
         try {
             return new String(Files.readAllBytes(Path.of("/proc", String.valueOf(p.pid()), "cmdline")),

@@ -120,13 +120,18 @@ public final class SparkJob {
             AtomicReference<RuntimeException> failed = new AtomicReference<>();
             Thread monitor = new Thread(() -> {
                 try {
+                    long nextLook = 0;
                     while (!done.get()) {
-                        if (channel.poll((party, message) -> progress.accept((String) message), 64) == 0) {
+                        if (channel.poll((party, message) -> progress.accept(channel, (String) message), 64) == 0) {
                             Thread.onSpinWait();
                             Thread.sleep(1);
                         }
+                        if (System.nanoTime() > nextLook) {
+                            progress.forwardRequests(channel);
+                            nextLook = System.nanoTime() + 200_000_000L;
+                        }
                     }
-                    while (channel.poll((party, message) -> progress.accept((String) message), 64) > 0) {
+                    while (channel.poll((party, message) -> progress.accept(channel, (String) message), 64) > 0) {
                         // drain what arrived before the stage ended
                     }
                 } catch (InterruptedException e) {
@@ -206,6 +211,7 @@ public final class SparkJob {
         private final long started;
         private JsonNode summary;
         private double firstStepSeconds = Double.NaN;
+        private boolean rank0Attached;
 
         Progress(Path runDir, int every, PrintWriter out, long started) throws IOException {
             this.started = started;
@@ -215,10 +221,15 @@ public final class SparkJob {
             this.out = out;
         }
 
-        void accept(String record) {
+        void accept(ControlChannel channel, String record) {
             try {
                 JsonNode r = json.readTree(record);
                 String type = r.path("type").asText();
+                if (type.equals("hello")) {
+                    channel.attach(1, r.path("endpoint").asText());
+                    rank0Attached = true;
+                    return;
+                }
                 if (type.equals("summary")) {
                     summary = r;
                     ((com.fasterxml.jackson.databind.node.ObjectNode) r).remove("type");
@@ -246,6 +257,30 @@ public final class SparkJob {
                 }
             } catch (IOException e) {
                 throw new UncheckedIOException("cannot record a metrics line in " + runDir + ": " + e.getMessage(), e);
+            }
+        }
+
+        /**
+         * A file {@code STOP} or {@code CHECKPOINT} in the run directory asks the workers to
+         * checkpoint (and stop) at their next step; the file is removed once the request is sent.
+         */
+        void forwardRequests(ControlChannel channel) {
+            if (!rank0Attached) {
+                return;
+            }
+            for (String request : new String[] {"STOP", "CHECKPOINT"}) {
+                Path file = runDir.resolve(request);
+                if (Files.exists(file)) {
+                    channel.send(1, "{\"command\":\"" + request.toLowerCase(java.util.Locale.ROOT) + "\"}");
+                    try {
+                        Files.deleteIfExists(file);
+                    } catch (IOException e) {
+                        throw new UncheckedIOException("cannot remove " + file + " after forwarding it", e);
+                    }
+                    out.printf("%s requested (%s): the workers %s at their next step%n", request.toLowerCase(
+                            java.util.Locale.ROOT), file, request.equals("STOP") ? "checkpoint and stop" : "checkpoint");
+                    out.flush();
+                }
             }
         }
 

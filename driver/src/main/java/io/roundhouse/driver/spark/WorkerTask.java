@@ -136,6 +136,34 @@ final class WorkerTask extends AbstractFunction1<Iterator<Integer>, Iterator<Str
             }
             channel = new ControlChannel(control, driver, 1, eps, SparkJob.codec(), SparkJob.CONTROL_MAX_BYTES);
             channel.connect();
+            // Tell the driver where rank 0 listens, so it can send commands (checkpoint, stop).
+            long deadline = System.nanoTime() + control.connectTimeoutMs() * 1_000_000L;
+            String mine = channel.resolvedEndpoint();
+            while (mine == null && System.nanoTime() < deadline) {
+                Thread.onSpinWait();
+                mine = channel.resolvedEndpoint();
+            }
+            if (mine == null) {
+                throw new IllegalStateException("worker 0: its control endpoint on " + host + " did not resolve");
+            }
+            Map<String, Object> hello = new LinkedHashMap<>();
+            hello.put("type", "hello");
+            hello.put("endpoint", mine);
+            channel.send(0, MetricsWriter.toJson(hello));
+        }
+
+        @Override
+        public int pollCommand() {
+            int[] command = {NONE};
+            channel.poll((from, message) -> {
+                String m = (String) message;
+                if (m.contains("\"stop\"")) {
+                    command[0] = STOP;
+                } else if (m.contains("\"checkpoint\"") && command[0] == NONE) {
+                    command[0] = CHECKPOINT;
+                }
+            }, 16);
+            return command[0];
         }
 
         @Override

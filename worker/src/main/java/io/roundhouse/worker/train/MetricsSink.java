@@ -15,6 +15,22 @@ public interface MetricsSink extends AutoCloseable {
     /** Makes what was written visible (called with each progress line). */
     void flush();
 
+    /** No request from whoever runs the job. */
+    int NONE = 0;
+    /** Write a checkpoint at the end of this step. */
+    int CHECKPOINT = 1;
+    /** Write a checkpoint at the end of this step and stop training there. */
+    int STOP = 2;
+
+    /**
+     * What the job's owner asks for now (rank 0 asks once per step; the trainer hands the answer
+     * to every worker in the step's all-reduce, so all act at the same step). A run directory on
+     * this machine has no one to ask.
+     */
+    default int pollCommand() {
+        return NONE;
+    }
+
     /** The run's {@code summary.json}. */
     void summary(Map<String, Object> summary) throws IOException;
 

@@ -263,7 +263,7 @@ public final class Trainer {
             this.spec = model.spec();
             this.local = new StepStats(spec.blocks(), spec.experts());
             this.global = new StepStats(spec.blocks(), spec.experts());
-            this.sums = new float[5 + spec.blocks() * spec.experts() + group.size()];
+            this.sums = new float[5 + spec.blocks() * spec.experts() + group.size() + 1];  // + the owner's command
             this.computeMs = new double[group.size()];
             this.sync = group.gradientSync(be, model.params(), sums.length);
         }
@@ -314,9 +314,10 @@ public final class Trainer {
             long start = System.nanoTime();
             double validationAccuracy = Double.NaN;
             int step = firstStep;
-            for (int epoch = firstStep / stepsPerEpoch; step < total; epoch++) {
+            int end = total;  // earlier when the job's owner asks to stop
+            for (int epoch = firstStep / stepsPerEpoch; step < end; epoch++) {
                 batcher.shuffle(epoch);
-                for (int b = step % stepsPerEpoch; b < stepsPerEpoch && step < total; b++) {
+                for (int b = step % stepsPerEpoch; b < stepsPerEpoch && step < end; b++) {
                     long t0 = System.nanoTime();
                     batcher.load(b * batch + lo, shard);
                     model.params().zeroGrads();
@@ -349,7 +350,7 @@ public final class Trainer {
                         }
                         metrics.write(record);
                     }
-                    if (step % logEvery == 0 || step == total) {
+                    if (step % logEvery == 0 || step == total || command() == MetricsSink.STOP) {
                         double elapsed = (System.nanoTime() - start) / 1e9;
                         console.printf("[epoch %d] step %d/%d  loss %.4f  acc %.1f%%  lr %.2e  |g| %.2f  dropped %.1f%%  %,.0f tok/s  ETA %s%n",
                                 epoch + 1, step, total, window.loss(), 100 * window.accuracy(), rate, gradNorm,
@@ -360,7 +361,12 @@ public final class Trainer {
                         }
                         window.reset();
                     }
-                    if (checkpoints.due(step, total)) {
+                    int command = command();
+                    if (command == MetricsSink.STOP) {
+                        end = step;
+                        console.printf("stopping at step %d as asked%n", step);
+                    }
+                    if (checkpoints.due(step, total) || (command != MetricsSink.NONE && checkpoints.possible())) {
                         String where = checkpoints.save(step, opt.steps());
                         console.printf("checkpoint at step %d: %s%n", step, where);
                         if (metrics != null) {
@@ -372,7 +378,7 @@ public final class Trainer {
                         }
                     }
                 }
-                if (valid != null && (step % stepsPerEpoch == 0 || step == total)) {
+                if (valid != null && (step % stepsPerEpoch == 0 || step == end)) {
                     double[] v = evaluate(model, group, valid, evalBatch, seed, local);
                     validationAccuracy = v[1];
                     if (metrics != null) {
@@ -400,6 +406,7 @@ public final class Trainer {
                 summary.put("testLoss", t[0]);
                 summary.put("parameters", group.globalParameterCount(model.params()));
                 summary.put("workers", workers);
+                summary.put("stoppedEarly", end < total);
                 summary.put("backend", be.name());
                 summary.put("parameterDigest", digest);
                 metrics.summary(summary);
@@ -426,6 +433,12 @@ public final class Trainer {
             int at = 5 + spec.blocks() * e;
             java.util.Arrays.fill(sums, at, sums.length, 0f);
             sums[at + group.rank()] = computeNanos / 1e6f;
+            sums[sums.length - 1] = metrics != null ? metrics.pollCommand() : MetricsSink.NONE;  // rank 0 only
+        }
+
+        /** The job owner's command for this step (after {@link #unpackStats}: the same on every worker). */
+        private int command() {
+            return Math.round(sums[sums.length - 1]);
         }
 
         /**
@@ -484,6 +497,11 @@ public final class Trainer {
                 throw new ConfigException("checkpoint.everySteps = " + every + " but no checkpoint folder: the run "
                         + "directory is not on this worker's machine; set checkpoint.dir (or checkpoint.everySteps = 0)");
             }
+        }
+
+        /** Whether checkpoints have somewhere to go (for a checkpoint the job's owner asks for). */
+        boolean possible() {
+            return !root.isEmpty();
         }
 
         boolean due(int step, int total) {
