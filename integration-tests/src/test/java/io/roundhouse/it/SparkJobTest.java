@@ -90,17 +90,29 @@ class SparkJobTest {
         String[] more = java.util.Arrays.copyOf(a, a.length + 2);
         more[a.length] = "comms.transport=udp";
         more[a.length + 1] = "checkpoint.dir=" + tmp.resolve("cluster-checkpoints").toUri();
-        System.setProperty("spark.master", "local-cluster[2,1,1024]");
-        System.setProperty("spark.executor.extraClassPath", System.getProperty("java.class.path"));
+        // A GPU per executor and task, from a discovery script that reports a fake address.
+        Path discover = tmp.resolve("discover-gpu.sh");
+        Files.writeString(discover, "#!/bin/sh\necho '{\"name\": \"gpu\", \"addresses\": [\"7\"]}'\n");
+        discover.toFile().setExecutable(true);
+        java.util.Map<String, String> spark = java.util.Map.of("spark.master", "local-cluster[2,1,1024]",
+                "spark.executor.extraClassPath", System.getProperty("java.class.path"),
+                "spark.worker.resource.gpu.amount", "1",
+                "spark.worker.resource.gpu.discoveryScript", discover.toString(),
+                "spark.executor.resource.gpu.amount", "1",
+                "spark.task.resource.gpu.amount", "1");
+        spark.forEach(System::setProperty);
         StringWriter out = new StringWriter();
         StringWriter err = new StringWriter();
         try {
             assertEquals(0, cli(out, err, more), err.toString());
         } finally {
-            System.clearProperty("spark.master");
-            System.clearProperty("spark.executor.extraClassPath");
+            spark.keySet().forEach(System::clearProperty);
         }
         assertTrue(out.toString().contains("on local-cluster[2,1,1024]"), out.toString());
+        JsonNode placement = new ObjectMapper().readTree(
+                Files.readAllLines(onlyRun(tmp.resolve("cluster")).resolve("metrics.jsonl")).get(0));
+        assertEquals("[\"7\",\"7\"]", placement.get("gpuByWorker").toString(),
+                "each task read its GPU from TaskContext.resources()");
         ObjectMapper json = new ObjectMapper();
         String digest = json.readTree(onlyRun(tmp.resolve("cluster")).resolve("summary.json").toFile())
                 .get("parameterDigest").asText();

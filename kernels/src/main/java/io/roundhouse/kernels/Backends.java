@@ -30,16 +30,34 @@ public final class Backends {
      * @throws UnsupportedOperationException for {@code cuda}, which is not built yet
      */
     public static Backend create(String choice) {
+        return create(choice, null);
+    }
+
+    /**
+     * @param gpu the GPU this worker was given (a device address, e.g. from Spark's
+     *            {@code TaskContext.resources()}), or null; the CUDA backend will bind to it, the
+     *            CPU backend leaves it idle and says so
+     */
+    public static Backend create(String choice, String gpu) {
         checkAvailable(choice);
+        String given = gpu == null ? "" : "; GPU " + gpu + " was assigned to this worker and stays idle";
         switch (choice) {
             case "cpu" -> {
                 Backend b = new CpuBackend();
-                LOG.info("backend: {} (asked for cpu)", b.name());
+                if (gpu == null) {
+                    LOG.info("backend: {} (asked for cpu)", b.name());
+                } else {
+                    LOG.warn("backend: {} (asked for cpu{})", b.name(), given);
+                }
                 return b;
             }
             case "auto" -> {
                 Backend b = new CpuBackend();
-                LOG.info("backend: {} (auto: the CUDA backend is not built yet, see issue #7)", b.name());
+                if (gpu == null) {
+                    LOG.info("backend: {} (auto: the CUDA backend is not built yet, see issue #7)", b.name());
+                } else {
+                    LOG.warn("backend: {} (auto: the CUDA backend is not built yet, see issue #7{})", b.name(), given);
+                }
                 return b;
             }
             default -> throw new IllegalStateException("unreachable: " + choice);

@@ -239,6 +239,14 @@ public final class SparkJob {
                 }
                 metrics.write(record);
                 metrics.newLine();
+                if (type.equals("placement")) {
+                    JsonNode gpus = r.path("gpuByWorker");
+                    for (int w = 0; w < r.path("expertsByWorker").size(); w++) {
+                        out.printf("  worker %d: experts %s%s%n", w, r.path("expertsByWorker").get(w),
+                                gpus.isMissingNode() ? "" : ", GPU " + gpus.get(w).asText());
+                    }
+                    out.flush();
+                }
                 if (type.equals("train") && Double.isNaN(firstStepSeconds)) {
                     firstStepSeconds = (System.nanoTime() - started) / 1e9;
                     out.printf("first step done %.1f s after the job started%n", firstStepSeconds);

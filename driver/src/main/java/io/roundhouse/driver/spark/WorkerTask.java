@@ -104,7 +104,8 @@ final class WorkerTask extends AbstractFunction1<Iterator<Integer>, Iterator<Str
             // The driver shows progress; a worker's own console would repeat it (in local mode on the same stdout).
             PrintStream quiet = new PrintStream(OutputStream.nullOutputStream());
             result = new Trainer(job, quiet, new Collectives(member), null, report)
-                    .withCheckpointStores(dir -> new HadoopCheckpointStore(dir, hadoop)).run();
+                    .withCheckpointStores(dir -> new HadoopCheckpointStore(dir, hadoop))
+                    .withGpu(gpuOf(ctx)).run();
         } catch (IOException e) {
             throw new UncheckedIOException("worker " + rank + ": " + e.getMessage(), e);
         }
@@ -195,6 +196,19 @@ final class WorkerTask extends AbstractFunction1<Iterator<Integer>, Iterator<Str
         public void close() {
             channel.close();
         }
+    }
+
+    /** The task's GPU (Spark resource {@code gpu}, e.g. {@code spark.task.resource.gpu.amount=1}), or null. */
+    private static String gpuOf(BarrierTaskContext ctx) {
+        org.apache.spark.resource.ResourceInformation gpu = ctx.resources().get("gpu").getOrElse(() -> null);
+        if (gpu == null || gpu.addresses().length == 0) {
+            return null;
+        }
+        if (gpu.addresses().length > 1) {
+            throw new ConfigException("a worker drives one GPU, but this task was given " + gpu.addresses().length
+                    + " (" + String.join(", ", gpu.addresses()) + "); set spark.task.resource.gpu.amount=1");
+        }
+        return gpu.addresses()[0];
     }
 
     private static boolean latestCheckpoint(String dir, Configuration hadoop) {

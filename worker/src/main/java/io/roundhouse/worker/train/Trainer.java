@@ -75,6 +75,7 @@ public final class Trainer {
     private final Path givenRunDir;
     private final MetricsSink remote;
     private Path givenRunDirOrCreated;   // rank 0's run directory, once known
+    private String gpu;                  // this worker's GPU address, or null
     private java.util.function.Function<String, CheckpointStore> checkpointStores =
             dir -> CheckpointStore.local(Path.of(dir));
 
@@ -108,6 +109,15 @@ public final class Trainer {
         this.remote = remote;
         boolean quiet = comms != null && comms.member().rank() != 0;
         this.console = quiet ? new PrintStream(OutputStream.nullOutputStream()) : console;
+    }
+
+    /**
+     * The GPU this worker was given (a Spark task's {@code gpu} resource address), for the backend;
+     * recorded in the metrics' placement record.
+     */
+    public Trainer withGpu(String address) {
+        this.gpu = address;
+        return this;
     }
 
     /**
@@ -167,7 +177,7 @@ public final class Trainer {
         ImageDataset train = data.train().subset("train", perm, 0, trainSize);
         ImageDataset valid = validation == 0 ? null : data.train().subset("validation", perm, trainSize, validation);
 
-        try (Backend be = Backends.create(config.get(BACKEND))) {
+        try (Backend be = Backends.create(config.get(BACKEND), gpu)) {
             return train(be, train, valid, data.test());
         }
     }
@@ -293,8 +303,14 @@ public final class Trainer {
             if (workers > 1) {
                 console.print(group.placement().describe());
             }
+            List<String> gpus = group.gatherStrings(gpu == null ? "" : gpu);
             if (metrics != null) {
-                metrics.write(placementRecord(group));
+                Map<String, Object> placement = placementRecord(group);
+                if (gpus.stream().anyMatch(g -> !g.isEmpty())) {
+                    placement.put("gpuByWorker", gpus);
+                    console.println("GPUs by worker: " + gpus);
+                }
+                metrics.write(placement);
             }
 
             Checkpoints checkpoints = new Checkpoints(group, model, train.features(), train.classes());
