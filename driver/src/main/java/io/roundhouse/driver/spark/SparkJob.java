@@ -10,6 +10,7 @@ import io.roundhouse.comms.Transport;
 import io.roundhouse.worker.config.ConfigException;
 import io.roundhouse.worker.config.ConfigKeys;
 import io.roundhouse.worker.config.JobConfig;
+import io.roundhouse.worker.data.FashionMnist;
 import io.roundhouse.worker.train.RunFiles;
 import io.roundhouse.worker.train.Trainer;
 import java.io.BufferedWriter;
@@ -29,6 +30,7 @@ import java.util.stream.IntStream;
 import org.apache.spark.SparkConf;
 import org.apache.spark.SparkContext;
 import org.apache.spark.api.java.JavaSparkContext;
+import org.apache.spark.broadcast.Broadcast;
 import org.apache.spark.rdd.RDD;
 import org.apache.spark.sql.SparkSession;
 import scala.reflect.ClassTag;
@@ -150,7 +152,12 @@ public final class SparkJob {
                     taskConfig.put(ConfigKeys.CHECKPOINT_DIR.name(),
                             runDir.resolve("checkpoints").toAbsolutePath().toUri().toString());
                 }
-                WorkerTask task = new WorkerTask(taskConfig, token, endpoint, appKey);
+                // The driver reads the data once and broadcasts it: executors need no copy of data.dir.
+                FashionMnist.Splits data = FashionMnist.load(Path.of(config.get(ConfigKeys.DATA_DIR)));
+                Broadcast<FashionMnist.Splits> shared = new JavaSparkContext(sc).broadcast(data);
+                out.printf("data: %,d training and %,d test images read from %s, broadcast to the executors%n",
+                        data.train().size(), data.test().size(), config.get(ConfigKeys.DATA_DIR));
+                WorkerTask task = new WorkerTask(taskConfig, token, endpoint, appKey, shared);
                 ClassTag<Integer> ints = ClassTag$.MODULE$.apply(Integer.class);
                 ClassTag<String> strings = ClassTag$.MODULE$.apply(String.class);
                 RDD<Integer> ranks = new JavaSparkContext(sc)
@@ -231,6 +238,7 @@ public final class SparkJob {
                     return;
                 }
                 if (type.equals("summary")) {
+                    channel.send(1, "{\"command\":\"ack\"}");  // rank 0 waits for this before its task ends
                     summary = r;
                     ((com.fasterxml.jackson.databind.node.ObjectNode) r).remove("type");
                     RunFiles.writeAtomically(runDir.resolve("summary.json"),

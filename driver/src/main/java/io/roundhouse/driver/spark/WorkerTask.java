@@ -11,6 +11,7 @@ import io.roundhouse.worker.checkpoint.Checkpointer;
 import io.roundhouse.worker.config.ConfigException;
 import io.roundhouse.worker.config.ConfigKeys;
 import io.roundhouse.worker.config.JobConfig;
+import io.roundhouse.worker.data.FashionMnist;
 import io.roundhouse.worker.train.MetricsSink;
 import io.roundhouse.worker.train.MetricsWriter;
 import io.roundhouse.worker.train.Trainer;
@@ -29,6 +30,7 @@ import java.util.Map;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.spark.BarrierTaskContext;
 import org.apache.spark.SparkEnv;
+import org.apache.spark.broadcast.Broadcast;
 import org.apache.spark.deploy.SparkHadoopUtil;
 import org.apache.spark.BarrierTaskInfo;
 import scala.collection.Iterator;
@@ -54,8 +56,11 @@ final class WorkerTask extends AbstractFunction1<Iterator<Integer>, Iterator<Str
     private final long token;
     private final String driverEndpoint;
     private final String appKey;
+    private final Broadcast<FashionMnist.Splits> data;
 
-    WorkerTask(Map<String, String> config, long token, String driverEndpoint, String appKey) {
+    WorkerTask(Map<String, String> config, long token, String driverEndpoint, String appKey,
+               Broadcast<FashionMnist.Splits> data) {
+        this.data = data;
         this.config = new LinkedHashMap<>(config);
         this.token = token;
         this.driverEndpoint = driverEndpoint;
@@ -105,7 +110,7 @@ final class WorkerTask extends AbstractFunction1<Iterator<Integer>, Iterator<Str
             PrintStream quiet = new PrintStream(OutputStream.nullOutputStream());
             result = new Trainer(job, quiet, new Collectives(member), null, report)
                     .withCheckpointStores(dir -> new HadoopCheckpointStore(dir, hadoop))
-                    .withGpu(gpuOf(ctx)).run();
+                    .withGpu(gpuOf(ctx)).withData(data.value()).run();
         } catch (IOException e) {
             throw new UncheckedIOException("worker " + rank + ": " + e.getMessage(), e);
         }
@@ -125,10 +130,12 @@ final class WorkerTask extends AbstractFunction1<Iterator<Integer>, Iterator<Str
         private final long[] cost;
 
         private final int failAtStep;
+        private final long timeoutMs;
 
         DriverReport(EmbeddedMediaDriver driver, String host, int workers, long[] cost, int failAtStep) {
             this.cost = cost;
             this.failAtStep = failAtStep;
+            this.timeoutMs = JobConfig.of(config).get(ConfigKeys.COMMS_TIMEOUT_MS);
             CommsConfig control = SparkJob.controlConfig(token, JobComms.config(JobConfig.of(config), token));
             List<String> eps = new ArrayList<>();
             eps.add(driverEndpoint);
@@ -184,12 +191,27 @@ final class WorkerTask extends AbstractFunction1<Iterator<Integer>, Iterator<Str
             // every record is sent as it is written
         }
 
+        /**
+         * The summary, then a wait for the driver's acknowledgement: a sent message is only in this
+         * JVM's log buffer, and the task ending would close the publication before it left.
+         */
         @Override
         public void summary(Map<String, Object> summary) {
             Map<String, Object> m = new LinkedHashMap<>();
             m.put("type", "summary");
             m.putAll(summary);
             write(m);
+            long deadline = System.nanoTime() + timeoutMs * 1_000_000L;
+            boolean[] acked = {false};
+            while (!acked[0]) {
+                if (System.nanoTime() > deadline) {
+                    throw new IllegalStateException("worker 0: the driver did not acknowledge the summary within "
+                            + timeoutMs + " ms (comms.timeoutMs)");
+                }
+                if (channel.poll((from, message) -> acked[0] |= ((String) message).contains("\"ack\""), 16) == 0) {
+                    Thread.onSpinWait();
+                }
+            }
         }
 
         @Override

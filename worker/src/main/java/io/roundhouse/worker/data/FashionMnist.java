@@ -18,7 +18,7 @@ public final class FashionMnist {
     }
 
     /** The training and test sets. */
-    public record Splits(ImageDataset train, ImageDataset test) {
+    public record Splits(ImageDataset train, ImageDataset test) implements java.io.Serializable {
     }
 
     public static Splits load(Path dir) {

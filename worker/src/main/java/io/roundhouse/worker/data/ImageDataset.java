@@ -10,7 +10,8 @@ package io.roundhouse.worker.data;
  * @param features features per example (784)
  * @param classes  number of classes
  */
-public record ImageDataset(String name, byte[] pixels, int[] labels, int features, int classes) {
+public record ImageDataset(String name, byte[] pixels, int[] labels, int features, int classes)
+        implements java.io.Serializable {
 
     public ImageDataset {
         if (pixels.length != labels.length * features) {

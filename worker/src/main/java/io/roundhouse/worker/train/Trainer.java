@@ -76,6 +76,7 @@ public final class Trainer {
     private final MetricsSink remote;
     private Path givenRunDirOrCreated;   // rank 0's run directory, once known
     private String gpu;                  // this worker's GPU address, or null
+    private FashionMnist.Splits data;    // given data, or null: read data.dir
     private java.util.function.Function<String, CheckpointStore> checkpointStores =
             dir -> CheckpointStore.local(Path.of(dir));
 
@@ -112,6 +113,15 @@ public final class Trainer {
     }
 
     /**
+     * Trains on {@code splits} instead of reading {@code data.dir} (a Spark task gets the data the
+     * driver read, by broadcast).
+     */
+    public Trainer withData(FashionMnist.Splits splits) {
+        this.data = splits;
+        return this;
+    }
+
+    /**
      * The GPU this worker was given (a Spark task's {@code gpu} resource address), for the backend;
      * recorded in the metrics' placement record.
      */
@@ -143,13 +153,15 @@ public final class Trainer {
                     + " workers nothing to evaluate; use 0 or at least " + workers);
         }
         Backends.checkAvailable(config.get(BACKEND));
-        FashionMnist.checkFolder(Path.of(config.get(DATA_DIR)));
+        if (data == null) {
+            FashionMnist.checkFolder(Path.of(config.get(DATA_DIR)));
+        }
         RunFiles.checkWritable(Path.of(config.get(OUTPUT_DIR)));
     }
 
     public Result run() throws IOException {
         preflight();
-        FashionMnist.Splits data = FashionMnist.load(Path.of(config.get(DATA_DIR)));
+        FashionMnist.Splits data = this.data != null ? this.data : FashionMnist.load(Path.of(config.get(DATA_DIR)));
         int batch = config.get(TRAIN_BATCH_SIZE);
         int validation = config.get(DATA_VALIDATION_EXAMPLES);
         int workers = comms == null ? 1 : comms.member().size();
