@@ -11,8 +11,6 @@ import io.roundhouse.worker.IdxFixtures;
 import io.roundhouse.worker.config.ConfigKey;
 import io.roundhouse.worker.config.ConfigKeys;
 import java.io.IOException;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.stream.Stream;
@@ -26,23 +24,15 @@ class CliEndToEndTest {
     @TempDir
     Path tmp;
 
-    private record Outcome(int code, String out, String err) {
-    }
-
-    private static Outcome cli(String... args) {
-        StringWriter out = new StringWriter();
-        StringWriter err = new StringWriter();
-        int code = RoundhouseCli.run(args, new PrintWriter(out, true), new PrintWriter(err, true));
-        System.out.print(out);
-        System.err.print(err);
-        return new Outcome(code, out.toString(), err.toString());
+    private static Cli.Outcome cli(String... args) {
+        return Cli.run(args);
     }
 
     @Test
     void trainsWithTheShippedConfigAndOverrides() throws IOException {
         Path data = IdxFixtures.write(tmp.resolve("data"), 600, 200, 4);
         Path runs = tmp.resolve("runs");
-        Outcome o = cli("train", "-c", SHIPPED.toString(), "data.dir=" + data, "output.dir=" + runs,
+        Cli.Outcome o = cli("train", "-c", SHIPPED.toString(), "data.dir=" + data, "output.dir=" + runs,
                 "data.validationExamples=100", "model.dim=32", "model.expertHidden=32", "train.batchSize=50",
                 "train.epochs=2", "train.warmupSteps=5", "log.everySteps=5");
         assertEquals(0, o.code(), o.err());
@@ -73,7 +63,7 @@ class CliEndToEndTest {
         };
         for (String[] c : cases) {
             String setting = c[0].startsWith("data.dir") ? "log.everySteps=50" : "data.dir=" + data;
-            Outcome o = cli("train", "-c", SHIPPED.toString(), setting, "output.dir=" + runs, c[0]);
+            Cli.Outcome o = cli("train", "-c", SHIPPED.toString(), setting, "output.dir=" + runs, c[0]);
             assertEquals(RoundhouseCli.EXIT_USAGE, o.code(), c[0]);
             assertTrue(o.err().startsWith("error: ") && o.err().contains(c[1]), c[0] + " -> " + o.err());
             assertEquals(1, o.err().strip().lines().count(), "one line, no stack trace: " + o.err());
@@ -87,18 +77,18 @@ class CliEndToEndTest {
         String[] common = {"-c", SHIPPED.toString(), "data.dir=" + data, "data.validationExamples=100",
             "model.dim=16", "model.expertHidden=16", "train.batchSize=50", "train.epochs=2", "train.warmupSteps=5",
             "workers=1", "checkpoint.everySteps=10", "checkpoint.keep=0"};
-        Outcome first = cli(concat(new String[] {"train", "output.dir=" + tmp.resolve("a")}, common));
+        Cli.Outcome first = cli(concat(new String[] {"train", "output.dir=" + tmp.resolve("a")}, common));
         assertEquals(0, first.code(), first.err());
         Path run;
         try (Stream<Path> s = Files.list(tmp.resolve("a"))) {
             run = s.findFirst().orElseThrow();
         }
         Path step10 = run.resolve("checkpoints").resolve("step-00000010");
-        Outcome resumed = cli(concat(new String[] {"train", "output.dir=" + tmp.resolve("b"), "--resume",
+        Cli.Outcome resumed = cli(concat(new String[] {"train", "output.dir=" + tmp.resolve("b"), "--resume",
             step10.toString()}, common));
         assertEquals(0, resumed.code(), resumed.err());
         assertTrue(resumed.out().contains("resumed at step 10 from " + step10), resumed.out());
-        Outcome both = cli(concat(new String[] {"train", "--resume", step10.toString(), "train.resume=" + step10}, common));
+        Cli.Outcome both = cli(concat(new String[] {"train", "--resume", step10.toString(), "train.resume=" + step10}, common));
         assertEquals(RoundhouseCli.EXIT_USAGE, both.code());
         assertTrue(both.err().contains("--resume and train.resume are both given"), both.err());
     }
@@ -111,7 +101,7 @@ class CliEndToEndTest {
 
     @Test
     void configCommandListsEveryKey() {
-        Outcome o = cli("config", "-c", SHIPPED.toString());
+        Cli.Outcome o = cli("config", "-c", SHIPPED.toString());
         assertEquals(0, o.code());
         for (ConfigKey<?> k : ConfigKeys.ALL) {
             assertTrue(o.out().contains(k.name() + " = " + k.defaultText()), k.name());
@@ -121,7 +111,7 @@ class CliEndToEndTest {
 
     @Test
     void unknownBenchmarkIsNamed() {
-        Outcome o = cli("bench", "allgather");
+        Cli.Outcome o = cli("bench", "allgather");
         assertEquals(RoundhouseCli.EXIT_USAGE, o.code());
         assertTrue(o.err().contains("unknown benchmark 'allgather'"), o.err());
     }

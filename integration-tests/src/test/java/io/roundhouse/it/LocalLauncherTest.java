@@ -5,10 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.roundhouse.driver.RoundhouseCli;
 import io.roundhouse.worker.IdxFixtures;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -39,16 +36,8 @@ class LocalLauncherTest {
         data = IdxFixtures.write(tmp.resolve("data"), 600, 100, 6);
     }
 
-    private record Outcome(int code, String out, String err) {
-    }
-
-    private static Outcome cli(String... args) {
-        StringWriter out = new StringWriter();
-        StringWriter err = new StringWriter();
-        int code = RoundhouseCli.run(args, new PrintWriter(out, true), new PrintWriter(err, true));
-        System.out.print(out);
-        System.err.print(err);
-        return new Outcome(code, out.toString(), err.toString());
+    private static Cli.Outcome cli(String... args) {
+        return Cli.run(args);
     }
 
     private static List<String> args(Path runs, String transport, String... more) {
@@ -72,7 +61,7 @@ class LocalLauncherTest {
     @ValueSource(strings = {"ipc", "udp"})
     void twoWorkerJvmsTrain(String transport) throws Exception {
         Path runs = tmp.resolve("ok-" + transport);
-        Outcome o = cli(args(runs, transport, "train.maxSteps=20").toArray(String[]::new));
+        Cli.Outcome o = cli(args(runs, transport, "train.maxSteps=20").toArray(String[]::new));
         assertEquals(0, o.code(), o.err());
         assertTrue(o.out().contains("launching 2 workers over " + transport), o.out());
         assertTrue(o.out().contains("worker 1: experts 2-3"), "the placement is printed");
@@ -96,7 +85,7 @@ class LocalLauncherTest {
     @org.junit.jupiter.api.Test
     void aBatchTooSmallForTheWorkersIsRefusedBeforeLaunching() {
         Path runs = tmp.resolve("refused");
-        Outcome o = cli(args(runs, "ipc").stream()
+        Cli.Outcome o = cli(args(runs, "ipc").stream()
                 .map(a -> a.equals("workers=2") ? "workers=3" : a.startsWith("train.batchSize=") ? "train.batchSize=2" : a)
                 .toArray(String[]::new));
         assertEquals(2, o.code());
@@ -110,7 +99,7 @@ class LocalLauncherTest {
         List<String> a = new ArrayList<>(List.of("bench", "train", "--workers", "1,2", "--steps", "20", "--json",
                 json.toString()));
         a.addAll(args(tmp.resolve("bench-runs"), "ipc").subList(1, 12)); // the overrides up to backend
-        Outcome o = cli(a.toArray(String[]::new));
+        Cli.Outcome o = cli(a.toArray(String[]::new));
         assertEquals(0, o.code(), o.err());
         assertTrue(o.out().contains("comm %"), o.out());
         JsonNode runs = new ObjectMapper().readTree(json.toFile()).get("runs");
@@ -126,7 +115,7 @@ class LocalLauncherTest {
     @ValueSource(strings = {"ipc", "udp"})
     void aKilledWorkerFailsTheJobWithItsName(String transport) throws Exception {
         Path runs = tmp.resolve("kill-" + transport);
-        CompletableFuture<Outcome> job = CompletableFuture.supplyAsync(
+        CompletableFuture<Cli.Outcome> job = CompletableFuture.supplyAsync(
                 () -> cli(args(runs, transport, "train.epochs=100000").toArray(String[]::new)));
         // Wait until the workers are training, then SIGKILL worker 1.
         long pid = -1;
@@ -146,7 +135,7 @@ class LocalLauncherTest {
         assertTrue(pid > 0, "the workers started training");
         long killedAt = System.nanoTime();
         ProcessHandle.of(pid).orElseThrow().destroyForcibly();
-        Outcome o = job.get(60, TimeUnit.SECONDS);
+        Cli.Outcome o = job.get(60, TimeUnit.SECONDS);
         double seconds = (System.nanoTime() - killedAt) / 1e9;
         System.out.printf("%s: the job failed %.1f s after worker 1 was killed%n", transport, seconds);
         assertEquals(1, o.code());
