@@ -7,6 +7,8 @@ import io.roundhouse.comms.ControlChannel;
 import io.roundhouse.comms.ControlCodec;
 import io.roundhouse.comms.EmbeddedMediaDriver;
 import io.roundhouse.comms.Transport;
+import io.roundhouse.worker.checkpoint.CheckpointStore;
+import io.roundhouse.worker.checkpoint.Checkpointer;
 import io.roundhouse.worker.config.ConfigException;
 import io.roundhouse.worker.config.ConfigKeys;
 import io.roundhouse.worker.config.JobConfig;
@@ -157,6 +159,11 @@ public final class SparkJob {
                 Broadcast<FashionMnist.Splits> shared = new JavaSparkContext(sc).broadcast(data);
                 out.printf("data: %,d training and %,d test images read from %s, broadcast to the executors%n",
                         data.train().size(), data.test().size(), config.get(ConfigKeys.DATA_DIR));
+                String checkpointDir = taskConfig.get(ConfigKeys.CHECKPOINT_DIR.name());
+                if (!checkpointDir.isEmpty()) {
+                    progress.checkpointsAt(new HadoopCheckpointStore(checkpointDir, sc.hadoopConfiguration()),
+                            config.get(ConfigKeys.CHECKPOINT_KEEP));
+                }
                 WorkerTask task = new WorkerTask(taskConfig, token, endpoint, appKey, shared);
                 ClassTag<Integer> ints = ClassTag$.MODULE$.apply(Integer.class);
                 ClassTag<String> strings = ClassTag$.MODULE$.apply(String.class);
@@ -219,6 +226,14 @@ public final class SparkJob {
         private JsonNode summary;
         private double firstStepSeconds = Double.NaN;
         private boolean rank0Attached;
+        private CheckpointStore checkpoints;
+        private int keep;
+
+        /** Where this run's checkpoints live (the driver writes their manifests). */
+        void checkpointsAt(CheckpointStore store, int keepNewest) {
+            this.checkpoints = store;
+            this.keep = keepNewest;
+        }
 
         Progress(Path runDir, int every, PrintWriter out, long started) throws IOException {
             this.started = started;
@@ -237,8 +252,18 @@ public final class SparkJob {
                     rank0Attached = true;
                     return;
                 }
+                if (type.equals("manifest") && checkpoints == null) {
+                    throw new IllegalStateException("rank 0 committed a checkpoint but the job has no checkpoint.dir");
+                }
+                if (type.equals("manifest")) {
+                    // The driver is the commit point: rank 0 waits for this before training on.
+                    Checkpointer.commit(checkpoints, r.path("dir").asText(),
+                            json.writerWithDefaultPrettyPrinter().writeValueAsBytes(r.path("manifest")), keep);
+                    channel.send(1, "{\"command\":\"ack\",\"for\":\"manifest\"}");
+                    return;
+                }
                 if (type.equals("summary")) {
-                    channel.send(1, "{\"command\":\"ack\"}");  // rank 0 waits for this before its task ends
+                    channel.send(1, "{\"command\":\"ack\",\"for\":\"summary\"}");  // rank 0 waits for this before its task ends
                     summary = r;
                     ((com.fasterxml.jackson.databind.node.ObjectNode) r).remove("type");
                     RunFiles.writeAtomically(runDir.resolve("summary.json"),

@@ -1,5 +1,7 @@
 package io.roundhouse.driver.spark;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import io.roundhouse.comms.Collectives;
 import io.roundhouse.comms.CommsConfig;
 import io.roundhouse.comms.ControlChannel;
@@ -46,6 +48,7 @@ import scala.runtime.AbstractFunction1;
  */
 final class WorkerTask extends AbstractFunction1<Iterator<Integer>, Iterator<String>> implements Serializable {
     private static final long serialVersionUID = 1L;
+    private static final ObjectMapper JSON = new ObjectMapper();
     /**
      * Fault injection for the recovery tests: a JVM system property (not a job setting) that makes
      * rank 0 throw when it reports that step, in the stage's first attempt only.
@@ -164,10 +167,10 @@ final class WorkerTask extends AbstractFunction1<Iterator<Integer>, Iterator<Str
         public int pollCommand() {
             int[] command = {NONE};
             channel.poll((from, message) -> {
-                String m = (String) message;
-                if (m.contains("\"stop\"")) {
+                String c = command(message);
+                if (c.equals("stop")) {
                     command[0] = STOP;
-                } else if (m.contains("\"checkpoint\"") && command[0] == NONE) {
+                } else if (c.equals("checkpoint") && command[0] == NONE) {
                     command[0] = CHECKPOINT;
                 }
             }, 16);
@@ -201,16 +204,45 @@ final class WorkerTask extends AbstractFunction1<Iterator<Integer>, Iterator<Str
             m.put("type", "summary");
             m.putAll(summary);
             write(m);
+            awaitAck("summary");
+        }
+
+        /** The driver commits every checkpoint: it writes the manifest once rank 0 says all shards are in. */
+        @Override
+        public Checkpointer.Committer checkpointCommitter() {
+            return (dir, manifest) -> {
+                Map<String, Object> m = new LinkedHashMap<>();
+                m.put("type", "manifest");
+                m.put("dir", dir);
+                m.put("manifest", JSON.readTree(manifest));
+                long t0 = System.nanoTime();
+                channel.send(0, MetricsWriter.toJson(m));
+                cost[0] += System.nanoTime() - t0;
+                awaitAck("manifest");
+            };
+        }
+
+        private void awaitAck(String what) {
             long deadline = System.nanoTime() + timeoutMs * 1_000_000L;
             boolean[] acked = {false};
             while (!acked[0]) {
                 if (System.nanoTime() > deadline) {
-                    throw new IllegalStateException("worker 0: the driver did not acknowledge the summary within "
+                    throw new IllegalStateException("worker 0: the driver did not acknowledge the " + what + " within "
                             + timeoutMs + " ms (comms.timeoutMs)");
                 }
-                if (channel.poll((from, message) -> acked[0] |= ((String) message).contains("\"ack\""), 16) == 0) {
+                if (channel.poll((from, message) -> acked[0] |= command(message).equals("ack:" + what), 16) == 0) {
                     Thread.onSpinWait();
                 }
+            }
+        }
+
+        private String command(Object message) {
+            try {
+                JsonNode c = JSON.readTree((String) message);
+                String name = c.path("command").asText();
+                return name.equals("ack") ? "ack:" + c.path("for").asText() : name;
+            } catch (IOException e) {
+                throw new IllegalStateException("worker 0: an unreadable message from the driver: " + message, e);
             }
         }
 

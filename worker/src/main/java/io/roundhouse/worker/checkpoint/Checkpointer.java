@@ -40,7 +40,12 @@ public final class Checkpointer {
     private final WorkerGroup group;
     private final ParamStore params;
     private final Map<String, String> model;
-    private final int keep;
+    private final Committer committer;
+
+    /** Commits step folder {@code dir} by writing its manifest (the commit point). */
+    public interface Committer {
+        void commit(String dir, byte[] manifest) throws IOException;
+    }
 
     /**
      * @param model the settings that fix the parameters' shapes (a checkpoint of another model is
@@ -53,7 +58,16 @@ public final class Checkpointer {
     /** @param keep how many checkpoints to keep, the newest (0: all) */
     public Checkpointer(CheckpointStore store, WorkerGroup group, ParamStore params, Map<String, String> model,
                         int keep) {
-        this.keep = keep;
+        this(store, group, params, model, (dir, manifest) -> commit(store, dir, manifest, keep));
+    }
+
+    /**
+     * @param committer what rank 0 does with a step's manifest once every shard is written (the
+     *                  Spark driver commits it; otherwise {@link #commit} into the store)
+     */
+    public Checkpointer(CheckpointStore store, WorkerGroup group, ParamStore params, Map<String, String> model,
+                        Committer committer) {
+        this.committer = committer;
         this.store = store;
         this.group = group;
         this.params = params;
@@ -118,23 +132,29 @@ public final class Checkpointer {
                 shards.add(JSON.readTree(s));
             }
             manifest.put("shards", shards);
-            store.write(dir + "/manifest.json",
-                    JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(manifest));
-            if (keep > 0) {
-                // Only now, with a newer complete checkpoint committed, do older ones go.
-                List<String> steps = new ArrayList<>();
-                for (String f : store.folders()) {
-                    if (f.matches("step-\\d{8}") && f.compareTo(dir) < 0) {
-                        steps.add(f);
-                    }
-                }
-                java.util.Collections.sort(steps);
-                for (int i = 0; i < steps.size() - (keep - 1); i++) {
-                    store.deleteFolder(steps.get(i));
-                }
-            }
+            committer.commit(dir, JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(manifest));
         }
         return store.describe(dir);
+    }
+
+    /**
+     * Writes {@code dir/manifest.json} (atomically): from then on the checkpoint is complete. Only
+     * then do older checkpoints go, all but the newest {@code keep} (0: none go).
+     */
+    public static void commit(CheckpointStore store, String dir, byte[] manifest, int keep) throws IOException {
+        store.write(dir + "/manifest.json", manifest);
+        if (keep > 0) {
+            List<String> steps = new ArrayList<>();
+            for (String f : store.folders()) {
+                if (f.matches("step-\\d{8}") && f.compareTo(dir) < 0) {
+                    steps.add(f);
+                }
+            }
+            java.util.Collections.sort(steps);
+            for (int i = 0; i < steps.size() - (keep - 1); i++) {
+                store.deleteFolder(steps.get(i));
+            }
+        }
     }
 
     private byte[] encode(int step, int adamSteps, List<Object[]> entries, int localExperts) {

@@ -31,6 +31,14 @@ public interface MetricsSink extends AutoCloseable {
         return NONE;
     }
 
+    /**
+     * Who commits rank 0's checkpoints (writes the manifest and prunes old ones), or null: rank 0
+     * does, into the store. The Spark driver commits them itself.
+     */
+    default io.roundhouse.worker.checkpoint.Checkpointer.Committer checkpointCommitter() {
+        return null;
+    }
+
     /** The run's {@code summary.json}. */
     void summary(Map<String, Object> summary) throws IOException;
 

@@ -572,7 +572,10 @@ public final class Trainer {
         }
 
         private Checkpointer checkpointer(String dir) {
-            return new Checkpointer(checkpointStores.apply(dir), group, params, model, config.get(CHECKPOINT_KEEP));
+            CheckpointStore store = checkpointStores.apply(dir);
+            Checkpointer.Committer byOwner = remote != null ? remote.checkpointCommitter() : null;
+            return byOwner != null ? new Checkpointer(store, group, params, model, byOwner)
+                    : new Checkpointer(store, group, params, model, config.get(CHECKPOINT_KEEP));
         }
     }
 
