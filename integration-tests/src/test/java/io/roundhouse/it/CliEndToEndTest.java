@@ -60,6 +60,7 @@ class CliEndToEndTest {
             {"model.expert=4", "unknown key 'model.expert'; did you mean model.experts?"},
             {"data.dir=" + tmp.resolve("missing"), "is not a folder"},
             {"backend=cuda", "the CUDA backend is not built yet"},
+            {"data.format=parquet", "data.format = parquet is read by the Spark job"},
         };
         for (String[] c : cases) {
             String setting = c[0].startsWith("data.dir") ? "log.everySteps=50" : "data.dir=" + data;

@@ -232,6 +232,59 @@ class SparkJobTest {
                 "stopped at step " + stoppedAt + " and resumed: the uninterrupted run's parameters");
     }
 
+    /**
+     * A user's own data as Parquet ({@code label} integers, {@code features} arrays): the driver
+     * reads it with Spark, the workers learn it; a missing column is refused naming the file.
+     */
+    @Test
+    void parquetDataOfYourOwn() throws Exception {
+        Path dir = tmp.resolve("parquet");
+        org.apache.spark.sql.SparkSession spark = org.apache.spark.sql.SparkSession.builder().master("local[1]")
+                .config("spark.ui.enabled", "false").getOrCreate();
+        try {
+            java.util.Random rnd = new java.util.Random(3);
+            for (String split : new String[] {"train", "test"}) {
+                List<org.apache.spark.sql.Row> rows = new java.util.ArrayList<>();
+                for (int i = 0; i < (split.equals("train") ? 500 : 120); i++) {
+                    int label = rnd.nextInt(3);
+                    List<Double> f = new java.util.ArrayList<>();
+                    for (int j = 0; j < 12; j++) {
+                        f.add(rnd.nextGaussian() * 0.5 + (j % 3 == label ? 1.5 : 0));  // three separable classes
+                    }
+                    rows.add(org.apache.spark.sql.RowFactory.create(label, f));
+                }
+                org.apache.spark.sql.types.StructType schema = new org.apache.spark.sql.types.StructType()
+                        .add("label", org.apache.spark.sql.types.DataTypes.IntegerType)
+                        .add("features", org.apache.spark.sql.types.DataTypes.createArrayType(
+                                org.apache.spark.sql.types.DataTypes.DoubleType));
+                spark.createDataFrame(rows, schema).write().parquet(dir.resolve(split + ".parquet").toString());
+                if (split.equals("test")) {
+                    spark.createDataFrame(rows, schema).drop("label").write()
+                            .parquet(tmp.resolve("bad").resolve("train.parquet").toString());
+                }
+            }
+        } finally {
+            spark.stop();
+        }
+        String[] a = args("spark", dir, tmp.resolve("parquet-runs"));
+        String[] more = java.util.Arrays.copyOf(a, a.length + 1);
+        more[a.length] = "data.format=parquet";
+        more[3] = "data.validationExamples=50";
+        more[13] = "train.maxSteps=60";
+        StringWriter out = new StringWriter();
+        assertEquals(0, cli(out, new StringWriter(), more));
+        assertTrue(out.toString().contains("500 training and 120 test examples (12 features, 3 classes)"), out.toString());
+        JsonNode summary = new ObjectMapper().readTree(onlyRun(tmp.resolve("parquet-runs")).resolve("summary.json").toFile());
+        assertTrue(summary.get("testAccuracy").asDouble() > 0.8, "learns the three classes: " + summary);
+
+        more[1] = "data.dir=" + tmp.resolve("bad");
+        more[2] = "output.dir=" + tmp.resolve("bad-runs");
+        StringWriter err = new StringWriter();
+        assertEquals(2, cli(new StringWriter(), err, more));
+        assertTrue(err.toString().contains("train.parquet has no column 'label' (it has features)"), err.toString());
+        assertTrue(!Files.exists(tmp.resolve("bad-runs")), "nothing written");
+    }
+
     private static String commandLine(ProcessHandle p) {
         try {
             return new String(Files.readAllBytes(Path.of("/proc", String.valueOf(p.pid()), "cmdline")),

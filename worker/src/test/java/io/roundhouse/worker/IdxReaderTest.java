@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.roundhouse.worker.data.DataException;
+import io.roundhouse.worker.data.DataSplits;
 import io.roundhouse.worker.data.FashionMnist;
 import io.roundhouse.worker.data.IdxReader;
 import java.io.IOException;
@@ -86,7 +87,7 @@ class IdxReaderTest {
     @Test
     void loadsAFixture() throws IOException {
         IdxFixtures.write(dir, 30, 12, 2);
-        FashionMnist.Splits s = FashionMnist.load(dir);
+        DataSplits s = FashionMnist.load(dir);
         assertEquals(30, s.train().size());
         assertEquals(12, s.test().size());
         assertEquals(784, s.train().features());

@@ -12,6 +12,7 @@ import io.roundhouse.worker.checkpoint.Checkpointer;
 import io.roundhouse.worker.config.ConfigException;
 import io.roundhouse.worker.config.ConfigKeys;
 import io.roundhouse.worker.config.JobConfig;
+import io.roundhouse.worker.data.DataSplits;
 import io.roundhouse.worker.data.FashionMnist;
 import io.roundhouse.worker.train.RunFiles;
 import io.roundhouse.worker.train.Trainer;
@@ -105,6 +106,10 @@ public final class SparkJob {
         }
         int w = config.get(ConfigKeys.WORKERS);
         checkCluster(sc, w);
+        // The data first: a data error leaves nothing behind.
+        DataSplits data = config.get(ConfigKeys.DATA_FORMAT).equals("parquet")
+                ? ParquetData.load(SparkSession.builder().sparkContext(sc).getOrCreate(), config.get(ConfigKeys.DATA_DIR))
+                : FashionMnist.load(Path.of(config.get(ConfigKeys.DATA_DIR)));
         Path runDir = RunFiles.createRunDir(Path.of(config.get(ConfigKeys.OUTPUT_DIR)));
         RunFiles.writeAtomically(runDir.resolve("config.conf"), config.describe());
         out.printf("spark: %d workers as a barrier stage on %s (application %s); run directory %s%n", w, sc.master(),
@@ -155,10 +160,10 @@ public final class SparkJob {
                             runDir.resolve("checkpoints").toAbsolutePath().toUri().toString());
                 }
                 // The driver reads the data once and broadcasts it: executors need no copy of data.dir.
-                FashionMnist.Splits data = FashionMnist.load(Path.of(config.get(ConfigKeys.DATA_DIR)));
-                Broadcast<FashionMnist.Splits> shared = new JavaSparkContext(sc).broadcast(data);
-                out.printf("data: %,d training and %,d test images read from %s, broadcast to the executors%n",
-                        data.train().size(), data.test().size(), config.get(ConfigKeys.DATA_DIR));
+                Broadcast<DataSplits> shared = new JavaSparkContext(sc).broadcast(data);
+                out.printf("data: %,d training and %,d test examples (%d features, %d classes) read from %s, "
+                        + "broadcast to the executors%n", data.train().size(), data.test().size(),
+                        data.train().features(), data.train().classes(), config.get(ConfigKeys.DATA_DIR));
                 String checkpointDir = taskConfig.get(ConfigKeys.CHECKPOINT_DIR.name());
                 if (!checkpointDir.isEmpty()) {
                     progress.checkpointsAt(new HadoopCheckpointStore(checkpointDir, sc.hadoopConfiguration()),

@@ -13,7 +13,7 @@ import io.roundhouse.worker.checkpoint.Checkpointer;
 import io.roundhouse.worker.config.ConfigException;
 import io.roundhouse.worker.config.ConfigKeys;
 import io.roundhouse.worker.config.JobConfig;
-import io.roundhouse.worker.data.FashionMnist;
+import io.roundhouse.worker.data.DataSplits;
 import io.roundhouse.worker.train.MetricsSink;
 import io.roundhouse.worker.train.MetricsWriter;
 import io.roundhouse.worker.train.Trainer;
@@ -59,10 +59,10 @@ final class WorkerTask extends AbstractFunction1<Iterator<Integer>, Iterator<Str
     private final long token;
     private final String driverEndpoint;
     private final String appKey;
-    private final Broadcast<FashionMnist.Splits> data;
+    private final Broadcast<DataSplits> data;
 
     WorkerTask(Map<String, String> config, long token, String driverEndpoint, String appKey,
-               Broadcast<FashionMnist.Splits> data) {
+               Broadcast<DataSplits> data) {
         this.data = data;
         this.config = new LinkedHashMap<>(config);
         this.token = token;

@@ -21,6 +21,9 @@ public final class ConfigKeys {
     // ---- data ---------------------------------------------------------------------------------
     public static final ConfigKey<String> DATA_DIR = stringKey("data.dir", "/usr/share/datasets/fashion-mnist",
             "folder with the Fashion-MNIST IDX files (train-/t10k- images and labels, .gz or plain)");
+    public static final ConfigKey<String> DATA_FORMAT = choiceKey("data.format", "idx", List.of("idx", "parquet"),
+            "idx: data.dir holds the (Fashion-)MNIST IDX files; parquet: data.dir holds train.parquet and test.parquet "
+            + "with an integer label column and a numeric-array features column (read by the Spark job)");
     public static final ConfigKey<Integer> DATA_VALIDATION_EXAMPLES = intKey("data.validationExamples", 5000, 0, 1_000_000,
             "training examples held out (after a seeded shuffle) as the validation split");
 
@@ -109,7 +112,7 @@ public final class ConfigKeys {
 
     /** All keys, in the order they are documented and printed. */
     public static final List<ConfigKey<?>> ALL = List.of(
-            DATA_DIR, DATA_VALIDATION_EXAMPLES,
+            DATA_DIR, DATA_FORMAT, DATA_VALIDATION_EXAMPLES,
             MODEL_DIM, MODEL_BLOCKS, MODEL_EXPERTS, MODEL_TOP_K, MODEL_EXPERT_HIDDEN, MODEL_ACTIVATION, MODEL_NORM,
             MODEL_GATE, MODEL_CAPACITY_FACTOR, MODEL_DROPOUT_INPUT, MODEL_DROPOUT_BLOCK,
             LOSS_LOAD_BALANCE, LOSS_Z,

@@ -17,13 +17,9 @@ public final class FashionMnist {
     private FashionMnist() {
     }
 
-    /** The training and test sets. */
-    public record Splits(ImageDataset train, ImageDataset test) implements java.io.Serializable {
-    }
-
-    public static Splits load(Path dir) {
+    public static DataSplits load(Path dir) {
         checkFolder(dir);
-        return new Splits(read(dir, "train"), read(dir, "t10k"));
+        return new DataSplits(read(dir, "train"), read(dir, "t10k"));
     }
 
     /** Fails with the fix when the folder or one of its four files is missing. */

@@ -1,8 +1,8 @@
 package io.roundhouse.worker.data;
 
 /**
- * Labelled examples as unsigned bytes (images stay compact; batches are normalised to float on
- * the way into a tensor).
+ * Labelled images as unsigned bytes (compact; normalised to {@code (p/255 − mean)/std} with the
+ * Fashion-MNIST statistics on the way out).
  *
  * @param name     for messages ("train", "test", …)
  * @param pixels   [count·features] unsigned bytes
@@ -11,7 +11,7 @@ package io.roundhouse.worker.data;
  * @param classes  number of classes
  */
 public record ImageDataset(String name, byte[] pixels, int[] labels, int features, int classes)
-        implements java.io.Serializable {
+        implements LabeledData {
 
     public ImageDataset {
         if (pixels.length != labels.length * features) {
@@ -20,11 +20,27 @@ public record ImageDataset(String name, byte[] pixels, int[] labels, int feature
         }
     }
 
+    @Override
     public int size() {
         return labels.length;
     }
 
-    /** The examples at {@code indices[from, from+n)} as a new dataset (used for splits, not per step). */
+    @Override
+    public int label(int example) {
+        return labels[example];
+    }
+
+    @Override
+    public void features(int example, float[] x, int off) {
+        float scale = 1f / (255f * FashionMnist.STD);
+        float shift = FashionMnist.MEAN / FashionMnist.STD;
+        int so = example * features;
+        for (int j = 0; j < features; j++) {
+            x[off + j] = (pixels[so + j] & 0xFF) * scale - shift;
+        }
+    }
+
+    @Override
     public ImageDataset subset(String subsetName, int[] indices, int from, int n) {
         byte[] p = new byte[n * features];
         int[] l = new int[n];

@@ -3,18 +3,17 @@ package io.roundhouse.worker.train;
 import io.roundhouse.kernels.Backend;
 import io.roundhouse.kernels.DType;
 import io.roundhouse.kernels.Tensor;
-import io.roundhouse.worker.data.FashionMnist;
-import io.roundhouse.worker.data.ImageDataset;
+import io.roundhouse.worker.data.LabeledData;
 import java.util.SplittableRandom;
 
 /**
  * Moves batches of a dataset into tensors: a seeded shuffle per epoch (the order is a pure function
- * of seed and epoch), pixels normalised to {@code (p/255 − mean)/std}. Staging buffers are
+ * of seed and epoch), features as the dataset gives them (images normalised). Staging buffers are
  * allocated once.
  */
 public final class Batcher {
     private final Backend be;
-    private final ImageDataset data;
+    private final LabeledData data;
     private final int[] order;
     private final float[] hostX;
     private final int[] hostY;
@@ -23,7 +22,7 @@ public final class Batcher {
     private final long seed;
     private int epochShuffled = -1;
 
-    public Batcher(Backend be, ImageDataset data, int maxN, long seed) {
+    public Batcher(Backend be, LabeledData data, int maxN, long seed) {
         this.be = be;
         this.data = data;
         this.seed = seed;
@@ -58,17 +57,10 @@ public final class Batcher {
     /** Loads examples {@code order[from, from+n)} into {@link #x()} and {@link #y()} (rows [0, n)). */
     public void load(int from, int n) {
         int f = data.features();
-        byte[] px = data.pixels();
-        float scale = 1f / (255f * FashionMnist.STD);
-        float shift = FashionMnist.MEAN / FashionMnist.STD;
         for (int r = 0; r < n; r++) {
             int src = order[from + r];
-            int so = src * f;
-            int dst = r * f;
-            for (int j = 0; j < f; j++) {
-                hostX[dst + j] = (px[so + j] & 0xFF) * scale - shift;
-            }
-            hostY[r] = data.labels()[src];
+            data.features(src, hostX, r * f);
+            hostY[r] = data.label(src);
         }
         be.write(x.rows(n), hostX);
         be.write(y.rows(n), hostY);

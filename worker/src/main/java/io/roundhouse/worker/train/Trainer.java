@@ -12,6 +12,7 @@ import static io.roundhouse.worker.config.ConfigKeys.MODEL_EXPERT_HIDDEN;
 import static io.roundhouse.worker.config.ConfigKeys.MODEL_NORM;
 import static io.roundhouse.worker.config.ConfigKeys.TRAIN_RESUME;
 import static io.roundhouse.worker.config.ConfigKeys.DATA_DIR;
+import static io.roundhouse.worker.config.ConfigKeys.DATA_FORMAT;
 import static io.roundhouse.worker.config.ConfigKeys.DATA_VALIDATION_EXAMPLES;
 import static io.roundhouse.worker.config.ConfigKeys.LOG_EVERY_STEPS;
 import static io.roundhouse.worker.config.ConfigKeys.OUTPUT_DIR;
@@ -39,7 +40,8 @@ import io.roundhouse.worker.config.ConfigException;
 import io.roundhouse.worker.config.ConfigKey;
 import io.roundhouse.worker.config.JobConfig;
 import io.roundhouse.worker.data.FashionMnist;
-import io.roundhouse.worker.data.ImageDataset;
+import io.roundhouse.worker.data.DataSplits;
+import io.roundhouse.worker.data.LabeledData;
 import io.roundhouse.worker.model.ModelSpec;
 import io.roundhouse.worker.model.ParamStore;
 import io.roundhouse.worker.model.MoeClassifier;
@@ -76,7 +78,7 @@ public final class Trainer {
     private final MetricsSink remote;
     private Path givenRunDirOrCreated;   // rank 0's run directory, once known
     private String gpu;                  // this worker's GPU address, or null
-    private FashionMnist.Splits data;    // given data, or null: read data.dir
+    private DataSplits data;    // given data, or null: read data.dir
     private java.util.function.Function<String, CheckpointStore> checkpointStores =
             dir -> CheckpointStore.local(Path.of(dir));
 
@@ -116,7 +118,7 @@ public final class Trainer {
      * Trains on {@code splits} instead of reading {@code data.dir} (a Spark task gets the data the
      * driver read, by broadcast).
      */
-    public Trainer withData(FashionMnist.Splits splits) {
+    public Trainer withData(DataSplits splits) {
         this.data = splits;
         return this;
     }
@@ -153,7 +155,7 @@ public final class Trainer {
                     + " workers nothing to evaluate; use 0 or at least " + workers);
         }
         Backends.checkAvailable(config.get(BACKEND));
-        if (data == null) {
+        if (data == null && config.get(DATA_FORMAT).equals("idx")) {
             FashionMnist.checkFolder(Path.of(config.get(DATA_DIR)));
         }
         RunFiles.checkWritable(Path.of(config.get(OUTPUT_DIR)));
@@ -161,7 +163,11 @@ public final class Trainer {
 
     public Result run() throws IOException {
         preflight();
-        FashionMnist.Splits data = this.data != null ? this.data : FashionMnist.load(Path.of(config.get(DATA_DIR)));
+        if (this.data == null && !config.get(DATA_FORMAT).equals("idx")) {
+            throw new ConfigException("data.format = " + config.get(DATA_FORMAT) + " is read by the Spark job: run "
+                    + "'roundhouse spark' (an embedded local[W] master is enough), or use IDX files");
+        }
+        DataSplits data = this.data != null ? this.data : FashionMnist.load(Path.of(config.get(DATA_DIR)));
         int batch = config.get(TRAIN_BATCH_SIZE);
         int validation = config.get(DATA_VALIDATION_EXAMPLES);
         int workers = comms == null ? 1 : comms.member().size();
@@ -186,8 +192,8 @@ public final class Trainer {
         }
         long seed = config.get(TRAIN_SEED);
         int[] perm = permutation(data.train().size(), seed);
-        ImageDataset train = data.train().subset("train", perm, 0, trainSize);
-        ImageDataset valid = validation == 0 ? null : data.train().subset("validation", perm, trainSize, validation);
+        LabeledData train = data.train().subset("train", perm, 0, trainSize);
+        LabeledData valid = validation == 0 ? null : data.train().subset("validation", perm, trainSize, validation);
 
         try (Backend be = Backends.create(config.get(BACKEND), gpu)) {
             return train(be, train, valid, data.test());
@@ -209,7 +215,7 @@ public final class Trainer {
         return p;
     }
 
-    private Result train(Backend be, ImageDataset train, ImageDataset valid, ImageDataset test) throws IOException {
+    private Result train(Backend be, LabeledData train, LabeledData valid, LabeledData test) throws IOException {
         int batch = config.get(TRAIN_BATCH_SIZE);
         int evalBatch = config.get(TRAIN_EVAL_BATCH_SIZE);
         long seed = config.get(TRAIN_SEED);
@@ -217,7 +223,7 @@ public final class Trainer {
         WorkerGroup group = comms == null ? WorkerGroup.single(spec.experts()) : WorkerGroup.of(comms, spec.experts());
         int workers = group.size();
         int maxN = (batch + workers - 1) / workers;
-        for (ImageDataset set : new ImageDataset[] {valid, test}) {
+        for (LabeledData set : new LabeledData[] {valid, test}) {
             if (set != null) {
                 maxN = Math.max(maxN, EvalPlan.of(set.size(), evalBatch, workers).maxPiece());
             }
@@ -258,9 +264,9 @@ public final class Trainer {
         private final MoeClassifier model;
         private final AdamW opt;
         private final LrSchedule lr;
-        private final ImageDataset train;
-        private final ImageDataset valid;
-        private final ImageDataset test;
+        private final LabeledData train;
+        private final LabeledData valid;
+        private final LabeledData test;
         private final Path runDir;
         private final MetricsSink metrics;     // null except on rank 0
         private final DenseGradientSync sync;  // null for one worker
@@ -270,8 +276,8 @@ public final class Trainer {
         private final float[] sums;
         private final double[] computeMs;
 
-        Loop(Backend be, WorkerGroup group, MoeClassifier model, AdamW opt, LrSchedule lr, ImageDataset train,
-             ImageDataset valid, ImageDataset test, Path runDir, MetricsSink metrics) {
+        Loop(Backend be, WorkerGroup group, MoeClassifier model, AdamW opt, LrSchedule lr, LabeledData train,
+             LabeledData valid, LabeledData test, Path runDir, MetricsSink metrics) {
             this.be = be;
             this.group = group;
             this.model = model;
@@ -607,7 +613,7 @@ public final class Trainer {
      * dropout, dropless), each worker evaluating its shards of the {@link EvalPlan}'s batches; the
      * result is summed over the workers.
      */
-    static double[] evaluate(MoeClassifier model, WorkerGroup group, ImageDataset data, int evalBatch, long seed,
+    static double[] evaluate(MoeClassifier model, WorkerGroup group, LabeledData data, int evalBatch, long seed,
                              StepStats stats) {
         EvalPlan plan = EvalPlan.of(data.size(), evalBatch, group.size());
         Batcher batcher = new Batcher(model.backend(), data, plan.maxPiece(), seed);

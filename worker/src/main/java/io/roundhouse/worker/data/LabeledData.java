@@ -1,0 +1,28 @@
+package io.roundhouse.worker.data;
+
+import java.io.Serializable;
+
+/**
+ * Labelled examples with a fixed number of features, as the model reads them: {@link ImageDataset}
+ * (bytes, normalised on the way out) or {@link FloatDataset} (features as given).
+ */
+public interface LabeledData extends Serializable {
+    /** For messages ("train", "test", …). */
+    String name();
+
+    int size();
+
+    /** Features per example. */
+    int features();
+
+    /** Number of classes; labels are in [0, classes). */
+    int classes();
+
+    int label(int example);
+
+    /** Example {@code example}'s features, ready for the model, into {@code x[off, off + features)}. */
+    void features(int example, float[] x, int off);
+
+    /** The examples at {@code indices[from, from + n)} as a new dataset (for splits, not per step). */
+    LabeledData subset(String subsetName, int[] indices, int from, int n);
+}
