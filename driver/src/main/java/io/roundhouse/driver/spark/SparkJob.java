@@ -146,7 +146,10 @@ public final class SparkJob {
                 } catch (InterruptedException e) {
                     Thread.currentThread().interrupt();
                 } catch (RuntimeException e) {
+                    // The driver can no longer follow the run (e.g. a manifest it cannot write): stop the job
+                    // rather than let the workers wait for acknowledgements that will not come.
                     failed.set(e);
+                    sc.cancelAllJobs();
                 }
             }, "roundhouse-driver-control");
             monitor.setDaemon(true);
@@ -170,12 +173,18 @@ public final class SparkJob {
                             config.get(ConfigKeys.CHECKPOINT_KEEP));
                 }
                 WorkerTask task = new WorkerTask(taskConfig, token, endpoint, appKey, shared);
-                ClassTag<Integer> ints = ClassTag$.MODULE$.apply(Integer.class);
                 ClassTag<String> strings = ClassTag$.MODULE$.apply(String.class);
                 RDD<Integer> ranks = new JavaSparkContext(sc)
                         .parallelize(IntStream.range(0, w).boxed().toList(), w).rdd();
                 // The shuffle after the barrier stage: a failed task re-runs the stage instead of aborting the job.
                 results = ranks.barrier().mapPartitions(task, false, strings).toJavaRDD().repartition(1).collect();
+            } catch (RuntimeException e) {
+                RuntimeException cause = failed.get();
+                if (cause != null) {  // the job was cancelled because the driver failed: say why
+                    cause.addSuppressed(e);
+                    throw cause;
+                }
+                throw e;
             } finally {
                 done.set(true);
                 try {

@@ -143,7 +143,7 @@ final class WorkerTask extends AbstractFunction1<Iterator<Integer>, Iterator<Str
             List<String> eps = new ArrayList<>();
             eps.add(driverEndpoint);
             for (int r = 0; r < workers; r++) {
-                eps.add(host + ":0");  // members' own control endpoints: an ephemeral port (nothing is sent to them yet)
+                eps.add(host + ":0");  // where rank 0 listens: an ephemeral port, told to the driver in the hello
             }
             channel = new ControlChannel(control, driver, 1, eps, SparkJob.codec(), SparkJob.CONTROL_MAX_BYTES);
             channel.connect();
