@@ -94,7 +94,7 @@ public final class LocalLauncher {
         // IPC: the workers join this JVM's media driver.
         EmbeddedMediaDriver driver = comms.transport() == Transport.IPC
                 ? EmbeddedMediaDriver.acquire(comms, jobKey, w, w, 0) : null;
-        List<Worker> workers = new ArrayList<>();
+        List<Worker> workers = new java.util.concurrent.CopyOnWriteArrayList<>();  // the shutdown hook reads it
         Thread reaper = new Thread(() -> workers.forEach(k -> k.process.destroyForcibly()), "roundhouse-launcher-stop");
         Runtime.getRuntime().addShutdownHook(reaper);
         try {

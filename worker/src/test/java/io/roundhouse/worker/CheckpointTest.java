@@ -109,6 +109,18 @@ class CheckpointTest {
     }
 
     @Test
+    void aStopFileInTheRunDirectoryStopsWithACheckpoint() throws Exception {
+        Path run = Files.createDirectories(tmp.resolve("stop-run"));
+        Files.writeString(run.resolve("STOP"), "");
+        Trainer.Result r = new Trainer(io.roundhouse.worker.config.JobConfig.of(config(tmp.resolve("stop"))),
+                new java.io.PrintStream(new java.io.ByteArrayOutputStream()), null, run).run();
+        assertEquals(1, r.steps(), "stopped after the first step");
+        assertTrue(Files.exists(run.resolve("checkpoints/step-00000001/manifest.json")), "with a checkpoint there");
+        assertTrue(new ObjectMapper().readTree(run.resolve("summary.json").toFile()).get("stoppedEarly").asBoolean());
+        assertTrue(!Files.exists(run.resolve("STOP")), "the request is taken");
+    }
+
+    @Test
     void onlyTheNewestCheckpointsAreKept() throws Exception {
         Map<String, String> m = config(tmp.resolve("keep"));
         m.put("checkpoint.keep", "2");

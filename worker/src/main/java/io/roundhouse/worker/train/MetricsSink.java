@@ -24,8 +24,7 @@ public interface MetricsSink extends AutoCloseable {
 
     /**
      * What the job's owner asks for now (rank 0 asks once per step; the trainer hands the answer
-     * to every worker in the step's all-reduce, so all act at the same step). A run directory on
-     * this machine has no one to ask.
+     * to every worker in the step's all-reduce, so all act at the same step).
      */
     default int pollCommand() {
         return NONE;
@@ -45,10 +44,33 @@ public interface MetricsSink extends AutoCloseable {
     @Override
     void close() throws IOException;
 
-    /** {@code metrics.jsonl} and {@code summary.json} (written atomically) in {@code runDir}. */
+    /**
+     * {@code metrics.jsonl} and {@code summary.json} (written atomically) in {@code runDir}; a file
+     * {@code STOP} or {@code CHECKPOINT} put into it (looked for every 200 ms) is the owner's
+     * command, and is removed once taken.
+     */
     static MetricsSink runDirectory(Path runDir) throws IOException {
         MetricsWriter w = new MetricsWriter(runDir.resolve("metrics.jsonl"));
         return new MetricsSink() {
+            private long nextLook;
+
+            @Override
+            public int pollCommand() {
+                long now = System.nanoTime();
+                if (now < nextLook) {
+                    return NONE;
+                }
+                nextLook = now + 200_000_000L;
+                try {
+                    if (java.nio.file.Files.deleteIfExists(runDir.resolve("STOP"))) {
+                        return STOP;
+                    }
+                    return java.nio.file.Files.deleteIfExists(runDir.resolve("CHECKPOINT")) ? CHECKPOINT : NONE;
+                } catch (IOException e) {
+                    throw new java.io.UncheckedIOException("cannot take a command file from " + runDir, e);
+                }
+            }
+
             @Override
             public void write(Map<String, Object> record) {
                 w.write(record);
