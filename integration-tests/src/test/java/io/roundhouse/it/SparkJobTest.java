@@ -285,6 +285,37 @@ class SparkJobTest {
         assertTrue(!Files.exists(tmp.resolve("bad-runs")), "nothing written");
     }
 
+    /** A checkpoint written by two Spark workers resumes as a Spark job of one and of three workers. */
+    @Test
+    void aTwoWorkerCheckpointResumesOnOneAndThreeWorkers() throws Exception {
+        Path data = IdxFixtures.write(tmp.resolve("data"), 600, 100, 6);
+        String[] a = args("spark", data, tmp.resolve("two"));
+        a[13] = "train.maxSteps=12";
+        assertEquals(0, cli(new StringWriter(), new StringWriter(), a));
+        Path checkpoints = onlyRun(tmp.resolve("two")).resolve("checkpoints");
+        for (int w : new int[] {1, 3}) {
+            String[] r = args("spark", data, tmp.resolve("on" + w));
+            r[12] = "workers=" + w;
+            r[13] = "train.maxSteps=20";
+            String[] more = java.util.Arrays.copyOf(r, r.length + 2);
+            more[r.length] = "--resume";
+            more[r.length + 1] = checkpoints.toString();
+            System.setProperty("spark.master", "local[" + w + "]");
+            StringWriter out = new StringWriter();
+            try {
+                assertEquals(0, cli(out, new StringWriter(), more), out.toString());
+            } finally {
+                System.clearProperty("spark.master");
+            }
+            Path run = onlyRun(tmp.resolve("on" + w));
+            JsonNode resume = new ObjectMapper().readTree(Files.readAllLines(run.resolve("metrics.jsonl")).get(1));
+            assertEquals("resume", resume.get("type").asText());
+            assertEquals(12, resume.get("step").asInt(), "continued from the two-worker checkpoint at step 12");
+            assertEquals(20, new ObjectMapper().readTree(run.resolve("summary.json").toFile()).get("steps").asInt());
+            assertEquals(w, new ObjectMapper().readTree(run.resolve("summary.json").toFile()).get("workers").asInt());
+        }
+    }
+
     private static String commandLine(ProcessHandle p) {
         try {
             return new String(Files.readAllBytes(Path.of("/proc", String.valueOf(p.pid()), "cmdline")),
