@@ -316,6 +316,33 @@ class SparkJobTest {
         }
     }
 
+    /** {@code data.distribution = partitioned}: the data repartitioned to the workers, each training on its part. */
+    @Test
+    void partitionedDataTrainsEachWorkerOnItsPart() throws Exception {
+        Path data = IdxFixtures.write(tmp.resolve("data"), 600, 100, 6);
+        String[] a = args("spark", data, tmp.resolve("partitioned"));
+        String[] more = java.util.Arrays.copyOf(a, a.length + 1);
+        more[a.length] = "data.distribution=partitioned";
+        StringWriter out = new StringWriter();
+        assertEquals(0, cli(out, new StringWriter(), more));
+        assertTrue(out.toString().contains("repartitioned to the 2 workers"), out.toString());
+        Path run = onlyRun(tmp.resolve("partitioned"));
+        List<String> lines = Files.readAllLines(run.resolve("metrics.jsonl"));
+        ObjectMapper json = new ObjectMapper();
+        double first = json.readTree(lines.get(1)).get("loss").asDouble();
+        double last = lines.stream().filter(l -> l.contains("\"type\":\"train\"")).map(l -> {
+            try {
+                return json.readTree(l).get("loss").asDouble();
+            } catch (java.io.IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        }).reduce((x, y) -> y).orElseThrow();
+        assertTrue(last < first, "the loss falls: " + first + " -> " + last);
+        JsonNode summary = json.readTree(run.resolve("summary.json").toFile());
+        assertEquals(15, summary.get("steps").asInt());
+        assertTrue(summary.get("testAccuracy").asDouble() > 0.5, summary.toString());
+    }
+
     private static String commandLine(ProcessHandle p) {
         try {
             return new String(Files.readAllBytes(Path.of("/proc", String.valueOf(p.pid()), "cmdline")),

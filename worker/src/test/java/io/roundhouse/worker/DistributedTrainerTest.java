@@ -118,6 +118,33 @@ class DistributedTrainerTest {
         }
     }
 
+    /**
+     * Partitioned data (each worker holds only its part, as a Spark partition gives it): the
+     * workers train, the loss falls, the run is deterministic, and the evaluation covers every
+     * part.
+     */
+    @Test
+    void workersTrainOnTheirOwnParts() throws Exception {
+        io.roundhouse.worker.data.DataSplits all = io.roundhouse.worker.data.FashionMnist.load(data);
+        int[] cuts = {0, 380, 700};        // uneven parts: 380 and 320 training examples
+        int[] testCuts = {0, 60, 101};     // 60 and 41 test examples
+        java.util.function.BiFunction<Integer, Trainer, Trainer> part = (rank, t) -> t.withPartition(
+                new io.roundhouse.worker.data.DataSplits(
+                        all.train().subset("train", java.util.stream.IntStream.range(0, 700).toArray(), cuts[rank],
+                                cuts[rank + 1] - cuts[rank]),
+                        all.test().subset("test", java.util.stream.IntStream.range(0, 101).toArray(), testCuts[rank],
+                                testCuts[rank + 1] - testCuts[rank])));
+        List<Trainer.Result> a = TrainerGroups.train(config(tmp.resolve("parts-a"), 2), 2, tmp.resolve("aeron"), "pa", part);
+        List<Trainer.Result> b = TrainerGroups.train(config(tmp.resolve("parts-b"), 2), 2, tmp.resolve("aeron"), "pb", part);
+        assertEquals(a.get(0).parameterDigest(), b.get(0).parameterDigest(), "deterministic");
+        assertEquals(a.get(0).testLoss(), a.get(1).testLoss(), "every worker gets the summed evaluation");
+        List<JsonNode> steps = records(a.get(0).runDir(), "train");
+        assertEquals(STEPS, steps.size());
+        assertTrue(steps.get(STEPS - 1).get("loss").asDouble() < steps.get(0).get("loss").asDouble(), "the loss falls");
+        // 99 validation examples: 49 from one part, 50 from the other; the epoch is as long as the smaller part allows.
+        assertTrue(a.get(0).testAccuracy() > 0 && a.get(0).testAccuracy() <= 1);
+    }
+
     @Test
     void sameSeedSameWorkersSameBits() throws Exception {
         String a = train(2, tmp.resolve("a"), "a").get(0).parameterDigest();

@@ -28,11 +28,18 @@ public final class TrainerGroups {
     /** Results in rank order; {@code workers} is set in the config. A worker's exception is rethrown. */
     public static List<Trainer.Result> train(Map<String, String> config, int w, Path aeronBase, String tag)
             throws Exception {
+        return train(config, w, aeronBase, tag, (rank, t) -> t);
+    }
+
+    /** As above, each worker's trainer first passed through {@code customize(rank, trainer)}. */
+    public static List<Trainer.Result> train(Map<String, String> config, int w, Path aeronBase, String tag,
+                                             java.util.function.BiFunction<Integer, Trainer, Trainer> customize)
+            throws Exception {
         Map<String, String> m = new HashMap<>(config);
         m.put("workers", String.valueOf(w));
         JobConfig cfg = JobConfig.of(m);
         if (w == 1) {
-            return List.of(new Trainer(cfg, new PrintStream(new ByteArrayOutputStream())).run());
+            return List.of(customize.apply(0, new Trainer(cfg, new PrintStream(new ByteArrayOutputStream()))).run());
         }
         CommsConfig comms = CommsConfig.defaults(Transport.IPC, 5).withTimeouts(20_000, 20_000).withAeronDirBase(aeronBase);
         List<String> eps = new ArrayList<>();
@@ -48,8 +55,8 @@ public final class TrainerGroups {
                 futures.add(pool.submit(() -> {
                     try (Member member = new Member(comms, driver, rank, eps)) {
                         member.connect();
-                        return new Trainer(cfg, new PrintStream(new ByteArrayOutputStream()), new Collectives(member), null)
-                                .run();
+                        return customize.apply(rank, new Trainer(cfg, new PrintStream(new ByteArrayOutputStream()),
+                                new Collectives(member), null)).run();
                     }
                 }));
             }

@@ -162,11 +162,13 @@ public final class SparkJob {
                     taskConfig.put(ConfigKeys.CHECKPOINT_DIR.name(),
                             runDir.resolve("checkpoints").toAbsolutePath().toUri().toString());
                 }
-                // The driver reads the data once and broadcasts it: executors need no copy of data.dir.
-                Broadcast<DataSplits> shared = new JavaSparkContext(sc).broadcast(data);
-                out.printf("data: %,d training and %,d test examples (%d features, %d classes) read from %s, "
-                        + "broadcast to the executors%n", data.train().size(), data.test().size(),
-                        data.train().features(), data.train().classes(), config.get(ConfigKeys.DATA_DIR));
+                // The driver reads the data once; executors need no copy of data.dir.
+                boolean partitioned = config.get(ConfigKeys.DATA_DISTRIBUTION).equals("partitioned");
+                Broadcast<DataSplits> shared = partitioned ? null : new JavaSparkContext(sc).broadcast(data);
+                out.printf("data: %,d training and %,d test examples (%d features, %d classes) read from %s, %s%n",
+                        data.train().size(), data.test().size(), data.train().features(), data.train().classes(),
+                        config.get(ConfigKeys.DATA_DIR), partitioned ? "repartitioned to the " + w + " workers"
+                                : "broadcast to the executors");
                 String checkpointDir = taskConfig.get(ConfigKeys.CHECKPOINT_DIR.name());
                 if (!checkpointDir.isEmpty()) {
                     progress.checkpointsAt(new HadoopCheckpointStore(checkpointDir, sc.hadoopConfiguration()),
@@ -174,10 +176,17 @@ public final class SparkJob {
                 }
                 WorkerTask task = new WorkerTask(taskConfig, token, endpoint, appKey, shared);
                 ClassTag<String> strings = ClassTag$.MODULE$.apply(String.class);
-                RDD<Integer> ranks = new JavaSparkContext(sc)
-                        .parallelize(IntStream.range(0, w).boxed().toList(), w).rdd();
                 // The shuffle after the barrier stage: a failed task re-runs the stage instead of aborting the job.
-                results = ranks.barrier().mapPartitions(task, false, strings).toJavaRDD().repartition(1).collect();
+                if (partitioned) {
+                    RDD<PartitionTask.Example> parts = new JavaSparkContext(sc).parallelize(examples(data), w)
+                            .repartition(w).rdd();
+                    results = parts.barrier().mapPartitions(new PartitionTask(task, data.train().features(),
+                            data.train().classes()), false, strings).toJavaRDD().repartition(1).collect();
+                } else {
+                    RDD<Integer> ranks = new JavaSparkContext(sc)
+                            .parallelize(IntStream.range(0, w).boxed().toList(), w).rdd();
+                    results = ranks.barrier().mapPartitions(task, false, strings).toJavaRDD().repartition(1).collect();
+                }
             } catch (RuntimeException e) {
                 RuntimeException cause = failed.get();
                 if (cause != null) {  // the job was cancelled because the driver failed: say why
@@ -198,6 +207,19 @@ public final class SparkJob {
             }
             return progress.result(runDir, results);
         }
+    }
+
+    /** Every example, features as the model reads them, for repartitioning. */
+    private static List<PartitionTask.Example> examples(DataSplits data) {
+        List<PartitionTask.Example> out = new ArrayList<>(data.train().size() + data.test().size());
+        for (io.roundhouse.worker.data.LabeledData set : List.of(data.train(), data.test())) {
+            for (int i = 0; i < set.size(); i++) {
+                float[] x = new float[set.features()];
+                set.features(i, x, 0);
+                out.add(new PartitionTask.Example(set == data.test(), set.label(i), x));
+            }
+        }
+        return out;
     }
 
     /** Fails before submitting when the cluster cannot run W tasks at once. */

@@ -72,6 +72,14 @@ final class WorkerTask extends AbstractFunction1<Iterator<Integer>, Iterator<Str
 
     @Override
     public Iterator<String> apply(Iterator<Integer> partition) {
+        return run(data.value(), false);
+    }
+
+    /**
+     * Runs this task's worker on {@code splits}: the whole data set (broadcast), or with
+     * {@code partitioned} this task's part of it.
+     */
+    Iterator<String> run(DataSplits splits, boolean partitioned) {
         BarrierTaskContext ctx = BarrierTaskContext.get();
         int rank = ctx.partitionId();
         BarrierTaskInfo[] infos = ctx.getTaskInfos();
@@ -111,9 +119,10 @@ final class WorkerTask extends AbstractFunction1<Iterator<Integer>, Iterator<Str
             member.connect();
             // The driver shows progress; a worker's own console would repeat it (in local mode on the same stdout).
             PrintStream quiet = new PrintStream(OutputStream.nullOutputStream());
-            result = new Trainer(job, quiet, new Collectives(member), null, report)
+            Trainer trainer = new Trainer(job, quiet, new Collectives(member), null, report)
                     .withCheckpointStores(dir -> new HadoopCheckpointStore(dir, hadoop))
-                    .withGpu(gpuOf(ctx)).withData(data.value()).run();
+                    .withGpu(gpuOf(ctx));
+            result = (partitioned ? trainer.withPartition(splits) : trainer.withData(splits)).run();
         } catch (IOException e) {
             throw new UncheckedIOException("worker " + rank + ": " + e.getMessage(), e);
         }

@@ -24,6 +24,9 @@ public final class ConfigKeys {
     public static final ConfigKey<String> DATA_FORMAT = choiceKey("data.format", "idx", List.of("idx", "parquet"),
             "idx: data.dir holds the (Fashion-)MNIST IDX files; parquet: data.dir holds train.parquet and test.parquet "
             + "with an integer label column and a numeric-array features column (read by the Spark job)");
+    public static final ConfigKey<String> DATA_DISTRIBUTION = choiceKey("data.distribution", "broadcast",
+            List.of("broadcast", "partitioned"), "Spark job: broadcast (every worker holds all the data: the batch "
+            + "order of one worker) or partitioned (the data repartitioned to the W workers, each training on its part)");
     public static final ConfigKey<Integer> DATA_VALIDATION_EXAMPLES = intKey("data.validationExamples", 5000, 0, 1_000_000,
             "training examples held out (after a seeded shuffle) as the validation split");
 
@@ -112,7 +115,7 @@ public final class ConfigKeys {
 
     /** All keys, in the order they are documented and printed. */
     public static final List<ConfigKey<?>> ALL = List.of(
-            DATA_DIR, DATA_FORMAT, DATA_VALIDATION_EXAMPLES,
+            DATA_DIR, DATA_FORMAT, DATA_DISTRIBUTION, DATA_VALIDATION_EXAMPLES,
             MODEL_DIM, MODEL_BLOCKS, MODEL_EXPERTS, MODEL_TOP_K, MODEL_EXPERT_HIDDEN, MODEL_ACTIVATION, MODEL_NORM,
             MODEL_GATE, MODEL_CAPACITY_FACTOR, MODEL_DROPOUT_INPUT, MODEL_DROPOUT_BLOCK,
             LOSS_LOAD_BALANCE, LOSS_Z,

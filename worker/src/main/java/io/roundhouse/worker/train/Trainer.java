@@ -79,6 +79,7 @@ public final class Trainer {
     private Path givenRunDirOrCreated;   // rank 0's run directory, once known
     private String gpu;                  // this worker's GPU address, or null
     private DataSplits data;    // given data, or null: read data.dir
+    private boolean partitioned;         // data is this worker's part only
     private java.util.function.Function<String, CheckpointStore> checkpointStores =
             dir -> CheckpointStore.local(Path.of(dir));
 
@@ -120,6 +121,18 @@ public final class Trainer {
      */
     public Trainer withData(DataSplits splits) {
         this.data = splits;
+        return this;
+    }
+
+    /**
+     * Trains on {@code part}, this worker's part of the data (a Spark partition): each worker
+     * shuffles its own part, takes its share of {@code data.validationExamples} from it, and
+     * contributes its shard of every global batch from it; evaluation covers every worker's part.
+     * The batch order then differs from one worker's (use {@link #withData} for that).
+     */
+    public Trainer withPartition(DataSplits part) {
+        this.data = part;
+        this.partitioned = true;
         return this;
     }
 
@@ -176,6 +189,13 @@ public final class Trainer {
                     + (comms == null ? " (started without a group: run W workers through 'roundhouse train', which "
                     + "launches them)" : "; every worker must get the same config"));
         }
+        if (partitioned) {
+            // This worker's share of the validation examples comes out of its own part.
+            int rank = comms == null ? 0 : comms.member().rank();
+            validation = WorkerGroup.shardStart(validation, rank + 1, workers) - WorkerGroup.shardStart(validation, rank,
+                    workers);
+            batch = WorkerGroup.shardStart(batch, rank + 1, workers) - WorkerGroup.shardStart(batch, rank, workers);
+        }
         int trainSize = data.train().size() - validation;
         if (trainSize <= 0) {
             throw new ConfigException("data.validationExamples = " + validation + " leaves no training examples: "
@@ -186,12 +206,13 @@ public final class Trainer {
                     + data.train().size() + " examples minus data.validationExamples = " + validation
                     + "); lower one of them");
         }
-        if (data.test().size() < workers) {
+        if (!partitioned && data.test().size() < workers) {
             throw new ConfigException("the test set has " + data.test().size() + " examples, fewer than the "
                     + workers + " workers");
         }
         long seed = config.get(TRAIN_SEED);
-        int[] perm = permutation(data.train().size(), seed);
+        int[] perm = permutation(data.train().size(), partitioned ? seed + 7919L * (comms == null ? 0
+                : comms.member().rank() + 1) : seed);
         LabeledData train = data.train().subset("train", perm, 0, trainSize);
         LabeledData valid = validation == 0 ? null : data.train().subset("validation", perm, trainSize, validation);
 
@@ -225,7 +246,8 @@ public final class Trainer {
         int maxN = (batch + workers - 1) / workers;
         for (LabeledData set : new LabeledData[] {valid, test}) {
             if (set != null) {
-                maxN = Math.max(maxN, EvalPlan.of(set.size(), evalBatch, workers).maxPiece());
+                maxN = Math.max(maxN, partitioned ? Math.min(evalBatch, set.size())
+                        : EvalPlan.of(set.size(), evalBatch, workers).maxPiece());
             }
         }
         int modelRows = maxN;
@@ -233,7 +255,7 @@ public final class Trainer {
                 b -> group.exchange(be, spec.dim(), modelRows * spec.topK()));
         AdamW opt = new AdamW(be, model.params(), config.get(TRAIN_BETA1), config.get(TRAIN_BETA2), 1e-8,
                 config.get(TRAIN_WEIGHT_DECAY), config.get(TRAIN_CLIP_NORM));
-        int stepsPerEpoch = train.size() / batch;
+        int stepsPerEpoch = partitioned ? stepsPerEpochOfParts(group, train.size(), batch) : train.size() / batch;
         int epochs = config.get(TRAIN_EPOCHS);
         int maxSteps = config.get(TRAIN_MAX_STEPS);
         int total = maxSteps > 0 ? Math.min(maxSteps, epochs * stepsPerEpoch) : epochs * stepsPerEpoch;
@@ -253,8 +275,29 @@ public final class Trainer {
         }
         givenRunDirOrCreated = runDir;
         try (MetricsSink metrics = sink) {
-            return new Loop(be, group, model, opt, lr, train, valid, test, runDir, metrics).run();
+            return new Loop(be, group, model, opt, lr, train, valid, test, runDir, metrics, stepsPerEpoch).run();
         }
+    }
+
+    /**
+     * Partitioned data: every worker must make the same number of steps an epoch, so the epoch is
+     * as long as the smallest part allows (its examples over its shard of the batch).
+     */
+    private static int stepsPerEpochOfParts(WorkerGroup group, int trainSize, int batch) {
+        float[] steps = new float[group.size()];
+        int shard = WorkerGroup.shardStart(batch, group.rank() + 1, group.size())
+                - WorkerGroup.shardStart(batch, group.rank(), group.size());
+        steps[group.rank()] = trainSize / shard;
+        group.sum(steps);
+        int min = Integer.MAX_VALUE;
+        for (float v : steps) {
+            min = Math.min(min, Math.round(v));
+        }
+        if (min < 1) {
+            throw new ConfigException("a worker's part of the training data is smaller than its " + shard
+                    + " examples of each batch; lower train.batchSize or use fewer workers");
+        }
+        return min;
     }
 
     /** The step loop of one worker, with everything it needs. */
@@ -269,6 +312,7 @@ public final class Trainer {
         private final LabeledData test;
         private final Path runDir;
         private final MetricsSink metrics;     // null except on rank 0
+        private final int stepsPerEpoch;
         private final DenseGradientSync sync;  // null for one worker
         private final ModelSpec spec;
         private final StepStats local;
@@ -277,7 +321,8 @@ public final class Trainer {
         private final double[] computeMs;
 
         Loop(Backend be, WorkerGroup group, MoeClassifier model, AdamW opt, LrSchedule lr, LabeledData train,
-             LabeledData valid, LabeledData test, Path runDir, MetricsSink metrics) {
+             LabeledData valid, LabeledData test, Path runDir, MetricsSink metrics, int stepsPerEpoch) {
+            this.stepsPerEpoch = stepsPerEpoch;
             this.be = be;
             this.group = group;
             this.model = model;
@@ -302,7 +347,6 @@ public final class Trainer {
             long seed = config.get(TRAIN_SEED);
             int logEvery = config.get(LOG_EVERY_STEPS);
             int total = lr.total();
-            int stepsPerEpoch = train.size() / batch;
             int rank = group.rank();
             int workers = group.size();
             int lo = WorkerGroup.shardStart(batch, rank, workers);
@@ -314,8 +358,13 @@ public final class Trainer {
                     spec.gate().name().toLowerCase(), spec.capacityFactor() > 0 ? spec.capacityFactor() + " ("
                             + spec.capacity(shard) + " copies/expert/batch" + (workers > 1 ? " per worker" : "") + ")"
                             : "dropless", group.globalParameterCount(model.params()), be.name());
-            console.printf("data: %d train, %d validation, %d test; %d steps (%d epochs of %d, batch %d%s)%n",
-                    train.size(), valid == null ? 0 : valid.size(), test.size(), total,
+            float[] sizes = {train.size(), valid == null ? 0 : valid.size(), test.size()};
+            if (partitioned) {
+                group.sum(sizes);  // every worker's part
+            }
+            console.printf("data: %d train, %d validation, %d test%s; %d steps (%d epochs of %d, batch %d%s)%n",
+                    Math.round(sizes[0]), Math.round(sizes[1]), Math.round(sizes[2]),
+                    partitioned ? " over the workers' parts" : "", total,
                     (total + stepsPerEpoch - 1) / stepsPerEpoch, stepsPerEpoch, batch,
                     workers > 1 ? ", " + shard + " per worker" : "");
             if (workers > 1) {
@@ -343,7 +392,7 @@ public final class Trainer {
             if (firstStep > 0) {
                 console.printf("resumed at step %d from %s%n", firstStep, checkpoints.resumedFrom());
             }
-            Batcher batcher = new Batcher(be, train, shard, seed);
+            Batcher batcher = new Batcher(be, train, shard, partitioned ? seed + 7919L * (rank + 1) : seed);
             Window window = new Window();
             long start = System.nanoTime();
             double validationAccuracy = Double.NaN;
@@ -353,7 +402,7 @@ public final class Trainer {
                 batcher.shuffle(epoch);
                 for (int b = step % stepsPerEpoch; b < stepsPerEpoch && step < end; b++) {
                     long t0 = System.nanoTime();
-                    batcher.load(b * batch + lo, shard);
+                    batcher.load(partitioned ? b * shard : b * batch + lo, shard);
                     model.params().zeroGrads();
                     model.timers().reset();
                     model.forward(batcher.x().rows(shard), batcher.y().rows(shard), batcher.hostLabels(), true, seed,
@@ -413,7 +462,8 @@ public final class Trainer {
                     }
                 }
                 if (valid != null && (step % stepsPerEpoch == 0 || step == end)) {
-                    double[] v = evaluate(model, group, valid, evalBatch, seed, local);
+                    double[] v = (partitioned ? evaluateParts(model, group, valid, evalBatch, seed, local)
+                            : evaluate(model, group, valid, evalBatch, seed, local));
                     validationAccuracy = v[1];
                     if (metrics != null) {
                         metrics.write(evalRecord("validation", step, epoch, v));
@@ -422,7 +472,8 @@ public final class Trainer {
                 }
             }
             double trainSeconds = (System.nanoTime() - start) / 1e9;
-            double[] t = evaluate(model, group, test, evalBatch, seed, local);
+            double[] t = (partitioned ? evaluateParts(model, group, test, evalBatch, seed, local)
+                    : evaluate(model, group, test, evalBatch, seed, local));
             double wall = (System.nanoTime() - start) / 1e9;
             String digest = group.digest(model.params());
             Result result = new Result(runDir, step, wall, validationAccuracy, t[1], t[0],
@@ -632,6 +683,45 @@ public final class Trainer {
         float[] sums = {(float) loss, correct};
         group.sum(sums);
         return new double[] {sums[0] / data.size(), sums[1] / (double) data.size()};
+    }
+
+    /**
+     * Evaluation over partitioned data: each worker walks its own part in as many batches as the
+     * largest part needs (so every worker makes the same collective calls; each batch holds at
+     * least one example, so every part must hold at least that many), and the sums are added.
+     */
+    static double[] evaluateParts(MoeClassifier model, WorkerGroup group, LabeledData data, int evalBatch, long seed,
+                                  StepStats stats) {
+        float[] sizes = new float[group.size()];
+        sizes[group.rank()] = data.size();
+        group.sum(sizes);
+        int batches = 1;
+        double total = 0;
+        for (float n : sizes) {
+            batches = Math.max(batches, (Math.round(n) + evalBatch - 1) / evalBatch);
+            total += n;
+        }
+        for (int w = 0; w < sizes.length; w++) {
+            if (Math.round(sizes[w]) < batches) {
+                throw new ConfigException("worker " + w + "'s part of the " + data.name() + " set holds "
+                        + Math.round(sizes[w]) + " examples, fewer than the " + batches + " evaluation batches the "
+                        + "largest part needs; raise train.evalBatchSize or use fewer workers");
+            }
+        }
+        Batcher batcher = new Batcher(model.backend(), data, Math.min(evalBatch, data.size()), seed);
+        double loss = 0;
+        long correct = 0;
+        for (int b = 0; b < batches; b++) {
+            int from = WorkerGroup.shardStart(data.size(), b, batches);
+            int n = WorkerGroup.shardStart(data.size(), b + 1, batches) - from;
+            batcher.load(from, n);
+            model.forward(batcher.x().rows(n), batcher.y().rows(n), batcher.hostLabels(), false, 0, 0, stats);
+            loss += stats.crossEntropy * n;
+            correct += stats.correct;
+        }
+        float[] sums = {(float) loss, correct};
+        group.sum(sums);
+        return new double[] {sums[0] / total, sums[1] / total};
     }
 
     private static Map<String, Object> placementRecord(WorkerGroup group) {
