@@ -367,7 +367,8 @@ class SparkJobTest {
         StringWriter err = new StringWriter();
         assertEquals(0, cli(out, err, args("spark", data, tmp.resolve("spark"))), err.toString());
         assertTrue(out.toString().contains("2 workers as a barrier stage on local[2]"), out.toString());
-        assertTrue(out.toString().contains("step 15  loss"), "progress from the driver: " + out);
+        assertTrue(out.toString().contains("step 15/15  loss"), "progress from the driver: " + out);
+        assertTrue(out.toString().contains("ETA 0m00s"), "with an ETA: " + out);
         Path run = onlyRun(tmp.resolve("spark"));
         ObjectMapper json = new ObjectMapper();
         List<String> lines = Files.readAllLines(run.resolve("metrics.jsonl"));

@@ -262,6 +262,8 @@ public final class SparkJob {
         private JsonNode summary;
         private double firstStepSeconds = Double.NaN;
         private boolean rank0Attached;
+        private int firstStep;          // the first step shown, for the ETA
+        private double firstElapsed;
         private CheckpointStore checkpoints;
         private int keep;
 
@@ -323,9 +325,19 @@ public final class SparkJob {
                 }
                 if (type.equals("train") && r.path("step").asInt() % every == 0) {
                     metrics.flush();
-                    out.printf("step %d  loss %.4f  acc %.1f%%  %,.0f tok/s  comm %.0f%%%n", r.path("step").asInt(),
+                    int step = r.path("step").asInt();
+                    int total = r.path("totalSteps").asInt(step);
+                    if (firstStep == 0) {
+                        firstStep = step;
+                        firstElapsed = r.path("elapsedSeconds").asDouble();
+                    }
+                    double perStep = step > firstStep
+                            ? (r.path("elapsedSeconds").asDouble() - firstElapsed) / (step - firstStep) : 0;
+                    long eta = Math.round(perStep * (total - step));
+                    out.printf("step %d/%d  loss %.4f  acc %.1f%%  %,.0f tok/s  comm %.0f%%  ETA %dm%02ds%n", step, total,
                             r.path("loss").asDouble(), 100 * r.path("accuracy").asDouble(),
-                            r.path("tokensPerSecond").asDouble(), 100 * r.path("commShare").asDouble());
+                            r.path("tokensPerSecond").asDouble(), 100 * r.path("commShare").asDouble(), eta / 60,
+                            eta % 60);
                     out.flush();
                 } else if (type.equals("eval")) {
                     out.printf("%s: loss %.4f  accuracy %.2f%%%n", r.path("split").asText(),

@@ -426,6 +426,7 @@ public final class Trainer {
                     if (metrics != null) {
                         Map<String, Object> record = stepRecord(step, epoch, rate, gradNorm, global, batch / seconds,
                                 (System.nanoTime() - start) / 1e9);
+                        record.put("totalSteps", total);
                         record.put("phaseMs", model.timers().millis());
                         record.put("commShare", model.timers().communicationNanos() / 1e9 / seconds);
                         if (workers > 1) {
