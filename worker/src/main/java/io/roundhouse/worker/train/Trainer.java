@@ -196,15 +196,17 @@ public final class Trainer {
                     workers);
             batch = WorkerGroup.shardStart(batch, rank + 1, workers) - WorkerGroup.shardStart(batch, rank, workers);
         }
+        String source = partitioned ? "worker " + (comms == null ? 0 : comms.member().rank()) + "'s part of the "
+                + "training data" : "the training file";
         int trainSize = data.train().size() - validation;
         if (trainSize <= 0) {
             throw new ConfigException("data.validationExamples = " + validation + " leaves no training examples: "
-                    + "the training file has " + data.train().size() + "; lower data.validationExamples");
+                    + source + " has " + data.train().size() + "; lower data.validationExamples");
         }
         if (trainSize < batch) {
             throw new ConfigException("train.batchSize = " + batch + " is larger than the training split ("
-                    + data.train().size() + " examples minus data.validationExamples = " + validation
-                    + "); lower one of them");
+                    + source + ": " + data.train().size() + " examples minus " + validation
+                    + " for validation); lower one of them" + (partitioned ? " or use fewer workers" : ""));
         }
         if (!partitioned && data.test().size() < workers) {
             throw new ConfigException("the test set has " + data.test().size() + " examples, fewer than the "
