@@ -1,16 +1,6 @@
 package io.roundhouse.worker.train;
 
 import static io.roundhouse.worker.config.ConfigKeys.BACKEND;
-import static io.roundhouse.worker.config.ConfigKeys.CHECKPOINT_DIR;
-import static io.roundhouse.worker.config.ConfigKeys.CHECKPOINT_EVERY_STEPS;
-import static io.roundhouse.worker.config.ConfigKeys.CHECKPOINT_KEEP;
-import static io.roundhouse.worker.config.ConfigKeys.MODEL_ACTIVATION;
-import static io.roundhouse.worker.config.ConfigKeys.MODEL_BLOCKS;
-import static io.roundhouse.worker.config.ConfigKeys.MODEL_DIM;
-import static io.roundhouse.worker.config.ConfigKeys.MODEL_EXPERTS;
-import static io.roundhouse.worker.config.ConfigKeys.MODEL_EXPERT_HIDDEN;
-import static io.roundhouse.worker.config.ConfigKeys.MODEL_NORM;
-import static io.roundhouse.worker.config.ConfigKeys.TRAIN_RESUME;
 import static io.roundhouse.worker.config.ConfigKeys.DATA_DIR;
 import static io.roundhouse.worker.config.ConfigKeys.DATA_FORMAT;
 import static io.roundhouse.worker.config.ConfigKeys.DATA_VALIDATION_EXAMPLES;
@@ -33,17 +23,13 @@ import static io.roundhouse.worker.config.ConfigKeys.WORKERS;
 import io.roundhouse.comms.Collectives;
 import io.roundhouse.kernels.Backend;
 import io.roundhouse.kernels.Backends;
-import io.roundhouse.worker.checkpoint.CheckpointException;
 import io.roundhouse.worker.checkpoint.CheckpointStore;
-import io.roundhouse.worker.checkpoint.Checkpointer;
 import io.roundhouse.worker.config.ConfigException;
-import io.roundhouse.worker.config.ConfigKey;
 import io.roundhouse.worker.config.JobConfig;
 import io.roundhouse.worker.data.FashionMnist;
 import io.roundhouse.worker.data.DataSplits;
 import io.roundhouse.worker.data.LabeledData;
 import io.roundhouse.worker.model.ModelSpec;
-import io.roundhouse.worker.model.ParamStore;
 import io.roundhouse.worker.model.MoeClassifier;
 import io.roundhouse.worker.model.PhaseTimers;
 import io.roundhouse.worker.model.StepStats;
@@ -76,7 +62,6 @@ public final class Trainer {
     private final Collectives comms;
     private final Path givenRunDir;
     private final MetricsSink remote;
-    private Path givenRunDirOrCreated;   // rank 0's run directory, once known
     private String gpu;                  // this worker's GPU address, or null
     private DataSplits data;    // given data, or null: read data.dir
     private boolean partitioned;         // data is this worker's part only
@@ -249,7 +234,7 @@ public final class Trainer {
         for (LabeledData set : new LabeledData[] {valid, test}) {
             if (set != null) {
                 maxN = Math.max(maxN, partitioned ? Math.min(evalBatch, set.size())
-                        : EvalPlan.of(set.size(), evalBatch, workers).maxPiece());
+                        : Evaluation.EvalPlan.of(set.size(), evalBatch, workers).maxPiece());
             }
         }
         int modelRows = maxN;
@@ -275,7 +260,6 @@ public final class Trainer {
             console.println("run directory: " + runDir);
             sink = MetricsSink.runDirectory(runDir);
         }
-        givenRunDirOrCreated = runDir;
         try (MetricsSink metrics = sink) {
             return new Loop(be, group, model, opt, lr, train, valid, test, runDir, metrics, stepsPerEpoch).run();
         }
@@ -374,7 +358,7 @@ public final class Trainer {
             }
             List<String> gpus = group.gatherStrings(gpu == null ? "" : gpu);
             if (metrics != null) {
-                Map<String, Object> placement = placementRecord(group);
+                Map<String, Object> placement = Records.placement(group);
                 if (gpus.stream().anyMatch(g -> !g.isEmpty())) {
                     placement.put("gpuByWorker", gpus);
                     console.println("GPUs by worker: " + gpus);
@@ -382,7 +366,8 @@ public final class Trainer {
                 metrics.write(placement);
             }
 
-            Checkpoints checkpoints = new Checkpoints(group, model, train.features(), train.classes());
+            RunCheckpoints checkpoints = new RunCheckpoints(config, group, model.params(), train.features(),
+                    train.classes(), runDir, checkpointStores, remote);
             int firstStep = checkpoints.resume(opt);
             if (firstStep > 0 && metrics != null) {
                 Map<String, Object> r = new LinkedHashMap<>();
@@ -395,7 +380,7 @@ public final class Trainer {
                 console.printf("resumed at step %d from %s%n", firstStep, checkpoints.resumedFrom());
             }
             Batcher batcher = new Batcher(be, train, shard, partitioned ? seed + 7919L * (rank + 1) : seed);
-            Window window = new Window();
+            Records.Window window = new Records.Window();
             long start = System.nanoTime();
             double validationAccuracy = Double.NaN;
             int step = firstStep;
@@ -426,7 +411,7 @@ public final class Trainer {
                     double seconds = (System.nanoTime() - t0) / 1e9;
                     window.add(global, seconds);
                     if (metrics != null) {
-                        Map<String, Object> record = stepRecord(step, epoch, rate, gradNorm, global, batch / seconds,
+                        Map<String, Object> record = Records.step(step, epoch, rate, gradNorm, global, batch / seconds,
                                 (System.nanoTime() - start) / 1e9);
                         record.put("totalSteps", total);
                         record.put("phaseMs", model.timers().millis());
@@ -441,7 +426,7 @@ public final class Trainer {
                         console.printf("[epoch %d] step %d/%d  loss %.4f  acc %.1f%%  lr %.2e  |g| %.2f  dropped %.1f%%  %,.0f tok/s  ETA %s%n",
                                 epoch + 1, step, total, window.loss(), 100 * window.accuracy(), rate, gradNorm,
                                 100 * window.droppedFraction(spec.topK() * spec.blocks()), window.tokensPerSecond(),
-                                eta(elapsed, step, total));
+                                Records.eta(elapsed, step, total));
                         if (metrics != null) {
                             metrics.flush();
                         }
@@ -465,18 +450,18 @@ public final class Trainer {
                     }
                 }
                 if (valid != null && (step % stepsPerEpoch == 0 || step == end)) {
-                    double[] v = (partitioned ? evaluateParts(model, group, valid, evalBatch, seed, local)
-                            : evaluate(model, group, valid, evalBatch, seed, local));
+                    double[] v = (partitioned ? Evaluation.ofParts(model, group, valid, evalBatch, seed, local)
+                            : Evaluation.of(model, group, valid, evalBatch, seed, local));
                     validationAccuracy = v[1];
                     if (metrics != null) {
-                        metrics.write(evalRecord("validation", step, epoch, v));
+                        metrics.write(Records.eval("validation", step, epoch, v));
                     }
                     console.printf("[epoch %d] validation: loss %.4f  acc %.2f%%%n", epoch + 1, v[0], 100 * v[1]);
                 }
             }
             double trainSeconds = (System.nanoTime() - start) / 1e9;
-            double[] t = (partitioned ? evaluateParts(model, group, test, evalBatch, seed, local)
-                    : evaluate(model, group, test, evalBatch, seed, local));
+            double[] t = (partitioned ? Evaluation.ofParts(model, group, test, evalBatch, seed, local)
+                    : Evaluation.of(model, group, test, evalBatch, seed, local));
             double wall = (System.nanoTime() - start) / 1e9;
             String digest = group.digest(model.params());
             Result result = new Result(runDir, step, wall, validationAccuracy, t[1], t[0],
@@ -484,7 +469,7 @@ public final class Trainer {
             console.printf("test: loss %.4f  accuracy %.2f%%  (%d steps in %.1f s, %,.0f tok/s)%n",
                     t[0], 100 * t[1], step, wall, result.tokensPerSecond());
             if (metrics != null) {
-                metrics.write(evalRecord("test", step, -1, t));
+                metrics.write(Records.eval("test", step, -1, t));
                 Map<String, Object> summary = new LinkedHashMap<>();
                 summary.put("steps", step);
                 summary.put("wallSeconds", wall);
@@ -550,273 +535,6 @@ public final class Trainer {
                     global.expertLoad[b][j] = Math.round(sums[5 + b * e + j]);
                 }
             }
-        }
-    }
-
-    /**
-     * The run's checkpoints: where they go ({@code checkpoint.dir}, else {@code checkpoints/} in
-     * rank 0's run directory, passed to every worker), when ({@code checkpoint.everySteps} and after
-     * the last step), and the resume named by {@code train.resume}.
-     */
-    private final class Checkpoints {
-        private final WorkerGroup group;
-        private final ParamStore params;
-        private final Map<String, String> model = new LinkedHashMap<>();
-        private final int every;
-        private final String root;
-        private String resumedFrom;
-
-        Checkpoints(WorkerGroup group, MoeClassifier m, int inputs, int classes) {
-            this.group = group;
-            this.params = m.params();
-            for (ConfigKey<?> k : List.of(MODEL_DIM, MODEL_BLOCKS, MODEL_EXPERTS, MODEL_EXPERT_HIDDEN, MODEL_ACTIVATION,
-                    MODEL_NORM)) {
-                model.put(k.name(), config.asMap().get(k.name()));
-            }
-            model.put("inputs", String.valueOf(inputs));
-            model.put("classes", String.valueOf(classes));
-            this.every = config.get(CHECKPOINT_EVERY_STEPS);
-            String dir = config.get(CHECKPOINT_DIR);
-            if (dir.isEmpty() && group.rank() == 0 && givenRunDirOrCreated != null) {
-                dir = givenRunDirOrCreated.resolve("checkpoints").toString();
-            }
-            this.root = group.broadcastString(dir);
-            if (every > 0 && root.isEmpty()) {
-                throw new ConfigException("checkpoint.everySteps = " + every + " but no checkpoint folder: the run "
-                        + "directory is not on this worker's machine; set checkpoint.dir (or checkpoint.everySteps = 0)");
-            }
-        }
-
-        /** Whether checkpoints have somewhere to go (for a checkpoint the job's owner asks for). */
-        boolean possible() {
-            return !root.isEmpty();
-        }
-
-        boolean due(int step, int total) {
-            return every > 0 && (step % every == 0 || step == total);
-        }
-
-        String save(int step, int adamSteps) throws IOException {
-            return checkpointer(root).save(step, adamSteps);
-        }
-
-        /** Loads {@code train.resume} if set; returns the step to continue from (0: fresh). */
-        int resume(AdamW opt) throws IOException {
-            String where = config.get(TRAIN_RESUME);
-            if (where.isEmpty()) {
-                return 0;
-            }
-            String trimmed = where.endsWith("/") ? where.substring(0, where.length() - 1) : where;
-            String storeRoot;
-            String folder;
-            if (checkpointStores.apply(trimmed).exists("manifest.json")) {
-                int slash = trimmed.lastIndexOf('/');
-                storeRoot = slash < 0 ? "." : trimmed.substring(0, slash);
-                folder = trimmed.substring(slash + 1);
-            } else {
-                storeRoot = trimmed;
-                folder = Checkpointer.latestComplete(checkpointStores.apply(trimmed));
-                if (folder == null) {
-                    throw new CheckpointException("train.resume = " + where + ": no complete checkpoint there (a "
-                            + "complete one is a step-NNNNNNNN folder with a manifest.json); check the path");
-                }
-            }
-            Checkpointer.Restored r = checkpointer(storeRoot).load(folder);
-            opt.setSteps(r.adamSteps());
-            resumedFrom = r.folder();
-            return r.step();
-        }
-
-        String resumedFrom() {
-            return resumedFrom;
-        }
-
-        private Checkpointer checkpointer(String dir) {
-            CheckpointStore store = checkpointStores.apply(dir);
-            Checkpointer.Committer byOwner = remote != null ? remote.checkpointCommitter() : null;
-            return byOwner != null ? new Checkpointer(store, group, params, model, byOwner)
-                    : new Checkpointer(store, group, params, model, config.get(CHECKPOINT_KEEP));
-        }
-    }
-
-    /**
-     * How W workers walk an evaluation set of {@code size} examples: {@code batches} forwards
-     * each, batch j covering {@code [size·j/batches, size·(j+1)/batches)} split into W shards. Every
-     * worker gets at least one example per batch, and at most {@code evalBatch} (or two when the
-     * set is tiny).
-     */
-    record EvalPlan(int size, int batches, int workers) {
-        static EvalPlan of(int size, int evalBatch, int workers) {
-            long perGlobal = (long) evalBatch * workers;
-            int wanted = (int) ((size + perGlobal - 1) / perGlobal);
-            return new EvalPlan(size, Math.max(1, Math.min(wanted, size / workers)), workers);
-        }
-
-        int start(int batch) {
-            return WorkerGroup.shardStart(size, batch, batches);
-        }
-
-        int maxPiece() {
-            int longest = (size + batches - 1) / batches;
-            return (longest + workers - 1) / workers;
-        }
-    }
-
-    /**
-     * Mean cross-entropy and accuracy over {@code data} in its stored order, in evaluation mode (no
-     * dropout, dropless), each worker evaluating its shards of the {@link EvalPlan}'s batches; the
-     * result is summed over the workers.
-     */
-    static double[] evaluate(MoeClassifier model, WorkerGroup group, LabeledData data, int evalBatch, long seed,
-                             StepStats stats) {
-        EvalPlan plan = EvalPlan.of(data.size(), evalBatch, group.size());
-        Batcher batcher = new Batcher(model.backend(), data, plan.maxPiece(), seed);
-        double loss = 0;
-        long correct = 0;
-        for (int b = 0; b < plan.batches(); b++) {
-            int from = plan.start(b);
-            int len = plan.start(b + 1) - from;
-            int lo = from + WorkerGroup.shardStart(len, group.rank(), group.size());
-            int n = from + WorkerGroup.shardStart(len, group.rank() + 1, group.size()) - lo;
-            batcher.load(lo, n);
-            model.forward(batcher.x().rows(n), batcher.y().rows(n), batcher.hostLabels(), false, 0, 0, stats);
-            loss += stats.crossEntropy * n;
-            correct += stats.correct;
-        }
-        float[] sums = {(float) loss, correct};
-        group.sum(sums);
-        return new double[] {sums[0] / data.size(), sums[1] / (double) data.size()};
-    }
-
-    /**
-     * Evaluation over partitioned data: each worker walks its own part in as many batches as the
-     * largest part needs (so every worker makes the same collective calls; each batch holds at
-     * least one example, so every part must hold at least that many), and the sums are added.
-     */
-    static double[] evaluateParts(MoeClassifier model, WorkerGroup group, LabeledData data, int evalBatch, long seed,
-                                  StepStats stats) {
-        float[] sizes = new float[group.size()];
-        sizes[group.rank()] = data.size();
-        group.sum(sizes);
-        int batches = 1;
-        double total = 0;
-        for (float n : sizes) {
-            batches = Math.max(batches, (Math.round(n) + evalBatch - 1) / evalBatch);
-            total += n;
-        }
-        for (int w = 0; w < sizes.length; w++) {
-            if (Math.round(sizes[w]) < batches) {
-                throw new ConfigException("worker " + w + "'s part of the " + data.name() + " set holds "
-                        + Math.round(sizes[w]) + " examples, fewer than the " + batches + " evaluation batches the "
-                        + "largest part needs; raise train.evalBatchSize or use fewer workers");
-            }
-        }
-        Batcher batcher = new Batcher(model.backend(), data, Math.min(evalBatch, data.size()), seed);
-        double loss = 0;
-        long correct = 0;
-        for (int b = 0; b < batches; b++) {
-            int from = WorkerGroup.shardStart(data.size(), b, batches);
-            int n = WorkerGroup.shardStart(data.size(), b + 1, batches) - from;
-            batcher.load(from, n);
-            model.forward(batcher.x().rows(n), batcher.y().rows(n), batcher.hostLabels(), false, 0, 0, stats);
-            loss += stats.crossEntropy * n;
-            correct += stats.correct;
-        }
-        float[] sums = {(float) loss, correct};
-        group.sum(sums);
-        return new double[] {sums[0] / total, sums[1] / total};
-    }
-
-    private static Map<String, Object> placementRecord(WorkerGroup group) {
-        Map<String, Object> r = new LinkedHashMap<>();
-        r.put("type", "placement");
-        r.put("workers", group.size());
-        r.put("experts", group.placement().experts());
-        int[][] hosted = new int[group.size()][];
-        for (int w = 0; w < group.size(); w++) {
-            int f = group.placement().firstExpert(w);
-            hosted[w] = java.util.stream.IntStream.range(f, f + group.placement().expertCount(w)).toArray();
-        }
-        r.put("expertsByWorker", hosted);
-        return r;
-    }
-
-    private static Map<String, Object> stepRecord(int step, int epoch, double lr, double gradNorm, StepStats s,
-                                                  double tokensPerSecond, double elapsed) {
-        Map<String, Object> r = new LinkedHashMap<>();
-        r.put("type", "train");
-        r.put("step", step);
-        r.put("epoch", epoch + 1);
-        r.put("lr", lr);
-        r.put("loss", s.totalLoss());
-        r.put("crossEntropy", s.crossEntropy);
-        r.put("loadBalanceLoss", s.loadBalanceLoss);
-        r.put("zLoss", s.zLoss);
-        r.put("accuracy", s.accuracy());
-        r.put("gradNorm", gradNorm);
-        r.put("droppedCopies", s.droppedCopies);
-        r.put("expertLoad", s.expertLoad);
-        r.put("tokensPerSecond", tokensPerSecond);
-        r.put("elapsedSeconds", elapsed);
-        return r;
-    }
-
-    private static Map<String, Object> evalRecord(String split, int step, int epoch, double[] v) {
-        Map<String, Object> r = new LinkedHashMap<>();
-        r.put("type", "eval");
-        r.put("split", split);
-        r.put("step", step);
-        if (epoch >= 0) {
-            r.put("epoch", epoch + 1);
-        }
-        r.put("crossEntropy", v[0]);
-        r.put("accuracy", v[1]);
-        return r;
-    }
-
-    private static String eta(double elapsed, int step, int total) {
-        long s = Math.round(elapsed / step * (total - step));
-        return s >= 60 ? (s / 60) + "m" + String.format("%02d", s % 60) + "s" : s + "s";
-    }
-
-    /** Averages over the steps since the last progress line. */
-    private static final class Window {
-        double loss;
-        long correct;
-        long examples;
-        long dropped;
-        double seconds;
-
-        void add(StepStats s, double sec) {
-            loss += s.totalLoss() * s.examples;
-            correct += s.correct;
-            examples += s.examples;
-            dropped += s.droppedCopies;
-            seconds += sec;
-        }
-
-        double loss() {
-            return loss / examples;
-        }
-
-        double accuracy() {
-            return correct / (double) examples;
-        }
-
-        double droppedFraction(int k) {
-            return dropped / (double) (examples * k);
-        }
-
-        double tokensPerSecond() {
-            return examples / seconds;
-        }
-
-        void reset() {
-            loss = 0;
-            correct = 0;
-            examples = 0;
-            dropped = 0;
-            seconds = 0;
         }
     }
 }

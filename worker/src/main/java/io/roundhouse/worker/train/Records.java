@@ -1,0 +1,105 @@
+package io.roundhouse.worker.train;
+
+import io.roundhouse.worker.model.StepStats;
+import io.roundhouse.worker.parallel.WorkerGroup;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/** The run's records (metrics.jsonl lines) and the progress line's running averages. */
+final class Records {
+    private Records() {
+    }
+
+    static Map<String, Object> placement(WorkerGroup group) {
+        Map<String, Object> r = new LinkedHashMap<>();
+        r.put("type", "placement");
+        r.put("workers", group.size());
+        r.put("experts", group.placement().experts());
+        int[][] hosted = new int[group.size()][];
+        for (int w = 0; w < group.size(); w++) {
+            int f = group.placement().firstExpert(w);
+            hosted[w] = java.util.stream.IntStream.range(f, f + group.placement().expertCount(w)).toArray();
+        }
+        r.put("expertsByWorker", hosted);
+        return r;
+    }
+
+    static Map<String, Object> step(int step, int epoch, double lr, double gradNorm, StepStats s,
+                                     double tokensPerSecond, double elapsed) {
+        Map<String, Object> r = new LinkedHashMap<>();
+        r.put("type", "train");
+        r.put("step", step);
+        r.put("epoch", epoch + 1);
+        r.put("lr", lr);
+        r.put("loss", s.totalLoss());
+        r.put("crossEntropy", s.crossEntropy);
+        r.put("loadBalanceLoss", s.loadBalanceLoss);
+        r.put("zLoss", s.zLoss);
+        r.put("accuracy", s.accuracy());
+        r.put("gradNorm", gradNorm);
+        r.put("droppedCopies", s.droppedCopies);
+        r.put("expertLoad", s.expertLoad);
+        r.put("tokensPerSecond", tokensPerSecond);
+        r.put("elapsedSeconds", elapsed);
+        return r;
+    }
+
+    static Map<String, Object> eval(String split, int step, int epoch, double[] v) {
+        Map<String, Object> r = new LinkedHashMap<>();
+        r.put("type", "eval");
+        r.put("split", split);
+        r.put("step", step);
+        if (epoch >= 0) {
+            r.put("epoch", epoch + 1);
+        }
+        r.put("crossEntropy", v[0]);
+        r.put("accuracy", v[1]);
+        return r;
+    }
+
+    static String eta(double elapsed, int step, int total) {
+        long s = Math.round(elapsed / step * (total - step));
+        return s >= 60 ? (s / 60) + "m" + String.format("%02d", s % 60) + "s" : s + "s";
+    }
+
+    /** Averages over the steps since the last progress line. */
+    static final class Window {
+        double loss;
+        long correct;
+        long examples;
+        long dropped;
+        double seconds;
+
+        void add(StepStats s, double sec) {
+            loss += s.totalLoss() * s.examples;
+            correct += s.correct;
+            examples += s.examples;
+            dropped += s.droppedCopies;
+            seconds += sec;
+        }
+
+        double loss() {
+            return loss / examples;
+        }
+
+        double accuracy() {
+            return correct / (double) examples;
+        }
+
+        double droppedFraction(int k) {
+            return dropped / (double) (examples * k);
+        }
+
+        double tokensPerSecond() {
+            return examples / seconds;
+        }
+
+        void reset() {
+            loss = 0;
+            correct = 0;
+            examples = 0;
+            dropped = 0;
+            seconds = 0;
+        }
+    }
+}
