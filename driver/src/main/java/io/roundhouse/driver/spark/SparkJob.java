@@ -243,7 +243,8 @@ public final class SparkJob {
         }
     }
 
-    private static int freePort(String host) {
+    /** A UDP port free on {@code host} now (the driver's control endpoint, a task's member endpoint). */
+    static int freePort(String host) {
         try (DatagramSocket s = new DatagramSocket(0, InetAddress.getByName(host))) {
             return s.getLocalPort();
         } catch (IOException e) {

@@ -22,8 +22,6 @@ import java.io.OutputStream;
 import java.io.PrintStream;
 import java.io.Serializable;
 import java.io.UncheckedIOException;
-import java.net.DatagramSocket;
-import java.net.InetAddress;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
@@ -94,7 +92,7 @@ final class WorkerTask extends AbstractFunction1<Iterator<Integer>, Iterator<Str
         JobConfig job = JobConfig.of(settings);
         CommsConfig cfg = JobComms.config(job, token);
         String host = hostOf(infos[rank].address());
-        String endpoint = cfg.transport() == Transport.IPC ? "ipc" : host + ":" + freePort(host);
+        String endpoint = cfg.transport() == Transport.IPC ? "ipc" : host + ":" + SparkJob.freePort(host);
         // Every worker's host and endpoint, in rank order.
         String[] gathered = ctx.allGather(host + "|" + endpoint);
         List<String> endpoints = new ArrayList<>();
@@ -285,13 +283,5 @@ final class WorkerTask extends AbstractFunction1<Iterator<Integer>, Iterator<Str
     private static String hostOf(String address) {
         int colon = address.lastIndexOf(':');
         return colon > 0 ? address.substring(0, colon) : address;
-    }
-
-    private static int freePort(String host) {
-        try (DatagramSocket s = new DatagramSocket(0, InetAddress.getByName(host))) {
-            return s.getLocalPort();
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot find a free UDP port on " + host + ": " + e.getMessage(), e);
-        }
     }
 }
