@@ -120,6 +120,39 @@ public interface Backend extends AutoCloseable {
     /** dx = dy · keep / (1−p) with the mask of the matching forward. */
     void dropoutBackward(Tensor dx, Tensor dy, float p, long seed, long stream, long firstElement);
 
+    /**
+     * Dropout with a rate per row ({@code rates[n]}, each in [0, 1)): element i of row r keeps when
+     * the same Philox uniform as {@link #dropoutForward} is {@code >= rates[r]}, scaled by
+     * {@code 1/(1−rates[r])}. With every rate equal to p it is {@code dropoutForward(p)} bit for bit.
+     * Self-Tuning Networks give every example its own perturbed rate.
+     */
+    void dropoutRowsForward(Tensor y, Tensor x, Tensor rates, long seed, long stream, long firstElement);
+
+    /** dx = dy · keep / (1−rates[r]) with the mask of the matching forward. */
+    void dropoutRowsBackward(Tensor dx, Tensor dy, Tensor rates, long seed, long stream, long firstElement);
+
+    /**
+     * Multiplicative jitter (the Switch router's input noise) with an amplitude per row:
+     * {@code y = x · (1 + a[r]·(2u − 1))}, u the Philox uniform of the element as in
+     * {@link #dropoutForward}. The map is linear in x, so backward is this op applied to dy with the
+     * same arguments.
+     */
+    void jitter(Tensor y, Tensor x, Tensor amplitude, long seed, long stream, long firstElement);
+
+    // ---- element-wise (STN responses, per-example coefficients) -------------------------------
+
+    /** {@code y = a ⊙ b}; b has a's shape, or is a row vector {@code [cols]} broadcast over a's rows. */
+    void multiply(Tensor y, Tensor a, Tensor b);
+
+    /** {@code y += a ⊙ b}, b as in {@link #multiply}. */
+    void multiplyAdd(Tensor y, Tensor a, Tensor b);
+
+    /** {@code acc[c] += Σ_r a[r,c]·b[r,c]} (a and b of one shape {@code [n, cols]}). */
+    void sumRowProducts(Tensor acc, Tensor a, Tensor b);
+
+    /** {@code t[r, :] *= s[r]}. */
+    void scaleRows(Tensor t, Tensor s);
+
     // ---- routing ------------------------------------------------------------------------------
 
     /**
