@@ -221,7 +221,7 @@ public final class Checkpointer {
         List<String> differ = new ArrayList<>();
         JsonNode saved = manifest.path("model");
         for (Map.Entry<String, String> m : model.entrySet()) {
-            String was = saved.path(m.getKey()).asText(null);
+            String was = saved.path(m.getKey()).asText("");  // a setting newer than the checkpoint: ""
             if (!m.getValue().equals(was)) {
                 differ.add(m.getKey() + " = " + m.getValue() + " here, " + was + " in the checkpoint");
             }

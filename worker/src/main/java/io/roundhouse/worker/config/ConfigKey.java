@@ -117,6 +117,34 @@ public final class ConfigKey<T> {
         });
     }
 
+    /**
+     * A comma-separated list of distinct words from {@code allowed} (empty allowed); a word in
+     * {@code notBuilt} is refused with its message.
+     */
+    static ConfigKey<List<String>> listKey(String name, String def, List<String> allowed,
+                                           java.util.Map<String, String> notBuilt, String doc) {
+        return new ConfigKey<>(name, def, doc, t -> {
+            List<String> out = new java.util.ArrayList<>();
+            for (String w : t.split(",")) {
+                String word = w.trim();
+                if (word.isEmpty()) {
+                    continue;
+                }
+                if (notBuilt.containsKey(word)) {
+                    throw new IllegalArgumentException(word + " is not built yet: " + notBuilt.get(word));
+                }
+                if (!allowed.contains(word)) {
+                    throw new IllegalArgumentException("'" + word + "' is not one of " + allowed);
+                }
+                if (out.contains(word)) {
+                    throw new IllegalArgumentException("'" + word + "' is listed twice");
+                }
+                out.add(word);
+            }
+            return List.copyOf(out);
+        });
+    }
+
     /** One of a fixed set of words. */
     static ConfigKey<String> choiceKey(String name, String def, List<String> allowed, String doc) {
         return new ConfigKey<>(name, def, doc, t -> {

@@ -4,6 +4,7 @@ import static io.roundhouse.worker.config.ConfigKey.choiceKey;
 import static io.roundhouse.worker.config.ConfigKey.doubleKey;
 import static io.roundhouse.worker.config.ConfigKey.enumKey;
 import static io.roundhouse.worker.config.ConfigKey.intKey;
+import static io.roundhouse.worker.config.ConfigKey.listKey;
 import static io.roundhouse.worker.config.ConfigKey.longKey;
 import static io.roundhouse.worker.config.ConfigKey.optionalStringKey;
 import static io.roundhouse.worker.config.ConfigKey.stringKey;
@@ -12,6 +13,7 @@ import io.roundhouse.kernels.Activation;
 import io.roundhouse.kernels.GateMode;
 import io.roundhouse.worker.model.NormKind;
 import java.util.List;
+import java.util.Map;
 
 /** Every job configuration key, with its default, documentation and validator. */
 public final class ConfigKeys {
@@ -53,12 +55,39 @@ public final class ConfigKeys {
             "dropout rate on the input pixels");
     public static final ConfigKey<Double> MODEL_DROPOUT_BLOCK = doubleKey("model.dropout.block", 0.1, 0, 0.9, true,
             "dropout rate on each MoE block's output before the residual add");
+    public static final ConfigKey<Double> MODEL_ROUTER_JITTER = doubleKey("model.routerJitter", 0.0, 0, 0.5, true,
+            "router input jitter a: in training the router sees x*U(1-a, 1+a), element-wise (Switch); 0 = off");
 
     // ---- loss ---------------------------------------------------------------------------------
     public static final ConfigKey<Double> LOSS_LOAD_BALANCE = doubleKey("loss.loadBalance", 0.01, 0, 100, true,
             "coefficient alpha of the Switch load-balancing loss alpha*E*sum_e f_e*P_e, per block");
     public static final ConfigKey<Double> LOSS_Z = doubleKey("loss.zLoss", 0.001, 0, 100, true,
             "coefficient beta of the router z-loss beta*mean(logsumexp(logits)^2), per block");
+
+    // ---- Self-Tuning Network ------------------------------------------------------------------
+    public static final ConfigKey<List<String>> STN_TUNE = listKey("stn.tune", "",
+            List.of("dropout.input", "dropout.block", "router.jitter", "loss.loadBalance", "loss.zLoss"),
+            Map.of("augment.shift", "data augmentation is not implemented (issue #6 follow-up)",
+                    "train.weightDecay", "AdamW's decoupled weight decay is not a loss term a per-example "
+                    + "perturbation can reach; it is not tunable by STN here"),
+            "hyperparameters tuned online by a Self-Tuning Network, comma-separated, from dropout.input, "
+            + "dropout.block, router.jitter, loss.loadBalance, loss.zLoss (each starts at its key's value above); "
+            + "empty = off");
+    public static final ConfigKey<List<String>> STN_LAYERS = listKey("stn.layers", "embed,router,head",
+            List.of("embed", "router", "head"), Map.of("experts", "expert FFNs have no STN response yet"),
+            "layers that get a best-response (y += s*(x W_r) + t*b_r with [s;t] = U*(perturbation)): embed, router, head");
+    public static final ConfigKey<Integer> STN_WARMUP_STEPS = intKey("stn.warmupSteps", 300, 0, Integer.MAX_VALUE,
+            "weight steps (on perturbed hyperparameters) before the first hyper step");
+    public static final ConfigKey<Integer> STN_TRAIN_STEPS = intKey("stn.trainSteps", 5, 1, 10_000,
+            "T_train: weight steps between hyper steps");
+    public static final ConfigKey<Integer> STN_VALID_STEPS = intKey("stn.validSteps", 1, 1, 63,
+            "T_valid: hyper steps (each on one validation batch of train.batchSize) after every T_train weight steps");
+    public static final ConfigKey<Double> STN_LR = doubleKey("stn.lr", 0.01, 0, 10, true,
+            "Adam learning rate of the hyper steps (on the unconstrained hyperparameters and perturbation scales)");
+    public static final ConfigKey<Double> STN_SIGMA = doubleKey("stn.sigma", 0.5, 1e-4, 10, true,
+            "initial perturbation scale sigma, in unconstrained units (learnt afterwards)");
+    public static final ConfigKey<Double> STN_ENTROPY_WEIGHT = doubleKey("stn.entropyWeight", 0.001, 0, 10, true,
+            "tau: the hyper steps minimise L_val - tau*entropy(sigma), which keeps the perturbations from collapsing");
 
     // ---- training -----------------------------------------------------------------------------
     public static final ConfigKey<Integer> TRAIN_EPOCHS = intKey("train.epochs", 12, 1, 100_000,
@@ -117,8 +146,10 @@ public final class ConfigKeys {
     public static final List<ConfigKey<?>> ALL = List.of(
             DATA_DIR, DATA_FORMAT, DATA_DISTRIBUTION, DATA_VALIDATION_EXAMPLES,
             MODEL_DIM, MODEL_BLOCKS, MODEL_EXPERTS, MODEL_TOP_K, MODEL_EXPERT_HIDDEN, MODEL_ACTIVATION, MODEL_NORM,
-            MODEL_GATE, MODEL_CAPACITY_FACTOR, MODEL_DROPOUT_INPUT, MODEL_DROPOUT_BLOCK,
+            MODEL_GATE, MODEL_CAPACITY_FACTOR, MODEL_DROPOUT_INPUT, MODEL_DROPOUT_BLOCK, MODEL_ROUTER_JITTER,
             LOSS_LOAD_BALANCE, LOSS_Z,
+            STN_TUNE, STN_LAYERS, STN_WARMUP_STEPS, STN_TRAIN_STEPS, STN_VALID_STEPS, STN_LR, STN_SIGMA,
+            STN_ENTROPY_WEIGHT,
             TRAIN_EPOCHS, TRAIN_MAX_STEPS, TRAIN_BATCH_SIZE, TRAIN_LR, TRAIN_MIN_LR_FRACTION, TRAIN_WARMUP_STEPS,
             TRAIN_WEIGHT_DECAY, TRAIN_BETA1, TRAIN_BETA2, TRAIN_CLIP_NORM, TRAIN_SEED, TRAIN_EVAL_BATCH_SIZE,
             CHECKPOINT_EVERY_STEPS, CHECKPOINT_KEEP, CHECKPOINT_DIR, TRAIN_RESUME,

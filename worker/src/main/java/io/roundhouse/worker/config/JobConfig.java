@@ -1,5 +1,6 @@
 package io.roundhouse.worker.config;
 
+import io.roundhouse.worker.model.Hyper;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -155,6 +156,19 @@ public final class JobConfig {
         if (topK > experts) {
             throw new ConfigException("model.topK = " + topK + " is larger than model.experts = " + experts
                     + ": each token can go to at most every expert once; lower model.topK or raise model.experts");
+        }
+        List<String> tuned = get(ConfigKeys.STN_TUNE);
+        if (!tuned.isEmpty() && get(ConfigKeys.STN_LAYERS).isEmpty()) {
+            throw new ConfigException("stn.tune is set but stn.layers is empty: the hypergradient flows only through "
+                    + "the layers' responses; list at least one of embed, router, head");
+        }
+        for (String id : tuned) {
+            Hyper h = Hyper.byId(id);
+            try {
+                h.unconstrained(get(h.initialKey()));
+            } catch (IllegalArgumentException e) {
+                throw new ConfigException("stn.tune includes " + id + ", but " + e.getMessage());
+            }
         }
     }
 

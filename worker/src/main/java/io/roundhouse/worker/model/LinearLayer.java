@@ -12,6 +12,8 @@ public final class LinearLayer {
     private final Tensor y;   // [maxN, O]
     private final Tensor dx;  // [maxN, I]
     private Tensor x;         // the last input, [n, I]
+    private StnResponse response;
+    private Perturbation perturbation;
 
     public LinearLayer(Backend be, ParamStore ps, String name, int in, int out, boolean bias, double initStd, int maxN) {
         this.be = be;
@@ -21,11 +23,24 @@ public final class LinearLayer {
         this.dx = be.allocate(name + ".dx", DType.FLOAT32, maxN, in);
     }
 
+    /** Makes this an STN layer: {@code response} adds its term whenever {@code p} is on. */
+    public void attach(StnResponse r, Perturbation p) {
+        this.response = r;
+        this.perturbation = p;
+    }
+
+    public StnResponse response() {
+        return response;
+    }
+
     /** @return y[n,O], valid until the next forward */
     public Tensor forward(Tensor input) {
         x = input;
         Tensor out = y.rows(input.dim(0));
         be.linearForward(out, input, w.value(), b == null ? null : b.value());
+        if (response != null) {
+            response.forward(out, input, perturbation);
+        }
         return out;
     }
 
@@ -36,6 +51,9 @@ public final class LinearLayer {
     public Tensor backward(Tensor dy, boolean needDx) {
         Tensor d = needDx ? dx.rows(x.dim(0)) : null;
         be.linearBackward(d, w.grad(), b == null ? null : b.grad(), dy, x, w.value());
+        if (response != null) {
+            response.backward(d, dy, x, perturbation);
+        }
         return d;
     }
 }

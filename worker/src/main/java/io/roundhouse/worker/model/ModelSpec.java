@@ -23,15 +23,43 @@ import io.roundhouse.worker.config.JobConfig;
  * @param dropoutBlock    dropout rate on each block's output
  * @param loadBalance     load-balancing loss coefficient α
  * @param zLoss           router z-loss coefficient β
+ * @param routerJitter    amplitude of the router's multiplicative input noise in training
+ * @param stn             what a Self-Tuning Network adds (tuned hyperparameters, responses)
  */
 public record ModelSpec(int inputs, int classes, int dim, int blocks, int experts, int topK, int expertHidden,
                         Activation activation, NormKind norm, GateMode gate, double capacityFactor,
-                        double dropoutInput, double dropoutBlock, double loadBalance, double zLoss) {
+                        double dropoutInput, double dropoutBlock, double loadBalance, double zLoss,
+                        double routerJitter, StnSpec stn) {
 
     public ModelSpec {
         if (topK < 1 || topK > experts) {
             throw new IllegalArgumentException("topK " + topK + " must be in [1, experts=" + experts + "]");
         }
+    }
+
+    /** A model without router jitter or Self-Tuning Network. */
+    public ModelSpec(int inputs, int classes, int dim, int blocks, int experts, int topK, int expertHidden,
+                     Activation activation, NormKind norm, GateMode gate, double capacityFactor,
+                     double dropoutInput, double dropoutBlock, double loadBalance, double zLoss) {
+        this(inputs, classes, dim, blocks, experts, topK, expertHidden, activation, norm, gate, capacityFactor,
+                dropoutInput, dropoutBlock, loadBalance, zLoss, 0, StnSpec.NONE);
+    }
+
+    /** The same model with a Self-Tuning Network. */
+    public ModelSpec withStn(StnSpec s) {
+        return new ModelSpec(inputs, classes, dim, blocks, experts, topK, expertHidden, activation, norm, gate,
+                capacityFactor, dropoutInput, dropoutBlock, loadBalance, zLoss, routerJitter, s);
+    }
+
+    /** The fixed value of {@code h} (its initial value when tuned). */
+    public double fixed(Hyper h) {
+        return switch (h) {
+            case DROPOUT_INPUT -> dropoutInput;
+            case DROPOUT_BLOCK -> dropoutBlock;
+            case ROUTER_JITTER -> routerJitter;
+            case LOAD_BALANCE -> loadBalance;
+            case Z_LOSS -> zLoss;
+        };
     }
 
     /** The model a job configuration describes, for {@code inputs} features and {@code classes} classes. */
@@ -40,7 +68,9 @@ public record ModelSpec(int inputs, int classes, int dim, int blocks, int expert
                 c.get(ConfigKeys.MODEL_EXPERTS), c.get(ConfigKeys.MODEL_TOP_K), c.get(ConfigKeys.MODEL_EXPERT_HIDDEN),
                 c.get(ConfigKeys.MODEL_ACTIVATION), c.get(ConfigKeys.MODEL_NORM), c.get(ConfigKeys.MODEL_GATE),
                 c.get(ConfigKeys.MODEL_CAPACITY_FACTOR), c.get(ConfigKeys.MODEL_DROPOUT_INPUT),
-                c.get(ConfigKeys.MODEL_DROPOUT_BLOCK), c.get(ConfigKeys.LOSS_LOAD_BALANCE), c.get(ConfigKeys.LOSS_Z));
+                c.get(ConfigKeys.MODEL_DROPOUT_BLOCK), c.get(ConfigKeys.LOSS_LOAD_BALANCE), c.get(ConfigKeys.LOSS_Z),
+                c.get(ConfigKeys.MODEL_ROUTER_JITTER), new StnSpec(c.get(ConfigKeys.STN_TUNE).stream().map(Hyper::byId)
+                        .toList(), java.util.Set.copyOf(c.get(ConfigKeys.STN_LAYERS))));
     }
 
     /** Expert capacity for {@code tokens} tokens: ceil(cf·K·tokens/E), or 0 (no limit) when dropless. */

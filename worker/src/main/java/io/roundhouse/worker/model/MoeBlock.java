@@ -15,6 +15,7 @@ public final class MoeBlock {
     private final Tensor dBranch;  // [maxN, D]
     private final Tensor dx;       // [maxN, D]
     private float p;
+    private Tensor rates;   // per-row dropout rates (a Self-Tuning Network's weight step), or null
     private long seed;
     private long stream;
     private long firstElement;
@@ -36,14 +37,28 @@ public final class MoeBlock {
      * @param firstRow    global index of x's first row in the batch (keys the dropout mask)
      */
     public Tensor forward(Tensor x, float dropoutRate, int capacity, long seed, long stream, long firstRow) {
+        return forward(x, dropoutRate, null, capacity, true, seed, stream, stream, firstRow);
+    }
+
+    /**
+     * @param rates        a dropout rate per row instead of {@code dropoutRate} (null: one rate)
+     * @param train        training (router jitter, router losses) or evaluation
+     * @param jitterStream the router jitter's stream
+     */
+    public Tensor forward(Tensor x, float dropoutRate, Tensor rates, int capacity, boolean train, long seed,
+                          long stream, long jitterStream, long firstRow) {
         int n = x.dim(0);
         this.p = dropoutRate;
+        this.rates = rates;
         this.seed = seed;
         this.stream = stream;
         this.firstElement = firstRow * spec.dim();
-        Tensor branch = moe.forward(norm.forward(x), capacity);
+        Tensor branch = moe.forward(norm.forward(x), capacity, train, seed, jitterStream, firstRow);
         Tensor o = out.rows(n);
-        if (p > 0f) {
+        if (rates != null) {
+            be.dropoutRowsForward(dropped.rows(n), branch, rates, seed, stream, firstElement);
+            branch = dropped.rows(n);
+        } else if (p > 0f) {
             be.dropoutForward(dropped.rows(n), branch, p, seed, stream, firstElement);
             branch = dropped.rows(n);
         }
@@ -55,7 +70,10 @@ public final class MoeBlock {
     public Tensor backward(Tensor dOut) {
         int n = dOut.dim(0);
         Tensor dBr = dOut;
-        if (p > 0f) {
+        if (rates != null) {
+            be.dropoutRowsBackward(dBranch.rows(n), dOut, rates, seed, stream, firstElement);
+            dBr = dBranch.rows(n);
+        } else if (p > 0f) {
             be.dropoutBackward(dBranch.rows(n), dOut, p, seed, stream, firstElement);
             dBr = dBranch.rows(n);
         }

@@ -12,7 +12,10 @@ import java.util.function.IntFunction;
  * <p>All buffers are allocated here, for at most {@code maxN} examples per forward.
  */
 public final class MoeClassifier {
-    /** Dropout streams: stream = step·STREAMS_PER_STEP + site (0 input, 1+b block b). */
+    /**
+     * Dropout and jitter streams: stream = step·STREAMS_PER_STEP + site (0 input dropout, 1+b
+     * block b's dropout, 1+L+b block b's router jitter).
+     */
     static final long STREAMS_PER_STEP = 1024;
 
     private final Backend be;
@@ -31,13 +34,16 @@ public final class MoeClassifier {
     private final float[] hostLosses;
     private final float[] hostProbs;
     private Tensor labels;
+    private final Perturbation perturbation;  // null without a Self-Tuning Network
+    private final Param hyperU;               // the STN's unconstrained λ (and its Adam moments)
+    private final Param hyperRho;             // the STN's unconstrained σ (and its Adam moments)
 
     /**
      * @param exchanges the expert exchange of each block (a {@link LocalExchange} in one process)
      */
     public MoeClassifier(Backend be, ModelSpec spec, long seed, int maxN, IntFunction<ExpertExchange> exchanges) {
-        if (spec.blocks() > STREAMS_PER_STEP - 1) {
-            throw new IllegalArgumentException("at most " + (STREAMS_PER_STEP - 1) + " blocks");
+        if (spec.blocks() > (STREAMS_PER_STEP - 1) / 2) {
+            throw new IllegalArgumentException("at most " + (STREAMS_PER_STEP - 1) / 2 + " blocks");
         }
         this.be = be;
         this.spec = spec;
@@ -57,6 +63,35 @@ public final class MoeClassifier {
         this.dLogits = be.allocate("dLogits", DType.FLOAT32, maxN, spec.classes());
         this.hostLosses = new float[maxN];
         this.hostProbs = new float[maxN * spec.classes()];
+        // A Self-Tuning Network's parameters come after every plain one (and from their own
+        // generator), so the plain parameters start exactly as without it.
+        StnSpec stn = spec.stn();
+        if (stn.enabled()) {
+            int h = stn.tuned().size();
+            this.perturbation = new Perturbation(be, stn, maxN);
+            if (stn.has("embed")) {
+                embed.attach(new StnResponse(be, params, "embed", spec.inputs(), spec.dim(), h,
+                        1 / Math.sqrt(spec.inputs()), maxN), perturbation);
+            }
+            for (MoeBlock b : blocks) {
+                if (stn.has("router")) {
+                    b.moe.attach(new StnResponse(be, params, b.moe.name() + ".router", spec.dim(), spec.experts(), h,
+                            0.1 / Math.sqrt(spec.dim()), maxN), perturbation);
+                } else {
+                    b.moe.attach(perturbation);
+                }
+            }
+            if (stn.has("head")) {
+                head.attach(new StnResponse(be, params, "head", spec.dim(), spec.classes(), h,
+                        1 / Math.sqrt(spec.dim()), maxN), perturbation);
+            }
+            this.hyperU = params.state("stn.lambda", h);
+            this.hyperRho = params.state("stn.sigma", h);
+        } else {
+            this.perturbation = null;
+            this.hyperU = null;
+            this.hyperRho = null;
+        }
     }
 
     /** A single-process model: every block hosts all experts. */
@@ -93,19 +128,26 @@ public final class MoeClassifier {
         long tEmbed = System.nanoTime();
         long streamBase = step * STREAMS_PER_STEP;
         Tensor in = x;
-        if (train && spec.dropoutInput() > 0) {
+        Tensor inputRates = train && perturbation != null ? perturbation.perExample(Hyper.DROPOUT_INPUT) : null;
+        float inputP = (float) current(Hyper.DROPOUT_INPUT);
+        if (inputRates != null) {
             in = inputDropped.rows(n);
-            be.dropoutForward(in, x, (float) spec.dropoutInput(), seed, streamBase, firstExample * spec.inputs());
+            be.dropoutRowsForward(in, x, inputRates, seed, streamBase, firstExample * spec.inputs());
+        } else if (train && inputP > 0) {
+            in = inputDropped.rows(n);
+            be.dropoutForward(in, x, inputP, seed, streamBase, firstExample * spec.inputs());
         }
         Tensor hcur = embed.forward(in);
         timers.add(PhaseTimers.Phase.EMBED, System.nanoTime() - tEmbed);
         int capacity = train ? spec.capacity(n) : 0;
-        float blockP = train ? (float) spec.dropoutBlock() : 0f;
+        float blockP = train ? (float) current(Hyper.DROPOUT_BLOCK) : 0f;
+        Tensor blockRates = train && perturbation != null ? perturbation.perExample(Hyper.DROPOUT_BLOCK) : null;
         stats.loadBalanceLoss = 0;
         stats.zLoss = 0;
         stats.droppedCopies = 0;
         for (int b = 0; b < blocks.length; b++) {
-            hcur = blocks[b].forward(hcur, blockP, capacity, seed, streamBase + 1 + b, firstExample);
+            hcur = blocks[b].forward(hcur, blockP, blockRates, capacity, train, seed, streamBase + 1 + b,
+                    streamBase + 1 + blocks.length + b, firstExample);
             MoeLayer moe = blocks[b].moe;
             stats.loadBalanceLoss += moe.loadBalanceLoss();
             stats.zLoss += moe.zLoss();
@@ -163,6 +205,26 @@ public final class MoeClassifier {
         // Backward's exchanges are counted as dispatch and combine; backward is its compute.
         exchanged = timers.nanos(PhaseTimers.Phase.DISPATCH) + timers.nanos(PhaseTimers.Phase.COMBINE) - exchanged;
         timers.add(PhaseTimers.Phase.BACKWARD, System.nanoTime() - t0 - exchanged);
+    }
+
+    /** λ of {@code h}: the tuner's current value when a Self-Tuning Network tunes it, else the spec's. */
+    private double current(Hyper h) {
+        return perturbation == null ? spec.fixed(h) : perturbation.current(h, spec.fixed(h));
+    }
+
+    /** The Self-Tuning Network's perturbation, or null without one. */
+    public Perturbation perturbation() {
+        return perturbation;
+    }
+
+    /** The STN's unconstrained hyperparameters λ (value) with their Adam moments (m, v), or null. */
+    public Param hyperLambda() {
+        return hyperU;
+    }
+
+    /** The STN's unconstrained perturbation scales σ with their Adam moments, or null. */
+    public Param hyperSigma() {
+        return hyperRho;
     }
 
     /** Phase times since the last {@link PhaseTimers#reset()}; the trainer adds its own phases. */

@@ -25,6 +25,7 @@ import io.roundhouse.kernels.Tensor;
  */
 public final class MoeLayer {
     private final Backend be;
+    private final String name;
     private final ExpertExchange exchange;
     private final int d;
     private final int e;
@@ -34,6 +35,7 @@ public final class MoeLayer {
     private final GateMode gateMode;
     private final float alpha;
     private final float beta;
+    private final float routerJitter;
 
     public final Param router;   // [D, E]
     public final Param w1;       // [El, D, F1]
@@ -71,6 +73,19 @@ public final class MoeLayer {
     private final Tensor dProbs;    // [maxN, E]
     private final Tensor dLse;      // [maxN]
     private final Tensor dLogits;   // [maxN, E]
+    // Regularisers (router jitter; per-token loss coefficients under a Self-Tuning Network).
+    private final Tensor xj;        // [maxN, D] the router's jittered input
+    private final Tensor constJ;    // [maxN] the fixed jitter amplitude, row by row
+    private final Tensor constA;    // [maxN] the fixed load-balancing coefficient, row by row
+    private final Tensor constB;    // [maxN] the fixed z-loss coefficient, row by row
+    private StnResponse routerResponse;
+    private Perturbation perturbation;
+    private boolean train = true;
+    private Tensor routerIn;        // what the router saw (x, or x jittered)
+    private Tensor jitterAmp;       // the last forward's jitter amplitudes, or null
+    private long jitterSeed;
+    private long jitterStream;
+    private long jitterFirst;
 
     private PhaseTimers timers = new PhaseTimers();
     private Tensor x;               // the last input [n, D]
@@ -83,6 +98,7 @@ public final class MoeLayer {
 
     public MoeLayer(Backend be, ParamStore ps, String name, ModelSpec spec, ExpertExchange exchange, int maxN) {
         this.be = be;
+        this.name = name;
         this.exchange = exchange;
         this.d = spec.dim();
         this.e = spec.experts();
@@ -92,6 +108,7 @@ public final class MoeLayer {
         this.gateMode = spec.gate();
         this.alpha = (float) spec.loadBalance();
         this.beta = (float) spec.zLoss();
+        this.routerJitter = (float) spec.routerJitter();
         int el = exchange.localExperts();
         int f1 = act.preWidth(f);
         int rows = maxN * k;
@@ -132,6 +149,25 @@ public final class MoeLayer {
         dProbs = be.allocate(name + ".dProbs", DType.FLOAT32, maxN, e);
         dLse = be.allocate(name + ".dLse", DType.FLOAT32, maxN);
         dLogits = be.allocate(name + ".dLogits", DType.FLOAT32, maxN, e);
+        xj = be.allocate(name + ".xj", DType.FLOAT32, maxN, d);
+        constJ = be.allocate(name + ".constJ", DType.FLOAT32, maxN);
+        constA = be.allocate(name + ".constA", DType.FLOAT32, maxN);
+        constB = be.allocate(name + ".constB", DType.FLOAT32, maxN);
+    }
+
+    /** Makes the router an STN layer: {@code response} adds its term whenever {@code p} is on. */
+    public void attach(StnResponse r, Perturbation p) {
+        this.routerResponse = r;
+        this.perturbation = p;
+    }
+
+    /** The Self-Tuning Network's perturbation the layer's regularisers read (without a router response). */
+    public void attach(Perturbation p) {
+        this.perturbation = p;
+    }
+
+    public StnResponse routerResponse() {
+        return routerResponse;
     }
 
     /**
@@ -140,11 +176,41 @@ public final class MoeLayer {
      * @return y[n,D], valid until the next forward
      */
     public Tensor forward(Tensor input, int capacity) {
+        return forward(input, capacity, true, 0, 0, 0);
+    }
+
+    /**
+     * @param train    training (router jitter; router losses in backward) or evaluation (neither)
+     * @param seed     jitter seed
+     * @param stream   jitter stream
+     * @param firstRow global index of the input's first row (keys the jitter)
+     */
+    public Tensor forward(Tensor input, int capacity, boolean train, long seed, long stream, long firstRow) {
         x = input;
+        this.train = train;
         int n = input.dim(0);
         long t0 = System.nanoTime();
-        // 1. route
-        be.linearForward(logits.rows(n), input, router.value(), null);
+        // 1. route (the router sees the input jittered in training when asked)
+        jitterAmp = null;
+        if (train) {
+            jitterAmp = perturbation == null ? null : perturbation.perExample(Hyper.ROUTER_JITTER);
+            if (jitterAmp == null && current(Hyper.ROUTER_JITTER, routerJitter) > 0) {
+                jitterAmp = constJ.rows(n);
+                be.fill(jitterAmp, current(Hyper.ROUTER_JITTER, routerJitter));
+            }
+        }
+        routerIn = input;
+        if (jitterAmp != null) {
+            jitterSeed = seed;
+            jitterStream = stream;
+            jitterFirst = firstRow * d;
+            be.jitter(xj.rows(n), input, jitterAmp, seed, stream, jitterFirst);
+            routerIn = xj.rows(n);
+        }
+        be.linearForward(logits.rows(n), routerIn, router.value(), null);
+        if (routerResponse != null) {
+            routerResponse.forward(logits.rows(n), routerIn, perturbation);
+        }
         be.gateForward(probs.rows(n), lse.rows(n), topIdx.rows(n), gates.rows(n), logits.rows(n), gateMode);
         long t1 = System.nanoTime();
         timers.add(PhaseTimers.Phase.ROUTE, t1 - t0);
@@ -166,7 +232,8 @@ public final class MoeLayer {
             probSums[j] = stats[e + j];
         }
         totalTokens = Math.round(stats[2 * e]);
-        float[] aux = be.routerLossForward(lse.rows(n), globalSelected, probSums, totalTokens, k, alpha, beta);
+        float[] aux = be.routerLossForward(lse.rows(n), globalSelected, probSums, totalTokens, k,
+                current(Hyper.LOAD_BALANCE, alpha), current(Hyper.Z_LOSS, beta));
         lastLoadBalance = aux[0];
         lastZLoss = aux[1];
         be.permuteForward(xp.rows(m), input, rowToken, m);
@@ -220,12 +287,53 @@ public final class MoeLayer {
         // 1. router: gates and auxiliary losses → logits → input and router weights
         // With statistics summed over workers each token's router-loss gradient is already its
         // share of the global loss: summing the workers' gradients gives the single-worker one.
-        be.routerLossBackward(dProbs.rows(n), dLse.rows(n), lse.rows(n), globalSelected, totalTokens, k, alpha, beta, 1f);
+        routerLossBackward(n);
         be.gateBackward(dLogits.rows(n), dGates.rows(n), dProbs.rows(n), dLse.rows(n), probs.rows(n), topIdx.rows(n),
                 gates.rows(n), gateMode);
-        be.linearBackward(dxRouter.rows(n), router.grad(), null, dLogits.rows(n), x, router.value());
+        be.linearBackward(dxRouter.rows(n), router.grad(), null, dLogits.rows(n), routerIn, router.value());
+        if (routerResponse != null) {
+            routerResponse.backward(dxRouter.rows(n), dLogits.rows(n), routerIn, perturbation);
+        }
+        if (jitterAmp != null) {
+            be.jitter(dxRouter.rows(n), dxRouter.rows(n), jitterAmp, jitterSeed, jitterStream, jitterFirst);
+        }
         be.axpy(out, 1f, dxRouter.rows(n));
         return out;
+    }
+
+    /**
+     * The router losses' gradients (training only: evaluation's loss is the task loss), with a
+     * coefficient per token when a Self-Tuning Network perturbs them.
+     */
+    private void routerLossBackward(int n) {
+        if (!train) {
+            be.fill(dProbs.rows(n), 0f);
+            be.fill(dLse.rows(n), 0f);
+            return;
+        }
+        Tensor ca = perturbation == null ? null : perturbation.perExample(Hyper.LOAD_BALANCE);
+        Tensor cb = perturbation == null ? null : perturbation.perExample(Hyper.Z_LOSS);
+        if (ca == null && cb == null) {
+            be.routerLossBackward(dProbs.rows(n), dLse.rows(n), lse.rows(n), globalSelected, totalTokens, k,
+                    current(Hyper.LOAD_BALANCE, alpha), current(Hyper.Z_LOSS, beta), 1f);
+            return;
+        }
+        be.routerLossBackward(dProbs.rows(n), dLse.rows(n), lse.rows(n), globalSelected, totalTokens, k, 1f, 1f, 1f);
+        if (ca == null) {
+            ca = constA.rows(n);
+            be.fill(ca, current(Hyper.LOAD_BALANCE, alpha));
+        }
+        if (cb == null) {
+            cb = constB.rows(n);
+            be.fill(cb, current(Hyper.Z_LOSS, beta));
+        }
+        be.scaleRows(dProbs.rows(n), ca);
+        be.scaleRows(dLse.rows(n), cb);
+    }
+
+    /** λ of {@code h} when a Self-Tuning Network tunes it, else the fixed value. */
+    private float current(Hyper h, float fixed) {
+        return perturbation == null ? fixed : (float) perturbation.current(h, fixed);
     }
 
     /** Where forward records its phase times (the classifier shares one across blocks). */
@@ -260,5 +368,9 @@ public final class MoeLayer {
 
     public int experts() {
         return e;
+    }
+
+    public String name() {
+        return name;
     }
 }

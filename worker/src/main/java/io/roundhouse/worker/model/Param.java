@@ -10,7 +10,11 @@ import io.roundhouse.kernels.Tensor;
  * @param grad  accumulated gradient (zeroed by the trainer before each step)
  * @param m     AdamW first moment
  * @param v     AdamW second moment
- * @param decay whether weight decay applies (weight matrices yes, biases and norm gains no)
+ * @param decay     whether weight decay applies (weight matrices yes, biases and norm gains no)
+ * @param trainable whether the optimizer steps it; state that is not trained by gradient descent on
+ *                  the training loss (the Self-Tuning Network's hyperparameters, stepped by their own
+ *                  optimizer, which keeps its moments in m and v) is checkpointed and digested with
+ *                  the weights but skipped by AdamW and the gradient all-reduce
  */
-public record Param(String name, Tensor value, Tensor grad, Tensor m, Tensor v, boolean decay) {
+public record Param(String name, Tensor value, Tensor grad, Tensor m, Tensor v, boolean decay, boolean trainable) {
 }

@@ -16,19 +16,33 @@ import java.util.SplittableRandom;
 public final class ParamStore {
     private final Backend be;
     private final SplittableRandom rnd;
+    private final SplittableRandom aside;
     private final List<Param> params = new ArrayList<>();
 
     public ParamStore(Backend be, long seed) {
         this.be = be;
         this.rnd = new SplittableRandom(seed);
+        this.aside = new SplittableRandom(seed ^ 0x53544E5F52455350L);
     }
 
     /** A parameter drawn from N(0, std²). */
     public Param normal(String name, double std, boolean decay, int... shape) {
+        return normal(rnd, name, std, decay, shape);
+    }
+
+    /**
+     * A parameter drawn from N(0, std²) by a second generator of the same seed: parameters added
+     * to a model this way (a Self-Tuning Network's responses) leave every other one as it was.
+     */
+    public Param normalAside(String name, double std, boolean decay, int... shape) {
+        return normal(aside, name, std, decay, shape);
+    }
+
+    private Param normal(SplittableRandom from, String name, double std, boolean decay, int... shape) {
         Param p = create(name, decay, shape);
         float[] v = new float[p.value().size()];
         for (int j = 0; j < v.length; j++) {
-            v[j] = (float) (gaussian() * std);
+            v[j] = (float) (gaussian(from) * std);
         }
         be.write(p.value(), v);
         return p;
@@ -52,13 +66,13 @@ public final class ParamStore {
         float[] v = new float[p.value().size()];
         long skip = (long) first * per;
         for (long j = 0; j < skip; j++) {
-            gaussian();
+            gaussian(rnd);
         }
         for (int j = 0; j < v.length; j++) {
-            v[j] = (float) (gaussian() * std);
+            v[j] = (float) (gaussian(rnd) * std);
         }
         for (long j = skip + v.length, n = (long) fullShape[0] * per; j < n; j++) {
-            gaussian();
+            gaussian(rnd);
         }
         be.write(p.value(), v);
         return p;
@@ -71,22 +85,36 @@ public final class ParamStore {
         return p;
     }
 
+    /**
+     * State that is checkpointed and digested with the weights but not trained by AdamW (see
+     * {@link Param#trainable()}), zero at first.
+     */
+    public Param state(String name, int... shape) {
+        Param p = create(name, false, false, shape);
+        be.fill(p.value(), 0f);
+        return p;
+    }
+
     private Param create(String name, boolean decay, int... shape) {
+        return create(name, decay, true, shape);
+    }
+
+    private Param create(String name, boolean decay, boolean trainable, int... shape) {
         for (Param q : params) {
             if (q.name().equals(name)) {
                 throw new IllegalArgumentException("parameter " + name + " is defined twice");
             }
         }
         Param p = new Param(name, be.allocate(name, DType.FLOAT32, shape), be.allocate(name + ".grad", DType.FLOAT32, shape),
-                be.allocate(name + ".m", DType.FLOAT32, shape), be.allocate(name + ".v", DType.FLOAT32, shape), decay);
+                be.allocate(name + ".m", DType.FLOAT32, shape), be.allocate(name + ".v", DType.FLOAT32, shape), decay, trainable);
         params.add(p);
         return p;
     }
 
-    private double gaussian() {
+    private static double gaussian(SplittableRandom from) {
         // Box–Muller on the seeded generator: SplittableRandom has no nextGaussian on Java 17.
-        double u1 = 1.0 - rnd.nextDouble();
-        double u2 = rnd.nextDouble();
+        double u1 = 1.0 - from.nextDouble();
+        double u2 = from.nextDouble();
         return Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
     }
 
@@ -96,6 +124,11 @@ public final class ParamStore {
 
     public List<Param> all() {
         return Collections.unmodifiableList(params);
+    }
+
+    /** The parameters AdamW trains, in creation order. */
+    public List<Param> trainable() {
+        return params.stream().filter(Param::trainable).toList();
     }
 
     public Param get(String name) {
@@ -116,7 +149,7 @@ public final class ParamStore {
     /** Total number of trainable values. */
     public long count() {
         long n = 0;
-        for (Param p : params) {
+        for (Param p : trainable()) {
             n += p.value().size();
         }
         return n;

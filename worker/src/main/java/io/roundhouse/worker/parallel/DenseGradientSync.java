@@ -40,7 +40,7 @@ public final class DenseGradientSync {
     public DenseGradientSync(Backend be, ParamStore params, Collectives c, ExpertPlacement placement, int extra) {
         this.be = be;
         this.c = c;
-        for (Param p : params.all()) {
+        for (Param p : params.trainable()) {
             if (isExpert(p)) {
                 experts.add(p);
             } else {

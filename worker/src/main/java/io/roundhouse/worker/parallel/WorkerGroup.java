@@ -176,7 +176,7 @@ public final class WorkerGroup {
     /** Trainable values of the whole model (every expert once), whichever share this worker holds. */
     public long globalParameterCount(ParamStore params) {
         long n = 0;
-        for (Param p : params.all()) {
+        for (Param p : params.trainable()) {
             long size = p.value().size();
             n += DenseGradientSync.isExpert(p) ? size / placement.expertCount(rank) * placement.experts() : size;
         }

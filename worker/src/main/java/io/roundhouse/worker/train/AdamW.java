@@ -13,6 +13,7 @@ public final class AdamW {
     private final float eps;
     private final float weightDecay;
     private final double clipNorm;
+    private final java.util.List<Param> trainable;
     private int t;
 
     public AdamW(Backend be, ParamStore params, double beta1, double beta2, double eps, double weightDecay, double clipNorm) {
@@ -23,12 +24,13 @@ public final class AdamW {
         this.eps = (float) eps;
         this.weightDecay = (float) weightDecay;
         this.clipNorm = clipNorm;
+        this.trainable = params.trainable();
     }
 
     /** The L2 norm of all gradients together. */
     public double gradNorm() {
         double s = 0;
-        for (Param p : params.all()) {
+        for (Param p : trainable) {
             s += be.sumSquares(p.grad());
         }
         return Math.sqrt(s);
@@ -56,12 +58,12 @@ public final class AdamW {
         }
         if (clipNorm > 0 && norm > clipNorm) {
             float scale = (float) (clipNorm / norm);
-            for (Param p : params.all()) {
+            for (Param p : trainable) {
                 be.scale(p.grad(), scale);
             }
         }
         t++;
-        for (Param p : params.all()) {
+        for (Param p : trainable) {
             be.adamWStep(p.value(), p.grad(), p.m(), p.v(), (float) lr, beta1, beta2, eps,
                     p.decay() ? weightDecay : 0f, t);
         }

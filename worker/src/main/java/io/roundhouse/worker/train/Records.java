@@ -57,6 +57,14 @@ final class Records {
         return r;
     }
 
+    /** {@code name=value} pairs with 4 significant digits, for progress lines. */
+    static String brief(Map<String, Object> values) {
+        StringBuilder sb = new StringBuilder();
+        values.forEach((k, v) -> sb.append(sb.length() == 0 ? "" : " ").append(k).append('=')
+                .append(String.format(java.util.Locale.ROOT, "%.4g", ((Number) v).doubleValue())));
+        return sb.toString();
+    }
+
     static String eta(double elapsed, int step, int total) {
         long s = Math.round(elapsed / step * (total - step));
         return s >= 60 ? (s / 60) + "m" + String.format("%02d", s % 60) + "s" : s + "s";

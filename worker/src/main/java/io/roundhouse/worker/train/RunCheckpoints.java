@@ -16,6 +16,7 @@ import io.roundhouse.worker.checkpoint.CheckpointStore;
 import io.roundhouse.worker.checkpoint.Checkpointer;
 import io.roundhouse.worker.config.ConfigException;
 import io.roundhouse.worker.config.ConfigKey;
+import io.roundhouse.worker.config.ConfigKeys;
 import io.roundhouse.worker.config.JobConfig;
 import io.roundhouse.worker.model.ParamStore;
 import io.roundhouse.worker.parallel.WorkerGroup;
@@ -60,6 +61,10 @@ final class RunCheckpoints {
         }
         model.put("inputs", String.valueOf(inputs));
         model.put("classes", String.valueOf(classes));
+        // A Self-Tuning Network adds parameters (responses, the hyperparameters' state).
+        List<String> tuned = config.get(ConfigKeys.STN_TUNE);
+        model.put("stn", tuned.isEmpty() ? "" : String.join(",", tuned) + " on " + String.join(",",
+                config.get(ConfigKeys.STN_LAYERS)));
         this.every = config.get(CHECKPOINT_EVERY_STEPS);
         String dir = config.get(CHECKPOINT_DIR);
         if (dir.isEmpty() && group.rank() == 0 && rank0RunDir != null) {

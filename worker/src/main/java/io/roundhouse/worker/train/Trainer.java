@@ -25,6 +25,7 @@ import io.roundhouse.kernels.Backend;
 import io.roundhouse.kernels.Backends;
 import io.roundhouse.worker.checkpoint.CheckpointStore;
 import io.roundhouse.worker.config.ConfigException;
+import io.roundhouse.worker.config.ConfigKeys;
 import io.roundhouse.worker.config.JobConfig;
 import io.roundhouse.worker.data.FashionMnist;
 import io.roundhouse.worker.data.DataSplits;
@@ -148,6 +149,10 @@ public final class Trainer {
             throw new ConfigException("train.batchSize = " + batch + " gives some of the " + workers
                     + " workers no examples; use a batch of at least " + workers + " or fewer workers");
         }
+        if (!config.get(ConfigKeys.STN_TUNE).isEmpty() && validation == 0) {
+            throw new ConfigException("stn.tune needs a validation split for its hyper steps, but "
+                    + "data.validationExamples = 0; hold some out (e.g. data.validationExamples=5000) or clear stn.tune");
+        }
         if (validation > 0 && validation < workers) {
             throw new ConfigException("data.validationExamples = " + validation + " gives some of the " + workers
                     + " workers nothing to evaluate; use 0 or at least " + workers);
@@ -260,9 +265,14 @@ public final class Trainer {
             console.println("run directory: " + runDir);
             sink = MetricsSink.runDirectory(runDir);
         }
+        Result result;
         try (MetricsSink metrics = sink) {
-            return new Loop(be, group, model, opt, lr, train, valid, test, runDir, metrics, stepsPerEpoch).run();
+            result = new Loop(be, group, model, opt, lr, train, valid, test, runDir, metrics, stepsPerEpoch).run();
         }
+        if (runDir != null && spec.stn().enabled()) {
+            console.println("hyperparameter report: " + StnReport.write(runDir));
+        }
+        return result;
     }
 
     /**
@@ -305,6 +315,7 @@ public final class Trainer {
         private final StepStats global;
         private final float[] sums;
         private final double[] computeMs;
+        private final StnTuner tuner;          // null without a Self-Tuning Network
 
         Loop(Backend be, WorkerGroup group, MoeClassifier model, AdamW opt, LrSchedule lr, LabeledData train,
              LabeledData valid, LabeledData test, Path runDir, MetricsSink metrics, int stepsPerEpoch) {
@@ -325,6 +336,7 @@ public final class Trainer {
             this.sums = new float[5 + spec.blocks() * spec.experts() + group.size() + 1];  // + the owner's command
             this.computeMs = new double[group.size()];
             this.sync = group.gradientSync(be, model.params(), sums.length);
+            this.tuner = spec.stn().enabled() ? new StnTuner(config, be, model, group, valid, partitioned) : null;
         }
 
         Result run() throws IOException {
@@ -369,6 +381,15 @@ public final class Trainer {
             RunCheckpoints checkpoints = new RunCheckpoints(config, group, model.params(), train.features(),
                     train.classes(), runDir, checkpointStores, remote);
             int firstStep = checkpoints.resume(opt);
+            if (tuner != null) {
+                if (firstStep > 0) {
+                    tuner.resumed(firstStep);
+                }
+                console.printf("self-tuning network: %s, responses on %s; hyper steps after step %d, %d every %d%n",
+                        Records.brief(tuner.lambda()), String.join(",", config.get(ConfigKeys.STN_LAYERS)),
+                        config.get(ConfigKeys.STN_WARMUP_STEPS), config.get(ConfigKeys.STN_VALID_STEPS),
+                        config.get(ConfigKeys.STN_TRAIN_STEPS));
+            }
             if (firstStep > 0 && metrics != null) {
                 Map<String, Object> r = new LinkedHashMap<>();
                 r.put("type", "resume");
@@ -392,6 +413,9 @@ public final class Trainer {
                     batcher.load(partitioned ? b * shard : b * batch + lo, shard);
                     model.params().zeroGrads();
                     model.timers().reset();
+                    if (tuner != null) {
+                        tuner.perturbWeightStep(step, lo, shard);
+                    }
                     model.forward(batcher.x().rows(shard), batcher.y().rows(shard), batcher.hostLabels(), true, seed,
                             step, lo, local);
                     model.backward(batch);
@@ -419,7 +443,16 @@ public final class Trainer {
                         if (workers > 1) {
                             record.put("computeMsByWorker", computeMs);
                         }
+                        if (tuner != null) {
+                            record.put("hyper", tuner.lambda());
+                        }
                         metrics.write(record);
+                    }
+                    if (tuner != null && tuner.due(step)) {
+                        Map<String, Object> hyper = tuner.hyperSteps(step);
+                        if (metrics != null) {
+                            metrics.write(hyper);
+                        }
                     }
                     if (step % logEvery == 0 || step == total || command() == MetricsSink.STOP) {
                         double elapsed = (System.nanoTime() - start) / 1e9;
@@ -429,6 +462,10 @@ public final class Trainer {
                                 Records.eta(elapsed, step, total));
                         if (metrics != null) {
                             metrics.flush();
+                        }
+                        if (tuner != null) {
+                            console.printf("[epoch %d] step %d  hyperparameters %s after %d hyper steps%n", epoch + 1,
+                                    step, Records.brief(tuner.lambda()), tuner.hyperStepCount());
                         }
                         window.reset();
                     }
@@ -449,6 +486,9 @@ public final class Trainer {
                         }
                     }
                 }
+                if (tuner != null) {
+                    tuner.off();
+                }
                 if (valid != null && (step % stepsPerEpoch == 0 || step == end)) {
                     double[] v = (partitioned ? Evaluation.ofParts(model, group, valid, evalBatch, seed, local)
                             : Evaluation.of(model, group, valid, evalBatch, seed, local));
@@ -458,6 +498,9 @@ public final class Trainer {
                     }
                     console.printf("[epoch %d] validation: loss %.4f  acc %.2f%%%n", epoch + 1, v[0], 100 * v[1]);
                 }
+            }
+            if (tuner != null) {
+                tuner.off();
             }
             double trainSeconds = (System.nanoTime() - start) / 1e9;
             double[] t = (partitioned ? Evaluation.ofParts(model, group, test, evalBatch, seed, local)
@@ -482,6 +525,10 @@ public final class Trainer {
                 summary.put("stoppedEarly", end < total);
                 summary.put("backend", be.name());
                 summary.put("parameterDigest", digest);
+                if (tuner != null) {
+                    summary.put("hyperparameters", tuner.lambda());
+                    summary.put("hyperSteps", tuner.hyperStepCount());
+                }
                 metrics.summary(summary);
             }
             return result;

@@ -1,0 +1,101 @@
+package io.roundhouse.worker.model;
+
+import io.roundhouse.worker.config.ConfigKey;
+import io.roundhouse.worker.config.ConfigKeys;
+
+/**
+ * The regularisation hyperparameters a Self-Tuning Network can tune, each with the config key that
+ * gives its initial (or fixed) value and the transform from the unconstrained value u the tuner
+ * steps: bounded ones through a sigmoid stretched to their range, positive ones through softplus.
+ * Every one acts per example, so a weight step can give each example its own perturbed value.
+ */
+public enum Hyper {
+    /** Dropout rate on the input pixels, in [0, 0.9]. */
+    DROPOUT_INPUT("dropout.input", ConfigKeys.MODEL_DROPOUT_INPUT, Transform.BOUNDED, 0, 0.9),
+    /** Dropout rate on each MoE block's output, in [0, 0.9]. */
+    DROPOUT_BLOCK("dropout.block", ConfigKeys.MODEL_DROPOUT_BLOCK, Transform.BOUNDED, 0, 0.9),
+    /** Amplitude of the router's multiplicative input noise, in [0, 0.5]. */
+    ROUTER_JITTER("router.jitter", ConfigKeys.MODEL_ROUTER_JITTER, Transform.BOUNDED, 0, 0.5),
+    /** Load-balancing loss coefficient α (per token), positive. */
+    LOAD_BALANCE("loss.loadBalance", ConfigKeys.LOSS_LOAD_BALANCE, Transform.POSITIVE, 0, Double.POSITIVE_INFINITY),
+    /** Router z-loss coefficient β (per token), positive. */
+    Z_LOSS("loss.zLoss", ConfigKeys.LOSS_Z, Transform.POSITIVE, 0, Double.POSITIVE_INFINITY);
+
+    /** How the unconstrained value maps to the hyperparameter. */
+    public enum Transform { BOUNDED, POSITIVE }
+
+    private final String id;
+    private final ConfigKey<Double> initial;
+    private final Transform transform;
+    private final double lo;
+    private final double hi;
+
+    Hyper(String id, ConfigKey<Double> initial, Transform transform, double lo, double hi) {
+        this.id = id;
+        this.initial = initial;
+        this.transform = transform;
+        this.lo = lo;
+        this.hi = hi;
+    }
+
+    /** The name used in {@code stn.tune} and in the metrics. */
+    public String id() {
+        return id;
+    }
+
+    /** The key that gives the initial value (and the fixed value when not tuned). */
+    public ConfigKey<Double> initialKey() {
+        return initial;
+    }
+
+    public Transform transform() {
+        return transform;
+    }
+
+    /** The hyperparameter for an unconstrained value u. */
+    public double value(double u) {
+        return switch (transform) {
+            case BOUNDED -> lo + (hi - lo) * sigmoid(u);
+            case POSITIVE -> softplus(u);
+        };
+    }
+
+    /** The unconstrained value of a hyperparameter strictly inside its range. */
+    public double unconstrained(double value) {
+        if (!(value > lo && value < hi)) {
+            throw new IllegalArgumentException(initial.name() + " = " + value + " is not inside (" + lo + ", "
+                    + (hi == Double.POSITIVE_INFINITY ? "inf" : hi) + "), where a Self-Tuning Network can start it; "
+                    + "set it inside, e.g. " + initial.name() + "=" + suggestion());
+        }
+        return switch (transform) {
+            case BOUNDED -> logit((value - lo) / (hi - lo));
+            case POSITIVE -> value > 30 ? value : Math.log(Math.expm1(value));
+        };
+    }
+
+    private String suggestion() {
+        return transform == Transform.POSITIVE ? "0.001" : Double.toString(lo + (hi - lo) * 0.05);
+    }
+
+    /** The hyperparameter named {@code id} ({@code dropout.input}, ...). */
+    public static Hyper byId(String id) {
+        for (Hyper h : values()) {
+            if (h.id.equals(id.trim())) {
+                return h;
+            }
+        }
+        return null;
+    }
+
+    public static double sigmoid(double x) {
+        return x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x));
+    }
+
+    public static double softplus(double x) {
+        return x > 30 ? x : Math.log1p(Math.exp(x));
+    }
+
+    static double logit(double p) {
+        return Math.log(p / (1 - p));
+    }
+}

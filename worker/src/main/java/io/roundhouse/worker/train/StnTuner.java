@@ -1,0 +1,328 @@
+package io.roundhouse.worker.train;
+
+import static io.roundhouse.worker.config.ConfigKeys.STN_ENTROPY_WEIGHT;
+import static io.roundhouse.worker.config.ConfigKeys.STN_LR;
+import static io.roundhouse.worker.config.ConfigKeys.STN_SIGMA;
+import static io.roundhouse.worker.config.ConfigKeys.STN_TRAIN_STEPS;
+import static io.roundhouse.worker.config.ConfigKeys.STN_VALID_STEPS;
+import static io.roundhouse.worker.config.ConfigKeys.STN_WARMUP_STEPS;
+import static io.roundhouse.worker.config.ConfigKeys.TRAIN_BATCH_SIZE;
+import static io.roundhouse.worker.config.ConfigKeys.TRAIN_SEED;
+
+import io.roundhouse.kernels.Backend;
+import io.roundhouse.kernels.Philox;
+import io.roundhouse.worker.config.JobConfig;
+import io.roundhouse.worker.data.LabeledData;
+import io.roundhouse.worker.model.Hyper;
+import io.roundhouse.worker.model.MoeClassifier;
+import io.roundhouse.worker.model.Param;
+import io.roundhouse.worker.model.Perturbation;
+import io.roundhouse.worker.model.StepStats;
+import io.roundhouse.worker.parallel.WorkerGroup;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * A Self-Tuning Network's tuning on one worker (the centred Delta-STN form): the schedule, the
+ * perturbations, the hyper steps and the hyper-optimizer.
+ *
+ * <p>Hyperparameters live unconstrained ({@code u}, with λ = T(u), see {@link Hyper}), with a
+ * perturbation scale {@code σ = softplus(ρ)} each. A weight step gives example i of the global batch
+ * the perturbation {@code Δ_i = σ ⊙ ε_i}, ε drawn from the counter-based generator keyed by (seed,
+ * step, i), so every worker draws the same ε for its examples and none is ever sent: the layers'
+ * responses see Δ_i and the regularisers use {@code λ̃_i = T(u + Δ_i)}. After {@code stn.warmupSteps}
+ * weight steps, every {@code stn.trainSteps} weight steps come {@code stn.validSteps} hyper steps:
+ * evaluation mode (no dropout, no jitter, dropless, task loss only) on a validation batch, again
+ * with a perturbation per example; backward gives {@code dL/dΔ_i}, so
+ * {@code ∂L_val/∂u = Σ_i dL/dΔ_i} (the gradient through the best-response: no regulariser acts
+ * in evaluation mode) and {@code ∂L_val/∂σ = Σ_i dL/dΔ_i ⊙ ε_i}. The workers' sums are added in one
+ * all-reduce; every worker then takes the same Adam step on (u, ρ) minimising
+ * {@code L_val − τ·Σ log σ} (the entropy of the perturbation up to a constant), so all switch to
+ * the new λ at the same step without anyone broadcasting it.
+ *
+ * <p>State (u, ρ and their Adam moments) lives in the model's {@code stn.lambda} and
+ * {@code stn.sigma} parameters, so checkpoints carry it and the parameter digest covers it; the Adam
+ * step count is a function of the weight step.
+ */
+final class StnTuner {
+    private static final long EPS_SEED = 0x53544E5F45505331L;
+    private static final long STREAMS_PER_STEP = 64;   // site 0: the weight step, 1 + v: hyper step v
+    private static final double BETA1 = 0.9;
+    private static final double BETA2 = 0.999;
+    private static final double ADAM_EPS = 1e-8;
+
+    private final Backend be;
+    private final MoeClassifier model;
+    private final WorkerGroup group;
+    private final Perturbation pert;
+    private final List<Hyper> tuned;
+    private final int h;
+    private final int warmup;
+    private final int trainSteps;
+    private final int validSteps;
+    private final double lr;
+    private final double tau;
+    private final long seed;
+    private final Batcher valid;
+    private final boolean partitioned;
+    private final int shard;              // this worker's examples of a validation batch
+    private final int lo;                 // where they start in the global batch
+    private final int globalBatch;        // examples of a validation batch over every worker
+    private final int batchesPerEpoch;
+    private final float[] u;
+    private final float[] rho;
+    private final float[] mu;
+    private final float[] vu;
+    private final float[] mr;
+    private final float[] vr;
+    private final float[] eps;
+    private final float[] delta;
+    private final float[][] values;
+    private final float[] dDelta;
+    private final float[] sums;
+    private final StepStats stats;
+    private int hyperSteps;
+
+    StnTuner(JobConfig config, Backend be, MoeClassifier model, WorkerGroup group, LabeledData validation,
+             boolean partitioned) {
+        this.be = be;
+        this.model = model;
+        this.group = group;
+        this.pert = model.perturbation();
+        this.tuned = model.spec().stn().tuned();
+        this.h = tuned.size();
+        this.warmup = config.get(STN_WARMUP_STEPS);
+        this.trainSteps = config.get(STN_TRAIN_STEPS);
+        this.validSteps = config.get(STN_VALID_STEPS);
+        this.lr = config.get(STN_LR);
+        this.tau = config.get(STN_ENTROPY_WEIGHT);
+        this.seed = config.get(TRAIN_SEED);
+        this.partitioned = partitioned;
+        int workers = group.size();
+        int rank = group.rank();
+        int batch = config.get(TRAIN_BATCH_SIZE);
+        if (partitioned) {
+            // Each worker's validation examples are its own part's: its shard of a batch comes from them.
+            int share = WorkerGroup.shardStart(batch, rank + 1, workers) - WorkerGroup.shardStart(batch, rank, workers);
+            this.shard = Math.min(share, validation.size());
+            this.lo = 0;
+            float[] s = {shard, validation.size() / shard};
+            float[] all = new float[2 * workers];
+            all[2 * rank] = s[0];
+            all[2 * rank + 1] = s[1];
+            group.sum(all);
+            int total = 0;
+            int fewest = Integer.MAX_VALUE;
+            for (int w = 0; w < workers; w++) {
+                total += Math.round(all[2 * w]);
+                fewest = Math.min(fewest, Math.round(all[2 * w + 1]));
+            }
+            this.globalBatch = total;
+            this.batchesPerEpoch = fewest;
+        } else {
+            this.globalBatch = Math.min(batch, validation.size());
+            this.lo = WorkerGroup.shardStart(globalBatch, rank, workers);
+            this.shard = WorkerGroup.shardStart(globalBatch, rank + 1, workers) - lo;
+            this.batchesPerEpoch = validation.size() / globalBatch;
+        }
+        this.valid = new Batcher(be, validation, shard, partitioned ? seed + 7919L * (rank + 1) + 17 : seed + 17);
+        int n = model.maxBatch();
+        this.u = new float[h];
+        this.rho = new float[h];
+        this.mu = new float[h];
+        this.vu = new float[h];
+        this.mr = new float[h];
+        this.vr = new float[h];
+        this.eps = new float[n * h];
+        this.delta = new float[n * h];
+        this.values = new float[h][n];
+        this.dDelta = new float[n * h];
+        this.sums = new float[2 * h + 3];
+        this.stats = new StepStats(model.spec().blocks(), model.spec().experts());
+        double sigma = config.get(STN_SIGMA);
+        for (int j = 0; j < h; j++) {
+            u[j] = (float) tuned.get(j).unconstrained(model.spec().fixed(tuned.get(j)));
+            rho[j] = (float) Math.log(Math.expm1(sigma));
+        }
+        store();
+    }
+
+    /** After a checkpoint was loaded into the model at {@code step}: continue from its state. */
+    void resumed(int step) {
+        load(model.hyperLambda(), u, mu, vu);
+        load(model.hyperSigma(), rho, mr, vr);
+        hyperSteps = hyperStepsUpTo(step);
+        publish();
+    }
+
+    /** Hyper steps taken once weight step {@code step} (1-based count) and its hyper steps are done. */
+    int hyperStepsUpTo(int step) {
+        return step <= warmup ? 0 : (step - warmup) / trainSteps * validSteps;
+    }
+
+    /** Whether hyper steps follow weight step {@code step} (the count of weight steps done). */
+    boolean due(int step) {
+        return step > warmup && (step - warmup) % trainSteps == 0;
+    }
+
+    /**
+     * The weight step {@code step}'s perturbation for this worker's examples
+     * {@code [first, first + n)} of the global batch: Δ for the responses, λ̃ for the regularisers.
+     */
+    void perturbWeightStep(long step, long first, int n) {
+        draw(step * STREAMS_PER_STEP, first, n);
+        for (int j = 0; j < h; j++) {
+            Hyper hy = tuned.get(j);
+            for (int i = 0; i < n; i++) {
+                values[j][i] = (float) hy.value(u[j] + delta[i * h + j]);
+            }
+        }
+        pert.set(n, delta, values);
+    }
+
+    /** Evaluation: the plain network at λ. */
+    void off() {
+        pert.off();
+    }
+
+    /**
+     * The hyper steps after weight step {@code step}: returns the metrics record (λ, σ, the
+     * hypergradient, the validation loss they saw).
+     */
+    Map<String, Object> hyperSteps(int step) {
+        long t0 = System.nanoTime();
+        double loss = 0;
+        double correct = 0;
+        double examples = 0;
+        float[] gu = new float[h];
+        for (int v = 0; v < validSteps; v++) {
+            int epoch = hyperSteps / batchesPerEpoch;
+            int b = hyperSteps % batchesPerEpoch;
+            valid.shuffle(epoch);
+            valid.load(partitioned ? b * shard : b * globalBatch + lo, shard);
+            // ε keyed by the example's index in the global batch (partitioned: by worker and index)
+            draw(step * STREAMS_PER_STEP + 1 + v, partitioned ? (long) group.rank() << 32 : lo, shard);
+            pert.set(shard, delta, null);
+            model.forward(valid.x().rows(shard), valid.y().rows(shard), valid.hostLabels(), false, seed, step, lo,
+                    stats);
+            model.backward(globalBatch);
+            be.read(pert.dDelta(), dDelta);
+            java.util.Arrays.fill(sums, 0f);
+            for (int i = 0; i < shard; i++) {
+                for (int j = 0; j < h; j++) {
+                    sums[j] += dDelta[i * h + j];
+                    sums[h + j] += dDelta[i * h + j] * eps[i * h + j];
+                }
+            }
+            sums[2 * h] = (float) (stats.crossEntropy * stats.examples);
+            sums[2 * h + 1] = stats.correct;
+            sums[2 * h + 2] = stats.examples;
+            group.sum(sums);
+            hyperSteps++;
+            adam(sums);
+            System.arraycopy(sums, 0, gu, 0, h);
+            loss += sums[2 * h];
+            correct += sums[2 * h + 1];
+            examples += sums[2 * h + 2];
+        }
+        store();
+        pert.off();
+        Map<String, Object> r = new LinkedHashMap<>();
+        r.put("type", "hyper");
+        r.put("step", step);
+        r.put("version", hyperSteps);
+        r.put("validLoss", loss / examples);
+        r.put("validAccuracy", correct / examples);
+        r.put("lambda", lambda());
+        Map<String, Object> sigma = new LinkedHashMap<>();
+        Map<String, Object> band = new LinkedHashMap<>();
+        Map<String, Object> grad = new LinkedHashMap<>();
+        for (int j = 0; j < h; j++) {
+            double s = Hyper.softplus(rho[j]);
+            Hyper hy = tuned.get(j);
+            sigma.put(hy.id(), s);
+            band.put(hy.id(), List.of(hy.value(u[j] - s), hy.value(u[j] + s)));
+            grad.put(hy.id(), gu[j]);
+        }
+        r.put("sigma", sigma);
+        r.put("band", band);
+        r.put("hypergradient", grad);
+        r.put("ms", (System.nanoTime() - t0) / 1e6);
+        return r;
+    }
+
+    /** λ by name. */
+    Map<String, Object> lambda() {
+        Map<String, Object> m = new LinkedHashMap<>();
+        for (int j = 0; j < h; j++) {
+            m.put(tuned.get(j).id(), tuned.get(j).value(u[j]));
+        }
+        return m;
+    }
+
+    int hyperStepCount() {
+        return hyperSteps;
+    }
+
+    /** ε and Δ = σ⊙ε for examples [first, first + n) at this stream. */
+    private void draw(long stream, long first, int n) {
+        long key = seed ^ EPS_SEED;
+        for (int i = 0; i < n; i++) {
+            for (int j = 0; j < h; j++) {
+                long e = ((first + i) * h + j) * 2;
+                double u1 = 1.0 - Philox.uniform(key, stream, e);
+                double u2 = Philox.uniform(key, stream, e + 1);
+                float g = (float) (Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2));
+                eps[i * h + j] = g;
+                delta[i * h + j] = (float) (Hyper.softplus(rho[j]) * g);
+            }
+        }
+    }
+
+    /** One Adam step on (u, ρ) from the summed ∂L/∂u and ∂L/∂σ (plus the entropy term). */
+    private void adam(float[] g) {
+        int t = hyperSteps;
+        double c1 = 1 - Math.pow(BETA1, t);
+        double c2 = 1 - Math.pow(BETA2, t);
+        for (int j = 0; j < h; j++) {
+            double sig = Hyper.sigmoid(rho[j]);
+            double gRho = g[h + j] * sig - tau * sig / Hyper.softplus(rho[j]);
+            adamOne(u, mu, vu, j, g[j], c1, c2);
+            adamOne(rho, mr, vr, j, gRho, c1, c2);
+        }
+    }
+
+    private void adamOne(float[] x, float[] m, float[] v, int j, double g, double c1, double c2) {
+        m[j] = (float) (BETA1 * m[j] + (1 - BETA1) * g);
+        v[j] = (float) (BETA2 * v[j] + (1 - BETA2) * g * g);
+        x[j] = (float) (x[j] - lr * (m[j] / c1) / (Math.sqrt(v[j] / c2) + ADAM_EPS));
+    }
+
+    /** The host state into the model's parameters (for checkpoints and the digest) and λ into the model. */
+    private void store() {
+        save(model.hyperLambda(), u, mu, vu);
+        save(model.hyperSigma(), rho, mr, vr);
+        publish();
+    }
+
+    private void publish() {
+        double[] lam = new double[h];
+        for (int j = 0; j < h; j++) {
+            lam[j] = tuned.get(j).value(u[j]);
+        }
+        pert.setCurrent(lam);
+    }
+
+    private void save(Param p, float[] x, float[] m, float[] v) {
+        be.write(p.value(), x);
+        be.write(p.m(), m);
+        be.write(p.v(), v);
+    }
+
+    private void load(Param p, float[] x, float[] m, float[] v) {
+        be.read(p.value(), x);
+        be.read(p.m(), m);
+        be.read(p.v(), v);
+    }
+}
