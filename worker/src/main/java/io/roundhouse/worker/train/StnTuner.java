@@ -41,16 +41,13 @@ import java.util.Map;
  * {@code L_val − τ·Σ log σ} (the entropy of the perturbation up to a constant), so all switch to
  * the new λ at the same step without anyone broadcasting it.
  *
- * <p>State (u, ρ and their Adam moments) lives in the model's {@code stn.lambda} and
+ * <p>State ({@link HyperOptimizer}: u, ρ and their Adam moments) lives in the model's {@code stn.lambda} and
  * {@code stn.sigma} parameters, so checkpoints carry it and the parameter digest covers it; the Adam
  * step count is a function of the weight step.
  */
 final class StnTuner {
     private static final long EPS_SEED = 0x53544E5F45505331L;
     private static final long STREAMS_PER_STEP = 64;   // site 0: the weight step, 1 + v: hyper step v
-    private static final double BETA1 = 0.9;
-    private static final double BETA2 = 0.999;
-    private static final double ADAM_EPS = 1e-8;
 
     private final Backend be;
     private final MoeClassifier model;
@@ -61,8 +58,6 @@ final class StnTuner {
     private final int warmup;
     private final int trainSteps;
     private final int validSteps;
-    private final double lr;
-    private final double tau;
     private final long seed;
     private final Batcher valid;
     private final boolean partitioned;
@@ -70,19 +65,13 @@ final class StnTuner {
     private final int lo;                 // where they start in the global batch
     private final int globalBatch;        // examples of a validation batch over every worker
     private final int batchesPerEpoch;
-    private final float[] u;
-    private final float[] rho;
-    private final float[] mu;
-    private final float[] vu;
-    private final float[] mr;
-    private final float[] vr;
     private final float[] eps;
     private final float[] delta;
     private final float[][] values;
     private final float[] dDelta;
     private final float[] sums;
     private final StepStats stats;
-    private int hyperSteps;
+    private final HyperOptimizer opt;
 
     StnTuner(JobConfig config, Backend be, MoeClassifier model, WorkerGroup group, LabeledData validation,
              boolean partitioned) {
@@ -95,8 +84,6 @@ final class StnTuner {
         this.warmup = config.get(STN_WARMUP_STEPS);
         this.trainSteps = config.get(STN_TRAIN_STEPS);
         this.validSteps = config.get(STN_VALID_STEPS);
-        this.lr = config.get(STN_LR);
-        this.tau = config.get(STN_ENTROPY_WEIGHT);
         this.seed = config.get(TRAIN_SEED);
         this.partitioned = partitioned;
         int workers = group.size();
@@ -128,31 +115,25 @@ final class StnTuner {
         }
         this.valid = new Batcher(be, validation, shard, partitioned ? seed + 7919L * (rank + 1) + 17 : seed + 17);
         int n = model.maxBatch();
-        this.u = new float[h];
-        this.rho = new float[h];
-        this.mu = new float[h];
-        this.vu = new float[h];
-        this.mr = new float[h];
-        this.vr = new float[h];
         this.eps = new float[n * h];
         this.delta = new float[n * h];
         this.values = new float[h][n];
         this.dDelta = new float[n * h];
         this.sums = new float[2 * h + 3];
         this.stats = new StepStats(model.spec().blocks(), model.spec().experts());
-        double sigma = config.get(STN_SIGMA);
+        double[] u0 = new double[h];
         for (int j = 0; j < h; j++) {
-            u[j] = (float) tuned.get(j).unconstrained(model.spec().fixed(tuned.get(j)));
-            rho[j] = (float) Math.log(Math.expm1(sigma));
+            u0[j] = tuned.get(j).unconstrained(model.spec().fixed(tuned.get(j)));
         }
+        this.opt = new HyperOptimizer(u0, config.get(STN_SIGMA), config.get(STN_LR), config.get(STN_ENTROPY_WEIGHT));
         store();
     }
 
     /** After a checkpoint was loaded into the model at {@code step}: continue from its state. */
     void resumed(int step) {
-        load(model.hyperLambda(), u, mu, vu);
-        load(model.hyperSigma(), rho, mr, vr);
-        hyperSteps = hyperStepsUpTo(step);
+        load(model.hyperLambda(), opt.u, opt.mu, opt.vu);
+        load(model.hyperSigma(), opt.rho, opt.mr, opt.vr);
+        opt.setSteps(hyperStepsUpTo(step));
         publish();
     }
 
@@ -175,7 +156,7 @@ final class StnTuner {
         for (int j = 0; j < h; j++) {
             Hyper hy = tuned.get(j);
             for (int i = 0; i < n; i++) {
-                values[j][i] = (float) hy.value(u[j] + delta[i * h + j]);
+                values[j][i] = (float) hy.value(opt.u(j) + delta[i * h + j]);
             }
         }
         pert.set(n, delta, values);
@@ -197,8 +178,8 @@ final class StnTuner {
         double examples = 0;
         float[] gu = new float[h];
         for (int v = 0; v < validSteps; v++) {
-            int epoch = hyperSteps / batchesPerEpoch;
-            int b = hyperSteps % batchesPerEpoch;
+            int epoch = opt.steps() / batchesPerEpoch;
+            int b = opt.steps() % batchesPerEpoch;
             valid.shuffle(epoch);
             valid.load(partitioned ? b * shard : b * globalBatch + lo, shard);
             // ε keyed by the example's index in the global batch (partitioned: by worker and index)
@@ -219,8 +200,7 @@ final class StnTuner {
             sums[2 * h + 1] = stats.correct;
             sums[2 * h + 2] = stats.examples;
             group.sum(sums);
-            hyperSteps++;
-            adam(sums);
+            opt.step(java.util.Arrays.copyOfRange(sums, 0, h), java.util.Arrays.copyOfRange(sums, h, 2 * h));
             System.arraycopy(sums, 0, gu, 0, h);
             loss += sums[2 * h];
             correct += sums[2 * h + 1];
@@ -231,7 +211,7 @@ final class StnTuner {
         Map<String, Object> r = new LinkedHashMap<>();
         r.put("type", "hyper");
         r.put("step", step);
-        r.put("version", hyperSteps);
+        r.put("version", opt.steps());
         r.put("validLoss", loss / examples);
         r.put("validAccuracy", correct / examples);
         r.put("lambda", lambda());
@@ -239,10 +219,10 @@ final class StnTuner {
         Map<String, Object> band = new LinkedHashMap<>();
         Map<String, Object> grad = new LinkedHashMap<>();
         for (int j = 0; j < h; j++) {
-            double s = Hyper.softplus(rho[j]);
+            double s = opt.sigma(j);
             Hyper hy = tuned.get(j);
             sigma.put(hy.id(), s);
-            band.put(hy.id(), List.of(hy.value(u[j] - s), hy.value(u[j] + s)));
+            band.put(hy.id(), List.of(hy.value(opt.u(j) - s), hy.value(opt.u(j) + s)));
             grad.put(hy.id(), gu[j]);
         }
         r.put("sigma", sigma);
@@ -256,13 +236,13 @@ final class StnTuner {
     Map<String, Object> lambda() {
         Map<String, Object> m = new LinkedHashMap<>();
         for (int j = 0; j < h; j++) {
-            m.put(tuned.get(j).id(), tuned.get(j).value(u[j]));
+            m.put(tuned.get(j).id(), tuned.get(j).value(opt.u(j)));
         }
         return m;
     }
 
     int hyperStepCount() {
-        return hyperSteps;
+        return opt.steps();
     }
 
     /** ε and Δ = σ⊙ε for examples [first, first + n) at this stream. */
@@ -275,41 +255,22 @@ final class StnTuner {
                 double u2 = Philox.uniform(key, stream, e + 1);
                 float g = (float) (Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2));
                 eps[i * h + j] = g;
-                delta[i * h + j] = (float) (Hyper.softplus(rho[j]) * g);
+                delta[i * h + j] = (float) (opt.sigma(j) * g);
             }
         }
     }
 
-    /** One Adam step on (u, ρ) from the summed ∂L/∂u and ∂L/∂σ (plus the entropy term). */
-    private void adam(float[] g) {
-        int t = hyperSteps;
-        double c1 = 1 - Math.pow(BETA1, t);
-        double c2 = 1 - Math.pow(BETA2, t);
-        for (int j = 0; j < h; j++) {
-            double sig = Hyper.sigmoid(rho[j]);
-            double gRho = g[h + j] * sig - tau * sig / Hyper.softplus(rho[j]);
-            adamOne(u, mu, vu, j, g[j], c1, c2);
-            adamOne(rho, mr, vr, j, gRho, c1, c2);
-        }
-    }
-
-    private void adamOne(float[] x, float[] m, float[] v, int j, double g, double c1, double c2) {
-        m[j] = (float) (BETA1 * m[j] + (1 - BETA1) * g);
-        v[j] = (float) (BETA2 * v[j] + (1 - BETA2) * g * g);
-        x[j] = (float) (x[j] - lr * (m[j] / c1) / (Math.sqrt(v[j] / c2) + ADAM_EPS));
-    }
-
     /** The host state into the model's parameters (for checkpoints and the digest) and λ into the model. */
     private void store() {
-        save(model.hyperLambda(), u, mu, vu);
-        save(model.hyperSigma(), rho, mr, vr);
+        save(model.hyperLambda(), opt.u, opt.mu, opt.vu);
+        save(model.hyperSigma(), opt.rho, opt.mr, opt.vr);
         publish();
     }
 
     private void publish() {
         double[] lam = new double[h];
         for (int j = 0; j < h; j++) {
-            lam[j] = tuned.get(j).value(u[j]);
+            lam[j] = tuned.get(j).value(opt.u(j));
         }
         pert.setCurrent(lam);
     }
