@@ -1,0 +1,176 @@
+package io.roundhouse.worker;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.roundhouse.worker.config.ConfigException;
+import io.roundhouse.worker.config.JobConfig;
+import io.roundhouse.worker.train.Trainer;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Self-Tuning Network training through the trainer: the hypergradient summed over W workers is the
+ * one-worker hypergradient (and so are the hyperparameters it moves to); a run resumed from a
+ * checkpoint continues bit-identically (the hyperparameters and their optimizer are in the
+ * checkpoint); the metrics carry the trajectory and the run has its report; bad settings are
+ * refused naming the key.
+ */
+@Timeout(180)
+class StnTrainingTest {
+    private static final int STEPS = 16;
+
+    @TempDir
+    static Path tmp;
+
+    static Path data;
+
+    @BeforeAll
+    static void fixture() throws Exception {
+        data = IdxFixtures.write(tmp.resolve("data"), 700, 101, 9);
+    }
+
+    private static Map<String, String> config(Path out) {
+        Map<String, String> m = new HashMap<>();
+        m.put("data.dir", data.toString());
+        m.put("data.validationExamples", "99");
+        m.put("model.dim", "16");
+        m.put("model.experts", "6");
+        m.put("model.expertHidden", "12");
+        m.put("model.capacityFactor", "0");  // dropless: the capacity rule is per worker
+        m.put("model.routerJitter", "0.05");
+        m.put("train.maxSteps", String.valueOf(STEPS));
+        m.put("train.batchSize", "30");
+        m.put("train.warmupSteps", "3");
+        m.put("train.evalBatchSize", "16");
+        m.put("stn.tune", "dropout.input,dropout.block,router.jitter,loss.loadBalance,loss.zLoss");
+        m.put("stn.warmupSteps", "4");
+        m.put("stn.trainSteps", "2");
+        m.put("stn.validSteps", "2");
+        m.put("stn.lr", "0.05");
+        m.put("output.dir", out.toString());
+        m.put("log.everySteps", "4");
+        m.put("backend", "cpu");
+        return m;
+    }
+
+    private static List<JsonNode> records(Path runDir, String type) throws Exception {
+        ObjectMapper json = new ObjectMapper();
+        List<JsonNode> out = new ArrayList<>();
+        for (String line : Files.readAllLines(runDir.resolve("metrics.jsonl"))) {
+            JsonNode n = json.readTree(line);
+            if (n.get("type").asText().equals(type)) {
+                out.add(n);
+            }
+        }
+        return out;
+    }
+
+    @Test
+    void wWorkersComputeTheOneWorkerHypergradient() throws Exception {
+        Trainer.Result one = TrainerGroups.train(config(tmp.resolve("one")), 1, tmp.resolve("aeron"), "s1").get(0);
+        List<JsonNode> oneHyper = records(one.runDir(), "hyper");
+        assertEquals((STEPS - 4) / 2, oneHyper.size(), "hyper steps after steps 6, 8, ..., 16");
+        assertEquals(2 * oneHyper.size(), oneHyper.get(oneHyper.size() - 1).get("version").asInt(), "2 per round");
+        JsonNode first = oneHyper.get(0).get("lambda");
+        JsonNode last = oneHyper.get(oneHyper.size() - 1).get("lambda");
+        assertNotEquals(first.toString(), last.toString(), "the hyperparameters move");
+        for (int w : new int[] {2, 3}) {
+            Trainer.Result r = TrainerGroups.train(config(tmp.resolve("w" + w)), w, tmp.resolve("aeron"), "s" + w).get(0);
+            List<JsonNode> hyper = records(r.runDir(), "hyper");
+            assertEquals(oneHyper.size(), hyper.size());
+            for (int k = 0; k < hyper.size(); k++) {
+                for (String field : new String[] {"hypergradient", "lambda", "sigma"}) {
+                    JsonNode a = oneHyper.get(k).get(field);
+                    JsonNode b = hyper.get(k).get(field);
+                    a.fieldNames().forEachRemaining(name -> {
+                        double x = a.get(name).asDouble();
+                        double y = b.get(name).asDouble();
+                        assertEquals(x, y, 1e-4 * Math.max(1e-2, Math.abs(x)), "W=" + w + " " + field + " " + name);
+                    });
+                }
+                assertEquals(oneHyper.get(k).get("validLoss").asDouble(), hyper.get(k).get("validLoss").asDouble(), 1e-5);
+            }
+            System.out.printf("STN W=%d: final λ %s (one worker %s)%n", w, hyper.get(hyper.size() - 1).get("lambda"),
+                    last);
+            assertEquals(one.testLoss(), r.testLoss(), 1e-3, "W=" + w + " test loss");
+        }
+        // The run's records and report.
+        JsonNode step = records(one.runDir(), "train").get(STEPS - 1);
+        assertEquals(oneHyper.get(oneHyper.size() - 2).get("lambda").toString(), step.get("hyper").toString(),
+                "each step record carries the λ it trained with (the last step: λ after step 14's round)");
+        JsonNode summary = new ObjectMapper().readTree(one.runDir().resolve("summary.json").toFile());
+        assertEquals(last.toString(), summary.get("hyperparameters").toString());
+        String report = Files.readString(one.runDir().resolve("stn-report.html"));
+        for (String name : List.of("dropout.input", "dropout.block", "router.jitter", "loss.loadBalance", "loss.zLoss")) {
+            assertTrue(report.contains("<h3>" + name + "</h3>"), "the report plots " + name);
+        }
+        assertTrue(report.contains("<polyline"), "with a line");
+    }
+
+    @Test
+    void aResumedRunContinuesBitIdentically() throws Exception {
+        Map<String, String> c = config(tmp.resolve("whole"));
+        c.put("checkpoint.everySteps", "7");  // step 7: between two hyper-step rounds
+        c.put("checkpoint.keep", "0");
+        Trainer.Result whole = TrainerGroups.train(c, 2, tmp.resolve("aeron"), "rw").get(0);
+        Map<String, String> resume = config(tmp.resolve("resumed"));
+        resume.put("train.resume", whole.runDir().resolve("checkpoints/step-00000007").toString());
+        Trainer.Result resumed = TrainerGroups.train(resume, 2, tmp.resolve("aeron"), "rr").get(0);
+        assertEquals(whole.parameterDigest(), resumed.parameterDigest(), "resumed at step 7 of 16: the same bits");
+        assertEquals(records(whole.runDir(), "hyper").get(5).toString().replaceAll("\"ms\":[0-9.E-]+", ""),
+                records(resumed.runDir(), "hyper").get(4).toString().replaceAll("\"ms\":[0-9.E-]+", ""),
+                "the last hyper-step round is the same");
+
+        Map<String, String> plain = config(tmp.resolve("plain"));
+        plain.put("stn.tune", "");
+        plain.put("train.resume", whole.runDir().resolve("checkpoints/step-00000007").toString());
+        Exception e = assertThrows(Exception.class, () -> TrainerGroups.train(plain, 1, tmp.resolve("aeron"), "rp"));
+        assertTrue(e.getMessage().contains("stn = "), e.getMessage());
+    }
+
+    @Test
+    void badSettingsAreRefusedNamingTheKey() throws Exception {
+        Map<String, String> c = config(tmp.resolve("bad"));
+        c.put("model.dropout.input", "0");
+        ConfigException e = assertThrows(ConfigException.class, () -> JobConfig.of(c));
+        assertTrue(e.getMessage().contains("model.dropout.input = 0.0 is not inside (0.0, 0.9)"), e.getMessage());
+
+        Map<String, String> experts = config(tmp.resolve("bad"));
+        experts.put("stn.layers", "embed,experts");
+        e = assertThrows(ConfigException.class, () -> JobConfig.of(experts));
+        assertTrue(e.getMessage().contains("experts is not built yet"), e.getMessage());
+
+        Map<String, String> shift = config(tmp.resolve("bad"));
+        shift.put("stn.tune", "dropout.input,augment.shift");
+        e = assertThrows(ConfigException.class, () -> JobConfig.of(shift));
+        assertTrue(e.getMessage().contains("augment.shift is not built yet"), e.getMessage());
+
+        Map<String, String> typo = config(tmp.resolve("bad"));
+        typo.put("stn.tune", "dropout.inptu");
+        e = assertThrows(ConfigException.class, () -> JobConfig.of(typo));
+        assertTrue(e.getMessage().contains("'dropout.inptu' is not one of"), e.getMessage());
+
+        Map<String, String> noValidation = config(tmp.resolve("bad"));
+        noValidation.put("data.validationExamples", "0");
+        e = assertThrows(ConfigException.class, () -> new Trainer(JobConfig.of(noValidation),
+                new PrintStream(new ByteArrayOutputStream())).run());
+        assertTrue(e.getMessage().contains("stn.tune needs a validation split"), e.getMessage());
+        assertTrue(!Files.exists(tmp.resolve("bad")) || Files.list(tmp.resolve("bad")).findAny().isEmpty(),
+                "nothing written");
+    }
+}
