@@ -316,16 +316,25 @@ class SparkJobTest {
         }
     }
 
-    /** {@code data.distribution = partitioned}: the data repartitioned to the workers, each training on its part. */
+    /**
+     * {@code data.distribution = partitioned}: the data repartitioned to the workers, each training on
+     * its part; with a Self-Tuning Network, whose hyper steps take each worker's validation examples
+     * from its own part, and whose records and report reach the driver.
+     */
     @Test
-    void partitionedDataTrainsEachWorkerOnItsPart() throws Exception {
+    void partitionedDataTrainsEachWorkerOnItsPartWithSelfTuning() throws Exception {
         Path data = IdxFixtures.write(tmp.resolve("data"), 600, 100, 6);
         String[] a = args("spark", data, tmp.resolve("partitioned"));
-        String[] more = java.util.Arrays.copyOf(a, a.length + 1);
+        String[] more = java.util.Arrays.copyOf(a, a.length + 5);
         more[a.length] = "data.distribution=partitioned";
+        more[a.length + 1] = "stn.tune=dropout.input,dropout.block,loss.zLoss";
+        more[a.length + 2] = "stn.warmupSteps=5";
+        more[a.length + 3] = "stn.trainSteps=2";
+        more[a.length + 4] = "stn.lr=0.05";
         StringWriter out = new StringWriter();
         assertEquals(0, cli(out, new StringWriter(), more));
         assertTrue(out.toString().contains("repartitioned to the 2 workers"), out.toString());
+        assertTrue(out.toString().contains("self-tuning: ended with {\"dropout.input\""), out.toString());
         Path run = onlyRun(tmp.resolve("partitioned"));
         List<String> lines = Files.readAllLines(run.resolve("metrics.jsonl"));
         ObjectMapper json = new ObjectMapper();
@@ -341,6 +350,12 @@ class SparkJobTest {
         JsonNode summary = json.readTree(run.resolve("summary.json").toFile());
         assertEquals(15, summary.get("steps").asInt());
         assertTrue(summary.get("testAccuracy").asDouble() > 0.5, summary.toString());
+        List<String> hyper = lines.stream().filter(l -> l.contains("\"type\":\"hyper\"")).toList();
+        assertEquals(5, hyper.size(), "hyper steps after steps 7, 9, 11, 13, 15");
+        assertEquals(5, summary.get("hyperSteps").asInt());
+        assertEquals(json.readTree(hyper.get(4)).get("lambda"), summary.get("hyperparameters"));
+        assertTrue(Files.readString(run.resolve("stn-report.html")).contains("<h3>loss.zLoss</h3>"),
+                "the driver writes the report");
     }
 
     private static String commandLine(ProcessHandle p) {

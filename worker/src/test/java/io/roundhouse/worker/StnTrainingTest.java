@@ -57,7 +57,8 @@ class StnTrainingTest {
         m.put("train.batchSize", "30");
         m.put("train.warmupSteps", "3");
         m.put("train.evalBatchSize", "16");
-        m.put("stn.tune", "dropout.input,dropout.block,router.jitter,loss.loadBalance,loss.zLoss");
+        m.put("augment.shift", "1");
+        m.put("stn.tune", "dropout.input,dropout.block,router.jitter,loss.loadBalance,loss.zLoss,augment.shift");
         m.put("stn.warmupSteps", "4");
         m.put("stn.trainSteps", "2");
         m.put("stn.validSteps", "2");
@@ -116,7 +117,8 @@ class StnTrainingTest {
         JsonNode summary = new ObjectMapper().readTree(one.runDir().resolve("summary.json").toFile());
         assertEquals(last.toString(), summary.get("hyperparameters").toString());
         String report = Files.readString(one.runDir().resolve("stn-report.html"));
-        for (String name : List.of("dropout.input", "dropout.block", "router.jitter", "loss.loadBalance", "loss.zLoss")) {
+        for (String name : List.of("dropout.input", "dropout.block", "router.jitter", "loss.loadBalance", "loss.zLoss",
+                "augment.shift")) {
             assertTrue(report.contains("<h3>" + name + "</h3>"), "the report plots " + name);
         }
         assertTrue(report.contains("<polyline"), "with a line");
@@ -155,10 +157,10 @@ class StnTrainingTest {
         e = assertThrows(ConfigException.class, () -> JobConfig.of(experts));
         assertTrue(e.getMessage().contains("experts is not built yet"), e.getMessage());
 
-        Map<String, String> shift = config(tmp.resolve("bad"));
-        shift.put("stn.tune", "dropout.input,augment.shift");
-        e = assertThrows(ConfigException.class, () -> JobConfig.of(shift));
-        assertTrue(e.getMessage().contains("augment.shift is not built yet"), e.getMessage());
+        Map<String, String> decay = config(tmp.resolve("bad"));
+        decay.put("stn.tune", "dropout.input,train.weightDecay");
+        e = assertThrows(ConfigException.class, () -> JobConfig.of(decay));
+        assertTrue(e.getMessage().contains("train.weightDecay is not built yet"), e.getMessage());
 
         Map<String, String> typo = config(tmp.resolve("bad"));
         typo.put("stn.tune", "dropout.inptu");

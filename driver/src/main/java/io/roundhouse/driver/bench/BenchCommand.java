@@ -19,7 +19,8 @@ public final class BenchCommand implements Callable<Integer> {
     @Parameters(index = "0", paramLabel = "WHAT", defaultValue = "kernels",
             description = "kernels: sgemm at 1024^3 and at the expert shapes, grouped expert FFN forward+backward; "
                     + "alltoall: all-to-all GB/s and round-trip latency over IPC and UDP against memcpy and raw UDP; "
-                    + "train: training tokens/s with W workers against W=1, and the share of a step spent communicating")
+                    + "train: training tokens/s with W workers against W=1, and the share of a step spent communicating; "
+                    + "stn: the Self-Tuning Network against the fixed defaults and random search (accuracy, NLL, compute)")
     String what;
 
     @Parameters(index = "1..*", paramLabel = "KEY=VALUE", arity = "0..*",
@@ -60,6 +61,21 @@ public final class BenchCommand implements Callable<Integer> {
             description = "train: optimizer steps per worker count; the first 30%% are warm-up (default 200)")
     int steps;
 
+    @Option(names = "--seeds", paramLabel = "S[,S...]", split = ",", defaultValue = "1,2,3",
+            description = "stn: training seeds, each running every arm (default 1,2,3)")
+    java.util.List<Long> seeds;
+
+    @Option(names = "--trials", defaultValue = "10", description = "stn: random-search trials per seed (default 10)")
+    int trials;
+
+    @Option(names = "--parallel", defaultValue = "1",
+            description = "stn: runs at a time, each one worker in this JVM (set OPENBLAS_NUM_THREADS to cores / this)")
+    int parallel;
+
+    @Option(names = "--out", paramLabel = "DIR", defaultValue = "runs/stn-experiment",
+            description = "stn: folder for the runs, report.md and results.json (default runs/stn-experiment)")
+    Path outDir;
+
     @Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
@@ -82,6 +98,16 @@ public final class BenchCommand implements Callable<Integer> {
             }
             return 0;
         }
+        if (what.equals("stn")) {
+            JobConfig c = JobConfig.load(config, io.roundhouse.driver.ConfigOptions.parseOverrides(overrides));
+            java.util.Map<String, Object> r = new StnExperiment(c, seeds, trials, parallel, outDir).run(out);
+            if (json != null) {
+                io.roundhouse.worker.train.RunFiles.writeAtomically(json,
+                        new com.fasterxml.jackson.databind.ObjectMapper().writerWithDefaultPrettyPrinter()
+                                .writeValueAsString(r) + "\n");
+            }
+            return 0;
+        }
         if (what.equals("train")) {
             JobConfig c = JobConfig.load(config, io.roundhouse.driver.ConfigOptions.parseOverrides(overrides));
             java.util.Map<String, Object> r = new TrainBench(c, workers, steps).run(out, spec.commandLine().getErr());
@@ -93,7 +119,7 @@ public final class BenchCommand implements Callable<Integer> {
             return 0;
         }
         if (!what.equals("kernels")) {
-            throw new IllegalArgumentException("unknown benchmark '" + what + "': available: kernels, alltoall, train");
+            throw new IllegalArgumentException("unknown benchmark '" + what + "': available: kernels, alltoall, train, stn");
         }
         if (!(seconds > 0 && seconds <= 600)) {
             throw new IllegalArgumentException("--seconds " + seconds + " must be in (0, 600]");

@@ -261,6 +261,7 @@ public final class SparkJob {
         private final PrintWriter out;
         private final long started;
         private JsonNode summary;
+        private int lastHyperLine;
         private double firstStepSeconds = Double.NaN;
         private boolean rank0Attached;
         private int firstStep;          // the first step shown, for the ETA
@@ -317,6 +318,12 @@ public final class SparkJob {
                         out.printf("  worker %d: experts %s%s%n", w, r.path("expertsByWorker").get(w),
                                 gpus.isMissingNode() ? "" : ", GPU " + gpus.get(w).asText());
                     }
+                    out.flush();
+                }
+                if (type.equals("hyper") && r.path("step").asInt() / every > lastHyperLine / every) {
+                    lastHyperLine = r.path("step").asInt();  // one line per log.everySteps
+                    out.printf("self-tuning: step %d, hyper step %d: %s%n", r.path("step").asInt(),
+                            r.path("version").asInt(), r.path("lambda"));
                     out.flush();
                 }
                 if (type.equals("train") && Double.isNaN(firstStepSeconds)) {
@@ -391,6 +398,11 @@ public final class SparkJob {
             }
             if (digests.stream().distinct().count() != 1) {
                 throw new IllegalStateException("the workers report different parameter digests: " + digests);
+            }
+            if (summary.has("hyperparameters")) {
+                metrics.flush();
+                out.printf("self-tuning: ended with %s; report %s%n", summary.path("hyperparameters"),
+                        io.roundhouse.worker.train.StnReport.write(runDir));
             }
             return new Trainer.Result(runDir, summary.path("steps").asInt(), summary.path("wallSeconds").asDouble(),
                     summary.path("validationAccuracy").asDouble(), summary.path("testAccuracy").asDouble(),

@@ -58,6 +58,11 @@ public final class ConfigKeys {
     public static final ConfigKey<Double> MODEL_ROUTER_JITTER = doubleKey("model.routerJitter", 0.0, 0, 0.5, true,
             "router input jitter a: in training the router sees x*U(1-a, 1+a), element-wise (Switch); 0 = off");
 
+    // ---- data augmentation --------------------------------------------------------------------
+    public static final ConfigKey<Integer> AUGMENT_SHIFT = intKey("augment.shift", 0, 0, 8,
+            "training images are shifted by up to this many pixels along each axis (uniform per image, the border "
+            + "filled with background); 0 = off; square images (IDX data) only");
+
     // ---- loss ---------------------------------------------------------------------------------
     public static final ConfigKey<Double> LOSS_LOAD_BALANCE = doubleKey("loss.loadBalance", 0.01, 0, 100, true,
             "coefficient alpha of the Switch load-balancing loss alpha*E*sum_e f_e*P_e, per block");
@@ -66,13 +71,13 @@ public final class ConfigKeys {
 
     // ---- Self-Tuning Network ------------------------------------------------------------------
     public static final ConfigKey<List<String>> STN_TUNE = listKey("stn.tune", "",
-            List.of("dropout.input", "dropout.block", "router.jitter", "loss.loadBalance", "loss.zLoss"),
-            Map.of("augment.shift", "data augmentation is not implemented (issue #6 follow-up)",
-                    "train.weightDecay", "AdamW's decoupled weight decay is not a loss term a per-example "
+            List.of("dropout.input", "dropout.block", "router.jitter", "loss.loadBalance", "loss.zLoss",
+                    "augment.shift"),
+            Map.of("train.weightDecay", "AdamW's decoupled weight decay is not a loss term a per-example "
                     + "perturbation can reach; it is not tunable by STN here"),
             "hyperparameters tuned online by a Self-Tuning Network, comma-separated, from dropout.input, "
-            + "dropout.block, router.jitter, loss.loadBalance, loss.zLoss (each starts at its key's value above); "
-            + "empty = off");
+            + "dropout.block, router.jitter, loss.loadBalance, loss.zLoss, augment.shift (each starts at its key's "
+            + "value); empty = off");
     public static final ConfigKey<List<String>> STN_LAYERS = listKey("stn.layers", "embed,router,head",
             List.of("embed", "router", "head"), Map.of("experts", "expert FFNs have no STN response yet"),
             "layers that get a best-response (y += s*(x W_r) + t*b_r with [s;t] = U*(perturbation)): embed, router, head");
@@ -147,7 +152,7 @@ public final class ConfigKeys {
             DATA_DIR, DATA_FORMAT, DATA_DISTRIBUTION, DATA_VALIDATION_EXAMPLES,
             MODEL_DIM, MODEL_BLOCKS, MODEL_EXPERTS, MODEL_TOP_K, MODEL_EXPERT_HIDDEN, MODEL_ACTIVATION, MODEL_NORM,
             MODEL_GATE, MODEL_CAPACITY_FACTOR, MODEL_DROPOUT_INPUT, MODEL_DROPOUT_BLOCK, MODEL_ROUTER_JITTER,
-            LOSS_LOAD_BALANCE, LOSS_Z,
+            AUGMENT_SHIFT, LOSS_LOAD_BALANCE, LOSS_Z,
             STN_TUNE, STN_LAYERS, STN_WARMUP_STEPS, STN_TRAIN_STEPS, STN_VALID_STEPS, STN_LR, STN_SIGMA,
             STN_ENTROPY_WEIGHT,
             TRAIN_EPOCHS, TRAIN_MAX_STEPS, TRAIN_BATCH_SIZE, TRAIN_LR, TRAIN_MIN_LR_FRACTION, TRAIN_WARMUP_STEPS,

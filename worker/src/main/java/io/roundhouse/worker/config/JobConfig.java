@@ -165,7 +165,7 @@ public final class JobConfig {
         for (String id : tuned) {
             Hyper h = Hyper.byId(id);
             try {
-                h.unconstrained(get(h.initialKey()));
+                h.unconstrained(get(h.initialKey()).doubleValue());
             } catch (IllegalArgumentException e) {
                 throw new ConfigException("stn.tune includes " + id + ", but " + e.getMessage());
             }

@@ -41,6 +41,17 @@ public record ImageDataset(String name, byte[] pixels, int[] labels, int feature
     }
 
     @Override
+    public int imageSide() {
+        int side = (int) Math.round(Math.sqrt(features));
+        return side * side == features ? side : 0;
+    }
+
+    @Override
+    public float background() {
+        return -FashionMnist.MEAN / FashionMnist.STD;
+    }
+
+    @Override
     public ImageDataset subset(String subsetName, int[] indices, int from, int n) {
         byte[] p = new byte[n * features];
         int[] l = new int[n];

@@ -23,6 +23,16 @@ public interface LabeledData extends Serializable {
     /** Example {@code example}'s features, ready for the model, into {@code x[off, off + features)}. */
     void features(int example, float[] x, int off);
 
+    /** The side of the square images the examples are (row-major), or 0 when they are not images. */
+    default int imageSide() {
+        return 0;
+    }
+
+    /** The value a blank pixel has as the model reads it (what a shifted image's border is filled with). */
+    default float background() {
+        return 0f;
+    }
+
     /** The examples at {@code indices[from, from + n)} as a new dataset (for splits, not per step). */
     LabeledData subset(String subsetName, int[] indices, int from, int n);
 }

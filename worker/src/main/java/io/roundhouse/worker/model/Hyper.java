@@ -6,8 +6,9 @@ import io.roundhouse.worker.config.ConfigKeys;
 /**
  * The regularisation hyperparameters a Self-Tuning Network can tune, each with the config key that
  * gives its initial (or fixed) value and the transform from the unconstrained value u the tuner
- * steps: bounded ones through a sigmoid stretched to their range, positive ones through softplus.
- * Every one acts per example, so a weight step can give each example its own perturbed value.
+ * steps: bounded ones through a sigmoid stretched to their range, positive ones through softplus,
+ * integers as the floor of a sigmoid stretched over their range. Every one acts per example, so a
+ * weight step can give each example its own perturbed value.
  */
 public enum Hyper {
     /** Dropout rate on the input pixels, in [0, 0.9]. */
@@ -19,18 +20,20 @@ public enum Hyper {
     /** Load-balancing loss coefficient α (per token), positive. */
     LOAD_BALANCE("loss.loadBalance", ConfigKeys.LOSS_LOAD_BALANCE, Transform.POSITIVE, 0, Double.POSITIVE_INFINITY),
     /** Router z-loss coefficient β (per token), positive. */
-    Z_LOSS("loss.zLoss", ConfigKeys.LOSS_Z, Transform.POSITIVE, 0, Double.POSITIVE_INFINITY);
+    Z_LOSS("loss.zLoss", ConfigKeys.LOSS_Z, Transform.POSITIVE, 0, Double.POSITIVE_INFINITY),
+    /** Image shift of the augmentation, in pixels, an integer in [0, 8]. */
+    AUGMENT_SHIFT("augment.shift", ConfigKeys.AUGMENT_SHIFT, Transform.INTEGER, 0, 8);
 
     /** How the unconstrained value maps to the hyperparameter. */
-    public enum Transform { BOUNDED, POSITIVE }
+    public enum Transform { BOUNDED, POSITIVE, INTEGER }
 
     private final String id;
-    private final ConfigKey<Double> initial;
+    private final ConfigKey<? extends Number> initial;
     private final Transform transform;
     private final double lo;
     private final double hi;
 
-    Hyper(String id, ConfigKey<Double> initial, Transform transform, double lo, double hi) {
+    Hyper(String id, ConfigKey<? extends Number> initial, Transform transform, double lo, double hi) {
         this.id = id;
         this.initial = initial;
         this.transform = transform;
@@ -44,7 +47,7 @@ public enum Hyper {
     }
 
     /** The key that gives the initial value (and the fixed value when not tuned). */
-    public ConfigKey<Double> initialKey() {
+    public ConfigKey<? extends Number> initialKey() {
         return initial;
     }
 
@@ -57,12 +60,13 @@ public enum Hyper {
         return switch (transform) {
             case BOUNDED -> lo + (hi - lo) * sigmoid(u);
             case POSITIVE -> softplus(u);
+            case INTEGER -> Math.min(hi, Math.floor(lo + (hi - lo + 1) * sigmoid(u)));
         };
     }
 
     /** The unconstrained value of a hyperparameter strictly inside its range. */
     public double unconstrained(double value) {
-        if (!(value > lo && value < hi)) {
+        if (transform != Transform.INTEGER && !(value > lo && value < hi)) {
             throw new IllegalArgumentException(initial.name() + " = " + value + " is not inside (" + lo + ", "
                     + (hi == Double.POSITIVE_INFINITY ? "inf" : hi) + "), where a Self-Tuning Network can start it; "
                     + "set it inside, e.g. " + initial.name() + "=" + suggestion());
@@ -70,6 +74,7 @@ public enum Hyper {
         return switch (transform) {
             case BOUNDED -> logit((value - lo) / (hi - lo));
             case POSITIVE -> value > 30 ? value : Math.log(Math.expm1(value));
+            case INTEGER -> logit((value - lo + 0.5) / (hi - lo + 1));  // the middle of the value's interval
         };
     }
 

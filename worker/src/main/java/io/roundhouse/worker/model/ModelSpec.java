@@ -51,7 +51,7 @@ public record ModelSpec(int inputs, int classes, int dim, int blocks, int expert
                 capacityFactor, dropoutInput, dropoutBlock, loadBalance, zLoss, routerJitter, s);
     }
 
-    /** The fixed value of {@code h} (its initial value when tuned). */
+    /** The fixed value of the model's hyperparameter {@code h} (its initial value when tuned). */
     public double fixed(Hyper h) {
         return switch (h) {
             case DROPOUT_INPUT -> dropoutInput;
@@ -59,6 +59,7 @@ public record ModelSpec(int inputs, int classes, int dim, int blocks, int expert
             case ROUTER_JITTER -> routerJitter;
             case LOAD_BALANCE -> loadBalance;
             case Z_LOSS -> zLoss;
+            case AUGMENT_SHIFT -> throw new IllegalArgumentException("augment.shift acts on the data, not the model");
         };
     }
 

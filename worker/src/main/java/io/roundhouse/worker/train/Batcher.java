@@ -2,6 +2,7 @@ package io.roundhouse.worker.train;
 
 import io.roundhouse.kernels.Backend;
 import io.roundhouse.kernels.DType;
+import io.roundhouse.kernels.Philox;
 import io.roundhouse.kernels.Tensor;
 import io.roundhouse.worker.data.LabeledData;
 import java.util.SplittableRandom;
@@ -64,6 +65,44 @@ public final class Batcher {
         }
         be.write(x.rows(n), hostX);
         be.write(y.rows(n), hostY);
+    }
+
+    /**
+     * Shifts each loaded training image r by {@code (dx, dy)}, each uniform in {@code [−k_r, k_r]}
+     * with {@code k_r = shifts[r]} (0: unchanged), drawn from Philox keyed by (seed, stream, the
+     * example's global index), the border filled with the background; then writes the batch again.
+     * Workers holding rows of one global batch shift each example as one worker would.
+     *
+     * @param firstExample the global index of row 0
+     */
+    public void shift(int n, int[] shifts, long seed, long stream, long firstExample) {
+        int side = data.imageSide();
+        if (side == 0) {
+            throw new IllegalStateException(data.name() + ": augment.shift needs square images, but the examples have "
+                    + data.features() + " features");
+        }
+        int f = data.features();
+        float fill = data.background();
+        float[] row = new float[f];
+        for (int r = 0; r < n; r++) {
+            int k = shifts[r];
+            if (k <= 0) {
+                continue;
+            }
+            long g = (firstExample + r) * 2;
+            int dx = (int) (Philox.uniform(seed, stream, g) * (2 * k + 1)) - k;
+            int dy = (int) (Philox.uniform(seed, stream, g + 1) * (2 * k + 1)) - k;
+            System.arraycopy(hostX, r * f, row, 0, f);
+            for (int y = 0; y < side; y++) {
+                int sy = y - dy;
+                for (int x = 0; x < side; x++) {
+                    int sx = x - dx;
+                    hostX[r * f + y * side + x] = sy >= 0 && sy < side && sx >= 0 && sx < side ? row[sy * side + sx]
+                            : fill;
+                }
+            }
+        }
+        be.write(x.rows(n), hostX);
     }
 
     public Tensor x() {

@@ -123,7 +123,7 @@ final class StnTuner {
         this.stats = new StepStats(model.spec().blocks(), model.spec().experts());
         double[] u0 = new double[h];
         for (int j = 0; j < h; j++) {
-            u0[j] = tuned.get(j).unconstrained(model.spec().fixed(tuned.get(j)));
+            u0[j] = tuned.get(j).unconstrained(config.get(tuned.get(j).initialKey()).doubleValue());
         }
         this.opt = new HyperOptimizer(u0, config.get(STN_SIGMA), config.get(STN_LR), config.get(STN_ENTROPY_WEIGHT));
         store();
@@ -160,6 +160,20 @@ final class StnTuner {
             }
         }
         pert.set(n, delta, values);
+    }
+
+    boolean tunes(Hyper hy) {
+        return tuned.contains(hy);
+    }
+
+    /** The last weight step's per-example image shifts (augment.shift tuned), for its n examples. */
+    int[] shifts(int n) {
+        int j = tuned.indexOf(Hyper.AUGMENT_SHIFT);
+        int[] s = new int[n];
+        for (int i = 0; i < n; i++) {
+            s[i] = (int) values[j][i];
+        }
+        return s;
     }
 
     /** Evaluation: the plain network at λ. */

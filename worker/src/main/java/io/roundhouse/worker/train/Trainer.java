@@ -30,6 +30,7 @@ import io.roundhouse.worker.config.JobConfig;
 import io.roundhouse.worker.data.FashionMnist;
 import io.roundhouse.worker.data.DataSplits;
 import io.roundhouse.worker.data.LabeledData;
+import io.roundhouse.worker.model.Hyper;
 import io.roundhouse.worker.model.ModelSpec;
 import io.roundhouse.worker.model.MoeClassifier;
 import io.roundhouse.worker.model.PhaseTimers;
@@ -58,6 +59,8 @@ import java.util.SplittableRandom;
  * directory and prints progress.
  */
 public final class Trainer {
+    private static final long AUGMENT_SEED = 0x4155474D454E5453L;  // keys the augmentation's shifts
+
     private final JobConfig config;
     private final PrintStream console;
     private final Collectives comms;
@@ -207,6 +210,11 @@ public final class Trainer {
                 : comms.member().rank() + 1) : seed);
         LabeledData train = data.train().subset("train", perm, 0, trainSize);
         LabeledData valid = validation == 0 ? null : data.train().subset("validation", perm, trainSize, validation);
+        if ((config.get(ConfigKeys.AUGMENT_SHIFT) > 0 || config.get(ConfigKeys.STN_TUNE).contains("augment.shift"))
+                && train.imageSide() == 0) {
+            throw new ConfigException("augment.shift shifts square images, but the training examples have "
+                    + train.features() + " features that are not one; set augment.shift=0 and leave it out of stn.tune");
+        }
 
         try (Backend be = Backends.create(config.get(BACKEND), gpu)) {
             return train(be, train, valid, data.test());
@@ -316,6 +324,7 @@ public final class Trainer {
         private final float[] sums;
         private final double[] computeMs;
         private final StnTuner tuner;          // null without a Self-Tuning Network
+        private final int[] augmentShift;      // the fixed augment.shift per row, or null (off or tuned)
 
         Loop(Backend be, WorkerGroup group, MoeClassifier model, AdamW opt, LrSchedule lr, LabeledData train,
              LabeledData valid, LabeledData test, Path runDir, MetricsSink metrics, int stepsPerEpoch) {
@@ -337,6 +346,10 @@ public final class Trainer {
             this.computeMs = new double[group.size()];
             this.sync = group.gradientSync(be, model.params(), sums.length);
             this.tuner = spec.stn().enabled() ? new StnTuner(config, be, model, group, valid, partitioned) : null;
+            int shift = config.get(ConfigKeys.AUGMENT_SHIFT);
+            this.augmentShift = shift == 0 || (tuner != null && tuner.tunes(Hyper.AUGMENT_SHIFT)) ? null
+                    : java.util.Collections.nCopies(model.maxBatch(), shift).stream().mapToInt(Integer::intValue)
+                    .toArray();
         }
 
         Result run() throws IOException {
@@ -411,11 +424,16 @@ public final class Trainer {
                 for (int b = step % stepsPerEpoch; b < stepsPerEpoch && step < end; b++) {
                     long t0 = System.nanoTime();
                     batcher.load(partitioned ? b * shard : b * batch + lo, shard);
-                    model.params().zeroGrads();
-                    model.timers().reset();
                     if (tuner != null) {
                         tuner.perturbWeightStep(step, lo, shard);
                     }
+                    int[] shifts = tuner != null && tuner.tunes(Hyper.AUGMENT_SHIFT) ? tuner.shifts(shard)
+                            : augmentShift;
+                    if (shifts != null) {
+                        batcher.shift(shard, shifts, seed ^ AUGMENT_SEED, step, lo);
+                    }
+                    model.params().zeroGrads();
+                    model.timers().reset();
                     model.forward(batcher.x().rows(shard), batcher.y().rows(shard), batcher.hostLabels(), true, seed,
                             step, lo, local);
                     model.backward(batch);
