@@ -352,192 +352,49 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void dropoutForward(Tensor y, Tensor x, float p, long seed, long stream, long firstElement) {
-        dropout("dropoutForward", y, x, p, seed, stream, firstElement);
+        CpuElementwise.dropout("dropoutForward", y, x, p, seed, stream, firstElement);
     }
 
     @Override
     public void dropoutBackward(Tensor dx, Tensor dy, float p, long seed, long stream, long firstElement) {
-        dropout("dropoutBackward", dx, dy, p, seed, stream, firstElement);
-    }
-
-    /** Forward and backward are the same masked scaling: out = in · keep/(1−p). */
-    private static void dropout(String op, Tensor out, Tensor in, float p, long seed, long stream, long firstElement) {
-        Check.sameSize(op, out, in);
-        Check.that(p >= 0f && p < 1f, op + ": dropout rate must be in [0, 1), got " + p);
-        Check.that(firstElement >= 0, op + ": firstElement must be >= 0, got " + firstElement);
-        float[] oa = f(out);
-        float[] ia = f(in);
-        int oo = o(out);
-        int io = o(in);
-        int n = in.size();
-        if (p == 0f) {
-            System.arraycopy(ia, io, oa, oo, n);
-            return;
-        }
-        float scale = 1f / (1f - p);
-        int[] words = new int[4];
-        long block = -1;
-        for (int j = 0; j < n; j++) {
-            long g = firstElement + j;
-            if ((g >>> 2) != block) {
-                block = g >>> 2;
-                Philox.block4(seed, stream, block, words);
-            }
-            oa[oo + j] = Philox.toUnit(words[(int) (g & 3)]) >= p ? ia[io + j] * scale : 0f;
-        }
+        CpuElementwise.dropout("dropoutBackward", dx, dy, p, seed, stream, firstElement);
     }
 
     @Override
     public void dropoutRowsForward(Tensor y, Tensor x, Tensor rates, long seed, long stream, long firstElement) {
-        dropoutRows("dropoutRowsForward", y, x, rates, seed, stream, firstElement);
+        CpuElementwise.dropoutRows("dropoutRowsForward", y, x, rates, seed, stream, firstElement);
     }
 
     @Override
     public void dropoutRowsBackward(Tensor dx, Tensor dy, Tensor rates, long seed, long stream, long firstElement) {
-        dropoutRows("dropoutRowsBackward", dx, dy, rates, seed, stream, firstElement);
-    }
-
-    private static void dropoutRows(String op, Tensor out, Tensor in, Tensor rates, long seed, long stream,
-                                    long firstElement) {
-        Check.sameSize(op, out, in);
-        int n = in.dim(0);
-        int cols = in.rowSize();
-        Check.shape(op, rates, n);
-        Check.that(firstElement >= 0, op + ": firstElement must be >= 0, got " + firstElement);
-        float[] oa = f(out);
-        float[] ia = f(in);
-        float[] ra = f(rates);
-        int oo = o(out);
-        int io = o(in);
-        int[] words = new int[4];
-        long block = -1;
-        for (int r = 0; r < n; r++) {
-            float p = ra[o(rates) + r];
-            Check.that(p >= 0f && p < 1f, op + ": dropout rate of row " + r + " must be in [0, 1), got " + p);
-            float scale = 1f / (1f - p);
-            for (int c = 0; c < cols; c++) {
-                int j = r * cols + c;
-                long g = firstElement + j;
-                if ((g >>> 2) != block) {
-                    block = g >>> 2;
-                    Philox.block4(seed, stream, block, words);
-                }
-                oa[oo + j] = Philox.toUnit(words[(int) (g & 3)]) >= p ? ia[io + j] * scale : 0f;
-            }
-        }
+        CpuElementwise.dropoutRows("dropoutRowsBackward", dx, dy, rates, seed, stream, firstElement);
     }
 
     @Override
     public void jitter(Tensor y, Tensor x, Tensor amplitude, long seed, long stream, long firstElement) {
-        Check.sameSize("jitter", y, x);
-        int n = x.dim(0);
-        int cols = x.rowSize();
-        Check.shape("jitter", amplitude, n);
-        Check.that(firstElement >= 0, "jitter: firstElement must be >= 0, got " + firstElement);
-        float[] ya = f(y);
-        float[] xa = f(x);
-        float[] aa = f(amplitude);
-        int[] words = new int[4];
-        long block = -1;
-        for (int r = 0; r < n; r++) {
-            float a = aa[o(amplitude) + r];
-            for (int c = 0; c < cols; c++) {
-                int j = r * cols + c;
-                long g = firstElement + j;
-                if ((g >>> 2) != block) {
-                    block = g >>> 2;
-                    Philox.block4(seed, stream, block, words);
-                }
-                float u = Philox.toUnit(words[(int) (g & 3)]);
-                ya[o(y) + j] = xa[o(x) + j] * (1f + a * (2f * u - 1f));
-            }
-        }
+        CpuElementwise.jitter(y, x, amplitude, seed, stream, firstElement);
     }
 
-    // ---- element-wise -------------------------------------------------------------------------
+    // ---- element-wise (CpuElementwise) ----------------------------------------------------------
 
     @Override
     public void multiply(Tensor y, Tensor a, Tensor b) {
-        elementwise("multiply", y, a, b, false);
+        CpuElementwise.multiply("multiply", y, a, b, false);
     }
 
     @Override
     public void multiplyAdd(Tensor y, Tensor a, Tensor b) {
-        elementwise("multiplyAdd", y, a, b, true);
-    }
-
-    private static void elementwise(String op, Tensor y, Tensor a, Tensor b, boolean add) {
-        Check.sameSize(op, y, a);
-        boolean row = b.size() != a.size();
-        Check.that(!row || (b.rank() == 1 && b.size() == a.rowSize()), op + ": " + b + " is neither the shape of "
-                + a + " nor a row of it");
-        float[] ya = f(y);
-        float[] aa = f(a);
-        float[] ba = f(b);
-        int yo = o(y);
-        int ao = o(a);
-        int bo = o(b);
-        int n = a.size();
-        if (!row) {
-            if (add) {
-                for (int j = 0; j < n; j++) {
-                    ya[yo + j] += aa[ao + j] * ba[bo + j];
-                }
-            } else {
-                for (int j = 0; j < n; j++) {
-                    ya[yo + j] = aa[ao + j] * ba[bo + j];
-                }
-            }
-            return;
-        }
-        int cols = a.rowSize();
-        for (int r = 0, rows = n / cols; r < rows; r++) {
-            int yr = yo + r * cols;
-            int ar = ao + r * cols;
-            if (add) {
-                for (int c = 0; c < cols; c++) {
-                    ya[yr + c] += aa[ar + c] * ba[bo + c];
-                }
-            } else {
-                for (int c = 0; c < cols; c++) {
-                    ya[yr + c] = aa[ar + c] * ba[bo + c];
-                }
-            }
-        }
+        CpuElementwise.multiply("multiplyAdd", y, a, b, true);
     }
 
     @Override
     public void sumRowProducts(Tensor acc, Tensor a, Tensor b) {
-        Check.sameSize("sumRowProducts", a, b);
-        int cols = a.rowSize();
-        Check.shape("sumRowProducts", acc, cols);
-        float[] ca = f(acc);
-        float[] aa = f(a);
-        float[] ba = f(b);
-        int co = o(acc);
-        for (int r = 0, rows = a.dim(0); r < rows; r++) {
-            int ar = o(a) + r * cols;
-            int br = o(b) + r * cols;
-            for (int c = 0; c < cols; c++) {
-                ca[co + c] += aa[ar + c] * ba[br + c];
-            }
-        }
+        CpuElementwise.sumRowProducts(acc, a, b);
     }
 
     @Override
     public void scaleRows(Tensor t, Tensor s) {
-        int n = t.dim(0);
-        int cols = t.rowSize();
-        Check.shape("scaleRows", s, n);
-        float[] ta = f(t);
-        float[] sa = f(s);
-        for (int r = 0; r < n; r++) {
-            float v = sa[o(s) + r];
-            int tr = o(t) + r * cols;
-            for (int c = 0; c < cols; c++) {
-                ta[tr + c] *= v;
-            }
-        }
+        CpuElementwise.scaleRows(t, s);
     }
 
     // ---- routing (CpuRouting) -----------------------------------------------------------------

@@ -4,10 +4,12 @@ import io.roundhouse.kernels.Backend;
 import io.roundhouse.worker.model.Param;
 import io.roundhouse.worker.model.ParamStore;
 
-/** AdamW over a {@link ParamStore}, with optional global-norm gradient clipping. */
+/**
+ * AdamW over a {@link ParamStore}'s trainable parameters (those there when it is created), with
+ * optional global-norm gradient clipping.
+ */
 public final class AdamW {
     private final Backend be;
-    private final ParamStore params;
     private final float beta1;
     private final float beta2;
     private final float eps;
@@ -18,7 +20,6 @@ public final class AdamW {
 
     public AdamW(Backend be, ParamStore params, double beta1, double beta2, double eps, double weightDecay, double clipNorm) {
         this.be = be;
-        this.params = params;
         this.beta1 = (float) beta1;
         this.beta2 = (float) beta2;
         this.eps = (float) eps;

@@ -57,6 +57,24 @@ final class Records {
         return r;
     }
 
+    /** The run's summary record. */
+    static Map<String, Object> summary(Trainer.Result r, long parameters, int workers, boolean stoppedEarly,
+                                       String backend) {
+        Map<String, Object> summary = new LinkedHashMap<>();
+        summary.put("steps", r.steps());
+        summary.put("wallSeconds", r.wallSeconds());
+        summary.put("tokensPerSecond", r.tokensPerSecond());
+        summary.put("validationAccuracy", r.validationAccuracy());
+        summary.put("testAccuracy", r.testAccuracy());
+        summary.put("testLoss", r.testLoss());
+        summary.put("parameters", parameters);
+        summary.put("workers", workers);
+        summary.put("stoppedEarly", stoppedEarly);
+        summary.put("backend", backend);
+        summary.put("parameterDigest", r.parameterDigest());
+        return summary;
+    }
+
     /** {@code name=value} pairs with 4 significant digits, for progress lines. */
     static String brief(Map<String, Object> values) {
         StringBuilder sb = new StringBuilder();

@@ -531,18 +531,8 @@ public final class Trainer {
                     t[0], 100 * t[1], step, wall, result.tokensPerSecond());
             if (metrics != null) {
                 metrics.write(Records.eval("test", step, -1, t));
-                Map<String, Object> summary = new LinkedHashMap<>();
-                summary.put("steps", step);
-                summary.put("wallSeconds", wall);
-                summary.put("tokensPerSecond", result.tokensPerSecond());
-                summary.put("validationAccuracy", validationAccuracy);
-                summary.put("testAccuracy", t[1]);
-                summary.put("testLoss", t[0]);
-                summary.put("parameters", group.globalParameterCount(model.params()));
-                summary.put("workers", workers);
-                summary.put("stoppedEarly", end < total);
-                summary.put("backend", be.name());
-                summary.put("parameterDigest", digest);
+                Map<String, Object> summary = Records.summary(result, group.globalParameterCount(model.params()),
+                        workers, end < total, be.name());
                 if (tuner != null) {
                     summary.put("hyperparameters", tuner.lambda());
                     summary.put("hyperSteps", tuner.hyperStepCount());
