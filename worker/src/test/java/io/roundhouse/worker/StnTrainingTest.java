@@ -122,6 +122,10 @@ class StnTrainingTest {
             assertTrue(report.contains("<h3>" + name + "</h3>"), "the report plots " + name);
         }
         assertTrue(report.contains("<polyline"), "with a line");
+        String schedules = io.roundhouse.worker.train.StnReport.schedules(List.of(one.runDir(), one.runDir()),
+                List.of("a", "b"));
+        assertTrue(schedules.startsWith("<svg") && schedules.contains(">loss.zLoss</text>"), schedules);
+        assertEquals(2 * 6, schedules.split("<polyline").length - 1, "a line per run and hyperparameter");
     }
 
     @Test

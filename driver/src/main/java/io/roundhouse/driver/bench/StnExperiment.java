@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import io.roundhouse.worker.config.ConfigKeys;
 import io.roundhouse.worker.config.JobConfig;
 import io.roundhouse.worker.train.RunFiles;
+import io.roundhouse.worker.train.StnReport;
 import io.roundhouse.worker.train.Trainer;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -27,8 +28,10 @@ import java.util.concurrent.Future;
  * budget, for each seed: test accuracy and NLL, compute (example passes through the model, forward
  * and backward, and wall seconds), and the schedules STN learnt. The random-search trial a seed
  * keeps is the one with the best validation accuracy (what a user would pick), reported with its
- * test numbers. Writes {@code report.md}, {@code results.json} and each run's directory under
- * {@code --out}.
+ * test numbers. Writes {@code report.md}, {@code results.json}, {@code schedules.svg} (the
+ * hyperparameters each STN run learnt) and each run's directory under {@code --out}. A run whose
+ * directory already holds a finished run of the same resolved configuration is not run again, so an
+ * interrupted experiment continues where it stopped.
  */
 final class StnExperiment {
     /** The hyperparameters STN tunes and random search draws, with the search's ranges. */
@@ -91,6 +94,9 @@ final class StnExperiment {
         Map<String, Object> results = summarise(runs);
         String report = report(runs, results);
         RunFiles.writeAtomically(out.resolve("report.md"), report);
+        List<Path> stnRuns = runs.stream().filter(r -> r.arm.equals("stn")).map(Run::runDir).toList();
+        RunFiles.writeAtomically(out.resolve("schedules.svg"), StnReport.schedules(stnRuns,
+                runs.stream().filter(r -> r.arm.equals("stn")).map(r -> "seed " + r.seed).toList()));
         RunFiles.writeAtomically(out.resolve("results.json"),
                 new ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsString(results) + "\n");
         console.print(report);
@@ -120,9 +126,32 @@ final class StnExperiment {
             Path dir = out.resolve(arm + "-seed" + seed + (trial > 0 ? "-trial" + trial : ""));
             m.put("output.dir", dir.toString());
             JobConfig c = base.with(m);
-            Trainer.Result r = new Trainer(c, new PrintStream(new ByteArrayOutputStream())).run();
+            Trainer.Result r = finished(dir, c);
+            if (r == null) {
+                r = new Trainer(c, new PrintStream(new ByteArrayOutputStream())).run();
+            }
             return new Run(arm, seed, trial, overrides, r, examplePasses(c, r), r.runDir());
         };
+    }
+
+    /** A finished run of exactly this configuration under {@code dir}, or null. */
+    private static Trainer.Result finished(Path dir, JobConfig c) throws IOException {
+        if (!Files.isDirectory(dir)) {
+            return null;
+        }
+        try (var runs = Files.list(dir)) {
+            for (Path run : runs.sorted(java.util.Comparator.reverseOrder()).toList()) {
+                Path summary = run.resolve("summary.json");
+                if (Files.exists(summary) && Files.readString(run.resolve("config.conf")).equals(c.describe())) {
+                    var s = new ObjectMapper().readTree(summary.toFile());
+                    return new Trainer.Result(run, s.path("steps").asInt(), s.path("wallSeconds").asDouble(),
+                            s.path("validationAccuracy").asDouble(), s.path("testAccuracy").asDouble(),
+                            s.path("testLoss").asDouble(), s.path("tokensPerSecond").asDouble(),
+                            s.path("parameterDigest").asText());
+                }
+            }
+        }
+        return null;
     }
 
     /**
