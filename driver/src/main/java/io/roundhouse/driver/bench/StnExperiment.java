@@ -176,6 +176,14 @@ final class StnExperiment {
             Run def = pick(runs, "defaults", seed);
             Run stn = pick(runs, "stn", seed);
             List<Run> search = runs.stream().filter(r -> r.arm.equals("random") && r.seed == seed).toList();
+            Map<String, Object> s = new LinkedHashMap<>();
+            s.put("seed", seed);
+            s.put("defaults", outcome(def));
+            s.put("stn", outcome(stn));
+            perSeed.add(s);
+            if (search.isEmpty()) {
+                continue;  // --trials 0: STN against the fixed settings only
+            }
             Run best = search.get(0);
             long searchPasses = 0;
             double searchSeconds = 0;
@@ -186,16 +194,11 @@ final class StnExperiment {
                     best = r;
                 }
             }
-            Map<String, Object> s = new LinkedHashMap<>();
-            s.put("seed", seed);
-            s.put("defaults", outcome(def));
             s.put("randomSearchBest", outcome(best));
             s.put("randomSearchBestSettings", best.overrides);
             s.put("randomSearchPasses", searchPasses);
             s.put("randomSearchSeconds", searchSeconds);
-            s.put("stn", outcome(stn));
             s.put("stnComputeShareOfSearch", (double) stn.examplePasses / searchPasses);
-            perSeed.add(s);
         }
         res.put("perSeed", perSeed);
         List<Map<String, Object>> all = new ArrayList<>();
@@ -243,6 +246,9 @@ final class StnExperiment {
             String[] names = {"defaults", "random search (best of " + trials + ")", "STN"};
             for (int a = 0; a < 3; a++) {
                 Map<String, Object> o = (Map<String, Object>) s.get(arms[a]);
+                if (o == null) {
+                    continue;  // no random search
+                }
                 long passes = a == 1 ? (Long) s.get("randomSearchPasses") : (Long) o.get("examplePasses");
                 double secs = a == 1 ? (Double) s.get("randomSearchSeconds") : (Double) o.get("wallSeconds");
                 sb.append(String.format(Locale.ROOT, "| %s | %s | %.2f%% | %.2f%% | %.4f | %.2f | %.0f |%n", s.get("seed"),
@@ -254,10 +260,15 @@ final class StnExperiment {
             }
         }
         int k = seeds.size();
-        sb.append(String.format(Locale.ROOT, "%nMeans over seeds: defaults %.2f%% / NLL %.4f; random search %.2f%% / "
-                + "%.4f; STN %.2f%% / %.4f. STN's compute is %.1f%% of the search's.%n%n", 100 * sums[0][0] / k,
-                sums[0][1] / k, 100 * sums[1][0] / k, sums[1][1] / k, 100 * sums[2][0] / k, sums[2][1] / k,
-                100 * sums[2][2] / sums[1][2]));
+        if (trials > 0) {
+            sb.append(String.format(Locale.ROOT, "%nMeans over seeds: defaults %.2f%% / NLL %.4f; random search %.2f%% "
+                    + "/ %.4f; STN %.2f%% / %.4f. STN's compute is %.1f%% of the search's.%n%n", 100 * sums[0][0] / k,
+                    sums[0][1] / k, 100 * sums[1][0] / k, sums[1][1] / k, 100 * sums[2][0] / k, sums[2][1] / k,
+                    100 * sums[2][2] / sums[1][2]));
+        } else {
+            sb.append(String.format(Locale.ROOT, "%nMeans over seeds: fixed %.2f%% / NLL %.4f; STN %.2f%% / %.4f.%n%n",
+                    100 * sums[0][0] / k, sums[0][1] / k, 100 * sums[2][0] / k, sums[2][1] / k));
+        }
         sb.append("Hyperparameters STN ended with (its schedules: `stn-report.html` in each STN run's directory):\n\n");
         for (Run r : runs) {
             if (r.arm.equals("stn")) {
