@@ -79,7 +79,8 @@ public enum Hyper {
     }
 
     private String suggestion() {
-        return transform == Transform.POSITIVE ? "0.001" : Double.toString(lo + (hi - lo) * 0.05);
+        return transform == Transform.POSITIVE ? "0.001"
+                : String.format(java.util.Locale.ROOT, "%.2g", lo + (hi - lo) * 0.05);
     }
 
     /** The hyperparameter named {@code id} ({@code dropout.input}, ...). */
