@@ -59,10 +59,13 @@ class CliEndToEndTest {
             {"model.capacityFactor=-0.5", "model.capacityFactor = '-0.5': out of range"},
             {"model.expert=4", "unknown key 'model.expert'; did you mean model.experts?"},
             {"data.dir=" + tmp.resolve("missing"), "is not a folder"},
-            {"backend=cuda", "the CUDA backend is not built yet"},
+            {"backend=cuda", "backend = cuda, but "},
             {"data.format=parquet", "data.format = parquet is read by the Spark job"},
         };
         for (String[] c : cases) {
+            if (c[0].equals("backend=cuda") && io.roundhouse.kernels.CudaBackend.unavailableReason() == null) {
+                continue;  // a GPU machine runs it
+            }
             String setting = c[0].startsWith("data.dir") ? "log.everySteps=50" : "data.dir=" + data;
             Cli.Outcome o = cli("train", "-c", SHIPPED.toString(), setting, "output.dir=" + runs, c[0]);
             assertEquals(RoundhouseCli.EXIT_USAGE, o.code(), c[0]);

@@ -1,0 +1,576 @@
+package io.roundhouse.kernels;
+
+import static jcuda.driver.JCudaDriver.cuMemcpyDtoD;
+import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
+import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
+import static jcuda.driver.JCudaDriver.cuMemsetD32;
+
+import jcuda.Pointer;
+import jcuda.driver.CUdeviceptr;
+
+/**
+ * The CUDA backend: every tensor in GPU memory, the dense, element-wise, normalisation, loss and
+ * optimizer ops as our own kernels ({@code kernels/src/main/cuda}), launched through the driver API.
+ *
+ * <p>The routing ops (gate, capacity plan, permute / un-permute, router statistics and losses) do
+ * not have kernels yet: they copy their tensors to the host, run the CPU backend's code and copy
+ * the results back, so a whole model runs, with those copies on the step's path. The expert FFN
+ * loops over the experts' groups (a GEMM each), not one grouped launch.
+ */
+public final class CudaBackend implements Backend {
+    private final CudaDevice dev;
+    private final CpuBackend host = new CpuBackend();
+    private final CudaTensor partial;   // sumSquares' per-block sums (doubles)
+    private final CudaTensor flag;      // crossEntropyForward's bad-label flag
+
+    /** @param ordinal the GPU, as numbered by the CUDA driver */
+    public CudaBackend(int ordinal) {
+        this.dev = new CudaDevice(ordinal);
+        this.partial = (CudaTensor) allocate("sumSquares.partial", DType.FLOAT32, 2 * 4096);
+        this.flag = (CudaTensor) allocate("crossEntropy.flag", DType.INT32, 1);
+    }
+
+    /** Why this backend cannot run on this machine, or null when it can. */
+    public static String unavailableReason() {
+        return CudaDevice.unavailableReason();
+    }
+
+    @Override
+    public String name() {
+        return "cuda(" + dev.ordinal() + ": " + dev.name() + ")";
+    }
+
+    private static CudaTensor c(Tensor t) {
+        if (!(t instanceof CudaTensor ct)) {
+            throw new IllegalArgumentException(t + " is not a CUDA tensor: tensors must come from this backend");
+        }
+        return ct;
+    }
+
+    // ---- memory -------------------------------------------------------------------------------
+
+    @Override
+    public Tensor allocate(String name, DType dtype, int... shape) {
+        dev.bind();
+        long n = 1;
+        for (int d : shape) {
+            n *= d;
+        }
+        return new CudaTensor(name, dtype, shape, dev.allocate(Math.max(4, 4 * n)), 0);
+    }
+
+    @Override
+    public void write(Tensor t, float[] src, int off) {
+        dev.bind();
+        if (t.size() > 0) {
+            cuMemcpyHtoD(c(t).ptr(), Pointer.to(src).withByteOffset(4L * off), 4L * t.size());
+        }
+    }
+
+    @Override
+    public void write(Tensor t, int[] src) {
+        dev.bind();
+        if (t.size() > 0) {
+            cuMemcpyHtoD(c(t).ptr(), Pointer.to(src), 4L * t.size());
+        }
+    }
+
+    @Override
+    public void read(Tensor t, float[] dst, int off) {
+        dev.bind();
+        if (t.size() > 0) {
+            cuMemcpyDtoH(Pointer.to(dst).withByteOffset(4L * off), c(t).ptr(), 4L * t.size());
+        }
+    }
+
+    @Override
+    public void read(Tensor t, int[] dst) {
+        dev.bind();
+        if (t.size() > 0) {
+            cuMemcpyDtoH(Pointer.to(dst), c(t).ptr(), 4L * t.size());
+        }
+    }
+
+    @Override
+    public void fill(Tensor t, float value) {
+        grid("fill", "rh_fill", t.size(), t, value, (long) t.size());
+    }
+
+    @Override
+    public void copy(Tensor dst, Tensor src) {
+        Check.sameSize("copy", dst, src);
+        dev.bind();
+        if (src.size() > 0) {
+            cuMemcpyDtoD(c(dst).ptr(), c(src).ptr(), 4L * src.size());
+        }
+    }
+
+    @Override
+    public void axpy(Tensor y, float alpha, Tensor x) {
+        Check.sameSize("axpy", y, x);
+        grid("axpy", "rh_axpy", y.size(), y, alpha, x, (long) y.size());
+    }
+
+    @Override
+    public void scale(Tensor t, float alpha) {
+        grid("scale", "rh_scale", t.size(), t, alpha, (long) t.size());
+    }
+
+    @Override
+    public double sumSquares(Tensor t) {
+        if (t.size() == 0) {
+            return 0;
+        }
+        int blocks = (int) Math.min((t.size() + 255) / 256, 4096);
+        dev.bind();
+        dev.launch("sumSquares", "rh_sum_squares", blocks, 1, 256, partial, t, (long) t.size());
+        double[] p = new double[blocks];
+        cuMemcpyDtoH(Pointer.to(p), partial.ptr(), 8L * blocks);
+        double s = 0;
+        for (double v : p) {
+            s += v;
+        }
+        return s;
+    }
+
+    /** A grid-stride kernel over n elements (nothing when n = 0). */
+    private void grid(String op, String fn, long n, Object... args) {
+        if (n == 0) {
+            return;
+        }
+        dev.bind();
+        dev.launch(op, fn, CudaDevice.blocksFor(n), 1, 256, args);
+    }
+
+    // ---- dense layers -------------------------------------------------------------------------
+
+    /** Row-major C[m,n] = alpha·op(A)·op(B) + beta·C with op(A) [m,k] and op(B) [k,n]. */
+    private void sgemm(String op, boolean ta, boolean tb, int m, int n, int k, float alpha, CudaTensor a, int lda,
+                       CudaTensor b, int ldb, float beta, CudaTensor cc, int ldc) {
+        if (m == 0 || n == 0) {
+            return;
+        }
+        dev.bind();
+        dev.launch(op, "rh_sgemm", (n + 63) / 64, (m + 63) / 64, 256, ta ? 1 : 0, tb ? 1 : 0, m, n, k, alpha, a, lda,
+                b, ldb, beta, cc, ldc);
+    }
+
+    @Override
+    public void linearForward(Tensor y, Tensor x, Tensor w, Tensor b) {
+        int n = x.dim(0);
+        int in = w.dim(0);
+        int out = w.dim(1);
+        Check.shape("linearForward", x, n, in);
+        Check.shape("linearForward", y, n, out);
+        if (b != null) {
+            Check.shape("linearForward", b, out);
+            grid("linearForward", "rh_bias_rows", (long) n * out, y, b, n, out);
+        }
+        sgemm("linearForward " + x + "·" + w, false, false, n, out, in, 1f, c(x), in, c(w), out, b == null ? 0f : 1f,
+                c(y), out);
+    }
+
+    @Override
+    public void linearBackward(Tensor dx, Tensor dw, Tensor db, Tensor dy, Tensor x, Tensor w) {
+        int n = x.dim(0);
+        int in = w.dim(0);
+        int out = w.dim(1);
+        Check.shape("linearBackward", dy, n, out);
+        Check.shape("linearBackward", dw, in, out);
+        if (dx != null) {
+            Check.shape("linearBackward", dx, n, in);
+            sgemm("linearBackward dx " + dy + "·" + w + "ᵀ", false, true, n, in, out, 1f, c(dy), out, c(w), out, 0f,
+                    c(dx), in);
+        }
+        sgemm("linearBackward dw " + x + "ᵀ·" + dy, true, false, in, out, n, 1f, c(x), in, c(dy), out, 1f, c(dw), out);
+        if (db != null && n > 0) {
+            dev.bind();
+            dev.launch("linearBackward db", "rh_column_sums", (out + 255) / 256, 1, 256, db, dy, n, out);
+        }
+    }
+
+    @Override
+    public void activationForward(Tensor h, Tensor a, Activation act) {
+        int n = a.dim(0);
+        int f = h.dim(1);
+        Check.shape("activationForward", a, n, act.preWidth(f));
+        Check.shape("activationForward", h, n, f);
+        if (act == Activation.GELU) {
+            grid("activationForward", "rh_gelu_forward", (long) n * f, h, a, (long) n * f);
+        } else {
+            grid("activationForward", "rh_swiglu_forward", (long) n * f, h, a, n, f);
+        }
+    }
+
+    @Override
+    public void activationBackward(Tensor da, Tensor dh, Tensor a, Activation act) {
+        int n = a.dim(0);
+        int f = dh.dim(1);
+        Check.shape("activationBackward", a, n, act.preWidth(f));
+        Check.shape("activationBackward", da, n, act.preWidth(f));
+        Check.shape("activationBackward", dh, n, f);
+        if (act == Activation.GELU) {
+            grid("activationBackward", "rh_gelu_backward", (long) n * f, da, dh, a, (long) n * f);
+        } else {
+            grid("activationBackward", "rh_swiglu_backward", (long) n * f, da, dh, a, n, f);
+        }
+    }
+
+    @Override
+    public void expertFfnForward(Tensor y, Tensor a, Tensor h, Tensor x, Tensor w1, Tensor b1, Tensor w2, Tensor b2,
+                                 int[] offsets, Activation act) {
+        int e = w1.dim(0);
+        int d = w1.dim(1);
+        int f1 = w1.dim(2);
+        int f = w2.dim(1);
+        checkGroups("expertFfnForward", offsets, e);
+        Check.shape("expertFfnForward", w2, e, f, d);
+        for (int ex = 0; ex < e; ex++) {
+            int r0 = offsets[ex];
+            int rows = offsets[ex + 1] - r0;
+            if (rows == 0) {
+                continue;
+            }
+            Tensor ae = a.rows(r0, rows);
+            Tensor he = h.rows(r0, rows);
+            linearForward(ae, x.rows(r0, rows), c(w1).view("w1[" + ex + "]", (long) ex * d * f1, d, f1),
+                    b1 == null ? null : c(b1).view("b1[" + ex + "]", (long) ex * f1, f1));
+            activationForward(he, ae, act);
+            linearForward(y.rows(r0, rows), he, c(w2).view("w2[" + ex + "]", (long) ex * f * d, f, d),
+                    b2 == null ? null : c(b2).view("b2[" + ex + "]", (long) ex * d, d));
+        }
+    }
+
+    @Override
+    public void expertFfnBackward(Tensor dx, Tensor dw1, Tensor db1, Tensor dw2, Tensor db2, Tensor dy, Tensor x,
+                                  Tensor a, Tensor h, Tensor w1, Tensor w2, int[] offsets, Activation act,
+                                  Tensor scratchDh, Tensor scratchDa) {
+        int e = w1.dim(0);
+        int d = w1.dim(1);
+        int f1 = w1.dim(2);
+        int f = w2.dim(1);
+        checkGroups("expertFfnBackward", offsets, e);
+        for (int ex = 0; ex < e; ex++) {
+            int r0 = offsets[ex];
+            int rows = offsets[ex + 1] - r0;
+            if (rows == 0) {
+                continue;
+            }
+            Tensor dh = scratchDh.rows(r0, rows);
+            Tensor da = scratchDa.rows(r0, rows);
+            linearBackward(dh, c(dw2).view("dw2[" + ex + "]", (long) ex * f * d, f, d),
+                    db2 == null ? null : c(db2).view("db2[" + ex + "]", (long) ex * d, d), dy.rows(r0, rows),
+                    h.rows(r0, rows), c(w2).view("w2[" + ex + "]", (long) ex * f * d, f, d));
+            activationBackward(da, dh, a.rows(r0, rows), act);
+            linearBackward(dx.rows(r0, rows), c(dw1).view("dw1[" + ex + "]", (long) ex * d * f1, d, f1),
+                    db1 == null ? null : c(db1).view("db1[" + ex + "]", (long) ex * f1, f1), da, x.rows(r0, rows),
+                    c(w1).view("w1[" + ex + "]", (long) ex * d * f1, d, f1));
+        }
+    }
+
+    private static void checkGroups(String op, int[] offsets, int e) {
+        Check.that(offsets.length == e + 1, op + ": offsets has " + offsets.length + " entries, expected E+1 = "
+                + (e + 1));
+        Check.that(offsets[0] == 0, op + ": offsets[0] must be 0, got " + offsets[0]);
+        for (int j = 0; j < e; j++) {
+            Check.that(offsets[j + 1] >= offsets[j], op + ": offsets must not decrease (expert " + j + ")");
+        }
+    }
+
+    @Override
+    public void normForward(Tensor y, Tensor mean, Tensor rstd, Tensor x, Tensor gamma, Tensor beta, float eps) {
+        int n = x.dim(0);
+        int d = x.dim(1);
+        Check.shape("normForward", y, n, d);
+        Check.shape("normForward", gamma, d);
+        Check.shape("normForward", rstd, n);
+        Check.shape("normForward", mean, n);
+        if (n == 0) {
+            return;
+        }
+        dev.bind();
+        dev.launch("normForward " + x, "rh_norm_forward", n, 1, 256, y, mean, rstd, x, gamma, beta, eps, d,
+                beta == null ? 0 : 1);
+    }
+
+    @Override
+    public void normBackward(Tensor dx, Tensor dgamma, Tensor dbeta, Tensor dy, Tensor x, Tensor mean, Tensor rstd,
+                             Tensor gamma) {
+        int n = x.dim(0);
+        int d = x.dim(1);
+        Check.shape("normBackward", dx, n, d);
+        Check.shape("normBackward", dy, n, d);
+        Check.shape("normBackward", dgamma, d);
+        if (n == 0) {
+            return;
+        }
+        dev.bind();
+        dev.launch("normBackward dx " + x, "rh_norm_backward_dx", n, 1, 256, dx, dy, x, mean, rstd, gamma, d,
+                dbeta == null ? 0 : 1);
+        dev.launch("normBackward dgamma " + x, "rh_norm_backward_params", (d + 255) / 256, 1, 256, dgamma, dbeta, dy,
+                x, mean, rstd, n, d);
+    }
+
+    @Override
+    public void dropoutForward(Tensor y, Tensor x, float p, long seed, long stream, long firstElement) {
+        dropout("dropoutForward", y, x, p, seed, stream, firstElement);
+    }
+
+    @Override
+    public void dropoutBackward(Tensor dx, Tensor dy, float p, long seed, long stream, long firstElement) {
+        dropout("dropoutBackward", dx, dy, p, seed, stream, firstElement);
+    }
+
+    private void dropout(String op, Tensor out, Tensor in, float p, long seed, long stream, long firstElement) {
+        Check.sameSize(op, out, in);
+        Check.that(p >= 0f && p < 1f, op + ": dropout rate must be in [0, 1), got " + p);
+        Check.that(firstElement >= 0, op + ": firstElement must be >= 0, got " + firstElement);
+        if (p == 0f) {
+            copy(out, in);
+            return;
+        }
+        grid(op, "rh_dropout", in.size(), out, in, p, seed, stream, firstElement, (long) in.size());
+    }
+
+    @Override
+    public void dropoutRowsForward(Tensor y, Tensor x, Tensor rates, long seed, long stream, long firstElement) {
+        dropoutRows("dropoutRowsForward", y, x, rates, seed, stream, firstElement);
+    }
+
+    @Override
+    public void dropoutRowsBackward(Tensor dx, Tensor dy, Tensor rates, long seed, long stream, long firstElement) {
+        dropoutRows("dropoutRowsBackward", dx, dy, rates, seed, stream, firstElement);
+    }
+
+    private void dropoutRows(String op, Tensor out, Tensor in, Tensor rates, long seed, long stream, long first) {
+        Check.sameSize(op, out, in);
+        Check.shape(op, rates, in.dim(0));
+        Check.that(first >= 0, op + ": firstElement must be >= 0, got " + first);
+        float[] r = new float[rates.size()];
+        read(rates, r);
+        for (int i = 0; i < r.length; i++) {
+            Check.that(r[i] >= 0f && r[i] < 1f, op + ": dropout rate of row " + i + " must be in [0, 1), got " + r[i]);
+        }
+        grid(op, "rh_dropout_rows", in.size(), out, in, rates, seed, stream, first, in.dim(0), in.rowSize());
+    }
+
+    @Override
+    public void jitter(Tensor y, Tensor x, Tensor amplitude, long seed, long stream, long firstElement) {
+        Check.sameSize("jitter", y, x);
+        Check.shape("jitter", amplitude, x.dim(0));
+        Check.that(firstElement >= 0, "jitter: firstElement must be >= 0, got " + firstElement);
+        grid("jitter", "rh_jitter", x.size(), y, x, amplitude, seed, stream, firstElement, x.dim(0), x.rowSize());
+    }
+
+    // ---- element-wise -------------------------------------------------------------------------
+
+    @Override
+    public void multiply(Tensor y, Tensor a, Tensor b) {
+        multiply("multiply", y, a, b, 0);
+    }
+
+    @Override
+    public void multiplyAdd(Tensor y, Tensor a, Tensor b) {
+        multiply("multiplyAdd", y, a, b, 1);
+    }
+
+    private void multiply(String op, Tensor y, Tensor a, Tensor b, int add) {
+        Check.sameSize(op, y, a);
+        boolean row = b.size() != a.size();
+        Check.that(!row || (b.rank() == 1 && b.size() == a.rowSize()), op + ": " + b + " is neither the shape of "
+                + a + " nor a row of it");
+        grid(op, "rh_multiply", a.size(), y, a, b, (long) a.size(), Math.max(1, a.rowSize()), row ? 1 : 0, add);
+    }
+
+    @Override
+    public void sumRowProducts(Tensor acc, Tensor a, Tensor b) {
+        Check.sameSize("sumRowProducts", a, b);
+        int cols = a.rowSize();
+        Check.shape("sumRowProducts", acc, cols);
+        if (cols == 0) {
+            return;
+        }
+        dev.bind();
+        dev.launch("sumRowProducts", "rh_sum_row_products", (cols + 255) / 256, 1, 256, acc, a, b, a.dim(0), cols);
+    }
+
+    @Override
+    public void scaleRows(Tensor t, Tensor s) {
+        Check.shape("scaleRows", s, t.dim(0));
+        grid("scaleRows", "rh_scale_rows", t.size(), t, s, t.dim(0), t.rowSize());
+    }
+
+    // ---- routing: on the host through the CPU backend's code (no kernels yet) ------------------
+
+    /** A host copy of a device tensor. */
+    private Tensor toHost(Tensor t) {
+        Tensor h = host.allocate(t.name(), t.dtype(), t.shape());
+        if (t.dtype() == DType.INT32) {
+            int[] v = new int[t.size()];
+            read(t, v);
+            host.write(h, v);
+        } else {
+            float[] v = new float[t.size()];
+            read(t, v);
+            host.write(h, v);
+        }
+        return h;
+    }
+
+    /** A host tensor's values into its device tensor. */
+    private void fromHost(Tensor h, Tensor t) {
+        if (t.dtype() == DType.INT32) {
+            int[] v = new int[t.size()];
+            host.read(h, v);
+            write(t, v);
+        } else {
+            float[] v = new float[t.size()];
+            host.read(h, v);
+            write(t, v);
+        }
+    }
+
+    @Override
+    public void gateForward(Tensor probs, Tensor lse, Tensor topIdx, Tensor gates, Tensor logits, GateMode mode) {
+        Tensor hp = toHost(probs);
+        Tensor hl = toHost(lse);
+        Tensor ht = toHost(topIdx);
+        Tensor hg = toHost(gates);
+        host.gateForward(hp, hl, ht, hg, toHost(logits), mode);
+        fromHost(hp, probs);
+        fromHost(hl, lse);
+        fromHost(ht, topIdx);
+        fromHost(hg, gates);
+    }
+
+    @Override
+    public void gateBackward(Tensor dLogits, Tensor dGates, Tensor dProbs, Tensor dLse, Tensor probs, Tensor topIdx,
+                             Tensor gates, GateMode mode) {
+        Tensor hd = toHost(dLogits);
+        host.gateBackward(hd, toHost(dGates), toHost(dProbs), toHost(dLse), toHost(probs), toHost(topIdx),
+                toHost(gates), mode);
+        fromHost(hd, dLogits);
+    }
+
+    @Override
+    public int dispatchPlan(Tensor rowToken, Tensor copyRow, int[] offsets, int[] selected, Tensor topIdx,
+                            int numExperts, int capacity) {
+        Tensor hr = toHost(rowToken);
+        Tensor hc = toHost(copyRow);
+        int m = host.dispatchPlan(hr, hc, offsets, selected, toHost(topIdx), numExperts, capacity);
+        fromHost(hr, rowToken);
+        fromHost(hc, copyRow);
+        return m;
+    }
+
+    @Override
+    public void permuteForward(Tensor xp, Tensor x, Tensor rowToken, int m) {
+        Tensor hx = toHost(xp);
+        host.permuteForward(hx, toHost(x), toHost(rowToken), m);
+        fromHost(hx, xp);
+    }
+
+    @Override
+    public void permuteBackward(Tensor dx, Tensor dxp, Tensor rowToken, int m) {
+        Tensor hd = toHost(dx);
+        host.permuteBackward(hd, toHost(dxp), toHost(rowToken), m);
+        fromHost(hd, dx);
+    }
+
+    @Override
+    public void unpermuteForward(Tensor y, Tensor yp, Tensor copyRow, Tensor gates) {
+        Tensor hy = toHost(y);
+        host.unpermuteForward(hy, toHost(yp), toHost(copyRow), toHost(gates));
+        fromHost(hy, y);
+    }
+
+    @Override
+    public void unpermuteBackward(Tensor dyp, Tensor dGates, Tensor dy, Tensor yp, Tensor copyRow, Tensor gates) {
+        Tensor hd = toHost(dyp);
+        Tensor hg = toHost(dGates);
+        host.unpermuteBackward(hd, hg, toHost(dy), toHost(yp), toHost(copyRow), toHost(gates));
+        fromHost(hd, dyp);
+        fromHost(hg, dGates);
+    }
+
+    @Override
+    public void routerStats(Tensor probs, float[] probSums) {
+        host.routerStats(toHost(probs), probSums);
+    }
+
+    @Override
+    public float[] routerLossForward(Tensor lse, int[] selected, float[] probSums, int totalTokens, int k, float alpha,
+                                     float beta) {
+        return host.routerLossForward(toHost(lse), selected, probSums, totalTokens, k, alpha, beta);
+    }
+
+    @Override
+    public void routerLossBackward(Tensor dProbs, Tensor dLse, Tensor lse, int[] selected, int totalTokens, int k,
+                                   float alpha, float beta, float dLoss) {
+        Tensor hp = toHost(dProbs);
+        Tensor hl = toHost(dLse);
+        host.routerLossBackward(hp, hl, toHost(lse), selected, totalTokens, k, alpha, beta, dLoss);
+        fromHost(hp, dProbs);
+        fromHost(hl, dLse);
+    }
+
+    // ---- loss and optimizer -------------------------------------------------------------------
+
+    @Override
+    public void crossEntropyForward(Tensor losses, Tensor probs, Tensor logits, Tensor labels) {
+        int n = logits.dim(0);
+        int classes = logits.dim(1);
+        Check.shape("crossEntropyForward", probs, n, classes);
+        Check.shape("crossEntropyForward", losses, n);
+        Check.shape("crossEntropyForward", labels, n);
+        if (n == 0) {
+            return;
+        }
+        dev.bind();
+        cuMemsetD32(flag.ptr(), 0, 1);
+        dev.launch("crossEntropyForward " + logits, "rh_cross_entropy_forward", (n + 255) / 256, 1, 256, losses, probs,
+                logits, labels, n, classes, flag);
+        int[] bad = new int[1];
+        cuMemcpyDtoH(Pointer.to(bad), flag.ptr(), 4);
+        if (bad[0] != 0) {
+            int[] y = new int[n];
+            read(labels, y);
+            int r = bad[0] - 1;
+            throw new IllegalArgumentException("crossEntropyForward: label " + y[r] + " at row " + r + " is outside [0, "
+                    + classes + ")");
+        }
+    }
+
+    @Override
+    public void crossEntropyBackward(Tensor dLogits, Tensor probs, Tensor labels, float scale) {
+        int n = probs.dim(0);
+        int classes = probs.dim(1);
+        Check.shape("crossEntropyBackward", dLogits, n, classes);
+        grid("crossEntropyBackward", "rh_cross_entropy_backward", (long) n * classes, dLogits, probs, labels, n,
+                classes, scale);
+    }
+
+    @Override
+    public void adamWStep(Tensor w, Tensor g, Tensor m, Tensor v, float lr, float beta1, float beta2, float eps,
+                          float weightDecay, int t) {
+        Check.sameSize("adamWStep", w, g);
+        Check.sameSize("adamWStep", w, m);
+        Check.sameSize("adamWStep", w, v);
+        Check.that(t >= 1, "adamWStep: step must be >= 1, got " + t);
+        float c1 = (float) (1.0 / (1.0 - Math.pow(beta1, t)));
+        float c2 = (float) (1.0 / (1.0 - Math.pow(beta2, t)));
+        grid("adamWStep " + w.name(), "rh_adamw", w.size(), w, g, m, v, lr, beta1, beta2, eps, weightDecay, c1, c2,
+                (long) w.size());
+    }
+
+    /** Device memory this backend holds, in bytes. */
+    public long allocatedBytes() {
+        return dev.allocatedBytes();
+    }
+
+    @Override
+    public void close() {
+        dev.close();
+        host.close();
+    }
+}

@@ -1,0 +1,234 @@
+package io.roundhouse.kernels;
+
+import static jcuda.driver.JCudaDriver.cuCtxSetCurrent;
+import static jcuda.driver.JCudaDriver.cuCtxSynchronize;
+import static jcuda.driver.JCudaDriver.cuDeviceGet;
+import static jcuda.driver.JCudaDriver.cuDeviceGetCount;
+import static jcuda.driver.JCudaDriver.cuDeviceGetName;
+import static jcuda.driver.JCudaDriver.cuDevicePrimaryCtxRelease;
+import static jcuda.driver.JCudaDriver.cuDevicePrimaryCtxRetain;
+import static jcuda.driver.JCudaDriver.cuInit;
+import static jcuda.driver.JCudaDriver.cuLaunchKernel;
+import static jcuda.driver.JCudaDriver.cuMemAlloc;
+import static jcuda.driver.JCudaDriver.cuMemFree;
+import static jcuda.driver.JCudaDriver.cuModuleGetFunction;
+import static jcuda.driver.JCudaDriver.cuModuleLoadData;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import jcuda.CudaException;
+import jcuda.Pointer;
+import jcuda.driver.CUcontext;
+import jcuda.driver.CUdevice;
+import jcuda.driver.CUdeviceptr;
+import jcuda.driver.CUfunction;
+import jcuda.driver.CUmodule;
+import jcuda.driver.JCudaDriver;
+
+/**
+ * One GPU through the CUDA driver API (JCuda; needs only {@code libcuda.so.1}): its primary
+ * context, our PTX modules (loaded from the jar's {@code io/roundhouse/kernels/cuda/}, JIT-compiled
+ * by the driver), kernel launches, and one memory arena for the backend's lifetime (blocks of at
+ * least 64 MiB, handed out 256-byte aligned, freed together at close).
+ */
+final class CudaDevice implements AutoCloseable {
+    static final String PTX_DIR = "/io/roundhouse/kernels/cuda/";
+    private static final long BLOCK = 64L << 20;
+
+    private final int ordinal;
+    private final CUdevice device = new CUdevice();
+    private final CUcontext context = new CUcontext();
+    private final String name;
+    private final Map<String, CUfunction> functions = new HashMap<>();
+    private final List<CUdeviceptr> blocks = new ArrayList<>();
+    private final boolean syncEveryOp = Boolean.getBoolean("roundhouse.cuda.sync");
+    private CUdeviceptr current;
+    private long used;
+    private long capacity;
+    private long allocated;
+
+    CudaDevice(int ordinal) {
+        this.ordinal = ordinal;
+        JCudaDriver.setExceptionsEnabled(true);
+        cuInit(0);
+        int[] count = new int[1];
+        cuDeviceGetCount(count);
+        if (ordinal < 0 || ordinal >= count[0]) {
+            throw new IllegalArgumentException("GPU " + ordinal + " does not exist: this machine has " + count[0]
+                    + " CUDA device(s)");
+        }
+        cuDeviceGet(device, ordinal);
+        byte[] n = new byte[256];
+        cuDeviceGetName(n, n.length, device);
+        this.name = new String(n, StandardCharsets.US_ASCII).trim().replace("\0", "");
+        cuDevicePrimaryCtxRetain(context, device);
+        cuCtxSetCurrent(context);
+        for (String module : modules()) {
+            load(module);
+        }
+    }
+
+    /** Why the CUDA backend cannot run here, or null when it can (driver, a device, the kernels). */
+    static String unavailableReason() {
+        if (modules().isEmpty()) {
+            return "its kernels were not built (nvcc was not on the PATH when this jar was built)";
+        }
+        try {
+            JCudaDriver.setExceptionsEnabled(true);
+            cuInit(0);
+            int[] count = new int[1];
+            cuDeviceGetCount(count);
+            return count[0] == 0 ? "the CUDA driver loads but finds no GPU" : null;
+        } catch (UnsatisfiedLinkError | NoClassDefFoundError e) {
+            String m = String.valueOf(e.getMessage());
+            return m.contains("libcuda.so.1") ? "the NVIDIA driver's libcuda.so.1 is not on this machine"
+                    : "JCuda's driver library could not be loaded (" + m.lines().findFirst().orElse(m) + ")";
+        } catch (CudaException e) {
+            return "the CUDA driver failed to start: " + e.getMessage();
+        }
+    }
+
+    /** The PTX modules built into this jar (empty when nvcc was missing at build time). */
+    static List<String> modules() {
+        try (InputStream in = CudaDevice.class.getResourceAsStream(PTX_DIR + "modules.txt")) {
+            if (in == null) {
+                return List.of();
+            }
+            return new String(in.readAllBytes(), StandardCharsets.UTF_8).lines().map(String::trim)
+                    .filter(s -> !s.isEmpty()).toList();
+        } catch (IOException e) {
+            throw new IllegalStateException("cannot read the CUDA module list: " + e.getMessage(), e);
+        }
+    }
+
+    private void load(String module) {
+        byte[] ptx;
+        try (InputStream in = CudaDevice.class.getResourceAsStream(PTX_DIR + module + ".ptx")) {
+            if (in == null) {
+                throw new IllegalStateException("CUDA module " + module + ".ptx is listed but missing from the jar");
+            }
+            byte[] text = in.readAllBytes();
+            ptx = java.util.Arrays.copyOf(text, text.length + 1);  // the driver wants it NUL-terminated
+        } catch (IOException e) {
+            throw new IllegalStateException("cannot read CUDA module " + module + ": " + e.getMessage(), e);
+        }
+        CUmodule m = new CUmodule();
+        try {
+            cuModuleLoadData(m, ptx);
+        } catch (CudaException e) {
+            throw new IllegalStateException("GPU " + ordinal + " (" + name + ") cannot load CUDA module " + module
+                    + " (PTX for compute_80 from " + module + ".cu): " + e.getMessage(), e);
+        }
+        String text = new String(ptx, StandardCharsets.US_ASCII);
+        for (String line : text.split("\n")) {
+            String l = line.trim();
+            int at = l.indexOf(".entry ");
+            if (at >= 0) {
+                String fn = l.substring(at + 7).replace("(", " ").trim().split("\\s+")[0];
+                CUfunction f = new CUfunction();
+                cuModuleGetFunction(f, m, fn);
+                functions.put(fn, f);
+            }
+        }
+    }
+
+    String name() {
+        return name;
+    }
+
+    int ordinal() {
+        return ordinal;
+    }
+
+    /** Makes this device's context current on the calling thread. */
+    void bind() {
+        cuCtxSetCurrent(context);
+    }
+
+    /** {@code bytes} of device memory from the arena, 256-byte aligned. */
+    CUdeviceptr allocate(long bytes) {
+        long need = (bytes + 255) & ~255L;
+        if (current == null || used + need > capacity) {
+            long size = Math.max(BLOCK, need);
+            CUdeviceptr block = new CUdeviceptr();
+            try {
+                cuMemAlloc(block, size);
+            } catch (CudaException e) {
+                throw new IllegalStateException("GPU " + ordinal + " (" + name + ") is out of memory: " + allocated
+                        + " bytes held, " + size + " more asked: " + e.getMessage(), e);
+            }
+            blocks.add(block);
+            current = block;
+            used = 0;
+            capacity = size;
+        }
+        CUdeviceptr p = used == 0 ? current : current.withByteOffset(used);
+        used += need;
+        allocated += need;
+        return p;
+    }
+
+    /**
+     * Launches kernel {@code fn} (grid x·y, 256 threads or {@code block}) with the arguments given
+     * ({@link CudaTensor}s, Integer, Long, Float, or null for a null pointer); a failure names the op.
+     */
+    void launch(String op, String fn, int gridX, int gridY, int block, Object... args) {
+        CUfunction f = functions.get(fn);
+        if (f == null) {
+            throw new IllegalStateException(op + ": kernel " + fn + " is not in the CUDA modules " + modules());
+        }
+        Pointer[] ps = new Pointer[args.length];
+        for (int i = 0; i < args.length; i++) {
+            Object a = args[i];
+            if (a == null) {
+                ps[i] = Pointer.to(new CUdeviceptr());
+            } else if (a instanceof CudaTensor t) {
+                ps[i] = Pointer.to(t.ptr());
+            } else if (a instanceof CUdeviceptr p) {
+                ps[i] = Pointer.to(p);
+            } else if (a instanceof Integer v) {
+                ps[i] = Pointer.to(new int[] {v});
+            } else if (a instanceof Long v) {
+                ps[i] = Pointer.to(new long[] {v});
+            } else if (a instanceof Float v) {
+                ps[i] = Pointer.to(new float[] {v});
+            } else {
+                throw new IllegalArgumentException(op + ": cannot pass " + a.getClass() + " to a kernel");
+            }
+        }
+        try {
+            cuLaunchKernel(f, gridX, gridY, 1, block, 1, 1, 0, null, Pointer.to(ps), null);
+            if (syncEveryOp) {
+                cuCtxSynchronize();
+            }
+        } catch (CudaException e) {
+            throw new IllegalStateException(op + " (kernel " + fn + ", grid " + gridX + "x" + gridY + ") failed on GPU "
+                    + ordinal + ": " + e.getMessage() + (syncEveryOp ? "" : " (the error may come from an earlier "
+                    + "kernel: run with -Droundhouse.cuda.sync=true to check after every op)"), e);
+        }
+    }
+
+    /** Blocks of 256 threads for a grid-stride loop over n elements. */
+    static int blocksFor(long n) {
+        return (int) Math.max(1, Math.min((n + 255) / 256, 4096));
+    }
+
+    long allocatedBytes() {
+        return allocated;
+    }
+
+    @Override
+    public void close() {
+        bind();
+        for (CUdeviceptr b : blocks) {
+            cuMemFree(b);
+        }
+        blocks.clear();
+        cuDevicePrimaryCtxRelease(device);
+    }
+}

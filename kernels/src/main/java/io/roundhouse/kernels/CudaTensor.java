@@ -1,0 +1,38 @@
+package io.roundhouse.kernels;
+
+import jcuda.driver.CUdeviceptr;
+
+/** A tensor in GPU memory: {@code base} (an arena block) plus a byte offset; views share the block. */
+final class CudaTensor extends Tensor {
+    private final CUdeviceptr base;
+    private final long byteOffset;
+
+    CudaTensor(String name, DType dtype, int[] shape, CUdeviceptr base, long byteOffset) {
+        super(name, dtype, shape);
+        this.base = base;
+        this.byteOffset = byteOffset;
+    }
+
+    /** The device address of element 0. */
+    CUdeviceptr ptr() {
+        return byteOffset == 0 ? base : base.withByteOffset(byteOffset);
+    }
+
+    @Override
+    public Tensor rows(int n) {
+        return rows(0, n);
+    }
+
+    @Override
+    public Tensor rows(int from, int n) {
+        if (from < 0 || n < 0 || from + n > dim(0)) {
+            throw new IllegalArgumentException("rows [" + from + ", " + (from + n) + ") out of range for " + this);
+        }
+        return new CudaTensor(name(), dtype(), shapeWithRows(n), base, byteOffset + 4L * from * rowSize());
+    }
+
+    /** A view of {@code shape} starting {@code elements} elements in (an expert's slice of a weight). */
+    CudaTensor view(String viewName, long elements, int... shape) {
+        return new CudaTensor(viewName, dtype(), shape, base, byteOffset + 4L * elements);
+    }
+}

@@ -1,0 +1,370 @@
+package io.roundhouse.kernels;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.Random;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/**
+ * Every CUDA op against the CPU backend on the same inputs and shape tables (1 row, odd sizes,
+ * empty expert groups), outputs poisoned with NaN first so an element a kernel forgets fails.
+ * fp32 results agree to a relative 1e-4 of the largest reference value (sums in another order);
+ * dropout masks and jitter noise come from the same Philox numbers, so the kept elements agree
+ * exactly. Skipped, with the reason, where no GPU is present.
+ */
+@Tag("gpu")
+class CudaOpsTest {
+    private static CudaBackend gpu;
+    private static CpuBackend cpu;
+    private static String unavailable;
+    private final Random rnd = new Random(17);
+
+    @BeforeAll
+    static void open() {
+        unavailable = CudaBackend.unavailableReason();
+        if (unavailable == null) {
+            gpu = new CudaBackend(Integer.getInteger("roundhouse.cuda.device", 0));
+            cpu = new CpuBackend();
+            System.out.println("CUDA op tests on " + gpu.name());
+        } else {
+            System.out.println("CUDA op tests skipped: " + unavailable);
+        }
+    }
+
+    @BeforeEach
+    void needsAGpu() {
+        Assumptions.assumeTrue(gpu != null, "no CUDA here: " + unavailable);
+    }
+
+    @AfterAll
+    static void close() {
+        if (gpu != null) {
+            gpu.close();
+        }
+    }
+
+    /** The same values on both backends: [0] the CPU's, [1] the GPU's. */
+    private Tensor[] pair(String name, float[] v, int... shape) {
+        Tensor a = cpu.allocate(name, DType.FLOAT32, shape);
+        Tensor b = gpu.allocate(name, DType.FLOAT32, shape);
+        cpu.write(a, v);
+        gpu.write(b, v);
+        return new Tensor[] {a, b};
+    }
+
+    private Tensor[] ints(String name, int[] v, int... shape) {
+        Tensor a = cpu.allocate(name, DType.INT32, shape);
+        Tensor b = gpu.allocate(name, DType.INT32, shape);
+        cpu.write(a, v);
+        gpu.write(b, v);
+        return new Tensor[] {a, b};
+    }
+
+    private Tensor[] randn(String name, int... shape) {
+        int n = 1;
+        for (int d : shape) {
+            n *= d;
+        }
+        float[] v = new float[n];
+        for (int j = 0; j < n; j++) {
+            v[j] = (float) rnd.nextGaussian();
+        }
+        return pair(name, v, shape);
+    }
+
+    private Tensor[] poisoned(String name, int... shape) {
+        Tensor[] t = {cpu.allocate(name, DType.FLOAT32, shape), gpu.allocate(name, DType.FLOAT32, shape)};
+        cpu.fill(t[0], Float.NaN);
+        gpu.fill(t[1], Float.NaN);
+        return t;
+    }
+
+    private static float[] read(Backend be, Tensor t) {
+        float[] v = new float[t.size()];
+        be.read(t, v);
+        return v;
+    }
+
+    private static int[] readInts(Backend be, Tensor t) {
+        int[] v = new int[t.size()];
+        be.read(t, v);
+        return v;
+    }
+
+    /** GPU against CPU: max |diff| ≤ tol · max(1, max |cpu|); NaN anywhere fails. */
+    private static void same(String what, Tensor[] t, double tol) {
+        float[] want = read(cpu, t[0]);
+        float[] got = read(gpu, t[1]);
+        double scale = 1;
+        for (float w : want) {
+            scale = Math.max(scale, Math.abs(w));
+        }
+        double worst = 0;
+        int at = -1;
+        for (int j = 0; j < want.length; j++) {
+            double d = Float.isNaN(got[j]) || Float.isNaN(want[j]) ? Double.POSITIVE_INFINITY : Math.abs(want[j] - got[j]);
+            if (d > worst || at < 0) {
+                worst = d;
+                at = j;
+            }
+        }
+        System.out.printf("cuda %-50s worst |diff| %.3e (relative %.3e)%n", what, worst, worst / scale);
+        assertTrue(worst <= tol * scale, what + ": element " + at + " cpu " + (at < 0 ? 0 : want[at]) + " gpu "
+                + (at < 0 ? 0 : got[at]) + ", relative " + worst / scale + " > " + tol);
+    }
+
+    @ParameterizedTest(name = "linear n={0} in={1} out={2}")
+    @CsvSource({"1, 1, 1", "7, 5, 3", "130, 193, 67", "256, 784, 192", "64, 64, 64"})
+    void linearForwardAndBackward(int n, int in, int out) {
+        Tensor[] x = randn("x", n, in);
+        Tensor[] w = randn("w", in, out);
+        Tensor[] b = randn("b", out);
+        Tensor[] y = poisoned("y", n, out);
+        cpu.linearForward(y[0], x[0], w[0], b[0]);
+        gpu.linearForward(y[1], x[1], w[1], b[1]);
+        same("linearForward " + n + "x" + in + "x" + out, y, 1e-4);
+        Tensor[] y2 = poisoned("y2", n, out);
+        cpu.linearForward(y2[0], x[0], w[0], null);
+        gpu.linearForward(y2[1], x[1], w[1], null);
+        same("linearForward without bias", y2, 1e-4);
+        Tensor[] dy = randn("dy", n, out);
+        Tensor[] dx = poisoned("dx", n, in);
+        Tensor[] dw = randn("dw", in, out);  // accumulates
+        Tensor[] db = randn("db", out);
+        cpu.linearBackward(dx[0], dw[0], db[0], dy[0], x[0], w[0]);
+        gpu.linearBackward(dx[1], dw[1], db[1], dy[1], x[1], w[1]);
+        same("linearBackward dx", dx, 1e-4);
+        same("linearBackward dw (accumulated)", dw, 1e-4);
+        same("linearBackward db (accumulated)", db, 1e-4);
+        cpu.linearBackward(null, dw[0], null, dy[0], x[0], w[0]);
+        gpu.linearBackward(null, dw[1], null, dy[1], x[1], w[1]);
+        same("linearBackward without dx and db", dw, 1e-4);
+    }
+
+    @ParameterizedTest(name = "{0} n={1} f={2}")
+    @CsvSource({"GELU, 1, 1", "GELU, 9, 384", "SWIGLU, 1, 1", "SWIGLU, 9, 383"})
+    void activations(Activation act, int n, int f) {
+        Tensor[] a = randn("a", n, act.preWidth(f));
+        Tensor[] h = poisoned("h", n, f);
+        cpu.activationForward(h[0], a[0], act);
+        gpu.activationForward(h[1], a[1], act);
+        same(act + " forward", h, 1e-5);
+        Tensor[] dh = randn("dh", n, f);
+        Tensor[] da = poisoned("da", n, act.preWidth(f));
+        cpu.activationBackward(da[0], dh[0], a[0], act);
+        gpu.activationBackward(da[1], dh[1], a[1], act);
+        same(act + " backward", da, 1e-5);
+    }
+
+    @Test
+    void expertFfnWithEmptyGroups() {
+        int e = 4;
+        int d = 33;
+        int f = 17;
+        int[] offsets = {0, 5, 5, 12, 13};
+        int m = offsets[e];
+        for (Activation act : Activation.values()) {
+            int f1 = act.preWidth(f);
+            Tensor[] x = randn("x", m, d);
+            Tensor[] w1 = randn("w1", e, d, f1);
+            Tensor[] b1 = randn("b1", e, f1);
+            Tensor[] w2 = randn("w2", e, f, d);
+            Tensor[] b2 = randn("b2", e, d);
+            Tensor[] y = poisoned("y", m, d);
+            Tensor[] a = poisoned("a", m, f1);
+            Tensor[] h = poisoned("h", m, f);
+            cpu.expertFfnForward(y[0], a[0], h[0], x[0], w1[0], b1[0], w2[0], b2[0], offsets, act);
+            gpu.expertFfnForward(y[1], a[1], h[1], x[1], w1[1], b1[1], w2[1], b2[1], offsets, act);
+            same("expertFfnForward " + act, y, 1e-4);
+            Tensor[] dy = randn("dy", m, d);
+            Tensor[] dx = poisoned("dx", m, d);
+            Tensor[] dw1 = randn("dw1", e, d, f1);
+            Tensor[] db1 = randn("db1", e, f1);
+            Tensor[] dw2 = randn("dw2", e, f, d);
+            Tensor[] db2 = randn("db2", e, d);
+            Tensor[] sdh = poisoned("sdh", m, f);
+            Tensor[] sda = poisoned("sda", m, f1);
+            cpu.expertFfnBackward(dx[0], dw1[0], db1[0], dw2[0], db2[0], dy[0], x[0], a[0], h[0], w1[0], w2[0], offsets,
+                    act, sdh[0], sda[0]);
+            gpu.expertFfnBackward(dx[1], dw1[1], db1[1], dw2[1], db2[1], dy[1], x[1], a[1], h[1], w1[1], w2[1], offsets,
+                    act, sdh[1], sda[1]);
+            same("expertFfnBackward dx " + act, dx, 1e-4);
+            same("expertFfnBackward dw1 " + act, dw1, 1e-4);
+            same("expertFfnBackward db1 " + act, db1, 1e-4);
+            same("expertFfnBackward dw2 " + act, dw2, 1e-4);
+            same("expertFfnBackward db2 " + act, db2, 1e-4);
+        }
+    }
+
+    @ParameterizedTest(name = "norm n={0} d={1} layernorm={2}")
+    @CsvSource({"1, 1, true", "5, 192, true", "5, 192, false", "3, 700, true"})
+    void norms(int n, int d, boolean layer) {
+        Tensor[] x = randn("x", n, d);
+        Tensor[] g = randn("gamma", d);
+        Tensor[] b = layer ? randn("beta", d) : new Tensor[] {null, null};
+        Tensor[] y = poisoned("y", n, d);
+        Tensor[] mean = poisoned("mean", n);
+        Tensor[] rstd = poisoned("rstd", n);
+        cpu.normForward(y[0], mean[0], rstd[0], x[0], g[0], b[0], 1e-5f);
+        gpu.normForward(y[1], mean[1], rstd[1], x[1], g[1], b[1], 1e-5f);
+        same("normForward", y, 1e-5);
+        same("normForward rstd", rstd, 1e-5);
+        Tensor[] dy = randn("dy", n, d);
+        Tensor[] dx = poisoned("dx", n, d);
+        Tensor[] dg = randn("dg", d);
+        Tensor[] dbt = layer ? randn("dbeta", d) : new Tensor[] {null, null};
+        cpu.normBackward(dx[0], dg[0], dbt[0], dy[0], x[0], mean[0], rstd[0], g[0]);
+        gpu.normBackward(dx[1], dg[1], dbt[1], dy[1], x[1], mean[1], rstd[1], g[1]);
+        same("normBackward dx", dx, 1e-4);
+        same("normBackward dgamma", dg, 1e-4);
+        if (layer) {
+            same("normBackward dbeta", dbt, 1e-4);
+        }
+    }
+
+    @Test
+    void dropoutJitterAndElementwiseOps() {
+        int n = 37;
+        int cols = 13;
+        Tensor[] x = randn("x", n, cols);
+        Tensor[] y = poisoned("y", n, cols);
+        cpu.dropoutForward(y[0], x[0], 0.3f, 42, 7, 26);
+        gpu.dropoutForward(y[1], x[1], 0.3f, 42, 7, 26);
+        assertArrayEquals(read(cpu, y[0]), read(gpu, y[1]), "the same mask and values");
+        float[] rates = new float[n];
+        float[] amp = new float[n];
+        for (int r = 0; r < n; r++) {
+            rates[r] = 0.02f * r;
+            amp[r] = 0.01f * r;
+        }
+        Tensor[] pr = pair("rates", rates, n);
+        cpu.dropoutRowsForward(y[0], x[0], pr[0], 42, 8, 0);
+        gpu.dropoutRowsForward(y[1], x[1], pr[1], 42, 8, 0);
+        assertArrayEquals(read(cpu, y[0]), read(gpu, y[1]), "a rate per row");
+        Tensor[] pa = pair("amp", amp, n);
+        cpu.jitter(y[0], x[0], pa[0], 9, 3, 5);
+        gpu.jitter(y[1], x[1], pa[1], 9, 3, 5);
+        same("jitter", y, 1e-6);
+        Tensor[] b = randn("b", n, cols);
+        Tensor[] row = randn("row", cols);
+        cpu.multiply(y[0], x[0], b[0]);
+        gpu.multiply(y[1], x[1], b[1]);
+        same("multiply", y, 1e-6);
+        cpu.multiplyAdd(y[0], x[0], row[0]);
+        gpu.multiplyAdd(y[1], x[1], row[1]);
+        same("multiplyAdd with a row", y, 1e-6);
+        Tensor[] acc = randn("acc", cols);
+        cpu.sumRowProducts(acc[0], x[0], b[0]);
+        gpu.sumRowProducts(acc[1], x[1], b[1]);
+        same("sumRowProducts", acc, 1e-5);
+        cpu.scaleRows(y[0], pa[0]);
+        gpu.scaleRows(y[1], pa[1]);
+        same("scaleRows", y, 1e-6);
+        cpu.axpy(y[0], 0.5f, x[0]);
+        gpu.axpy(y[1], 0.5f, x[1]);
+        cpu.scale(y[0], -2f);
+        gpu.scale(y[1], -2f);
+        same("axpy, scale", y, 1e-6);
+        assertEquals(cpu.sumSquares(y[0]), gpu.sumSquares(y[1]), 1e-5 * cpu.sumSquares(y[0]), "sumSquares");
+        Tensor[] big = randn("big", 3_000_001);
+        assertEquals(cpu.sumSquares(big[0]), gpu.sumSquares(big[1]), 1e-6 * cpu.sumSquares(big[0]), "sumSquares, many blocks");
+        Tensor[] copy = poisoned("copy", n, cols);
+        cpu.copy(copy[0], y[0]);
+        gpu.copy(copy[1], y[1]);
+        same("copy", copy, 0);
+    }
+
+    @Test
+    void lossAndOptimizer() {
+        int n = 9;
+        int c = 10;
+        Tensor[] logits = randn("logits", n, c);
+        int[] labels = new int[n];
+        for (int r = 0; r < n; r++) {
+            labels[r] = r % c;
+        }
+        Tensor[] y = ints("labels", labels, n);
+        Tensor[] losses = poisoned("losses", n);
+        Tensor[] probs = poisoned("probs", n, c);
+        cpu.crossEntropyForward(losses[0], probs[0], logits[0], y[0]);
+        gpu.crossEntropyForward(losses[1], probs[1], logits[1], y[1]);
+        same("crossEntropyForward losses", losses, 1e-5);
+        same("crossEntropyForward probs", probs, 1e-5);
+        Tensor[] dl = poisoned("dLogits", n, c);
+        cpu.crossEntropyBackward(dl[0], probs[0], y[0], 1f / n);
+        gpu.crossEntropyBackward(dl[1], probs[1], y[1], 1f / n);
+        same("crossEntropyBackward", dl, 1e-5);
+        labels[4] = c;
+        Tensor bad = gpu.allocate("bad", DType.INT32, n);
+        gpu.write(bad, labels);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> gpu.crossEntropyForward(losses[1], probs[1], logits[1], bad));
+        assertTrue(e.getMessage().contains("label 10 at row 4"), e.getMessage());
+
+        Tensor[] w = randn("w", 1000);
+        Tensor[] g = randn("g", 1000);
+        Tensor[] m = randn("m", 1000);
+        float[] v0 = new float[1000];
+        for (int j = 0; j < v0.length; j++) {
+            v0[j] = (float) Math.abs(rnd.nextGaussian());
+        }
+        Tensor[] v = pair("v", v0, 1000);
+        for (int t = 1; t <= 3; t++) {
+            cpu.adamWStep(w[0], g[0], m[0], v[0], 1e-3f, 0.9f, 0.999f, 1e-8f, 0.05f, t);
+            gpu.adamWStep(w[1], g[1], m[1], v[1], 1e-3f, 0.9f, 0.999f, 1e-8f, 0.05f, t);
+        }
+        same("adamWStep w", w, 1e-6);
+        same("adamWStep m", m, 1e-6);
+        same("adamWStep v", v, 1e-6);
+    }
+
+    @Test
+    void routingOps() {
+        int n = 11;
+        int e = 4;
+        int k = 2;
+        int d = 6;
+        for (GateMode mode : GateMode.values()) {
+            Tensor[] logits = randn("logits", n, e);
+            Tensor[] probs = poisoned("probs", n, e);
+            Tensor[] lse = poisoned("lse", n);
+            Tensor[] top = ints("top", new int[n * k], n, k);
+            Tensor[] gates = poisoned("gates", n, k);
+            cpu.gateForward(probs[0], lse[0], top[0], gates[0], logits[0], mode);
+            gpu.gateForward(probs[1], lse[1], top[1], gates[1], logits[1], mode);
+            same("gateForward probs " + mode, probs, 1e-6);
+            same("gateForward gates " + mode, gates, 1e-6);
+            assertArrayEquals(readInts(cpu, top[0]), readInts(gpu, top[1]), "top-k " + mode);
+            int[] offC = new int[e + 1];
+            int[] offG = new int[e + 1];
+            int[] selC = new int[e];
+            int[] selG = new int[e];
+            Tensor[] rowToken = ints("rowToken", new int[n * k], n * k);
+            Tensor[] copyRow = ints("copyRow", new int[n * k], n, k);
+            int mC = cpu.dispatchPlan(rowToken[0], copyRow[0], offC, selC, top[0], e, 5);
+            int mG = gpu.dispatchPlan(rowToken[1], copyRow[1], offG, selG, top[1], e, 5);
+            assertEquals(mC, mG);
+            assertArrayEquals(offC, offG);
+            assertArrayEquals(readInts(cpu, copyRow[0]), readInts(gpu, copyRow[1]));
+            Tensor[] x = randn("x", n, d);
+            Tensor[] xp = poisoned("xp", n * k, d);
+            cpu.permuteForward(xp[0].rows(mC), x[0], rowToken[0], mC);
+            gpu.permuteForward(xp[1].rows(mG), x[1], rowToken[1], mG);
+            assertArrayEquals(read(cpu, xp[0].rows(mC)), read(gpu, xp[1].rows(mG)), "permute " + mode);
+            Tensor[] out = poisoned("out", n, d);
+            cpu.unpermuteForward(out[0], xp[0].rows(mC), copyRow[0], gates[0]);
+            gpu.unpermuteForward(out[1], xp[1].rows(mG), copyRow[1], gates[1]);
+            same("unpermuteForward " + mode, out, 1e-6);
+        }
+    }
+}
