@@ -155,6 +155,35 @@ public final class CudaBackend implements Backend {
                 b, ldb, beta, cc, ldc);
     }
 
+    /**
+     * {@code c = op(a)·op(b)} (row-major, op = transpose when asked), in fp32 or on the tensor cores
+     * with bf16 inputs and fp32 accumulation. Not yet used by the model's layers (they run fp32); the
+     * benchmark and the op tests call it.
+     */
+    public void matmul(Tensor c, Tensor a, Tensor b, boolean transA, boolean transB, boolean bf16) {
+        int m = transA ? a.dim(1) : a.dim(0);
+        int k = transA ? a.dim(0) : a.dim(1);
+        int n = transB ? b.dim(0) : b.dim(1);
+        Check.that((transB ? b.dim(1) : b.dim(0)) == k, "matmul: inner dimensions of " + a + " and " + b + " differ");
+        Check.shape("matmul", c, m, n);
+        if (m == 0 || n == 0) {
+            return;
+        }
+        dev.bind();
+        if (bf16) {
+            dev.launch("matmul bf16 " + a + "·" + b, "rh_gemm_bf16", (n + 127) / 128, (m + 127) / 128, 256,
+                    transA ? 1 : 0, transB ? 1 : 0, m, n, k, 1f, a, a.dim(1), b, b.dim(1), 0f, c, n);
+        } else {
+            sgemm("matmul " + a + "·" + b, transA, transB, m, n, k, 1f, c(a), a.dim(1), c(b), b.dim(1), 0f, c(c), n);
+        }
+    }
+
+    /** Waits for every launched kernel (for timing). */
+    public void synchronize() {
+        dev.bind();
+        jcuda.driver.JCudaDriver.cuCtxSynchronize();
+    }
+
     @Override
     public void linearForward(Tensor y, Tensor x, Tensor w, Tensor b) {
         int n = x.dim(0);

@@ -151,6 +151,41 @@ class CudaOpsTest {
         same("linearBackward without dx and db", dw, 1e-4);
     }
 
+    /** bf16 tensor-core GEMM against the CPU's fp32 GEMM: bf16 keeps 8 bits, so within 2e-2. */
+    @ParameterizedTest(name = "matmul m={0} k={1} n={2} ta={3} tb={4}")
+    @CsvSource({"1, 1, 1, false, false", "130, 193, 67, false, false", "64, 192, 384, false, false",
+        "257, 129, 300, true, false", "33, 65, 17, false, true", "512, 512, 512, true, true"})
+    void matmulFp32AndBf16(int m, int k, int n, boolean ta, boolean tb) {
+        Tensor[] a = ta ? randn("a", k, m) : randn("a", m, k);
+        Tensor[] b = tb ? randn("b", n, k) : randn("b", k, n);
+        Tensor[] c = poisoned("c", m, n);
+        // The CPU reference through linear layers: c = op(a)·op(b) with the operands laid out plainly.
+        Tensor aPlain = cpu.allocate("aPlain", DType.FLOAT32, m, k);
+        Tensor bPlain = cpu.allocate("bPlain", DType.FLOAT32, k, n);
+        float[] av = read(cpu, a[0]);
+        float[] bv = read(cpu, b[0]);
+        float[] ap = new float[m * k];
+        float[] bp = new float[k * n];
+        for (int i = 0; i < m; i++) {
+            for (int j = 0; j < k; j++) {
+                ap[i * k + j] = ta ? av[j * m + i] : av[i * k + j];
+            }
+        }
+        for (int i = 0; i < k; i++) {
+            for (int j = 0; j < n; j++) {
+                bp[i * n + j] = tb ? bv[j * k + i] : bv[i * n + j];
+            }
+        }
+        cpu.write(aPlain, ap);
+        cpu.write(bPlain, bp);
+        cpu.linearForward(c[0], aPlain, bPlain, null);
+        gpu.matmul(c[1], a[1], b[1], ta, tb, false);
+        same("matmul fp32 " + m + "x" + k + "x" + n, c, 1e-4);
+        gpu.fill(c[1], Float.NaN);
+        gpu.matmul(c[1], a[1], b[1], ta, tb, true);
+        same("matmul bf16 " + m + "x" + k + "x" + n, c, 2e-2);
+    }
+
     @ParameterizedTest(name = "{0} n={1} f={2}")
     @CsvSource({"GELU, 1, 1", "GELU, 9, 384", "SWIGLU, 1, 1", "SWIGLU, 9, 383"})
     void activations(Activation act, int n, int f) {
