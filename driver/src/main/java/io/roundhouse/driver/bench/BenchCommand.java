@@ -20,7 +20,8 @@ public final class BenchCommand implements Callable<Integer> {
             description = "kernels: sgemm at 1024^3 and at the expert shapes, grouped expert FFN forward+backward; "
                     + "alltoall: all-to-all GB/s and round-trip latency over IPC and UDP against memcpy and raw UDP; "
                     + "train: training tokens/s with W workers against W=1, and the share of a step spent communicating; "
-                    + "stn: the Self-Tuning Network against the fixed defaults and random search (accuracy, NLL, compute)")
+                    + "stn: the Self-Tuning Network against the fixed defaults and random search (accuracy, NLL, compute); "
+                    + "cuda: GEMM TFLOP/s (fp32, bf16 tensor cores) and an MoE layer's forward+backward on GPU 0")
     String what;
 
     @Parameters(index = "1..*", paramLabel = "KEY=VALUE", arity = "0..*",
@@ -98,6 +99,16 @@ public final class BenchCommand implements Callable<Integer> {
             }
             return 0;
         }
+        if (what.equals("cuda")) {
+            JobConfig c = JobConfig.load(config, io.roundhouse.driver.ConfigOptions.parseOverrides(overrides));
+            java.util.Map<String, Object> r = new CudaBench(c, seconds).run(out);
+            if (json != null) {
+                io.roundhouse.worker.train.RunFiles.writeAtomically(json,
+                        new com.fasterxml.jackson.databind.ObjectMapper().writerWithDefaultPrettyPrinter()
+                                .writeValueAsString(r) + "\n");
+            }
+            return 0;
+        }
         if (what.equals("stn")) {
             JobConfig c = JobConfig.load(config, io.roundhouse.driver.ConfigOptions.parseOverrides(overrides));
             java.util.Map<String, Object> r = new StnExperiment(c, seeds, trials, parallel, outDir).run(out);
@@ -119,7 +130,7 @@ public final class BenchCommand implements Callable<Integer> {
             return 0;
         }
         if (!what.equals("kernels")) {
-            throw new IllegalArgumentException("unknown benchmark '" + what + "': available: kernels, alltoall, train, stn");
+            throw new IllegalArgumentException("unknown benchmark '" + what + "': available: kernels, alltoall, train, stn, cuda");
         }
         if (!(seconds > 0 && seconds <= 600)) {
             throw new IllegalArgumentException("--seconds " + seconds + " must be in (0, 600]");

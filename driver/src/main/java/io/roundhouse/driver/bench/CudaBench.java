@@ -1,0 +1,155 @@
+package io.roundhouse.driver.bench;
+
+import io.roundhouse.kernels.Backend;
+import io.roundhouse.kernels.CpuBackend;
+import io.roundhouse.kernels.CudaBackend;
+import io.roundhouse.kernels.DType;
+import io.roundhouse.kernels.Tensor;
+import io.roundhouse.worker.config.ConfigKeys;
+import io.roundhouse.worker.config.JobConfig;
+import io.roundhouse.worker.model.LocalExchange;
+import io.roundhouse.worker.model.ModelSpec;
+import io.roundhouse.worker.model.MoeLayer;
+import io.roundhouse.worker.model.ParamStore;
+import java.io.PrintWriter;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+
+/**
+ * {@code roundhouse bench cuda}: on GPU 0, GEMM TFLOP/s in fp32 and bf16 (tensor cores) at 4096³
+ * and at the configured expert shapes, and one MoE layer's forward + backward time at the
+ * configured shapes for a batch and for 4096 tokens, with the same layer on the CPU backend for the
+ * batch. The baseline on the GPU is PyTorch, measured by {@code scripts/gpu/torch_bench.py} on the
+ * same machine (the GPU check runs both).
+ */
+final class CudaBench {
+    private final JobConfig config;
+    private final double seconds;
+
+    CudaBench(JobConfig config, double seconds) {
+        this.config = config;
+        this.seconds = seconds;
+    }
+
+    Map<String, Object> run(PrintWriter out) {
+        String why = CudaBackend.unavailableReason();
+        if (why != null) {
+            throw new UnsupportedOperationException("bench cuda needs a GPU: " + why);
+        }
+        ModelSpec spec = ModelSpec.from(config, 784, 10);
+        int batch = config.get(ConfigKeys.TRAIN_BATCH_SIZE);
+        int rows = Math.max(1, batch * spec.topK() / spec.experts());
+        int d = spec.dim();
+        int f1 = spec.activation().preWidth(spec.expertHidden());
+        Map<String, Object> report = new LinkedHashMap<>();
+        try (CudaBackend gpu = new CudaBackend(0)) {
+            report.put("device", gpu.name());
+            out.printf("bench cuda on %s%n%-34s %12s %12s%n", gpu.name(), "GEMM m x k x n", "fp32 TFLOP/s",
+                    "bf16 TFLOP/s");
+            List<Map<String, Object>> gemms = new ArrayList<>();
+            int[][] shapes = {{4096, 4096, 4096}, {rows, d, f1}, {rows, spec.expertHidden(), d}, {4096, d, f1},
+                {4096, spec.expertHidden(), d}};
+            for (int[] s : shapes) {
+                double fp32 = gemm(gpu, s[0], s[1], s[2], false);
+                double bf16 = gemm(gpu, s[0], s[1], s[2], true);
+                out.printf("%-34s %12.2f %12.2f%n", s[0] + " x " + s[1] + " x " + s[2], fp32, bf16);
+                Map<String, Object> g = new LinkedHashMap<>();
+                g.put("m", s[0]);
+                g.put("k", s[1]);
+                g.put("n", s[2]);
+                g.put("fp32TflopsPerSecond", fp32);
+                g.put("bf16TflopsPerSecond", bf16);
+                gemms.add(g);
+            }
+            report.put("gemm", gemms);
+            List<Map<String, Object>> moe = new ArrayList<>();
+            for (int tokens : new int[] {batch, 4096}) {
+                double ms = moeLayer(gpu, spec, tokens);
+                Map<String, Object> m = new LinkedHashMap<>();
+                m.put("tokens", tokens);
+                m.put("gpuForwardBackwardMs", ms);
+                out.printf("MoE layer forward+backward, %d tokens (D=%d E=%d top-%d F=%d): GPU %.3f ms", tokens, d,
+                        spec.experts(), spec.topK(), spec.expertHidden(), ms);
+                if (tokens == batch) {
+                    try (CpuBackend cpu = new CpuBackend()) {
+                        double cpuMs = moeLayer(cpu, spec, tokens);
+                        m.put("cpuForwardBackwardMs", cpuMs);
+                        out.printf(", CPU %.3f ms", cpuMs);
+                    }
+                }
+                out.println();
+                moe.add(m);
+            }
+            report.put("moeLayer", moe);
+        }
+        out.flush();
+        return report;
+    }
+
+    /** TFLOP/s of c[m,n] = a[m,k]·b[k,n]: the median of 5 timed trials after a warm-up. */
+    private double gemm(CudaBackend gpu, int m, int k, int n, boolean bf16) {
+        Tensor a = random(gpu, m, k);
+        Tensor b = random(gpu, k, n);
+        Tensor c = gpu.allocate("c", DType.FLOAT32, m, n);
+        gpu.matmul(c, a, b, false, false, bf16);
+        gpu.synchronize();
+        double[] trials = new double[5];
+        for (int t = 0; t < trials.length; t++) {
+            long start = System.nanoTime();
+            long iters = 0;
+            do {
+                gpu.matmul(c, a, b, false, false, bf16);
+                iters++;
+                if (iters % 8 == 0) {
+                    gpu.synchronize();
+                }
+            } while (System.nanoTime() - start < seconds / trials.length * 1e9);
+            gpu.synchronize();
+            trials[t] = 2.0 * m * k * n * iters / ((System.nanoTime() - start) / 1e9) / 1e12;
+        }
+        java.util.Arrays.sort(trials);
+        return trials[trials.length / 2];
+    }
+
+    /** Milliseconds of one MoE layer forward + backward over {@code tokens} tokens (dropless). */
+    private double moeLayer(Backend be, ModelSpec spec, int tokens) {
+        MoeLayer layer = new MoeLayer(be, new ParamStore(be, 1), "moe", spec, new LocalExchange(spec.experts()), tokens);
+        Tensor x = random(be, tokens, spec.dim());
+        Tensor dy = random(be, tokens, spec.dim());
+        layer.forward(x, 0);
+        layer.backward(dy);
+        if (be instanceof CudaBackend g) {
+            g.synchronize();
+        }
+        double[] trials = new double[5];
+        for (int t = 0; t < trials.length; t++) {
+            long start = System.nanoTime();
+            int iters = 0;
+            do {
+                layer.forward(x, 0);
+                layer.backward(dy);
+                iters++;
+            } while (System.nanoTime() - start < seconds / trials.length * 1e9);
+            if (be instanceof CudaBackend g) {
+                g.synchronize();
+            }
+            trials[t] = (System.nanoTime() - start) / 1e6 / iters;
+        }
+        java.util.Arrays.sort(trials);
+        return trials[trials.length / 2];
+    }
+
+    private static Tensor random(Backend be, int... shape) {
+        Tensor t = be.allocate("r", DType.FLOAT32, shape);
+        float[] v = new float[t.size()];
+        Random r = new Random(1);
+        for (int j = 0; j < v.length; j++) {
+            v[j] = (float) r.nextGaussian();
+        }
+        be.write(t, v);
+        return t;
+    }
+}
