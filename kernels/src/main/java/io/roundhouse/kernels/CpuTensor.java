@@ -19,6 +19,12 @@ final class CpuTensor extends Tensor {
     }
 
     @Override
+    public Tensor view(int... shape) {
+        checkView(shape);
+        return new CpuTensor(name(), dtype(), shape, f, i, off);
+    }
+
+    @Override
     public Tensor rows(int from, int n) {
         if (from < 0 || n < 0 || from + n > dim(0)) {
             throw new IllegalArgumentException("rows [" + from + ", " + (from + n) + ") out of range for " + this);

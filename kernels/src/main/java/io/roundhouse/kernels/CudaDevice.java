@@ -73,8 +73,22 @@ final class CudaDevice implements AutoCloseable {
         }
     }
 
-    /** Why the CUDA backend cannot run here, or null when it can (driver, a device, the kernels). */
-    static String unavailableReason() {
+    private static String reason;
+    private static boolean probed;
+
+    /**
+     * Why the CUDA backend cannot run here, or null when it can (driver, a device, the kernels).
+     * Probed once per JVM: a native library that failed to load cannot be loaded again.
+     */
+    static synchronized String unavailableReason() {
+        if (!probed) {
+            reason = probe();
+            probed = true;
+        }
+        return reason;
+    }
+
+    private static String probe() {
         if (modules().isEmpty()) {
             return "its kernels were not built (nvcc was not on the PATH when this jar was built)";
         }

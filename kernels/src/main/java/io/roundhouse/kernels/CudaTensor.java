@@ -31,6 +31,12 @@ final class CudaTensor extends Tensor {
         return new CudaTensor(name(), dtype(), shapeWithRows(n), base, byteOffset + 4L * from * rowSize());
     }
 
+    @Override
+    public Tensor view(int... shape) {
+        checkView(shape);
+        return new CudaTensor(name(), dtype(), shape, base, byteOffset);
+    }
+
     /** A view of {@code shape} starting {@code elements} elements in (an expert's slice of a weight). */
     CudaTensor view(String viewName, long elements, int... shape) {
         return new CudaTensor(viewName, dtype(), shape, base, byteOffset + 4L * elements);

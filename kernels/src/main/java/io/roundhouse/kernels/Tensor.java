@@ -78,6 +78,23 @@ public abstract class Tensor {
     /** A view of rows {@code [from, from + n)} sharing this tensor's storage. */
     public abstract Tensor rows(int from, int n);
 
+    /**
+     * The same elements with another shape of the same size (e.g. expert e's [D, F] slice of an
+     * [E, D, F] weight: {@code w.rows(e, 1).view(D, F)}).
+     */
+    public abstract Tensor view(int... shape);
+
+    protected final void checkView(int[] newShape) {
+        long n = 1;
+        for (int d : newShape) {
+            n *= d;
+        }
+        if (n != size) {
+            throw new IllegalArgumentException("cannot view " + this + " as " + Arrays.toString(newShape)
+                    + ": the sizes differ");
+        }
+    }
+
     protected final int[] shapeWithRows(int n) {
         int[] s = shape.clone();
         s[0] = n;

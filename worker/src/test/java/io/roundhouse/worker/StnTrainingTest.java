@@ -59,6 +59,7 @@ class StnTrainingTest {
         m.put("train.evalBatchSize", "16");
         m.put("augment.shift", "1");
         m.put("stn.tune", "dropout.input,dropout.block,router.jitter,loss.loadBalance,loss.zLoss,augment.shift");
+        m.put("stn.layers", "embed,router,experts,head");
         m.put("stn.warmupSteps", "4");
         m.put("stn.trainSteps", "2");
         m.put("stn.validSteps", "2");
@@ -156,10 +157,10 @@ class StnTrainingTest {
         ConfigException e = assertThrows(ConfigException.class, () -> JobConfig.of(c));
         assertTrue(e.getMessage().contains("model.dropout.input = 0.0 is not inside (0.0, 0.9)"), e.getMessage());
 
-        Map<String, String> experts = config(tmp.resolve("bad"));
-        experts.put("stn.layers", "embed,experts");
-        e = assertThrows(ConfigException.class, () -> JobConfig.of(experts));
-        assertTrue(e.getMessage().contains("experts is not built yet"), e.getMessage());
+        Map<String, String> layers = config(tmp.resolve("bad"));
+        layers.put("stn.layers", "embed,experts,attention");
+        e = assertThrows(ConfigException.class, () -> JobConfig.of(layers));
+        assertTrue(e.getMessage().contains("'attention' is not one of [embed, router, experts, head]"), e.getMessage());
 
         Map<String, String> decay = config(tmp.resolve("bad"));
         decay.put("stn.tune", "dropout.input,train.weightDecay");

@@ -79,8 +79,9 @@ public final class ConfigKeys {
             + "dropout.block, router.jitter, loss.loadBalance, loss.zLoss, augment.shift (each starts at its key's "
             + "value); empty = off");
     public static final ConfigKey<List<String>> STN_LAYERS = listKey("stn.layers", "embed,router,head",
-            List.of("embed", "router", "head"), Map.of("experts", "expert FFNs have no STN response yet"),
-            "layers that get a best-response (y += s*(x W_r) + t*b_r with [s;t] = U*(perturbation)): embed, router, head");
+            List.of("embed", "router", "experts", "head"), Map.of(),
+            "layers that get a best-response (y += s*(x W_r) + t*b_r with [s;t] = U*(perturbation)): embed, router, "
+            + "experts (each expert, from its input to its output; costs two more exchange rounds per layer), head");
     public static final ConfigKey<Integer> STN_WARMUP_STEPS = intKey("stn.warmupSteps", 300, 0, Integer.MAX_VALUE,
             "weight steps (on perturbed hyperparameters) before the first hyper step");
     public static final ConfigKey<Integer> STN_TRAIN_STEPS = intKey("stn.trainSteps", 5, 1, 10_000,

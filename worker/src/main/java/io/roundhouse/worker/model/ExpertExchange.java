@@ -55,4 +55,17 @@ public interface ExpertExchange {
 
     /** Backward of {@link #combine}: dyp[M,D] → dyr[M_local,D]. */
     Tensor combineBackward(Tensor dyp, int[] offsets, int[] localOffsets);
+
+    /**
+     * After {@link #dispatch}: rows of another width that ride with the same copies (the Self-Tuning
+     * Network's perturbation of each copy's token) to the same experts, in the layout the dispatch
+     * returned. One more exchange round.
+     *
+     * @param sideP [M, w] in the layout {@code xp} had
+     * @return [M_local, w]
+     */
+    Tensor dispatchSide(Tensor sideP);
+
+    /** The inverse of {@link #dispatchSide}: [M_local, w] back to [M, w] at the copies' sources. */
+    Tensor combineSide(Tensor sideR);
 }

@@ -50,4 +50,14 @@ public final class LocalExchange implements ExpertExchange {
     public Tensor combineBackward(Tensor dyp, int[] offsets, int[] localOffsets) {
         return dyp;
     }
+
+    @Override
+    public Tensor dispatchSide(Tensor sideP) {
+        return sideP;
+    }
+
+    @Override
+    public Tensor combineSide(Tensor sideR) {
+        return sideR;
+    }
 }

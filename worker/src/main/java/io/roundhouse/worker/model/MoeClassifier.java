@@ -74,6 +74,9 @@ public final class MoeClassifier {
                         1 / Math.sqrt(spec.inputs()), maxN), perturbation);
             }
             for (MoeBlock b : blocks) {
+                if (stn.has("experts")) {
+                    b.moe.attachExperts(params, perturbation);
+                }
                 if (stn.has("router")) {
                     b.moe.attach(new StnResponse(be, params, b.moe.name() + ".router", spec.dim(), spec.experts(), h,
                             0.1 / Math.sqrt(spec.dim()), maxN), perturbation);

@@ -79,7 +79,10 @@ public final class MoeLayer {
     private final Tensor constA;    // [maxN] the fixed load-balancing coefficient, row by row
     private final Tensor constB;    // [maxN] the fixed z-loss coefficient, row by row
     private StnResponse routerResponse;
+    private ExpertResponse expertResponse;
     private Perturbation perturbation;
+    private final int maxN;
+    private final int rowsIn;
     private boolean train = true;
     private Tensor routerIn;        // what the router saw (x, or x jittered)
     private Tensor jitterAmp;       // the last forward's jitter amplitudes, or null
@@ -113,6 +116,8 @@ public final class MoeLayer {
         int f1 = act.preWidth(f);
         int rows = maxN * k;
         int rowsIn = exchange.maxRowsIn(rows); // expert side: rows received from every worker
+        this.maxN = maxN;
+        this.rowsIn = rowsIn;
         router = ps.normal(name + ".router.w", 0.1 / Math.sqrt(d), true, d, e);
         int first = exchange.firstLocalExpert();
         w1 = ps.normalSlice(name + ".experts.w1", 1 / Math.sqrt(d), true, first, el, e, d, f1);
@@ -164,6 +169,13 @@ public final class MoeLayer {
     /** The Self-Tuning Network's perturbation the layer's regularisers read (without a router response). */
     public void attach(Perturbation p) {
         this.perturbation = p;
+    }
+
+    /** Gives the hosted experts a Self-Tuning Network response (see {@link ExpertResponse}). */
+    public void attachExperts(ParamStore ps, Perturbation p) {
+        this.perturbation = p;
+        this.expertResponse = new ExpertResponse(be, ps, name, exchange.firstLocalExpert(), exchange.localExperts(),
+                e, d, p.spec().tuned().size(), maxN, maxN * k, rowsIn);
     }
 
     public StnResponse routerResponse() {
@@ -247,6 +259,9 @@ public final class MoeLayer {
         // 4. expert compute
         be.expertFfnForward(yr.rows(mLocal), a.rows(mLocal), h.rows(mLocal), xr, w1.value(), b1.value(), w2.value(),
                 b2.value(), localOffsets, act);
+        if (expertResponse != null) {
+            expertResponse.forward(yr.rows(mLocal), xr, localOffsets, rowToken, m, exchange, perturbation);
+        }
         long t4 = System.nanoTime();
         timers.add(PhaseTimers.Phase.EXPERTS, t4 - t3);
         // 5. combine
@@ -277,6 +292,11 @@ public final class MoeLayer {
         // 4. experts
         be.expertFfnBackward(dxr.rows(mLocal), w1.grad(), b1.grad(), w2.grad(), b2.grad(), dyr, xr, a.rows(mLocal),
                 h.rows(mLocal), w1.value(), w2.value(), localOffsets, act, dh, da);
+        if (expertResponse != null) {
+            long tSide = System.nanoTime();
+            expertResponse.backward(dxr.rows(mLocal), dyr, xr, localOffsets, rowToken, m, exchange, perturbation);
+            timers.add(PhaseTimers.Phase.COMBINE, System.nanoTime() - tSide);
+        }
         // 3. dispatch's backward is a combine
         long t2 = System.nanoTime();
         Tensor dxp = exchange.dispatchBackward(dxr.rows(mLocal), localOffsets, offsets);

@@ -55,6 +55,16 @@ public final class ParamStore {
      * parameters created after it are the same too.
      */
     public Param normalSlice(String name, double std, boolean decay, int first, int count, int... fullShape) {
+        return normalSlice(rnd, name, std, decay, first, count, fullShape);
+    }
+
+    /** {@link #normalSlice} from the second generator (see {@link #normalAside}). */
+    public Param normalSliceAside(String name, double std, boolean decay, int first, int count, int... fullShape) {
+        return normalSlice(aside, name, std, decay, first, count, fullShape);
+    }
+
+    private Param normalSlice(SplittableRandom from, String name, double std, boolean decay, int first, int count,
+                              int... fullShape) {
         if (first < 0 || count < 1 || first + count > fullShape[0]) {
             throw new IllegalArgumentException(name + ": slice [" + first + ", " + (first + count) + ") outside [0, "
                     + fullShape[0] + ")");
@@ -66,13 +76,13 @@ public final class ParamStore {
         float[] v = new float[p.value().size()];
         long skip = (long) first * per;
         for (long j = 0; j < skip; j++) {
-            gaussian(rnd);
+            gaussian(from);
         }
         for (int j = 0; j < v.length; j++) {
-            v[j] = (float) (gaussian(rnd) * std);
+            v[j] = (float) (gaussian(from) * std);
         }
         for (long j = skip + v.length, n = (long) fullShape[0] * per; j < n; j++) {
-            gaussian(rnd);
+            gaussian(from);
         }
         be.write(p.value(), v);
         return p;

@@ -6,11 +6,11 @@ import java.util.Set;
 /**
  * What a Self-Tuning Network adds to a model: the tuned hyperparameters (in the order of the
  * perturbation's columns) and the layers that get a response ({@code embed}, {@code router},
- * {@code head}). Empty {@code tuned}: no STN, the model is the plain one.
+ * {@code experts}, {@code head}). Empty {@code tuned}: no STN, the model is the plain one.
  */
 public record StnSpec(List<Hyper> tuned, Set<String> layers) {
     /** The layers a response can be attached to. */
-    public static final List<String> LAYERS = List.of("embed", "router", "head");
+    public static final List<String> LAYERS = List.of("embed", "router", "experts", "head");
 
     public static final StnSpec NONE = new StnSpec(List.of(), Set.of());
 

@@ -59,6 +59,10 @@ public final class AllToAllExchange implements ExpertExchange {
     private float[] gatherSend = new float[0];  // [stats | rows per global expert]
     private float[] gathered = new float[0];    // [W · that]
     private boolean countsKnown;                // recvExpertRows came with the router statistics
+    private Tensor sideR;                       // dispatchSide's rows at the experts, [maxIn, w]
+    private Tensor sideP2;                      // combineSide's rows at the sources, [maxRowsOut, w]
+    private final int[] sendWidth;              // sendFloats at another width
+    private final int[] recvWidth;              // recvFloats at another width
 
     /**
      * @param maxRowsOut most rows this worker dispatches per call (maxN·K)
@@ -103,6 +107,8 @@ public final class AllToAllExchange implements ExpertExchange {
         this.sendFloats = new int[workers];
         this.recvFloats = new int[workers];
         this.sourceStart = new int[workers + 1];
+        this.sendWidth = new int[workers];
+        this.recvWidth = new int[workers];
     }
 
     @Override
@@ -188,26 +194,50 @@ public final class AllToAllExchange implements ExpertExchange {
             }
             localOffsets[e + 1] = localOffsets[e] + n;
         }
-        return toExperts(xp, xr);
+        return toExperts(xp, xr, d);
     }
 
     @Override
     public Tensor combine(Tensor yr, int[] localOffsets, int[] offsets) {
-        return toSources(yr, yp);
+        return toSources(yr, yp, d);
     }
 
     @Override
     public Tensor dispatchBackward(Tensor dxr, int[] localOffsets, int[] offsets) {
-        return toSources(dxr, dxp);
+        return toSources(dxr, dxp, d);
     }
 
     @Override
     public Tensor combineBackward(Tensor dyp, int[] offsets, int[] localOffsets) {
-        return toExperts(dyp, dyr);
+        return toExperts(dyp, dyr, d);
+    }
+
+    @Override
+    public Tensor dispatchSide(Tensor sideP) {
+        int w = sideP.rowSize();
+        checkSide(w);
+        if (sideR == null || sideR.rowSize() != w) {
+            // Once per width (the perturbation's), at the first step: the rows fit the buffers above.
+            sideR = be.allocate("exchange.sideR", DType.FLOAT32, xr.dim(0), w);
+            sideP2 = be.allocate("exchange.sideP", DType.FLOAT32, yp.dim(0), w);
+        }
+        return toExperts(sideP, sideR, w);
+    }
+
+    @Override
+    public Tensor combineSide(Tensor sideRows) {
+        checkSide(sideRows.rowSize());
+        return toSources(sideRows, sideP2, sideRows.rowSize());
+    }
+
+    private void checkSide(int w) {
+        if (w > d) {
+            throw new IllegalArgumentException("side rows of width " + w + " are wider than the exchange's " + d);
+        }
     }
 
     /** Rows in dispatched layout here → expert-major rows at their hosts (layout of the last dispatch). */
-    private Tensor toExperts(Tensor src, Tensor dst) {
+    private Tensor toExperts(Tensor src, Tensor dst, int d) {
         be.read(src.rows(rowsOut), flat);
         float[] send = flat;
         if (reorder) {
@@ -219,7 +249,7 @@ public final class AllToAllExchange implements ExpertExchange {
             }
             send = outgoing;
         }
-        c.allToAllV(send, 0, sendFloats, arrived, 0, recvFloats);
+        c.allToAllV(send, 0, scaled(sendFloats, sendWidth, d), arrived, 0, scaled(recvFloats, recvWidth, d));
         int at = 0;
         for (int e = 0; e < local; e++) {
             for (int w = 0; w < workers; w++) {
@@ -234,7 +264,7 @@ public final class AllToAllExchange implements ExpertExchange {
     }
 
     /** Expert-major rows here → back to the workers they came from, in their dispatched layout. */
-    private Tensor toSources(Tensor src, Tensor dst) {
+    private Tensor toSources(Tensor src, Tensor dst, int d) {
         be.read(src.rows(rowsIn), ordered);
         int at = 0;
         for (int e = 0; e < local; e++) {
@@ -244,7 +274,8 @@ public final class AllToAllExchange implements ExpertExchange {
                 at += n;
             }
         }
-        c.allToAllV(arrived, 0, recvFloats, reorder ? outgoing : flat, 0, sendFloats);
+        c.allToAllV(arrived, 0, scaled(recvFloats, recvWidth, d), reorder ? outgoing : flat, 0,
+                scaled(sendFloats, sendWidth, d));
         if (reorder) {
             int from = 0;
             for (int e : sendOrder) {
@@ -255,6 +286,17 @@ public final class AllToAllExchange implements ExpertExchange {
         }
         Tensor out = dst.rows(rowsOut);
         be.write(out, flat);
+        return out;
+    }
+
+    /** The per-peer float counts of the last dispatch (at width d) for rows of width {@code w}. */
+    private int[] scaled(int[] floats, int[] out, int w) {
+        if (w == d) {
+            return floats;
+        }
+        for (int p = 0; p < floats.length; p++) {
+            out[p] = floats[p] / d * w;
+        }
         return out;
     }
 
