@@ -6,7 +6,6 @@ import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
 import static jcuda.driver.JCudaDriver.cuMemsetD32;
 
 import jcuda.Pointer;
-import jcuda.driver.CUdeviceptr;
 
 /**
  * The CUDA backend: every tensor in GPU memory, the dense, element-wise, normalisation, loss and
