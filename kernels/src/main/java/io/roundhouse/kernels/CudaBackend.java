@@ -11,10 +11,10 @@ import jcuda.Pointer;
  * The CUDA backend: every tensor in GPU memory, the dense, element-wise, normalisation, loss and
  * optimizer ops as our own kernels ({@code kernels/src/main/cuda}), launched through the driver API.
  *
- * <p>The routing ops (gate, capacity plan, permute / un-permute, router statistics and losses) do
- * not have kernels yet: they copy their tensors to the host, run the CPU backend's code and copy
- * the results back, so a whole model runs, with those copies on the step's path. The expert FFN
- * loops over the experts' groups (a GEMM each), not one grouped launch.
+ * <p>The capacity plan (a sequential priority order) runs on the host through the CPU backend's
+ * code, on copies of the top-k indices and the row maps; {@code permuteBackward} builds its
+ * token → rows table on the host too. The expert FFN loops over the experts' groups (a GEMM each),
+ * not one grouped launch.
  */
 public final class CudaBackend implements Backend {
     private final CudaDevice dev;
@@ -428,9 +428,9 @@ public final class CudaBackend implements Backend {
         grid("scaleRows", "rh_scale_rows", t.size(), t, s, t.dim(0), t.rowSize());
     }
 
-    // ---- routing: on the host through the CPU backend's code (no kernels yet) ------------------
+    // ---- routing (the capacity plan on the host) ----------------------------------------------
 
-    /** A host copy of a device tensor. */
+    /** A host copy of a device tensor (the capacity plan's inputs and outputs). */
     private Tensor toHost(Tensor t) {
         Tensor h = host.allocate(t.name(), t.dtype(), t.shape());
         if (t.dtype() == DType.INT32) {
@@ -458,28 +458,65 @@ public final class CudaBackend implements Backend {
         }
     }
 
+    private CudaTensor scratchF;
+    private CudaTensor scratchI;
+
+    /** A device float buffer of at least n elements, grown (rarely: the largest size seen) as needed. */
+    private CudaTensor floats(int n) {
+        if (scratchF == null || scratchF.size() < n) {
+            scratchF = (CudaTensor) allocate("scratch.f", DType.FLOAT32, Math.max(n, 1024));
+        }
+        return scratchF;
+    }
+
+    private CudaTensor ints(int n) {
+        if (scratchI == null || scratchI.size() < n) {
+            scratchI = (CudaTensor) allocate("scratch.i", DType.INT32, Math.max(n, 1024));
+        }
+        return scratchI;
+    }
+
+    private static int mode(GateMode m) {
+        return switch (m) {
+            case SOFTMAX_TOPK -> 0;
+            case SOFTMAX_TOPK_RENORM -> 1;
+            case TOPK_SOFTMAX -> 2;
+        };
+    }
+
     @Override
     public void gateForward(Tensor probs, Tensor lse, Tensor topIdx, Tensor gates, Tensor logits, GateMode mode) {
-        Tensor hp = toHost(probs);
-        Tensor hl = toHost(lse);
-        Tensor ht = toHost(topIdx);
-        Tensor hg = toHost(gates);
-        host.gateForward(hp, hl, ht, hg, toHost(logits), mode);
-        fromHost(hp, probs);
-        fromHost(hl, lse);
-        fromHost(ht, topIdx);
-        fromHost(hg, gates);
+        int n = logits.dim(0);
+        int e = logits.dim(1);
+        int k = topIdx.dim(1);
+        Check.that(k >= 1 && k <= e, "gateForward: top-k " + k + " must be in [1, E=" + e + "]");
+        Check.shape("gateForward", probs, n, e);
+        Check.shape("gateForward", lse, n);
+        Check.shape("gateForward", topIdx, n, k);
+        Check.shape("gateForward", gates, n, k);
+        if (n > 0) {
+            dev.bind();
+            dev.launch("gateForward " + logits, "rh_gate_forward", (n + 127) / 128, 1, 128, probs, lse, topIdx, gates,
+                    logits, n, e, k, mode(mode));
+        }
     }
 
     @Override
     public void gateBackward(Tensor dLogits, Tensor dGates, Tensor dProbs, Tensor dLse, Tensor probs, Tensor topIdx,
                              Tensor gates, GateMode mode) {
-        Tensor hd = toHost(dLogits);
-        host.gateBackward(hd, toHost(dGates), toHost(dProbs), toHost(dLse), toHost(probs), toHost(topIdx),
-                toHost(gates), mode);
-        fromHost(hd, dLogits);
+        int n = probs.dim(0);
+        int e = probs.dim(1);
+        int k = topIdx.dim(1);
+        Check.shape("gateBackward", dLogits, n, e);
+        Check.shape("gateBackward", dGates, n, k);
+        if (n > 0) {
+            dev.bind();
+            dev.launch("gateBackward " + probs, "rh_gate_backward", (n + 127) / 128, 1, 128, dLogits, dGates, dProbs,
+                    dLse, probs, topIdx, gates, n, e, k, mode(mode));
+        }
     }
 
+    /** The capacity plan runs on the host: its priority order is sequential (top-k indices in, rows out). */
     @Override
     public int dispatchPlan(Tensor rowToken, Tensor copyRow, int[] offsets, int[] selected, Tensor topIdx,
                             int numExperts, int capacity) {
@@ -493,53 +530,104 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void permuteForward(Tensor xp, Tensor x, Tensor rowToken, int m) {
-        Tensor hx = toHost(xp);
-        host.permuteForward(hx, toHost(x), toHost(rowToken), m);
-        fromHost(hx, xp);
+        int d = x.rowSize();
+        Check.atLeastRows("permuteForward", xp, m, d);
+        grid("permuteForward", "rh_permute_forward", (long) m * d, xp, x, rowToken, m, d);
     }
 
+    /** The unweighted un-permute; each token's copies are summed in row order (a token → rows table built here). */
     @Override
     public void permuteBackward(Tensor dx, Tensor dxp, Tensor rowToken, int m) {
-        Tensor hd = toHost(dx);
-        host.permuteBackward(hd, toHost(dxp), toHost(rowToken), m);
-        fromHost(hd, dx);
+        int d = dx.rowSize();
+        int n = dx.dim(0);
+        Check.atLeastRows("permuteBackward", dxp, m, d);
+        int[] tok = new int[m];
+        if (m > 0) {
+            read(rowToken.rows(0, m), tok);
+        }
+        int[] count = new int[n];
+        int most = 1;
+        for (int t : tok) {
+            most = Math.max(most, ++count[t]);
+        }
+        int[] table = new int[n * most];
+        java.util.Arrays.fill(table, -1);
+        java.util.Arrays.fill(count, 0);
+        for (int r = 0; r < m; r++) {
+            table[tok[r] * most + count[tok[r]]++] = r;
+        }
+        CudaTensor rows = ints(table.length);
+        write(rows.rows(0, table.length), table);
+        grid("permuteBackward", "rh_permute_backward", (long) n * d, dx, dxp, rows, n, d, most);
     }
 
     @Override
     public void unpermuteForward(Tensor y, Tensor yp, Tensor copyRow, Tensor gates) {
-        Tensor hy = toHost(y);
-        host.unpermuteForward(hy, toHost(yp), toHost(copyRow), toHost(gates));
-        fromHost(hy, y);
+        int n = y.dim(0);
+        int d = y.rowSize();
+        int k = copyRow.dim(1);
+        Check.shape("unpermuteForward", copyRow, n, k);
+        grid("unpermuteForward", "rh_unpermute_forward", (long) n * d, y, yp, copyRow, gates, n, d, k);
     }
 
     @Override
     public void unpermuteBackward(Tensor dyp, Tensor dGates, Tensor dy, Tensor yp, Tensor copyRow, Tensor gates) {
-        Tensor hd = toHost(dyp);
-        Tensor hg = toHost(dGates);
-        host.unpermuteBackward(hd, hg, toHost(dy), toHost(yp), toHost(copyRow), toHost(gates));
-        fromHost(hd, dyp);
-        fromHost(hg, dGates);
+        int n = dy.dim(0);
+        int d = dy.rowSize();
+        int k = copyRow.dim(1);
+        Check.shape("unpermuteBackward", copyRow, n, k);
+        grid("unpermuteBackward", "rh_unpermute_backward_rows", (long) n * k * d, dyp, dy, copyRow, gates, n, d, k);
+        if (dGates != null && n > 0) {
+            dev.bind();
+            dev.launch("unpermuteBackward gates", "rh_unpermute_backward_gates", (n * k + 127) / 128, 1, 128, dGates,
+                    dy, yp, copyRow, n, d, k);
+        }
     }
 
     @Override
     public void routerStats(Tensor probs, float[] probSums) {
-        host.routerStats(toHost(probs), probSums);
+        int n = probs.dim(0);
+        int e = probs.dim(1);
+        Check.that(probSums.length == e, "routerStats: probSums has " + probSums.length + " entries, expected E = " + e);
+        CudaTensor out = floats(e);
+        dev.bind();
+        dev.launch("routerStats", "rh_column_sums_double", (e + 127) / 128, 1, 128, out, probs, n, e);
+        read(out.rows(0, e), probSums);
     }
 
     @Override
     public float[] routerLossForward(Tensor lse, int[] selected, float[] probSums, int totalTokens, int k, float alpha,
                                      float beta) {
-        return host.routerLossForward(toHost(lse), selected, probSums, totalTokens, k, alpha, beta);
+        int e = selected.length;
+        Check.that(probSums.length == e, "routerLossForward: probSums has " + probSums.length + " entries, selected "
+                + e);
+        Check.that(totalTokens >= lse.dim(0), "routerLossForward: totalTokens " + totalTokens + " < local tokens "
+                + lse.dim(0));
+        double t = totalTokens;
+        double lb = 0;
+        for (int j = 0; j < e; j++) {
+            lb += (selected[j] / (t * k)) * (probSums[j] / t);
+        }
+        double z = sumSquares(lse);
+        return new float[] {(float) (alpha * e * lb), (float) (beta * z / t)};
     }
 
     @Override
     public void routerLossBackward(Tensor dProbs, Tensor dLse, Tensor lse, int[] selected, int totalTokens, int k,
                                    float alpha, float beta, float dLoss) {
-        Tensor hp = toHost(dProbs);
-        Tensor hl = toHost(dLse);
-        host.routerLossBackward(hp, hl, toHost(lse), selected, totalTokens, k, alpha, beta, dLoss);
-        fromHost(hp, dProbs);
-        fromHost(hl, dLse);
+        int n = lse.dim(0);
+        int e = selected.length;
+        Check.shape("routerLossBackward", dProbs, n, e);
+        Check.shape("routerLossBackward", dLse, n);
+        double t = totalTokens;
+        float[] column = new float[e];
+        for (int j = 0; j < e; j++) {
+            column[j] = (float) (dLoss * alpha * e * (selected[j] / (t * k)) / t);
+        }
+        CudaTensor c = floats(e);
+        write(c.rows(0, e), column);
+        grid("routerLossBackward", "rh_router_loss_backward", (long) n * e, dProbs, dLse, lse, c, n, e,
+                (float) (dLoss * 2 * beta / t));
     }
 
     // ---- loss and optimizer -------------------------------------------------------------------

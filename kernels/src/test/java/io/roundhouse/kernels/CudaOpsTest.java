@@ -400,6 +400,36 @@ class CudaOpsTest {
             cpu.unpermuteForward(out[0], xp[0].rows(mC), copyRow[0], gates[0]);
             gpu.unpermuteForward(out[1], xp[1].rows(mG), copyRow[1], gates[1]);
             same("unpermuteForward " + mode, out, 1e-6);
+            // Backwards: un-permute, permute (the unweighted un-permute), router losses, gate.
+            Tensor[] dy = randn("dy", n, d);
+            Tensor[] dyp = poisoned("dyp", n * k, d);
+            Tensor[] dGates = poisoned("dGates", n, k);
+            cpu.unpermuteBackward(dyp[0], dGates[0], dy[0], xp[0].rows(mC), copyRow[0], gates[0]);
+            gpu.unpermuteBackward(dyp[1], dGates[1], dy[1], xp[1].rows(mG), copyRow[1], gates[1]);
+            same("unpermuteBackward dyp " + mode, new Tensor[] {dyp[0].rows(mC), dyp[1].rows(mG)}, 1e-6);
+            same("unpermuteBackward dGates " + mode, dGates, 1e-5);
+            Tensor[] dx = poisoned("dx", n, d);
+            cpu.permuteBackward(dx[0], dyp[0].rows(mC), rowToken[0], mC);
+            gpu.permuteBackward(dx[1], dyp[1].rows(mG), rowToken[1], mG);
+            same("permuteBackward " + mode, dx, 1e-6);
+            float[] sumC = new float[e];
+            float[] sumG = new float[e];
+            cpu.routerStats(probs[0], sumC);
+            gpu.routerStats(probs[1], sumG);
+            assertArrayEquals(sumC, sumG, 1e-5f, "routerStats");
+            float[] lossC = cpu.routerLossForward(lse[0], selC, sumC, n, k, 0.01f, 0.001f);
+            float[] lossG = gpu.routerLossForward(lse[1], selG, sumG, n, k, 0.01f, 0.001f);
+            assertArrayEquals(lossC, lossG, 1e-6f, "routerLossForward");
+            Tensor[] dProbs = poisoned("dProbs", n, e);
+            Tensor[] dLse = poisoned("dLse", n);
+            cpu.routerLossBackward(dProbs[0], dLse[0], lse[0], selC, n, k, 0.01f, 0.001f, 1f);
+            gpu.routerLossBackward(dProbs[1], dLse[1], lse[1], selG, n, k, 0.01f, 0.001f, 1f);
+            same("routerLossBackward dProbs", dProbs, 1e-6);
+            same("routerLossBackward dLse", dLse, 1e-6);
+            Tensor[] dLogits = poisoned("dLogits", n, e);
+            cpu.gateBackward(dLogits[0], dGates[0], dProbs[0], dLse[0], probs[0], top[0], gates[0], mode);
+            gpu.gateBackward(dLogits[1], dGates[1], dProbs[1], dLse[1], probs[1], top[1], gates[1], mode);
+            same("gateBackward " + mode, dLogits, 1e-5);
         }
     }
 }

@@ -1,0 +1,177 @@
+// Routing on the GPU: gating (softmax, top-k with ties to the lower index, the three gate modes)
+// and its backward, permute / un-permute and their backwards, the router statistics' column sums
+// and the router losses' gradients. The capacity plan (a sequential priority order) stays on the
+// host. One thread per row where a row's work is small (E and K are small); grid-stride elsewhere.
+#include "common.cuh"
+
+#define MODE_SOFTMAX_TOPK 0
+#define MODE_SOFTMAX_TOPK_RENORM 1
+#define MODE_TOPK_SOFTMAX 2
+
+extern "C" __global__ void rh_gate_forward(float* probs, float* lse, int* topIdx, float* gates, const float* logits,
+                                           int n, int e, int k, int mode) {
+    int r = blockIdx.x * blockDim.x + threadIdx.x;
+    if (r >= n) return;
+    const float* l = logits + (long long)r * e;
+    float* p = probs + (long long)r * e;
+    int* idx = topIdx + (long long)r * k;
+    float* g = gates + (long long)r * k;
+    float mx = -INFINITY;
+    for (int j = 0; j < e; j++) mx = fmaxf(mx, l[j]);
+    double sum = 0;
+    for (int j = 0; j < e; j++) {
+        float v = expf(l[j] - mx);
+        p[j] = v;
+        sum += v;
+    }
+    float inv = (float)(1.0 / sum);
+    for (int j = 0; j < e; j++) p[j] *= inv;
+    lse[r] = mx + (float)log(sum);
+    for (int s = 0; s < k; s++) {
+        int best = -1;
+        for (int j = 0; j < e; j++) {
+            bool chosen = false;
+            for (int q = 0; q < s; q++) chosen |= idx[q] == j;
+            if (chosen) continue;
+            if (best < 0 || l[j] > l[best]) best = j;
+        }
+        idx[s] = best;
+    }
+    if (mode == MODE_SOFTMAX_TOPK) {
+        for (int s = 0; s < k; s++) g[s] = p[idx[s]];
+    } else if (mode == MODE_SOFTMAX_TOPK_RENORM) {
+        double t = 0;
+        for (int s = 0; s < k; s++) t += p[idx[s]];
+        for (int s = 0; s < k; s++) g[s] = (float)(p[idx[s]] / t);
+    } else {
+        float top = l[idx[0]];
+        double t = 0;
+        for (int s = 0; s < k; s++) {
+            float v = expf(l[idx[s]] - top);
+            g[s] = v;
+            t += v;
+        }
+        for (int s = 0; s < k; s++) g[s] = (float)(g[s] / t);
+    }
+}
+
+extern "C" __global__ void rh_gate_backward(float* dLogits, const float* dGates, const float* dProbs, const float* dLse,
+                                            const float* probs, const int* topIdx, const float* gates, int n, int e,
+                                            int k, int mode) {
+    int r = blockIdx.x * blockDim.x + threadIdx.x;
+    if (r >= n) return;
+    float* dl = dLogits + (long long)r * e;
+    const float* p = probs + (long long)r * e;
+    const int* idx = topIdx + (long long)r * k;
+    const float* g = gates + (long long)r * k;
+    const float* dg = dGates + (long long)r * k;
+    for (int j = 0; j < e; j++) dl[j] = 0.0f;
+    if (mode == MODE_SOFTMAX_TOPK) {
+        double s = 0;
+        for (int q = 0; q < k; q++) s += dg[q] * p[idx[q]];
+        for (int j = 0; j < e; j++) dl[j] = (float)(-p[j] * s);
+        for (int q = 0; q < k; q++) dl[idx[q]] += p[idx[q]] * dg[q];
+    } else {
+        double s = 0;
+        for (int q = 0; q < k; q++) s += g[q] * dg[q];
+        for (int q = 0; q < k; q++) dl[idx[q]] = (float)(g[q] * (dg[q] - s));
+    }
+    if (dProbs != 0) {
+        const float* dp = dProbs + (long long)r * e;
+        double s = 0;
+        for (int j = 0; j < e; j++) s += dp[j] * p[j];
+        for (int j = 0; j < e; j++) dl[j] += (float)(p[j] * (dp[j] - s));
+    }
+    if (dLse != 0) {
+        float d = dLse[r];
+        for (int j = 0; j < e; j++) dl[j] += d * p[j];
+    }
+}
+
+/** xp[r, :] = x[rowToken[r], :] for the m kept copies. */
+extern "C" __global__ void rh_permute_forward(float* xp, const float* x, const int* rowToken, int m, int d) {
+    RH_GRID_STRIDE(i, (long long)m * d) {
+        long long r = i / d;
+        xp[i] = x[(long long)rowToken[r] * d + i % d];
+    }
+}
+
+/** dx[t, :] = sum of dxp over t's copies, in increasing row order (tokRows[t, c], -1 padded). */
+extern "C" __global__ void rh_permute_backward(float* dx, const float* dxp, const int* tokRows, int n, int d,
+                                               int maxCopies) {
+    RH_GRID_STRIDE(i, (long long)n * d) {
+        long long t = i / d;
+        int j = (int)(i % d);
+        float s = 0.0f;
+        for (int c = 0; c < maxCopies; c++) {
+            int row = tokRows[t * maxCopies + c];
+            if (row >= 0) s += dxp[(long long)row * d + j];
+        }
+        dx[i] = s;
+    }
+}
+
+/** y[t, :] = sum over t's kept copies of gate * yp[row, :] (gates null: weight 1). */
+extern "C" __global__ void rh_unpermute_forward(float* y, const float* yp, const int* copyRow, const float* gates,
+                                                int n, int d, int k) {
+    RH_GRID_STRIDE(i, (long long)n * d) {
+        long long t = i / d;
+        int j = (int)(i % d);
+        float s = 0.0f;
+        for (int q = 0; q < k; q++) {
+            int row = copyRow[t * k + q];
+            if (row < 0) continue;
+            float w = gates == 0 ? 1.0f : gates[t * k + q];
+            s += w * yp[(long long)row * d + j];
+        }
+        y[i] = s;
+    }
+}
+
+/** dyp[row, :] = gate * dy[t, :] for every kept copy. */
+extern "C" __global__ void rh_unpermute_backward_rows(float* dyp, const float* dy, const int* copyRow,
+                                                      const float* gates, int n, int d, int k) {
+    RH_GRID_STRIDE(i, (long long)n * k * d) {
+        long long c = i / d;
+        int j = (int)(i % d);
+        int row = copyRow[c];
+        if (row < 0) continue;
+        float w = gates == 0 ? 1.0f : gates[c];
+        dyp[(long long)row * d + j] = w * dy[(c / k) * d + j];
+    }
+}
+
+/** dGates[t, q] = dy[t, :] . yp[row, :] (0 for a dropped copy). */
+extern "C" __global__ void rh_unpermute_backward_gates(float* dGates, const float* dy, const float* yp,
+                                                       const int* copyRow, int n, int d, int k) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= n * k) return;
+    int row = copyRow[c];
+    if (row < 0) {
+        dGates[c] = 0.0f;
+        return;
+    }
+    const float* a = dy + (long long)(c / k) * d;
+    const float* b = yp + (long long)row * d;
+    double s = 0;
+    for (int j = 0; j < d; j++) s += a[j] * b[j];
+    dGates[c] = (float)s;
+}
+
+/** out[c] = sum_r x[r, c] in double, rounded (the router's probability sums). */
+extern "C" __global__ void rh_column_sums_double(float* out, const float* x, int rows, int cols) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= cols) return;
+    double s = 0;
+    for (int r = 0; r < rows; r++) s += x[(long long)r * cols + c];
+    out[c] = (float)s;
+}
+
+/** dProbs[r, j] = column[j]; dLse[r] = zScale * lse[r]. */
+extern "C" __global__ void rh_router_loss_backward(float* dProbs, float* dLse, const float* lse, const float* column,
+                                                   int n, int e, float zScale) {
+    RH_GRID_STRIDE(i, (long long)n * e) {
+        dProbs[i] = column[i % e];
+        if (i % e == 0) dLse[i / e] = zScale * lse[i / e];
+    }
+}
