@@ -7,19 +7,17 @@
 #define BK 16
 
 /**
- * 256 threads compute a 64x64 tile of C, 4x4 elements each (rows ty + 16i, columns tx + 16j, so a
- * warp's stores are contiguous); A and B tiles of depth 16 are staged in shared memory. beta = 0
- * never reads C.
+ * One 64x64 tile of C = alpha*op(A)*op(B) + beta*C at (m0, n0), by 256 threads, 4x4 elements each
+ * (rows ty + 16i, columns tx + 16j, so a warp's stores are contiguous); A and B tiles of depth 16
+ * are staged in shared memory. beta = 0 never reads C.
  */
-extern "C" __global__ void __launch_bounds__(256) rh_sgemm(int transA, int transB, int M, int N, int K, float alpha,
-                                                           const float* A, int lda, const float* B, int ldb,
-                                                           float beta, float* C, int ldc) {
+__device__ __forceinline__ void rh_sgemm_tile(int transA, int transB, int M, int N, int K, float alpha,
+                                              const float* A, int lda, const float* B, int ldb, float beta, float* C,
+                                              int ldc, int m0, int n0) {
     __shared__ float As[BK][BM + 1];
     __shared__ float Bs[BK][BN];
     int tx = threadIdx.x % 16;
     int ty = threadIdx.x / 16;
-    int m0 = blockIdx.y * BM;
-    int n0 = blockIdx.x * BN;
     float acc[4][4];
     #pragma unroll
     for (int i = 0; i < 4; i++) {
@@ -69,6 +67,69 @@ extern "C" __global__ void __launch_bounds__(256) rh_sgemm(int transA, int trans
             C[at] = beta == 0.0f ? alpha * acc[i][j] : alpha * acc[i][j] + beta * C[at];
         }
     }
+}
+
+extern "C" __global__ void __launch_bounds__(256) rh_sgemm(int transA, int transB, int M, int N, int K, float alpha,
+                                                           const float* A, int lda, const float* B, int ldb,
+                                                           float beta, float* C, int ldc) {
+    rh_sgemm_tile(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, blockIdx.y * BM, blockIdx.x * BN);
+}
+
+/**
+ * Grouped over experts in one launch (blockIdx.z = expert g, whose rows are [offsets[g],
+ * offsets[g+1])): C_g = alpha*A_g*op(B_g) + beta*C_g, A_g and C_g the group's rows of A [rows, K]
+ * and C [rows, N], B_g = B + g*strideB ([K, N], or [N, K] transposed). Blocks past a group's rows
+ * return at once.
+ */
+extern "C" __global__ void __launch_bounds__(256) rh_sgemm_grouped_rows(int transB, int N, int K, float alpha,
+                                                                        const float* A, int lda, const float* B,
+                                                                        int ldb, long long strideB, float beta,
+                                                                        float* C, int ldc, const int* offsets) {
+    int g = blockIdx.z;
+    int r0 = offsets[g];
+    int rows = offsets[g + 1] - r0;
+    if ((int)blockIdx.y * BM >= rows) return;
+    rh_sgemm_tile(0, transB, rows, N, K, alpha, A + (long long)r0 * lda, lda, B + g * strideB, ldb, beta,
+                  C + (long long)r0 * ldc, ldc, blockIdx.y * BM, blockIdx.x * BN);
+}
+
+/**
+ * The weight gradient grouped over experts (blockIdx.z = expert g): C_g += A_g^T * B_g with A_g the
+ * group's rows of A [rows, M] and B_g of B [rows, N]; C_g = C + g*strideC is [M, N].
+ */
+extern "C" __global__ void __launch_bounds__(256) rh_sgemm_grouped_weights(int M, int N, const float* A, int lda,
+                                                                           const float* B, int ldb, float* C,
+                                                                           long long strideC, const int* offsets) {
+    int g = blockIdx.z;
+    int r0 = offsets[g];
+    int rows = offsets[g + 1] - r0;
+    if (rows == 0) return;
+    rh_sgemm_tile(1, 0, M, N, rows, 1.0f, A + (long long)r0 * lda, lda, B + (long long)r0 * ldb, ldb, 1.0f,
+                  C + g * strideC, N, blockIdx.y * BM, blockIdx.x * BN);
+}
+
+/** y[r, :] = b[g(r), :] with g(r) the group of row r (offsets[E+1]). */
+extern "C" __global__ void rh_bias_rows_grouped(float* y, const float* b, const int* offsets, int groups, int cols) {
+    int rows = offsets[groups];
+    RH_GRID_STRIDE(i, (long long)rows * cols) {
+        int r = (int)(i / cols);
+        int lo = 0, hi = groups - 1;
+        while (lo < hi) {  // the last group whose first row is <= r
+            int mid = (lo + hi + 1) / 2;
+            if (offsets[mid] <= r) lo = mid; else hi = mid - 1;
+        }
+        y[i] = b[(long long)lo * cols + i % cols];
+    }
+}
+
+/** acc[g, c] += sum over group g's rows of x[r, c] (blockIdx.y = g), rows in order. */
+extern "C" __global__ void rh_column_sums_grouped(float* acc, const float* x, const int* offsets, int cols) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    int g = blockIdx.y;
+    if (c >= cols) return;
+    float s = 0.0f;
+    for (int r = offsets[g]; r < offsets[g + 1]; r++) s += x[(long long)r * cols + c];
+    acc[(long long)g * cols + c] += s;
 }
 
 /** y[r, c] = b[c]: the value a linear layer's GEMM accumulates onto. */

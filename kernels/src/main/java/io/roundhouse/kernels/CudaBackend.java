@@ -13,8 +13,8 @@ import jcuda.Pointer;
  *
  * <p>The capacity plan (a sequential priority order) runs on the host through the CPU backend's
  * code, on copies of the top-k indices and the row maps; {@code permuteBackward} builds its
- * token → rows table on the host too. The expert FFN loops over the experts' groups (a GEMM each),
- * not one grouped launch.
+ * token → rows table on the host too. The expert FFN runs each of its GEMMs over every expert's
+ * group in one launch.
  */
 public final class CudaBackend implements Backend {
     private final CudaDevice dev;
@@ -244,6 +244,43 @@ public final class CudaBackend implements Backend {
         }
     }
 
+    private CudaTensor offsetsDev;
+
+    /** The groups' offsets on the device; returns the largest group's rows. */
+    private int uploadGroups(int[] offsets) {
+        if (offsetsDev == null || offsetsDev.size() < offsets.length) {
+            offsetsDev = (CudaTensor) allocate("expert.offsets", DType.INT32, Math.max(offsets.length, 64));
+        }
+        write(offsetsDev.rows(0, offsets.length), offsets);
+        int most = 0;
+        for (int g = 0; g + 1 < offsets.length; g++) {
+            most = Math.max(most, offsets[g + 1] - offsets[g]);
+        }
+        return most;
+    }
+
+    /** C_g (=|+=) A_g·op(B_g) over every group in one launch; A, C: rows grouped by offsets. */
+    private void groupedRows(String op, int groups, int most, boolean transB, int n, int k, Tensor a, Tensor b,
+                             float beta, Tensor cc) {
+        if (most == 0 || n == 0) {
+            return;
+        }
+        dev.bind();
+        dev.launchGrid(op, "rh_sgemm_grouped_rows", (n + 63) / 64, (most + 63) / 64, groups, 256, transB ? 1 : 0, n,
+                k, 1f, a, k, b, transB ? k : n, (long) k * n, beta, cc, n, offsetsDev);
+    }
+
+    /** C_g += A_gᵀ·B_g over every group in one launch (the weight gradients). */
+    private void groupedWeights(String op, int groups, int m, int n, Tensor a, Tensor b, Tensor cc) {
+        dev.bind();
+        dev.launchGrid(op, "rh_sgemm_grouped_weights", (n + 63) / 64, (m + 63) / 64, groups, 256, m, n, a, m, b, n, cc,
+                (long) m * n, offsetsDev);
+    }
+
+    /**
+     * The grouped FFN in one launch per GEMM over every expert's rows (variable sizes, empty groups
+     * allowed): a = x·W1_g + b1_g, h = act(a), y = h·W2_g + b2_g.
+     */
     @Override
     public void expertFfnForward(Tensor y, Tensor a, Tensor h, Tensor x, Tensor w1, Tensor b1, Tensor w2, Tensor b2,
                                  int[] offsets, Activation act) {
@@ -253,20 +290,24 @@ public final class CudaBackend implements Backend {
         int f = w2.dim(1);
         checkGroups("expertFfnForward", offsets, e);
         Check.shape("expertFfnForward", w2, e, f, d);
-        for (int ex = 0; ex < e; ex++) {
-            int r0 = offsets[ex];
-            int rows = offsets[ex + 1] - r0;
-            if (rows == 0) {
-                continue;
-            }
-            Tensor ae = a.rows(r0, rows);
-            Tensor he = h.rows(r0, rows);
-            linearForward(ae, x.rows(r0, rows), c(w1).view("w1[" + ex + "]", (long) ex * d * f1, d, f1),
-                    b1 == null ? null : c(b1).view("b1[" + ex + "]", (long) ex * f1, f1));
-            activationForward(he, ae, act);
-            linearForward(y.rows(r0, rows), he, c(w2).view("w2[" + ex + "]", (long) ex * f * d, f, d),
-                    b2 == null ? null : c(b2).view("b2[" + ex + "]", (long) ex * d, d));
+        int m = offsets[e];
+        Check.atLeastRows("expertFfnForward", x, m, d);
+        Check.atLeastRows("expertFfnForward", y, m, d);
+        Check.atLeastRows("expertFfnForward", a, m, f1);
+        Check.atLeastRows("expertFfnForward", h, m, f);
+        if (m == 0) {
+            return;
         }
+        int most = uploadGroups(offsets);
+        if (b1 != null) {
+            grid("expertFfnForward bias", "rh_bias_rows_grouped", (long) m * f1, a, b1, offsetsDev, e, f1);
+        }
+        groupedRows("expertFfnForward x·W1", e, most, false, f1, d, x, w1, b1 == null ? 0f : 1f, a);
+        activationForward(h.rows(m), a.rows(m), act);
+        if (b2 != null) {
+            grid("expertFfnForward bias", "rh_bias_rows_grouped", (long) m * d, y, b2, offsetsDev, e, d);
+        }
+        groupedRows("expertFfnForward h·W2", e, most, false, d, f, h, w2, b2 == null ? 0f : 1f, y);
     }
 
     @Override
@@ -278,21 +319,29 @@ public final class CudaBackend implements Backend {
         int f1 = w1.dim(2);
         int f = w2.dim(1);
         checkGroups("expertFfnBackward", offsets, e);
-        for (int ex = 0; ex < e; ex++) {
-            int r0 = offsets[ex];
-            int rows = offsets[ex + 1] - r0;
-            if (rows == 0) {
-                continue;
-            }
-            Tensor dh = scratchDh.rows(r0, rows);
-            Tensor da = scratchDa.rows(r0, rows);
-            linearBackward(dh, c(dw2).view("dw2[" + ex + "]", (long) ex * f * d, f, d),
-                    db2 == null ? null : c(db2).view("db2[" + ex + "]", (long) ex * d, d), dy.rows(r0, rows),
-                    h.rows(r0, rows), c(w2).view("w2[" + ex + "]", (long) ex * f * d, f, d));
-            activationBackward(da, dh, a.rows(r0, rows), act);
-            linearBackward(dx.rows(r0, rows), c(dw1).view("dw1[" + ex + "]", (long) ex * d * f1, d, f1),
-                    db1 == null ? null : c(db1).view("db1[" + ex + "]", (long) ex * f1, f1), da, x.rows(r0, rows),
-                    c(w1).view("w1[" + ex + "]", (long) ex * d * f1, d, f1));
+        Check.shape("expertFfnBackward", dw1, e, d, f1);
+        Check.shape("expertFfnBackward", dw2, e, f, d);
+        int m = offsets[e];
+        Check.atLeastRows("expertFfnBackward", dx, m, d);
+        Check.atLeastRows("expertFfnBackward", dy, m, d);
+        Check.atLeastRows("expertFfnBackward", scratchDh, m, f);
+        Check.atLeastRows("expertFfnBackward", scratchDa, m, f1);
+        if (m == 0) {
+            return;
+        }
+        int most = uploadGroups(offsets);
+        groupedRows("expertFfnBackward dh", e, most, true, f, d, dy, w2, 0f, scratchDh);
+        groupedWeights("expertFfnBackward dW2", e, f, d, h, dy, dw2);
+        if (db2 != null) {
+            dev.launchGrid("expertFfnBackward db2", "rh_column_sums_grouped", (d + 255) / 256, e, 1, 256, db2, dy,
+                    offsetsDev, d);
+        }
+        activationBackward(scratchDa.rows(m), scratchDh.rows(m), a.rows(m), act);
+        groupedRows("expertFfnBackward dx", e, most, true, d, f1, scratchDa, w1, 0f, dx);
+        groupedWeights("expertFfnBackward dW1", e, d, f1, x, scratchDa, dw1);
+        if (db1 != null) {
+            dev.launchGrid("expertFfnBackward db1", "rh_column_sums_grouped", (f1 + 255) / 256, e, 1, 256, db1,
+                    scratchDa, offsetsDev, f1);
         }
     }
 

@@ -192,6 +192,11 @@ final class CudaDevice implements AutoCloseable {
      * ({@link CudaTensor}s, Integer, Long, Float, or null for a null pointer); a failure names the op.
      */
     void launch(String op, String fn, int gridX, int gridY, int block, Object... args) {
+        launchGrid(op, fn, gridX, gridY, 1, block, args);
+    }
+
+    /** As {@link #launch}, with a third grid dimension. */
+    void launchGrid(String op, String fn, int gridX, int gridY, int gridZ, int block, Object... args) {
         CUfunction f = functions.get(fn);
         if (f == null) {
             throw new IllegalStateException(op + ": kernel " + fn + " is not in the CUDA modules " + modules());
@@ -216,12 +221,13 @@ final class CudaDevice implements AutoCloseable {
             }
         }
         try {
-            cuLaunchKernel(f, gridX, gridY, 1, block, 1, 1, 0, null, Pointer.to(ps), null);
+            cuLaunchKernel(f, gridX, gridY, gridZ, block, 1, 1, 0, null, Pointer.to(ps), null);
             if (syncEveryOp) {
                 cuCtxSynchronize();
             }
         } catch (CudaException e) {
-            throw new IllegalStateException(op + " (kernel " + fn + ", grid " + gridX + "x" + gridY + ") failed on GPU "
+            throw new IllegalStateException(op + " (kernel " + fn + ", grid " + gridX + "x" + gridY + "x" + gridZ
+                    + ") failed on GPU "
                     + ordinal + ": " + e.getMessage() + (syncEveryOp ? "" : " (the error may come from an earlier "
                     + "kernel: run with -Droundhouse.cuda.sync=true to check after every op)"), e);
         }
