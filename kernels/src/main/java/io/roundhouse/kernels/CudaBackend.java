@@ -58,8 +58,15 @@ public final class CudaBackend implements Backend {
         return new CudaTensor(name, dtype, shape, dev.allocate(Math.max(4, 4 * n)), 0);
     }
 
+    /** JCuda copies raw bytes: a host array shorter than the tensor must fail here, not read past its end. */
+    private static void fits(String op, Tensor t, int length, int off) {
+        Check.that(off >= 0 && length - off >= t.size(), op + ": " + t + " needs " + t.size() + " values, the array has "
+                + (length - off) + " from offset " + off);
+    }
+
     @Override
     public void write(Tensor t, float[] src, int off) {
+        fits("write", t, src.length, off);
         dev.bind();
         if (t.size() > 0) {
             cuMemcpyHtoD(c(t).ptr(), Pointer.to(src).withByteOffset(4L * off), 4L * t.size());
@@ -68,6 +75,7 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void write(Tensor t, int[] src) {
+        fits("write", t, src.length, 0);
         dev.bind();
         if (t.size() > 0) {
             cuMemcpyHtoD(c(t).ptr(), Pointer.to(src), 4L * t.size());
@@ -76,6 +84,7 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void read(Tensor t, float[] dst, int off) {
+        fits("read", t, dst.length, off);
         dev.bind();
         if (t.size() > 0) {
             cuMemcpyDtoH(Pointer.to(dst).withByteOffset(4L * off), c(t).ptr(), 4L * t.size());
@@ -84,6 +93,7 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void read(Tensor t, int[] dst) {
+        fits("read", t, dst.length, 0);
         dev.bind();
         if (t.size() > 0) {
             cuMemcpyDtoH(Pointer.to(dst), c(t).ptr(), 4L * t.size());

@@ -339,6 +339,9 @@ class CudaOpsTest {
         cpu.crossEntropyBackward(dl[0], probs[0], y[0], 1f / n);
         gpu.crossEntropyBackward(dl[1], probs[1], y[1], 1f / n);
         same("crossEntropyBackward", dl, 1e-5);
+        IllegalArgumentException shortArray = assertThrows(IllegalArgumentException.class,
+                () -> gpu.write(logits[1], new float[n * c - 1]));
+        assertTrue(shortArray.getMessage().contains("needs " + n * c + " values"), shortArray.getMessage());
         labels[4] = c;
         Tensor bad = gpu.allocate("bad", DType.INT32, n);
         gpu.write(bad, labels);
