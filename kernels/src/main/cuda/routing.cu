@@ -175,3 +175,53 @@ extern "C" __global__ void rh_router_loss_backward(float* dProbs, float* dLse, c
         if (i % e == 0) dLse[i / e] = zScale * lse[i / e];
     }
 }
+
+// The capacity plan without a sequential pass: copy p = s*n + r (choice s of token r) has priority
+// p; its rank is the number of higher-priority copies of the same expert, so an expert keeps the
+// copies of rank < capacity and fills its group in priority order, as the CPU plan does.
+
+/** rank[p] = #{p' < p : expert(p') == expert(p)}, one thread per copy (m = n*k copies). */
+extern "C" __global__ void rh_plan_rank(int* rank, const int* topIdx, int n, int k) {
+    int p = blockIdx.x * blockDim.x + threadIdx.x;
+    if (p >= n * k) return;
+    int e = topIdx[(p % n) * k + p / n];
+    int c = 0;
+    for (int q = 0; q < p; q++) c += topIdx[(q % n) * k + q / n] == e;
+    rank[p] = c;
+}
+
+/**
+ * counts[0, E) = copies choosing each expert (before the limit), counts[E, 2E) = copies kept; an
+ * expert index outside [0, E) sets *bad to its token + 1. One thread per expert.
+ */
+extern "C" __global__ void rh_plan_counts(int* counts, const int* topIdx, int n, int k, int experts, int capacity,
+                                          int* bad) {
+    int e = blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= experts) return;
+    int c = 0;
+    for (int i = 0; i < n * k; i++) {
+        int x = topIdx[i];
+        if (e == 0 && (x < 0 || x >= experts)) atomicCAS(bad, 0, i / k + 1);
+        c += x == e;
+    }
+    counts[e] = c;
+    counts[experts + e] = capacity > 0 && c > capacity ? capacity : c;
+}
+
+/** copyRow[r, s] = the copy's row (offsets[e] + rank) or -1 when dropped; rowToken[row] = r. */
+extern "C" __global__ void rh_plan_fill(int* rowToken, int* copyRow, const int* rank, const int* topIdx,
+                                        const int* offsets, int n, int k, int capacity) {
+    int p = blockIdx.x * blockDim.x + threadIdx.x;
+    if (p >= n * k) return;
+    int r = p % n;
+    int s = p / n;
+    int e = topIdx[r * k + s];
+    int rk = rank[p];
+    if (capacity > 0 && rk >= capacity) {
+        copyRow[r * k + s] = -1;
+        return;
+    }
+    int row = offsets[e] + rk;
+    copyRow[r * k + s] = row;
+    rowToken[row] = r;
+}

@@ -8,17 +8,15 @@ import static jcuda.driver.JCudaDriver.cuMemsetD32;
 import jcuda.Pointer;
 
 /**
- * The CUDA backend: every tensor in GPU memory, the dense, element-wise, normalisation, loss and
- * optimizer ops as our own kernels ({@code kernels/src/main/cuda}), launched through the driver API.
+ * The CUDA backend: every tensor in GPU memory, every op as our own kernels
+ * ({@code kernels/src/main/cuda}), launched through the driver API.
  *
- * <p>The capacity plan (a sequential priority order) runs on the host through the CPU backend's
- * code, on copies of the top-k indices and the row maps; {@code permuteBackward} builds its
- * token → rows table on the host too. The expert FFN runs each of its GEMMs over every expert's
- * group in one launch.
+ * <p>{@code permuteBackward} builds its token → rows table on the host (from the row map, N·K
+ * ints); the capacity plan brings its per-expert counts (2E ints) to the host. The expert FFN runs
+ * each of its GEMMs over every expert's group in one launch.
  */
 public final class CudaBackend implements Backend {
     private final CudaDevice dev;
-    private final CpuBackend host = new CpuBackend();
     private final CudaTensor partial;   // sumSquares' per-block sums (doubles)
     private final CudaTensor flag;      // crossEntropyForward's bad-label flag
 
@@ -487,35 +485,7 @@ public final class CudaBackend implements Backend {
         grid("scaleRows", "rh_scale_rows", t.size(), t, s, t.dim(0), t.rowSize());
     }
 
-    // ---- routing (the capacity plan on the host) ----------------------------------------------
-
-    /** A host copy of a device tensor (the capacity plan's inputs and outputs). */
-    private Tensor toHost(Tensor t) {
-        Tensor h = host.allocate(t.name(), t.dtype(), t.shape());
-        if (t.dtype() == DType.INT32) {
-            int[] v = new int[t.size()];
-            read(t, v);
-            host.write(h, v);
-        } else {
-            float[] v = new float[t.size()];
-            read(t, v);
-            host.write(h, v);
-        }
-        return h;
-    }
-
-    /** A host tensor's values into its device tensor. */
-    private void fromHost(Tensor h, Tensor t) {
-        if (t.dtype() == DType.INT32) {
-            int[] v = new int[t.size()];
-            host.read(h, v);
-            write(t, v);
-        } else {
-            float[] v = new float[t.size()];
-            host.read(h, v);
-            write(t, v);
-        }
-    }
+    // ---- routing --------------------------------------------------------------------------------
 
     private CudaTensor scratchF;
     private CudaTensor scratchI;
@@ -575,16 +545,59 @@ public final class CudaBackend implements Backend {
         }
     }
 
-    /** The capacity plan runs on the host: its priority order is sequential (top-k indices in, rows out). */
+    /**
+     * The capacity plan on the device: each copy's rank among the higher-priority copies of its
+     * expert (priority: choice, then token) decides whether it is kept and its row, which is the
+     * CPU plan's result; only the per-expert counts (2E ints) come to the host.
+     */
     @Override
     public int dispatchPlan(Tensor rowToken, Tensor copyRow, int[] offsets, int[] selected, Tensor topIdx,
                             int numExperts, int capacity) {
-        Tensor hr = toHost(rowToken);
-        Tensor hc = toHost(copyRow);
-        int m = host.dispatchPlan(hr, hc, offsets, selected, toHost(topIdx), numExperts, capacity);
-        fromHost(hr, rowToken);
-        fromHost(hc, copyRow);
-        return m;
+        int n = topIdx.dim(0);
+        int k = topIdx.dim(1);
+        Check.shape("dispatchPlan", copyRow, n, k);
+        Check.that(rowToken.size() >= n * k, "dispatchPlan: rowToken " + rowToken + " needs N·K = " + (n * k)
+                + " entries");
+        Check.that(offsets.length == numExperts + 1, "dispatchPlan: offsets needs E+1 = " + (numExperts + 1)
+                + " entries");
+        Check.that(selected.length == numExperts, "dispatchPlan: selected needs E = " + numExperts + " entries");
+        java.util.Arrays.fill(offsets, 0);
+        java.util.Arrays.fill(selected, 0);
+        if (n == 0) {
+            return 0;
+        }
+        int copies = n * k;
+        CudaTensor scratch = ints(copies + 3 * numExperts + 1);
+        Tensor rank = scratch.rows(0, copies);
+        Tensor counts = scratch.rows(copies, 2 * numExperts);
+        Tensor groups = scratch.rows(copies + 2 * numExperts, numExperts + 1);
+        dev.bind();
+        cuMemsetD32(flag.ptr(), 0, 1);
+        dev.launch("dispatchPlan rank", "rh_plan_rank", (copies + 127) / 128, 1, 128, rank, topIdx, n, k);
+        dev.launch("dispatchPlan counts", "rh_plan_counts", (numExperts + 127) / 128, 1, 128, counts, topIdx, n, k,
+                numExperts, capacity, flag);
+        int[] bad = new int[1];
+        cuMemcpyDtoH(Pointer.to(bad), flag.ptr(), 4);
+        if (bad[0] != 0) {
+            int[] idx = new int[copies];
+            read(topIdx, idx);
+            int r = bad[0] - 1;
+            for (int s = 0; s < k; s++) {
+                int e = idx[r * k + s];
+                Check.that(e >= 0 && e < numExperts, "dispatchPlan: expert index " + e + " of token " + r
+                        + " is outside [0, " + numExperts + ")");
+            }
+        }
+        int[] c = new int[2 * numExperts];
+        read(counts, c);
+        for (int e = 0; e < numExperts; e++) {
+            selected[e] = c[e];
+            offsets[e + 1] = offsets[e] + c[numExperts + e];
+        }
+        write(groups, offsets);
+        dev.launch("dispatchPlan fill", "rh_plan_fill", (copies + 127) / 128, 1, 128, rowToken, copyRow, rank, topIdx,
+                groups, n, k, capacity);
+        return offsets[numExperts];
     }
 
     @Override
@@ -746,6 +759,5 @@ public final class CudaBackend implements Backend {
     @Override
     public void close() {
         dev.close();
-        host.close();
     }
 }

@@ -392,7 +392,11 @@ class CudaOpsTest {
             int mC = cpu.dispatchPlan(rowToken[0], copyRow[0], offC, selC, top[0], e, 5);
             int mG = gpu.dispatchPlan(rowToken[1], copyRow[1], offG, selG, top[1], e, 5);
             assertEquals(mC, mG);
+            assertTrue(mC < n * k, "capacity 5 drops copies");
             assertArrayEquals(offC, offG);
+            assertArrayEquals(selC, selG, "choices before the limit");
+            assertArrayEquals(java.util.Arrays.copyOf(readInts(cpu, rowToken[0]), mC),
+                    java.util.Arrays.copyOf(readInts(gpu, rowToken[1]), mG), "row → token");
             assertArrayEquals(readInts(cpu, copyRow[0]), readInts(gpu, copyRow[1]));
             Tensor[] x = randn("x", n, d);
             Tensor[] xp = poisoned("xp", n * k, d);
