@@ -129,6 +129,28 @@ class StnTrainingTest {
         assertEquals(2 * 6, schedules.split("<polyline").length - 1, "a line per run and hyperparameter");
     }
 
+    /** More workers than experts: replicas get the copies' perturbations and send back their gradients. */
+    @Test
+    void replicatedExpertsTakeTheOneWorkerHyperSteps() throws Exception {
+        Map<String, String> c = config(tmp.resolve("rep1"));
+        c.put("model.experts", "2");
+        c.put("model.topK", "1");
+        Trainer.Result one = TrainerGroups.train(c, 1, tmp.resolve("aeron"), "rep1").get(0);
+        Map<String, String> c3 = new HashMap<>(c);
+        c3.put("output.dir", tmp.resolve("rep3").toString());
+        Trainer.Result three = TrainerGroups.train(c3, 3, tmp.resolve("aeron"), "rep3").get(0);
+        List<JsonNode> a = records(one.runDir(), "hyper");
+        List<JsonNode> b = records(three.runDir(), "hyper");
+        assertEquals(a.size(), b.size());
+        for (int k = 0; k < a.size(); k++) {
+            JsonNode ga = a.get(k).get("hypergradient");
+            JsonNode gb = b.get(k).get("hypergradient");
+            ga.fieldNames().forEachRemaining(name -> assertEquals(ga.get(name).asDouble(), gb.get(name).asDouble(),
+                    1e-4 * Math.max(1e-2, Math.abs(ga.get(name).asDouble())), "3 workers over 2 experts: " + name));
+        }
+        assertEquals(one.testLoss(), three.testLoss(), 1e-3);
+    }
+
     @Test
     void aResumedRunContinuesBitIdentically() throws Exception {
         Map<String, String> c = config(tmp.resolve("whole"));
