@@ -67,7 +67,8 @@ public final class CudaBackend implements Backend {
         fits("write", t, src.length, off);
         dev.bind();
         if (t.size() > 0) {
-            cuMemcpyHtoD(c(t).ptr(), Pointer.to(src).withByteOffset(4L * off), 4L * t.size());
+            dev.call("write " + t, () -> cuMemcpyHtoD(c(t).ptr(), Pointer.to(src).withByteOffset(4L * off),
+                    4L * t.size()));
         }
     }
 
@@ -76,7 +77,7 @@ public final class CudaBackend implements Backend {
         fits("write", t, src.length, 0);
         dev.bind();
         if (t.size() > 0) {
-            cuMemcpyHtoD(c(t).ptr(), Pointer.to(src), 4L * t.size());
+            dev.call("write " + t, () -> cuMemcpyHtoD(c(t).ptr(), Pointer.to(src), 4L * t.size()));
         }
     }
 
@@ -85,7 +86,8 @@ public final class CudaBackend implements Backend {
         fits("read", t, dst.length, off);
         dev.bind();
         if (t.size() > 0) {
-            cuMemcpyDtoH(Pointer.to(dst).withByteOffset(4L * off), c(t).ptr(), 4L * t.size());
+            dev.call("read " + t, () -> cuMemcpyDtoH(Pointer.to(dst).withByteOffset(4L * off), c(t).ptr(),
+                    4L * t.size()));
         }
     }
 
@@ -94,7 +96,7 @@ public final class CudaBackend implements Backend {
         fits("read", t, dst.length, 0);
         dev.bind();
         if (t.size() > 0) {
-            cuMemcpyDtoH(Pointer.to(dst), c(t).ptr(), 4L * t.size());
+            dev.call("read " + t, () -> cuMemcpyDtoH(Pointer.to(dst), c(t).ptr(), 4L * t.size()));
         }
     }
 
@@ -108,7 +110,7 @@ public final class CudaBackend implements Backend {
         Check.sameSize("copy", dst, src);
         dev.bind();
         if (src.size() > 0) {
-            cuMemcpyDtoD(c(dst).ptr(), c(src).ptr(), 4L * src.size());
+            dev.call("copy " + src + " to " + dst, () -> cuMemcpyDtoD(c(dst).ptr(), c(src).ptr(), 4L * src.size()));
         }
     }
 
@@ -132,7 +134,7 @@ public final class CudaBackend implements Backend {
         dev.bind();
         dev.launch("sumSquares", "rh_sum_squares", blocks, 1, 256, partial, t, (long) t.size());
         double[] p = new double[blocks];
-        cuMemcpyDtoH(Pointer.to(p), partial.ptr(), 8L * blocks);
+        dev.call("sumSquares " + t, () -> cuMemcpyDtoH(Pointer.to(p), partial.ptr(), 8L * blocks));
         double s = 0;
         for (double v : p) {
             s += v;
@@ -187,8 +189,7 @@ public final class CudaBackend implements Backend {
 
     /** Waits for every launched kernel (for timing). */
     public void synchronize() {
-        dev.bind();
-        jcuda.driver.JCudaDriver.cuCtxSynchronize();
+        dev.synchronize();
     }
 
     @Override
@@ -572,12 +573,12 @@ public final class CudaBackend implements Backend {
         Tensor counts = scratch.rows(copies, 2 * numExperts);
         Tensor groups = scratch.rows(copies + 2 * numExperts, numExperts + 1);
         dev.bind();
-        cuMemsetD32(flag.ptr(), 0, 1);
+        dev.call("dispatchPlan", () -> cuMemsetD32(flag.ptr(), 0, 1));
         dev.launch("dispatchPlan rank", "rh_plan_rank", (copies + 127) / 128, 1, 128, rank, topIdx, n, k);
         dev.launch("dispatchPlan counts", "rh_plan_counts", (numExperts + 127) / 128, 1, 128, counts, topIdx, n, k,
                 numExperts, capacity, flag);
         int[] bad = new int[1];
-        cuMemcpyDtoH(Pointer.to(bad), flag.ptr(), 4);
+        dev.call("dispatchPlan", () -> cuMemcpyDtoH(Pointer.to(bad), flag.ptr(), 4));
         if (bad[0] != 0) {
             int[] idx = new int[copies];
             read(topIdx, idx);
@@ -715,11 +716,11 @@ public final class CudaBackend implements Backend {
             return;
         }
         dev.bind();
-        cuMemsetD32(flag.ptr(), 0, 1);
+        dev.call("crossEntropyForward", () -> cuMemsetD32(flag.ptr(), 0, 1));
         dev.launch("crossEntropyForward " + logits, "rh_cross_entropy_forward", (n + 255) / 256, 1, 256, losses, probs,
                 logits, labels, n, classes, flag);
         int[] bad = new int[1];
-        cuMemcpyDtoH(Pointer.to(bad), flag.ptr(), 4);
+        dev.call("crossEntropyForward " + logits, () -> cuMemcpyDtoH(Pointer.to(bad), flag.ptr(), 4));
         if (bad[0] != 0) {
             int[] y = new int[n];
             read(labels, y);

@@ -13,6 +13,9 @@ import static jcuda.driver.JCudaDriver.cuMemAlloc;
 import static jcuda.driver.JCudaDriver.cuMemFree;
 import static jcuda.driver.JCudaDriver.cuModuleGetFunction;
 import static jcuda.driver.JCudaDriver.cuModuleLoadData;
+import static jcuda.driver.JCudaDriver.cuStreamCreate;
+import static jcuda.driver.JCudaDriver.cuStreamDestroy;
+import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -28,6 +31,8 @@ import jcuda.driver.CUdevice;
 import jcuda.driver.CUdeviceptr;
 import jcuda.driver.CUfunction;
 import jcuda.driver.CUmodule;
+import jcuda.driver.CUstream;
+import jcuda.driver.CUstream_flags;
 import jcuda.driver.JCudaDriver;
 
 /**
@@ -43,6 +48,7 @@ final class CudaDevice implements AutoCloseable {
     private final int ordinal;
     private final CUdevice device = new CUdevice();
     private final CUcontext context = new CUcontext();
+    private final CUstream stream = new CUstream();
     private final String name;
     private final Map<String, CUfunction> functions = new HashMap<>();
     private final List<CUdeviceptr> blocks = new ArrayList<>();
@@ -68,6 +74,9 @@ final class CudaDevice implements AutoCloseable {
         this.name = new String(n, StandardCharsets.US_ASCII).trim().replace("\0", "");
         cuDevicePrimaryCtxRetain(context, device);
         cuCtxSetCurrent(context);
+        // The backend's kernels run in order on its own stream; it is a blocking stream, so the
+        // synchronous copies (on the legacy default stream) wait for the kernels before them.
+        cuStreamCreate(stream, CUstream_flags.CU_STREAM_DEFAULT);
         for (String module : modules()) {
             load(module);
         }
@@ -221,9 +230,9 @@ final class CudaDevice implements AutoCloseable {
             }
         }
         try {
-            cuLaunchKernel(f, gridX, gridY, gridZ, block, 1, 1, 0, null, Pointer.to(ps), null);
+            cuLaunchKernel(f, gridX, gridY, gridZ, block, 1, 1, 0, stream, Pointer.to(ps), null);
             if (syncEveryOp) {
-                cuCtxSynchronize();
+                cuStreamSynchronize(stream);
             }
         } catch (CudaException e) {
             throw new IllegalStateException(op + " (kernel " + fn + ", grid " + gridX + "x" + gridY + "x" + gridZ
@@ -238,6 +247,23 @@ final class CudaDevice implements AutoCloseable {
         return (int) Math.max(1, Math.min((n + 255) / 256, 4096));
     }
 
+    /** Waits for every kernel launched so far. */
+    void synchronize() {
+        bind();
+        cuStreamSynchronize(stream);
+    }
+
+    /** Runs a driver call, naming the op and tensors when it fails (a copy, a memset). */
+    void call(String op, Runnable r) {
+        try {
+            r.run();
+        } catch (CudaException e) {
+            throw new IllegalStateException(op + " failed on GPU " + ordinal + " (" + name + "): " + e.getMessage()
+                    + (syncEveryOp ? "" : " (the error may come from an earlier kernel: run with "
+                    + "-Droundhouse.cuda.sync=true to check after every op)"), e);
+        }
+    }
+
     long allocatedBytes() {
         return allocated;
     }
@@ -245,6 +271,8 @@ final class CudaDevice implements AutoCloseable {
     @Override
     public void close() {
         bind();
+        cuCtxSynchronize();
+        cuStreamDestroy(stream);
         for (CUdeviceptr b : blocks) {
             cuMemFree(b);
         }
