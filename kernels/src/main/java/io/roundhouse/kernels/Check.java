@@ -33,6 +33,50 @@ final class Check {
         }
     }
 
+    // ---- the checks every backend makes for an op (one place, so the backends agree) -----------
+
+    static void linearForward(Tensor y, Tensor x, Tensor w, Tensor b) {
+        int n = x.dim(0);
+        shape("linearForward", x, n, w.dim(0));
+        shape("linearForward", y, n, w.dim(1));
+        if (b != null) {
+            shape("linearForward", b, w.dim(1));
+        }
+    }
+
+    static void linearBackward(Tensor dx, Tensor dw, Tensor dy, Tensor x, Tensor w) {
+        int n = x.dim(0);
+        shape("linearBackward", dy, n, w.dim(1));
+        shape("linearBackward", dw, w.dim(0), w.dim(1));
+        if (dx != null) {
+            shape("linearBackward", dx, n, w.dim(0));
+        }
+    }
+
+    static void activation(String op, Tensor pre, Tensor post, Activation act) {
+        int n = pre.dim(0);
+        int f = post.dim(1);
+        shape(op, pre, n, act.preWidth(f));
+        shape(op, post, n, f);
+    }
+
+    /** Expert group boundaries: E+1 of them, from 0, not decreasing; returns the rows they cover. */
+    static int groups(String op, int[] offsets, int e) {
+        that(offsets.length == e + 1, op + ": offsets has " + offsets.length + " entries, expected E+1 = " + (e + 1));
+        that(offsets[0] == 0, op + ": offsets[0] must be 0, got " + offsets[0]);
+        for (int j = 0; j < e; j++) {
+            that(offsets[j + 1] >= offsets[j], op + ": offsets must not decrease (expert " + j + ")");
+        }
+        return offsets[e];
+    }
+
+    static void adamW(Tensor w, Tensor g, Tensor m, Tensor v, int t) {
+        sameSize("adamWStep", w, g);
+        sameSize("adamWStep", w, m);
+        sameSize("adamWStep", w, v);
+        that(t >= 1, "adamWStep: step must be >= 1, got " + t);
+    }
+
     static void that(boolean ok, String message) {
         if (!ok) {
             throw new IllegalArgumentException(message);

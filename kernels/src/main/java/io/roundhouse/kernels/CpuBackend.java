@@ -131,11 +131,7 @@ public final class CpuBackend implements Backend {
         int n = x.dim(0);
         int in = w.dim(0);
         int out = w.dim(1);
-        Check.shape("linearForward", x, n, in);
-        Check.shape("linearForward", y, n, out);
-        if (b != null) {
-            Check.shape("linearForward", b, out);
-        }
+        Check.linearForward(y, x, w, b);
         gemmBias(f(y), o(y), f(x), o(x), f(w), o(w), b == null ? null : f(b), b == null ? 0 : o(b), n, in, out);
     }
 
@@ -144,11 +140,7 @@ public final class CpuBackend implements Backend {
         int n = x.dim(0);
         int in = w.dim(0);
         int out = w.dim(1);
-        Check.shape("linearBackward", dy, n, out);
-        Check.shape("linearBackward", dw, in, out);
-        if (dx != null) {
-            Check.shape("linearBackward", dx, n, in);
-        }
+        Check.linearBackward(dx, dw, dy, x, w);
         gemmBiasBackward(dx == null ? null : f(dx), dx == null ? 0 : o(dx), f(dw), o(dw),
                 db == null ? null : f(db), db == null ? 0 : o(db), f(dy), o(dy), f(x), o(x), f(w), o(w), n, in, out);
     }
@@ -182,8 +174,7 @@ public final class CpuBackend implements Backend {
     public void activationForward(Tensor h, Tensor a, Activation act) {
         int n = a.dim(0);
         int f = h.dim(1);
-        Check.shape("activationForward", a, n, act.preWidth(f));
-        Check.shape("activationForward", h, n, f);
+        Check.activation("activationForward", a, h, act);
         activations.forward(f(h), o(h), f(a), o(a), n, f, act);
     }
 
@@ -191,9 +182,8 @@ public final class CpuBackend implements Backend {
     public void activationBackward(Tensor da, Tensor dh, Tensor a, Activation act) {
         int n = a.dim(0);
         int f = dh.dim(1);
-        Check.shape("activationBackward", a, n, act.preWidth(f));
-        Check.shape("activationBackward", da, n, act.preWidth(f));
-        Check.shape("activationBackward", dh, n, f);
+        Check.activation("activationBackward", a, dh, act);
+        Check.activation("activationBackward", da, dh, act);
         activations.backward(f(da), o(da), f(dh), o(dh), f(a), o(a), n, f, act);
     }
 
@@ -204,7 +194,7 @@ public final class CpuBackend implements Backend {
         int d = w1.dim(1);
         int f1 = w1.dim(2);
         int f = w2.dim(1);
-        int m = checkGroups("expertFfnForward", offsets, e);
+        int m = Check.groups("expertFfnForward", offsets, e);
         Check.shape("expertFfnForward", w2, e, f, d);
         Check.that(f1 == act.preWidth(f), "expertFfnForward: w1 width " + f1 + " does not match " + act
                 + " with hidden width " + f);
@@ -234,7 +224,7 @@ public final class CpuBackend implements Backend {
         int d = w1.dim(1);
         int f1 = w1.dim(2);
         int f = w2.dim(1);
-        int m = checkGroups("expertFfnBackward", offsets, e);
+        int m = Check.groups("expertFfnBackward", offsets, e);
         Check.shape("expertFfnBackward", dw1, e, d, f1);
         Check.shape("expertFfnBackward", dw2, e, f, d);
         Check.atLeastRows("expertFfnBackward", dx, m, d);
@@ -259,15 +249,6 @@ public final class CpuBackend implements Backend {
                     db1 == null ? 0 : o(db1) + ex * f1, da, dao, f(x), o(x) + r0 * d,
                     f(w1), o(w1) + ex * d * f1, rows, d, f1);
         }
-    }
-
-    private static int checkGroups(String op, int[] offsets, int e) {
-        Check.that(offsets.length == e + 1, op + ": offsets has " + offsets.length + " entries, expected E+1 = " + (e + 1));
-        Check.that(offsets[0] == 0, op + ": offsets[0] must be 0, got " + offsets[0]);
-        for (int j = 0; j < e; j++) {
-            Check.that(offsets[j + 1] >= offsets[j], op + ": offsets must not decrease (expert " + j + ")");
-        }
-        return offsets[e];
     }
 
     @Override
@@ -497,10 +478,7 @@ public final class CpuBackend implements Backend {
     @Override
     public void adamWStep(Tensor w, Tensor g, Tensor m, Tensor v, float lr, float beta1, float beta2,
                           float eps, float weightDecay, int t) {
-        Check.sameSize("adamWStep", w, g);
-        Check.sameSize("adamWStep", w, m);
-        Check.sameSize("adamWStep", w, v);
-        Check.that(t >= 1, "adamWStep: step must be >= 1, got " + t);
+        Check.adamW(w, g, m, v, t);
         float c1 = (float) (1.0 / (1.0 - Math.pow(beta1, t)));
         float c2 = (float) (1.0 / (1.0 - Math.pow(beta2, t)));
         float[] wa = f(w);

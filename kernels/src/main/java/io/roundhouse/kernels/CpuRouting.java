@@ -318,6 +318,20 @@ final class CpuRouting {
 
     static float[] routerLossForward(Tensor lse, int[] selected, float[] probSums, int totalTokens, int k, float alpha,
                                      float beta) {
+        double z = 0;
+        float[] l = f(lse);
+        for (int r = 0, n = lse.dim(0); r < n; r++) {
+            z += (double) l[o(lse) + r] * l[o(lse) + r];
+        }
+        return routerLoss(lse, selected, probSums, totalTokens, k, alpha, beta, z);
+    }
+
+    /**
+     * The router losses from the statistics and this worker's Σ lse² (any backend computes that
+     * sum its own way): {@code [α·E·Σ f_e·P_e, β·Σ lse²/T]}.
+     */
+    static float[] routerLoss(Tensor lse, int[] selected, float[] probSums, int totalTokens, int k, float alpha,
+                              float beta, double lseSquares) {
         int e = selected.length;
         Check.that(probSums.length == e, "routerLossForward: probSums has " + probSums.length + " entries, selected "
                 + e);
@@ -328,12 +342,7 @@ final class CpuRouting {
         for (int j = 0; j < e; j++) {
             lb += (selected[j] / (t * k)) * (probSums[j] / t);
         }
-        double z = 0;
-        float[] l = f(lse);
-        for (int r = 0, n = lse.dim(0); r < n; r++) {
-            z += (double) l[o(lse) + r] * l[o(lse) + r];
-        }
-        return new float[] {(float) (alpha * e * lb), (float) (beta * z / t)};
+        return new float[] {(float) (alpha * e * lb), (float) (beta * lseSquares / t)};
     }
 
     static void routerLossBackward(Tensor dProbs, Tensor dLse, Tensor lse, int[] selected, int totalTokens, int k,

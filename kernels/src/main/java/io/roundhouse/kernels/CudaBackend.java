@@ -197,10 +197,8 @@ public final class CudaBackend implements Backend {
         int n = x.dim(0);
         int in = w.dim(0);
         int out = w.dim(1);
-        Check.shape("linearForward", x, n, in);
-        Check.shape("linearForward", y, n, out);
+        Check.linearForward(y, x, w, b);
         if (b != null) {
-            Check.shape("linearForward", b, out);
             grid("linearForward", "rh_bias_rows", (long) n * out, y, b, n, out);
         }
         sgemm("linearForward " + x + "·" + w, false, false, n, out, in, 1f, c(x), in, c(w), out, b == null ? 0f : 1f,
@@ -212,10 +210,8 @@ public final class CudaBackend implements Backend {
         int n = x.dim(0);
         int in = w.dim(0);
         int out = w.dim(1);
-        Check.shape("linearBackward", dy, n, out);
-        Check.shape("linearBackward", dw, in, out);
+        Check.linearBackward(dx, dw, dy, x, w);
         if (dx != null) {
-            Check.shape("linearBackward", dx, n, in);
             sgemm("linearBackward dx " + dy + "·" + w + "ᵀ", false, true, n, in, out, 1f, c(dy), out, c(w), out, 0f,
                     c(dx), in);
         }
@@ -230,8 +226,7 @@ public final class CudaBackend implements Backend {
     public void activationForward(Tensor h, Tensor a, Activation act) {
         int n = a.dim(0);
         int f = h.dim(1);
-        Check.shape("activationForward", a, n, act.preWidth(f));
-        Check.shape("activationForward", h, n, f);
+        Check.activation("activationForward", a, h, act);
         if (act == Activation.GELU) {
             grid("activationForward", "rh_gelu_forward", (long) n * f, h, a, (long) n * f);
         } else {
@@ -243,9 +238,8 @@ public final class CudaBackend implements Backend {
     public void activationBackward(Tensor da, Tensor dh, Tensor a, Activation act) {
         int n = a.dim(0);
         int f = dh.dim(1);
-        Check.shape("activationBackward", a, n, act.preWidth(f));
-        Check.shape("activationBackward", da, n, act.preWidth(f));
-        Check.shape("activationBackward", dh, n, f);
+        Check.activation("activationBackward", a, dh, act);
+        Check.activation("activationBackward", da, dh, act);
         if (act == Activation.GELU) {
             grid("activationBackward", "rh_gelu_backward", (long) n * f, da, dh, a, (long) n * f);
         } else {
@@ -297,7 +291,7 @@ public final class CudaBackend implements Backend {
         int d = w1.dim(1);
         int f1 = w1.dim(2);
         int f = w2.dim(1);
-        checkGroups("expertFfnForward", offsets, e);
+        Check.groups("expertFfnForward", offsets, e);
         Check.shape("expertFfnForward", w2, e, f, d);
         int m = offsets[e];
         Check.atLeastRows("expertFfnForward", x, m, d);
@@ -327,7 +321,7 @@ public final class CudaBackend implements Backend {
         int d = w1.dim(1);
         int f1 = w1.dim(2);
         int f = w2.dim(1);
-        checkGroups("expertFfnBackward", offsets, e);
+        Check.groups("expertFfnBackward", offsets, e);
         Check.shape("expertFfnBackward", dw1, e, d, f1);
         Check.shape("expertFfnBackward", dw2, e, f, d);
         int m = offsets[e];
@@ -351,15 +345,6 @@ public final class CudaBackend implements Backend {
         if (db1 != null) {
             dev.launchGrid("expertFfnBackward db1", "rh_column_sums_grouped", (f1 + 255) / 256, e, 1, 256, db1,
                     scratchDa, offsetsDev, f1);
-        }
-    }
-
-    private static void checkGroups(String op, int[] offsets, int e) {
-        Check.that(offsets.length == e + 1, op + ": offsets has " + offsets.length + " entries, expected E+1 = "
-                + (e + 1));
-        Check.that(offsets[0] == 0, op + ": offsets[0] must be 0, got " + offsets[0]);
-        for (int j = 0; j < e; j++) {
-            Check.that(offsets[j + 1] >= offsets[j], op + ": offsets must not decrease (expert " + j + ")");
         }
     }
 
@@ -671,18 +656,7 @@ public final class CudaBackend implements Backend {
     @Override
     public float[] routerLossForward(Tensor lse, int[] selected, float[] probSums, int totalTokens, int k, float alpha,
                                      float beta) {
-        int e = selected.length;
-        Check.that(probSums.length == e, "routerLossForward: probSums has " + probSums.length + " entries, selected "
-                + e);
-        Check.that(totalTokens >= lse.dim(0), "routerLossForward: totalTokens " + totalTokens + " < local tokens "
-                + lse.dim(0));
-        double t = totalTokens;
-        double lb = 0;
-        for (int j = 0; j < e; j++) {
-            lb += (selected[j] / (t * k)) * (probSums[j] / t);
-        }
-        double z = sumSquares(lse);
-        return new float[] {(float) (alpha * e * lb), (float) (beta * z / t)};
+        return CpuRouting.routerLoss(lse, selected, probSums, totalTokens, k, alpha, beta, sumSquares(lse));
     }
 
     @Override
@@ -742,10 +716,7 @@ public final class CudaBackend implements Backend {
     @Override
     public void adamWStep(Tensor w, Tensor g, Tensor m, Tensor v, float lr, float beta1, float beta2, float eps,
                           float weightDecay, int t) {
-        Check.sameSize("adamWStep", w, g);
-        Check.sameSize("adamWStep", w, m);
-        Check.sameSize("adamWStep", w, v);
-        Check.that(t >= 1, "adamWStep: step must be >= 1, got " + t);
+        Check.adamW(w, g, m, v, t);
         float c1 = (float) (1.0 / (1.0 - Math.pow(beta1, t)));
         float c2 = (float) (1.0 / (1.0 - Math.pow(beta2, t)));
         grid("adamWStep " + w.name(), "rh_adamw", w.size(), w, g, m, v, lr, beta1, beta2, eps, weightDecay, c1, c2,
