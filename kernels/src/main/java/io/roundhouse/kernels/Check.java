@@ -70,6 +70,26 @@ final class Check {
         return offsets[e];
     }
 
+    static void normForward(Tensor y, Tensor mean, Tensor rstd, Tensor x, Tensor gamma) {
+        int n = x.dim(0);
+        int d = x.dim(1);
+        shape("normForward", y, n, d);
+        shape("normForward", gamma, d);
+        shape("normForward", rstd, n);
+        shape("normForward", mean, n);
+    }
+
+    static void gateForward(Tensor probs, Tensor lse, Tensor topIdx, Tensor gates, Tensor logits) {
+        int n = logits.dim(0);
+        int e = logits.dim(1);
+        int k = topIdx.dim(1);
+        that(k >= 1 && k <= e, "gateForward: top-k " + k + " must be in [1, E=" + e + "]");
+        shape("gateForward", probs, n, e);
+        shape("gateForward", lse, n);
+        shape("gateForward", topIdx, n, k);
+        shape("gateForward", gates, n, k);
+    }
+
     static void adamW(Tensor w, Tensor g, Tensor m, Tensor v, int t) {
         sameSize("adamWStep", w, g);
         sameSize("adamWStep", w, m);

@@ -255,10 +255,7 @@ public final class CpuBackend implements Backend {
     public void normForward(Tensor y, Tensor mean, Tensor rstd, Tensor x, Tensor gamma, Tensor beta, float eps) {
         int n = x.dim(0);
         int d = x.dim(1);
-        Check.shape("normForward", y, n, d);
-        Check.shape("normForward", gamma, d);
-        Check.shape("normForward", rstd, n);
-        Check.shape("normForward", mean, n);
+        Check.normForward(y, mean, rstd, x, gamma);
         float[] xa = f(x);
         float[] ya = f(y);
         float[] g = f(gamma);

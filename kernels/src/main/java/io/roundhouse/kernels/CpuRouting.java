@@ -35,11 +35,7 @@ final class CpuRouting {
         int n = logits.dim(0);
         int e = logits.dim(1);
         int k = topIdx.dim(1);
-        Check.that(k >= 1 && k <= e, "gateForward: top-k " + k + " must be in [1, E=" + e + "]");
-        Check.shape("gateForward", probs, n, e);
-        Check.shape("gateForward", lse, n);
-        Check.shape("gateForward", topIdx, n, k);
-        Check.shape("gateForward", gates, n, k);
+        Check.gateForward(probs, lse, topIdx, gates, logits);
         float[] l = f(logits);
         float[] p = f(probs);
         int[] idx = i(topIdx);

@@ -352,10 +352,7 @@ public final class CudaBackend implements Backend {
     public void normForward(Tensor y, Tensor mean, Tensor rstd, Tensor x, Tensor gamma, Tensor beta, float eps) {
         int n = x.dim(0);
         int d = x.dim(1);
-        Check.shape("normForward", y, n, d);
-        Check.shape("normForward", gamma, d);
-        Check.shape("normForward", rstd, n);
-        Check.shape("normForward", mean, n);
+        Check.normForward(y, mean, rstd, x, gamma);
         if (n == 0) {
             return;
         }
@@ -504,11 +501,7 @@ public final class CudaBackend implements Backend {
         int n = logits.dim(0);
         int e = logits.dim(1);
         int k = topIdx.dim(1);
-        Check.that(k >= 1 && k <= e, "gateForward: top-k " + k + " must be in [1, E=" + e + "]");
-        Check.shape("gateForward", probs, n, e);
-        Check.shape("gateForward", lse, n);
-        Check.shape("gateForward", topIdx, n, k);
-        Check.shape("gateForward", gates, n, k);
+        Check.gateForward(probs, lse, topIdx, gates, logits);
         if (n > 0) {
             dev.bind();
             dev.launch("gateForward " + logits, "rh_gate_forward", (n + 127) / 128, 1, 128, probs, lse, topIdx, gates,

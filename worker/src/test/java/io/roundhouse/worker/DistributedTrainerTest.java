@@ -10,7 +10,6 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import io.roundhouse.worker.train.Trainer;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -64,15 +63,7 @@ class DistributedTrainerTest {
     }
 
     private static List<JsonNode> records(Path runDir, String type) throws Exception {
-        ObjectMapper json = new ObjectMapper();
-        List<JsonNode> out = new ArrayList<>();
-        for (String line : Files.readAllLines(runDir.resolve("metrics.jsonl"))) {
-            JsonNode n = json.readTree(line);
-            if (n.get("type").asText().equals(type)) {
-                out.add(n);
-            }
-        }
-        return out;
+        return TrainerGroups.records(runDir, type);
     }
 
     @Test

@@ -14,7 +14,6 @@ import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -71,15 +70,7 @@ class StnTrainingTest {
     }
 
     private static List<JsonNode> records(Path runDir, String type) throws Exception {
-        ObjectMapper json = new ObjectMapper();
-        List<JsonNode> out = new ArrayList<>();
-        for (String line : Files.readAllLines(runDir.resolve("metrics.jsonl"))) {
-            JsonNode n = json.readTree(line);
-            if (n.get("type").asText().equals(type)) {
-                out.add(n);
-            }
-        }
-        return out;
+        return TrainerGroups.records(runDir, type);
     }
 
     @Test

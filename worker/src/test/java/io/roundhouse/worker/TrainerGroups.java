@@ -76,4 +76,17 @@ public final class TrainerGroups {
             pool.shutdownNow();
         }
     }
+
+    /** The records of {@code type} in a run's {@code metrics.jsonl}, in order. */
+    public static List<com.fasterxml.jackson.databind.JsonNode> records(Path runDir, String type) throws Exception {
+        com.fasterxml.jackson.databind.ObjectMapper json = new com.fasterxml.jackson.databind.ObjectMapper();
+        List<com.fasterxml.jackson.databind.JsonNode> out = new ArrayList<>();
+        for (String line : java.nio.file.Files.readAllLines(runDir.resolve("metrics.jsonl"))) {
+            com.fasterxml.jackson.databind.JsonNode n = json.readTree(line);
+            if (n.get("type").asText().equals(type)) {
+                out.add(n);
+            }
+        }
+        return out;
+    }
 }
