@@ -11,20 +11,21 @@ import jcuda.Pointer;
  * The CUDA backend: every tensor in GPU memory, every op as our own kernels
  * ({@code kernels/src/main/cuda}), launched through the driver API.
  *
- * <p>{@code permuteBackward} builds its token → rows table on the host (from the row map, N·K
- * ints); the capacity plan brings its per-expert counts (2E ints) to the host. The expert FFN runs
- * each of its GEMMs over every expert's group in one launch.
+ * <p>The routing ops are in {@link CudaRouting}. The expert FFN runs each of its GEMMs over every
+ * expert's group in one launch.
  */
 public final class CudaBackend implements Backend {
     private final CudaDevice dev;
     private final CudaTensor partial;   // sumSquares' per-block sums (doubles)
-    private final CudaTensor flag;      // crossEntropyForward's bad-label flag
+    private final CudaTensor flag;      // a kernel's bad-input flag (a label, an expert index)
+    private final CudaRouting routing;
 
     /** @param ordinal the GPU, as numbered by the CUDA driver */
     public CudaBackend(int ordinal) {
         this.dev = new CudaDevice(ordinal);
         this.partial = (CudaTensor) allocate("sumSquares.partial", DType.FLOAT32, 2 * 4096);
-        this.flag = (CudaTensor) allocate("crossEntropy.flag", DType.INT32, 1);
+        this.flag = (CudaTensor) allocate("bad-input.flag", DType.INT32, 1);
+        this.routing = new CudaRouting(this, dev, flag);
     }
 
     /** Why this backend cannot run on this machine, or null when it can. */
@@ -37,7 +38,7 @@ public final class CudaBackend implements Backend {
         return "cuda(" + dev.ordinal() + ": " + dev.name() + ")";
     }
 
-    private static CudaTensor c(Tensor t) {
+    static CudaTensor c(Tensor t) {
         if (!(t instanceof CudaTensor ct)) {
             throw new IllegalArgumentException(t + " is not a CUDA tensor: tensors must come from this backend");
         }
@@ -143,7 +144,7 @@ public final class CudaBackend implements Backend {
     }
 
     /** A grid-stride kernel over n elements (nothing when n = 0). */
-    private void grid(String op, String fn, long n, Object... args) {
+    void grid(String op, String fn, long n, Object... args) {
         if (n == 0) {
             return;
         }
@@ -468,182 +469,48 @@ public final class CudaBackend implements Backend {
         grid("scaleRows", "rh_scale_rows", t.size(), t, s, t.dim(0), t.rowSize());
     }
 
-    // ---- routing --------------------------------------------------------------------------------
-
-    private CudaTensor scratchF;
-    private CudaTensor scratchI;
-
-    /** A device float buffer of at least n elements, grown (rarely: the largest size seen) as needed. */
-    private CudaTensor floats(int n) {
-        if (scratchF == null || scratchF.size() < n) {
-            scratchF = (CudaTensor) allocate("scratch.f", DType.FLOAT32, Math.max(n, 1024));
-        }
-        return scratchF;
-    }
-
-    private CudaTensor ints(int n) {
-        if (scratchI == null || scratchI.size() < n) {
-            scratchI = (CudaTensor) allocate("scratch.i", DType.INT32, Math.max(n, 1024));
-        }
-        return scratchI;
-    }
-
-    private static int mode(GateMode m) {
-        return switch (m) {
-            case SOFTMAX_TOPK -> 0;
-            case SOFTMAX_TOPK_RENORM -> 1;
-            case TOPK_SOFTMAX -> 2;
-        };
-    }
+    // ---- routing (CudaRouting) -----------------------------------------------------------------
 
     @Override
     public void gateForward(Tensor probs, Tensor lse, Tensor topIdx, Tensor gates, Tensor logits, GateMode mode) {
-        int n = logits.dim(0);
-        int e = logits.dim(1);
-        int k = topIdx.dim(1);
-        Check.gateForward(probs, lse, topIdx, gates, logits);
-        if (n > 0) {
-            dev.bind();
-            dev.launch("gateForward " + logits, "rh_gate_forward", (n + 127) / 128, 1, 128, probs, lse, topIdx, gates,
-                    logits, n, e, k, mode(mode));
-        }
+        routing.gateForward(probs, lse, topIdx, gates, logits, mode);
     }
 
     @Override
     public void gateBackward(Tensor dLogits, Tensor dGates, Tensor dProbs, Tensor dLse, Tensor probs, Tensor topIdx,
                              Tensor gates, GateMode mode) {
-        int n = probs.dim(0);
-        int e = probs.dim(1);
-        int k = topIdx.dim(1);
-        Check.shape("gateBackward", dLogits, n, e);
-        Check.shape("gateBackward", dGates, n, k);
-        if (n > 0) {
-            dev.bind();
-            dev.launch("gateBackward " + probs, "rh_gate_backward", (n + 127) / 128, 1, 128, dLogits, dGates, dProbs,
-                    dLse, probs, topIdx, gates, n, e, k, mode(mode));
-        }
+        routing.gateBackward(dLogits, dGates, dProbs, dLse, probs, topIdx, gates, mode);
     }
 
-    /**
-     * The capacity plan on the device: each copy's rank among the higher-priority copies of its
-     * expert (priority: choice, then token) decides whether it is kept and its row, which is the
-     * CPU plan's result; only the per-expert counts (2E ints) come to the host.
-     */
     @Override
     public int dispatchPlan(Tensor rowToken, Tensor copyRow, int[] offsets, int[] selected, Tensor topIdx,
                             int numExperts, int capacity) {
-        int n = topIdx.dim(0);
-        int k = topIdx.dim(1);
-        Check.shape("dispatchPlan", copyRow, n, k);
-        Check.that(rowToken.size() >= n * k, "dispatchPlan: rowToken " + rowToken + " needs N·K = " + (n * k)
-                + " entries");
-        Check.that(offsets.length == numExperts + 1, "dispatchPlan: offsets needs E+1 = " + (numExperts + 1)
-                + " entries");
-        Check.that(selected.length == numExperts, "dispatchPlan: selected needs E = " + numExperts + " entries");
-        java.util.Arrays.fill(offsets, 0);
-        java.util.Arrays.fill(selected, 0);
-        if (n == 0) {
-            return 0;
-        }
-        int copies = n * k;
-        CudaTensor scratch = ints(copies + 3 * numExperts + 1);
-        Tensor rank = scratch.rows(0, copies);
-        Tensor counts = scratch.rows(copies, 2 * numExperts);
-        Tensor groups = scratch.rows(copies + 2 * numExperts, numExperts + 1);
-        dev.bind();
-        dev.call("dispatchPlan", () -> cuMemsetD32(flag.ptr(), 0, 1));
-        dev.launch("dispatchPlan rank", "rh_plan_rank", (copies + 127) / 128, 1, 128, rank, topIdx, n, k);
-        dev.launch("dispatchPlan counts", "rh_plan_counts", (numExperts + 127) / 128, 1, 128, counts, topIdx, n, k,
-                numExperts, capacity, flag);
-        int[] bad = new int[1];
-        dev.call("dispatchPlan", () -> cuMemcpyDtoH(Pointer.to(bad), flag.ptr(), 4));
-        if (bad[0] != 0) {
-            int[] idx = new int[copies];
-            read(topIdx, idx);
-            int r = bad[0] - 1;
-            for (int s = 0; s < k; s++) {
-                int e = idx[r * k + s];
-                Check.that(e >= 0 && e < numExperts, "dispatchPlan: expert index " + e + " of token " + r
-                        + " is outside [0, " + numExperts + ")");
-            }
-        }
-        int[] c = new int[2 * numExperts];
-        read(counts, c);
-        for (int e = 0; e < numExperts; e++) {
-            selected[e] = c[e];
-            offsets[e + 1] = offsets[e] + c[numExperts + e];
-        }
-        write(groups, offsets);
-        dev.launch("dispatchPlan fill", "rh_plan_fill", (copies + 127) / 128, 1, 128, rowToken, copyRow, rank, topIdx,
-                groups, n, k, capacity);
-        return offsets[numExperts];
+        return routing.dispatchPlan(rowToken, copyRow, offsets, selected, topIdx, numExperts, capacity);
     }
 
     @Override
     public void permuteForward(Tensor xp, Tensor x, Tensor rowToken, int m) {
-        int d = x.rowSize();
-        Check.atLeastRows("permuteForward", xp, m, d);
-        grid("permuteForward", "rh_permute_forward", (long) m * d, xp, x, rowToken, m, d);
+        routing.permuteForward(xp, x, rowToken, m);
     }
 
-    /** The unweighted un-permute; each token's copies are summed in row order (a token → rows table built here). */
     @Override
     public void permuteBackward(Tensor dx, Tensor dxp, Tensor rowToken, int m) {
-        int d = dx.rowSize();
-        int n = dx.dim(0);
-        Check.atLeastRows("permuteBackward", dxp, m, d);
-        int[] tok = new int[m];
-        if (m > 0) {
-            read(rowToken.rows(0, m), tok);
-        }
-        int[] count = new int[n];
-        int most = 1;
-        for (int t : tok) {
-            most = Math.max(most, ++count[t]);
-        }
-        int[] table = new int[n * most];
-        java.util.Arrays.fill(table, -1);
-        java.util.Arrays.fill(count, 0);
-        for (int r = 0; r < m; r++) {
-            table[tok[r] * most + count[tok[r]]++] = r;
-        }
-        CudaTensor rows = ints(table.length);
-        write(rows.rows(0, table.length), table);
-        grid("permuteBackward", "rh_permute_backward", (long) n * d, dx, dxp, rows, n, d, most);
+        routing.permuteBackward(dx, dxp, rowToken, m);
     }
 
     @Override
     public void unpermuteForward(Tensor y, Tensor yp, Tensor copyRow, Tensor gates) {
-        int n = y.dim(0);
-        int d = y.rowSize();
-        int k = copyRow.dim(1);
-        Check.shape("unpermuteForward", copyRow, n, k);
-        grid("unpermuteForward", "rh_unpermute_forward", (long) n * d, y, yp, copyRow, gates, n, d, k);
+        routing.unpermuteForward(y, yp, copyRow, gates);
     }
 
     @Override
     public void unpermuteBackward(Tensor dyp, Tensor dGates, Tensor dy, Tensor yp, Tensor copyRow, Tensor gates) {
-        int n = dy.dim(0);
-        int d = dy.rowSize();
-        int k = copyRow.dim(1);
-        Check.shape("unpermuteBackward", copyRow, n, k);
-        grid("unpermuteBackward", "rh_unpermute_backward_rows", (long) n * k * d, dyp, dy, copyRow, gates, n, d, k);
-        if (dGates != null && n > 0) {
-            dev.bind();
-            dev.launch("unpermuteBackward gates", "rh_unpermute_backward_gates", (n * k + 127) / 128, 1, 128, dGates,
-                    dy, yp, copyRow, n, d, k);
-        }
+        routing.unpermuteBackward(dyp, dGates, dy, yp, copyRow, gates);
     }
 
     @Override
     public void routerStats(Tensor probs, float[] probSums) {
-        int n = probs.dim(0);
-        int e = probs.dim(1);
-        Check.that(probSums.length == e, "routerStats: probSums has " + probSums.length + " entries, expected E = " + e);
-        CudaTensor out = floats(e);
-        dev.bind();
-        dev.launch("routerStats", "rh_column_sums_double", (e + 127) / 128, 1, 128, out, probs, n, e);
-        read(out.rows(0, e), probSums);
+        routing.routerStats(probs, probSums);
     }
 
     @Override
@@ -655,19 +522,7 @@ public final class CudaBackend implements Backend {
     @Override
     public void routerLossBackward(Tensor dProbs, Tensor dLse, Tensor lse, int[] selected, int totalTokens, int k,
                                    float alpha, float beta, float dLoss) {
-        int n = lse.dim(0);
-        int e = selected.length;
-        Check.shape("routerLossBackward", dProbs, n, e);
-        Check.shape("routerLossBackward", dLse, n);
-        double t = totalTokens;
-        float[] column = new float[e];
-        for (int j = 0; j < e; j++) {
-            column[j] = (float) (dLoss * alpha * e * (selected[j] / (t * k)) / t);
-        }
-        CudaTensor c = floats(e);
-        write(c.rows(0, e), column);
-        grid("routerLossBackward", "rh_router_loss_backward", (long) n * e, dProbs, dLse, lse, c, n, e,
-                (float) (dLoss * 2 * beta / t));
+        routing.routerLossBackward(dProbs, dLse, lse, selected, totalTokens, k, alpha, beta, dLoss);
     }
 
     // ---- loss and optimizer -------------------------------------------------------------------

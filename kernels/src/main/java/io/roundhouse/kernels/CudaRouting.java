@@ -1,0 +1,209 @@
+package io.roundhouse.kernels;
+
+import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
+import static jcuda.driver.JCudaDriver.cuMemsetD32;
+
+import jcuda.Pointer;
+
+/**
+ * Routing ops of the CUDA backend (kernels in {@code routing.cu}): gating, the capacity plan
+ * without a sequential pass (each copy's rank among the higher-priority copies of its expert; only
+ * the per-expert counts, 2E ints, come to the host), permute / un-permute and the router's
+ * statistics and loss gradients. {@code permuteBackward} builds its token → rows table on the host
+ * from the row map (N·K ints). Legend as in {@link Backend}.
+ */
+final class CudaRouting {
+    private final CudaBackend be;
+    private final CudaDevice dev;
+    private final CudaTensor flag;
+    private CudaTensor scratchF;
+    private CudaTensor scratchI;
+
+    CudaRouting(CudaBackend be, CudaDevice dev, CudaTensor flag) {
+        this.be = be;
+        this.dev = dev;
+        this.flag = flag;
+    }
+
+    /** A device float buffer of at least n elements, grown (rarely: the largest size seen) as needed. */
+    private CudaTensor floats(int n) {
+        if (scratchF == null || scratchF.size() < n) {
+            scratchF = (CudaTensor) be.allocate("scratch.f", DType.FLOAT32, Math.max(n, 1024));
+        }
+        return scratchF;
+    }
+
+    private CudaTensor ints(int n) {
+        if (scratchI == null || scratchI.size() < n) {
+            scratchI = (CudaTensor) be.allocate("scratch.i", DType.INT32, Math.max(n, 1024));
+        }
+        return scratchI;
+    }
+
+    private static int mode(GateMode m) {
+        return switch (m) {
+            case SOFTMAX_TOPK -> 0;
+            case SOFTMAX_TOPK_RENORM -> 1;
+            case TOPK_SOFTMAX -> 2;
+        };
+    }
+
+    void gateForward(Tensor probs, Tensor lse, Tensor topIdx, Tensor gates, Tensor logits, GateMode mode) {
+        int n = logits.dim(0);
+        int e = logits.dim(1);
+        int k = topIdx.dim(1);
+        Check.gateForward(probs, lse, topIdx, gates, logits);
+        if (n > 0) {
+            dev.bind();
+            dev.launch("gateForward " + logits, "rh_gate_forward", (n + 127) / 128, 1, 128, probs, lse, topIdx, gates,
+                    logits, n, e, k, mode(mode));
+        }
+    }
+
+    void gateBackward(Tensor dLogits, Tensor dGates, Tensor dProbs, Tensor dLse, Tensor probs, Tensor topIdx,
+                             Tensor gates, GateMode mode) {
+        int n = probs.dim(0);
+        int e = probs.dim(1);
+        int k = topIdx.dim(1);
+        Check.shape("gateBackward", dLogits, n, e);
+        Check.shape("gateBackward", dGates, n, k);
+        if (n > 0) {
+            dev.bind();
+            dev.launch("gateBackward " + probs, "rh_gate_backward", (n + 127) / 128, 1, 128, dLogits, dGates, dProbs,
+                    dLse, probs, topIdx, gates, n, e, k, mode(mode));
+        }
+    }
+
+    /**
+     * The capacity plan on the device: each copy's rank among the higher-priority copies of its
+     * expert (priority: choice, then token) decides whether it is kept and its row, which is the
+     * CPU plan's result; only the per-expert counts (2E ints) come to the host.
+     */
+    int dispatchPlan(Tensor rowToken, Tensor copyRow, int[] offsets, int[] selected, Tensor topIdx,
+                            int numExperts, int capacity) {
+        int n = topIdx.dim(0);
+        int k = topIdx.dim(1);
+        Check.shape("dispatchPlan", copyRow, n, k);
+        Check.that(rowToken.size() >= n * k, "dispatchPlan: rowToken " + rowToken + " needs N·K = " + (n * k)
+                + " entries");
+        Check.that(offsets.length == numExperts + 1, "dispatchPlan: offsets needs E+1 = " + (numExperts + 1)
+                + " entries");
+        Check.that(selected.length == numExperts, "dispatchPlan: selected needs E = " + numExperts + " entries");
+        java.util.Arrays.fill(offsets, 0);
+        java.util.Arrays.fill(selected, 0);
+        if (n == 0) {
+            return 0;
+        }
+        int copies = n * k;
+        CudaTensor scratch = ints(copies + 3 * numExperts + 1);
+        Tensor rank = scratch.rows(0, copies);
+        Tensor counts = scratch.rows(copies, 2 * numExperts);
+        Tensor groups = scratch.rows(copies + 2 * numExperts, numExperts + 1);
+        dev.bind();
+        dev.call("dispatchPlan", () -> cuMemsetD32(flag.ptr(), 0, 1));
+        dev.launch("dispatchPlan rank", "rh_plan_rank", (copies + 127) / 128, 1, 128, rank, topIdx, n, k);
+        dev.launch("dispatchPlan counts", "rh_plan_counts", (numExperts + 127) / 128, 1, 128, counts, topIdx, n, k,
+                numExperts, capacity, flag);
+        int[] bad = new int[1];
+        dev.call("dispatchPlan", () -> cuMemcpyDtoH(Pointer.to(bad), flag.ptr(), 4));
+        if (bad[0] != 0) {
+            int[] idx = new int[copies];
+            be.read(topIdx, idx);
+            int r = bad[0] - 1;
+            for (int s = 0; s < k; s++) {
+                int e = idx[r * k + s];
+                Check.that(e >= 0 && e < numExperts, "dispatchPlan: expert index " + e + " of token " + r
+                        + " is outside [0, " + numExperts + ")");
+            }
+        }
+        int[] c = new int[2 * numExperts];
+        be.read(counts, c);
+        for (int e = 0; e < numExperts; e++) {
+            selected[e] = c[e];
+            offsets[e + 1] = offsets[e] + c[numExperts + e];
+        }
+        be.write(groups, offsets);
+        dev.launch("dispatchPlan fill", "rh_plan_fill", (copies + 127) / 128, 1, 128, rowToken, copyRow, rank, topIdx,
+                groups, n, k, capacity);
+        return offsets[numExperts];
+    }
+
+    void permuteForward(Tensor xp, Tensor x, Tensor rowToken, int m) {
+        int d = x.rowSize();
+        Check.atLeastRows("permuteForward", xp, m, d);
+        be.grid("permuteForward", "rh_permute_forward", (long) m * d, xp, x, rowToken, m, d);
+    }
+
+    /** The unweighted un-permute; each token's copies are summed in row order (a token → rows table built here). */
+    void permuteBackward(Tensor dx, Tensor dxp, Tensor rowToken, int m) {
+        int d = dx.rowSize();
+        int n = dx.dim(0);
+        Check.atLeastRows("permuteBackward", dxp, m, d);
+        int[] tok = new int[m];
+        if (m > 0) {
+            be.read(rowToken.rows(0, m), tok);
+        }
+        int[] count = new int[n];
+        int most = 1;
+        for (int t : tok) {
+            most = Math.max(most, ++count[t]);
+        }
+        int[] table = new int[n * most];
+        java.util.Arrays.fill(table, -1);
+        java.util.Arrays.fill(count, 0);
+        for (int r = 0; r < m; r++) {
+            table[tok[r] * most + count[tok[r]]++] = r;
+        }
+        CudaTensor rows = ints(table.length);
+        be.write(rows.rows(0, table.length), table);
+        be.grid("permuteBackward", "rh_permute_backward", (long) n * d, dx, dxp, rows, n, d, most);
+    }
+
+    void unpermuteForward(Tensor y, Tensor yp, Tensor copyRow, Tensor gates) {
+        int n = y.dim(0);
+        int d = y.rowSize();
+        int k = copyRow.dim(1);
+        Check.shape("unpermuteForward", copyRow, n, k);
+        be.grid("unpermuteForward", "rh_unpermute_forward", (long) n * d, y, yp, copyRow, gates, n, d, k);
+    }
+
+    void unpermuteBackward(Tensor dyp, Tensor dGates, Tensor dy, Tensor yp, Tensor copyRow, Tensor gates) {
+        int n = dy.dim(0);
+        int d = dy.rowSize();
+        int k = copyRow.dim(1);
+        Check.shape("unpermuteBackward", copyRow, n, k);
+        be.grid("unpermuteBackward", "rh_unpermute_backward_rows", (long) n * k * d, dyp, dy, copyRow, gates, n, d, k);
+        if (dGates != null && n > 0) {
+            dev.bind();
+            dev.launch("unpermuteBackward gates", "rh_unpermute_backward_gates", (n * k + 127) / 128, 1, 128, dGates,
+                    dy, yp, copyRow, n, d, k);
+        }
+    }
+
+    void routerStats(Tensor probs, float[] probSums) {
+        int n = probs.dim(0);
+        int e = probs.dim(1);
+        Check.that(probSums.length == e, "routerStats: probSums has " + probSums.length + " entries, expected E = " + e);
+        CudaTensor out = floats(e);
+        dev.bind();
+        dev.launch("routerStats", "rh_column_sums_double", (e + 127) / 128, 1, 128, out, probs, n, e);
+        be.read(out.rows(0, e), probSums);
+    }
+
+    void routerLossBackward(Tensor dProbs, Tensor dLse, Tensor lse, int[] selected, int totalTokens, int k,
+                                   float alpha, float beta, float dLoss) {
+        int n = lse.dim(0);
+        int e = selected.length;
+        Check.shape("routerLossBackward", dProbs, n, e);
+        Check.shape("routerLossBackward", dLse, n);
+        double t = totalTokens;
+        float[] column = new float[e];
+        for (int j = 0; j < e; j++) {
+            column[j] = (float) (dLoss * alpha * e * (selected[j] / (t * k)) / t);
+        }
+        CudaTensor c = floats(e);
+        be.write(c.rows(0, e), column);
+        be.grid("routerLossBackward", "rh_router_loss_backward", (long) n * e, dProbs, dLse, lse, c, n, e,
+                (float) (dLoss * 2 * beta / t));
+    }
+}
