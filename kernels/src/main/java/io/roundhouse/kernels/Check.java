@@ -70,6 +70,48 @@ final class Check {
         return offsets[e];
     }
 
+    static void crossEntropyForward(Tensor losses, Tensor probs, Tensor logits, Tensor labels) {
+        int n = logits.dim(0);
+        shape("crossEntropyForward", probs, n, logits.dim(1));
+        shape("crossEntropyForward", losses, n);
+        shape("crossEntropyForward", labels, n);
+    }
+
+    /** The grouped FFN's tensors; returns the rows the groups cover. */
+    static int expertFfnForward(Tensor y, Tensor a, Tensor h, Tensor x, Tensor w1, Tensor w2, int[] offsets,
+                                Activation act) {
+        int e = w1.dim(0);
+        int d = w1.dim(1);
+        int f1 = w1.dim(2);
+        int f = w2.dim(1);
+        int m = groups("expertFfnForward", offsets, e);
+        shape("expertFfnForward", w2, e, f, d);
+        that(f1 == act.preWidth(f), "expertFfnForward: w1 width " + f1 + " does not match " + act
+                + " with hidden width " + f);
+        atLeastRows("expertFfnForward", x, m, d);
+        atLeastRows("expertFfnForward", y, m, d);
+        atLeastRows("expertFfnForward", a, m, f1);
+        atLeastRows("expertFfnForward", h, m, f);
+        return m;
+    }
+
+    /** The grouped FFN backward's tensors; returns the rows the groups cover. */
+    static int expertFfnBackward(Tensor dx, Tensor dw1, Tensor dw2, Tensor dy, Tensor w1, Tensor w2, int[] offsets,
+                                 Tensor scratchDh, Tensor scratchDa) {
+        int e = w1.dim(0);
+        int d = w1.dim(1);
+        int f1 = w1.dim(2);
+        int f = w2.dim(1);
+        int m = groups("expertFfnBackward", offsets, e);
+        shape("expertFfnBackward", dw1, e, d, f1);
+        shape("expertFfnBackward", dw2, e, f, d);
+        atLeastRows("expertFfnBackward", dx, m, d);
+        atLeastRows("expertFfnBackward", dy, m, d);
+        atLeastRows("expertFfnBackward", scratchDh, m, f);
+        atLeastRows("expertFfnBackward", scratchDa, m, f1);
+        return m;
+    }
+
     static void normForward(Tensor y, Tensor mean, Tensor rstd, Tensor x, Tensor gamma) {
         int n = x.dim(0);
         int d = x.dim(1);

@@ -194,14 +194,7 @@ public final class CpuBackend implements Backend {
         int d = w1.dim(1);
         int f1 = w1.dim(2);
         int f = w2.dim(1);
-        int m = Check.groups("expertFfnForward", offsets, e);
-        Check.shape("expertFfnForward", w2, e, f, d);
-        Check.that(f1 == act.preWidth(f), "expertFfnForward: w1 width " + f1 + " does not match " + act
-                + " with hidden width " + f);
-        Check.atLeastRows("expertFfnForward", x, m, d);
-        Check.atLeastRows("expertFfnForward", y, m, d);
-        Check.atLeastRows("expertFfnForward", a, m, f1);
-        Check.atLeastRows("expertFfnForward", h, m, f);
+        Check.expertFfnForward(y, a, h, x, w1, w2, offsets, act);
         for (int ex = 0; ex < e; ex++) {
             int r0 = offsets[ex];
             int rows = offsets[ex + 1] - r0;
@@ -224,13 +217,7 @@ public final class CpuBackend implements Backend {
         int d = w1.dim(1);
         int f1 = w1.dim(2);
         int f = w2.dim(1);
-        int m = Check.groups("expertFfnBackward", offsets, e);
-        Check.shape("expertFfnBackward", dw1, e, d, f1);
-        Check.shape("expertFfnBackward", dw2, e, f, d);
-        Check.atLeastRows("expertFfnBackward", dx, m, d);
-        Check.atLeastRows("expertFfnBackward", dy, m, d);
-        Check.atLeastRows("expertFfnBackward", scratchDh, m, f);
-        Check.atLeastRows("expertFfnBackward", scratchDa, m, f1);
+        Check.expertFfnBackward(dx, dw1, dw2, dy, w1, w2, offsets, scratchDh, scratchDa);
         float[] dh = f(scratchDh);
         float[] da = f(scratchDa);
         for (int ex = 0; ex < e; ex++) {
@@ -437,9 +424,7 @@ public final class CpuBackend implements Backend {
     public void crossEntropyForward(Tensor losses, Tensor probs, Tensor logits, Tensor labels) {
         int n = logits.dim(0);
         int classes = logits.dim(1);
-        Check.shape("crossEntropyForward", probs, n, classes);
-        Check.shape("crossEntropyForward", losses, n);
-        Check.shape("crossEntropyForward", labels, n);
+        Check.crossEntropyForward(losses, probs, logits, labels);
         float[] l = f(logits);
         float[] p = f(probs);
         int[] y = i(labels);

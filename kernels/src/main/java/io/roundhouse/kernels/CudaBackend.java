@@ -292,13 +292,7 @@ public final class CudaBackend implements Backend {
         int d = w1.dim(1);
         int f1 = w1.dim(2);
         int f = w2.dim(1);
-        Check.groups("expertFfnForward", offsets, e);
-        Check.shape("expertFfnForward", w2, e, f, d);
-        int m = offsets[e];
-        Check.atLeastRows("expertFfnForward", x, m, d);
-        Check.atLeastRows("expertFfnForward", y, m, d);
-        Check.atLeastRows("expertFfnForward", a, m, f1);
-        Check.atLeastRows("expertFfnForward", h, m, f);
+        int m = Check.expertFfnForward(y, a, h, x, w1, w2, offsets, act);
         if (m == 0) {
             return;
         }
@@ -322,14 +316,7 @@ public final class CudaBackend implements Backend {
         int d = w1.dim(1);
         int f1 = w1.dim(2);
         int f = w2.dim(1);
-        Check.groups("expertFfnBackward", offsets, e);
-        Check.shape("expertFfnBackward", dw1, e, d, f1);
-        Check.shape("expertFfnBackward", dw2, e, f, d);
-        int m = offsets[e];
-        Check.atLeastRows("expertFfnBackward", dx, m, d);
-        Check.atLeastRows("expertFfnBackward", dy, m, d);
-        Check.atLeastRows("expertFfnBackward", scratchDh, m, f);
-        Check.atLeastRows("expertFfnBackward", scratchDa, m, f1);
+        int m = Check.expertFfnBackward(dx, dw1, dw2, dy, w1, w2, offsets, scratchDh, scratchDa);
         if (m == 0) {
             return;
         }
@@ -531,9 +518,7 @@ public final class CudaBackend implements Backend {
     public void crossEntropyForward(Tensor losses, Tensor probs, Tensor logits, Tensor labels) {
         int n = logits.dim(0);
         int classes = logits.dim(1);
-        Check.shape("crossEntropyForward", probs, n, classes);
-        Check.shape("crossEntropyForward", losses, n);
-        Check.shape("crossEntropyForward", labels, n);
+        Check.crossEntropyForward(losses, probs, logits, labels);
         if (n == 0) {
             return;
         }
