@@ -92,41 +92,25 @@ public final class BenchCommand implements Callable<Integer> {
                 c = idle != null ? c.withIdle(idle) : c;
                 return driverThreading != null ? c.withDriverThreading(driverThreading) : c;
             }).run(out);
-            if (json != null) {
-                io.roundhouse.worker.train.RunFiles.writeAtomically(json,
-                        new com.fasterxml.jackson.databind.ObjectMapper().writerWithDefaultPrettyPrinter()
-                                .writeValueAsString(r) + "\n");
-            }
+            writeJson(r);
             return 0;
         }
         if (what.equals("cuda")) {
             JobConfig c = JobConfig.load(config, io.roundhouse.driver.ConfigOptions.parseOverrides(overrides));
             java.util.Map<String, Object> r = new CudaBench(c, seconds).run(out);
-            if (json != null) {
-                io.roundhouse.worker.train.RunFiles.writeAtomically(json,
-                        new com.fasterxml.jackson.databind.ObjectMapper().writerWithDefaultPrettyPrinter()
-                                .writeValueAsString(r) + "\n");
-            }
+            writeJson(r);
             return 0;
         }
         if (what.equals("stn")) {
             JobConfig c = JobConfig.load(config, io.roundhouse.driver.ConfigOptions.parseOverrides(overrides));
             java.util.Map<String, Object> r = new StnExperiment(c, seeds, trials, parallel, outDir).run(out);
-            if (json != null) {
-                io.roundhouse.worker.train.RunFiles.writeAtomically(json,
-                        new com.fasterxml.jackson.databind.ObjectMapper().writerWithDefaultPrettyPrinter()
-                                .writeValueAsString(r) + "\n");
-            }
+            writeJson(r);
             return 0;
         }
         if (what.equals("train")) {
             JobConfig c = JobConfig.load(config, io.roundhouse.driver.ConfigOptions.parseOverrides(overrides));
             java.util.Map<String, Object> r = new TrainBench(c, workers, steps).run(out, spec.commandLine().getErr());
-            if (json != null) {
-                io.roundhouse.worker.train.RunFiles.writeAtomically(json,
-                        new com.fasterxml.jackson.databind.ObjectMapper().writerWithDefaultPrettyPrinter()
-                                .writeValueAsString(r) + "\n");
-            }
+            writeJson(r);
             return 0;
         }
         if (!what.equals("kernels")) {
@@ -141,5 +125,14 @@ public final class BenchCommand implements Callable<Integer> {
             io.roundhouse.worker.train.RunFiles.writeAtomically(json, r.toJson());
         }
         return 0;
+    }
+
+    /** The report as pretty-printed JSON into {@code --json}, when given. */
+    private void writeJson(java.util.Map<String, Object> report) throws java.io.IOException {
+        if (json != null) {
+            io.roundhouse.worker.train.RunFiles.writeAtomically(json,
+                    new com.fasterxml.jackson.databind.ObjectMapper().writerWithDefaultPrettyPrinter()
+                            .writeValueAsString(report) + "\n");
+        }
     }
 }

@@ -347,9 +347,12 @@ public final class Trainer {
             this.sync = group.gradientSync(be, model.params(), sums.length);
             this.tuner = spec.stn().enabled() ? new StnTuner(config, be, model, group, valid, partitioned) : null;
             int shift = config.get(ConfigKeys.AUGMENT_SHIFT);
-            this.augmentShift = shift == 0 || (tuner != null && tuner.tunes(Hyper.AUGMENT_SHIFT)) ? null
-                    : java.util.Collections.nCopies(model.maxBatch(), shift).stream().mapToInt(Integer::intValue)
-                    .toArray();
+            if (shift == 0 || (tuner != null && tuner.tunes(Hyper.AUGMENT_SHIFT))) {
+                this.augmentShift = null;
+            } else {
+                this.augmentShift = new int[model.maxBatch()];
+                java.util.Arrays.fill(augmentShift, shift);
+            }
         }
 
         Result run() throws IOException {
