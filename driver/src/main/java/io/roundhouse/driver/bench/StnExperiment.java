@@ -143,11 +143,7 @@ final class StnExperiment {
             for (Path run : runs.sorted(java.util.Comparator.reverseOrder()).toList()) {
                 Path summary = run.resolve("summary.json");
                 if (Files.exists(summary) && Files.readString(run.resolve("config.conf")).equals(c.describe())) {
-                    var s = new ObjectMapper().readTree(summary.toFile());
-                    return new Trainer.Result(run, s.path("steps").asInt(), s.path("wallSeconds").asDouble(),
-                            s.path("validationAccuracy").asDouble(), s.path("testAccuracy").asDouble(),
-                            s.path("testLoss").asDouble(), s.path("tokensPerSecond").asDouble(),
-                            s.path("parameterDigest").asText());
+                    return Trainer.Result.of(run, new ObjectMapper().readTree(summary.toFile()));
                 }
             }
         }

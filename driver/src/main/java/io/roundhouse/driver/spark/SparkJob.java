@@ -404,10 +404,7 @@ public final class SparkJob {
                 out.printf("self-tuning: ended with %s; report %s%n", summary.path("hyperparameters"),
                         io.roundhouse.worker.train.StnReport.write(runDir));
             }
-            return new Trainer.Result(runDir, summary.path("steps").asInt(), summary.path("wallSeconds").asDouble(),
-                    summary.path("validationAccuracy").asDouble(), summary.path("testAccuracy").asDouble(),
-                    summary.path("testLoss").asDouble(), summary.path("tokensPerSecond").asDouble(),
-                    summary.path("parameterDigest").asText());
+            return Trainer.Result.of(runDir, summary);
         }
 
         @Override

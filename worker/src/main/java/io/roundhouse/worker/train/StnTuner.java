@@ -66,6 +66,7 @@ final class StnTuner {
     private final int globalBatch;        // examples of a validation batch over every worker
     private final int batchesPerEpoch;
     private final float[] eps;
+    private final double[] drawSigma;     // σ while drawing a pass's perturbations
     private final float[] delta;
     private final float[][] values;
     private final float[] dDelta;
@@ -116,6 +117,7 @@ final class StnTuner {
         this.valid = new Batcher(be, validation, shard, partitioned ? seed + 7919L * (rank + 1) + 17 : seed + 17);
         int n = model.maxBatch();
         this.eps = new float[n * h];
+        this.drawSigma = new double[h];
         this.delta = new float[n * h];
         this.values = new float[h][n];
         this.dDelta = new float[n * h];
@@ -262,6 +264,9 @@ final class StnTuner {
     /** ε and Δ = σ⊙ε for examples [first, first + n) at this stream. */
     private void draw(long stream, long first, int n) {
         long key = seed ^ EPS_SEED;
+        for (int j = 0; j < h; j++) {
+            drawSigma[j] = opt.sigma(j);
+        }
         for (int i = 0; i < n; i++) {
             for (int j = 0; j < h; j++) {
                 long e = ((first + i) * h + j) * 2;
@@ -269,7 +274,7 @@ final class StnTuner {
                 double u2 = Philox.uniform(key, stream, e + 1);
                 float g = (float) (Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2));
                 eps[i * h + j] = g;
-                delta[i * h + j] = (float) (opt.sigma(j) * g);
+                delta[i * h + j] = (float) (drawSigma[j] * g);
             }
         }
     }

@@ -75,6 +75,14 @@ public final class Trainer {
     /** What a finished run measured (the same on every worker; runDir is null except on rank 0). */
     public record Result(Path runDir, int steps, double wallSeconds, double validationAccuracy,
                          double testAccuracy, double testLoss, double tokensPerSecond, String parameterDigest) {
+
+        /** The result a run's {@code summary.json} records. */
+        public static Result of(Path runDir, com.fasterxml.jackson.databind.JsonNode summary) {
+            return new Result(runDir, summary.path("steps").asInt(), summary.path("wallSeconds").asDouble(),
+                    summary.path("validationAccuracy").asDouble(), summary.path("testAccuracy").asDouble(),
+                    summary.path("testLoss").asDouble(), summary.path("tokensPerSecond").asDouble(),
+                    summary.path("parameterDigest").asText());
+        }
     }
 
     /** One worker in this process. */
