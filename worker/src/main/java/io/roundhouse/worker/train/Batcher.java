@@ -37,6 +37,22 @@ public final class Batcher {
         }
     }
 
+    /** A seeded permutation of [0, n) (Fisher–Yates): the train/validation split's order. */
+    static int[] permutation(int n, long seed) {
+        int[] p = new int[n];
+        for (int i = 0; i < n; i++) {
+            p[i] = i;
+        }
+        SplittableRandom r = new SplittableRandom(seed ^ 0x5DEECE66DL);
+        for (int i = n - 1; i > 0; i--) {
+            int j = r.nextInt(i + 1);
+            int t = p[i];
+            p[i] = p[j];
+            p[j] = t;
+        }
+        return p;
+    }
+
     /** Shuffles for {@code epoch} (Fisher–Yates from a generator seeded by seed and epoch). */
     public void shuffle(int epoch) {
         if (epoch == epochShuffled) {

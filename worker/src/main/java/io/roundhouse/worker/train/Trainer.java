@@ -44,7 +44,6 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.LinkedHashMap;
 import java.util.Map;
-import java.util.SplittableRandom;
 
 /**
  * Training of the MoE classifier on Fashion-MNIST, by one worker or as rank r of W: preflight
@@ -214,7 +213,7 @@ public final class Trainer {
                     + workers + " workers");
         }
         long seed = config.get(TRAIN_SEED);
-        int[] perm = permutation(data.train().size(), partitioned ? seed + 7919L * (comms == null ? 0
+        int[] perm = Batcher.permutation(data.train().size(), partitioned ? seed + 7919L * (comms == null ? 0
                 : comms.member().rank() + 1) : seed);
         LabeledData train = data.train().subset("train", perm, 0, trainSize);
         LabeledData valid = validation == 0 ? null : data.train().subset("validation", perm, trainSize, validation);
@@ -227,21 +226,6 @@ public final class Trainer {
         try (Backend be = Backends.create(config.get(BACKEND), gpu)) {
             return train(be, train, valid, data.test());
         }
-    }
-
-    private static int[] permutation(int n, long seed) {
-        int[] p = new int[n];
-        for (int i = 0; i < n; i++) {
-            p[i] = i;
-        }
-        SplittableRandom r = new SplittableRandom(seed ^ 0x5DEECE66DL);
-        for (int i = n - 1; i > 0; i--) {
-            int j = r.nextInt(i + 1);
-            int t = p[i];
-            p[i] = p[j];
-            p[j] = t;
-        }
-        return p;
     }
 
     private Result train(Backend be, LabeledData train, LabeledData valid, LabeledData test) throws IOException {
