@@ -1,11 +1,22 @@
 package io.roundhouse.comms;
 
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import org.agrona.BufferUtil;
+import org.agrona.UnsafeApi;
+
 /**
  * The collectives of one member, on float data (and bytes, for control traffic). Every member of
  * the group must call the same collectives in the same order. Nothing here allocates on the hot
  * path except {@link #allReduceSum}'s scratch, which grows to the largest vector once.
+ *
+ * <p>The float collectives of the training step ({@link #allToAllV}, {@link #allReduceSum}) also
+ * take byte buffers, so data can travel from off-heap memory, such as the page-locked host buffers
+ * a GPU copies into, with no copy into a Java array first. Offsets and counts are in floats either
+ * way; a buffer's position and limit are ignored (its capacity bounds it).
  */
 public final class Collectives {
+    private static final long FLOAT_BASE = UnsafeApi.arrayBaseOffset(float[].class);
     private final Member m;
     private final int rank;
     private final int size;
@@ -70,21 +81,69 @@ public final class Collectives {
      * {@link #allToAllCounts} returned (zero-length blocks are fine).
      */
     public void allToAllV(float[] send, int sendOff, int[] sendCounts, float[] recv, int recvOff, int[] recvCounts) {
+        checkSpan("allToAllV: send", send.length, sendOff, sendCounts);
+        checkSpan("allToAllV: recv", recv.length, recvOff, recvCounts);
+        allToAllV(send, FLOAT_BASE + 4L * sendOff, sendCounts, recv, FLOAT_BASE + 4L * recvOff, recvCounts);
+    }
+
+    /** {@link #allToAllV(float[], int, int[], float[], int, int[])} between buffers (offsets in floats). */
+    public void allToAllV(ByteBuffer send, int sendOff, int[] sendCounts, ByteBuffer recv, int recvOff,
+                          int[] recvCounts) {
+        checkSpan("allToAllV: send", send.capacity() / 4, sendOff, sendCounts);
+        checkSpan("allToAllV: recv", recv.capacity() / 4, recvOff, recvCounts);
+        allToAllV(base(send), address(send) + 4L * sendOff, sendCounts, base(recv), address(recv) + 4L * recvOff,
+                recvCounts);
+    }
+
+    /** The object a buffer's memory is in, for Unsafe: its array, or null for direct memory. */
+    private static Object base(ByteBuffer b) {
+        return b.isDirect() ? null : b.array();
+    }
+
+    /** Where a buffer's byte 0 is, relative to {@link #base}. */
+    private static long address(ByteBuffer b) {
+        return b.isDirect() ? BufferUtil.address(b) : BufferUtil.ARRAY_BASE_OFFSET + b.arrayOffset();
+    }
+
+    /** The all-to-all between floats at (base, address): a float[] and its offset, or off-heap memory. */
+    private void allToAllV(Object send, long sendAt, int[] sendCounts, Object recv, long recvAt, int[] recvCounts) {
         m.beginOp("allToAll");
         if (sendCounts[rank] != recvCounts[rank]) {
             throw new IllegalArgumentException("allToAllV: the block to self has " + sendCounts[rank]
                     + " floats but recvCounts says " + recvCounts[rank]);
         }
-        System.arraycopy(send, sendOff + offsetOf(sendCounts, rank), recv, recvOff + offsetOf(recvCounts, rank),
-                sendCounts[rank]);
+        UnsafeApi.copyMemory(send, sendAt + 4L * offsetOf(sendCounts, rank), recv,
+                recvAt + 4L * offsetOf(recvCounts, rank), 4L * sendCounts[rank]);
         for (int r = 0; r < size; r++) {
             if (r == rank) {
                 continue;
             }
-            m.sendFloats(r, send, sendOff + offsetOf(sendCounts, r), sendCounts[r]);
-            m.receiveFloats(r, recv, recvOff + offsetOf(recvCounts, r), recvCounts[r]);
+            m.send(r, send, sendAt + 4L * offsetOf(sendCounts, r), 4 * sendCounts[r]);
+            m.receive(r, recv, recvAt + 4L * offsetOf(recvCounts, r), 4 * recvCounts[r], 4 * recvCounts[r]);
         }
         m.transfer();
+    }
+
+    /** Refuses counts that run past the end of a buffer of {@code length} floats (they would be raw-copied). */
+    private void checkSpan(String what, long length, int off, int[] counts) {
+        if (counts.length != size) {
+            throw new IllegalArgumentException(what + ": " + counts.length + " counts for a group of " + size);
+        }
+        long total = 0;
+        for (int c : counts) {
+            if (c < 0) {
+                throw new IllegalArgumentException(what + ": a negative count " + c);
+            }
+            total += c;
+        }
+        checkSpan(what, length, off, total);
+    }
+
+    private static void checkSpan(String what, long length, long off, long n) {
+        if (off < 0 || n < 0 || off + n > length) {
+            throw new IndexOutOfBoundsException(what + ": floats [" + off + ", " + (off + n) + ") of a buffer of "
+                    + length);
+        }
     }
 
     /**
@@ -142,11 +201,27 @@ public final class Collectives {
      * every member.
      */
     public void allReduceSum(float[] data, int off, int n) {
+        checkSpan("allReduceSum", data.length, off, n);
+        allReduceSum(data, FLOAT_BASE + 4L * off, n);
+    }
+
+    /** {@link #allReduceSum(float[], int, int)} of {@code data}'s floats [off, off+n), in native byte order. */
+    public void allReduceSum(ByteBuffer data, int off, int n) {
+        if (data.order() != ByteOrder.nativeOrder()) {
+            throw new IllegalArgumentException("allReduceSum: the buffer is " + data.order() + "; it adds floats in "
+                    + "native order (" + ByteOrder.nativeOrder() + "): set data.order(ByteOrder.nativeOrder())");
+        }
+        checkSpan("allReduceSum", data.capacity() / 4, off, n);
+        allReduceSum(base(data), address(data) + 4L * off, n);
+    }
+
+    /** The sum over n floats at (base, at): a float[] and its offset, or off-heap memory. */
+    private void allReduceSum(Object base, long at, int n) {
         if (size == 1) {
             return;
         }
         if (n <= DIRECT_MAX_FLOATS || size == 2) {
-            allReduceDirect(data, off, n);
+            allReduceDirect(base, at, n);
             return;
         }
         if (scratch.length < n) {
@@ -161,21 +236,29 @@ public final class Collectives {
             }
             int s = Math.floorMod(rank - k, size);
             int r = Math.floorMod(rank - k - 1, size);
-            m.sendFloats(right, data, off + lo(s, n), lo(s + 1, n) - lo(s, n));
-            m.receiveFloats(left, scratch, lo(r, n), lo(r + 1, n) - lo(r, n));
+            sendChunk(right, base, at, s, n);
+            m.receive(left, scratch, FLOAT_BASE + 4L * lo(r, n), 4 * (lo(r + 1, n) - lo(r, n)),
+                    4 * (lo(r + 1, n) - lo(r, n)));
             m.transfer();
             for (int j = lo(r, n), end = lo(r + 1, n); j < end; j++) {
-                data[off + j] += scratch[j];
+                long a = at + 4L * j;
+                UnsafeApi.putFloat(base, a, UnsafeApi.getFloat(base, a) + scratch[j]);
             }
         }
         for (int k = 0; k < size - 1; k++) {
             m.nextStep();
             int s = Math.floorMod(rank + 1 - k, size);
             int r = Math.floorMod(rank - k, size);
-            m.sendFloats(right, data, off + lo(s, n), lo(s + 1, n) - lo(s, n));
-            m.receiveFloats(left, data, off + lo(r, n), lo(r + 1, n) - lo(r, n));
+            sendChunk(right, base, at, s, n);
+            int bytes = 4 * (lo(r + 1, n) - lo(r, n));
+            m.receive(left, base, at + 4L * lo(r, n), bytes, bytes);
             m.transfer();
         }
+    }
+
+    /** Queues ring chunk c of the n floats at (base, at) for rank dst. */
+    private void sendChunk(int dst, Object base, long at, int c, int n) {
+        m.send(dst, base, at + 4L * lo(c, n), 4 * (lo(c + 1, n) - lo(c, n)));
     }
 
     /**
@@ -183,31 +266,36 @@ public final class Collectives {
      * {@code recv[r·n, (r+1)·n)} (n must agree).
      */
     public void allGather(float[] data, int off, int n, float[] recv) {
-        if (recv.length < size * n) {
+        checkSpan("allGather", data.length, off, n);
+        allGather(data, FLOAT_BASE + 4L * off, n, recv);
+    }
+
+    private void allGather(Object base, long at, int n, float[] recv) {
+        if (recv.length < (long) size * n) {
             throw new IllegalArgumentException("allGather: recv holds " + recv.length + " floats, needs " + size * n);
         }
         m.beginOp("allGather");
-        System.arraycopy(data, off, recv, rank * n, n);
+        UnsafeApi.copyMemory(base, at, recv, FLOAT_BASE + 4L * rank * n, 4L * n);
         for (int r = 0; r < size; r++) {
             if (r != rank) {
-                m.sendFloats(r, data, off, n);
-                m.receiveFloats(r, recv, r * n, n);
+                m.send(r, base, at, 4 * n);
+                m.receive(r, recv, FLOAT_BASE + 4L * r * n, 4 * n, 4 * n);
             }
         }
         m.transfer();
     }
 
-    private void allReduceDirect(float[] data, int off, int n) {
+    private void allReduceDirect(Object base, long at, int n) {
         if (scratch.length < size * n) {
             scratch = new float[size * n];
         }
-        allGather(data, off, n, scratch);
+        allGather(base, at, n, scratch);
         for (int j = 0; j < n; j++) {
             float sum = scratch[j];
             for (int r = 1; r < size; r++) {
                 sum += scratch[r * n + j];
             }
-            data[off + j] = sum;
+            UnsafeApi.putFloat(base, at + 4L * j, sum);
         }
     }
 

@@ -8,6 +8,8 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Random;
 import java.util.stream.Stream;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -57,7 +59,17 @@ class CollectivesTest {
                 }
                 int[] recvCounts = new int[w];
                 float[] recv = new float[600_000];
-                int got = c.allToAll(send, 3, sendCounts, recv, 5, recvCounts);
+                int got;
+                if (round == 1) {
+                    // Off-heap on both sides (as from the pinned host buffers of a GPU backend).
+                    got = c.allToAllCounts(sendCounts, recvCounts);
+                    ByteBuffer sendBuf = offHeap(send);
+                    ByteBuffer recvBuf = offHeap(recv);
+                    c.allToAllV(sendBuf, 3, sendCounts, recvBuf, 5, recvCounts);
+                    recvBuf.asFloatBuffer().get(0, recv);
+                } else {
+                    got = c.allToAll(send, 3, sendCounts, recv, 5, recvCounts);
+                }
                 at = 5;
                 int expectTotal = 0;
                 for (int s = 0; s < w; s++) {
@@ -92,8 +104,14 @@ class CollectivesTest {
                 for (int n : sizes) {
                     float[] buf = new float[n + 2];
                     System.arraycopy(input(c.member().rank(), n), 0, buf, 2, n);
+                    ByteBuffer off = offHeap(buf);
                     c.allReduceSum(buf, 2, n);
                     out.add(java.util.Arrays.copyOfRange(buf, 2, n + 2));
+                    c.allReduceSum(off, 2, n);
+                    float[] fromBuffer = new float[n];
+                    off.asFloatBuffer().get(2, fromBuffer);
+                    assertArrayEquals(out.get(out.size() - 1), fromBuffer, "n=" + n + ": the off-heap sum has the "
+                            + "array's bits");
                 }
                 return out;
             }));
@@ -120,6 +138,34 @@ class CollectivesTest {
                 }
             }
         }
+    }
+
+    /** A direct (off-heap) copy of {@code a}, in native byte order. */
+    static ByteBuffer offHeap(float[] a) {
+        ByteBuffer b = ByteBuffer.allocateDirect(4 * a.length).order(ByteOrder.nativeOrder());
+        b.asFloatBuffer().put(a);
+        return b;
+    }
+
+    @ParameterizedTest(name = "{0} W={1}")
+    @MethodSource("groups")
+    void buffersThatAreTooShortAreRefused(Transport t, int w) throws Exception {
+        List<Boolean> ok = GroupHarness.run(GroupHarness.config(t, aeron), w, 0, c -> {
+            int[] counts = new int[w];
+            java.util.Arrays.fill(counts, 4);
+            ByteBuffer small = offHeap(new float[4 * w - 1]);
+            ByteBuffer big = offHeap(new float[4 * w]);
+            IndexOutOfBoundsException e = org.junit.jupiter.api.Assertions.assertThrows(IndexOutOfBoundsException.class,
+                    () -> c.allToAllV(small, 0, counts, big, 0, counts));
+            assertTrue(e.getMessage().contains("allToAllV: send"), e.getMessage());
+            org.junit.jupiter.api.Assertions.assertThrows(IndexOutOfBoundsException.class,
+                    () -> c.allReduceSum(small, 1, 4 * w - 1));
+            IllegalArgumentException order = org.junit.jupiter.api.Assertions.assertThrows(
+                    IllegalArgumentException.class, () -> c.allReduceSum(ByteBuffer.allocate(16), 0, 4));
+            assertTrue(order.getMessage().contains("native order"), order.getMessage());
+            return true;
+        });
+        assertEquals(w, ok.size());
     }
 
     static float[] input(int rank, int n) {

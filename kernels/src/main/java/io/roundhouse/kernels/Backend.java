@@ -44,6 +44,18 @@ public interface Backend extends AutoCloseable {
 
     void read(Tensor t, int[] dst);
 
+    /**
+     * A host buffer of {@code floats} floats for staging tensors to and from the network (page-locked
+     * on a GPU). Allocate per lifetime; freed when the backend closes.
+     */
+    HostBuffer allocateHost(String name, int floats);
+
+    /** Copies FLOAT32 {@code t} into {@code dst[off, off + t.size())}. */
+    void read(Tensor t, HostBuffer dst, int off);
+
+    /** Copies {@code src[off, off + t.size())} into FLOAT32 {@code t}. */
+    void write(Tensor t, HostBuffer src, int off);
+
     void fill(Tensor t, float value);
 
     /** {@code dst = src} (same size). */

@@ -81,6 +81,23 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public HostBuffer allocateHost(String name, int floats) {
+        return HostBuffer.direct(name, floats);
+    }
+
+    @Override
+    public void read(Tensor t, HostBuffer dst, int off) {
+        dst.checkFits("read", t, off);
+        dst.put(off, f(t), o(t), t.size());
+    }
+
+    @Override
+    public void write(Tensor t, HostBuffer src, int off) {
+        src.checkFits("write", t, off);
+        src.get(off, f(t), o(t), t.size());
+    }
+
+    @Override
     public void fill(Tensor t, float value) {
         if (t.dtype() == DType.INT32) {
             java.util.Arrays.fill(i(t), o(t), o(t) + t.size(), (int) value);

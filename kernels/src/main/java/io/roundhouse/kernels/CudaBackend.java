@@ -102,6 +102,31 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
+    public HostBuffer allocateHost(String name, int floats) {
+        return dev.allocateHost(name, floats);
+    }
+
+    @Override
+    public void read(Tensor t, HostBuffer dst, int off) {
+        dst.checkFits("read", t, off);
+        dev.bind();
+        if (t.size() > 0) {
+            dev.call("read " + t + " to " + dst, () -> cuMemcpyDtoH(dev.hostPointer(dst, off), c(t).ptr(),
+                    4L * t.size()));
+        }
+    }
+
+    @Override
+    public void write(Tensor t, HostBuffer src, int off) {
+        src.checkFits("write", t, off);
+        dev.bind();
+        if (t.size() > 0) {
+            dev.call("write " + t + " from " + src, () -> cuMemcpyHtoD(c(t).ptr(), dev.hostPointer(src, off),
+                    4L * t.size()));
+        }
+    }
+
+    @Override
     public void fill(Tensor t, float value) {
         grid("fill", "rh_fill", t.size(), t, value, (long) t.size());
     }

@@ -11,6 +11,8 @@ import static jcuda.driver.JCudaDriver.cuInit;
 import static jcuda.driver.JCudaDriver.cuLaunchKernel;
 import static jcuda.driver.JCudaDriver.cuMemAlloc;
 import static jcuda.driver.JCudaDriver.cuMemFree;
+import static jcuda.driver.JCudaDriver.cuMemFreeHost;
+import static jcuda.driver.JCudaDriver.cuMemHostAlloc;
 import static jcuda.driver.JCudaDriver.cuModuleGetFunction;
 import static jcuda.driver.JCudaDriver.cuModuleLoadData;
 import static jcuda.driver.JCudaDriver.cuStreamCreate;
@@ -52,6 +54,7 @@ final class CudaDevice implements AutoCloseable {
     private final String name;
     private final Map<String, CUfunction> functions = new HashMap<>();
     private final List<CUdeviceptr> blocks = new ArrayList<>();
+    private final Map<HostBuffer, Pointer> pinned = new java.util.IdentityHashMap<>();
     private final boolean syncEveryOp = Boolean.getBoolean("roundhouse.cuda.sync");
     private CUdeviceptr current;
     private long used;
@@ -264,6 +267,28 @@ final class CudaDevice implements AutoCloseable {
         }
     }
 
+    /** Page-locked host memory for {@code floats} floats, freed at close. */
+    HostBuffer allocateHost(String name, int floats) {
+        Check.that(floats >= 0, "host buffer " + name + ": a negative size " + floats);
+        bind();
+        long bytes = 4L * Math.max(1, floats);
+        Pointer p = new Pointer();
+        call("allocate pinned host buffer " + name + " (" + bytes + " bytes)", () -> cuMemHostAlloc(p, bytes, 0));
+        HostBuffer h = new HostBuffer(name, p.getByteBuffer(0, bytes), floats, true);
+        pinned.put(h, p);
+        return h;
+    }
+
+    /** The address of float {@code off} of one of this device's host buffers. */
+    Pointer hostPointer(HostBuffer h, int off) {
+        Pointer p = pinned.get(h);
+        if (p == null) {
+            throw new IllegalArgumentException("host buffer " + h + " was not allocated by this backend (or it is "
+                    + "closed)");
+        }
+        return p.withByteOffset(4L * off);
+    }
+
     long allocatedBytes() {
         return allocated;
     }
@@ -277,6 +302,10 @@ final class CudaDevice implements AutoCloseable {
             cuMemFree(b);
         }
         blocks.clear();
+        for (Pointer p : pinned.values()) {
+            cuMemFreeHost(p);
+        }
+        pinned.clear();
         cuDevicePrimaryCtxRelease(device);
     }
 }

@@ -53,6 +53,15 @@ class CudaOpsTest {
         }
     }
 
+    @Test
+    void pinnedHostBuffers() {
+        assertTrue(HostBufferTest.roundTrip(gpu).pinned(), "the GPU's host buffers are page-locked");
+        HostBuffer foreign = cpu.allocateHost("cpu's", 4);
+        Exception e = assertThrows(IllegalArgumentException.class,
+                () -> gpu.read(gpu.allocate("t", DType.FLOAT32, 4), foreign, 0));
+        assertTrue(e.getMessage().contains("not allocated by this backend"), e.getMessage());
+    }
+
     /** The same values on both backends: [0] the CPU's, [1] the GPU's. */
     private Tensor[] pair(String name, float[] v, int... shape) {
         Tensor a = cpu.allocate(name, DType.FLOAT32, shape);

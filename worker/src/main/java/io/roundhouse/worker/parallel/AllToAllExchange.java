@@ -3,6 +3,7 @@ package io.roundhouse.worker.parallel;
 import io.roundhouse.comms.Collectives;
 import io.roundhouse.kernels.Backend;
 import io.roundhouse.kernels.DType;
+import io.roundhouse.kernels.HostBuffer;
 import io.roundhouse.kernels.Tensor;
 import io.roundhouse.worker.model.ExpertExchange;
 
@@ -22,9 +23,10 @@ import io.roundhouse.worker.model.ExpertExchange;
  * {@link ExpertPlacement#destination}; the blocks then leave in destination-rank order and come
  * back to their expert-order places.
  *
- * <p>Rows travel through host buffers ({@link Backend#read}/{@link Backend#write}), sized once
- * for the worst case (every worker sends all its copies here). Every worker must make the same
- * sequence of calls (they are collectives).
+ * <p>Rows travel through the backend's host buffers ({@link Backend#allocateHost}: page-locked on a
+ * GPU), which the comms send from and receive into in place; they are sized once for the worst
+ * case (every worker sends all its copies here). Every worker must make the same sequence of calls
+ * (they are collectives).
  */
 public final class AllToAllExchange implements ExpertExchange {
     private final Backend be;
@@ -37,10 +39,10 @@ public final class AllToAllExchange implements ExpertExchange {
     private final int first;
     private final int d;
 
-    private final float[] flat;      // rows in the dispatched (global expert) layout, [maxOut·D]
-    private final float[] outgoing;  // the same rows in destination-rank order (replication only)
-    private final float[] arrived;   // rows as they arrive: source-major, then expert, [maxIn·D]
-    private final float[] ordered;   // rows expert-major, [maxIn·D]
+    private final HostBuffer flat;      // rows in the dispatched (global expert) layout, [maxOut·D]
+    private final HostBuffer outgoing;  // the same rows in destination-rank order (replication only)
+    private final HostBuffer arrived;   // rows as they arrive: source-major, then expert, [maxIn·D]
+    private final HostBuffer ordered;   // rows expert-major, [maxIn·D]
     private final Tensor xr;         // dispatch result [maxIn, D]
     private final Tensor yp;         // combine result [maxOut, D]
     private final Tensor dxp;        // dispatchBackward result [maxOut, D]
@@ -82,9 +84,9 @@ public final class AllToAllExchange implements ExpertExchange {
         this.first = placement.firstExpert(rank);
         this.d = d;
         int maxIn = maxRowsOut * workers;
-        this.flat = new float[maxRowsOut * d];
-        this.arrived = new float[maxIn * d];
-        this.ordered = new float[maxIn * d];
+        this.flat = be.allocateHost("exchange.flat", maxRowsOut * d);
+        this.arrived = be.allocateHost("exchange.arrived", maxIn * d);
+        this.ordered = be.allocateHost("exchange.ordered", maxIn * d);
         this.xr = be.allocate("exchange.xr", DType.FLOAT32, maxIn, d);
         this.yp = be.allocate("exchange.yp", DType.FLOAT32, maxRowsOut, d);
         this.dxp = be.allocate("exchange.dxp", DType.FLOAT32, maxRowsOut, d);
@@ -101,7 +103,7 @@ public final class AllToAllExchange implements ExpertExchange {
             identity &= sendOrder[e] == e;
         }
         this.reorder = !identity;
-        this.outgoing = reorder ? new float[maxRowsOut * d] : null;
+        this.outgoing = reorder ? be.allocateHost("exchange.outgoing", maxRowsOut * d) : null;
         this.offsets = new int[experts + 1];
         this.recvExpertRows = new int[workers * local];
         this.sendFloats = new int[workers];
@@ -238,54 +240,55 @@ public final class AllToAllExchange implements ExpertExchange {
 
     /** Rows in dispatched layout here → expert-major rows at their hosts (layout of the last dispatch). */
     private Tensor toExperts(Tensor src, Tensor dst, int d) {
-        be.read(src.rows(rowsOut), flat);
-        float[] send = flat;
+        be.read(src.rows(rowsOut), flat, 0);
+        HostBuffer send = flat;
         if (reorder) {
             int at = 0;
             for (int e : sendOrder) {
                 int n = (offsets[e + 1] - offsets[e]) * d;
-                System.arraycopy(flat, offsets[e] * d, outgoing, at, n);
+                outgoing.put(at, flat, offsets[e] * d, n);
                 at += n;
             }
             send = outgoing;
         }
-        c.allToAllV(send, 0, scaled(sendFloats, sendWidth, d), arrived, 0, scaled(recvFloats, recvWidth, d));
+        c.allToAllV(send.bytes(), 0, scaled(sendFloats, sendWidth, d), arrived.bytes(), 0,
+                scaled(recvFloats, recvWidth, d));
         int at = 0;
         for (int e = 0; e < local; e++) {
             for (int w = 0; w < workers; w++) {
                 int n = recvExpertRows[w * local + e] * d;
-                System.arraycopy(arrived, rowInSource(w, e) * d, ordered, at, n);
+                ordered.put(at, arrived, rowInSource(w, e) * d, n);
                 at += n;
             }
         }
         Tensor out = dst.rows(rowsIn);
-        be.write(out, ordered);
+        be.write(out, ordered, 0);
         return out;
     }
 
     /** Expert-major rows here → back to the workers they came from, in their dispatched layout. */
     private Tensor toSources(Tensor src, Tensor dst, int d) {
-        be.read(src.rows(rowsIn), ordered);
+        be.read(src.rows(rowsIn), ordered, 0);
         int at = 0;
         for (int e = 0; e < local; e++) {
             for (int w = 0; w < workers; w++) {
                 int n = recvExpertRows[w * local + e] * d;
-                System.arraycopy(ordered, at, arrived, rowInSource(w, e) * d, n);
+                arrived.put(rowInSource(w, e) * d, ordered, at, n);
                 at += n;
             }
         }
-        c.allToAllV(arrived, 0, scaled(recvFloats, recvWidth, d), reorder ? outgoing : flat, 0,
+        c.allToAllV(arrived.bytes(), 0, scaled(recvFloats, recvWidth, d), (reorder ? outgoing : flat).bytes(), 0,
                 scaled(sendFloats, sendWidth, d));
         if (reorder) {
             int from = 0;
             for (int e : sendOrder) {
                 int n = (offsets[e + 1] - offsets[e]) * d;
-                System.arraycopy(outgoing, from, flat, offsets[e] * d, n);
+                flat.put(offsets[e] * d, outgoing, from, n);
                 from += n;
             }
         }
         Tensor out = dst.rows(rowsOut);
-        be.write(out, flat);
+        be.write(out, flat, 0);
         return out;
     }
 

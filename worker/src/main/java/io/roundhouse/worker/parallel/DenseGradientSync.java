@@ -2,6 +2,7 @@ package io.roundhouse.worker.parallel;
 
 import io.roundhouse.comms.Collectives;
 import io.roundhouse.kernels.Backend;
+import io.roundhouse.kernels.HostBuffer;
 import io.roundhouse.worker.model.Param;
 import io.roundhouse.worker.model.ParamStore;
 import java.util.ArrayList;
@@ -31,7 +32,7 @@ public final class DenseGradientSync {
     private final int experts0;          // where the replica slots start
     private final int expertsEnd;        // where they end (= experts0 without replicas)
     private final int[] expertOffsets;   // [expert params] start of each parameter's E slots
-    private final float[] flat;          // [dense | replica slots | expert squared norm | extra]
+    private final HostBuffer flat;       // [dense | replica slots | expert squared norm | extra]
 
     /**
      * @param placement where the experts live (replicas are summed when W > E)
@@ -63,7 +64,9 @@ public final class DenseGradientSync {
             }
         }
         this.expertsEnd = at;
-        this.flat = new float[expertsEnd + 1 + extra];
+        // The backend's host buffer (page-locked on a GPU): gradients are copied straight into the
+        // memory the all-reduce sends from.
+        this.flat = be.allocateHost("gradients.flat", expertsEnd + 1 + extra);
     }
 
     /** Expert parameters are named {@code <block>.moe.experts.<w1|b1|w2|b2>}. */
@@ -78,16 +81,19 @@ public final class DenseGradientSync {
      * @return the L2 norm of the whole model's gradient: dense gradients once, every expert's once
      */
     public double allReduce(float[] extra) {
-        if (extra.length != flat.length - expertsEnd - 1) {
+        int size = expertsEnd + 1 + extra.length;
+        if (size != flat.capacity()) {
             throw new IllegalArgumentException("allReduce: " + extra.length + " extra values, built for "
-                    + (flat.length - expertsEnd - 1));
+                    + (flat.capacity() - expertsEnd - 1));
         }
         for (int i = 0; i < dense.size(); i++) {
             be.read(dense.get(i).grad(), flat, offsets[i]);
         }
         double expertSq = 0;
         if (replicated) {
-            java.util.Arrays.fill(flat, experts0, expertsEnd, 0f);
+            for (int j = experts0; j < expertsEnd; j++) {
+                flat.put(j, 0f);
+            }
             for (int i = 0; i < experts.size(); i++) {
                 Param p = experts.get(i);
                 be.read(p.grad(), flat, expertOffsets[i] + expertSlot * p.grad().size());
@@ -97,9 +103,9 @@ public final class DenseGradientSync {
                 expertSq += be.sumSquares(p.grad());
             }
         }
-        flat[expertsEnd] = (float) expertSq;
-        System.arraycopy(extra, 0, flat, expertsEnd + 1, extra.length);
-        c.allReduceSum(flat, 0, flat.length);
+        flat.put(expertsEnd, (float) expertSq);
+        flat.put(expertsEnd + 1, extra, 0, extra.length);
+        c.allReduceSum(flat.bytes(), 0, size);
         for (int i = 0; i < dense.size(); i++) {
             be.write(dense.get(i).grad(), flat, offsets[i]);
         }
@@ -110,14 +116,15 @@ public final class DenseGradientSync {
                 be.write(p.grad(), flat, expertOffsets[i] + expertSlot * p.grad().size());
             }
             for (int j = experts0; j < expertsEnd; j++) {
-                replicaSq += (double) flat[j] * flat[j];
+                double v = flat.get(j);
+                replicaSq += v * v;
             }
         }
-        System.arraycopy(flat, expertsEnd + 1, extra, 0, extra.length);
+        flat.get(expertsEnd + 1, extra, 0, extra.length);
         double denseSq = 0;
         for (Param p : dense) {
             denseSq += be.sumSquares(p.grad());
         }
-        return Math.sqrt(denseSq + flat[expertsEnd] + replicaSq);
+        return Math.sqrt(denseSq + flat.get(expertsEnd) + replicaSq);
     }
 }
