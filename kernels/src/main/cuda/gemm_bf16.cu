@@ -1,7 +1,8 @@
-// GEMM on tensor cores: bf16 inputs (converted from fp32 as the tiles are staged), fp32
-// accumulation (WMMA 16x16x16, sm_80 and newer). Row-major C = alpha*op(A)*op(B) + beta*C, either
-// operand transposed, any sizes (edges are zero-padded in shared memory). 256 threads = 8 warps
-// compute a 128x128 tile, each warp 32x64 (2x4 fragments); K in steps of 32.
+// GEMM on tensor cores: bf16 inputs (converted from fp32 with round-to-nearest-even as the tiles
+// are staged), fp32 accumulation (WMMA 16x16x16, sm_80 and newer). Row-major C = alpha*op(A)*op(B)
+// + beta*C, either operand transposed, any sizes (edges are zero-padded in shared memory). 256
+// threads = 8 warps compute a 128x128 tile, each warp 32x64 (2x4 fragments); K in steps of 32.
+// The same tile serves the plain GEMM and the expert-grouped ones (as dense.cu's fp32 tile does).
 #include <mma.h>
 #include <cuda_bf16.h>
 #include "common.cuh"
@@ -14,9 +15,9 @@ using namespace nvcuda;
 #define APAD 8
 #define BPAD 8
 
-extern "C" __global__ void __launch_bounds__(256) rh_gemm_bf16(int transA, int transB, int M, int N, int K,
-                                                               float alpha, const float* A, int lda, const float* B,
-                                                               int ldb, float beta, float* C, int ldc) {
+__device__ __forceinline__ void rh_gemm_bf16_tile(int transA, int transB, int M, int N, int K, float alpha,
+                                                  const float* A, int lda, const float* B, int ldb, float beta,
+                                                  float* C, int ldc, int m0, int n0) {
     __shared__ __align__(32) __nv_bfloat16 As[TM][TK + APAD];
     __shared__ __align__(32) __nv_bfloat16 Bs[TK][TN + BPAD];
     __shared__ __align__(32) float stage[8][16 * 16];
@@ -24,8 +25,6 @@ extern "C" __global__ void __launch_bounds__(256) rh_gemm_bf16(int transA, int t
     int lane = threadIdx.x % 32;
     int wm = warp / 2;  // 0..3: rows wm*32
     int wn = warp % 2;  // 0..1: columns wn*64
-    int m0 = blockIdx.y * TM;
-    int n0 = blockIdx.x * TN;
     wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][4];
     #pragma unroll
     for (int i = 0; i < 2; i++) {
@@ -84,4 +83,38 @@ extern "C" __global__ void __launch_bounds__(256) rh_gemm_bf16(int transA, int t
             __syncwarp();
         }
     }
+}
+
+extern "C" __global__ void __launch_bounds__(256) rh_gemm_bf16(int transA, int transB, int M, int N, int K,
+                                                               float alpha, const float* A, int lda, const float* B,
+                                                               int ldb, float beta, float* C, int ldc) {
+    rh_gemm_bf16_tile(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, blockIdx.y * TM, blockIdx.x * TN);
+}
+
+/**
+ * Grouped over experts in one launch (blockIdx.z = expert g, rows [offsets[g], offsets[g+1])):
+ * C_g = alpha*A_g*op(B_g) + beta*C_g with B_g = B + g*strideB. As dense.cu's rh_sgemm_grouped_rows.
+ */
+extern "C" __global__ void __launch_bounds__(256) rh_gemm_bf16_grouped_rows(int transB, int N, int K, float alpha,
+                                                                            const float* A, int lda, const float* B,
+                                                                            int ldb, long long strideB, float beta,
+                                                                            float* C, int ldc, const int* offsets) {
+    int g = blockIdx.z;
+    int r0 = offsets[g];
+    int rows = offsets[g + 1] - r0;
+    if ((int)blockIdx.y * TM >= rows) return;
+    rh_gemm_bf16_tile(0, transB, rows, N, K, alpha, A + (long long)r0 * lda, lda, B + g * strideB, ldb, beta,
+                      C + (long long)r0 * ldc, ldc, blockIdx.y * TM, blockIdx.x * TN);
+}
+
+/** C_g += A_g^T * B_g grouped over experts (the weight gradients). As rh_sgemm_grouped_weights. */
+extern "C" __global__ void __launch_bounds__(256) rh_gemm_bf16_grouped_weights(int M, int N, const float* A, int lda,
+                                                                               const float* B, int ldb, float* C,
+                                                                               long long strideC, const int* offsets) {
+    int g = blockIdx.z;
+    int r0 = offsets[g];
+    int rows = offsets[g + 1] - r0;
+    if (rows == 0) return;
+    rh_gemm_bf16_tile(1, 0, M, N, rows, 1.0f, A + (long long)r0 * lda, lda, B + (long long)r0 * ldb, ldb, 1.0f,
+                      C + g * strideC, N, blockIdx.y * TM, blockIdx.x * TN);
 }

@@ -75,13 +75,26 @@ public interface Backend extends AutoCloseable {
     /**
      * {@code y = x·w + b}. y[N,O], x[N,I], w[I,O], b[O] or null.
      */
-    void linearForward(Tensor y, Tensor x, Tensor w, Tensor b);
+    default void linearForward(Tensor y, Tensor x, Tensor w, Tensor b) {
+        linearForward(y, x, w, b, Precision.FP32);
+    }
+
+    /** {@link #linearForward(Tensor, Tensor, Tensor, Tensor)} with the GEMM at precision {@code p}. */
+    void linearForward(Tensor y, Tensor x, Tensor w, Tensor b, Precision p);
 
     /**
      * dx[N,I] = dy·wᵀ (assigned; skipped if dx is null), dw[I,O] += xᵀ·dy, db[O] += Σ_n dy (if not
      * null). dy[N,O], x[N,I], w[I,O].
      */
-    void linearBackward(Tensor dx, Tensor dw, Tensor db, Tensor dy, Tensor x, Tensor w);
+    default void linearBackward(Tensor dx, Tensor dw, Tensor db, Tensor dy, Tensor x, Tensor w) {
+        linearBackward(dx, dw, db, dy, x, w, Precision.FP32);
+    }
+
+    /**
+     * {@link #linearBackward(Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)} with both GEMMs at
+     * precision {@code p} (db sums dy in fp32).
+     */
+    void linearBackward(Tensor dx, Tensor dw, Tensor db, Tensor dy, Tensor x, Tensor w, Precision p);
 
     /** h[N,F] = act(a[N,F1]). */
     void activationForward(Tensor h, Tensor a, Activation act);
@@ -97,16 +110,30 @@ public interface Backend extends AutoCloseable {
      * <p>y[M,D] out; a[M,F1], h[M,F] saved; x[M,D]; w1[E,D,F1], b1[E,F1], w2[E,F,D], b2[E,D];
      * offsets int[E+1] on the host, offsets[E] = M.
      */
+    default void expertFfnForward(Tensor y, Tensor a, Tensor h, Tensor x, Tensor w1, Tensor b1, Tensor w2,
+                                  Tensor b2, int[] offsets, Activation act) {
+        expertFfnForward(y, a, h, x, w1, b1, w2, b2, offsets, act, Precision.FP32);
+    }
+
+    /** The grouped expert FFN with its GEMMs at precision {@code p}. */
     void expertFfnForward(Tensor y, Tensor a, Tensor h, Tensor x, Tensor w1, Tensor b1, Tensor w2,
-                          Tensor b2, int[] offsets, Activation act);
+                          Tensor b2, int[] offsets, Activation act, Precision p);
 
     /**
      * Backward of {@link #expertFfnForward}. dx[M,D] assigned; dw1, db1, dw2, db2 accumulated.
      * scratchDh[M,F] and scratchDa[M,F1] are caller-owned workspace (no allocation in the step).
      */
+    default void expertFfnBackward(Tensor dx, Tensor dw1, Tensor db1, Tensor dw2, Tensor db2, Tensor dy,
+                                   Tensor x, Tensor a, Tensor h, Tensor w1, Tensor w2, int[] offsets,
+                                   Activation act, Tensor scratchDh, Tensor scratchDa) {
+        expertFfnBackward(dx, dw1, db1, dw2, db2, dy, x, a, h, w1, w2, offsets, act, scratchDh, scratchDa,
+                Precision.FP32);
+    }
+
+    /** The expert FFN's backward with its GEMMs at {@code p} (the bias gradients sum in fp32). */
     void expertFfnBackward(Tensor dx, Tensor dw1, Tensor db1, Tensor dw2, Tensor db2, Tensor dy,
                            Tensor x, Tensor a, Tensor h, Tensor w1, Tensor w2, int[] offsets,
-                           Activation act, Tensor scratchDh, Tensor scratchDa);
+                           Activation act, Tensor scratchDh, Tensor scratchDa, Precision p);
 
     /**
      * y = norm(x)·gamma (+ beta). LayerNorm when beta is non-null ({@code (x−μ)/√(var+eps)}),

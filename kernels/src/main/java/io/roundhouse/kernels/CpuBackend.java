@@ -144,22 +144,39 @@ public final class CpuBackend implements Backend {
     // ---- dense layers -------------------------------------------------------------------------
 
     @Override
-    public void linearForward(Tensor y, Tensor x, Tensor w, Tensor b) {
+    public void linearForward(Tensor y, Tensor x, Tensor w, Tensor b, Precision p) {
         int n = x.dim(0);
         int in = w.dim(0);
         int out = w.dim(1);
         Check.linearForward(y, x, w, b);
-        gemmBias(f(y), o(y), f(x), o(x), f(w), o(w), b == null ? null : f(b), b == null ? 0 : o(b), n, in, out);
+        boolean bf16 = p == Precision.BF16;
+        gemmBias(f(y), o(y), bf16 ? rounded(0, x) : f(x), bf16 ? 0 : o(x), bf16 ? rounded(1, w) : f(w),
+                bf16 ? 0 : o(w), b == null ? null : f(b), b == null ? 0 : o(b), n, in, out);
     }
 
     @Override
-    public void linearBackward(Tensor dx, Tensor dw, Tensor db, Tensor dy, Tensor x, Tensor w) {
+    public void linearBackward(Tensor dx, Tensor dw, Tensor db, Tensor dy, Tensor x, Tensor w, Precision p) {
         int n = x.dim(0);
         int in = w.dim(0);
         int out = w.dim(1);
         Check.linearBackward(dx, dw, dy, x, w);
+        boolean bf16 = p == Precision.BF16;
         gemmBiasBackward(dx == null ? null : f(dx), dx == null ? 0 : o(dx), f(dw), o(dw),
-                db == null ? null : f(db), db == null ? 0 : o(db), f(dy), o(dy), f(x), o(x), f(w), o(w), n, in, out);
+                db == null ? null : f(db), db == null ? 0 : o(db), f(dy), o(dy),
+                bf16 ? rounded(0, dy) : f(dy), bf16 ? 0 : o(dy), bf16 ? rounded(1, x) : f(x), bf16 ? 0 : o(x),
+                bf16 ? rounded(2, w) : f(w), bf16 ? 0 : o(w), n, in, out);
+    }
+
+    /** Workspace for the bf16-rounded operands, by slot; grown to the largest operand once. */
+    private final float[][] roundedSlots = new float[7][0];
+
+    /** {@code t}'s values rounded to bf16, in workspace slot {@code slot} from index 0. */
+    private float[] rounded(int slot, Tensor t) {
+        if (roundedSlots[slot].length < t.size()) {
+            roundedSlots[slot] = new float[t.size()];
+        }
+        Precision.bf16(f(t), o(t), roundedSlots[slot], t.size());
+        return roundedSlots[slot];
     }
 
     /** y[n,out] = x[n,in]·w[in,out] + b[out] on raw arrays. */
@@ -174,14 +191,17 @@ public final class CpuBackend implements Backend {
         Blas.sgemm(false, false, n, out, in, 1f, x, xo, in, w, wo, out, b == null ? 0f : 1f, y, yo, out);
     }
 
-    /** dx = dy·wᵀ (if dx != null), dw += xᵀ·dy, db += Σ dy (if db != null), on raw arrays. */
+    /**
+     * dx = dyG·wᵀ (if dx != null), dw += xᵀ·dyG, db += Σ dy (if db != null), on raw arrays; dyG is
+     * dy as the GEMMs take it (dy itself, or rounded to bf16).
+     */
     private static void gemmBiasBackward(float[] dx, int dxo, float[] dw, int dwo, float[] db, int dbo,
-                                         float[] dy, int dyo, float[] x, int xo, float[] w, int wo,
-                                         int n, int in, int out) {
+                                         float[] dy, int dyo, float[] dyG, int dyGo, float[] x, int xo, float[] w,
+                                         int wo, int n, int in, int out) {
         if (dx != null) {
-            Blas.sgemm(false, true, n, in, out, 1f, dy, dyo, out, w, wo, out, 0f, dx, dxo, in);
+            Blas.sgemm(false, true, n, in, out, 1f, dyG, dyGo, out, w, wo, out, 0f, dx, dxo, in);
         }
-        Blas.sgemm(true, false, in, out, n, 1f, x, xo, in, dy, dyo, out, 1f, dw, dwo, out);
+        Blas.sgemm(true, false, in, out, n, 1f, x, xo, in, dyG, dyGo, out, 1f, dw, dwo, out);
         if (db != null) {
             Blas.addColumnSums(n, out, 1f, dy, dyo, out, db, dbo);
         }
@@ -206,37 +226,53 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void expertFfnForward(Tensor y, Tensor a, Tensor h, Tensor x, Tensor w1, Tensor b1, Tensor w2,
-                                 Tensor b2, int[] offsets, Activation act) {
+                                 Tensor b2, int[] offsets, Activation act, Precision p) {
         int e = w1.dim(0);
         int d = w1.dim(1);
         int f1 = w1.dim(2);
         int f = w2.dim(1);
-        Check.expertFfnForward(y, a, h, x, w1, w2, offsets, act);
+        int m = Check.expertFfnForward(y, a, h, x, w1, w2, offsets, act);
+        boolean bf16 = p == Precision.BF16;
+        // The GEMMs' operands: the tensors themselves, or their bf16 roundings (h's once it exists).
+        float[] xg = bf16 ? rounded(0, x.rows(m)) : f(x);
+        float[] w1g = bf16 ? rounded(1, w1) : f(w1);
+        float[] w2g = bf16 ? rounded(2, w2) : f(w2);
+        int xgo = bf16 ? 0 : o(x);
+        int w1go = bf16 ? 0 : o(w1);
+        int w2go = bf16 ? 0 : o(w2);
         for (int ex = 0; ex < e; ex++) {
             int r0 = offsets[ex];
             int rows = offsets[ex + 1] - r0;
             if (rows == 0) {
                 continue;
             }
-            gemmBias(f(a), o(a) + r0 * f1, f(x), o(x) + r0 * d, f(w1), o(w1) + ex * d * f1,
+            gemmBias(f(a), o(a) + r0 * f1, xg, xgo + r0 * d, w1g, w1go + ex * d * f1,
                     b1 == null ? null : f(b1), b1 == null ? 0 : o(b1) + ex * f1, rows, d, f1);
             activations.forward(f(h), o(h) + r0 * f, f(a), o(a) + r0 * f1, rows, f, act);
-            gemmBias(f(y), o(y) + r0 * d, f(h), o(h) + r0 * f, f(w2), o(w2) + ex * f * d,
-                    b2 == null ? null : f(b2), b2 == null ? 0 : o(b2) + ex * d, rows, f, d);
+            Tensor hRows = h.rows(r0, rows);
+            gemmBias(f(y), o(y) + r0 * d, bf16 ? rounded(3, hRows) : f(h), bf16 ? 0 : o(hRows), w2g,
+                    w2go + ex * f * d, b2 == null ? null : f(b2), b2 == null ? 0 : o(b2) + ex * d, rows, f, d);
         }
     }
 
     @Override
     public void expertFfnBackward(Tensor dx, Tensor dw1, Tensor db1, Tensor dw2, Tensor db2, Tensor dy,
                                   Tensor x, Tensor a, Tensor h, Tensor w1, Tensor w2, int[] offsets,
-                                  Activation act, Tensor scratchDh, Tensor scratchDa) {
+                                  Activation act, Tensor scratchDh, Tensor scratchDa, Precision p) {
         int e = w1.dim(0);
         int d = w1.dim(1);
         int f1 = w1.dim(2);
         int f = w2.dim(1);
-        Check.expertFfnBackward(dx, dw1, dw2, dy, w1, w2, offsets, scratchDh, scratchDa);
+        int m = Check.expertFfnBackward(dx, dw1, dw2, dy, w1, w2, offsets, scratchDh, scratchDa);
+        boolean bf16 = p == Precision.BF16;
         float[] dh = f(scratchDh);
         float[] da = f(scratchDa);
+        // The GEMMs' operands at the precision: offsets into them are r0·width (+ the tensor's own).
+        float[] dyg = bf16 ? rounded(0, dy.rows(m)) : f(dy);
+        float[] hg = bf16 ? rounded(1, h.rows(m)) : f(h);
+        float[] xg = bf16 ? rounded(2, x.rows(m)) : f(x);
+        float[] w1g = bf16 ? rounded(3, w1) : f(w1);
+        float[] w2g = bf16 ? rounded(4, w2) : f(w2);
         for (int ex = 0; ex < e; ex++) {
             int r0 = offsets[ex];
             int rows = offsets[ex + 1] - r0;
@@ -246,12 +282,13 @@ public final class CpuBackend implements Backend {
             int dho = o(scratchDh) + r0 * f;
             int dao = o(scratchDa) + r0 * f1;
             gemmBiasBackward(dh, dho, f(dw2), o(dw2) + ex * f * d, db2 == null ? null : f(db2),
-                    db2 == null ? 0 : o(db2) + ex * d, f(dy), o(dy) + r0 * d, f(h), o(h) + r0 * f,
-                    f(w2), o(w2) + ex * f * d, rows, f, d);
+                    db2 == null ? 0 : o(db2) + ex * d, f(dy), o(dy) + r0 * d, dyg, (bf16 ? 0 : o(dy)) + r0 * d,
+                    hg, (bf16 ? 0 : o(h)) + r0 * f, w2g, (bf16 ? 0 : o(w2)) + ex * f * d, rows, f, d);
             activations.backward(da, dao, dh, dho, f(a), o(a) + r0 * f1, rows, f, act);
+            float[] dag = bf16 ? rounded(5, scratchDa.rows(r0, rows)) : da;
             gemmBiasBackward(f(dx), o(dx) + r0 * d, f(dw1), o(dw1) + ex * d * f1, db1 == null ? null : f(db1),
-                    db1 == null ? 0 : o(db1) + ex * f1, da, dao, f(x), o(x) + r0 * d,
-                    f(w1), o(w1) + ex * d * f1, rows, d, f1);
+                    db1 == null ? 0 : o(db1) + ex * f1, da, dao, dag, bf16 ? 0 : dao, xg,
+                    (bf16 ? 0 : o(x)) + r0 * d, w1g, (bf16 ? 0 : o(w1)) + ex * d * f1, rows, d, f1);
         }
     }
 

@@ -179,21 +179,30 @@ public final class CudaBackend implements Backend {
 
     // ---- dense layers -------------------------------------------------------------------------
 
-    /** Row-major C[m,n] = alpha·op(A)·op(B) + beta·C with op(A) [m,k] and op(B) [k,n]. */
-    private void sgemm(String op, boolean ta, boolean tb, int m, int n, int k, float alpha, CudaTensor a, int lda,
-                       CudaTensor b, int ldb, float beta, CudaTensor cc, int ldc) {
+    /**
+     * Row-major C[m,n] = alpha·op(A)·op(B) + beta·C with op(A) [m,k] and op(B) [k,n]: the fp32 GEMM
+     * (64×64 tiles) or the bf16 tensor-core one (128×128 tiles, the same arguments).
+     */
+    private void gemm(String op, Precision p, boolean ta, boolean tb, int m, int n, int k, float alpha, CudaTensor a,
+                      int lda, CudaTensor b, int ldb, float beta, CudaTensor cc, int ldc) {
         if (m == 0 || n == 0) {
             return;
         }
+        int tile = tile(p);
         dev.bind();
-        dev.launch(op, "rh_sgemm", (n + 63) / 64, (m + 63) / 64, 256, ta ? 1 : 0, tb ? 1 : 0, m, n, k, alpha, a, lda,
-                b, ldb, beta, cc, ldc);
+        dev.launch(op, p == Precision.BF16 ? "rh_gemm_bf16" : "rh_sgemm", (n + tile - 1) / tile,
+                (m + tile - 1) / tile, 256, ta ? 1 : 0, tb ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, cc, ldc);
+    }
+
+    /** The output tile of the GEMM kernel for a precision. */
+    private static int tile(Precision p) {
+        return p == Precision.BF16 ? 128 : 64;
     }
 
     /**
      * {@code c = op(a)·op(b)} (row-major, op = transpose when asked), in fp32 or on the tensor cores
-     * with bf16 inputs and fp32 accumulation. Not yet used by the model's layers (they run fp32); the
-     * benchmark and the op tests call it.
+     * with bf16 inputs and fp32 accumulation: the benchmark's and the op tests' plain GEMM (the layers
+     * take a {@link Precision}).
      */
     public void matmul(Tensor c, Tensor a, Tensor b, boolean transA, boolean transB, boolean bf16) {
         int m = transA ? a.dim(1) : a.dim(0);
@@ -204,13 +213,9 @@ public final class CudaBackend implements Backend {
         if (m == 0 || n == 0) {
             return;
         }
-        dev.bind();
-        if (bf16) {
-            dev.launch("matmul bf16 " + a + "·" + b, "rh_gemm_bf16", (n + 127) / 128, (m + 127) / 128, 256,
-                    transA ? 1 : 0, transB ? 1 : 0, m, n, k, 1f, a, a.dim(1), b, b.dim(1), 0f, c, n);
-        } else {
-            sgemm("matmul " + a + "·" + b, transA, transB, m, n, k, 1f, c(a), a.dim(1), c(b), b.dim(1), 0f, c(c), n);
-        }
+        Precision p = bf16 ? Precision.BF16 : Precision.FP32;
+        gemm("matmul " + p.key() + " " + a + "·" + b, p, transA, transB, m, n, k, 1f, c(a), a.dim(1), c(b), b.dim(1),
+                0f, c(c), n);
     }
 
     /** Waits for every launched kernel (for timing). */
@@ -219,7 +224,7 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public void linearForward(Tensor y, Tensor x, Tensor w, Tensor b) {
+    public void linearForward(Tensor y, Tensor x, Tensor w, Tensor b, Precision p) {
         int n = x.dim(0);
         int in = w.dim(0);
         int out = w.dim(1);
@@ -227,21 +232,22 @@ public final class CudaBackend implements Backend {
         if (b != null) {
             grid("linearForward", "rh_bias_rows", (long) n * out, y, b, n, out);
         }
-        sgemm("linearForward " + x + "·" + w, false, false, n, out, in, 1f, c(x), in, c(w), out, b == null ? 0f : 1f,
-                c(y), out);
+        gemm("linearForward " + x + "·" + w, p, false, false, n, out, in, 1f, c(x), in, c(w), out,
+                b == null ? 0f : 1f, c(y), out);
     }
 
     @Override
-    public void linearBackward(Tensor dx, Tensor dw, Tensor db, Tensor dy, Tensor x, Tensor w) {
+    public void linearBackward(Tensor dx, Tensor dw, Tensor db, Tensor dy, Tensor x, Tensor w, Precision p) {
         int n = x.dim(0);
         int in = w.dim(0);
         int out = w.dim(1);
         Check.linearBackward(dx, dw, dy, x, w);
         if (dx != null) {
-            sgemm("linearBackward dx " + dy + "·" + w + "ᵀ", false, true, n, in, out, 1f, c(dy), out, c(w), out, 0f,
+            gemm("linearBackward dx " + dy + "·" + w + "ᵀ", p, false, true, n, in, out, 1f, c(dy), out, c(w), out, 0f,
                     c(dx), in);
         }
-        sgemm("linearBackward dw " + x + "ᵀ·" + dy, true, false, in, out, n, 1f, c(x), in, c(dy), out, 1f, c(dw), out);
+        gemm("linearBackward dw " + x + "ᵀ·" + dy, p, true, false, in, out, n, 1f, c(x), in, c(dy), out, 1f, c(dw),
+                out);
         if (db != null && n > 0) {
             dev.bind();
             dev.launch("linearBackward db", "rh_column_sums", (out + 255) / 256, 1, 256, db, dy, n, out);
@@ -289,21 +295,25 @@ public final class CudaBackend implements Backend {
     }
 
     /** C_g (=|+=) A_g·op(B_g) over every group in one launch; A, C: rows grouped by offsets. */
-    private void groupedRows(String op, int groups, int most, boolean transB, int n, int k, Tensor a, Tensor b,
-                             float beta, Tensor cc) {
+    private void groupedRows(String op, Precision p, int groups, int most, boolean transB, int n, int k, Tensor a,
+                             Tensor b, float beta, Tensor cc) {
         if (most == 0 || n == 0) {
             return;
         }
+        int tile = tile(p);
         dev.bind();
-        dev.launchGrid(op, "rh_sgemm_grouped_rows", (n + 63) / 64, (most + 63) / 64, groups, 256, transB ? 1 : 0, n,
-                k, 1f, a, k, b, transB ? k : n, (long) k * n, beta, cc, n, offsetsDev);
+        dev.launchGrid(op, p == Precision.BF16 ? "rh_gemm_bf16_grouped_rows" : "rh_sgemm_grouped_rows",
+                (n + tile - 1) / tile, (most + tile - 1) / tile, groups, 256, transB ? 1 : 0, n, k, 1f, a, k, b,
+                transB ? k : n, (long) k * n, beta, cc, n, offsetsDev);
     }
 
     /** C_g += A_gᵀ·B_g over every group in one launch (the weight gradients). */
-    private void groupedWeights(String op, int groups, int m, int n, Tensor a, Tensor b, Tensor cc) {
+    private void groupedWeights(String op, Precision p, int groups, int m, int n, Tensor a, Tensor b, Tensor cc) {
+        int tile = tile(p);
         dev.bind();
-        dev.launchGrid(op, "rh_sgemm_grouped_weights", (n + 63) / 64, (m + 63) / 64, groups, 256, m, n, a, m, b, n, cc,
-                (long) m * n, offsetsDev);
+        dev.launchGrid(op, p == Precision.BF16 ? "rh_gemm_bf16_grouped_weights" : "rh_sgemm_grouped_weights",
+                (n + tile - 1) / tile, (m + tile - 1) / tile, groups, 256, m, n, a, m, b, n, cc, (long) m * n,
+                offsetsDev);
     }
 
     /**
@@ -312,7 +322,7 @@ public final class CudaBackend implements Backend {
      */
     @Override
     public void expertFfnForward(Tensor y, Tensor a, Tensor h, Tensor x, Tensor w1, Tensor b1, Tensor w2, Tensor b2,
-                                 int[] offsets, Activation act) {
+                                 int[] offsets, Activation act, Precision p) {
         int e = w1.dim(0);
         int d = w1.dim(1);
         int f1 = w1.dim(2);
@@ -325,18 +335,18 @@ public final class CudaBackend implements Backend {
         if (b1 != null) {
             grid("expertFfnForward bias", "rh_bias_rows_grouped", (long) m * f1, a, b1, offsetsDev, e, f1);
         }
-        groupedRows("expertFfnForward x·W1", e, most, false, f1, d, x, w1, b1 == null ? 0f : 1f, a);
+        groupedRows("expertFfnForward x·W1", p, e, most, false, f1, d, x, w1, b1 == null ? 0f : 1f, a);
         activationForward(h.rows(m), a.rows(m), act);
         if (b2 != null) {
             grid("expertFfnForward bias", "rh_bias_rows_grouped", (long) m * d, y, b2, offsetsDev, e, d);
         }
-        groupedRows("expertFfnForward h·W2", e, most, false, d, f, h, w2, b2 == null ? 0f : 1f, y);
+        groupedRows("expertFfnForward h·W2", p, e, most, false, d, f, h, w2, b2 == null ? 0f : 1f, y);
     }
 
     @Override
     public void expertFfnBackward(Tensor dx, Tensor dw1, Tensor db1, Tensor dw2, Tensor db2, Tensor dy, Tensor x,
                                   Tensor a, Tensor h, Tensor w1, Tensor w2, int[] offsets, Activation act,
-                                  Tensor scratchDh, Tensor scratchDa) {
+                                  Tensor scratchDh, Tensor scratchDa, Precision p) {
         int e = w1.dim(0);
         int d = w1.dim(1);
         int f1 = w1.dim(2);
@@ -346,15 +356,15 @@ public final class CudaBackend implements Backend {
             return;
         }
         int most = uploadGroups(offsets);
-        groupedRows("expertFfnBackward dh", e, most, true, f, d, dy, w2, 0f, scratchDh);
-        groupedWeights("expertFfnBackward dW2", e, f, d, h, dy, dw2);
+        groupedRows("expertFfnBackward dh", p, e, most, true, f, d, dy, w2, 0f, scratchDh);
+        groupedWeights("expertFfnBackward dW2", p, e, f, d, h, dy, dw2);
         if (db2 != null) {
             dev.launchGrid("expertFfnBackward db2", "rh_column_sums_grouped", (d + 255) / 256, e, 1, 256, db2, dy,
                     offsetsDev, d);
         }
         activationBackward(scratchDa.rows(m), scratchDh.rows(m), a.rows(m), act);
-        groupedRows("expertFfnBackward dx", e, most, true, d, f1, scratchDa, w1, 0f, dx);
-        groupedWeights("expertFfnBackward dW1", e, d, f1, x, scratchDa, dw1);
+        groupedRows("expertFfnBackward dx", p, e, most, true, d, f1, scratchDa, w1, 0f, dx);
+        groupedWeights("expertFfnBackward dW1", p, e, d, f1, x, scratchDa, dw1);
         if (db1 != null) {
             dev.launchGrid("expertFfnBackward db1", "rh_column_sums_grouped", (f1 + 255) / 256, e, 1, 256, db1,
                     scratchDa, offsetsDev, f1);

@@ -14,6 +14,7 @@ import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.EnumSource;
 
 /**
  * Every CUDA op against the CPU backend on the same inputs and shape tables (1 row, odd sizes,
@@ -132,32 +133,37 @@ class CudaOpsTest {
                 + (at < 0 ? 0 : got[at]) + ", relative " + worst / scale + " > " + tol);
     }
 
-    @ParameterizedTest(name = "linear n={0} in={1} out={2}")
-    @CsvSource({"1, 1, 1", "7, 5, 3", "130, 193, 67", "256, 784, 192", "64, 64, 64"})
-    void linearForwardAndBackward(int n, int in, int out) {
+    /**
+     * In fp32, and in bf16 against the CPU's bf16 emulation: both round the same operands the same
+     * way and the products are exact, so only the summation order differs.
+     */
+    @ParameterizedTest(name = "linear n={0} in={1} out={2} {3}")
+    @CsvSource({"1, 1, 1, FP32", "7, 5, 3, FP32", "130, 193, 67, FP32", "256, 784, 192, FP32", "64, 64, 64, FP32",
+        "1, 1, 1, BF16", "7, 5, 3, BF16", "130, 193, 67, BF16", "256, 784, 192, BF16"})
+    void linearForwardAndBackward(int n, int in, int out, Precision p) {
         Tensor[] x = randn("x", n, in);
         Tensor[] w = randn("w", in, out);
         Tensor[] b = randn("b", out);
         Tensor[] y = poisoned("y", n, out);
-        cpu.linearForward(y[0], x[0], w[0], b[0]);
-        gpu.linearForward(y[1], x[1], w[1], b[1]);
-        same("linearForward " + n + "x" + in + "x" + out, y, 1e-4);
+        cpu.linearForward(y[0], x[0], w[0], b[0], p);
+        gpu.linearForward(y[1], x[1], w[1], b[1], p);
+        same("linearForward " + n + "x" + in + "x" + out + " " + p, y, 1e-4);
         Tensor[] y2 = poisoned("y2", n, out);
-        cpu.linearForward(y2[0], x[0], w[0], null);
-        gpu.linearForward(y2[1], x[1], w[1], null);
-        same("linearForward without bias", y2, 1e-4);
+        cpu.linearForward(y2[0], x[0], w[0], null, p);
+        gpu.linearForward(y2[1], x[1], w[1], null, p);
+        same("linearForward without bias " + p, y2, 1e-4);
         Tensor[] dy = randn("dy", n, out);
         Tensor[] dx = poisoned("dx", n, in);
         Tensor[] dw = randn("dw", in, out);  // accumulates
         Tensor[] db = randn("db", out);
-        cpu.linearBackward(dx[0], dw[0], db[0], dy[0], x[0], w[0]);
-        gpu.linearBackward(dx[1], dw[1], db[1], dy[1], x[1], w[1]);
-        same("linearBackward dx", dx, 1e-4);
-        same("linearBackward dw (accumulated)", dw, 1e-4);
-        same("linearBackward db (accumulated)", db, 1e-4);
-        cpu.linearBackward(null, dw[0], null, dy[0], x[0], w[0]);
-        gpu.linearBackward(null, dw[1], null, dy[1], x[1], w[1]);
-        same("linearBackward without dx and db", dw, 1e-4);
+        cpu.linearBackward(dx[0], dw[0], db[0], dy[0], x[0], w[0], p);
+        gpu.linearBackward(dx[1], dw[1], db[1], dy[1], x[1], w[1], p);
+        same("linearBackward dx " + p, dx, 1e-4);
+        same("linearBackward dw (accumulated) " + p, dw, 1e-4);
+        same("linearBackward db (accumulated) " + p, db, 1e-4);
+        cpu.linearBackward(null, dw[0], null, dy[0], x[0], w[0], p);
+        gpu.linearBackward(null, dw[1], null, dy[1], x[1], w[1], p);
+        same("linearBackward without dx and db " + p, dw, 1e-4);
     }
 
     /** bf16 tensor-core GEMM against the CPU's fp32 GEMM: bf16 keeps 8 bits, so within 2e-2. */
@@ -210,12 +216,23 @@ class CudaOpsTest {
         same(act + " backward", da, 1e-5);
     }
 
-    @Test
-    void expertFfnWithEmptyGroups() {
-        int e = 4;
-        int d = 33;
-        int f = 17;
-        int[] offsets = {0, 5, 5, 12, 13};
+    /**
+     * In fp32 within 1e-4; in bf16 against the CPU's emulation within 5e-4 (h, the second GEMM's
+     * operand, can differ by an ulp between the backends' activations and then round to another
+     * bf16 value).
+     */
+    @ParameterizedTest(name = "expertFfn {0}")
+    @EnumSource(Precision.class)
+    void expertFfnWithEmptyGroups(Precision p) {
+        double tol = p == Precision.BF16 ? 5e-4 : 1e-4;
+        // Small and odd, then groups over several 128-row tiles with D and F over several columns.
+        for (int[][] shape : new int[][][] {{{33, 17}, {0, 5, 5, 12, 13}}, {{160, 200}, {0, 0, 150, 420, 421}}}) {
+            expertFfn(p, tol, shape[0][0], shape[0][1], shape[1]);
+        }
+    }
+
+    private void expertFfn(Precision p, double tol, int d, int f, int[] offsets) {
+        int e = offsets.length - 1;
         int m = offsets[e];
         for (Activation act : Activation.values()) {
             int f1 = act.preWidth(f);
@@ -227,9 +244,9 @@ class CudaOpsTest {
             Tensor[] y = poisoned("y", m, d);
             Tensor[] a = poisoned("a", m, f1);
             Tensor[] h = poisoned("h", m, f);
-            cpu.expertFfnForward(y[0], a[0], h[0], x[0], w1[0], b1[0], w2[0], b2[0], offsets, act);
-            gpu.expertFfnForward(y[1], a[1], h[1], x[1], w1[1], b1[1], w2[1], b2[1], offsets, act);
-            same("expertFfnForward " + act, y, 1e-4);
+            cpu.expertFfnForward(y[0], a[0], h[0], x[0], w1[0], b1[0], w2[0], b2[0], offsets, act, p);
+            gpu.expertFfnForward(y[1], a[1], h[1], x[1], w1[1], b1[1], w2[1], b2[1], offsets, act, p);
+            same("expertFfnForward " + act + " " + p, y, tol);
             Tensor[] dy = randn("dy", m, d);
             Tensor[] dx = poisoned("dx", m, d);
             Tensor[] dw1 = randn("dw1", e, d, f1);
@@ -239,14 +256,14 @@ class CudaOpsTest {
             Tensor[] sdh = poisoned("sdh", m, f);
             Tensor[] sda = poisoned("sda", m, f1);
             cpu.expertFfnBackward(dx[0], dw1[0], db1[0], dw2[0], db2[0], dy[0], x[0], a[0], h[0], w1[0], w2[0], offsets,
-                    act, sdh[0], sda[0]);
+                    act, sdh[0], sda[0], p);
             gpu.expertFfnBackward(dx[1], dw1[1], db1[1], dw2[1], db2[1], dy[1], x[1], a[1], h[1], w1[1], w2[1], offsets,
-                    act, sdh[1], sda[1]);
-            same("expertFfnBackward dx " + act, dx, 1e-4);
-            same("expertFfnBackward dw1 " + act, dw1, 1e-4);
-            same("expertFfnBackward db1 " + act, db1, 1e-4);
-            same("expertFfnBackward dw2 " + act, dw2, 1e-4);
-            same("expertFfnBackward db2 " + act, db2, 1e-4);
+                    act, sdh[1], sda[1], p);
+            same("expertFfnBackward dx " + act + " " + p, dx, tol);
+            same("expertFfnBackward dw1 " + act + " " + p, dw1, tol);
+            same("expertFfnBackward db1 " + act + " " + p, db1, tol);
+            same("expertFfnBackward dw2 " + act + " " + p, dw2, tol);
+            same("expertFfnBackward db2 " + act + " " + p, db2, tol);
         }
     }
 
