@@ -175,7 +175,7 @@ class StnLayerTest {
 
     private static ModelSpec tinySpec(StnSpec stn) {
         return new ModelSpec(12, 4, 6, 2, 4, 2, 5, Activation.GELU, NormKind.LAYERNORM, GateMode.TOPK_SOFTMAX, 0, 0.2, 0.2,
-                0.05, 0.01, 0.1, stn);
+                0.05, 0.01, 0.1, stn, io.roundhouse.kernels.Precision.FP32);
     }
 
     @Test

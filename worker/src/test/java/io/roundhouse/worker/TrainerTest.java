@@ -167,4 +167,23 @@ class TrainerTest {
         assertEquals(digests[0], digests[1], "identical runs give bit-identical parameters");
         assertFalse(digests[0].equals(digests[2]), "another seed gives other parameters");
     }
+
+    /** bf16 GEMMs train the fixture as well, and are really used (other parameters than fp32's). */
+    @Test
+    void bf16TrainsAndDiffersFromFp32() throws IOException {
+        Path data = IdxFixtures.write(tmp.resolve("data"), 1200, 300, 1);
+        Map<String, String> m = small(data, tmp.resolve("bf16"));
+        m.put("model.precision", "bf16");
+        Trainer.Result bf16 = new Trainer(JobConfig.of(m), new PrintStream(new ByteArrayOutputStream())).run();
+        assertTrue(bf16.testAccuracy() > 0.9, "the fixture is easy in bf16 too; got " + bf16.testAccuracy());
+        String[] digests = new String[2];
+        for (String precision : new String[] {"fp32", "bf16"}) {
+            Map<String, String> s = small(data, tmp.resolve("short-" + precision));
+            s.put("train.maxSteps", "8");
+            s.put("model.precision", precision);
+            digests[precision.equals("fp32") ? 0 : 1] = new Trainer(JobConfig.of(s),
+                    new PrintStream(new ByteArrayOutputStream())).run().parameterDigest();
+        }
+        assertFalse(digests[0].equals(digests[1]), "bf16 gives other parameters than fp32 after 8 steps");
+    }
 }

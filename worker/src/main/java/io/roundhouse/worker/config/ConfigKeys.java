@@ -11,6 +11,7 @@ import static io.roundhouse.worker.config.ConfigKey.stringKey;
 
 import io.roundhouse.kernels.Activation;
 import io.roundhouse.kernels.GateMode;
+import io.roundhouse.kernels.Precision;
 import io.roundhouse.worker.model.NormKind;
 import java.util.List;
 import java.util.Map;
@@ -55,6 +56,10 @@ public final class ConfigKeys {
             "dropout rate on the input pixels");
     public static final ConfigKey<Double> MODEL_DROPOUT_BLOCK = doubleKey("model.dropout.block", 0.1, 0, 0.9, true,
             "dropout rate on each MoE block's output before the residual add");
+    public static final ConfigKey<Precision> MODEL_PRECISION = enumKey("model.precision", Precision.FP32,
+            Precision.class, "GEMM precision of the embedding, the experts and the head: fp32, or bf16 (operands "
+            + "rounded to bfloat16, fp32 accumulation: tensor cores on a GPU, emulated and slower on the CPU); "
+            + "routers, norms, weights, gradients and the optimizer stay fp32");
     public static final ConfigKey<Double> MODEL_ROUTER_JITTER = doubleKey("model.routerJitter", 0.0, 0, 0.5, true,
             "router input jitter a: in training the router sees x*U(1-a, 1+a), element-wise (Switch); 0 = off");
 
@@ -154,7 +159,7 @@ public final class ConfigKeys {
             DATA_DIR, DATA_FORMAT, DATA_DISTRIBUTION, DATA_VALIDATION_EXAMPLES,
             MODEL_DIM, MODEL_BLOCKS, MODEL_EXPERTS, MODEL_TOP_K, MODEL_EXPERT_HIDDEN, MODEL_ACTIVATION, MODEL_NORM,
             MODEL_GATE, MODEL_CAPACITY_FACTOR, MODEL_DROPOUT_INPUT, MODEL_DROPOUT_BLOCK, MODEL_ROUTER_JITTER,
-            AUGMENT_SHIFT, LOSS_LOAD_BALANCE, LOSS_Z,
+            MODEL_PRECISION, AUGMENT_SHIFT, LOSS_LOAD_BALANCE, LOSS_Z,
             STN_TUNE, STN_LAYERS, STN_WARMUP_STEPS, STN_TRAIN_STEPS, STN_VALID_STEPS, STN_LR, STN_SIGMA,
             STN_ENTROPY_WEIGHT,
             TRAIN_EPOCHS, TRAIN_MAX_STEPS, TRAIN_BATCH_SIZE, TRAIN_LR, TRAIN_MIN_LR_FRACTION, TRAIN_WARMUP_STEPS,

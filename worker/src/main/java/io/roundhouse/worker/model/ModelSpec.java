@@ -2,6 +2,7 @@ package io.roundhouse.worker.model;
 
 import io.roundhouse.kernels.Activation;
 import io.roundhouse.kernels.GateMode;
+import io.roundhouse.kernels.Precision;
 import io.roundhouse.worker.config.ConfigKeys;
 import io.roundhouse.worker.config.JobConfig;
 
@@ -25,11 +26,12 @@ import io.roundhouse.worker.config.JobConfig;
  * @param zLoss           router z-loss coefficient β
  * @param routerJitter    amplitude of the router's multiplicative input noise in training
  * @param stn             what a Self-Tuning Network adds (tuned hyperparameters, responses)
+ * @param precision       the GEMMs of the embedding, the experts and the head (routers stay fp32)
  */
 public record ModelSpec(int inputs, int classes, int dim, int blocks, int experts, int topK, int expertHidden,
                         Activation activation, NormKind norm, GateMode gate, double capacityFactor,
                         double dropoutInput, double dropoutBlock, double loadBalance, double zLoss,
-                        double routerJitter, StnSpec stn) {
+                        double routerJitter, StnSpec stn, Precision precision) {
 
     public ModelSpec {
         if (topK < 1 || topK > experts) {
@@ -42,13 +44,19 @@ public record ModelSpec(int inputs, int classes, int dim, int blocks, int expert
                      Activation activation, NormKind norm, GateMode gate, double capacityFactor,
                      double dropoutInput, double dropoutBlock, double loadBalance, double zLoss) {
         this(inputs, classes, dim, blocks, experts, topK, expertHidden, activation, norm, gate, capacityFactor,
-                dropoutInput, dropoutBlock, loadBalance, zLoss, 0, StnSpec.NONE);
+                dropoutInput, dropoutBlock, loadBalance, zLoss, 0, StnSpec.NONE, Precision.FP32);
     }
 
     /** The same model with a Self-Tuning Network. */
     public ModelSpec withStn(StnSpec s) {
         return new ModelSpec(inputs, classes, dim, blocks, experts, topK, expertHidden, activation, norm, gate,
-                capacityFactor, dropoutInput, dropoutBlock, loadBalance, zLoss, routerJitter, s);
+                capacityFactor, dropoutInput, dropoutBlock, loadBalance, zLoss, routerJitter, s, precision);
+    }
+
+    /** The same model with its layer GEMMs at {@code p}. */
+    public ModelSpec withPrecision(Precision p) {
+        return new ModelSpec(inputs, classes, dim, blocks, experts, topK, expertHidden, activation, norm, gate,
+                capacityFactor, dropoutInput, dropoutBlock, loadBalance, zLoss, routerJitter, stn, p);
     }
 
     /** The fixed value of the model's hyperparameter {@code h} (its initial value when tuned). */
@@ -71,7 +79,7 @@ public record ModelSpec(int inputs, int classes, int dim, int blocks, int expert
                 c.get(ConfigKeys.MODEL_CAPACITY_FACTOR), c.get(ConfigKeys.MODEL_DROPOUT_INPUT),
                 c.get(ConfigKeys.MODEL_DROPOUT_BLOCK), c.get(ConfigKeys.LOSS_LOAD_BALANCE), c.get(ConfigKeys.LOSS_Z),
                 c.get(ConfigKeys.MODEL_ROUTER_JITTER), new StnSpec(c.get(ConfigKeys.STN_TUNE).stream().map(Hyper::byId)
-                        .toList(), java.util.Set.copyOf(c.get(ConfigKeys.STN_LAYERS))));
+                        .toList(), java.util.Set.copyOf(c.get(ConfigKeys.STN_LAYERS))), c.get(ConfigKeys.MODEL_PRECISION));
     }
 
     /** Expert capacity for {@code tokens} tokens: ceil(cf·K·tokens/E), or 0 (no limit) when dropless. */

@@ -49,14 +49,16 @@ public final class MoeClassifier {
         this.spec = spec;
         this.maxN = maxN;
         this.params = new ParamStore(be, seed);
-        this.embed = new LinearLayer(be, params, "embed", spec.inputs(), spec.dim(), true, 1 / Math.sqrt(spec.inputs()), maxN);
+        this.embed = new LinearLayer(be, params, "embed", spec.inputs(), spec.dim(), true, 1 / Math.sqrt(spec.inputs()),
+                maxN, spec.precision());
         this.blocks = new MoeBlock[spec.blocks()];
         for (int b = 0; b < blocks.length; b++) {
             blocks[b] = new MoeBlock(be, params, "block" + b, spec, exchanges.apply(b), maxN);
             blocks[b].moe.setTimers(timers);
         }
         this.finalNorm = new NormLayer(be, params, "final.norm", spec.norm(), spec.dim(), maxN);
-        this.head = new LinearLayer(be, params, "head", spec.dim(), spec.classes(), true, 1 / Math.sqrt(spec.dim()), maxN);
+        this.head = new LinearLayer(be, params, "head", spec.dim(), spec.classes(), true, 1 / Math.sqrt(spec.dim()), maxN,
+                spec.precision());
         this.inputDropped = be.allocate("input.dropped", DType.FLOAT32, maxN, spec.inputs());
         this.losses = be.allocate("losses", DType.FLOAT32, maxN);
         this.probs = be.allocate("probs", DType.FLOAT32, maxN, spec.classes());

@@ -4,6 +4,7 @@ import io.roundhouse.kernels.Activation;
 import io.roundhouse.kernels.Backend;
 import io.roundhouse.kernels.DType;
 import io.roundhouse.kernels.GateMode;
+import io.roundhouse.kernels.Precision;
 import io.roundhouse.kernels.Tensor;
 
 /**
@@ -19,6 +20,10 @@ import io.roundhouse.kernels.Tensor;
  * Backward runs the adjoint of each step in reverse. Dropped copies contribute nothing (the
  * block's residual carries their token). Router auxiliary losses (load balancing, z-loss) are
  * computed in forward and their gradients added in backward.
+ *
+ * <p>The expert FFN's GEMMs run at the model's {@link Precision}; the router's always run in fp32
+ * (a bf16 rounding of the logits would change which experts a token goes to; Switch Transformer's
+ * "selective precision" does the same).
  *
  * <p>Legend: N tokens (≤ maxN), D width, E experts, El hosted experts, K top-k, F hidden, F1
  * pre-activation width, M kept copies.
@@ -36,6 +41,7 @@ public final class MoeLayer {
     private final float alpha;
     private final float beta;
     private final float routerJitter;
+    private final Precision precision;   // the experts' GEMMs; the router's stay fp32
 
     public final Param router;   // [D, E]
     public final Param w1;       // [El, D, F1]
@@ -112,6 +118,7 @@ public final class MoeLayer {
         this.alpha = (float) spec.loadBalance();
         this.beta = (float) spec.zLoss();
         this.routerJitter = (float) spec.routerJitter();
+        this.precision = spec.precision();
         int el = exchange.localExperts();
         int f1 = act.preWidth(f);
         int rows = maxN * k;
@@ -258,7 +265,7 @@ public final class MoeLayer {
         timers.add(PhaseTimers.Phase.DISPATCH, t3 - t2);
         // 4. expert compute
         be.expertFfnForward(yr.rows(mLocal), a.rows(mLocal), h.rows(mLocal), xr, w1.value(), b1.value(), w2.value(),
-                b2.value(), localOffsets, act);
+                b2.value(), localOffsets, act, precision);
         if (expertResponse != null) {
             expertResponse.forward(yr.rows(mLocal), xr, localOffsets, rowToken, m, exchange, perturbation);
         }
@@ -291,7 +298,7 @@ public final class MoeLayer {
         timers.add(PhaseTimers.Phase.DISPATCH, t1 - t0);
         // 4. experts
         be.expertFfnBackward(dxr.rows(mLocal), w1.grad(), b1.grad(), w2.grad(), b2.grad(), dyr, xr, a.rows(mLocal),
-                h.rows(mLocal), w1.value(), w2.value(), localOffsets, act, dh, da);
+                h.rows(mLocal), w1.value(), w2.value(), localOffsets, act, dh, da, precision);
         if (expertResponse != null) {
             long tSide = System.nanoTime();
             expertResponse.backward(dxr.rows(mLocal), dyr, xr, localOffsets, rowToken, m, exchange, perturbation);
