@@ -76,9 +76,16 @@ for tokens in (BATCH, 4096):
         y = layer(x)
         y.backward(dy)
 
+    def step_bf16():
+        # Mixed precision as Roundhouse's model.precision=bf16: bf16 matmuls, fp32 weights.
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            y = layer(x)
+        y.float().backward(dy)
+
     ms = timed(step) * 1e3
-    report["moeLayer"].append({"tokens": tokens, "gpuForwardBackwardMs": ms})
-    print(f"MoE layer forward+backward, {tokens} tokens: {ms:.3f} ms")
+    bf16_ms = timed(step_bf16) * 1e3
+    report["moeLayer"].append({"tokens": tokens, "gpuForwardBackwardMs": ms, "gpuBf16ForwardBackwardMs": bf16_ms})
+    print(f"MoE layer forward+backward, {tokens} tokens: fp32 {ms:.3f} ms, bf16 autocast {bf16_ms:.3f} ms")
 
 with open(out, "w") as f:
     json.dump(report, f, indent=2)

@@ -66,39 +66,27 @@ public final class CudaBackend implements Backend {
     @Override
     public void write(Tensor t, float[] src, int off) {
         fits("write", t, src.length, off);
-        dev.bind();
-        if (t.size() > 0) {
-            dev.call("write " + t, () -> cuMemcpyHtoD(c(t).ptr(), Pointer.to(src).withByteOffset(4L * off),
-                    4L * t.size()));
-        }
+        transfer("write " + t, t, () -> cuMemcpyHtoD(c(t).ptr(), Pointer.to(src).withByteOffset(4L * off),
+                4L * t.size()));
     }
 
     @Override
     public void write(Tensor t, int[] src) {
         fits("write", t, src.length, 0);
-        dev.bind();
-        if (t.size() > 0) {
-            dev.call("write " + t, () -> cuMemcpyHtoD(c(t).ptr(), Pointer.to(src), 4L * t.size()));
-        }
+        transfer("write " + t, t, () -> cuMemcpyHtoD(c(t).ptr(), Pointer.to(src), 4L * t.size()));
     }
 
     @Override
     public void read(Tensor t, float[] dst, int off) {
         fits("read", t, dst.length, off);
-        dev.bind();
-        if (t.size() > 0) {
-            dev.call("read " + t, () -> cuMemcpyDtoH(Pointer.to(dst).withByteOffset(4L * off), c(t).ptr(),
-                    4L * t.size()));
-        }
+        transfer("read " + t, t, () -> cuMemcpyDtoH(Pointer.to(dst).withByteOffset(4L * off), c(t).ptr(),
+                4L * t.size()));
     }
 
     @Override
     public void read(Tensor t, int[] dst) {
         fits("read", t, dst.length, 0);
-        dev.bind();
-        if (t.size() > 0) {
-            dev.call("read " + t, () -> cuMemcpyDtoH(Pointer.to(dst), c(t).ptr(), 4L * t.size()));
-        }
+        transfer("read " + t, t, () -> cuMemcpyDtoH(Pointer.to(dst), c(t).ptr(), 4L * t.size()));
     }
 
     @Override
@@ -109,20 +97,22 @@ public final class CudaBackend implements Backend {
     @Override
     public void read(Tensor t, HostBuffer dst, int off) {
         dst.checkFits("read", t, off);
-        dev.bind();
-        if (t.size() > 0) {
-            dev.call("read " + t + " to " + dst, () -> cuMemcpyDtoH(dev.hostPointer(dst, off), c(t).ptr(),
-                    4L * t.size()));
-        }
+        transfer("read " + t + " to " + dst, t, () -> cuMemcpyDtoH(dev.hostPointer(dst, off), c(t).ptr(),
+                4L * t.size()));
     }
 
     @Override
     public void write(Tensor t, HostBuffer src, int off) {
         src.checkFits("write", t, off);
+        transfer("write " + t + " from " + src, t, () -> cuMemcpyHtoD(c(t).ptr(), dev.hostPointer(src, off),
+                4L * t.size()));
+    }
+
+    /** A synchronous copy between {@code t} and the host, named {@code op} if it fails (none when t is empty). */
+    private void transfer(String op, Tensor t, Runnable copy) {
         dev.bind();
         if (t.size() > 0) {
-            dev.call("write " + t + " from " + src, () -> cuMemcpyHtoD(c(t).ptr(), dev.hostPointer(src, off),
-                    4L * t.size()));
+            dev.call(op, copy);
         }
     }
 

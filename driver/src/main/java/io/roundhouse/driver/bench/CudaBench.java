@@ -4,6 +4,7 @@ import io.roundhouse.kernels.Backend;
 import io.roundhouse.kernels.CpuBackend;
 import io.roundhouse.kernels.CudaBackend;
 import io.roundhouse.kernels.DType;
+import io.roundhouse.kernels.Precision;
 import io.roundhouse.kernels.Tensor;
 import io.roundhouse.worker.config.ConfigKeys;
 import io.roundhouse.worker.config.JobConfig;
@@ -67,15 +68,17 @@ final class CudaBench {
             report.put("gemm", gemms);
             List<Map<String, Object>> moe = new ArrayList<>();
             for (int tokens : new int[] {batch, 4096}) {
-                double ms = moeLayer(gpu, spec, tokens);
+                double ms = moeLayer(gpu, spec.withPrecision(Precision.FP32), tokens);
+                double bf16Ms = moeLayer(gpu, spec.withPrecision(Precision.BF16), tokens);
                 Map<String, Object> m = new LinkedHashMap<>();
                 m.put("tokens", tokens);
                 m.put("gpuForwardBackwardMs", ms);
-                out.printf("MoE layer forward+backward, %d tokens (D=%d E=%d top-%d F=%d): GPU %.3f ms", tokens, d,
-                        spec.experts(), spec.topK(), spec.expertHidden(), ms);
+                m.put("gpuBf16ForwardBackwardMs", bf16Ms);
+                out.printf("MoE layer forward+backward, %d tokens (D=%d E=%d top-%d F=%d): GPU fp32 %.3f ms, bf16 "
+                        + "%.3f ms", tokens, d, spec.experts(), spec.topK(), spec.expertHidden(), ms, bf16Ms);
                 if (tokens == batch) {
                     try (CpuBackend cpu = new CpuBackend()) {
-                        double cpuMs = moeLayer(cpu, spec, tokens);
+                        double cpuMs = moeLayer(cpu, spec.withPrecision(Precision.FP32), tokens);
                         m.put("cpuForwardBackwardMs", cpuMs);
                         out.printf(", CPU %.3f ms", cpuMs);
                     }
