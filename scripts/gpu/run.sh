@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine (no Java installed, no network), from the folder scripts/gpu-check
-# prepared: the CUDA op tests against the CPU backend, then `roundhouse bench cuda` and its PyTorch
-# baseline. Everything goes to $OUT (or ./out).
+# prepared: the CUDA op tests against the CPU backend, `roundhouse bench cuda` and its PyTorch
+# baseline, then the model trained end to end on a slice of Fashion-MNIST on the CPU and on the GPU
+# (fp32 and bf16). Everything goes to $OUT (or ./out).
 set -u
 here="$(cd "$(dirname "$0")" && pwd)"
 out="${OUT:-$here/out}"
@@ -23,3 +24,15 @@ echo "bench: exit $?"; cat "$out/bench-cuda.txt" | grep -v INFO
 echo "== torch"
 python3 "$here/torch_bench.py" "$out/torch.json" > "$out/torch.txt" 2>&1
 echo "torch: exit $?"; cat "$out/torch.txt"
+echo "== training: 3,000 Fashion-MNIST images, 6 epochs of batch 100, the default model"
+for run in "cpu fp32" "cuda fp32" "cuda bf16" "cpu bf16"; do
+  set -- $run
+  "$java" "${flags[@]}" -cp "$here/roundhouse.jar" io.roundhouse.driver.RoundhouseCli train \
+    -c "$here/fashion-mnist-moe.conf" data.dir="$here/data" data.validationExamples=500 train.epochs=6 \
+    train.batchSize=100 train.warmupSteps=20 train.evalBatchSize=500 log.everySteps=50 backend="$1" \
+    model.precision="$2" output.dir="$out/runs/$1-$2" > "$out/train-$1-$2.txt" 2>&1
+  rc=$?
+  echo "train $1 $2: exit $rc, $(grep -E '^test:' "$out/train-$1-$2.txt"), digest \
+$(grep -ho '"parameterDigest" : "[0-9a-f]\{12\}' "$out"/runs/$1-$2/*/summary.json 2>/dev/null | cut -d'"' -f4)"
+  if [ "$rc" -eq 0 ]; then grep -E "step .*/" "$out/train-$1-$2.txt" | tail -2; else tail -5 "$out/train-$1-$2.txt"; fi
+done

@@ -21,7 +21,8 @@ public final class BenchCommand implements Callable<Integer> {
                     + "alltoall: all-to-all GB/s and round-trip latency over IPC and UDP against memcpy and raw UDP; "
                     + "train: training tokens/s with W workers against W=1, and the share of a step spent communicating; "
                     + "stn: the Self-Tuning Network against the fixed defaults and random search (accuracy, NLL, compute); "
-                    + "cuda: GEMM TFLOP/s (fp32, bf16 tensor cores) and an MoE layer's forward+backward on GPU 0")
+                    + "cuda: GEMM TFLOP/s (fp32, bf16 tensor cores), pinned and pageable copy GB/s, and an MoE layer's "
+                    + "forward+backward (fp32, bf16) on GPU 0")
     String what;
 
     @Parameters(index = "1..*", paramLabel = "KEY=VALUE", arity = "0..*",

@@ -4,6 +4,7 @@ import io.roundhouse.kernels.Backend;
 import io.roundhouse.kernels.CpuBackend;
 import io.roundhouse.kernels.CudaBackend;
 import io.roundhouse.kernels.DType;
+import io.roundhouse.kernels.HostBuffer;
 import io.roundhouse.kernels.Precision;
 import io.roundhouse.kernels.Tensor;
 import io.roundhouse.worker.config.ConfigKeys;
@@ -66,6 +67,7 @@ final class CudaBench {
                 gemms.add(g);
             }
             report.put("gemm", gemms);
+            report.put("copy", copies(gpu, out));
             List<Map<String, Object>> moe = new ArrayList<>();
             for (int tokens : new int[] {batch, 4096}) {
                 double ms = moeLayer(gpu, spec.withPrecision(Precision.FP32), tokens);
@@ -112,6 +114,45 @@ final class CudaBench {
             } while (System.nanoTime() - start < seconds / trials.length * 1e9);
             gpu.synchronize();
             trials[t] = 2.0 * m * k * n * iters / ((System.nanoTime() - start) / 1e9) / 1e12;
+        }
+        java.util.Arrays.sort(trials);
+        return trials[trials.length / 2];
+    }
+
+    /**
+     * GB/s of 64 MiB copies between the GPU and host memory: the backend's page-locked host buffer
+     * (what the token exchange and the gradient all-reduce stage through) against a Java array
+     * (pageable: the driver stages it through its own buffer).
+     */
+    private Map<String, Object> copies(CudaBackend gpu, PrintWriter out) {
+        int n = 16 << 20;
+        Tensor t = random(gpu, n);
+        HostBuffer pinned = gpu.allocateHost("bench.pinned", n);
+        float[] pageable = new float[n];
+        Map<String, Object> r = new LinkedHashMap<>();
+        r.put("bytes", 4L * n);
+        r.put("deviceToPinnedGBps", rate(n, () -> gpu.read(t, pinned, 0)));
+        r.put("pinnedToDeviceGBps", rate(n, () -> gpu.write(t, pinned, 0)));
+        r.put("deviceToPageableGBps", rate(n, () -> gpu.read(t, pageable)));
+        r.put("pageableToDeviceGBps", rate(n, () -> gpu.write(t, pageable)));
+        out.printf("copies of 64 MiB, GB/s: device→pinned %.1f, pinned→device %.1f, device→float[] %.1f, "
+                + "float[]→device %.1f%n", r.get("deviceToPinnedGBps"), r.get("pinnedToDeviceGBps"),
+                r.get("deviceToPageableGBps"), r.get("pageableToDeviceGBps"));
+        return r;
+    }
+
+    /** GB/s of a synchronous copy of n floats: the median of 5 trials after a warm-up. */
+    private double rate(int n, Runnable copy) {
+        copy.run();
+        double[] trials = new double[5];
+        for (int t = 0; t < trials.length; t++) {
+            long start = System.nanoTime();
+            int iters = 0;
+            do {
+                copy.run();
+                iters++;
+            } while (System.nanoTime() - start < seconds / 4 / trials.length * 1e9);
+            trials[t] = 4.0 * n * iters / ((System.nanoTime() - start) / 1e9) / 1e9;
         }
         java.util.Arrays.sort(trials);
         return trials[trials.length / 2];
