@@ -25,7 +25,7 @@ echo "== torch"
 python3 "$here/torch_bench.py" "$out/torch.json" > "$out/torch.txt" 2>&1
 echo "torch: exit $?"; cat "$out/torch.txt"
 echo "== training: 3,000 Fashion-MNIST images, 6 epochs of batch 100, the default model"
-for run in "cpu fp32" "cuda fp32" "cuda bf16" "cpu bf16"; do
+for run in "cpu fp32" "cuda fp32" "cuda bf16" "cpu bf16" "auto fp32"; do
   set -- $run
   "$java" "${flags[@]}" -cp "$here/roundhouse.jar" io.roundhouse.driver.RoundhouseCli train \
     -c "$here/fashion-mnist-moe.conf" data.dir="$here/data" data.validationExamples=500 train.epochs=6 \
@@ -34,5 +34,6 @@ for run in "cpu fp32" "cuda fp32" "cuda bf16" "cpu bf16"; do
   rc=$?
   echo "train $1 $2: exit $rc, $(grep -E '^test:' "$out/train-$1-$2.txt"), digest \
 $(grep -ho '"parameterDigest" : "[0-9a-f]\{12\}' "$out"/runs/$1-$2/*/summary.json 2>/dev/null | cut -d'"' -f4)"
+  grep -E "backend" "$out/train-$1-$2.txt" | head -3
   if [ "$rc" -eq 0 ]; then grep -E "step .*/" "$out/train-$1-$2.txt" | tail -2; else tail -5 "$out/train-$1-$2.txt"; fi
 done

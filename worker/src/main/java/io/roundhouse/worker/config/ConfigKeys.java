@@ -147,8 +147,9 @@ public final class ConfigKeys {
 
     // ---- runtime and output -------------------------------------------------------------------
     public static final ConfigKey<String> BACKEND = choiceKey("backend", "auto", List.of("auto", "cpu", "cuda"),
-            "where the math runs: cpu, cuda (GPU 0, or the GPU Spark assigns), or auto (the CPU until the CUDA backend "
-            + "has passed its op tests on a GPU; it logs whether CUDA is available)");
+            "where the math runs: cpu, cuda (GPU 0, or the GPU Spark assigns; refused if it fails its start-up check "
+            + "against the CPU), or auto (cuda where a GPU is and it passes that check, else cpu; the choice and why "
+            + "are logged)");
     public static final ConfigKey<String> OUTPUT_DIR = stringKey("output.dir", "runs",
             "folder under which each run gets its own directory (created if missing)");
     public static final ConfigKey<Integer> LOG_EVERY_STEPS = intKey("log.everySteps", 50, 1, Integer.MAX_VALUE,

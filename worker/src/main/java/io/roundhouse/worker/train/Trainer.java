@@ -30,6 +30,7 @@ import io.roundhouse.worker.config.JobConfig;
 import io.roundhouse.worker.data.FashionMnist;
 import io.roundhouse.worker.data.DataSplits;
 import io.roundhouse.worker.data.LabeledData;
+import io.roundhouse.worker.model.BackendCheck;
 import io.roundhouse.worker.model.Hyper;
 import io.roundhouse.worker.model.ModelSpec;
 import io.roundhouse.worker.model.MoeClassifier;
@@ -223,7 +224,7 @@ public final class Trainer {
                     + train.features() + " features that are not one; set augment.shift=0 and leave it out of stn.tune");
         }
 
-        try (Backend be = Backends.create(config.get(BACKEND), gpu)) {
+        try (Backend be = Backends.create(config.get(BACKEND), gpu, BackendCheck::differences)) {
             return train(be, train, valid, data.test());
         }
     }
