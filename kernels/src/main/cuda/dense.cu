@@ -1,6 +1,7 @@
 // Dense math: an fp32 GEMM with either operand transposed (row-major, C = alpha*op(A)*op(B) +
 // beta*C), the bias broadcast a linear layer starts from, and column sums for the bias gradient.
 #include "common.cuh"
+#include "grouped.cuh"
 
 #define BM 64
 #define BN 64
@@ -75,37 +76,19 @@ extern "C" __global__ void __launch_bounds__(256) rh_sgemm(int transA, int trans
     rh_sgemm_tile(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, blockIdx.y * BM, blockIdx.x * BN);
 }
 
-/**
- * Grouped over experts in one launch (blockIdx.z = expert g, whose rows are [offsets[g],
- * offsets[g+1])): C_g = alpha*A_g*op(B_g) + beta*C_g, A_g and C_g the group's rows of A [rows, K]
- * and C [rows, N], B_g = B + g*strideB ([K, N], or [N, K] transposed). Blocks past a group's rows
- * return at once.
- */
+/** Grouped over experts in one launch: see grouped.cuh. */
 extern "C" __global__ void __launch_bounds__(256) rh_sgemm_grouped_rows(int transB, int N, int K, float alpha,
                                                                         const float* A, int lda, const float* B,
                                                                         int ldb, long long strideB, float beta,
                                                                         float* C, int ldc, const int* offsets) {
-    int g = blockIdx.z;
-    int r0 = offsets[g];
-    int rows = offsets[g + 1] - r0;
-    if ((int)blockIdx.y * BM >= rows) return;
-    rh_sgemm_tile(0, transB, rows, N, K, alpha, A + (long long)r0 * lda, lda, B + g * strideB, ldb, beta,
-                  C + (long long)r0 * ldc, ldc, blockIdx.y * BM, blockIdx.x * BN);
+    rh_grouped_rows<rh_sgemm_tile, BM, BN>(transB, N, K, alpha, A, lda, B, ldb, strideB, beta, C, ldc, offsets);
 }
 
-/**
- * The weight gradient grouped over experts (blockIdx.z = expert g): C_g += A_g^T * B_g with A_g the
- * group's rows of A [rows, M] and B_g of B [rows, N]; C_g = C + g*strideC is [M, N].
- */
+/** The weight gradient grouped over experts: see grouped.cuh. */
 extern "C" __global__ void __launch_bounds__(256) rh_sgemm_grouped_weights(int M, int N, const float* A, int lda,
                                                                            const float* B, int ldb, float* C,
                                                                            long long strideC, const int* offsets) {
-    int g = blockIdx.z;
-    int r0 = offsets[g];
-    int rows = offsets[g + 1] - r0;
-    if (rows == 0) return;
-    rh_sgemm_tile(1, 0, M, N, rows, 1.0f, A + (long long)r0 * lda, lda, B + (long long)r0 * ldb, ldb, 1.0f,
-                  C + g * strideC, N, blockIdx.y * BM, blockIdx.x * BN);
+    rh_grouped_weights<rh_sgemm_tile, BM, BN>(M, N, A, lda, B, ldb, C, strideC, offsets);
 }
 
 /** y[r, :] = b[g(r), :] with g(r) the group of row r (offsets[E+1]). */

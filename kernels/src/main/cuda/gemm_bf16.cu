@@ -6,6 +6,7 @@
 #include <mma.h>
 #include <cuda_bf16.h>
 #include "common.cuh"
+#include "grouped.cuh"
 
 using namespace nvcuda;
 
@@ -91,30 +92,17 @@ extern "C" __global__ void __launch_bounds__(256) rh_gemm_bf16(int transA, int t
     rh_gemm_bf16_tile(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, blockIdx.y * TM, blockIdx.x * TN);
 }
 
-/**
- * Grouped over experts in one launch (blockIdx.z = expert g, rows [offsets[g], offsets[g+1])):
- * C_g = alpha*A_g*op(B_g) + beta*C_g with B_g = B + g*strideB. As dense.cu's rh_sgemm_grouped_rows.
- */
+/** Grouped over experts in one launch: see grouped.cuh. */
 extern "C" __global__ void __launch_bounds__(256) rh_gemm_bf16_grouped_rows(int transB, int N, int K, float alpha,
                                                                             const float* A, int lda, const float* B,
                                                                             int ldb, long long strideB, float beta,
                                                                             float* C, int ldc, const int* offsets) {
-    int g = blockIdx.z;
-    int r0 = offsets[g];
-    int rows = offsets[g + 1] - r0;
-    if ((int)blockIdx.y * TM >= rows) return;
-    rh_gemm_bf16_tile(0, transB, rows, N, K, alpha, A + (long long)r0 * lda, lda, B + g * strideB, ldb, beta,
-                      C + (long long)r0 * ldc, ldc, blockIdx.y * TM, blockIdx.x * TN);
+    rh_grouped_rows<rh_gemm_bf16_tile, TM, TN>(transB, N, K, alpha, A, lda, B, ldb, strideB, beta, C, ldc, offsets);
 }
 
-/** C_g += A_g^T * B_g grouped over experts (the weight gradients). As rh_sgemm_grouped_weights. */
+/** The weight gradient grouped over experts: see grouped.cuh. */
 extern "C" __global__ void __launch_bounds__(256) rh_gemm_bf16_grouped_weights(int M, int N, const float* A, int lda,
                                                                                const float* B, int ldb, float* C,
                                                                                long long strideC, const int* offsets) {
-    int g = blockIdx.z;
-    int r0 = offsets[g];
-    int rows = offsets[g + 1] - r0;
-    if (rows == 0) return;
-    rh_gemm_bf16_tile(1, 0, M, N, rows, 1.0f, A + (long long)r0 * lda, lda, B + (long long)r0 * ldb, ldb, 1.0f,
-                      C + g * strideC, N, blockIdx.y * TM, blockIdx.x * TN);
+    rh_grouped_weights<rh_gemm_bf16_tile, TM, TN>(M, N, A, lda, B, ldb, C, strideC, offsets);
 }

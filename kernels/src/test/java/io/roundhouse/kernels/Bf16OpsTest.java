@@ -117,64 +117,53 @@ class Bf16OpsTest {
     }
 
     private void checkExpertFfn(Activation act, int[] counts, int d, int f) {
-        int e = counts.length;
-        int[] offsets = new int[e + 1];
-        for (int j = 0; j < e; j++) {
-            offsets[j + 1] = offsets[j] + counts[j];
-        }
-        int m = offsets[e];
-        int f1 = act.preWidth(f);
-        OpTestSupport s = new OpTestSupport(m * 5L + d);
-        double[] x = rounded(s.randn(m * d, 1));
-        double[] w1 = rounded(s.randn(e * d * f1, 0.4));
-        double[] b1 = rounded(s.randn(e * f1, 0.2));
-        double[] w2 = rounded(s.randn(e * f * d, 0.4));
-        double[] b2 = rounded(s.randn(e * d, 0.2));
-        double[] dy = rounded(s.randn(m * d, 1));
-        Tensor tx = s.tensor("x", x, m, d);
-        Tensor tw1 = s.tensor("w1", w1, e, d, f1);
-        Tensor tw2 = s.tensor("w2", w2, e, f, d);
-        Tensor ty = s.poisoned("y", m, d);
+        OpTestSupport.FfnCase c = new OpTestSupport.FfnCase(act, counts, d, f, 5);
+        OpTestSupport s = c.s;
+        int e = c.e;
+        int f1 = c.f1;
+        int m = c.m;
+        Tensor tx = s.tensor("x", c.x, m, d);
+        Tensor tw1 = s.tensor("w1", c.w1, e, d, f1);
+        Tensor tw2 = s.tensor("w2", c.w2, e, f, d);
         Tensor ta = s.poisoned("a", m, f1);
         Tensor th = s.poisoned("h", m, f);
-        s.be.expertFfnForward(ty, ta, th, tx, tw1, s.tensor("b1", b1, e, f1), tw2, s.tensor("b2", b2, e, d), offsets,
-                act, Precision.BF16);
-        double[] a = s.read(ta);
-        double[] h = s.read(th);
+        Tensor ty = s.poisoned("y", m, d);
+        s.be.expertFfnForward(ty, ta, th, tx, tw1, s.tensor("b1", c.b1, e, f1), tw2, s.tensor("b2", c.b2, e, d),
+                c.offsets, act, Precision.BF16);
         Tensor tdx = s.poisoned("dx", m, d);
-        Tensor tdw1 = s.tensor("dw1", new double[w1.length], e, d, f1);
-        Tensor tdb1 = s.tensor("db1", new double[b1.length], e, f1);
-        Tensor tdw2 = s.tensor("dw2", new double[w2.length], e, f, d);
-        Tensor tdb2 = s.tensor("db2", new double[b2.length], e, d);
+        Tensor tdw1 = s.tensor("dw1", new double[c.w1.length], e, d, f1);
+        Tensor tdb1 = s.tensor("db1", new double[c.b1.length], e, f1);
+        Tensor tdw2 = s.tensor("dw2", new double[c.w2.length], e, f, d);
+        Tensor tdb2 = s.tensor("db2", new double[c.b2.length], e, d);
         Tensor tdh = s.poisoned("dh", m, f);
         Tensor tda = s.poisoned("da", m, f1);
-        s.be.expertFfnBackward(tdx, tdw1, tdb1, tdw2, tdb2, s.tensor("dy", dy, m, d), tx, ta, th, tw1, tw2, offsets, act,
-                tdh, tda, Precision.BF16);
+        s.be.expertFfnBackward(tdx, tdw1, tdb1, tdw2, tdb2, s.tensor("dy", c.dy, m, d), tx, ta, th, tw1, tw2,
+                c.offsets, act, tdh, tda, Precision.BF16);
+        double[] a = s.read(ta);
+        double[] h = s.read(th);
         double[] da = s.read(tda);
-        double[] y = s.read(ty);
-        double[] dx = s.read(tdx);
-        double[] dh = s.read(tdh);
         for (int ex = 0; ex < e; ex++) {
-            int r0 = offsets[ex];
+            int r0 = c.offsets[ex];
             int rows = counts[ex];
             String tag = act + " expert " + ex + " of groups " + java.util.Arrays.toString(counts) + ": ";
-            double[] xe = bf16(Ref.slice(x, r0 * d, rows * d));
-            double[] w1e = bf16(Ref.slice(w1, ex * d * f1, d * f1));
-            double[] w2e = bf16(Ref.slice(w2, ex * f * d, f * d));
+            double[] xe = bf16(Ref.slice(c.x, r0 * d, rows * d));
+            double[] w1e = bf16(Ref.slice(c.w1, ex * d * f1, d * f1));
+            double[] w2e = bf16(Ref.slice(c.w2, ex * f * d, f * d));
             double[] he = bf16(Ref.slice(h, r0 * f, rows * f));
-            double[] dye = bf16(Ref.slice(dy, r0 * d, rows * d));
+            double[] dye = bf16(Ref.slice(c.dy, r0 * d, rows * d));
             double[] dae = Ref.slice(da, r0 * f1, rows * f1);
-            assertClose(tag + "a", Ref.linear(xe, w1e, Ref.slice(b1, ex * f1, f1), rows, d, f1),
+            assertClose(tag + "a", Ref.linear(xe, w1e, Ref.slice(c.b1, ex * f1, f1), rows, d, f1),
                     Ref.slice(a, r0 * f1, rows * f1), TOL);
-            assertClose(tag + "y", Ref.linear(he, w2e, Ref.slice(b2, ex * d, d), rows, f, d),
-                    Ref.slice(y, r0 * d, rows * d), TOL);
-            assertClose(tag + "dh", gemm(dye, false, w2e, true, rows, d, f, null), Ref.slice(dh, r0 * f, rows * f), TOL);
+            assertClose(tag + "y", Ref.linear(he, w2e, Ref.slice(c.b2, ex * d, d), rows, f, d),
+                    Ref.slice(s.read(ty), r0 * d, rows * d), TOL);
+            assertClose(tag + "dh", gemm(dye, false, w2e, true, rows, d, f, null),
+                    Ref.slice(s.read(tdh), r0 * f, rows * f), TOL);
             assertClose(tag + "dw2", gemm(he, true, dye, false, f, rows, d, null),
                     Ref.slice(s.read(tdw2), ex * f * d, f * d), TOL);
-            assertClose(tag + "db2", columnSums(Ref.slice(dy, r0 * d, rows * d), rows, d, new double[d]),
+            assertClose(tag + "db2", columnSums(Ref.slice(c.dy, r0 * d, rows * d), rows, d, new double[d]),
                     Ref.slice(s.read(tdb2), ex * d, d), TOL);
-            assertClose(tag + "dx", gemm(bf16(dae), false, w1e, true, rows, f1, d, null), Ref.slice(dx, r0 * d, rows * d),
-                    TOL);
+            assertClose(tag + "dx", gemm(bf16(dae), false, w1e, true, rows, f1, d, null),
+                    Ref.slice(s.read(tdx), r0 * d, rows * d), TOL);
             assertClose(tag + "dw1", gemm(xe, true, bf16(dae), false, d, rows, f1, null),
                     Ref.slice(s.read(tdw1), ex * d * f1, d * f1), TOL);
             assertClose(tag + "db1", columnSums(dae, rows, f1, new double[f1]), Ref.slice(s.read(tdb1), ex * f1, f1),

@@ -80,20 +80,18 @@ class DenseOpsTest {
     }
 
     private void checkExpertFfn(Activation act, int[] counts, int d, int f) {
-        int e = counts.length;
-        int[] offsets = new int[e + 1];
-        for (int j = 0; j < e; j++) {
-            offsets[j + 1] = offsets[j] + counts[j];
-        }
-        int m = offsets[e];
-        int f1 = act.preWidth(f);
-        OpTestSupport s = new OpTestSupport(m * 7L + d);
-        double[] x = rounded(s.randn(m * d, 1));
-        double[] w1 = rounded(s.randn(e * d * f1, 0.4));
-        double[] b1 = rounded(s.randn(e * f1, 0.2));
-        double[] w2 = rounded(s.randn(e * f * d, 0.4));
-        double[] b2 = rounded(s.randn(e * d, 0.2));
-        double[] dy = rounded(s.randn(m * d, 1));
+        OpTestSupport.FfnCase c = new OpTestSupport.FfnCase(act, counts, d, f, 7);
+        OpTestSupport s = c.s;
+        int e = c.e;
+        int[] offsets = c.offsets;
+        int m = c.m;
+        int f1 = c.f1;
+        double[] x = c.x;
+        double[] w1 = c.w1;
+        double[] b1 = c.b1;
+        double[] w2 = c.w2;
+        double[] b2 = c.b2;
+        double[] dy = c.dy;
         Tensor tx = s.tensor("x", x, m, d);
         Tensor tw1 = s.tensor("w1", w1, e, d, f1);
         Tensor tb1 = s.tensor("b1", b1, e, f1);

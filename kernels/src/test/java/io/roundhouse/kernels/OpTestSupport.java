@@ -68,6 +68,45 @@ final class OpTestSupport {
         return f;
     }
 
+    /**
+     * An expert-FFN case: {@code counts[e]} rows for expert e, random inputs, weights, biases and
+     * output gradient (rounded to float), from a generator seeded by the shape.
+     */
+    static final class FfnCase {
+        final OpTestSupport s;
+        final int e;
+        final int d;
+        final int f;
+        final int f1;
+        final int m;
+        final int[] offsets;
+        final double[] x;
+        final double[] w1;
+        final double[] b1;
+        final double[] w2;
+        final double[] b2;
+        final double[] dy;
+
+        FfnCase(Activation act, int[] counts, int d, int f, long salt) {
+            this.e = counts.length;
+            this.d = d;
+            this.f = f;
+            this.f1 = act.preWidth(f);
+            this.offsets = new int[e + 1];
+            for (int j = 0; j < e; j++) {
+                offsets[j + 1] = offsets[j] + counts[j];
+            }
+            this.m = offsets[e];
+            this.s = new OpTestSupport(m * salt + d);
+            this.x = rounded(s.randn(m * d, 1));
+            this.w1 = rounded(s.randn(e * d * f1, 0.4));
+            this.b1 = rounded(s.randn(e * f1, 0.2));
+            this.w2 = rounded(s.randn(e * f * d, 0.4));
+            this.b2 = rounded(s.randn(e * d, 0.2));
+            this.dy = rounded(s.randn(m * d, 1));
+        }
+    }
+
     /** The input rounded to float, so the reference sees exactly what the backend saw. */
     static double[] rounded(double[] v) {
         double[] r = new double[v.length];

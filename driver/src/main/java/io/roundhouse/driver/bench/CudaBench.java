@@ -94,29 +94,12 @@ final class CudaBench {
         return report;
     }
 
-    /** TFLOP/s of c[m,n] = a[m,k]·b[k,n]: the median of 5 timed trials after a warm-up. */
+    /** TFLOP/s of c[m,n] = a[m,k]·b[k,n]. */
     private double gemm(CudaBackend gpu, int m, int k, int n, boolean bf16) {
         Tensor a = random(gpu, m, k);
         Tensor b = random(gpu, k, n);
         Tensor c = gpu.allocate("c", DType.FLOAT32, m, n);
-        gpu.matmul(c, a, b, false, false, bf16);
-        gpu.synchronize();
-        double[] trials = new double[5];
-        for (int t = 0; t < trials.length; t++) {
-            long start = System.nanoTime();
-            long iters = 0;
-            do {
-                gpu.matmul(c, a, b, false, false, bf16);
-                iters++;
-                if (iters % 8 == 0) {
-                    gpu.synchronize();
-                }
-            } while (System.nanoTime() - start < seconds / trials.length * 1e9);
-            gpu.synchronize();
-            trials[t] = 2.0 * m * k * n * iters / ((System.nanoTime() - start) / 1e9) / 1e12;
-        }
-        java.util.Arrays.sort(trials);
-        return trials[trials.length / 2];
+        return 2.0 * m * k * n * perSecond(gpu, seconds, () -> gpu.matmul(c, a, b, false, false, bf16)) / 1e12;
     }
 
     /**
@@ -131,31 +114,15 @@ final class CudaBench {
         float[] pageable = new float[n];
         Map<String, Object> r = new LinkedHashMap<>();
         r.put("bytes", 4L * n);
-        r.put("deviceToPinnedGBps", rate(n, () -> gpu.read(t, pinned, 0)));
-        r.put("pinnedToDeviceGBps", rate(n, () -> gpu.write(t, pinned, 0)));
-        r.put("deviceToPageableGBps", rate(n, () -> gpu.read(t, pageable)));
-        r.put("pageableToDeviceGBps", rate(n, () -> gpu.write(t, pageable)));
+        double each = seconds / 4;
+        r.put("deviceToPinnedGBps", 4.0 * n * perSecond(gpu, each, () -> gpu.read(t, pinned, 0)) / 1e9);
+        r.put("pinnedToDeviceGBps", 4.0 * n * perSecond(gpu, each, () -> gpu.write(t, pinned, 0)) / 1e9);
+        r.put("deviceToPageableGBps", 4.0 * n * perSecond(gpu, each, () -> gpu.read(t, pageable)) / 1e9);
+        r.put("pageableToDeviceGBps", 4.0 * n * perSecond(gpu, each, () -> gpu.write(t, pageable)) / 1e9);
         out.printf("copies of 64 MiB, GB/s: device→pinned %.1f, pinned→device %.1f, device→float[] %.1f, "
                 + "float[]→device %.1f%n", r.get("deviceToPinnedGBps"), r.get("pinnedToDeviceGBps"),
                 r.get("deviceToPageableGBps"), r.get("pageableToDeviceGBps"));
         return r;
-    }
-
-    /** GB/s of a synchronous copy of n floats: the median of 5 trials after a warm-up. */
-    private double rate(int n, Runnable copy) {
-        copy.run();
-        double[] trials = new double[5];
-        for (int t = 0; t < trials.length; t++) {
-            long start = System.nanoTime();
-            int iters = 0;
-            do {
-                copy.run();
-                iters++;
-            } while (System.nanoTime() - start < seconds / 4 / trials.length * 1e9);
-            trials[t] = 4.0 * n * iters / ((System.nanoTime() - start) / 1e9) / 1e9;
-        }
-        java.util.Arrays.sort(trials);
-        return trials[trials.length / 2];
     }
 
     /** Milliseconds of one MoE layer forward + backward over {@code tokens} tokens (dropless). */
@@ -163,24 +130,32 @@ final class CudaBench {
         MoeLayer layer = new MoeLayer(be, new ParamStore(be, 1), "moe", spec, new LocalExchange(spec.experts()), tokens);
         Tensor x = random(be, tokens, spec.dim());
         Tensor dy = random(be, tokens, spec.dim());
-        layer.forward(x, 0);
-        layer.backward(dy);
-        if (be instanceof CudaBackend g) {
-            g.synchronize();
-        }
+        return 1e3 / perSecond(be, seconds, () -> {
+            layer.forward(x, 0);
+            layer.backward(dy);
+        });
+    }
+
+    /**
+     * How many times a second {@code op} runs: the median of 5 trials sharing {@code budget}
+     * seconds, after a warm-up, waiting for the GPU every 8 runs and at the end of each trial.
+     */
+    private static double perSecond(Backend be, double budget, Runnable op) {
+        Runnable sync = be instanceof CudaBackend g ? g::synchronize : () -> { };
+        op.run();
+        sync.run();
         double[] trials = new double[5];
         for (int t = 0; t < trials.length; t++) {
             long start = System.nanoTime();
-            int iters = 0;
+            long iters = 0;
             do {
-                layer.forward(x, 0);
-                layer.backward(dy);
-                iters++;
-            } while (System.nanoTime() - start < seconds / trials.length * 1e9);
-            if (be instanceof CudaBackend g) {
-                g.synchronize();
-            }
-            trials[t] = (System.nanoTime() - start) / 1e6 / iters;
+                op.run();
+                if (++iters % 8 == 0) {
+                    sync.run();
+                }
+            } while (System.nanoTime() - start < budget / trials.length * 1e9);
+            sync.run();
+            trials[t] = iters / ((System.nanoTime() - start) / 1e9);
         }
         java.util.Arrays.sort(trials);
         return trials[trials.length / 2];
