@@ -60,7 +60,13 @@ public final class Backends {
             }
             case "cuda" -> {
                 CudaBackend b = new CudaBackend(ordinal(gpu));
-                List<String> bad = verify(b, check);
+                List<String> bad;
+                try {
+                    bad = verify(b, check);
+                } catch (RuntimeException e) {
+                    b.close();
+                    throw e;
+                }
                 if (!bad.isEmpty()) {
                     b.close();
                     throw new IllegalStateException("backend = cuda: " + b.name() + " computes other numbers than the "

@@ -75,7 +75,7 @@ public final class HostBuffer {
         floats.put(at, src, srcOff, n);
     }
 
-    /** Copies {@code n} floats from {@code src[from…]} to {@code this[at…]} (they may overlap only if the same). */
+    /** Copies {@code n} floats from {@code src[from…]} to {@code this[at…]} ({@code src} may be this buffer). */
     public void put(int at, HostBuffer src, int from, int n) {
         floats.put(at, src.floats, from, n);
     }
