@@ -290,13 +290,13 @@ public final class Collectives {
             scratch = new float[size * n];
         }
         allGather(base, at, n, scratch);
-        for (int j = 0; j < n; j++) {
-            float sum = scratch[j];
-            for (int r = 1; r < size; r++) {
-                sum += scratch[r * n + j];
+        // Summed in rank order into scratch's first row (array loops the JIT vectorises), then copied out.
+        for (int r = 1; r < size; r++) {
+            for (int j = 0; j < n; j++) {
+                scratch[j] += scratch[r * n + j];
             }
-            UnsafeApi.putFloat(base, at + 4L * j, sum);
         }
+        UnsafeApi.copyMemory(scratch, FLOAT_BASE, base, at, 4L * n);
     }
 
     /** Start of ring chunk c of n elements. */
