@@ -1,10 +1,5 @@
 package io.roundhouse.kernels;
 
-import static jcuda.driver.JCudaDriver.cuMemcpyDtoD;
-import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
-import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
-import static jcuda.driver.JCudaDriver.cuMemsetD32;
-
 import jcuda.Pointer;
 
 /**
@@ -22,7 +17,12 @@ public final class CudaBackend implements Backend {
 
     /** @param ordinal the GPU, as numbered by the CUDA driver */
     public CudaBackend(int ordinal) {
-        this.dev = new CudaDevice(ordinal);
+        this(new CudaDevice(ordinal));
+    }
+
+    /** On {@code dev} (a GPU, or the tests' launch checker). */
+    CudaBackend(CudaDevice dev) {
+        this.dev = dev;
         this.partial = (CudaTensor) allocate("sumSquares.partial", DType.FLOAT32, 2 * 4096);
         this.flag = (CudaTensor) allocate("bad-input.flag", DType.INT32, 1);
         this.routing = new CudaRouting(this, dev, flag);
@@ -66,27 +66,25 @@ public final class CudaBackend implements Backend {
     @Override
     public void write(Tensor t, float[] src, int off) {
         fits("write", t, src.length, off);
-        transfer("write " + t, t, () -> cuMemcpyHtoD(c(t).ptr(), Pointer.to(src).withByteOffset(4L * off),
-                4L * t.size()));
+        toDevice("write " + t, t, Pointer.to(src).withByteOffset(4L * off));
     }
 
     @Override
     public void write(Tensor t, int[] src) {
         fits("write", t, src.length, 0);
-        transfer("write " + t, t, () -> cuMemcpyHtoD(c(t).ptr(), Pointer.to(src), 4L * t.size()));
+        toDevice("write " + t, t, Pointer.to(src));
     }
 
     @Override
     public void read(Tensor t, float[] dst, int off) {
         fits("read", t, dst.length, off);
-        transfer("read " + t, t, () -> cuMemcpyDtoH(Pointer.to(dst).withByteOffset(4L * off), c(t).ptr(),
-                4L * t.size()));
+        toHost("read " + t, t, Pointer.to(dst).withByteOffset(4L * off));
     }
 
     @Override
     public void read(Tensor t, int[] dst) {
         fits("read", t, dst.length, 0);
-        transfer("read " + t, t, () -> cuMemcpyDtoH(Pointer.to(dst), c(t).ptr(), 4L * t.size()));
+        toHost("read " + t, t, Pointer.to(dst));
     }
 
     @Override
@@ -97,22 +95,28 @@ public final class CudaBackend implements Backend {
     @Override
     public void read(Tensor t, HostBuffer dst, int off) {
         dst.checkFits("read", t, off);
-        transfer("read " + t + " to " + dst, t, () -> cuMemcpyDtoH(dev.hostPointer(dst, off), c(t).ptr(),
-                4L * t.size()));
+        toHost("read " + t + " to " + dst, t, dev.hostPointer(dst, off));
     }
 
     @Override
     public void write(Tensor t, HostBuffer src, int off) {
         src.checkFits("write", t, off);
-        transfer("write " + t + " from " + src, t, () -> cuMemcpyHtoD(c(t).ptr(), dev.hostPointer(src, off),
-                4L * t.size()));
+        toDevice("write " + t + " from " + src, t, dev.hostPointer(src, off));
     }
 
-    /** A synchronous copy between {@code t} and the host, named {@code op} if it fails (none when t is empty). */
-    private void transfer(String op, Tensor t, Runnable copy) {
+    /** A synchronous copy of {@code t}'s elements from host memory (none when t is empty). */
+    private void toDevice(String op, Tensor t, Pointer src) {
         dev.bind();
         if (t.size() > 0) {
-            dev.call(op, copy);
+            dev.copyHtoD(op, c(t).ptr(), src, 4L * t.size());
+        }
+    }
+
+    /** A synchronous copy of {@code t}'s elements to host memory, after the kernels before it. */
+    private void toHost(String op, Tensor t, Pointer dst) {
+        dev.bind();
+        if (t.size() > 0) {
+            dev.copyDtoH(op, dst, c(t).ptr(), 4L * t.size());
         }
     }
 
@@ -126,7 +130,7 @@ public final class CudaBackend implements Backend {
         Check.sameSize("copy", dst, src);
         dev.bind();
         if (src.size() > 0) {
-            dev.call("copy " + src + " to " + dst, () -> cuMemcpyDtoD(c(dst).ptr(), c(src).ptr(), 4L * src.size()));
+            dev.copyDtoD("copy " + src + " to " + dst, c(dst).ptr(), c(src).ptr(), 4L * src.size());
         }
     }
 
@@ -150,7 +154,7 @@ public final class CudaBackend implements Backend {
         dev.bind();
         dev.launch("sumSquares", "rh_sum_squares", blocks, 1, 256, partial, t, (long) t.size());
         double[] p = new double[blocks];
-        dev.call("sumSquares " + t, () -> cuMemcpyDtoH(Pointer.to(p), partial.ptr(), 8L * blocks));
+        dev.copyDtoH("sumSquares " + t, Pointer.to(p), partial.ptr(), 8L * blocks);
         double s = 0;
         for (double v : p) {
             s += v;
@@ -548,11 +552,11 @@ public final class CudaBackend implements Backend {
             return;
         }
         dev.bind();
-        dev.call("crossEntropyForward", () -> cuMemsetD32(flag.ptr(), 0, 1));
+        dev.memset32("crossEntropyForward", flag.ptr(), 0, 1);
         dev.launch("crossEntropyForward " + logits, "rh_cross_entropy_forward", (n + 255) / 256, 1, 256, losses, probs,
                 logits, labels, n, classes, flag);
         int[] bad = new int[1];
-        dev.call("crossEntropyForward " + logits, () -> cuMemcpyDtoH(Pointer.to(bad), flag.ptr(), 4));
+        dev.copyDtoH("crossEntropyForward " + logits, Pointer.to(bad), flag.ptr(), 4);
         if (bad[0] != 0) {
             int[] y = new int[n];
             read(labels, y);

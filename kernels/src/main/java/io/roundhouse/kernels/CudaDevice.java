@@ -13,6 +13,10 @@ import static jcuda.driver.JCudaDriver.cuMemAlloc;
 import static jcuda.driver.JCudaDriver.cuMemFree;
 import static jcuda.driver.JCudaDriver.cuMemFreeHost;
 import static jcuda.driver.JCudaDriver.cuMemHostAlloc;
+import static jcuda.driver.JCudaDriver.cuMemcpyDtoD;
+import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
+import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
+import static jcuda.driver.JCudaDriver.cuMemsetD32;
 import static jcuda.driver.JCudaDriver.cuModuleGetFunction;
 import static jcuda.driver.JCudaDriver.cuModuleLoadData;
 import static jcuda.driver.JCudaDriver.cuStreamCreate;
@@ -43,7 +47,7 @@ import jcuda.driver.JCudaDriver;
  * by the driver), kernel launches, and one memory arena for the backend's lifetime (blocks of at
  * least 64 MiB, handed out 256-byte aligned, freed together at close).
  */
-final class CudaDevice implements AutoCloseable {
+class CudaDevice implements AutoCloseable {
     static final String PTX_DIR = "/io/roundhouse/kernels/cuda/";
     private static final long BLOCK = 64L << 20;
 
@@ -83,6 +87,15 @@ final class CudaDevice implements AutoCloseable {
         for (String module : modules()) {
             load(module);
         }
+    }
+
+    /**
+     * A device that is no GPU: nothing is loaded or allocated, and a subclass supplies every call
+     * (the launch checker of the tests, which runs the backend's code without a GPU).
+     */
+    CudaDevice(String name) {
+        this.ordinal = -1;
+        this.name = name;
     }
 
     private static String reason;
@@ -256,8 +269,28 @@ final class CudaDevice implements AutoCloseable {
         cuStreamSynchronize(stream);
     }
 
+    /** Copies {@code bytes} from the host to the device. */
+    void copyHtoD(String op, CUdeviceptr dst, Pointer src, long bytes) {
+        call(op, () -> cuMemcpyHtoD(dst, src, bytes));
+    }
+
+    /** Copies {@code bytes} from the device to the host (after the kernels before it). */
+    void copyDtoH(String op, Pointer dst, CUdeviceptr src, long bytes) {
+        call(op, () -> cuMemcpyDtoH(dst, src, bytes));
+    }
+
+    /** Copies {@code bytes} within the device. */
+    void copyDtoD(String op, CUdeviceptr dst, CUdeviceptr src, long bytes) {
+        call(op, () -> cuMemcpyDtoD(dst, src, bytes));
+    }
+
+    /** Sets {@code count} 32-bit words to {@code value}. */
+    void memset32(String op, CUdeviceptr dst, int value, long count) {
+        call(op, () -> cuMemsetD32(dst, value, count));
+    }
+
     /** Runs a driver call, naming the op and tensors when it fails (a copy, a memset). */
-    void call(String op, Runnable r) {
+    private void call(String op, Runnable r) {
         try {
             r.run();
         } catch (CudaException e) {

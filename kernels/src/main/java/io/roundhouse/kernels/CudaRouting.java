@@ -1,8 +1,5 @@
 package io.roundhouse.kernels;
 
-import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
-import static jcuda.driver.JCudaDriver.cuMemsetD32;
-
 import jcuda.Pointer;
 
 /**
@@ -100,12 +97,12 @@ final class CudaRouting {
         Tensor counts = scratch.rows(copies, 2 * numExperts);
         Tensor groups = scratch.rows(copies + 2 * numExperts, numExperts + 1);
         dev.bind();
-        dev.call("dispatchPlan", () -> cuMemsetD32(flag.ptr(), 0, 1));
+        dev.memset32("dispatchPlan", flag.ptr(), 0, 1);
         dev.launch("dispatchPlan rank", "rh_plan_rank", (copies + 127) / 128, 1, 128, rank, topIdx, n, k);
         dev.launch("dispatchPlan counts", "rh_plan_counts", (numExperts + 127) / 128, 1, 128, counts, topIdx, n, k,
                 numExperts, capacity, flag);
         int[] bad = new int[1];
-        dev.call("dispatchPlan", () -> cuMemcpyDtoH(Pointer.to(bad), flag.ptr(), 4));
+        dev.copyDtoH("dispatchPlan", Pointer.to(bad), flag.ptr(), 4);
         if (bad[0] != 0) {
             int[] idx = new int[copies];
             be.read(topIdx, idx);

@@ -13,6 +13,16 @@ final class CudaTensor extends Tensor {
         this.byteOffset = byteOffset;
     }
 
+    /** The arena block this tensor lies in (its allocation). */
+    CUdeviceptr base() {
+        return base;
+    }
+
+    /** Where element 0 lies in {@link #base()}, in bytes. */
+    long byteOffset() {
+        return byteOffset;
+    }
+
     /** The device address of element 0. */
     CUdeviceptr ptr() {
         return byteOffset == 0 ? base : base.withByteOffset(byteOffset);

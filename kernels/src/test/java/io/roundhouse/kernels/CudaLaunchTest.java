@@ -1,0 +1,180 @@
+package io.roundhouse.kernels;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.lang.reflect.InvocationTargetException;
+import java.lang.reflect.Method;
+import java.lang.reflect.Modifier;
+import java.lang.reflect.Proxy;
+import java.util.Arrays;
+import java.util.Set;
+import java.util.TreeSet;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Without a GPU (in CI): every op of the CUDA backend runs on {@link LaunchCheckDevice}, which
+ * checks each kernel launch against the kernel's C signature (argument count and types, tensor
+ * dtypes, tensors inside their allocations, grid limits). Every method of {@link Backend} is called
+ * and every kernel in {@code src/main/cuda} is launched at least once, in fp32 and bf16, every
+ * activation, norm and gate mode. What the kernels compute is {@link CudaOpsTest}'s job, on a GPU.
+ */
+class CudaLaunchTest {
+    private final LaunchCheckDevice dev = new LaunchCheckDevice();
+    private final Set<String> called = new TreeSet<>();
+
+    @Test
+    void everyOpLaunchesItsKernelsWithMatchingArguments() {
+        CudaBackend cuda = new CudaBackend(dev);
+        Backend be = (Backend) Proxy.newProxyInstance(Backend.class.getClassLoader(), new Class<?>[] {Backend.class},
+                (proxy, m, args) -> {
+                    called.add(m.getName());
+                    try {
+                        return m.invoke(cuda, args);
+                    } catch (InvocationTargetException e) {
+                        throw e.getCause();
+                    }
+                });
+        int n = 37;
+        int d = 24;
+        int e = 5;
+        int k = 2;
+        int f = 19;
+        Tensor x = be.allocate("x", DType.FLOAT32, n, d);
+        Tensor y = be.allocate("y", DType.FLOAT32, n, d);
+        Tensor rows = be.allocate("rowValues", DType.FLOAT32, n);
+        Tensor row = be.allocate("row", DType.FLOAT32, d);
+        float[] host = new float[n * d];
+        int[] ints = new int[n * k];
+        be.write(x, host);
+        be.read(x, host);
+        be.write(x, host, 0);
+        be.read(x, host, 0);
+        HostBuffer h = be.allocateHost("staging", n * d);
+        be.read(x, h, 0);
+        be.write(y, h, 0);
+        be.fill(y, 1f);
+        be.copy(y, x);
+        be.axpy(y, 0.5f, x);
+        be.scale(y, 2f);
+        be.sumSquares(y);
+        be.dropoutForward(y, x, 0.2f, 1, 2, 3);
+        be.dropoutBackward(y, x, 0.2f, 1, 2, 3);
+        be.dropoutRowsForward(y, x, rows, 1, 2, 3);
+        be.dropoutRowsBackward(y, x, rows, 1, 2, 3);
+        be.jitter(y, x, rows, 1, 2, 3);
+        be.multiply(y, x, x);
+        be.multiply(y, x, row);
+        be.multiplyAdd(y, x, row);
+        be.sumRowProducts(row, x, y);
+        be.scaleRows(y, rows);
+
+        for (Precision p : Precision.values()) {
+            Tensor w = be.allocate("w", DType.FLOAT32, d, f);
+            Tensor b = be.allocate("b", DType.FLOAT32, f);
+            Tensor out = be.allocate("out", DType.FLOAT32, n, f);
+            be.linearForward(out, x, w, b, p);
+            be.linearForward(out, x, w, null);
+            be.linearBackward(y, w, b, out, x, w, p);
+            be.linearBackward(null, w, null, out, x, w);
+            cuda.matmul(out, x, w, false, false, p == Precision.BF16);
+            for (Activation act : Activation.values()) {
+                int f1 = act.preWidth(f);
+                int[] offsets = {0, 10, 10, 30, 31, n};
+                Tensor w1 = be.allocate("w1", DType.FLOAT32, e, d, f1);
+                Tensor b1 = be.allocate("b1", DType.FLOAT32, e, f1);
+                Tensor w2 = be.allocate("w2", DType.FLOAT32, e, f, d);
+                Tensor b2 = be.allocate("b2", DType.FLOAT32, e, d);
+                Tensor a = be.allocate("a", DType.FLOAT32, n, f1);
+                Tensor hid = be.allocate("h", DType.FLOAT32, n, f);
+                be.expertFfnForward(y, a, hid, x, w1, b1, w2, b2, offsets, act, p);
+                be.expertFfnForward(y, a, hid, x, w1, null, w2, null, offsets, act);
+                be.expertFfnBackward(x, w1, b1, w2, b2, y, x, a, hid, w1, w2, offsets, act, hid, a, p);
+                be.expertFfnBackward(x, w1, null, w2, null, y, x, a, hid, w1, w2, offsets, act, hid, a);
+                be.activationForward(hid, a, act);
+                be.activationBackward(a, hid, a, act);
+            }
+        }
+        Tensor mean = be.allocate("mean", DType.FLOAT32, n);
+        Tensor rstd = be.allocate("rstd", DType.FLOAT32, n);
+        be.normForward(y, mean, rstd, x, row, row, 1e-5f);
+        be.normForward(y, mean, rstd, x, row, null, 1e-5f);
+        be.normBackward(y, row, row, x, x, mean, rstd, row);
+        be.normBackward(y, row, null, x, x, mean, rstd, row);
+
+        Tensor logits = be.allocate("logits", DType.FLOAT32, n, e);
+        Tensor probs = be.allocate("probs", DType.FLOAT32, n, e);
+        Tensor lse = be.allocate("lse", DType.FLOAT32, n);
+        Tensor top = be.allocate("top", DType.INT32, n, k);
+        Tensor gates = be.allocate("gates", DType.FLOAT32, n, k);
+        Tensor dGates = be.allocate("dGates", DType.FLOAT32, n, k);
+        Tensor dProbs = be.allocate("dProbs", DType.FLOAT32, n, e);
+        Tensor dLse = be.allocate("dLse", DType.FLOAT32, n);
+        Tensor rowToken = be.allocate("rowToken", DType.INT32, n * k);
+        Tensor copyRow = be.allocate("copyRow", DType.INT32, n, k);
+        Tensor xp = be.allocate("xp", DType.FLOAT32, n * k, d);
+        be.write(top, ints);
+        be.read(top, ints);
+        for (GateMode mode : GateMode.values()) {
+            be.gateForward(probs, lse, top, gates, logits, mode);
+            int[] offsets = new int[e + 1];
+            int[] selected = new int[e];
+            be.dispatchPlan(rowToken, copyRow, offsets, selected, top, e, 16);
+            be.dispatchPlan(rowToken, copyRow, offsets, selected, top, e, 0);
+            int m = n * k - 3;  // the fake's plan keeps nothing: the row-moving ops get rows of their own
+            be.permuteForward(xp.rows(m), x, rowToken, m);
+            be.unpermuteForward(y, xp.rows(m), copyRow, gates);
+            be.unpermuteForward(y, xp.rows(m), copyRow, null);
+            be.unpermuteBackward(xp.rows(m), dGates, y, xp.rows(m), copyRow, gates);
+            be.unpermuteBackward(xp.rows(m), null, y, xp.rows(m), copyRow, gates);
+            be.permuteBackward(x, xp.rows(m), rowToken, m);
+            float[] probSums = new float[e];
+            be.routerStats(probs, probSums);
+            be.routerLossForward(lse, selected, probSums, n, k, 0.01f, 0.001f);
+            be.routerLossBackward(dProbs, dLse, lse, selected, n, k, 0.01f, 0.001f, 1f);
+            be.gateBackward(logits, dGates, dProbs, dLse, probs, top, gates, mode);
+            be.gateBackward(logits, dGates, null, null, probs, top, gates, mode);
+        }
+        Tensor labels = be.allocate("labels", DType.INT32, n);
+        Tensor losses = be.allocate("losses", DType.FLOAT32, n);
+        be.crossEntropyForward(losses, probs, logits, labels);
+        be.crossEntropyBackward(logits, probs, labels, 1f / n);
+        be.adamWStep(x, y, x, y, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f, 1);
+        be.name();
+        be.close();
+
+        System.out.println("kernel launches checked: " + dev.launched);
+        assertEquals("[]", dev.problems.toString(), "launches that do not match their kernels:\n"
+                + String.join("\n", dev.problems));
+        assertEquals(new TreeSet<>(), dev.neverLaunched(), "kernels no op launched here");
+        Set<String> ops = new TreeSet<>();
+        for (Method m : Backend.class.getMethods()) {
+            if (!Modifier.isStatic(m.getModifiers())) {
+                ops.add(m.getName());
+            }
+        }
+        ops.removeAll(called);
+        assertEquals(new TreeSet<>(), ops, "Backend methods this test does not call");
+        assertTrue(dev.signatures.size() >= 40, "kernels found in the sources: " + dev.signatures.keySet());
+    }
+
+    /** The checker itself: it names a wrong argument count, a wrong type and a tensor of the wrong dtype. */
+    @Test
+    void theCheckerCatchesMismatches() {
+        CudaBackend cuda = new CudaBackend(dev);
+        Tensor f32 = cuda.allocate("f", DType.FLOAT32, 8);
+        Tensor i32 = cuda.allocate("i", DType.INT32, 8);
+        dev.launch("too few", "rh_fill", 1, 1, 256, f32, 1f);
+        dev.launch("a float for a long", "rh_fill", 1, 1, 256, f32, 1f, 8f);
+        dev.launch("ints for floats", "rh_fill", 1, 1, 256, i32, 1f, 8L);
+        dev.launch("grid", "rh_fill", 1, 70_000, 256, f32, 1f, 8L);
+        dev.launch("unknown", "rh_nothing", 1, 1, 256);
+        assertEquals(5, dev.problems.size(), String.join("\n", dev.problems));
+        String all = String.join("\n", dev.problems);
+        for (String want : new String[] {"2 arguments for 3 parameters", "a Float where Long goes", "is INT32, the "
+                + "kernel reads float*", "outside CUDA's limits", "no such kernel"}) {
+            assertTrue(all.contains(want), want + " in:\n" + all);
+        }
+        assertTrue(Arrays.asList(dev.signatures.get("rh_sgemm_grouped_rows").toArray()).contains("long long"));
+    }
+}

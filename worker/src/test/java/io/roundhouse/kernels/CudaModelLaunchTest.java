@@ -1,0 +1,68 @@
+package io.roundhouse.kernels;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.roundhouse.worker.model.BackendCheck;
+import io.roundhouse.worker.model.Hyper;
+import io.roundhouse.worker.model.ModelSpec;
+import io.roundhouse.worker.model.MoeClassifier;
+import io.roundhouse.worker.model.NormKind;
+import io.roundhouse.worker.model.StepStats;
+import io.roundhouse.worker.model.StnSpec;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Set;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Without a GPU (in CI): whole training steps of the model on the CUDA backend over the kernels'
+ * launch checker ({@link LaunchCheckDevice}), so every launch the model's layers make, in the
+ * order and with the shapes they make them, is checked against its kernel's C signature, and the
+ * backend's Java code runs end to end. Nothing is computed: the numbers are a GPU run's to check.
+ */
+class CudaModelLaunchTest {
+    private final LaunchCheckDevice dev = new LaunchCheckDevice(Path.of("../kernels/src/main/cuda"));
+
+    @Test
+    void theStartUpCheckRunsOnTheCudaBackend() {
+        try (CpuBackend cpu = new CpuBackend(); CudaBackend cuda = new CudaBackend(dev)) {
+            // The checker computes nothing, so the check sees differences; what matters is the launches.
+            assertFalse(BackendCheck.differences(cpu, cuda).isEmpty());
+        }
+        assertEquals("[]", dev.problems.toString(), String.join("\n", dev.problems));
+    }
+
+    @Test
+    void aSelfTuningWeightStepWithEveryResponse() {
+        int n = 10;
+        int h = Hyper.values().length - 1;  // augment.shift acts on the data, not the model
+        List<Hyper> tuned = Arrays.stream(Hyper.values()).filter(x -> x != Hyper.AUGMENT_SHIFT).toList();
+        StnSpec stn = new StnSpec(tuned, Set.copyOf(StnSpec.LAYERS));
+        ModelSpec spec = new ModelSpec(12, 4, 8, 2, 4, 2, 6, Activation.SWIGLU, NormKind.RMSNORM,
+                GateMode.SOFTMAX_TOPK, 1.0, 0.2, 0.2, 0.05, 0.01, 0.1, stn, Precision.BF16);
+        try (CudaBackend cuda = new CudaBackend(dev)) {
+            MoeClassifier model = MoeClassifier.local(cuda, spec, 11, n);
+            Tensor x = cuda.allocate("x", DType.FLOAT32, n, 12);
+            Tensor y = cuda.allocate("y", DType.INT32, n);
+            int[] labels = new int[n];
+            float[][] values = new float[h][n];
+            for (float[] v : values) {
+                Arrays.fill(v, 0.1f);
+            }
+            for (boolean train : new boolean[] {true, false}) {
+                model.params().zeroGrads();
+                model.perturbation().set(n, new float[n * h], train ? values : null);
+                model.forward(x, y, labels, train, 7, 3, new StepStats(2, 4));
+                model.backward();
+            }
+        }
+        assertEquals("[]", dev.problems.toString(), String.join("\n", dev.problems));
+        for (String kernel : new String[] {"rh_dropout_rows", "rh_jitter", "rh_multiply", "rh_sum_row_products",
+            "rh_gemm_bf16", "rh_router_loss_backward"}) {
+            assertTrue(dev.launched.containsKey(kernel), kernel + " ran: " + dev.launched.keySet());
+        }
+    }
+}
