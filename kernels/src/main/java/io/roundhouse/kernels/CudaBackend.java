@@ -173,43 +173,26 @@ public final class CudaBackend implements Backend {
 
     // ---- dense layers -------------------------------------------------------------------------
 
-    /**
-     * Row-major C[m,n] = alpha·op(A)·op(B) + beta·C with op(A) [m,k] and op(B) [k,n]: the fp32 GEMM
-     * (64×64 tiles) or the bf16 tensor-core one (128×128 tiles, the same arguments).
-     */
-    private void gemm(String op, Precision p, boolean ta, boolean tb, int m, int n, int k, float alpha, CudaTensor a,
+    /** Row-major C[m,n] = alpha·op(A)·op(B) + beta·C with op(A) [m,k] and op(B) [k,n]. */
+    private void gemm(String op, GemmKernel g, boolean ta, boolean tb, int m, int n, int k, float alpha, CudaTensor a,
                       int lda, CudaTensor b, int ldb, float beta, CudaTensor cc, int ldc) {
         if (m == 0 || n == 0) {
             return;
         }
-        int tile = tile(p);
         dev.bind();
-        dev.launch(op, p == Precision.BF16 ? "rh_gemm_bf16" : "rh_sgemm", (n + tile - 1) / tile,
-                (m + tile - 1) / tile, 256, ta ? 1 : 0, tb ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, cc, ldc);
+        dev.launch(op, g.kernel, (n + g.tile - 1) / g.tile, (m + g.tile - 1) / g.tile, 256, ta ? 1 : 0, tb ? 1 : 0, m,
+                n, k, alpha, a, lda, b, ldb, beta, cc, ldc);
     }
 
-    /** The output tile of the GEMM kernel for a precision. */
-    private static int tile(Precision p) {
-        return p == Precision.BF16 ? 128 : 64;
-    }
-
-    /**
-     * {@code c = op(a)·op(b)} (row-major, op = transpose when asked), in fp32 or on the tensor cores
-     * with bf16 inputs and fp32 accumulation: the benchmark's and the op tests' plain GEMM (the layers
-     * take a {@link Precision}).
-     */
-    public void matmul(Tensor c, Tensor a, Tensor b, boolean transA, boolean transB, boolean bf16) {
+    /** {@code c = op(a)·op(b)} (row-major, op = transpose when asked) with one of the GEMM kernels. */
+    public void matmul(Tensor c, Tensor a, Tensor b, boolean transA, boolean transB, GemmKernel kernel) {
         int m = transA ? a.dim(1) : a.dim(0);
         int k = transA ? a.dim(0) : a.dim(1);
         int n = transB ? b.dim(0) : b.dim(1);
         Check.that((transB ? b.dim(1) : b.dim(0)) == k, "matmul: inner dimensions of " + a + " and " + b + " differ");
         Check.shape("matmul", c, m, n);
-        if (m == 0 || n == 0) {
-            return;
-        }
-        Precision p = bf16 ? Precision.BF16 : Precision.FP32;
-        gemm("matmul " + p.key() + " " + a + "·" + b, p, transA, transB, m, n, k, 1f, c(a), a.dim(1), c(b), b.dim(1),
-                0f, c(c), n);
+        gemm("matmul " + kernel + " " + a + "·" + b, kernel, transA, transB, m, n, k, 1f, c(a), a.dim(1), c(b),
+                b.dim(1), 0f, c(c), n);
     }
 
     /** Waits for every launched kernel (for timing). */
@@ -226,7 +209,7 @@ public final class CudaBackend implements Backend {
         if (b != null) {
             grid("linearForward", "rh_bias_rows", (long) n * out, y, b, n, out);
         }
-        gemm("linearForward " + x + "·" + w, p, false, false, n, out, in, 1f, c(x), in, c(w), out,
+        gemm("linearForward " + x + "·" + w, GemmKernel.of(p), false, false, n, out, in, 1f, c(x), in, c(w), out,
                 b == null ? 0f : 1f, c(y), out);
     }
 
@@ -237,10 +220,10 @@ public final class CudaBackend implements Backend {
         int out = w.dim(1);
         Check.linearBackward(dx, dw, dy, x, w);
         if (dx != null) {
-            gemm("linearBackward dx " + dy + "·" + w + "ᵀ", p, false, true, n, in, out, 1f, c(dy), out, c(w), out, 0f,
+            gemm("linearBackward dx " + dy + "·" + w + "ᵀ", GemmKernel.of(p), false, true, n, in, out, 1f, c(dy), out, c(w), out, 0f,
                     c(dx), in);
         }
-        gemm("linearBackward dw " + x + "ᵀ·" + dy, p, true, false, in, out, n, 1f, c(x), in, c(dy), out, 1f, c(dw),
+        gemm("linearBackward dw " + x + "ᵀ·" + dy, GemmKernel.of(p), true, false, in, out, n, 1f, c(x), in, c(dy), out, 1f, c(dw),
                 out);
         if (db != null && n > 0) {
             dev.bind();
@@ -294,7 +277,7 @@ public final class CudaBackend implements Backend {
         if (most == 0 || n == 0) {
             return;
         }
-        int tile = tile(p);
+        int tile = GemmKernel.of(p).tile;
         dev.bind();
         dev.launchGrid(op, p == Precision.BF16 ? "rh_gemm_bf16_grouped_rows" : "rh_sgemm_grouped_rows",
                 (n + tile - 1) / tile, (most + tile - 1) / tile, groups, 256, transB ? 1 : 0, n, k, 1f, a, k, b,
@@ -303,7 +286,7 @@ public final class CudaBackend implements Backend {
 
     /** C_g += A_gᵀ·B_g over every group in one launch (the weight gradients). */
     private void groupedWeights(String op, Precision p, int groups, int m, int n, Tensor a, Tensor b, Tensor cc) {
-        int tile = tile(p);
+        int tile = GemmKernel.of(p).tile;
         dev.bind();
         dev.launchGrid(op, p == Precision.BF16 ? "rh_gemm_bf16_grouped_weights" : "rh_sgemm_grouped_weights",
                 (n + tile - 1) / tile, (m + tile - 1) / tile, groups, 256, m, n, a, m, b, n, cc, (long) m * n,

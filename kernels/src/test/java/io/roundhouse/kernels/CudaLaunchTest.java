@@ -77,7 +77,9 @@ class CudaLaunchTest {
             be.linearForward(out, x, w, null);
             be.linearBackward(y, w, b, out, x, w, p);
             be.linearBackward(null, w, null, out, x, w);
-            cuda.matmul(out, x, w, false, false, p == Precision.BF16);
+            for (GemmKernel kernel : GemmKernel.values()) {
+                cuda.matmul(out, x, w, false, false, kernel);
+            }
             for (Activation act : Activation.values()) {
                 int f1 = act.preWidth(f);
                 int[] offsets = {0, 10, 10, 30, 31, n};

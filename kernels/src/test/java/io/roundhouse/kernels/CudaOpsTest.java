@@ -166,7 +166,7 @@ class CudaOpsTest {
         same("linearBackward without dx and db " + p, dw, 1e-4);
     }
 
-    /** bf16 tensor-core GEMM against the CPU's fp32 GEMM: bf16 keeps 8 bits, so within 2e-2. */
+    /** The plain GEMM kernels against the CPU: fp32, bf16 (and its prefetching variant). */
     @ParameterizedTest(name = "matmul m={0} k={1} n={2} ta={3} tb={4}")
     @CsvSource({"1, 1, 1, false, false", "130, 193, 67, false, false", "64, 192, 384, false, false",
         "257, 129, 300, true, false", "33, 65, 17, false, true", "512, 512, 512, true, true"})
@@ -194,11 +194,19 @@ class CudaOpsTest {
         cpu.write(aPlain, ap);
         cpu.write(bPlain, bp);
         cpu.linearForward(c[0], aPlain, bPlain, null);
-        gpu.matmul(c[1], a[1], b[1], ta, tb, false);
+        gpu.matmul(c[1], a[1], b[1], ta, tb, GemmKernel.FP32);
         same("matmul fp32 " + m + "x" + k + "x" + n, c, 1e-4);
+        // bf16 against fp32 (bf16 keeps 8 bits), then against the CPU's bf16 emulation (only the sums' order differs).
         gpu.fill(c[1], Float.NaN);
-        gpu.matmul(c[1], a[1], b[1], ta, tb, true);
-        same("matmul bf16 " + m + "x" + k + "x" + n, c, 2e-2);
+        gpu.matmul(c[1], a[1], b[1], ta, tb, GemmKernel.BF16);
+        same("matmul bf16 vs fp32 " + m + "x" + k + "x" + n, c, 2e-2);
+        cpu.linearForward(c[0], aPlain, bPlain, null, Precision.BF16);
+        same("matmul bf16 " + m + "x" + k + "x" + n, c, 1e-4);
+        // The prefetching kernel does the same WMMA steps in the same order: the same bits.
+        Tensor prefetched = gpu.allocate("prefetched", DType.FLOAT32, m, n);
+        gpu.fill(prefetched, Float.NaN);
+        gpu.matmul(prefetched, a[1], b[1], ta, tb, GemmKernel.BF16_PREFETCH);
+        assertArrayEquals(read(gpu, c[1]), read(gpu, prefetched), "bf16 prefetch = bf16, bit for bit");
     }
 
     @ParameterizedTest(name = "{0} n={1} f={2}")
