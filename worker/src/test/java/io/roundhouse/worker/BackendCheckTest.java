@@ -55,6 +55,14 @@ class BackendCheckTest {
         assertTrue(bad.stream().anyMatch(s -> s.contains("moe.router.w gradient")), String.join("\n", bad));
     }
 
+    @Test
+    void aWrongSelfTuningKernelIsNamedByTheStnRunAlone() {
+        // sumRowProducts (the STN responses' gradients) doubling what it accumulates.
+        List<String> bad = check("sumRowProducts", (be, args) -> be.scale((Tensor) args[0], 2f));
+        assertTrue(bad.stream().anyMatch(s -> s.startsWith("fp32 gelu/layernorm STN: ")), String.join("\n", bad));
+        assertTrue(bad.stream().allMatch(s -> s.startsWith("fp32 gelu/layernorm STN: ")), String.join("\n", bad));
+    }
+
     /** The differences the check finds in a CPU backend whose {@code method} is followed by {@code after}. */
     private static List<String> check(String method, BiConsumer<Backend, Object[]> after) {
         try (CpuBackend reference = new CpuBackend(); CpuBackend inner = new CpuBackend()) {

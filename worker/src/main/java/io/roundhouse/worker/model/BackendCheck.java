@@ -17,9 +17,10 @@ import java.util.Random;
  * on it. A small MoE classifier (2 blocks of 4 experts, top-2, a capacity limit that drops copies,
  * dropout, both router losses) is built from the same seed on both backends and takes one training
  * forward and backward on the same batch; the losses and every parameter's gradient are compared.
- * It runs twice: fp32 with GELU, LayerNorm and top-k-then-softmax gates, and bf16 with SwiGLU,
- * RMSNorm and renormalised softmax gates. Then one AdamW step on random tensors. So every kernel a
- * training step launches runs once. It takes milliseconds; it is a guard, so that {@code backend =
+ * It runs three times: fp32 with GELU, LayerNorm and top-k-then-softmax gates; bf16 with SwiGLU,
+ * RMSNorm and renormalised softmax gates; fp32 with a Self-Tuning Network on every layer, router
+ * jitter and per-example hyperparameters (a weight step, whose perturbation gradient is compared
+ * too). Then one AdamW step on random tensors. So every kernel any training step launches runs. It takes milliseconds; it is a guard, so that {@code backend =
  * auto} never trains on a backend that computes other numbers, not a substitute for the op tests.
  *
  * <p>Tolerances are relative to the largest reference value of each tensor: 1e-3 in fp32 (the
@@ -32,6 +33,8 @@ public final class BackendCheck {
     private static final int N = 24;
     private static final int INPUTS = 20;
     private static final int CLASSES = 5;
+    private static final List<Hyper> MODEL_HYPERS = java.util.Arrays.stream(Hyper.values())
+            .filter(x -> x != Hyper.AUGMENT_SHIFT).toList();  // augment.shift acts on the data
 
     private BackendCheck() {
     }
@@ -43,10 +46,14 @@ public final class BackendCheck {
                 GateMode.TOPK_SOFTMAX, 1.0, 0.1, 0.1, 0.01, 0.001);
         ModelSpec bf16 = new ModelSpec(INPUTS, CLASSES, 16, 2, 4, 2, 24, Activation.SWIGLU, NormKind.RMSNORM,
                 GateMode.SOFTMAX_TOPK_RENORM, 1.0, 0.1, 0.1, 0.01, 0.001).withPrecision(Precision.BF16);
-        for (ModelSpec spec : List.of(fp32, bf16)) {
+        // A Self-Tuning Network on every layer, a weight step with per-example hyperparameters: the STN ops.
+        ModelSpec stn = new ModelSpec(INPUTS, CLASSES, 16, 2, 4, 2, 24, Activation.GELU, NormKind.LAYERNORM,
+                GateMode.SOFTMAX_TOPK, 1.0, 0.1, 0.1, 0.01, 0.001, 0.1, new StnSpec(MODEL_HYPERS,
+                java.util.Set.copyOf(StnSpec.LAYERS)), Precision.FP32);
+        for (ModelSpec spec : List.of(fp32, bf16, stn)) {
             double tol = spec.precision() == Precision.BF16 ? BF16_TOL : FP32_TOL;
             String tag = spec.precision().key() + " " + spec.activation().name().toLowerCase() + "/"
-                    + spec.norm().name().toLowerCase() + ": ";
+                    + spec.norm().name().toLowerCase() + (spec.stn().tuned().isEmpty() ? "" : " STN") + ": ";
             Map<String, float[]> want = step(reference, spec);
             Map<String, float[]> got = step(candidate, spec);
             for (Map.Entry<String, float[]> e : want.entrySet()) {
@@ -73,6 +80,30 @@ public final class BackendCheck {
         Tensor y = be.allocate("check.y", DType.INT32, N);
         be.write(x, xv);
         be.write(y, labels);
+        int h = spec.stn().tuned().size();
+        if (h > 0) {
+            for (Param p : model.params().all()) {
+                if (p.name().contains(".stn.u")) {  // U = 0 at start would make every response path zero
+                    float[] u = new float[p.value().size()];
+                    for (int j = 0; j < u.length; j++) {
+                        u[j] = (float) (0.3 * r.nextGaussian());
+                    }
+                    be.write(p.value(), u);
+                }
+            }
+            float[] delta = new float[N * h];
+            for (int j = 0; j < delta.length; j++) {
+                delta[j] = (float) (0.3 * r.nextGaussian());
+            }
+            float[][] values = new float[h][N];
+            for (int j = 0; j < h; j++) {
+                for (int i = 0; i < N; i++) {
+                    // Inside every hyperparameter's range: rates, jitter and coefficients of a few percent.
+                    values[j][i] = (float) (0.02 + 0.1 * r.nextDouble());
+                }
+            }
+            model.perturbation().set(N, delta, values);
+        }
         model.params().zeroGrads();
         StepStats stats = model.forward(x, y, labels, true, 3, 1, new StepStats(spec.blocks(), spec.experts()));
         model.backward();
@@ -83,6 +114,11 @@ public final class BackendCheck {
             float[] g = new float[p.grad().size()];
             be.read(p.grad(), g);
             out.put(p.name() + " gradient", g);
+        }
+        if (h > 0) {
+            float[] dDelta = new float[N * h];
+            be.read(model.perturbation().dDelta().rows(N), dDelta);
+            out.put("the perturbation's gradient", dDelta);
         }
         return out;
     }
