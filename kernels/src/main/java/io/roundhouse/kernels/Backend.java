@@ -1,5 +1,7 @@
 package io.roundhouse.kernels;
 
+import java.util.List;
+
 /**
  * Where tensors live and how ops run on them. The CPU backend ({@link CpuBackend}) is the reference;
  * a CUDA backend implements the same ops with the same signatures and is tested against it.
@@ -56,6 +58,23 @@ public interface Backend extends AutoCloseable {
     /** Copies {@code src[off, off + t.size())} into FLOAT32 {@code t}. */
     void write(Tensor t, HostBuffer src, int off);
 
+    /**
+     * Copies each {@code ts.get(i)} into {@code dst} from {@code offsets[i]}: on a GPU the copies
+     * queue and the host waits once, not once per tensor (the gradient all-reduce's many parameters).
+     */
+    default void read(List<Tensor> ts, HostBuffer dst, int[] offsets) {
+        for (int i = 0; i < ts.size(); i++) {
+            read(ts.get(i), dst, offsets[i]);
+        }
+    }
+
+    /** Copies {@code src} from {@code offsets[i]} into each {@code ts.get(i)}, waiting once. */
+    default void write(List<Tensor> ts, HostBuffer src, int[] offsets) {
+        for (int i = 0; i < ts.size(); i++) {
+            write(ts.get(i), src, offsets[i]);
+        }
+    }
+
     void fill(Tensor t, float value);
 
     /** {@code dst = src} (same size). */
@@ -69,6 +88,18 @@ public interface Backend extends AutoCloseable {
 
     /** {@code Σ t²}, accumulated in double. */
     double sumSquares(Tensor t);
+
+    /**
+     * {@code Σ_i sumSquares(ts.get(i))}, added in list order; on a GPU with one wait for all of them
+     * (a gradient norm over every parameter).
+     */
+    default double sumSquares(List<Tensor> ts) {
+        double s = 0;
+        for (Tensor t : ts) {
+            s += sumSquares(t);
+        }
+        return s;
+    }
 
     // ---- dense layers -------------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 package io.roundhouse.kernels;
 
+import java.util.List;
 import jcuda.Pointer;
 
 /**
@@ -14,6 +15,9 @@ public final class CudaBackend implements Backend {
     private final CudaTensor partial;   // sumSquares' per-block sums (doubles)
     private final CudaTensor flag;      // a kernel's bad-input flag (a label, an expert index)
     private final CudaRouting routing;
+    private final CudaElementwise elementwise;
+    private final CudaExperts experts;
+    private CudaTensor batchPartial;   // the batched sumSquares' per-block sums, grown once
 
     /** @param ordinal the GPU, as numbered by the CUDA driver */
     public CudaBackend(int ordinal) {
@@ -26,6 +30,8 @@ public final class CudaBackend implements Backend {
         this.partial = (CudaTensor) allocate("sumSquares.partial", DType.FLOAT32, 2 * 4096);
         this.flag = (CudaTensor) allocate("bad-input.flag", DType.INT32, 1);
         this.routing = new CudaRouting(this, dev, flag);
+        this.elementwise = new CudaElementwise(this, dev);
+        this.experts = new CudaExperts(this, dev);
     }
 
     /** Why this backend cannot run on this machine, or null when it can. */
@@ -104,6 +110,36 @@ public final class CudaBackend implements Backend {
         toDevice("write " + t + " from " + src, t, dev.hostPointer(src, off));
     }
 
+    /** The copies queue on the backend's stream (page-locked memory: they run asynchronously); one wait. */
+    @Override
+    public void read(List<Tensor> ts, HostBuffer dst, int[] offsets) {
+        dev.bind();
+        for (int i = 0; i < ts.size(); i++) {
+            Tensor t = ts.get(i);
+            dst.checkFits("read", t, offsets[i]);
+            if (t.size() > 0) {
+                dev.copyDtoHAsync("read " + t + " to " + dst, dev.hostPointer(dst, offsets[i]), c(t).ptr(),
+                        4L * t.size());
+            }
+        }
+        dev.synchronize();
+    }
+
+    /** As the batched read: the copies queue, then one wait (the host buffer may be reused after). */
+    @Override
+    public void write(List<Tensor> ts, HostBuffer src, int[] offsets) {
+        dev.bind();
+        for (int i = 0; i < ts.size(); i++) {
+            Tensor t = ts.get(i);
+            src.checkFits("write", t, offsets[i]);
+            if (t.size() > 0) {
+                dev.copyHtoDAsync("write " + t + " from " + src, c(t).ptr(), dev.hostPointer(src, offsets[i]),
+                        4L * t.size());
+            }
+        }
+        dev.synchronize();
+    }
+
     /** A synchronous copy of {@code t}'s elements from host memory (none when t is empty). */
     private void toDevice(String op, Tensor t, Pointer src) {
         dev.bind();
@@ -158,6 +194,50 @@ public final class CudaBackend implements Backend {
         double s = 0;
         for (double v : p) {
             s += v;
+        }
+        return s;
+    }
+
+    /**
+     * Every tensor's per-block sums in one buffer, then one copy to the host; each tensor's blocks
+     * are added in order and the tensors' sums in list order, so the result has the bits of the
+     * single-tensor calls added in a loop.
+     */
+    @Override
+    public double sumSquares(List<Tensor> ts) {
+        int[] blocks = new int[ts.size()];
+        int total = 0;
+        for (int i = 0; i < blocks.length; i++) {
+            long n = ts.get(i).size();
+            blocks[i] = n == 0 ? 0 : (int) Math.min((n + 255) / 256, 4096);
+            total += blocks[i];
+        }
+        if (batchPartial == null || batchPartial.size() < 2 * total) {
+            batchPartial = (CudaTensor) allocate("sumSquares.batch", DType.FLOAT32, 2 * Math.max(total, 4096));
+        }
+        dev.bind();
+        int at = 0;
+        for (int i = 0; i < blocks.length; i++) {
+            if (blocks[i] > 0) {
+                dev.launch("sumSquares", "rh_sum_squares", blocks[i], 1, 256,
+                        batchPartial.view("sumSquares.batch", 2L * at, 2 * blocks[i]), ts.get(i),
+                        (long) ts.get(i).size());
+                at += blocks[i];
+            }
+        }
+        double[] p = new double[total];
+        if (total > 0) {
+            dev.copyDtoH("sumSquares of " + ts.size() + " tensors", Pointer.to(p), batchPartial.ptr(), 8L * total);
+        }
+        double s = 0;
+        at = 0;
+        for (int b : blocks) {
+            double one = 0;
+            for (int j = 0; j < b; j++) {
+                one += p[at + j];
+            }
+            at += b;
+            s += one;
         }
         return s;
     }
@@ -256,96 +336,18 @@ public final class CudaBackend implements Backend {
         }
     }
 
-    private CudaTensor offsetsDev;
-
-    /** The groups' offsets on the device; returns the largest group's rows. */
-    private int uploadGroups(int[] offsets) {
-        if (offsetsDev == null || offsetsDev.size() < offsets.length) {
-            offsetsDev = (CudaTensor) allocate("expert.offsets", DType.INT32, Math.max(offsets.length, 64));
-        }
-        write(offsetsDev.rows(0, offsets.length), offsets);
-        int most = 0;
-        for (int g = 0; g + 1 < offsets.length; g++) {
-            most = Math.max(most, offsets[g + 1] - offsets[g]);
-        }
-        return most;
-    }
-
-    /** C_g (=|+=) A_g·op(B_g) over every group in one launch; A, C: rows grouped by offsets. */
-    private void groupedRows(String op, Precision p, int groups, int most, boolean transB, int n, int k, Tensor a,
-                             Tensor b, float beta, Tensor cc) {
-        if (most == 0 || n == 0) {
-            return;
-        }
-        int tile = GemmKernel.of(p).tile;
-        dev.bind();
-        dev.launchGrid(op, p == Precision.BF16 ? "rh_gemm_bf16_grouped_rows" : "rh_sgemm_grouped_rows",
-                (n + tile - 1) / tile, (most + tile - 1) / tile, groups, 256, transB ? 1 : 0, n, k, 1f, a, k, b,
-                transB ? k : n, (long) k * n, beta, cc, n, offsetsDev);
-    }
-
-    /** C_g += A_gᵀ·B_g over every group in one launch (the weight gradients). */
-    private void groupedWeights(String op, Precision p, int groups, int m, int n, Tensor a, Tensor b, Tensor cc) {
-        int tile = GemmKernel.of(p).tile;
-        dev.bind();
-        dev.launchGrid(op, p == Precision.BF16 ? "rh_gemm_bf16_grouped_weights" : "rh_sgemm_grouped_weights",
-                (n + tile - 1) / tile, (m + tile - 1) / tile, groups, 256, m, n, a, m, b, n, cc, (long) m * n,
-                offsetsDev);
-    }
-
-    /**
-     * The grouped FFN in one launch per GEMM over every expert's rows (variable sizes, empty groups
-     * allowed): a = x·W1_g + b1_g, h = act(a), y = h·W2_g + b2_g.
-     */
+    /** The grouped FFN (CudaExperts): one launch per GEMM over every expert's rows. */
     @Override
     public void expertFfnForward(Tensor y, Tensor a, Tensor h, Tensor x, Tensor w1, Tensor b1, Tensor w2, Tensor b2,
                                  int[] offsets, Activation act, Precision p) {
-        int e = w1.dim(0);
-        int d = w1.dim(1);
-        int f1 = w1.dim(2);
-        int f = w2.dim(1);
-        int m = Check.expertFfnForward(y, a, h, x, w1, w2, offsets, act);
-        if (m == 0) {
-            return;
-        }
-        int most = uploadGroups(offsets);
-        if (b1 != null) {
-            grid("expertFfnForward bias", "rh_bias_rows_grouped", (long) m * f1, a, b1, offsetsDev, e, f1);
-        }
-        groupedRows("expertFfnForward x·W1", p, e, most, false, f1, d, x, w1, b1 == null ? 0f : 1f, a);
-        activationForward(h.rows(m), a.rows(m), act);
-        if (b2 != null) {
-            grid("expertFfnForward bias", "rh_bias_rows_grouped", (long) m * d, y, b2, offsetsDev, e, d);
-        }
-        groupedRows("expertFfnForward h·W2", p, e, most, false, d, f, h, w2, b2 == null ? 0f : 1f, y);
+        experts.forward(y, a, h, x, w1, b1, w2, b2, offsets, act, p);
     }
 
     @Override
     public void expertFfnBackward(Tensor dx, Tensor dw1, Tensor db1, Tensor dw2, Tensor db2, Tensor dy, Tensor x,
                                   Tensor a, Tensor h, Tensor w1, Tensor w2, int[] offsets, Activation act,
                                   Tensor scratchDh, Tensor scratchDa, Precision p) {
-        int e = w1.dim(0);
-        int d = w1.dim(1);
-        int f1 = w1.dim(2);
-        int f = w2.dim(1);
-        int m = Check.expertFfnBackward(dx, dw1, dw2, dy, w1, w2, offsets, scratchDh, scratchDa);
-        if (m == 0) {
-            return;
-        }
-        int most = uploadGroups(offsets);
-        groupedRows("expertFfnBackward dh", p, e, most, true, f, d, dy, w2, 0f, scratchDh);
-        groupedWeights("expertFfnBackward dW2", p, e, f, d, h, dy, dw2);
-        if (db2 != null) {
-            dev.launchGrid("expertFfnBackward db2", "rh_column_sums_grouped", (d + 255) / 256, e, 1, 256, db2, dy,
-                    offsetsDev, d);
-        }
-        activationBackward(scratchDa.rows(m), scratchDh.rows(m), a.rows(m), act);
-        groupedRows("expertFfnBackward dx", p, e, most, true, d, f1, scratchDa, w1, 0f, dx);
-        groupedWeights("expertFfnBackward dW1", p, e, d, f1, x, scratchDa, dw1);
-        if (db1 != null) {
-            dev.launchGrid("expertFfnBackward db1", "rh_column_sums_grouped", (f1 + 255) / 256, e, 1, 256, db1,
-                    scratchDa, offsetsDev, f1);
-        }
+        experts.backward(dx, dw1, db1, dw2, db2, dy, x, a, h, w1, w2, offsets, act, scratchDh, scratchDa, p);
     }
 
     @Override
@@ -379,93 +381,51 @@ public final class CudaBackend implements Backend {
                 x, mean, rstd, n, d);
     }
 
+    // ---- dropout, jitter and element-wise (CudaElementwise) ------------------------------------
+
     @Override
     public void dropoutForward(Tensor y, Tensor x, float p, long seed, long stream, long firstElement) {
-        dropout("dropoutForward", y, x, p, seed, stream, firstElement);
+        elementwise.dropout("dropoutForward", y, x, p, seed, stream, firstElement);
     }
 
     @Override
     public void dropoutBackward(Tensor dx, Tensor dy, float p, long seed, long stream, long firstElement) {
-        dropout("dropoutBackward", dx, dy, p, seed, stream, firstElement);
-    }
-
-    private void dropout(String op, Tensor out, Tensor in, float p, long seed, long stream, long firstElement) {
-        Check.sameSize(op, out, in);
-        Check.that(p >= 0f && p < 1f, op + ": dropout rate must be in [0, 1), got " + p);
-        Check.that(firstElement >= 0, op + ": firstElement must be >= 0, got " + firstElement);
-        if (p == 0f) {
-            copy(out, in);
-            return;
-        }
-        grid(op, "rh_dropout", in.size(), out, in, p, seed, stream, firstElement, (long) in.size());
+        elementwise.dropout("dropoutBackward", dx, dy, p, seed, stream, firstElement);
     }
 
     @Override
     public void dropoutRowsForward(Tensor y, Tensor x, Tensor rates, long seed, long stream, long firstElement) {
-        dropoutRows("dropoutRowsForward", y, x, rates, seed, stream, firstElement);
+        elementwise.dropoutRows("dropoutRowsForward", y, x, rates, seed, stream, firstElement);
     }
 
     @Override
     public void dropoutRowsBackward(Tensor dx, Tensor dy, Tensor rates, long seed, long stream, long firstElement) {
-        dropoutRows("dropoutRowsBackward", dx, dy, rates, seed, stream, firstElement);
-    }
-
-    private void dropoutRows(String op, Tensor out, Tensor in, Tensor rates, long seed, long stream, long first) {
-        Check.sameSize(op, out, in);
-        Check.shape(op, rates, in.dim(0));
-        Check.that(first >= 0, op + ": firstElement must be >= 0, got " + first);
-        float[] r = new float[rates.size()];
-        read(rates, r);
-        for (int i = 0; i < r.length; i++) {
-            Check.that(r[i] >= 0f && r[i] < 1f, op + ": dropout rate of row " + i + " must be in [0, 1), got " + r[i]);
-        }
-        grid(op, "rh_dropout_rows", in.size(), out, in, rates, seed, stream, first, in.dim(0), in.rowSize());
+        elementwise.dropoutRows("dropoutRowsBackward", dx, dy, rates, seed, stream, firstElement);
     }
 
     @Override
     public void jitter(Tensor y, Tensor x, Tensor amplitude, long seed, long stream, long firstElement) {
-        Check.sameSize("jitter", y, x);
-        Check.shape("jitter", amplitude, x.dim(0));
-        Check.that(firstElement >= 0, "jitter: firstElement must be >= 0, got " + firstElement);
-        grid("jitter", "rh_jitter", x.size(), y, x, amplitude, seed, stream, firstElement, x.dim(0), x.rowSize());
+        elementwise.jitter(y, x, amplitude, seed, stream, firstElement);
     }
-
-    // ---- element-wise -------------------------------------------------------------------------
 
     @Override
     public void multiply(Tensor y, Tensor a, Tensor b) {
-        multiply("multiply", y, a, b, 0);
+        elementwise.multiply("multiply", y, a, b, 0);
     }
 
     @Override
     public void multiplyAdd(Tensor y, Tensor a, Tensor b) {
-        multiply("multiplyAdd", y, a, b, 1);
-    }
-
-    private void multiply(String op, Tensor y, Tensor a, Tensor b, int add) {
-        Check.sameSize(op, y, a);
-        boolean row = b.size() != a.size();
-        Check.that(!row || (b.rank() == 1 && b.size() == a.rowSize()), op + ": " + b + " is neither the shape of "
-                + a + " nor a row of it");
-        grid(op, "rh_multiply", a.size(), y, a, b, (long) a.size(), Math.max(1, a.rowSize()), row ? 1 : 0, add);
+        elementwise.multiply("multiplyAdd", y, a, b, 1);
     }
 
     @Override
     public void sumRowProducts(Tensor acc, Tensor a, Tensor b) {
-        Check.sameSize("sumRowProducts", a, b);
-        int cols = a.rowSize();
-        Check.shape("sumRowProducts", acc, cols);
-        if (cols == 0) {
-            return;
-        }
-        dev.bind();
-        dev.launch("sumRowProducts", "rh_sum_row_products", (cols + 255) / 256, 1, 256, acc, a, b, a.dim(0), cols);
+        elementwise.sumRowProducts(acc, a, b);
     }
 
     @Override
     public void scaleRows(Tensor t, Tensor s) {
-        Check.shape("scaleRows", s, t.dim(0));
-        grid("scaleRows", "rh_scale_rows", t.size(), t, s, t.dim(0), t.rowSize());
+        elementwise.scaleRows(t, s);
     }
 
     // ---- routing (CudaRouting) -----------------------------------------------------------------

@@ -15,7 +15,9 @@ import static jcuda.driver.JCudaDriver.cuMemFreeHost;
 import static jcuda.driver.JCudaDriver.cuMemHostAlloc;
 import static jcuda.driver.JCudaDriver.cuMemcpyDtoD;
 import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
+import static jcuda.driver.JCudaDriver.cuMemcpyDtoHAsync;
 import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
+import static jcuda.driver.JCudaDriver.cuMemcpyHtoDAsync;
 import static jcuda.driver.JCudaDriver.cuMemsetD32;
 import static jcuda.driver.JCudaDriver.cuModuleGetFunction;
 import static jcuda.driver.JCudaDriver.cuModuleLoadData;
@@ -277,6 +279,16 @@ class CudaDevice implements AutoCloseable {
     /** Copies {@code bytes} from the device to the host (after the kernels before it). */
     void copyDtoH(String op, Pointer dst, CUdeviceptr src, long bytes) {
         call(op, () -> cuMemcpyDtoH(dst, src, bytes));
+    }
+
+    /** Queues a copy of {@code bytes} to (page-locked) host memory on the backend's stream; see {@link #synchronize}. */
+    void copyDtoHAsync(String op, Pointer dst, CUdeviceptr src, long bytes) {
+        call(op, () -> cuMemcpyDtoHAsync(dst, src, bytes, stream));
+    }
+
+    /** Queues a copy of {@code bytes} from (page-locked) host memory on the backend's stream. */
+    void copyHtoDAsync(String op, CUdeviceptr dst, Pointer src, long bytes) {
+        call(op, () -> cuMemcpyHtoDAsync(dst, src, bytes, stream));
     }
 
     /** Copies {@code bytes} within the device. */

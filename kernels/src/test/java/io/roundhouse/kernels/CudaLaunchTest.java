@@ -53,6 +53,9 @@ class CudaLaunchTest {
         HostBuffer h = be.allocateHost("staging", n * d);
         be.read(x, h, 0);
         be.write(y, h, 0);
+        be.read(java.util.List.of(x, row), h, new int[] {0, n * d - d});
+        be.write(java.util.List.of(y, row), h, new int[] {0, 5});
+        be.sumSquares(java.util.List.of(x, row, rows));
         be.fill(y, 1f);
         be.copy(y, x);
         be.axpy(y, 0.5f, x);

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Assumptions;
@@ -61,6 +62,34 @@ class CudaOpsTest {
         Exception e = assertThrows(IllegalArgumentException.class,
                 () -> gpu.read(gpu.allocate("t", DType.FLOAT32, 4), foreign, 0));
         assertTrue(e.getMessage().contains("not allocated by this backend"), e.getMessage());
+    }
+
+    /** The batched copies and norm (one wait for many tensors) give what the single ones give. */
+    @Test
+    void batchedCopiesAndNorm() {
+        Tensor[] a = randn("a", 300, 7);
+        Tensor[] b = randn("b", 1);
+        Tensor[] c = randn("c", 3_000_001);
+        List<Tensor> ts = List.of(a[1], b[1], c[1]);
+        double single = 0;
+        for (Tensor t : ts) {
+            single += gpu.sumSquares(t);
+        }
+        assertEquals(single, gpu.sumSquares(ts), 0.0, "batched sumSquares has the single calls' bits");
+        HostBuffer h = gpu.allocateHost("batch", 2100 + 1 + 3_000_001 + 10);
+        int[] at = {5, 2106, 2108};
+        gpu.read(ts, h, at);
+        float[] want = read(cpu, a[0]);
+        for (int j = 0; j < want.length; j++) {
+            assertEquals(want[j], h.get(5 + j), 0f, "a[" + j + "]");
+        }
+        assertEquals(read(cpu, c[0])[2_999_999], h.get(2108 + 2_999_999), 0f);
+        Tensor[] copies = {gpu.allocate("a2", DType.FLOAT32, 300, 7), gpu.allocate("b2", DType.FLOAT32, 1),
+            gpu.allocate("c2", DType.FLOAT32, 3_000_001)};
+        gpu.write(List.of(copies), h, at);
+        for (int i = 0; i < 3; i++) {
+            assertArrayEquals(read(gpu, ts.get(i)), read(gpu, copies[i]), "tensor " + i + " round trip");
+        }
     }
 
     /** The same values on both backends: [0] the CPU's, [1] the GPU's. */

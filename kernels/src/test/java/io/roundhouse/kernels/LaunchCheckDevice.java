@@ -158,6 +158,14 @@ final class LaunchCheckDevice extends CudaDevice {
     }
 
     @Override
+    void copyDtoHAsync(String op, Pointer dst, CUdeviceptr src, long bytes) {
+    }
+
+    @Override
+    void copyHtoDAsync(String op, CUdeviceptr dst, Pointer src, long bytes) {
+    }
+
+    @Override
     void copyDtoD(String op, CUdeviceptr dst, CUdeviceptr src, long bytes) {
     }
 

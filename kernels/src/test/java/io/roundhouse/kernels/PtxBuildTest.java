@@ -57,7 +57,9 @@ class PtxBuildTest {
         // Every kernel name the backend launches is an entry of the PTX.
         String backend = Files.readString(Path.of("src/main/java/io/roundhouse/kernels/CudaBackend.java"))
                 + Files.readString(Path.of("src/main/java/io/roundhouse/kernels/CudaRouting.java"))
-                + Files.readString(Path.of("src/main/java/io/roundhouse/kernels/GemmKernel.java"));
+                + Files.readString(Path.of("src/main/java/io/roundhouse/kernels/GemmKernel.java"))
+                + Files.readString(Path.of("src/main/java/io/roundhouse/kernels/CudaElementwise.java"))
+                + Files.readString(Path.of("src/main/java/io/roundhouse/kernels/CudaExperts.java"));
         Matcher launched = Pattern.compile("\"(rh_[a-z0-9_]+)\"").matcher(backend);
         int count = 0;
         while (launched.find()) {

@@ -3,6 +3,7 @@ package io.roundhouse.worker.parallel;
 import io.roundhouse.comms.Collectives;
 import io.roundhouse.kernels.Backend;
 import io.roundhouse.kernels.HostBuffer;
+import io.roundhouse.kernels.Tensor;
 import io.roundhouse.worker.model.Param;
 import io.roundhouse.worker.model.ParamStore;
 import java.util.ArrayList;
@@ -33,6 +34,9 @@ public final class DenseGradientSync {
     private final int expertsEnd;        // where they end (= experts0 without replicas)
     private final int[] expertOffsets;   // [expert params] start of each parameter's E slots
     private final HostBuffer flat;       // [dense | replica slots | expert squared norm | extra]
+    private final List<Tensor> denseGrads = new ArrayList<>();
+    private final List<Tensor> expertGrads = new ArrayList<>();
+    private final int[] replicaAt;       // [expert params] where this worker's slot of each starts in flat
 
     /**
      * @param placement where the experts live (replicas are summed when W > E)
@@ -64,6 +68,14 @@ public final class DenseGradientSync {
             }
         }
         this.expertsEnd = at;
+        for (Param p : dense) {
+            denseGrads.add(p.grad());
+        }
+        this.replicaAt = new int[experts.size()];
+        for (int i = 0; i < experts.size(); i++) {
+            expertGrads.add(experts.get(i).grad());
+            replicaAt[i] = expertOffsets[i] + expertSlot * experts.get(i).grad().size();
+        }
         // The backend's host buffer (page-locked on a GPU): gradients are copied straight into the
         // memory the all-reduce sends from.
         this.flat = be.allocateHost("gradients.flat", expertsEnd + 1 + extra);
@@ -86,45 +98,31 @@ public final class DenseGradientSync {
             throw new IllegalArgumentException("allReduce: " + extra.length + " extra values, built for "
                     + (flat.capacity() - expertsEnd - 1));
         }
-        for (int i = 0; i < dense.size(); i++) {
-            be.read(dense.get(i).grad(), flat, offsets[i]);
-        }
+        // Batched: on a GPU each batch is one wait, not one per parameter.
+        be.read(denseGrads, flat, offsets);
         double expertSq = 0;
         if (replicated) {
             for (int j = experts0; j < expertsEnd; j++) {
                 flat.put(j, 0f);
             }
-            for (int i = 0; i < experts.size(); i++) {
-                Param p = experts.get(i);
-                be.read(p.grad(), flat, expertOffsets[i] + expertSlot * p.grad().size());
-            }
+            be.read(expertGrads, flat, replicaAt);
         } else {
-            for (Param p : experts) {
-                expertSq += be.sumSquares(p.grad());
-            }
+            expertSq = be.sumSquares(expertGrads);
         }
         flat.put(expertsEnd, (float) expertSq);
         flat.put(expertsEnd + 1, extra, 0, extra.length);
         c.allReduceSum(flat.bytes(), 0, size);
-        for (int i = 0; i < dense.size(); i++) {
-            be.write(dense.get(i).grad(), flat, offsets[i]);
-        }
+        be.write(denseGrads, flat, offsets);
         double replicaSq = 0;
         if (replicated) {
-            for (int i = 0; i < experts.size(); i++) {
-                Param p = experts.get(i);
-                be.write(p.grad(), flat, expertOffsets[i] + expertSlot * p.grad().size());
-            }
+            be.write(expertGrads, flat, replicaAt);
             for (int j = experts0; j < expertsEnd; j++) {
                 double v = flat.get(j);
                 replicaSq += v * v;
             }
         }
         flat.get(expertsEnd + 1, extra, 0, extra.length);
-        double denseSq = 0;
-        for (Param p : dense) {
-            denseSq += be.sumSquares(p.grad());
-        }
+        double denseSq = be.sumSquares(denseGrads);
         return Math.sqrt(denseSq + flat.get(expertsEnd) + replicaSq);
     }
 }

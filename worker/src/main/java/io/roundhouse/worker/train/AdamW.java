@@ -1,6 +1,7 @@
 package io.roundhouse.worker.train;
 
 import io.roundhouse.kernels.Backend;
+import io.roundhouse.kernels.Tensor;
 import io.roundhouse.worker.model.Param;
 import io.roundhouse.worker.model.ParamStore;
 
@@ -16,6 +17,7 @@ public final class AdamW {
     private final float weightDecay;
     private final double clipNorm;
     private final java.util.List<Param> trainable;
+    private final java.util.List<Tensor> grads;  // the trainable parameters' gradients, for the norm
     private int t;
 
     public AdamW(Backend be, ParamStore params, double beta1, double beta2, double eps, double weightDecay, double clipNorm) {
@@ -26,15 +28,12 @@ public final class AdamW {
         this.weightDecay = (float) weightDecay;
         this.clipNorm = clipNorm;
         this.trainable = params.trainable();
+        this.grads = trainable.stream().map(Param::grad).toList();
     }
 
-    /** The L2 norm of all gradients together. */
+    /** The L2 norm of all gradients together (one wait on a GPU). */
     public double gradNorm() {
-        double s = 0;
-        for (Param p : trainable) {
-            s += be.sumSquares(p.grad());
-        }
-        return Math.sqrt(s);
+        return Math.sqrt(be.sumSquares(grads));
     }
 
     /**
