@@ -174,10 +174,11 @@ class CudaLaunchTest {
         dev.launch("ints for floats", "rh_fill", 1, 1, 256, i32, 1f, 8L);
         dev.launch("grid", "rh_fill", 1, 70_000, 256, f32, 1f, 8L);
         dev.launch("unknown", "rh_nothing", 1, 1, 256);
-        assertEquals(5, dev.problems.size(), String.join("\n", dev.problems));
+        dev.launch("too many threads", "rh_sgemm", 1, 1, 512, 0, 0, 1, 1, 1, 1f, f32, 1, f32, 1, 0f, f32, 1);
+        assertEquals(6, dev.problems.size(), String.join("\n", dev.problems));
         String all = String.join("\n", dev.problems);
         for (String want : new String[] {"2 arguments for 3 parameters", "a Float where Long goes", "is INT32, the "
-                + "kernel reads float*", "outside CUDA's limits", "no such kernel"}) {
+                + "kernel reads float*", "outside CUDA's limits", "no such kernel", "built for at most 256"}) {
             assertTrue(all.contains(want), want + " in:\n" + all);
         }
         assertTrue(Arrays.asList(dev.signatures.get("rh_sgemm_grouped_rows").toArray()).contains("long long"));

@@ -27,10 +27,12 @@ import jcuda.driver.CUdeviceptr;
  */
 final class LaunchCheckDevice extends CudaDevice {
     private static final Pattern KERNEL = Pattern.compile(
-            "extern \"C\" __global__ void (?:__launch_bounds__\\(\\d+\\) )?(rh_\\w+)\\(([^)]*)\\)");
+            "extern \"C\" __global__ void (?:__launch_bounds__\\((\\d+)(?:, \\d+)?\\) )?(rh_\\w+)\\(([^)]*)\\)");
 
     /** C parameter types by kernel, from the sources. */
     final Map<String, List<String>> signatures = new TreeMap<>();
+    /** Kernels declared with {@code __launch_bounds__}: the most threads a block may have. */
+    final Map<String, Integer> maxThreads = new TreeMap<>();
     /** Launches by kernel. */
     final Map<String, Integer> launched = new TreeMap<>();
     final List<String> problems = new ArrayList<>();
@@ -51,11 +53,14 @@ final class LaunchCheckDevice extends CudaDevice {
                 Matcher m = KERNEL.matcher(text);
                 while (m.find()) {
                     List<String> types = new ArrayList<>();
-                    for (String param : m.group(2).split(",")) {
+                    for (String param : m.group(3).split(",")) {
                         String p = param.trim();
                         types.add(p.substring(0, p.lastIndexOf(' ')).replace("const ", "").replace(" *", "*").trim());
                     }
-                    signatures.put(m.group(1), types);
+                    signatures.put(m.group(2), types);
+                    if (m.group(1) != null) {
+                        maxThreads.put(m.group(2), Integer.parseInt(m.group(1)));
+                    }
                 }
             }
         } catch (IOException e) {
@@ -93,6 +98,10 @@ final class LaunchCheckDevice extends CudaDevice {
         if (gridX < 1 || gridY < 1 || gridZ < 1 || gridY > 65_535 || gridZ > 65_535 || block < 1 || block > 1024) {
             problems.add(where + ": grid " + gridX + "x" + gridY + "x" + gridZ + " of " + block + " threads is outside "
                     + "CUDA's limits");
+        }
+        Integer bound = maxThreads.get(fn);
+        if (bound != null && block > bound) {
+            problems.add(where + ": " + block + " threads per block, but the kernel is built for at most " + bound);
         }
         if (args.length != types.size()) {
             problems.add(where + ": " + args.length + " arguments for " + types.size() + " parameters " + types);
