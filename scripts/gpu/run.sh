@@ -24,6 +24,9 @@ echo "bench: exit $?"; cat "$out/bench-cuda.txt" | grep -v INFO
 echo "== torch"
 python3 "$here/torch_bench.py" "$out/torch.json" > "$out/torch.txt" 2>&1
 echo "torch: exit $?"; cat "$out/torch.txt"
+echo "== ours against torch"
+python3 "$here/compare.py" "$out/bench-cuda.json" "$out/torch.json" > "$out/table.md" 2>&1
+cat "$out/table.md"
 echo "== training: 3,000 Fashion-MNIST images, 6 epochs of batch 100, the default model"
 for run in "cpu fp32" "cuda fp32" "cuda bf16" "cpu bf16" "auto fp32"; do
   set -- $run
