@@ -22,7 +22,10 @@ __device__ __forceinline__ void rh_grouped_rows(int transB, int N, int K, float 
          C + (long long)r0 * ldc, ldc, blockIdx.y * TM, blockIdx.x * TN);
 }
 
-/** The weight gradients: C_g += A_g^T * B_g, A_g the group's rows of A [rows, M], B_g of B [rows, N]; C_g = C + g*strideC is [M, N]. */
+/**
+ * The weight gradients: C_g += A_g^T * B_g, A_g the group's rows of A [rows, M], B_g of B [rows, N];
+ * C_g = C + g*strideC is [M, N].
+ */
 template <rh_tile_fn TILE, int TM, int TN>
 __device__ __forceinline__ void rh_grouped_weights(int M, int N, const float* A, int lda, const float* B, int ldb,
                                                    float* C, long long strideC, const int* offsets) {

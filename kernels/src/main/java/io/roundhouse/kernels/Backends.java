@@ -71,10 +71,11 @@ public final class Backends {
                     b.close();
                     throw new IllegalStateException("backend = cuda: " + b.name() + " computes other numbers than the "
                             + "CPU reference in its start-up check, so the job does not train on it (a bug: please "
-                            + "report it with these lines; use backend = cpu meanwhile):\n  " + String.join("\n  ", bad));
+                            + "report it with these lines; use backend = cpu meanwhile):\n  "
+                            + String.join("\n  ", bad));
                 }
-                LOG.info("backend: {} (asked for cuda{})", b.name(), check == null ? "" : "; agrees with the CPU on its "
-                        + "start-up check");
+                LOG.info("backend: {} (asked for cuda{})", b.name(),
+                        check == null ? "" : "; agrees with the CPU on its start-up check");
                 return b;
             }
             case "auto" -> {
@@ -94,8 +95,8 @@ public final class Backends {
                     String name = b.name();
                     b.close();
                     return cpu("auto: " + name + " computes other numbers than the CPU in its start-up check, so "
-                            + "it is not used (a bug: please report it with these lines):\n  " + String.join("\n  ", bad),
-                            true);
+                            + "it is not used (a bug: please report it with these lines):\n  "
+                            + String.join("\n  ", bad), true);
                 } catch (RuntimeException e) {
                     if (b != null) {
                         b.close();

@@ -300,11 +300,11 @@ public final class CudaBackend implements Backend {
         int out = w.dim(1);
         Check.linearBackward(dx, dw, dy, x, w);
         if (dx != null) {
-            gemm("linearBackward dx " + dy + "·" + w + "ᵀ", GemmKernel.of(p), false, true, n, in, out, 1f, c(dy), out, c(w), out, 0f,
-                    c(dx), in);
+            gemm("linearBackward dx " + dy + "·" + w + "ᵀ", GemmKernel.of(p), false, true, n, in, out, 1f, c(dy),
+                    out, c(w), out, 0f, c(dx), in);
         }
-        gemm("linearBackward dw " + x + "ᵀ·" + dy, GemmKernel.of(p), true, false, in, out, n, 1f, c(x), in, c(dy), out, 1f, c(dw),
-                out);
+        gemm("linearBackward dw " + x + "ᵀ·" + dy, GemmKernel.of(p), true, false, in, out, n, 1f, c(x), in, c(dy),
+                out, 1f, c(dw), out);
         if (db != null && n > 0) {
             dev.bind();
             dev.launch("linearBackward db", "rh_column_sums", (out + 255) / 256, 1, 256, db, dy, n, out);

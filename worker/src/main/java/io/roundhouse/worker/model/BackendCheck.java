@@ -20,8 +20,9 @@ import java.util.Random;
  * It runs three times: fp32 with GELU, LayerNorm and top-k-then-softmax gates; bf16 with SwiGLU,
  * RMSNorm and renormalised softmax gates; fp32 with a Self-Tuning Network on every layer, router
  * jitter and per-example hyperparameters (a weight step, whose perturbation gradient is compared
- * too). Then one AdamW step on random tensors. So every kernel any training step launches runs. It takes milliseconds; it is a guard, so that {@code backend =
- * auto} never trains on a backend that computes other numbers, not a substitute for the op tests.
+ * too). Then one AdamW step on random tensors. So every kernel any training step launches runs.
+ * It takes about 0.1 s; it is a guard, so that {@code backend = auto} never trains on a backend that
+ * computes other numbers, not a substitute for the op tests.
  *
  * <p>Tolerances are relative to the largest reference value of each tensor: 1e-3 in fp32 (the
  * backends sum in other orders), 2e-2 in bf16 (an operand one ulp apart can round to another bf16
@@ -39,7 +40,7 @@ public final class BackendCheck {
     private BackendCheck() {
     }
 
-    /** @return what differs, one line per tensor (empty when {@code candidate} agrees with {@code reference}) */
+    /** @return what differs, a line per tensor (empty when {@code candidate} agrees with {@code reference}) */
     public static List<String> differences(Backend reference, Backend candidate) {
         List<String> out = new ArrayList<>();
         ModelSpec fp32 = new ModelSpec(INPUTS, CLASSES, 16, 2, 4, 2, 24, Activation.GELU, NormKind.LAYERNORM,
@@ -52,8 +53,8 @@ public final class BackendCheck {
                 java.util.Set.copyOf(StnSpec.LAYERS)), Precision.FP32);
         for (ModelSpec spec : List.of(fp32, bf16, stn)) {
             double tol = spec.precision() == Precision.BF16 ? BF16_TOL : FP32_TOL;
-            String tag = spec.precision().key() + " " + spec.activation().name().toLowerCase() + "/"
-                    + spec.norm().name().toLowerCase() + (spec.stn().tuned().isEmpty() ? "" : " STN") + ": ";
+            String tag = spec.precision().key() + " " + spec.activation().name().toLowerCase(java.util.Locale.ROOT) + "/"
+                    + spec.norm().name().toLowerCase(java.util.Locale.ROOT) + (spec.stn().tuned().isEmpty() ? "" : " STN") + ": ";
             Map<String, float[]> want = step(reference, spec);
             Map<String, float[]> got = step(candidate, spec);
             for (Map.Entry<String, float[]> e : want.entrySet()) {
