@@ -11,6 +11,8 @@ package io.roundhouse.kernels;
  */
 public final class CpuBackend implements Backend {
     private final CpuActivations activations = new CpuActivations();
+    /** Workspace for the bf16-rounded GEMM operands, by slot; each grows to its largest operand once. */
+    private final float[][] roundedSlots = new float[6][0];
 
     @Override
     public String name() {
@@ -166,9 +168,6 @@ public final class CpuBackend implements Backend {
                 bf16 ? rounded(0, dy) : f(dy), bf16 ? 0 : o(dy), bf16 ? rounded(1, x) : f(x), bf16 ? 0 : o(x),
                 bf16 ? rounded(2, w) : f(w), bf16 ? 0 : o(w), n, in, out);
     }
-
-    /** Workspace for the bf16-rounded operands, by slot; grown to the largest operand once. */
-    private final float[][] roundedSlots = new float[7][0];
 
     /** {@code t}'s values rounded to bf16, in workspace slot {@code slot} from index 0. */
     private float[] rounded(int slot, Tensor t) {
