@@ -17,11 +17,35 @@ public final class Backends {
      * Creates nothing.
      */
     public static void checkAvailable(String choice) {
+        checkAvailable(choice, GPU);
+    }
+
+    /** Where CUDA backends come from: this machine's GPUs, or a test's stand-in. */
+    interface CudaSource {
+        /** Why no CUDA backend can be opened here, or null. */
+        String unavailableReason();
+
+        CudaBackend open(int ordinal);
+    }
+
+    static final CudaSource GPU = new CudaSource() {
+        @Override
+        public String unavailableReason() {
+            return CudaBackend.unavailableReason();
+        }
+
+        @Override
+        public CudaBackend open(int ordinal) {
+            return new CudaBackend(ordinal);
+        }
+    };
+
+    private static void checkAvailable(String choice, CudaSource cuda) {
         switch (choice) {
             case "cpu", "auto" -> {
             }
             case "cuda" -> {
-                String why = CudaBackend.unavailableReason();
+                String why = cuda.unavailableReason();
                 if (why != null) {
                     throw new UnsupportedOperationException("backend = cuda, but " + why
                             + ". Use backend = cpu (or auto) on this machine.");
@@ -52,14 +76,20 @@ public final class Backends {
      *              reference (empty when it agrees); null runs none
      */
     public static Backend create(String choice, String gpu, BiFunction<Backend, Backend, List<String>> check) {
-        checkAvailable(choice);
+        return create(choice, gpu, check, GPU);
+    }
+
+    /** {@link #create(String, String, BiFunction)} with CUDA backends from {@code cuda}. */
+    static Backend create(String choice, String gpu, BiFunction<Backend, Backend, List<String>> check,
+                          CudaSource cuda) {
+        checkAvailable(choice, cuda);
         String given = gpu == null ? "" : "; GPU " + gpu + " was assigned to this worker and stays idle";
         switch (choice) {
             case "cpu" -> {
                 return cpu("asked for cpu" + given, gpu != null);
             }
             case "cuda" -> {
-                CudaBackend b = new CudaBackend(ordinal(gpu));
+                CudaBackend b = cuda.open(ordinal(gpu));
                 List<String> bad;
                 try {
                     bad = verify(b, check);
@@ -79,13 +109,13 @@ public final class Backends {
                 return b;
             }
             case "auto" -> {
-                String why = CudaBackend.unavailableReason();
+                String why = cuda.unavailableReason();
                 if (why != null) {
                     return cpu("auto: CUDA is not available: " + why + given, gpu != null);
                 }
                 CudaBackend b = null;
                 try {
-                    b = new CudaBackend(ordinal(gpu));
+                    b = cuda.open(ordinal(gpu));
                     List<String> bad = verify(b, check);
                     if (bad.isEmpty()) {
                         LOG.info("backend: {} (auto: CUDA is available{})", b.name(), check == null ? ""

@@ -36,6 +36,8 @@ final class LaunchCheckDevice extends CudaDevice {
     /** Launches by kernel. */
     final Map<String, Integer> launched = new TreeMap<>();
     final List<String> problems = new ArrayList<>();
+    /** Whether the backend closed this device. */
+    boolean closed;
     private final Map<CUdeviceptr, Long> allocations = new IdentityHashMap<>();
     private final Map<HostBuffer, Pointer> host = new IdentityHashMap<>();
 
@@ -201,5 +203,6 @@ final class LaunchCheckDevice extends CudaDevice {
 
     @Override
     public void close() {
+        closed = true;
     }
 }
