@@ -11,18 +11,21 @@ java="$here/jre/bin/java"
 flags=(--add-opens=java.base/java.nio=ALL-UNNAMED --add-opens=java.base/sun.nio.ch=ALL-UNNAMED
   --add-exports=java.base/jdk.internal.misc=ALL-UNNAMED)
 nvidia-smi > "$out/nvidia-smi.txt" 2>&1
+# Every section has a time limit, so a hung GPU call cannot eat the device tool's 10-minute command
+# (exit 124 means the limit was hit; what the section wrote so far is in $OUT).
+command -v timeout > /dev/null || timeout() { shift; "$@"; }
 echo "== CUDA op tests"
-"$java" "${flags[@]}" -Droundhouse.cuda.sync=true -jar "$here/junit-console.jar" execute --disable-banner \
+timeout 150 "$java" "${flags[@]}" -Droundhouse.cuda.sync=true -jar "$here/junit-console.jar" execute --disable-banner \
   --class-path "$here/roundhouse.jar:$here/kernels-tests" \
   --select-class io.roundhouse.kernels.CudaOpsTest --details=tree --reports-dir "$out/junit" \
   > "$out/cuda-op-tests.txt" 2>&1
 echo "op tests: exit $?"; grep -E "tests (successful|failed|skipped)" "$out/cuda-op-tests.txt"
 echo "== bench cuda"
-"$java" "${flags[@]}" -cp "$here/roundhouse.jar" io.roundhouse.driver.RoundhouseCli \
+timeout 90 "$java" "${flags[@]}" -cp "$here/roundhouse.jar" io.roundhouse.driver.RoundhouseCli \
   bench cuda --json "$out/bench-cuda.json" > "$out/bench-cuda.txt" 2>&1
 echo "bench: exit $?"; cat "$out/bench-cuda.txt" | grep -v INFO
 echo "== torch"
-python3 "$here/torch_bench.py" "$out/torch.json" > "$out/torch.txt" 2>&1
+timeout 90 python3 "$here/torch_bench.py" "$out/torch.json" > "$out/torch.txt" 2>&1
 echo "torch: exit $?"; cat "$out/torch.txt"
 echo "== ours against torch"
 python3 "$here/compare.py" "$out/bench-cuda.json" "$out/torch.json" > "$out/table.md" 2>&1
@@ -30,13 +33,13 @@ cat "$out/table.md"
 echo "== training: 3,000 Fashion-MNIST images, 6 epochs of batch 100, the default model"
 for run in "cpu fp32" "cuda fp32" "cuda bf16" "cpu bf16" "auto fp32"; do
   set -- $run
-  "$java" "${flags[@]}" -cp "$here/roundhouse.jar" io.roundhouse.driver.RoundhouseCli train \
+  timeout 50 "$java" "${flags[@]}" -cp "$here/roundhouse.jar" io.roundhouse.driver.RoundhouseCli train \
     -c "$here/fashion-mnist-moe.conf" data.dir="$here/data" data.validationExamples=500 train.epochs=6 \
     train.batchSize=100 train.warmupSteps=20 train.evalBatchSize=500 log.everySteps=50 backend="$1" \
     model.precision="$2" output.dir="$out/runs/$1-$2" > "$out/train-$1-$2.txt" 2>&1
   rc=$?
   echo "train $1 $2: exit $rc, $(grep -E '^test:' "$out/train-$1-$2.txt"), digest \
 $(grep -ho '"parameterDigest" : "[0-9a-f]\{12\}' "$out"/runs/$1-$2/*/summary.json 2>/dev/null | cut -d'"' -f4)"
-  grep -E "backend" "$out/train-$1-$2.txt" | head -3
+  grep -E "Backends - |backend check" "$out/train-$1-$2.txt" | head -3
   if [ "$rc" -eq 0 ]; then grep -E "step .*/" "$out/train-$1-$2.txt" | tail -2; else tail -5 "$out/train-$1-$2.txt"; fi
 done
