@@ -40,11 +40,16 @@ class LocalLauncherTest {
         return Cli.run(args);
     }
 
+    /**
+     * The shared overrides. comms.timeoutMs bounds both how long a worker waits for its peer to
+     * start and how long the kill test waits for a dead peer: 4 s proved too short for the second
+     * worker JVM to come up on a loaded 2-core machine, so 10 s.
+     */
     private static List<String> args(Path runs, String transport, String... more) {
         List<String> a = new ArrayList<>(List.of("train", "data.dir=" + data, "output.dir=" + runs,
                 "data.validationExamples=100", "model.dim=16", "model.experts=4", "model.expertHidden=16",
                 "train.batchSize=40", "train.warmupSteps=5", "train.evalBatchSize=50", "log.everySteps=5",
-                "backend=cpu", "workers=2", "comms.transport=" + transport, "comms.timeoutMs=4000"));
+                "backend=cpu", "workers=2", "comms.transport=" + transport, "comms.timeoutMs=10000"));
         a.addAll(List.of(more));
         return a;
     }
