@@ -139,6 +139,50 @@ final class Check {
         that(t >= 1, "adamWStep: step must be >= 1, got " + t);
     }
 
+    static void dropout(String op, Tensor out, Tensor in, float p, long firstElement) {
+        sameSize(op, out, in);
+        that(p >= 0f && p < 1f, op + ": dropout rate must be in [0, 1), got " + p);
+        firstElement(op, firstElement);
+    }
+
+    static void dropoutRows(String op, Tensor out, Tensor in, Tensor rates, long firstElement) {
+        sameSize(op, out, in);
+        shape(op, rates, in.dim(0));
+        firstElement(op, firstElement);
+    }
+
+    /** The dropout rate of one row, as each backend reads it. */
+    static void rowRate(String op, int row, float p) {
+        that(p >= 0f && p < 1f, op + ": dropout rate of row " + row + " must be in [0, 1), got " + p);
+    }
+
+    static void jitter(Tensor y, Tensor x, Tensor amplitude, long firstElement) {
+        sameSize("jitter", y, x);
+        shape("jitter", amplitude, x.dim(0));
+        firstElement("jitter", firstElement);
+    }
+
+    private static void firstElement(String op, long firstElement) {
+        that(firstElement >= 0, op + ": firstElement must be >= 0, got " + firstElement);
+    }
+
+    /** @return whether b is a row broadcast over a's rows (else it has a's shape) */
+    static boolean multiply(String op, Tensor y, Tensor a, Tensor b) {
+        sameSize(op, y, a);
+        boolean row = b.size() != a.size();
+        that(!row || (b.rank() == 1 && b.size() == a.rowSize()), op + ": " + b + " is neither the shape of " + a
+                + " nor a row of it");
+        return row;
+    }
+
+    /** @return the columns */
+    static int sumRowProducts(Tensor acc, Tensor a, Tensor b) {
+        sameSize("sumRowProducts", a, b);
+        int cols = a.rowSize();
+        shape("sumRowProducts", acc, cols);
+        return cols;
+    }
+
     static void that(boolean ok, String message) {
         if (!ok) {
             throw new IllegalArgumentException(message);

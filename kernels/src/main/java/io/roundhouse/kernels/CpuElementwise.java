@@ -14,9 +14,7 @@ final class CpuElementwise {
 
     /** Forward and backward are the same masked scaling: out = in · keep/(1−p). */
     static void dropout(String op, Tensor out, Tensor in, float p, long seed, long stream, long firstElement) {
-        Check.sameSize(op, out, in);
-        Check.that(p >= 0f && p < 1f, op + ": dropout rate must be in [0, 1), got " + p);
-        Check.that(firstElement >= 0, op + ": firstElement must be >= 0, got " + firstElement);
+        Check.dropout(op, out, in, p, firstElement);
         float[] oa = f(out);
         float[] ia = f(in);
         int oo = o(out);
@@ -43,11 +41,9 @@ final class CpuElementwise {
 
     static void dropoutRows(String op, Tensor out, Tensor in, Tensor rates, long seed, long stream,
                                     long firstElement) {
-        Check.sameSize(op, out, in);
+        Check.dropoutRows(op, out, in, rates, firstElement);
         int n = in.dim(0);
         int cols = in.rowSize();
-        Check.shape(op, rates, n);
-        Check.that(firstElement >= 0, op + ": firstElement must be >= 0, got " + firstElement);
         float[] oa = f(out);
         float[] ia = f(in);
         float[] ra = f(rates);
@@ -57,7 +53,7 @@ final class CpuElementwise {
         long block = -1;
         for (int r = 0; r < n; r++) {
             float p = ra[o(rates) + r];
-            Check.that(p >= 0f && p < 1f, op + ": dropout rate of row " + r + " must be in [0, 1), got " + p);
+            Check.rowRate(op, r, p);
             float scale = 1f / (1f - p);
             for (int c = 0; c < cols; c++) {
                 int j = r * cols + c;
@@ -72,11 +68,9 @@ final class CpuElementwise {
     }
 
     static void jitter(Tensor y, Tensor x, Tensor amplitude, long seed, long stream, long firstElement) {
-        Check.sameSize("jitter", y, x);
+        Check.jitter(y, x, amplitude, firstElement);
         int n = x.dim(0);
         int cols = x.rowSize();
-        Check.shape("jitter", amplitude, n);
-        Check.that(firstElement >= 0, "jitter: firstElement must be >= 0, got " + firstElement);
         float[] ya = f(y);
         float[] xa = f(x);
         float[] aa = f(amplitude);
@@ -100,10 +94,7 @@ final class CpuElementwise {
 
 
     static void multiply(String op, Tensor y, Tensor a, Tensor b, boolean add) {
-        Check.sameSize(op, y, a);
-        boolean row = b.size() != a.size();
-        Check.that(!row || (b.rank() == 1 && b.size() == a.rowSize()), op + ": " + b + " is neither the shape of "
-                + a + " nor a row of it");
+        boolean row = Check.multiply(op, y, a, b);
         float[] ya = f(y);
         float[] aa = f(a);
         float[] ba = f(b);
@@ -140,9 +131,7 @@ final class CpuElementwise {
     }
 
     static void sumRowProducts(Tensor acc, Tensor a, Tensor b) {
-        Check.sameSize("sumRowProducts", a, b);
-        int cols = a.rowSize();
-        Check.shape("sumRowProducts", acc, cols);
+        int cols = Check.sumRowProducts(acc, a, b);
         float[] ca = f(acc);
         float[] aa = f(a);
         float[] ba = f(b);

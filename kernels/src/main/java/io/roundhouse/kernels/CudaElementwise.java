@@ -15,9 +15,7 @@ final class CudaElementwise {
 
     /** {@link Backend#dropoutForward} and its backward (the same mask). */
     void dropout(String op, Tensor out, Tensor in, float p, long seed, long stream, long firstElement) {
-        Check.sameSize(op, out, in);
-        Check.that(p >= 0f && p < 1f, op + ": dropout rate must be in [0, 1), got " + p);
-        Check.that(firstElement >= 0, op + ": firstElement must be >= 0, got " + firstElement);
+        Check.dropout(op, out, in, p, firstElement);
         if (p == 0f) {
             be.copy(out, in);
             return;
@@ -27,37 +25,28 @@ final class CudaElementwise {
 
     /** {@link Backend#dropoutRowsForward} and its backward. */
     void dropoutRows(String op, Tensor out, Tensor in, Tensor rates, long seed, long stream, long first) {
-        Check.sameSize(op, out, in);
-        Check.shape(op, rates, in.dim(0));
-        Check.that(first >= 0, op + ": firstElement must be >= 0, got " + first);
+        Check.dropoutRows(op, out, in, rates, first);
         float[] r = new float[rates.size()];
         be.read(rates, r);
         for (int i = 0; i < r.length; i++) {
-            Check.that(r[i] >= 0f && r[i] < 1f, op + ": dropout rate of row " + i + " must be in [0, 1), got " + r[i]);
+            Check.rowRate(op, i, r[i]);
         }
         be.grid(op, "rh_dropout_rows", in.size(), out, in, rates, seed, stream, first, in.dim(0), in.rowSize());
     }
 
     void jitter(Tensor y, Tensor x, Tensor amplitude, long seed, long stream, long firstElement) {
-        Check.sameSize("jitter", y, x);
-        Check.shape("jitter", amplitude, x.dim(0));
-        Check.that(firstElement >= 0, "jitter: firstElement must be >= 0, got " + firstElement);
+        Check.jitter(y, x, amplitude, firstElement);
         be.grid("jitter", "rh_jitter", x.size(), y, x, amplitude, seed, stream, firstElement, x.dim(0), x.rowSize());
     }
 
     /** {@link Backend#multiply} ({@code add} = 0) and {@link Backend#multiplyAdd} (1). */
     void multiply(String op, Tensor y, Tensor a, Tensor b, int add) {
-        Check.sameSize(op, y, a);
-        boolean row = b.size() != a.size();
-        Check.that(!row || (b.rank() == 1 && b.size() == a.rowSize()), op + ": " + b + " is neither the shape of "
-                + a + " nor a row of it");
+        boolean row = Check.multiply(op, y, a, b);
         be.grid(op, "rh_multiply", a.size(), y, a, b, (long) a.size(), Math.max(1, a.rowSize()), row ? 1 : 0, add);
     }
 
     void sumRowProducts(Tensor acc, Tensor a, Tensor b) {
-        Check.sameSize("sumRowProducts", a, b);
-        int cols = a.rowSize();
-        Check.shape("sumRowProducts", acc, cols);
+        int cols = Check.sumRowProducts(acc, a, b);
         if (cols == 0) {
             return;
         }
