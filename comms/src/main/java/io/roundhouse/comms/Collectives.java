@@ -35,14 +35,27 @@ public final class Collectives {
 
     /** Returns once every member has entered the barrier. */
     public void barrier() {
-        m.beginOp("barrier");
+        barrier("barrier", m.config().opTimeoutMs());
+    }
+
+    /**
+     * The members' first meeting after {@link Member#connect}: a barrier that waits up to the
+     * connect timeout rather than the op timeout, since members finish setting up (loading data,
+     * checking a GPU) at different speeds. Every later op then waits at most the op timeout.
+     */
+    public void startBarrier() {
+        barrier("start", m.config().connectTimeoutMs());
+    }
+
+    private void barrier(String name, long timeoutMs) {
+        m.beginOp(name);
         for (int r = 0; r < size; r++) {
             if (r != rank) {
                 m.send(r, null, 0, 0);
                 m.receive(r, null, 0, 0, 0);
             }
         }
-        m.transfer();
+        m.transfer(timeoutMs);
     }
 
     /**

@@ -12,7 +12,8 @@ import java.nio.file.Path;
  *                         a publication's log is 3 terms, and at most half a term may be in flight
  * @param mtuBytes         largest frame on the wire, a multiple of 32 in [1408, 65504]; our
  *                         frames carry {@code mtu − 64} payload bytes (Aeron's and our header)
- * @param connectTimeoutMs how long {@link Member#connect} waits for every peer
+ * @param connectTimeoutMs how long {@link Member#connect}, and then {@link Collectives#startBarrier},
+ *                         wait for every peer: members start and set up at different speeds
  * @param opTimeoutMs      how long one collective may take before the peers it still waits on
  *                         are named in an error
  * @param idle             idle strategy of a member while it waits: {@code backoff} (default: spins,

@@ -79,6 +79,7 @@ public final class Member implements AutoCloseable {
     private int op;
     private int step;
     private String opName = "connect";
+    private long roundTimeoutMs;
     private CommsException failure;
 
     /**
@@ -354,7 +355,13 @@ public final class Member implements AutoCloseable {
      *                       owed something
      */
     void transfer() {
-        long deadline = System.nanoTime() + cfg.opTimeoutMs() * 1_000_000L;
+        transfer(cfg.opTimeoutMs());
+    }
+
+    /** {@link #transfer()} with its own deadline, {@code timeoutMs} from now. */
+    void transfer(long timeoutMs) {
+        roundTimeoutMs = timeoutMs;
+        long deadline = System.nanoTime() + timeoutMs * 1_000_000L;
         while (true) {
             int work = 0;
             boolean done = true;
@@ -553,7 +560,7 @@ public final class Member implements AutoCloseable {
         }
         if (!blame.isEmpty()) {
             failure = new PeerException(blame, "comms " + opName + " #" + op + " round " + step + " on " + describe(rank)
-                    + (late ? " timed out after " + cfg.opTimeoutMs() + " ms: " : ": ") + sb);
+                    + (late ? " timed out after " + roundTimeoutMs + " ms: " : ": ") + sb);
             throw failure;
         }
     }

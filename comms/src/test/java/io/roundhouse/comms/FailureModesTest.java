@@ -155,6 +155,44 @@ class FailureModesTest {
     }
 
     @Test
+    void theStartBarrierWaitsOutSlowSetUpThenTheOpTimeoutApplies() throws Exception {
+        CommsConfig cfg = GroupHarness.config(Transport.IPC, aeron).withTimeouts(6_000, 1_000);
+        List<String> messages = GroupHarness.run(cfg, 3, 0, c -> {
+            int rank = c.member().rank();
+            Thread.sleep(rank * 1_500L); // set-up after connect, rank 2's 3 s past the op timeout
+            c.startBarrier();
+            float[] x = {rank + 1};
+            c.allReduceSum(x, 0, 1);
+            assertEquals(6f, x[0]);
+            if (rank == 2) {
+                Thread.sleep(3_000); // a stall once running is an error
+                return "";
+            }
+            PeerException e = assertThrows(PeerException.class, c::barrier);
+            assertEquals(List.of(2), e.ranks());
+            return e.getMessage();
+        });
+        assertTrue(messages.get(0).contains("barrier #3 round 0 on rank 0 (ipc stream 1000) timed out after 1000 ms: "
+                + "rank 2 (ipc stream 1002) is late"), messages.get(0));
+    }
+
+    @Test
+    void aPeerLateAtTheStartBarrierIsNamedAfterTheConnectTimeout() throws Exception {
+        CommsConfig cfg = GroupHarness.config(Transport.IPC, aeron).withTimeouts(1_500, 500);
+        List<String> messages = GroupHarness.run(cfg, 2, 0, c -> {
+            if (c.member().rank() == 1) {
+                Thread.sleep(3_500); // never reaches the start barrier in time
+                return "";
+            }
+            PeerException e = assertThrows(PeerException.class, c::startBarrier);
+            assertEquals(List.of(1), e.ranks());
+            return e.getMessage();
+        });
+        assertEquals("comms start #1 round 0 on rank 0 (ipc stream 1000) timed out after 1500 ms: "
+                + "rank 1 (ipc stream 1001) is late, received 0 of 0 bytes", messages.get(0));
+    }
+
+    @Test
     void framesWithoutTheTokenAreDroppedAndCountedAndGarbageIsAnError() throws Exception {
         CommsConfig cfg = GroupHarness.config(Transport.IPC, aeron);
         List<String> eps = List.of("ipc", "ipc");

@@ -13,7 +13,7 @@ public final class JobComms {
 
     public static CommsConfig config(JobConfig config, long token) {
         Transport t = Transport.valueOf(config.get(ConfigKeys.COMMS_TRANSPORT).toUpperCase(Locale.ROOT));
-        long timeout = config.get(ConfigKeys.COMMS_TIMEOUT_MS);
-        return CommsConfig.defaults(t, token).withTimeouts(timeout, timeout);
+        return CommsConfig.defaults(t, token).withTimeouts(config.get(ConfigKeys.COMMS_START_TIMEOUT_MS),
+                config.get(ConfigKeys.COMMS_TIMEOUT_MS));
     }
 }

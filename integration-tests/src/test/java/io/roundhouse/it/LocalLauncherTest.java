@@ -41,9 +41,8 @@ class LocalLauncherTest {
     }
 
     /**
-     * The shared overrides. comms.timeoutMs bounds both how long a worker waits for its peer to
-     * start and how long the kill test waits for a dead peer: 4 s proved too short for the second
-     * worker JVM to come up on a loaded 2-core machine, so 10 s.
+     * The shared overrides. comms.timeoutMs bounds how long the kill test waits for the dead peer;
+     * the workers' start (a JVM each, on a loaded 2-core machine) has comms.startTimeoutMs's 120 s.
      */
     private static List<String> args(Path runs, String transport, String... more) {
         List<String> a = new ArrayList<>(List.of("train", "data.dir=" + data, "output.dir=" + runs,
@@ -60,6 +59,19 @@ class LocalLauncherTest {
             assertEquals(1, all.size(), "one run directory: " + all);
             return all.get(0);
         }
+    }
+
+    /** The worker logs of the run under {@code runs}, to say why a job failed. */
+    private static String workerLogs(Path runs) throws Exception {
+        StringBuilder sb = new StringBuilder();
+        if (Files.isDirectory(runs)) {
+            try (Stream<Path> s = Files.walk(runs)) {
+                for (Path log : s.filter(f -> f.getFileName().toString().matches("worker-\\d+\\.log")).sorted().toList()) {
+                    sb.append("\n--- ").append(log.getFileName()).append('\n').append(Files.readString(log));
+                }
+            }
+        }
+        return sb.toString();
     }
 
     @ParameterizedTest(name = "{0}")
@@ -137,7 +149,10 @@ class LocalLauncherTest {
                 pid = new ObjectMapper().readTree(run.resolve("launch.json").toFile()).get("pids").get(1).asLong();
             }
         }
-        assertTrue(pid > 0, "the workers started training");
+        if (pid < 0) {
+            String why = job.isDone() ? "the job ended first: " + job.get() : "no third training step within 120 s";
+            throw new AssertionError("the workers did not start training (" + why + ")" + workerLogs(runs));
+        }
         long killedAt = System.nanoTime();
         ProcessHandle.of(pid).orElseThrow().destroyForcibly();
         Cli.Outcome o = job.get(60, TimeUnit.SECONDS);

@@ -143,7 +143,12 @@ public final class ConfigKeys {
     public static final ConfigKey<String> COMMS_TRANSPORT = choiceKey("comms.transport", "ipc", List.of("ipc", "udp"),
             "how workers exchange tokens and gradients: ipc (shared memory, one host) or udp");
     public static final ConfigKey<Integer> COMMS_TIMEOUT_MS = intKey("comms.timeoutMs", 30_000, 100, 3_600_000,
-            "longest wait for a peer (to connect, or in any exchange) before failing with an error naming it");
+            "longest wait for a peer in any exchange once training runs, before failing with an error naming it "
+            + "(how soon a dead worker is noticed)");
+    public static final ConfigKey<Integer> COMMS_START_TIMEOUT_MS = intKey("comms.startTimeoutMs", 120_000, 100,
+            3_600_000, "longest wait for every worker to start: to connect, then to load its data and set up its "
+            + "backend (worker JVMs and Spark executors start at different speeds), before failing with an error "
+            + "naming the missing ones");
 
     // ---- runtime and output -------------------------------------------------------------------
     public static final ConfigKey<String> BACKEND = choiceKey("backend", "auto", List.of("auto", "cpu", "cuda"),
@@ -166,7 +171,7 @@ public final class ConfigKeys {
             TRAIN_EPOCHS, TRAIN_MAX_STEPS, TRAIN_BATCH_SIZE, TRAIN_LR, TRAIN_MIN_LR_FRACTION, TRAIN_WARMUP_STEPS,
             TRAIN_WEIGHT_DECAY, TRAIN_BETA1, TRAIN_BETA2, TRAIN_CLIP_NORM, TRAIN_SEED, TRAIN_EVAL_BATCH_SIZE,
             CHECKPOINT_EVERY_STEPS, CHECKPOINT_KEEP, CHECKPOINT_DIR, TRAIN_RESUME,
-            WORKERS, COMMS_TRANSPORT, COMMS_TIMEOUT_MS,
+            WORKERS, COMMS_TRANSPORT, COMMS_TIMEOUT_MS, COMMS_START_TIMEOUT_MS,
             BACKEND, OUTPUT_DIR, LOG_EVERY_STEPS);
 
     /** The key called {@code name}, or null. */

@@ -234,6 +234,9 @@ public final class Trainer {
         int evalBatch = config.get(TRAIN_EVAL_BATCH_SIZE);
         long seed = config.get(TRAIN_SEED);
         ModelSpec spec = ModelSpec.from(config, train.features(), train.classes());
+        if (comms != null) {
+            comms.startBarrier();  // every worker has its data and backend: from here on, comms.timeoutMs
+        }
         WorkerGroup group = comms == null ? WorkerGroup.single(spec.experts()) : WorkerGroup.of(comms, spec.experts());
         int workers = group.size();
         int maxN = (batch + workers - 1) / workers;
