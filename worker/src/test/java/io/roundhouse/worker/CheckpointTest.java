@@ -1,6 +1,7 @@
 package io.roundhouse.worker;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -77,6 +78,18 @@ class CheckpointTest {
         JsonNode first = new ObjectMapper().readTree(lines.get(1));
         assertEquals("resume", first.get("type").asText());
         assertEquals(8, first.get("step").asInt());
+        assertEquals("[]", first.get("changed").toString());
+
+        // The precision is recorded, not a shape: a checkpoint resumes in the other one, and says so.
+        JsonNode manifest = new ObjectMapper().readTree(ckpts.resolve("step-00000016/manifest.json").toFile());
+        assertEquals("fp32", manifest.get("settings").get("model.precision").asText());
+        Map<String, String> bf16 = config(tmp.resolve("a-bf16"));
+        bf16.put("train.resume", ckpts.resolve("step-00000016").toString());
+        bf16.put("model.precision", "bf16");
+        Trainer.Result inBf16 = TrainerGroups.train(bf16, 1, tmp.resolve("aeron"), "a3").get(0);
+        JsonNode record = new ObjectMapper().readTree(Files.readAllLines(runDir(inBf16).resolve("metrics.jsonl")).get(1));
+        assertEquals("[\"model.precision = bf16 here, fp32 in the checkpoint\"]", record.get("changed").toString());
+        assertNotEquals(whole.parameterDigest(), inBf16.parameterDigest(), "the last 4 steps ran in bf16");
     }
 
     @Test

@@ -40,6 +40,7 @@ public final class Checkpointer {
     private final WorkerGroup group;
     private final ParamStore params;
     private final Map<String, String> model;
+    private final Map<String, String> settings = new TreeMap<>();
     private final Committer committer;
 
     /** Commits step folder {@code dir} by writing its manifest (the commit point). */
@@ -74,8 +75,23 @@ public final class Checkpointer {
         this.model = new TreeMap<>(model);
     }
 
-    /** Where training continues from a checkpoint. */
-    public record Restored(String folder, int step, int adamSteps, int workers) {
+    /**
+     * Also records {@code settings} in each manifest: settings a checkpoint may be resumed under
+     * with other values (such as {@code model.precision}: the saved weights are fp32 either way),
+     * which {@link #load} reports instead of refusing.
+     */
+    public Checkpointer recording(Map<String, String> settings) {
+        this.settings.putAll(settings);
+        return this;
+    }
+
+    /**
+     * Where training continues from a checkpoint.
+     *
+     * @param changed the recorded settings that differ here, one "key = here, was in the
+     *                checkpoint" each (empty: none, or the checkpoint recorded none)
+     */
+    public record Restored(String folder, int step, int adamSteps, int workers, List<String> changed) {
     }
 
     public static String folder(int step) {
@@ -127,6 +143,7 @@ public final class Checkpointer {
             manifest.put("adamSteps", adamSteps);
             manifest.put("workers", group.size());
             manifest.put("model", model);
+            manifest.put("settings", settings);
             List<JsonNode> shards = new ArrayList<>();
             for (String s : infos) {
                 shards.add(JSON.readTree(s));
@@ -269,8 +286,15 @@ public final class Checkpointer {
             params.backend().write(p.m(), into[1]);
             params.backend().write(p.v(), into[2]);
         }
+        List<String> changed = new ArrayList<>();
+        for (Map.Entry<String, String> e : settings.entrySet()) {
+            JsonNode was = manifest.path("settings").path(e.getKey());
+            if (was.isTextual() && !was.asText().equals(e.getValue())) {
+                changed.add(e.getKey() + " = " + e.getValue() + " here, " + was.asText() + " in the checkpoint");
+            }
+        }
         return new Restored(store.describe(dir), manifest.path("step").asInt(), manifest.path("adamSteps").asInt(),
-                manifest.path("workers").asInt());
+                manifest.path("workers").asInt(), changed);
     }
 
     /** One shard's entries, keyed {@code name#expert}; checks magic, version, length and CRC. */

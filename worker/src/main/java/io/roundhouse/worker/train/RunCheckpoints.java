@@ -9,6 +9,7 @@ import static io.roundhouse.worker.config.ConfigKeys.MODEL_DIM;
 import static io.roundhouse.worker.config.ConfigKeys.MODEL_EXPERTS;
 import static io.roundhouse.worker.config.ConfigKeys.MODEL_EXPERT_HIDDEN;
 import static io.roundhouse.worker.config.ConfigKeys.MODEL_NORM;
+import static io.roundhouse.worker.config.ConfigKeys.MODEL_PRECISION;
 import static io.roundhouse.worker.config.ConfigKeys.TRAIN_RESUME;
 
 import io.roundhouse.worker.checkpoint.CheckpointException;
@@ -42,6 +43,7 @@ final class RunCheckpoints {
     private final int every;
     private final String root;
     private String resumedFrom;
+    private List<String> resumeChanges = List.of();
 
     /**
      * @param rank0RunDir rank 0's run directory (null elsewhere, or when it is not on this machine)
@@ -114,6 +116,7 @@ final class RunCheckpoints {
         Checkpointer.Restored r = checkpointer(storeRoot).load(folder);
         opt.setSteps(r.adamSteps());
         resumedFrom = r.folder();
+        resumeChanges = r.changed();
         return r.step();
     }
 
@@ -121,10 +124,18 @@ final class RunCheckpoints {
         return resumedFrom;
     }
 
+    /** The recorded settings that differ from the checkpoint resumed (model.precision). */
+    List<String> resumeChanges() {
+        return resumeChanges;
+    }
+
     private Checkpointer checkpointer(String dir) {
         CheckpointStore store = stores.apply(dir);
         Checkpointer.Committer byOwner = owner != null ? owner.checkpointCommitter() : null;
-        return byOwner != null ? new Checkpointer(store, group, params, model, byOwner)
+        Checkpointer c = byOwner != null ? new Checkpointer(store, group, params, model, byOwner)
                 : new Checkpointer(store, group, params, model, config.get(CHECKPOINT_KEEP));
+        // Weights, moments and gradients are fp32 in either precision: a checkpoint resumes in the
+        // other one, but the run then differs from an uninterrupted one, so it is recorded and said.
+        return c.recording(Map.of(MODEL_PRECISION.name(), config.asMap().get(MODEL_PRECISION.name())));
     }
 }

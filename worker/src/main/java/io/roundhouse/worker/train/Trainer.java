@@ -407,10 +407,15 @@ public final class Trainer {
                 r.put("type", "resume");
                 r.put("step", firstStep);
                 r.put("from", checkpoints.resumedFrom());
+                r.put("changed", checkpoints.resumeChanges());
                 metrics.write(r);
             }
             if (firstStep > 0) {
                 console.printf("resumed at step %d from %s%n", firstStep, checkpoints.resumedFrom());
+                for (String c : checkpoints.resumeChanges()) {
+                    console.printf("  %s: the weights are fp32 either way, so training continues, but not bit for "
+                            + "bit as it would have without the change%n", c);
+                }
             }
             Batcher batcher = new Batcher(be, train, shard, partitioned ? seed + 7919L * (rank + 1) : seed);
             Records.Window window = new Records.Window();
