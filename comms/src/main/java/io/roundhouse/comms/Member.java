@@ -548,7 +548,9 @@ public final class Member implements AutoCloseable {
             if (owed && (gone[r] || late)) {
                 blame.add(r);
                 sb.append(sb.length() == 0 ? "" : "; ").append(describe(r)).append(gone[r] ? " went away" : " is late");
-                if (!in.complete()) {
+                if (!in.complete() && in.bytes == 0) {
+                    sb.append(", its (empty) message has not arrived");
+                } else if (!in.complete()) {
                     sb.append(", received ").append(in.done).append(" of ")
                             .append(in.bytes < 0 ? "an unknown number of" : Integer.toString(in.bytes)).append(" bytes");
                 }

@@ -189,7 +189,7 @@ class FailureModesTest {
             return e.getMessage();
         });
         assertEquals("comms start #1 round 0 on rank 0 (ipc stream 1000) timed out after 1500 ms: "
-                + "rank 1 (ipc stream 1001) is late, received 0 of 0 bytes", messages.get(0));
+                + "rank 1 (ipc stream 1001) is late, its (empty) message has not arrived", messages.get(0));
     }
 
     @Test
