@@ -38,7 +38,7 @@ import java.util.Map;
  * UDP every worker runs its own, as it would on its own host.
  */
 public final class LocalLauncher {
-    private static final int TAIL_LINES = 6;
+    private static final int TAIL_LINES = 200;  // enough for a stack trace and its causes
 
     private final JobConfig config;
     private final PrintWriter out;
@@ -242,16 +242,30 @@ public final class LocalLauncher {
                 err.printf("  worker %d %s%n", k.rank, fate(k));
             }
             if (k.process.exitValue() != 0) {
-                for (String line : k.tail()) {
-                    if (line.startsWith("error:") || line.contains("Exception")) {
-                        err.printf("  worker %d: %s%n", k.rank, line);
-                    }
+                for (String line : causes(k.tail())) {
+                    err.printf("  worker %d: %s%n", k.rank, line);
                 }
             }
         }
         err.println("  every worker's output is in " + first.log.getParent() + "/worker-<rank>.log");
         err.flush();
         return 1;
+    }
+
+    /**
+     * What a worker's last lines say went wrong: its "error:" lines, or an uncaught exception's
+     * headline and causes (not the stack frames, which would push them out); the last 8 such lines.
+     */
+    static List<String> causes(List<String> tail) {
+        List<String> found = new ArrayList<>();
+        for (String line : tail) {
+            boolean exception = !line.isEmpty() && !Character.isWhitespace(line.charAt(0))
+                    && (line.startsWith("Caused by:") || line.matches("(Exception in thread .*|[\\w.$]+(Exception|Error)(: .*)?)"));
+            if (line.startsWith("error:") || exception) {
+                found.add(line);
+            }
+        }
+        return found.subList(Math.max(0, found.size() - 8), found.size());
     }
 
     private static String fate(Worker k) {

@@ -58,6 +58,7 @@ final class TrainBench {
         out.printf("%3s %10s %8s %9s %9s %7s %9s   %s%n", "W", "tok/s", "vs W=1", "step ms", "comm ms", "comm %",
                 "wait ms", "phases (ms per step, rank 0)");
         double baseline = Double.NaN;
+        boolean done = false;
         try {
             for (int w : workers) {
                 Map<String, Object> row = measure(w, scratch.resolve("w" + w), err);
@@ -75,8 +76,14 @@ final class TrainBench {
                         row.get("commMs"), 100 * (double) row.get("commShare"), row.get("waitMs"), sb.toString().trim());
                 out.flush();
             }
+            done = true;
         } finally {
-            deleteTree(scratch);
+            if (done) {
+                deleteTree(scratch);
+            } else {
+                err.println("bench train: the runs' folders (metrics, worker logs) are kept in " + scratch);
+                err.flush();
+            }
         }
         report.put("runs", rows);
         return report;
