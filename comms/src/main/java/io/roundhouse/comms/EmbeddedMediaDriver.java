@@ -22,6 +22,7 @@ import org.slf4j.LoggerFactory;
  * crashed run leaves nothing that the next attempt trips over. If another JVM on this host already
  * runs a driver in that directory, this one connects to it as a client instead (IPC between JVMs of
  * one host then works through that driver; if its JVM exits, the others lose their transport).
+ * {@link #attach} only ever connects, for members whose launcher hosts the driver.
  *
  * <p>SHARED threading and a backoff idle strategy: busy-spinning driver threads on a 2-core machine
  * starve the members (measured: UDP collapsed to ~70 MB/s).
@@ -29,6 +30,8 @@ import org.slf4j.LoggerFactory;
 public final class EmbeddedMediaDriver implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(EmbeddedMediaDriver.class);
     private static final Map<Path, EmbeddedMediaDriver> RUNNING = new HashMap<>();
+    /** How stale another JVM's driver heartbeat may be: Aeron's own client default, 10 s. */
+    private static final long DRIVER_TIMEOUT_MS = CommonContext.DEFAULT_DRIVER_TIMEOUT_MS;
 
     private final Path dir;
     private final CommsConfig cfg;
@@ -54,10 +57,7 @@ public final class EmbeddedMediaDriver implements AutoCloseable {
      */
     public static synchronized EmbeddedMediaDriver acquire(CommsConfig cfg, String jobKey, int localMembers,
                                                            int worldSize, double lossRate) {
-        if (!jobKey.matches("[A-Za-z0-9._-]+")) {
-            throw new IllegalArgumentException("job key '" + jobKey + "' may hold only letters, digits, '.', '_' and '-'");
-        }
-        Path dir = cfg.aeronDirBase().resolve("roundhouse-" + jobKey).toAbsolutePath();
+        Path dir = directory(cfg, jobKey);
         EmbeddedMediaDriver d = RUNNING.get(dir);
         if (d == null) {
             d = start(cfg, dir, localMembers, worldSize, lossRate);
@@ -72,8 +72,55 @@ public final class EmbeddedMediaDriver implements AutoCloseable {
         return d;
     }
 
+    /**
+     * A client of the driver that another process on this host runs for {@code jobKey} (the local
+     * launcher's, over IPC): waits up to the connect timeout for it to be up, and never starts,
+     * replaces or deletes one. (Acquiring instead would take a driver that answers late, as on a
+     * loaded machine, for a dead one, and start a second driver over its directory.)
+     *
+     * @throws CommsException naming the directory when no driver is active there in time
+     */
+    public static synchronized EmbeddedMediaDriver attach(CommsConfig cfg, String jobKey) {
+        Path dir = directory(cfg, jobKey);
+        EmbeddedMediaDriver d = RUNNING.get(dir);
+        if (d == null) {
+            long deadline = System.nanoTime() + cfg.connectTimeoutMs() * 1_000_000L;
+            while (!CommonContext.isDriverActive(dir.toFile(), DRIVER_TIMEOUT_MS, s -> { })) {
+                if (System.nanoTime() > deadline) {
+                    throw new CommsException("comms: no media driver is active in " + dir + " after "
+                            + cfg.connectTimeoutMs() + " ms; the process that started this member hosts it (the "
+                            + "launcher, over IPC): is it still running?");
+                }
+                sleep(50);
+            }
+            LOG.info("comms: using the media driver running in {}", dir);
+            d = new EmbeddedMediaDriver(dir, cfg, null, connect(dir));
+            RUNNING.put(dir, d);
+        }
+        d.users++;
+        return d;
+    }
+
+    private static Path directory(CommsConfig cfg, String jobKey) {
+        if (!jobKey.matches("[A-Za-z0-9._-]+")) {
+            throw new IllegalArgumentException("job key '" + jobKey + "' may hold only letters, digits, '.', '_' and '-'");
+        }
+        return cfg.aeronDirBase().resolve("roundhouse-" + jobKey).toAbsolutePath();
+    }
+
+    private static void sleep(long ms) {
+        try {
+            Thread.sleep(ms);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new CommsException("comms: interrupted while waiting for the media driver", e);
+        }
+    }
+
     private static EmbeddedMediaDriver start(CommsConfig cfg, Path dir, int localMembers, int worldSize, double lossRate) {
-        if (CommonContext.isDriverActive(dir.toFile(), 1_000, s -> { })) {
+        // Another JVM's driver counts as running while its heartbeat is as fresh as an Aeron client
+        // requires (not 1 s: a driver in a JVM that pauses that long would be replaced and deleted).
+        if (CommonContext.isDriverActive(dir.toFile(), DRIVER_TIMEOUT_MS, s -> { })) {
             LOG.info("comms: using the media driver already running in {}", dir);
             return new EmbeddedMediaDriver(dir, cfg, null, connect(dir));
         }
@@ -124,8 +171,12 @@ public final class EmbeddedMediaDriver implements AutoCloseable {
     }
 
     private static Aeron connect(Path dir) {
-        return Aeron.connect(new Aeron.Context().aeronDirectoryName(dir.toString())
-                .errorHandler(t -> LOG.warn("comms: Aeron client error: {}", t.toString())));
+        try {
+            return Aeron.connect(new Aeron.Context().aeronDirectoryName(dir.toString())
+                    .errorHandler(t -> LOG.warn("comms: Aeron client error: {}", t.toString())));
+        } catch (io.aeron.exceptions.AeronException e) {
+            throw new CommsException("comms: cannot connect to the media driver in " + dir + ": " + e.getMessage(), e);
+        }
     }
 
     /**
@@ -154,6 +205,11 @@ public final class EmbeddedMediaDriver implements AutoCloseable {
 
     Aeron aeron() {
         return aeron;
+    }
+
+    /** Whether this JVM runs the driver (false: a client of another process's driver). */
+    boolean hostsDriver() {
+        return driver != null;
     }
 
     public Path directory() {

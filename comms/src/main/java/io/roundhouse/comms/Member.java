@@ -99,7 +99,14 @@ public final class Member implements AutoCloseable {
      * @param localMembers how many members this JVM hosts (sizes the shared-memory check)
      */
     public static Member join(CommsConfig cfg, String jobKey, int rank, List<String> endpoints, int localMembers) {
-        EmbeddedMediaDriver d = EmbeddedMediaDriver.acquire(cfg, jobKey, localMembers, endpoints.size(), 0);
+        return join(cfg, EmbeddedMediaDriver.acquire(cfg, jobKey, localMembers, endpoints.size(), 0), rank, endpoints);
+    }
+
+    /**
+     * Joins a group through {@code d} (this member's hold on it, released on {@link #close()} or
+     * if joining fails), and connects.
+     */
+    public static Member join(CommsConfig cfg, EmbeddedMediaDriver d, int rank, List<String> endpoints) {
         Member m;
         try {
             m = new Member(cfg, d, true, rank, endpoints);

@@ -260,6 +260,64 @@ class FailureModesTest {
         }
     }
 
+    /**
+     * Another JVM's driver that is paused (stopped for 2.5 s here; on a loaded machine a stall of
+     * over 1 s was enough) is still that JVM's driver: a member attaching to it, or acquiring the
+     * job's driver, uses it once it answers. Both once took it for a dead one and started their own
+     * over its directory, deleting it.
+     */
+    @Test
+    void aPausedDriverOfAnotherJvmIsUsedNeverReplaced() throws Exception {
+        String jobKey = GroupHarness.jobKey("host");
+        Process host = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--add-exports", "java.base/jdk.internal.misc=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"),
+                DriverHostMain.class.getName(), aeron.toString(), jobKey).redirectErrorStream(true).start();
+        try {
+            BufferedReader out = new BufferedReader(new InputStreamReader(host.getInputStream(), StandardCharsets.UTF_8));
+            String line;
+            do {
+                line = out.readLine();
+            } while (line != null && !line.startsWith("driver up in "));
+            assertTrue(line != null, "the host JVM started its driver");
+            Path dir = Path.of(line.substring("driver up in ".length()));
+            CommsConfig cfg = GroupHarness.config(Transport.IPC, aeron).withTimeouts(20_000, 10_000);
+            signal(host, "STOP");
+            Thread.sleep(2_500);
+            java.util.concurrent.CompletableFuture<EmbeddedMediaDriver> acquired = java.util.concurrent.CompletableFuture
+                    .supplyAsync(() -> EmbeddedMediaDriver.acquire(cfg, jobKey, 2, 2, 0));
+            Thread.sleep(1_000);
+            signal(host, "CONT");
+            try (EmbeddedMediaDriver d = acquired.get(30, TimeUnit.SECONDS);
+                 EmbeddedMediaDriver again = EmbeddedMediaDriver.attach(cfg, jobKey)) {
+                assertEquals(dir, d.directory());
+                assertTrue(!d.hostsDriver(), "a client of the host's driver, not a driver of its own");
+                assertTrue(again == d, "attach shares this JVM's hold");
+                List<Integer> rounds = GroupHarness.runOn(cfg, d, List.of("ipc", "ipc"), 2, c -> workLoop(c, 0, 2));
+                assertEquals(List.of(2, 2), rounds, "two members talk through the host's driver");
+            }
+            assertTrue(host.isAlive() && java.nio.file.Files.exists(dir.resolve("cnc.dat")), "the host's driver is intact");
+        } finally {
+            signal(host, "CONT");
+            host.getOutputStream().close();
+            if (!host.waitFor(10, TimeUnit.SECONDS)) {
+                host.destroyForcibly();
+            }
+        }
+    }
+
+    @Test
+    void attachingWhereNoDriverRunsFailsNamingTheDirectory() {
+        CommsConfig cfg = GroupHarness.config(Transport.IPC, aeron).withTimeouts(300, 300);
+        CommsException e = assertThrows(CommsException.class, () -> EmbeddedMediaDriver.attach(cfg, "nobody-here"));
+        assertTrue(e.getMessage().contains("no media driver is active in " + aeron.resolve("roundhouse-nobody-here")
+                .toAbsolutePath() + " after 300 ms"), e.getMessage());
+        assertTrue(!java.nio.file.Files.exists(aeron.resolve("roundhouse-nobody-here")), "nothing created");
+    }
+
+    private static void signal(Process p, String sig) throws Exception {
+        new ProcessBuilder("kill", "-" + sig, Long.toString(p.pid())).inheritIO().start().waitFor();
+    }
+
     @Test
     void notEnoughSharedMemoryIsExplained() {
         CommsConfig cfg = GroupHarness.config(Transport.UDP, aeron).withTerm(1 << 30, 8192);

@@ -3,6 +3,7 @@ package io.roundhouse.driver;
 import io.roundhouse.comms.Collectives;
 import io.roundhouse.comms.CommsConfig;
 import io.roundhouse.comms.CommsException;
+import io.roundhouse.comms.EmbeddedMediaDriver;
 import io.roundhouse.comms.Member;
 import io.roundhouse.comms.Transport;
 import io.roundhouse.worker.config.JobConfig;
@@ -50,10 +51,11 @@ final class WorkerCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         JobConfig config = options.resolve();
         CommsConfig comms = JobComms.config(config, token);
-        // Over UDP every worker runs its own media driver, as it would on its own host.
-        String key = comms.transport() == Transport.UDP ? jobKey + "-w" + rank : jobKey;
         PrintStream console = new PrintStream(new WriterOutputStream(spec.commandLine().getOut()), true);
-        try (Member m = Member.join(comms, key, rank, endpoints, 1)) {
+        // Over IPC the launcher hosts the media driver and every worker attaches to it; over UDP
+        // every worker runs its own, as it would on its own host.
+        try (Member m = Member.join(comms, comms.transport() == Transport.IPC ? EmbeddedMediaDriver.attach(comms, jobKey)
+                : EmbeddedMediaDriver.acquire(comms, jobKey + "-w" + rank, 1, endpoints.size(), 0), rank, endpoints)) {
             new Trainer(config, console, new Collectives(m), rank == 0 ? runDir : null).run();
         } catch (CommsException e) {
             console.flush();
