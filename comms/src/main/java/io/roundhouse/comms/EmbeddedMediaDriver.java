@@ -80,25 +80,29 @@ public final class EmbeddedMediaDriver implements AutoCloseable {
      *
      * @throws CommsException naming the directory when no driver is active there in time
      */
-    public static synchronized EmbeddedMediaDriver attach(CommsConfig cfg, String jobKey) {
+    public static EmbeddedMediaDriver attach(CommsConfig cfg, String jobKey) {
         Path dir = directory(cfg, jobKey);
-        EmbeddedMediaDriver d = RUNNING.get(dir);
-        if (d == null) {
-            long deadline = System.nanoTime() + cfg.connectTimeoutMs() * 1_000_000L;
-            while (!CommonContext.isDriverActive(dir.toFile(), DRIVER_TIMEOUT_MS, s -> { })) {
-                if (System.nanoTime() > deadline) {
-                    throw new CommsException("comms: no media driver is active in " + dir + " after "
-                            + cfg.connectTimeoutMs() + " ms; the process that started this member hosts it (the "
-                            + "launcher, over IPC): is it still running?");
+        long deadline = System.nanoTime() + cfg.connectTimeoutMs() * 1_000_000L;
+        while (true) {
+            synchronized (EmbeddedMediaDriver.class) {  // not held while waiting
+                EmbeddedMediaDriver d = RUNNING.get(dir);
+                if (d == null && CommonContext.isDriverActive(dir.toFile(), DRIVER_TIMEOUT_MS, s -> { })) {
+                    LOG.info("comms: using the media driver running in {}", dir);
+                    d = new EmbeddedMediaDriver(dir, cfg, null, connect(dir));
+                    RUNNING.put(dir, d);
                 }
-                sleep(50);
+                if (d != null) {
+                    d.users++;
+                    return d;
+                }
             }
-            LOG.info("comms: using the media driver running in {}", dir);
-            d = new EmbeddedMediaDriver(dir, cfg, null, connect(dir));
-            RUNNING.put(dir, d);
+            if (System.nanoTime() > deadline) {
+                throw new CommsException("comms: no media driver is active in " + dir + " after "
+                        + cfg.connectTimeoutMs() + " ms; the process that started this member hosts it (the "
+                        + "launcher, over IPC): is it still running?");
+            }
+            sleep(50);
         }
-        d.users++;
-        return d;
     }
 
     private static Path directory(CommsConfig cfg, String jobKey) {
