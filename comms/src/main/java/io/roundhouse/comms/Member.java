@@ -107,20 +107,19 @@ public final class Member implements AutoCloseable {
      * if joining fails), and connects.
      */
     public static Member join(CommsConfig cfg, EmbeddedMediaDriver d, int rank, List<String> endpoints) {
-        Member m;
+        Member m = null;
         try {
             m = new Member(cfg, d, true, rank, endpoints);
-        } catch (RuntimeException e) {
-            d.close();
-            throw e;
-        }
-        try {
             m.connect();
+            return m;
         } catch (RuntimeException e) {
-            m.close();
+            if (m != null) {
+                m.close();  // releases d too
+            } else {
+                d.close();
+            }
             throw e;
         }
-        return m;
     }
 
     private Member(CommsConfig cfg, EmbeddedMediaDriver driver, boolean ownsDriver, int rank, List<String> endpoints) {
