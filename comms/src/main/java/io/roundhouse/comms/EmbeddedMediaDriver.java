@@ -196,13 +196,16 @@ public final class EmbeddedMediaDriver implements AutoCloseable {
             Files.createDirectories(existing);
             free = Files.getFileStore(existing).getUsableSpace();
         } catch (IOException e) {
-            throw new CommsException("comms: cannot use " + dir.getParent() + " for the Aeron directory: " + e, e);
+            throw new CommsException("comms: cannot use " + dir.getParent() + " for the Aeron directory ("
+                    + (e.getMessage() != null ? e.getMessage() : e.toString()) + "); point it at a writable folder "
+                    + "(comms.aeronDir)", e);
         }
         if (free < needed) {
             throw new CommsException(String.format("comms: the Aeron logs need about %d MiB in %s (%d members here, "
                     + "%d in the group, term length %d KiB: %d logs of 3 terms) but only %d MiB is free. Lower the "
-                    + "term length, or give %s more room (Docker: --shm-size; Spark on Kubernetes: a larger emptyDir "
-                    + "medium=Memory), or put the Aeron directory elsewhere.", needed >> 20, dir.getParent(),
+                    + "term length (comms.termLengthBytes), or give %s more room (Docker: --shm-size; Spark on "
+                    + "Kubernetes: a larger emptyDir medium=Memory), or put the Aeron directory elsewhere "
+                    + "(comms.aeronDir).", needed >> 20, dir.getParent(),
                     localMembers, worldSize, cfg.termLengthBytes() >> 10, logs, free >> 20, dir.getParent()));
         }
     }

@@ -156,8 +156,14 @@ public final class Member implements AutoCloseable {
             outgoing[r] = new Message();
             incoming[r] = new Message();
         }
-        this.sub = driver.aeron().addSubscription(channel(rank, false), cfg.streamIdBase() + rank,
-                image -> { }, this::onImageGone);
+        try {
+            this.sub = driver.aeron().addSubscription(channel(rank, false), cfg.streamIdBase() + rank,
+                    image -> { }, this::onImageGone);
+        } catch (io.aeron.exceptions.RegistrationException e) {
+            throw new CommsException("comms: " + describe(rank) + " cannot listen there: " + e.getMessage()
+                    + (cfg.transport() == Transport.UDP ? "; another process holds that port (or the address is "
+                    + "not this host's): start the job again, which picks free ports" : ""), e);
+        }
         this.pubs = new ExclusivePublication[size];
         for (int r = 0; r < size; r++) {
             if (r != rank) {

@@ -314,6 +314,28 @@ class FailureModesTest {
         assertTrue(!java.nio.file.Files.exists(aeron.resolve("roundhouse-nobody-here")), "nothing created");
     }
 
+    @Test
+    void aTakenPortIsNamedNotThrownFromAeron() throws Exception {
+        CommsConfig cfg = GroupHarness.config(Transport.UDP, aeron).withTimeouts(1_500, 1_500);
+        try (java.net.DatagramSocket taken = new java.net.DatagramSocket(0, java.net.InetAddress.getLoopbackAddress());
+             EmbeddedMediaDriver driver = EmbeddedMediaDriver.acquire(cfg, GroupHarness.jobKey("taken"), 1, 2, 0)) {
+            List<String> eps = List.of("127.0.0.1:" + taken.getLocalPort(), GroupHarness.endpoints(Transport.UDP, 1).get(0));
+            CommsException e = assertThrows(CommsException.class, () -> new Member(cfg, driver, 0, eps).close());
+            assertTrue(e.getMessage().contains("rank 0 (udp " + eps.get(0) + ") cannot listen there")
+                    && e.getMessage().contains("another process holds that port"), e.getMessage());
+        }
+    }
+
+    @Test
+    void anAeronDirectoryThatCannotBeMadeIsNamed() throws Exception {
+        java.nio.file.Path file = java.nio.file.Files.writeString(aeron.resolve("a-file"), "x");
+        CommsConfig cfg = GroupHarness.config(Transport.IPC, aeron).withAeronDirBase(file.resolve("below"));
+        CommsException e = assertThrows(CommsException.class,
+                () -> EmbeddedMediaDriver.acquire(cfg, GroupHarness.jobKey("unwritable"), 2, 2, 0));
+        assertTrue(e.getMessage().contains("cannot use " + file.resolve("below") + " for the Aeron directory")
+                && e.getMessage().contains("comms.aeronDir"), e.getMessage());
+    }
+
     private static void signal(Process p, String sig) throws Exception {
         new ProcessBuilder("kill", "-" + sig, Long.toString(p.pid())).inheritIO().start().waitFor();
     }

@@ -4,6 +4,7 @@ import io.roundhouse.comms.CommsConfig;
 import io.roundhouse.comms.Transport;
 import io.roundhouse.worker.config.ConfigKeys;
 import io.roundhouse.worker.config.JobConfig;
+import java.nio.file.Path;
 import java.util.Locale;
 
 /** The comms settings a job config asks for. */
@@ -13,7 +14,12 @@ public final class JobComms {
 
     public static CommsConfig config(JobConfig config, long token) {
         Transport t = Transport.valueOf(config.get(ConfigKeys.COMMS_TRANSPORT).toUpperCase(Locale.ROOT));
-        return CommsConfig.defaults(t, token).withTimeouts(config.get(ConfigKeys.COMMS_START_TIMEOUT_MS),
+        CommsConfig c = CommsConfig.defaults(t, token).withTimeouts(config.get(ConfigKeys.COMMS_START_TIMEOUT_MS),
                 config.get(ConfigKeys.COMMS_TIMEOUT_MS));
+        int term = config.get(ConfigKeys.COMMS_TERM_LENGTH_BYTES);
+        // A frame may be at most an eighth of a term: small terms take smaller frames.
+        c = c.withTerm(term, Math.min(c.mtuBytes(), term / 8 / 32 * 32));
+        String dir = config.get(ConfigKeys.COMMS_AERON_DIR);
+        return dir.isEmpty() ? c : c.withAeronDirBase(Path.of(dir));
     }
 }

@@ -3,8 +3,10 @@ package io.roundhouse.driver;
 import io.roundhouse.comms.CommsConfig;
 import io.roundhouse.comms.EmbeddedMediaDriver;
 import io.roundhouse.comms.Transport;
+import io.roundhouse.worker.checkpoint.CheckpointStore;
 import io.roundhouse.worker.config.ConfigKeys;
 import io.roundhouse.worker.config.JobConfig;
+import io.roundhouse.worker.train.RunCheckpoints;
 import io.roundhouse.worker.train.RunFiles;
 import io.roundhouse.worker.train.Trainer;
 import java.io.BufferedReader;
@@ -81,6 +83,8 @@ public final class LocalLauncher {
     public int run() throws IOException, InterruptedException {
         int w = config.get(ConfigKeys.WORKERS);
         new Trainer(config, new java.io.PrintStream(java.io.OutputStream.nullOutputStream())).preflight();
+        // A checkpoint that cannot be resumed is refused here, once, not by every worker.
+        RunCheckpoints.verifyResume(config, -1, -1, dir -> CheckpointStore.local(Path.of(dir)));
         long token = CommsConfig.randomSessionToken();
         CommsConfig comms = JobComms.config(config, token);
         List<String> endpoints = endpoints(comms.transport(), w);
@@ -235,6 +239,15 @@ public final class LocalLauncher {
         for (Worker k : workers) {
             k.process.waitFor();
             k.pump.join(2_000);
+        }
+        String own = first.tail().stream().filter(l -> l.startsWith("error: ") && !l.equals(RoundhouseCli.BUG_HEADLINE))
+                .findFirst().orElse(null);
+        if (own != null && first.process.exitValue() <= 2) {
+            // The worker named the user's error itself (WorkerCommand): that line is the whole story.
+            err.println(own);
+            err.println("  every worker's output is in " + first.log.getParent() + "/worker-<rank>.log");
+            err.flush();
+            return first.process.exitValue();
         }
         err.printf("error: worker %d (pid %d) %s; the job failed%n", first.rank, first.process.pid(), fate(first));
         for (Worker k : workers) {

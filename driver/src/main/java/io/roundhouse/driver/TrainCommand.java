@@ -1,7 +1,9 @@
 package io.roundhouse.driver;
 
+import io.roundhouse.worker.checkpoint.CheckpointStore;
 import io.roundhouse.worker.config.ConfigKeys;
 import io.roundhouse.worker.config.JobConfig;
+import io.roundhouse.worker.train.RunCheckpoints;
 import io.roundhouse.worker.train.Trainer;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -33,6 +35,9 @@ final class TrainCommand implements Callable<Integer> {
         if (config.get(ConfigKeys.WORKERS) > 1) {
             return new LocalLauncher(config, spec.commandLine().getOut(), spec.commandLine().getErr()).run();
         }
+        // A checkpoint that cannot be resumed is refused before the run directory is made (the
+        // launcher does the same for its workers).
+        RunCheckpoints.verifyResume(config, -1, -1, dir -> CheckpointStore.local(java.nio.file.Path.of(dir)));
         trainer.run();
         return 0;
     }

@@ -2,7 +2,6 @@ package io.roundhouse.driver;
 
 import io.roundhouse.comms.Collectives;
 import io.roundhouse.comms.CommsConfig;
-import io.roundhouse.comms.CommsException;
 import io.roundhouse.comms.EmbeddedMediaDriver;
 import io.roundhouse.comms.Member;
 import io.roundhouse.comms.Transport;
@@ -57,10 +56,14 @@ final class WorkerCommand implements Callable<Integer> {
         try (Member m = Member.join(comms, comms.transport() == Transport.IPC ? EmbeddedMediaDriver.attach(comms, jobKey)
                 : EmbeddedMediaDriver.acquire(comms, jobKey + "-w" + rank, 1, endpoints.size(), 0), rank, endpoints)) {
             new Trainer(config, console, new Collectives(m), rank == 0 ? runDir : null).run();
-        } catch (CommsException e) {
+        } catch (RuntimeException e) {
+            Throwable user = RoundhouseCli.userError(e);
+            if (user == null) {
+                throw e;  // a bug: the command line prints its trace
+            }
             console.flush();
-            spec.commandLine().getErr().println("error: worker " + rank + ": " + e.getMessage());
-            return 1;
+            spec.commandLine().getErr().println("error: worker " + rank + ": " + user.getMessage());
+            return RoundhouseCli.exitCode(user);
         }
         return 0;
     }

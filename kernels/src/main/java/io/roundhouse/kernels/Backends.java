@@ -47,7 +47,7 @@ public final class Backends {
             case "cuda" -> {
                 String why = cuda.unavailableReason();
                 if (why != null) {
-                    throw new UnsupportedOperationException("backend = cuda, but " + why
+                    throw new BackendException("backend = cuda, but " + why
                             + ". Use backend = cpu (or auto) on this machine.");
                 }
             }
@@ -58,7 +58,7 @@ public final class Backends {
     /**
      * @param choice {@code auto}, {@code cpu}, or {@code cuda}
      * @throws IllegalArgumentException for an unknown choice
-     * @throws UnsupportedOperationException for {@code cuda} where it cannot run (the reason says why)
+     * @throws BackendException for {@code cuda} where it cannot run (the reason says why)
      */
     public static Backend create(String choice) {
         return create(choice, null, null);
@@ -153,7 +153,7 @@ public final class Backends {
         try {
             return gpu == null ? 0 : Integer.parseInt(gpu.trim());
         } catch (NumberFormatException e) {
-            throw new IllegalArgumentException("GPU address '" + gpu + "' is not a CUDA device ordinal (0, 1, "
+            throw new BackendException("GPU address '" + gpu + "' is not a CUDA device ordinal (0, 1, "
                     + "...): make the cluster's GPU discovery script report ordinals");
         }
     }

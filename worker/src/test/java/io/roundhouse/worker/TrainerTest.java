@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.roundhouse.kernels.BackendException;
 import io.roundhouse.worker.config.ConfigException;
 import io.roundhouse.worker.config.JobConfig;
 import io.roundhouse.worker.data.DataException;
@@ -145,7 +146,7 @@ class TrainerTest {
         Path data = IdxFixtures.write(tmp.resolve("data"), 100, 20, 1);
         Map<String, String> m = small(data, tmp.resolve("out"));
         m.put("backend", "cuda");
-        UnsupportedOperationException e = assertThrows(UnsupportedOperationException.class,
+        BackendException e = assertThrows(BackendException.class,
                 () -> new Trainer(JobConfig.of(m), new PrintStream(new ByteArrayOutputStream())).run());
         assertTrue(e.getMessage().contains("backend = cuda, but " + why), e.getMessage());
         assertFalse(Files.exists(tmp.resolve("out")), "nothing written");

@@ -6,8 +6,12 @@ import io.roundhouse.worker.config.JobConfig;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
+import java.util.List;
+import java.util.Map;
+import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
@@ -15,6 +19,7 @@ import picocli.CommandLine.Spec;
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = "Benchmarks, each reported as a ratio against a baseline measured in the same run.")
 public final class BenchCommand implements Callable<Integer> {
+    private static final List<String> BENCHES = List.of("kernels", "alltoall", "train", "stn", "cuda");
 
     @Parameters(index = "0", paramLabel = "WHAT", defaultValue = "kernels",
             description = "kernels: sgemm at 1024^3 and at the expert shapes, grouped expert FFN forward+backward; "
@@ -81,51 +86,93 @@ public final class BenchCommand implements Callable<Integer> {
     @Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
+    /** Which benchmarks read each option; any other given to a benchmark is refused, never ignored. */
+    private static final Map<String, List<String>> OPTION_BENCHES = Map.ofEntries(
+            Map.entry("--seconds", List.of("kernels", "alltoall", "cuda")),
+            Map.entry("--config", List.of("kernels", "train", "stn", "cuda")),
+            Map.entry("--term-length", List.of("alltoall")),
+            Map.entry("--mtu-udp", List.of("alltoall")),
+            Map.entry("--mtu-ipc", List.of("alltoall")),
+            Map.entry("--driver-threading", List.of("alltoall")),
+            Map.entry("--idle", List.of("alltoall")),
+            Map.entry("--workers", List.of("train")),
+            Map.entry("--steps", List.of("train")),
+            Map.entry("--seeds", List.of("stn")),
+            Map.entry("--trials", List.of("stn")),
+            Map.entry("--parallel", List.of("stn")),
+            Map.entry("--out", List.of("stn")));
+
     @Override
     public Integer call() throws Exception {
+        check();
         PrintWriter out = spec.commandLine().getOut();
         if (what.equals("alltoall")) {
-            java.util.Map<String, Object> r = new AllToAllBench(seconds, cfg -> {
-                CommsConfig c = cfg;
-                int mtu = c.transport() == Transport.IPC ? (mtuIpc != null ? mtuIpc : c.mtuBytes())
-                        : (mtuUdp != null ? mtuUdp : c.mtuBytes());
-                c = c.withTerm(termLength != null ? termLength : c.termLengthBytes(), mtu);
-                c = idle != null ? c.withIdle(idle) : c;
-                return driverThreading != null ? c.withDriverThreading(driverThreading) : c;
-            }).run(out);
+            java.util.Map<String, Object> r = new AllToAllBench(seconds, this::tuned).run(out);
             writeJson(r);
             return 0;
-        }
-        if (what.equals("cuda")) {
-            JobConfig c = JobConfig.load(config, io.roundhouse.driver.ConfigOptions.parseOverrides(overrides));
-            java.util.Map<String, Object> r = new CudaBench(c, seconds).run(out);
-            writeJson(r);
-            return 0;
-        }
-        if (what.equals("stn")) {
-            JobConfig c = JobConfig.load(config, io.roundhouse.driver.ConfigOptions.parseOverrides(overrides));
-            java.util.Map<String, Object> r = new StnExperiment(c, seeds, trials, parallel, outDir).run(out);
-            writeJson(r);
-            return 0;
-        }
-        if (what.equals("train")) {
-            JobConfig c = JobConfig.load(config, io.roundhouse.driver.ConfigOptions.parseOverrides(overrides));
-            java.util.Map<String, Object> r = new TrainBench(c, workers, steps).run(out, spec.commandLine().getErr());
-            writeJson(r);
-            return 0;
-        }
-        if (!what.equals("kernels")) {
-            throw new IllegalArgumentException("unknown benchmark '" + what + "': available: kernels, alltoall, train, stn, cuda");
-        }
-        if (!(seconds > 0 && seconds <= 600)) {
-            throw new IllegalArgumentException("--seconds " + seconds + " must be in (0, 600]");
         }
         JobConfig c = JobConfig.load(config, io.roundhouse.driver.ConfigOptions.parseOverrides(overrides));
-        KernelBench.Report r = new KernelBench(c, seconds).run(out);
-        if (json != null) {
-            io.roundhouse.worker.train.RunFiles.writeAtomically(json, r.toJson());
+        if (what.equals("cuda")) {
+            writeJson(new CudaBench(c, seconds).run(out));
+        } else if (what.equals("stn")) {
+            writeJson(new StnExperiment(c, seeds, trials, parallel, outDir).run(out));
+        } else if (what.equals("train")) {
+            writeJson(new TrainBench(c, workers, steps).run(out, spec.commandLine().getErr()));
+        } else {
+            KernelBench.Report r = new KernelBench(c, seconds).run(out);
+            if (json != null) {
+                io.roundhouse.worker.train.RunFiles.writeAtomically(json, r.toJson());
+            }
         }
         return 0;
+    }
+
+    /** Refuses, before anything runs, an unknown benchmark, an option it does not read, a value out of range. */
+    private void check() {
+        CommandLine cl = spec.commandLine();
+        if (!BENCHES.contains(what)) {
+            throw new ParameterException(cl, "unknown benchmark '" + what + "': available: " + String.join(", ", BENCHES));
+        }
+        for (Map.Entry<String, List<String>> o : OPTION_BENCHES.entrySet()) {
+            if (cl.getParseResult().hasMatchedOption(o.getKey()) && !o.getValue().contains(what)) {
+                throw new ParameterException(cl, o.getKey() + " is not read by bench " + what + " (only by bench "
+                        + String.join(", ", o.getValue()) + "); leave it out");
+            }
+        }
+        if (!overrides.isEmpty() && what.equals("alltoall")) {
+            throw new ParameterException(cl, "bench alltoall reads no job config; leave out " + overrides.get(0));
+        }
+        if (!(seconds > 0 && seconds <= 600)) {
+            throw new ParameterException(cl, "--seconds " + seconds + " must be in (0, 600]");
+        }
+        if (steps < 20) {
+            throw new ParameterException(cl, "--steps " + steps + " is too few to measure: use at least 20");
+        }
+        if (workers.isEmpty() || workers.stream().anyMatch(w -> w < 1 || w > 64)) {
+            throw new ParameterException(cl, "--workers " + workers + ": each worker count must be in [1, 64]");
+        }
+        if (seeds.isEmpty() || trials < 1 || parallel < 1) {
+            throw new ParameterException(cl, "bench stn needs at least one seed, one trial and --parallel of at least 1 "
+                    + "(got --seeds " + seeds + " --trials " + trials + " --parallel " + parallel + ")");
+        }
+        if (what.equals("alltoall")) {
+            try {
+                tuned(CommsConfig.defaults(Transport.IPC, 1));
+                tuned(CommsConfig.defaults(Transport.UDP, 1));
+            } catch (IllegalArgumentException e) {
+                throw new ParameterException(cl, e.getMessage());
+            }
+        }
+    }
+
+    /** The comms settings of bench alltoall: the defaults with the options given. */
+    private CommsConfig tuned(CommsConfig defaults) {
+        CommsConfig c = defaults;
+        int mtu = c.transport() == Transport.IPC ? (mtuIpc != null ? mtuIpc : c.mtuBytes())
+                : (mtuUdp != null ? mtuUdp : c.mtuBytes());
+        c = c.withTerm(termLength != null ? termLength : c.termLengthBytes(), mtu);
+        c = idle != null ? c.withIdle(idle) : c;
+        return driverThreading != null ? c.withDriverThreading(driverThreading) : c;
     }
 
     /** The report as pretty-printed JSON into {@code --json}, when given. */

@@ -40,7 +40,7 @@ final class CudaBench {
     Map<String, Object> run(PrintWriter out) {
         String why = CudaBackend.unavailableReason();
         if (why != null) {
-            throw new UnsupportedOperationException("bench cuda needs a GPU: " + why);
+            throw new io.roundhouse.kernels.BackendException("bench cuda needs a GPU: " + why);
         }
         ModelSpec spec = ModelSpec.from(config, 784, 10);
         int batch = config.get(ConfigKeys.TRAIN_BATCH_SIZE);

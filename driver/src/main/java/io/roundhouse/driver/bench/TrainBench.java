@@ -35,9 +35,6 @@ final class TrainBench {
     private final int warmup;
 
     TrainBench(JobConfig base, List<Integer> workers, int steps) {
-        if (steps < 20) {
-            throw new IllegalArgumentException("--steps " + steps + " is too few to measure: use at least 20");
-        }
         this.base = base;
         this.workers = workers;
         this.steps = steps;
@@ -101,7 +98,9 @@ final class TrainBench {
         } else {
             int code = new LocalLauncher(config, new PrintWriter(Writer.nullWriter()), err).run();
             if (code != 0) {
-                throw new IllegalStateException("bench train: the run with " + w + " workers failed (see above)");
+                // The launcher printed the workers' error above.
+                throw new io.roundhouse.worker.UserException(code, "bench train: the run with " + w
+                        + " workers failed (the lines above say why)");
             }
         }
         Path runDir;

@@ -1,6 +1,7 @@
 package io.roundhouse.driver.spark;
 
 import io.roundhouse.worker.checkpoint.CheckpointStore;
+import io.roundhouse.worker.config.ConfigException;
 import java.io.FileNotFoundException;
 import java.io.IOException;
 import java.io.InputStream;
@@ -27,9 +28,14 @@ final class HadoopCheckpointStore implements CheckpointStore {
         this.root = new Path(root);
         try {
             this.fs = this.root.getFileSystem(conf);
-        } catch (IOException e) {
-            throw new IllegalArgumentException("checkpoint.dir " + root + ": no file system for it (" + e.getMessage()
-                    + "); use file://, hdfs:// or s3a:// with the matching Hadoop settings", e);
+        } catch (IOException | IllegalArgumentException e) {  // Hadoop says an unknown host with the latter
+            Throwable why = e;
+            while (why.getCause() != null) {
+                why = why.getCause();
+            }
+            throw new ConfigException("checkpoint folder " + root + ": no file system for it ("
+                    + (why instanceof java.net.UnknownHostException ? "unknown host " : "") + why.getMessage()
+                    + "); use file://, hdfs:// or s3a:// with the matching Hadoop settings");
         }
     }
 
@@ -39,6 +45,13 @@ final class HadoopCheckpointStore implements CheckpointStore {
         Path tmp = new Path(root, rel + ".tmp");
         try (OutputStream out = fs.create(tmp, true)) {
             out.write(data);
+        } catch (IOException e) {
+            try {
+                fs.delete(tmp, false);  // a full disk leaves no partial file behind
+            } catch (IOException ignored) {
+                // the write failed already; that is the error to report
+            }
+            throw e;
         }
         if (fs.exists(target)) {
             fs.delete(target, false);  // a retried attempt rewrites the same step

@@ -7,6 +7,7 @@ import io.roundhouse.comms.ControlChannel;
 import io.roundhouse.comms.ControlCodec;
 import io.roundhouse.comms.EmbeddedMediaDriver;
 import io.roundhouse.comms.Transport;
+import io.roundhouse.worker.UserException;
 import io.roundhouse.worker.checkpoint.CheckpointStore;
 import io.roundhouse.worker.checkpoint.Checkpointer;
 import io.roundhouse.worker.config.ConfigException;
@@ -14,12 +15,12 @@ import io.roundhouse.worker.config.ConfigKeys;
 import io.roundhouse.worker.config.JobConfig;
 import io.roundhouse.worker.data.DataSplits;
 import io.roundhouse.worker.data.FashionMnist;
+import io.roundhouse.worker.train.RunCheckpoints;
 import io.roundhouse.worker.train.RunFiles;
 import io.roundhouse.worker.train.Trainer;
 import java.io.BufferedWriter;
 import java.io.IOException;
 import java.io.PrintWriter;
-import java.io.UncheckedIOException;
 import java.net.DatagramSocket;
 import java.net.InetAddress;
 import java.nio.charset.StandardCharsets;
@@ -69,7 +70,11 @@ public final class SparkJob {
 
     /** The control channel always runs over UDP: the driver is a separate JVM, often another host. */
     static CommsConfig controlConfig(long token, CommsConfig data) {
-        return CommsConfig.defaults(Transport.UDP, token).withTimeouts(data.connectTimeoutMs(), data.opTimeoutMs());
+        // Its messages (up to CONTROL_MAX_BYTES) must fit in an eighth of a term.
+        int term = Math.max(data.termLengthBytes(), Integer.highestOneBit(CONTROL_MAX_BYTES * 8 - 1) << 1);
+        CommsConfig c = CommsConfig.defaults(Transport.UDP, token);
+        return c.withTimeouts(data.connectTimeoutMs(), data.opTimeoutMs()).withAeronDirBase(data.aeronDirBase())
+                .withTerm(term, c.mtuBytes());
     }
 
     /** Runs the job on the session {@code spark-submit} configured, or on an embedded {@code local[W]}. */
@@ -110,6 +115,12 @@ public final class SparkJob {
         DataSplits data = config.get(ConfigKeys.DATA_FORMAT).equals("parquet")
                 ? ParquetData.load(SparkSession.builder().sparkContext(sc).getOrCreate(), config.get(ConfigKeys.DATA_DIR))
                 : FashionMnist.load(Path.of(config.get(ConfigKeys.DATA_DIR)));
+        if (!config.get(ConfigKeys.CHECKPOINT_DIR).isEmpty()) {
+            new HadoopCheckpointStore(config.get(ConfigKeys.CHECKPOINT_DIR), sc.hadoopConfiguration());  // has a file system
+        }
+        // A checkpoint that cannot be resumed is refused here, once, not in every task of every attempt.
+        RunCheckpoints.verifyResume(config, data.train().features(), data.train().classes(),
+                dir -> new HadoopCheckpointStore(dir, sc.hadoopConfiguration()));
         Path runDir = RunFiles.createRunDir(Path.of(config.get(ConfigKeys.OUTPUT_DIR)));
         RunFiles.writeAtomically(runDir.resolve("config.conf"), config.describe());
         out.printf("spark: %d workers as a barrier stage on %s (application %s); run directory %s%n", w, sc.master(),
@@ -121,6 +132,10 @@ public final class SparkJob {
         String host = sc.getConf().get("spark.driver.host", InetAddress.getLoopbackAddress().getHostAddress());
         String endpoint = host + ":" + freePort(host);
         String appKey = "spark-" + sc.applicationId().replaceAll("[^A-Za-z0-9._-]", "_");
+        // The job's Spark jobs, to cancel them by group: SparkContext.cancelAllJobs forgets a job whose
+        // only stage awaits resubmission (a failed barrier stage) without failing it, and collect() then
+        // never returns.
+        String jobGroup = "roundhouse-" + appKey + "-" + token;
         try (EmbeddedMediaDriver driver = EmbeddedMediaDriver.acquire(control, appKey + "-driver", 1, w + 1, 0);
              ControlChannel channel = ControlChannel.listeningCoordinator(control, driver, endpoint, w, codec(),
                      CONTROL_MAX_BYTES);
@@ -149,12 +164,15 @@ public final class SparkJob {
                     // The driver can no longer follow the run (e.g. a manifest it cannot write): stop the job
                     // rather than let the workers wait for acknowledgements that will not come.
                     failed.set(e);
-                    sc.cancelAllJobs();
+                    sc.cancelJobGroup(jobGroup);
                 }
             }, "roundhouse-driver-control");
             monitor.setDaemon(true);
             monitor.start();
             List<String> results;
+            TaskFailures taskFailures = new TaskFailures(sc, jobGroup);
+            sc.addSparkListener(taskFailures);
+            sc.setJobGroup(jobGroup, "roundhouse " + runDir.getFileName(), false);
             try {
                 java.util.Map<String, String> taskConfig = new java.util.LinkedHashMap<>(config.asMap());
                 if (config.get(ConfigKeys.CHECKPOINT_DIR).isEmpty()) {
@@ -187,14 +205,16 @@ public final class SparkJob {
                             .parallelize(IntStream.range(0, w).boxed().toList(), w).rdd();
                     results = ranks.barrier().mapPartitions(task, false, strings).toJavaRDD().repartition(1).collect();
                 }
-            } catch (RuntimeException e) {
+            } catch (Exception e) {  // collect() throws SparkException, a checked exception, unchecked
                 RuntimeException cause = failed.get();
                 if (cause != null) {  // the job was cancelled because the driver failed: say why
                     cause.addSuppressed(e);
                     throw cause;
                 }
-                throw e;
+                throw taskFailures.explain(e);
             } finally {
+                sc.clearJobGroup();
+                sc.removeSparkListener(taskFailures);
                 done.set(true);
                 try {
                     monitor.join(10_000);
@@ -248,7 +268,8 @@ public final class SparkJob {
         try (DatagramSocket s = new DatagramSocket(0, InetAddress.getByName(host))) {
             return s.getLocalPort();
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot find a free UDP port on " + host + ": " + e.getMessage(), e);
+            throw new UserException(UserException.USAGE, "cannot open a UDP port on " + host + " (" + e.getMessage()
+                    + "): it must be an address of this machine (for the driver: spark.driver.host)", e);
         }
     }
 
@@ -264,8 +285,7 @@ public final class SparkJob {
         private int lastHyperLine;
         private double firstStepSeconds = Double.NaN;
         private boolean rank0Attached;
-        private int firstStep;          // the first step shown, for the ETA
-        private double firstElapsed;
+        private final io.roundhouse.worker.train.Eta eta = new io.roundhouse.worker.train.Eta();
         private CheckpointStore checkpoints;
         private int keep;
 
@@ -278,7 +298,11 @@ public final class SparkJob {
         Progress(Path runDir, int every, PrintWriter out, long started) throws IOException {
             this.started = started;
             this.runDir = runDir;
-            this.metrics = Files.newBufferedWriter(runDir.resolve("metrics.jsonl"), StandardCharsets.UTF_8);
+            try {
+                this.metrics = Files.newBufferedWriter(runDir.resolve("metrics.jsonl"), StandardCharsets.UTF_8);
+            } catch (IOException e) {
+                throw UserException.cannotWrite(runDir.resolve("metrics.jsonl"), e);
+            }
             this.every = every;
             this.out = out;
         }
@@ -331,21 +355,17 @@ public final class SparkJob {
                     out.printf("first step done %.1f s after the job started%n", firstStepSeconds);
                     out.flush();
                 }
+                if (type.equals("train")) {
+                    eta.stepDone(r.path("step").asInt(), r.path("elapsedSeconds").asDouble());
+                }
                 if (type.equals("train") && r.path("step").asInt() % every == 0) {
                     metrics.flush();
                     int step = r.path("step").asInt();
                     int total = r.path("totalSteps").asInt(step);
-                    if (firstStep == 0) {
-                        firstStep = step;
-                        firstElapsed = r.path("elapsedSeconds").asDouble();
-                    }
-                    double perStep = step > firstStep
-                            ? (r.path("elapsedSeconds").asDouble() - firstElapsed) / (step - firstStep) : 0;
-                    long eta = Math.round(perStep * (total - step));
-                    out.printf("step %d/%d  loss %.4f  acc %.1f%%  %,.0f tok/s  comm %.0f%%  ETA %dm%02ds%n", step, total,
+                    out.printf("step %d/%d  loss %.4f  acc %.1f%%  %,.0f tok/s  comm %.0f%%  ETA %s%n", step, total,
                             r.path("loss").asDouble(), 100 * r.path("accuracy").asDouble(),
-                            r.path("tokensPerSecond").asDouble(), 100 * r.path("commShare").asDouble(), eta / 60,
-                            eta % 60);
+                            r.path("tokensPerSecond").asDouble(), 100 * r.path("commShare").asDouble(),
+                            eta.format(total));
                     out.flush();
                 } else if (type.equals("eval")) {
                     out.printf("%s: loss %.4f  accuracy %.2f%%%n", r.path("split").asText(),
@@ -353,7 +373,7 @@ public final class SparkJob {
                     out.flush();
                 }
             } catch (IOException e) {
-                throw new UncheckedIOException("cannot record a metrics line in " + runDir + ": " + e.getMessage(), e);
+                throw UserException.cannotWrite(runDir.resolve("metrics.jsonl"), e);
             }
         }
 
@@ -372,7 +392,7 @@ public final class SparkJob {
                     try {
                         Files.deleteIfExists(file);
                     } catch (IOException e) {
-                        throw new UncheckedIOException("cannot remove " + file + " after forwarding it", e);
+                        throw UserException.cannotWrite("the run directory (to remove " + file + ")", e);
                     }
                     out.printf("%s requested (%s): the workers %s at their next step%n", request.toLowerCase(
                             java.util.Locale.ROOT), file, request.equals("STOP") ? "checkpoint and stop" : "checkpoint");
@@ -399,6 +419,7 @@ public final class SparkJob {
             if (digests.stream().distinct().count() != 1) {
                 throw new IllegalStateException("the workers report different parameter digests: " + digests);
             }
+            out.printf("parameter digest: %s%n", digests.get(0));
             if (summary.has("hyperparameters")) {
                 metrics.flush();
                 out.printf("self-tuning: ended with %s; report %s%n", summary.path("hyperparameters"),

@@ -42,7 +42,12 @@ public interface CheckpointStore {
                 Path target = root.resolve(rel);
                 Files.createDirectories(target.getParent());
                 Path tmp = target.resolveSibling(target.getFileName() + ".tmp");
-                Files.write(tmp, data);
+                try {
+                    Files.write(tmp, data);
+                } catch (IOException e) {
+                    Files.deleteIfExists(tmp);  // a full disk leaves no partial file behind
+                    throw e;
+                }
                 try {
                     Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
                 } catch (AtomicMoveNotSupportedException e) {

@@ -129,7 +129,11 @@ public final class Checkpointer {
         }
         byte[] bytes = encode(step, adamSteps, entries, placement.expertCount(rank));
         String file = dir + "/shard-" + rank + ".bin";
-        store.write(file, bytes);
+        try {
+            store.write(file, bytes);
+        } catch (IOException e) {
+            throw notWritten(store, file, e);
+        }
         Map<String, Object> info = new LinkedHashMap<>();
         info.put("file", "shard-" + rank + ".bin");
         info.put("bytes", bytes.length);
@@ -149,9 +153,20 @@ public final class Checkpointer {
                 shards.add(JSON.readTree(s));
             }
             manifest.put("shards", shards);
-            committer.commit(dir, JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(manifest));
+            try {
+                committer.commit(dir, JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(manifest));
+            } catch (IOException e) {
+                throw notWritten(store, dir + "/manifest.json", e);
+            }
         }
         return store.describe(dir);
+    }
+
+    /** A shard or manifest that could not be written: the checkpoint stays incomplete, older ones intact. */
+    private static CheckpointException notWritten(CheckpointStore store, String file, IOException e) {
+        return CheckpointException.notWritten("cannot write checkpoint file " + store.describe(file) + ": "
+                + io.roundhouse.worker.UserException.reason(e) + ". That checkpoint stays incomplete and earlier "
+                + "ones are intact (resume from them with --resume); free space there or set checkpoint.dir", e);
     }
 
     /**
@@ -222,8 +237,23 @@ public final class Checkpointer {
         return best;
     }
 
-    /** Loads step folder {@code dir} into this worker's share of the model. */
-    public Restored load(String dir) throws IOException {
+    /**
+     * Checks step folder {@code dir} without loading it: its manifest, that it was written by a
+     * model with these {@code model} settings, and every shard it lists (format, step, checksum).
+     * The Spark driver runs this before it starts the workers, so a checkpoint that cannot be
+     * resumed is refused once, on the driver, instead of in every task of every stage attempt.
+     *
+     * @throws CheckpointException naming the file and what is wrong
+     */
+    public static void verify(CheckpointStore store, String dir, Map<String, String> model) {
+        JsonNode manifest = manifest(store, dir, model);
+        for (JsonNode s : manifest.path("shards")) {
+            decode(store, dir + "/" + s.path("file").asText(), manifest);
+        }
+    }
+
+    /** The manifest of step folder {@code dir}, checked against {@code model}. */
+    private static JsonNode manifest(CheckpointStore store, String dir, Map<String, String> model) {
         String manifestFile = dir + "/manifest.json";
         JsonNode manifest;
         try {
@@ -234,6 +264,9 @@ public final class Checkpointer {
         } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
             throw new CheckpointException("checkpoint manifest " + store.describe(manifestFile) + " is not valid JSON ("
                     + e.getOriginalMessage() + "); resume from an earlier checkpoint", e);
+        } catch (IOException e) {
+            throw new CheckpointException("cannot read checkpoint manifest " + store.describe(manifestFile) + ": "
+                    + io.roundhouse.worker.UserException.reason(e) + "; check the path and its permissions", e);
         }
         List<String> differ = new ArrayList<>();
         JsonNode saved = manifest.path("model");
@@ -247,6 +280,13 @@ public final class Checkpointer {
             throw new CheckpointException("checkpoint " + store.describe(manifestFile) + " was written by another model: "
                     + String.join("; ", differ) + ". Resume with the model settings it was written with, or start fresh");
         }
+        return manifest;
+    }
+
+    /** Loads step folder {@code dir} into this worker's share of the model. */
+    public Restored load(String dir) {
+        String manifestFile = dir + "/manifest.json";
+        JsonNode manifest = manifest(store, dir, model);
         Map<Integer, String> expertShard = new HashMap<>();
         String denseShard = null;
         for (JsonNode s : manifest.path("shards")) {
@@ -272,7 +312,7 @@ public final class Checkpointer {
                     throw new CheckpointException("checkpoint " + store.describe(manifestFile) + " has no shard holding "
                             + (expert < 0 ? "the dense parameters" : "expert " + expert) + "; it is damaged");
                 }
-                Map<String, float[][]> shard = cache.computeIfAbsent(file, f -> decode(dir + "/" + f, manifest));
+                Map<String, float[][]> shard = cache.computeIfAbsent(file, f -> decode(store, dir + "/" + f, manifest));
                 float[][] got = shard.get(p.name() + "#" + expert);
                 if (got == null || got[0].length != n) {
                     throw new CheckpointException("checkpoint shard " + store.describe(dir + "/" + file) + " lacks "
@@ -298,12 +338,16 @@ public final class Checkpointer {
     }
 
     /** One shard's entries, keyed {@code name#expert}; checks magic, version, length and CRC. */
-    private Map<String, float[][]> decode(String rel, JsonNode manifest) {
+    private static Map<String, float[][]> decode(CheckpointStore store, String rel, JsonNode manifest) {
         byte[] bytes;
         try {
             bytes = store.read(rel);
+        } catch (NoSuchFileException e) {
+            throw new CheckpointException("checkpoint shard " + store.describe(rel) + " is missing, though the "
+                    + "manifest lists it; resume from an earlier checkpoint");
         } catch (IOException e) {
-            throw new CheckpointException("cannot read checkpoint shard " + store.describe(rel) + ": " + e, e);
+            throw new CheckpointException("cannot read checkpoint shard " + store.describe(rel) + ": "
+                    + io.roundhouse.worker.UserException.reason(e) + "; check its permissions", e);
         }
         String what = "checkpoint shard " + store.describe(rel);
         if (bytes.length < 28) {

@@ -145,6 +145,12 @@ public final class ConfigKeys {
     public static final ConfigKey<Integer> COMMS_TIMEOUT_MS = intKey("comms.timeoutMs", 30_000, 100, 3_600_000,
             "longest wait for a peer in any exchange once training runs, before failing with an error naming it "
             + "(how soon a dead worker is noticed)");
+    public static final ConfigKey<Integer> COMMS_TERM_LENGTH_BYTES = intKey("comms.termLengthBytes", 4 << 20, 64 << 10,
+            1 << 30, "Aeron term length of each publication, a power of two (each worker-to-worker log takes 3 terms "
+            + "of the Aeron directory's space; at most half a term is in flight)");
+    public static final ConfigKey<String> COMMS_AERON_DIR = optionalStringKey("comms.aeronDir",
+            "folder for the Aeron media driver's files (its logs are memory-mapped: a RAM-backed folder is fastest); "
+            + "empty: /dev/shm where it exists, else the temporary folder");
     public static final ConfigKey<Integer> COMMS_START_TIMEOUT_MS = intKey("comms.startTimeoutMs", 120_000, 100,
             3_600_000, "longest wait for every worker to start: to connect, then to load its data and set up its "
             + "backend (worker JVMs and Spark executors start at different speeds), before failing with an error "
@@ -171,7 +177,8 @@ public final class ConfigKeys {
             TRAIN_EPOCHS, TRAIN_MAX_STEPS, TRAIN_BATCH_SIZE, TRAIN_LR, TRAIN_MIN_LR_FRACTION, TRAIN_WARMUP_STEPS,
             TRAIN_WEIGHT_DECAY, TRAIN_BETA1, TRAIN_BETA2, TRAIN_CLIP_NORM, TRAIN_SEED, TRAIN_EVAL_BATCH_SIZE,
             CHECKPOINT_EVERY_STEPS, CHECKPOINT_KEEP, CHECKPOINT_DIR, TRAIN_RESUME,
-            WORKERS, COMMS_TRANSPORT, COMMS_TIMEOUT_MS, COMMS_START_TIMEOUT_MS,
+            WORKERS, COMMS_TRANSPORT, COMMS_TIMEOUT_MS, COMMS_START_TIMEOUT_MS, COMMS_TERM_LENGTH_BYTES,
+            COMMS_AERON_DIR,
             BACKEND, OUTPUT_DIR, LOG_EVERY_STEPS);
 
     /** The key called {@code name}, or null. */

@@ -53,7 +53,9 @@ public final class JobConfig {
         try {
             lines = Files.readAllLines(file, StandardCharsets.UTF_8);
         } catch (IOException e) {
-            throw new ConfigException("cannot read config file " + file + ": " + e
+            String why = e instanceof java.nio.file.NoSuchFileException ? "no such file"
+                    : io.roundhouse.worker.UserException.reason(e);
+            throw new ConfigException("cannot read config file " + file + ": " + why
                     + " (check the path; the shipped configs are under conf/)");
         }
         Map<String, String> out = new LinkedHashMap<>();
@@ -156,6 +158,11 @@ public final class JobConfig {
         if (topK > experts) {
             throw new ConfigException("model.topK = " + topK + " is larger than model.experts = " + experts
                     + ": each token can go to at most every expert once; lower model.topK or raise model.experts");
+        }
+        int term = get(ConfigKeys.COMMS_TERM_LENGTH_BYTES);
+        if (Integer.bitCount(term) != 1) {
+            throw new ConfigException("comms.termLengthBytes = " + term + " is not a power of two; use e.g. "
+                    + Integer.highestOneBit(term) + " or " + (Integer.highestOneBit(term) << 1));
         }
         List<String> tuned = get(ConfigKeys.STN_TUNE);
         if (!tuned.isEmpty() && get(ConfigKeys.STN_LAYERS).isEmpty()) {

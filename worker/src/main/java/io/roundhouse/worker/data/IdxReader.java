@@ -82,7 +82,9 @@ public final class IdxReader {
                 return out.toByteArray();
             }
         } catch (IOException e) {
-            throw new DataException(file + ": cannot read: " + e.getMessage(), e);
+            throw new DataException(file + ": cannot read it (" + io.roundhouse.worker.UserException.reason(e)
+                    + "): the file is missing, unreadable, damaged or cut short; replace it (the Debian package "
+                    + "dataset-fashion-mnist has the originals)", e);
         }
     }
 }

@@ -67,7 +67,8 @@ public interface MetricsSink extends AutoCloseable {
                     }
                     return java.nio.file.Files.deleteIfExists(runDir.resolve("CHECKPOINT")) ? CHECKPOINT : NONE;
                 } catch (IOException e) {
-                    throw new java.io.UncheckedIOException("cannot take a command file from " + runDir, e);
+                    throw io.roundhouse.worker.UserException.cannotWrite("the command file (STOP, CHECKPOINT) in "
+                            + runDir, e);
                 }
             }
 

@@ -1,6 +1,7 @@
 package io.roundhouse.worker.train;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.roundhouse.worker.UserException;
 import java.io.BufferedWriter;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -13,9 +14,15 @@ import java.util.Map;
 public final class MetricsWriter implements AutoCloseable {
     private static final ObjectMapper JSON = new ObjectMapper();
     private final BufferedWriter out;
+    private final Path file;
 
-    public MetricsWriter(Path file) throws IOException {
-        this.out = Files.newBufferedWriter(file, StandardCharsets.UTF_8);
+    public MetricsWriter(Path file) {
+        this.file = file;
+        try {
+            this.out = Files.newBufferedWriter(file, StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw UserException.cannotWrite(file, e);
+        }
     }
 
     public void write(Map<String, Object> record) {
@@ -23,7 +30,7 @@ public final class MetricsWriter implements AutoCloseable {
             out.write(JSON.writeValueAsString(record));
             out.write('\n');
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot write metrics: " + e.getMessage(), e);
+            throw UserException.cannotWrite(file, e);
         }
     }
 
@@ -31,13 +38,17 @@ public final class MetricsWriter implements AutoCloseable {
         try {
             out.flush();
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot write metrics: " + e.getMessage(), e);
+            throw UserException.cannotWrite(file, e);
         }
     }
 
     @Override
-    public void close() throws IOException {
-        out.close();
+    public void close() {
+        try {
+            out.close();
+        } catch (IOException e) {
+            throw UserException.cannotWrite(file, e);
+        }
     }
 
     /** {@code value} as one line of JSON. */

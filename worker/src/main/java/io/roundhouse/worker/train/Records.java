@@ -83,11 +83,6 @@ final class Records {
         return sb.toString();
     }
 
-    static String eta(double elapsed, int step, int total) {
-        long s = Math.round(elapsed / step * (total - step));
-        return s >= 60 ? (s / 60) + "m" + String.format("%02d", s % 60) + "s" : s + "s";
-    }
-
     /** Averages over the steps since the last progress line. */
     static final class Window {
         double loss;

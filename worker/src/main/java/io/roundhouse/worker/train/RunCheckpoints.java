@@ -33,13 +33,13 @@ import java.util.function.Function;
  * rank 0's run directory, passed to every worker), when ({@code checkpoint.everySteps} and after
  * the last step), and the resume named by {@code train.resume}.
  */
-final class RunCheckpoints {
+public final class RunCheckpoints {
     private final JobConfig config;
     private final WorkerGroup group;
     private final ParamStore params;
     private final Function<String, CheckpointStore> stores;
     private final MetricsSink owner;  // the job's owner, who may commit checkpoints itself; or null
-    private final Map<String, String> model = new LinkedHashMap<>();
+    private final Map<String, String> model;
     private final int every;
     private final String root;
     private String resumedFrom;
@@ -57,16 +57,7 @@ final class RunCheckpoints {
         this.params = params;
         this.stores = stores;
         this.owner = owner;
-        for (ConfigKey<?> k : List.of(MODEL_DIM, MODEL_BLOCKS, MODEL_EXPERTS, MODEL_EXPERT_HIDDEN, MODEL_ACTIVATION,
-                MODEL_NORM)) {
-            model.put(k.name(), config.asMap().get(k.name()));
-        }
-        model.put("inputs", String.valueOf(inputs));
-        model.put("classes", String.valueOf(classes));
-        // A Self-Tuning Network adds parameters (responses, the hyperparameters' state).
-        List<String> tuned = config.get(ConfigKeys.STN_TUNE);
-        model.put("stn", tuned.isEmpty() ? "" : String.join(",", tuned) + " on " + String.join(",",
-                config.get(ConfigKeys.STN_LAYERS)));
+        this.model = modelOf(config, inputs, classes);
         this.every = config.get(CHECKPOINT_EVERY_STEPS);
         String dir = config.get(CHECKPOINT_DIR);
         if (dir.isEmpty() && group.rank() == 0 && rank0RunDir != null) {
@@ -76,6 +67,71 @@ final class RunCheckpoints {
         if (every > 0 && root.isEmpty()) {
             throw new ConfigException("checkpoint.everySteps = " + every + " but no checkpoint folder: the run "
                     + "directory is not on this worker's machine; set checkpoint.dir (or checkpoint.everySteps = 0)");
+        }
+    }
+
+    /** The settings a checkpoint records of its model, which a resume must match. */
+    private static Map<String, String> modelOf(JobConfig config, int inputs, int classes) {
+        Map<String, String> model = new LinkedHashMap<>();
+        for (ConfigKey<?> k : List.of(MODEL_DIM, MODEL_BLOCKS, MODEL_EXPERTS, MODEL_EXPERT_HIDDEN, MODEL_ACTIVATION,
+                MODEL_NORM)) {
+            model.put(k.name(), config.asMap().get(k.name()));
+        }
+        if (inputs >= 0) {
+            model.put("inputs", String.valueOf(inputs));
+            model.put("classes", String.valueOf(classes));
+        }
+        // A Self-Tuning Network adds parameters (responses, the hyperparameters' state).
+        List<String> tuned = config.get(ConfigKeys.STN_TUNE);
+        model.put("stn", tuned.isEmpty() ? "" : String.join(",", tuned) + " on " + String.join(",",
+                config.get(ConfigKeys.STN_LAYERS)));
+        return model;
+    }
+
+    /**
+     * Checks the checkpoint {@code train.resume} names, if any, without loading it (see
+     * {@link Checkpointer#verify}): a job's owner runs this before it starts the workers.
+     *
+     * @param inputs  features per example, or −1 before the data is read (then inputs and classes
+     *                are not compared; the workers compare them when they load it)
+     * @param classes classes of the data (with {@code inputs} −1: ignored)
+     * @throws CheckpointException naming the file and what is wrong
+     */
+    public static void verifyResume(JobConfig config, int inputs, int classes,
+                                    Function<String, CheckpointStore> stores) {
+        String where = config.get(TRAIN_RESUME);
+        if (!where.isEmpty()) {
+            String[] at = locate(where, stores);
+            Checkpointer.verify(stores.apply(at[0]), at[1], modelOf(config, inputs, classes));
+        }
+    }
+
+    /**
+     * The step folder {@code train.resume = where} names, as {store root, folder}: {@code where}
+     * itself when it holds a manifest, else the latest complete one in it.
+     */
+    private static String[] locate(String where, Function<String, CheckpointStore> stores) {
+        String trimmed = where.endsWith("/") ? where.substring(0, where.length() - 1) : where;
+        try {
+            if (stores.apply(trimmed).exists("manifest.json")) {
+                int slash = trimmed.lastIndexOf('/');
+                return new String[] {slash < 0 ? "." : trimmed.substring(0, slash), trimmed.substring(slash + 1)};
+            }
+            String last = trimmed.substring(trimmed.lastIndexOf('/') + 1);
+            if (last.matches("step-\\d{8}")) {
+                throw new CheckpointException("checkpoint " + trimmed + " has no "
+                        + "manifest.json: it is incomplete (its writer stopped before every shard was in); resume from "
+                        + "an earlier one, or name their folder to take the latest complete one");
+            }
+            String folder = Checkpointer.latestComplete(stores.apply(trimmed));
+            if (folder == null) {
+                throw new CheckpointException("train.resume = " + where + ": no complete checkpoint there (a "
+                        + "complete one is a step-NNNNNNNN folder with a manifest.json); check the path");
+            }
+            return new String[] {trimmed, folder};
+        } catch (IOException e) {
+            throw new CheckpointException("train.resume = " + where + ": cannot look for checkpoints there ("
+                    + io.roundhouse.worker.UserException.reason(e) + "); check the path and its permissions", e);
         }
     }
 
@@ -93,27 +149,13 @@ final class RunCheckpoints {
     }
 
     /** Loads {@code train.resume} if set; returns the step to continue from (0: fresh). */
-    int resume(AdamW opt) throws IOException {
+    int resume(AdamW opt) {
         String where = config.get(TRAIN_RESUME);
         if (where.isEmpty()) {
             return 0;
         }
-        String trimmed = where.endsWith("/") ? where.substring(0, where.length() - 1) : where;
-        String storeRoot;
-        String folder;
-        if (stores.apply(trimmed).exists("manifest.json")) {
-            int slash = trimmed.lastIndexOf('/');
-            storeRoot = slash < 0 ? "." : trimmed.substring(0, slash);
-            folder = trimmed.substring(slash + 1);
-        } else {
-            storeRoot = trimmed;
-            folder = Checkpointer.latestComplete(stores.apply(trimmed));
-            if (folder == null) {
-                throw new CheckpointException("train.resume = " + where + ": no complete checkpoint there (a "
-                        + "complete one is a step-NNNNNNNN folder with a manifest.json); check the path");
-            }
-        }
-        Checkpointer.Restored r = checkpointer(storeRoot).load(folder);
+        String[] at = locate(where, stores);
+        Checkpointer.Restored r = checkpointer(at[0]).load(at[1]);
         opt.setSteps(r.adamSteps());
         resumedFrom = r.folder();
         resumeChanges = r.changed();

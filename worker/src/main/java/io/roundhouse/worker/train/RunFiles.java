@@ -1,5 +1,7 @@
 package io.roundhouse.worker.train;
 
+import io.roundhouse.worker.UserException;
+import io.roundhouse.worker.config.ConfigException;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.AtomicMoveNotSupportedException;
@@ -15,24 +17,23 @@ public final class RunFiles {
     }
 
     /**
-     * Fails, naming the folder and the fix, when {@code outputDir} cannot be created or written.
-     * Writes nothing.
+     * Fails, naming the folder and the fix, when {@code dir} (the value of {@code key}) cannot be
+     * created or written. Writes nothing.
      */
-    public static void checkWritable(Path outputDir) {
-        Path p = outputDir.toAbsolutePath();
+    public static void checkWritable(String key, Path dir) {
+        Path p = dir.toAbsolutePath();
         while (p != null && !Files.exists(p)) {
             p = p.getParent();
         }
         if (p == null) {
-            throw new IllegalArgumentException("output.dir " + outputDir + ": no existing parent folder");
+            throw new ConfigException(key + " " + dir + ": no existing parent folder");
         }
         if (!Files.isDirectory(p)) {
-            throw new IllegalArgumentException("output.dir " + outputDir + ": " + p + " is a file, not a folder; "
-                    + "set output.dir to a folder");
+            throw new ConfigException(key + " " + dir + ": " + p + " is a file, not a folder; set " + key + " to a folder");
         }
         if (!Files.isWritable(p)) {
-            throw new IllegalArgumentException("output.dir " + outputDir + ": cannot write in " + p
-                    + "; set output.dir to a folder you can write");
+            throw new ConfigException(key + " " + dir + ": cannot write in " + p + "; set " + key
+                    + " to a folder you can write");
         }
     }
 
@@ -50,19 +51,33 @@ public final class RunFiles {
                 }
             }
         } catch (IOException e) {
-            throw new IllegalArgumentException("output.dir " + outputDir + ": cannot create a run directory ("
-                    + e + "); set output.dir to a folder you can write", e);
+            throw new ConfigException("output.dir " + outputDir + ": cannot create a run directory ("
+                    + UserException.reason(e) + "); set output.dir to a folder you can write");
         }
     }
 
-    /** Writes {@code text} to a temporary file beside {@code target}, then renames it into place. */
-    public static void writeAtomically(Path target, String text) throws IOException {
+    /**
+     * Writes {@code text} to a temporary file beside {@code target}, then renames it into place: the
+     * target is the old text or the new, never a part. A failure (a full disk) leaves the old one.
+     *
+     * @throws UserException naming the file and the system's reason when it cannot be written
+     */
+    public static void writeAtomically(Path target, String text) {
         Path tmp = target.resolveSibling(target.getFileName() + ".tmp");
-        Files.writeString(tmp, text, StandardCharsets.UTF_8);
         try {
-            Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-        } catch (AtomicMoveNotSupportedException e) {
-            Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING);
+            Files.writeString(tmp, text, StandardCharsets.UTF_8);
+            try {
+                Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            } catch (AtomicMoveNotSupportedException e) {
+                Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING);
+            }
+        } catch (IOException e) {
+            try {
+                Files.deleteIfExists(tmp);
+            } catch (IOException ignored) {
+                // the write failed already; that is the error to report
+            }
+            throw UserException.cannotWrite(target, e);
         }
     }
 }

@@ -172,7 +172,15 @@ public final class Trainer {
         if (data == null && config.get(DATA_FORMAT).equals("idx")) {
             FashionMnist.checkFolder(Path.of(config.get(DATA_DIR)));
         }
-        RunFiles.checkWritable(Path.of(config.get(OUTPUT_DIR)));
+        RunFiles.checkWritable(OUTPUT_DIR.name(), Path.of(config.get(OUTPUT_DIR)));
+        if (!config.get(ConfigKeys.COMMS_AERON_DIR).isEmpty()) {
+            RunFiles.checkWritable(ConfigKeys.COMMS_AERON_DIR.name(), Path.of(config.get(ConfigKeys.COMMS_AERON_DIR)));
+        }
+        String checkpoints = config.get(ConfigKeys.CHECKPOINT_DIR);
+        if (!checkpoints.isEmpty() && (!checkpoints.contains(":") || checkpoints.startsWith("file:"))) {
+            // A folder on this machine (hdfs://, s3a:// ... are checked by their file system when used).
+            RunFiles.checkWritable(ConfigKeys.CHECKPOINT_DIR.name(), Path.of(checkpoints.replaceFirst("^file:(//)?", "")));
+        }
     }
 
     public Result run() throws IOException {
@@ -419,6 +427,7 @@ public final class Trainer {
             }
             Batcher batcher = new Batcher(be, train, shard, partitioned ? seed + 7919L * (rank + 1) : seed);
             Records.Window window = new Records.Window();
+            Eta eta = new Eta();
             long start = System.nanoTime();
             double validationAccuracy = Double.NaN;
             int step = firstStep;
@@ -456,6 +465,7 @@ public final class Trainer {
                     model.timers().add(PhaseTimers.Phase.OPTIMIZER, System.nanoTime() - tOpt);
                     double seconds = (System.nanoTime() - t0) / 1e9;
                     window.add(global, seconds);
+                    eta.stepDone(step, (System.nanoTime() - start) / 1e9);
                     if (metrics != null) {
                         Map<String, Object> record = Records.step(step, epoch, rate, gradNorm, global, batch / seconds,
                                 (System.nanoTime() - start) / 1e9);
@@ -477,11 +487,10 @@ public final class Trainer {
                         }
                     }
                     if (step % logEvery == 0 || step == total || command() == MetricsSink.STOP) {
-                        double elapsed = (System.nanoTime() - start) / 1e9;
                         console.printf("[epoch %d] step %d/%d  loss %.4f  acc %.1f%%  lr %.2e  |g| %.2f  dropped %.1f%%  %,.0f tok/s  ETA %s%n",
                                 epoch + 1, step, total, window.loss(), 100 * window.accuracy(), rate, gradNorm,
                                 100 * window.droppedFraction(spec.topK() * spec.blocks()), window.tokensPerSecond(),
-                                Records.eta(elapsed, step, total));
+                                eta.format(total));
                         if (metrics != null) {
                             metrics.flush();
                         }
@@ -533,6 +542,7 @@ public final class Trainer {
                     (double) (step - firstStep) * batch / trainSeconds, digest);
             console.printf("test: loss %.4f  accuracy %.2f%%  (%d steps in %.1f s, %,.0f tok/s)%n",
                     t[0], 100 * t[1], step, wall, result.tokensPerSecond());
+            console.printf("parameter digest: %s%n", digest);
             if (metrics != null) {
                 metrics.write(Records.eval("test", step, -1, t));
                 Map<String, Object> summary = Records.summary(result, group.globalParameterCount(model.params()),

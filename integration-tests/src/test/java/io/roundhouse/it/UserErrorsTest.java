@@ -1,0 +1,251 @@
+package io.roundhouse.it;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.roundhouse.driver.RoundhouseCli;
+import io.roundhouse.worker.IdxFixtures;
+import java.io.IOException;
+import java.lang.management.ManagementFactory;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Every kind of error caused by the user's input or environment prints one line (two at most)
+ * naming the problem and the fix, no stack trace, and exits with 2 when the job cannot run as
+ * given or 1 when it failed while running; nothing is written for a job that cannot run. A bug
+ * prints a line saying so and its trace. The cases are listed in docs/architecture.md ("Errors").
+ */
+@Timeout(600)
+class UserErrorsTest {
+    private static final Path SHIPPED = Path.of("..", "conf", "fashion-mnist-moe.conf");
+    private static final int USAGE = RoundhouseCli.EXIT_USAGE;
+    private static final int RUNTIME = RoundhouseCli.EXIT_FAILURE;
+
+    @TempDir
+    Path tmp;
+
+    private Path data;
+    private Path runs;
+    private Path checkpoints;   // a complete run's checkpoints: step-00000005 and step-00000010
+
+    /** The small model every case starts from; {@code more}: options, or key=value that replace the defaults. */
+    private String[] job(String command, String... more) {
+        java.util.Map<String, String> keys = new java.util.LinkedHashMap<>();
+        for (String kv : List.of("data.dir=" + data, "output.dir=" + runs, "data.validationExamples=100",
+                "model.dim=16", "model.experts=4", "model.expertHidden=16", "train.batchSize=40",
+                "train.warmupSteps=2", "train.maxSteps=10", "train.evalBatchSize=50", "log.everySteps=5",
+                "backend=cpu", "comms.timeoutMs=20000")) {
+            keys.put(kv.substring(0, kv.indexOf('=')), kv);
+        }
+        List<String> a = new ArrayList<>(List.of(command, "-c", SHIPPED.toString()));
+        for (int i = 0; i < more.length; i++) {
+            if (more[i].startsWith("-")) {
+                a.add(more[i]);
+                a.add(more[++i]);
+            } else if (more[i].contains("=")) {
+                keys.put(more[i].substring(0, more[i].indexOf('=')), more[i]);
+            } else {
+                a.add(more[i]);
+            }
+        }
+        a.addAll(keys.values());
+        return a.toArray(String[]::new);
+    }
+
+    @BeforeEach
+    void fixtures() throws IOException {
+        data = IdxFixtures.write(tmp.resolve("data"), 400, 100, 3);
+        runs = tmp.resolve("runs");
+        Cli.Outcome o = Cli.run(job("train", "output.dir=" + tmp.resolve("first"), "checkpoint.everySteps=5",
+                "checkpoint.keep=0"));
+        assertEquals(0, o.code(), o.err());
+        try (Stream<Path> s = Files.list(tmp.resolve("first"))) {
+            checkpoints = s.findFirst().orElseThrow().resolve("checkpoints");
+        }
+    }
+
+    /** The command's error output is one or two lines, starts with "error: ", says {@code what}. */
+    private static void assertUserError(Cli.Outcome o, int code, String what, String name) {
+        assertEquals(code, o.code(), name + ": " + o.err());
+        assertTrue(o.err().startsWith("error: "), name + ": " + o.err());
+        assertTrue(o.err().contains(what), name + ": expected '" + what + "' in " + o.err());
+        assertTrue(o.err().strip().lines().count() <= 2, name + ": one or two lines: " + o.err());
+        assertFalse(o.err().contains("\tat ") || o.err().contains("Exception"), name + ": no trace: " + o.err());
+    }
+
+    private Path damagedCopy(String name, boolean dropManifest) throws IOException {
+        Path copy = tmp.resolve(name);
+        try (Stream<Path> s = Files.walk(checkpoints)) {
+            for (Path p : s.toList()) {
+                Files.copy(p, copy.resolve(checkpoints.relativize(p).toString()));
+            }
+        }
+        try (Stream<Path> s = Files.walk(copy)) {
+            for (Path p : s.filter(f -> f.getFileName().toString().endsWith(".bin")
+                    || (dropManifest && f.getFileName().toString().equals("manifest.json"))).toList()) {
+                if (p.toString().endsWith(".json")) {
+                    Files.delete(p);
+                } else {
+                    byte[] b = Files.readAllBytes(p);
+                    b[b.length / 2] ^= (byte) 0xFF;
+                    Files.write(p, b);
+                }
+            }
+        }
+        return copy;
+    }
+
+    @Test
+    void configAndCommandLineErrors() throws IOException {
+        Files.writeString(tmp.resolve("bad.conf"), "model.experts = 4\nthis is not a setting\n");
+        Object[][] cases = {
+            {job("train", "model.expert=4"), USAGE, "unknown key 'model.expert'"},
+            {job("train", "model.dim=abc"), USAGE, "model.dim = 'abc': not an integer"},
+            {job("train", "model.topK=5"), USAGE, "model.topK = 5 is larger than model.experts = 4"},
+            {job("train", "comms.termLengthBytes=100000"), USAGE, "is not a power of two"},
+            {new String[] {"train", "-c", tmp.resolve("none.conf").toString()}, USAGE, "cannot read config file"},
+            {new String[] {"train", "-c", tmp.resolve("bad.conf").toString()}, USAGE, "bad.conf:2: expected"},
+            {new String[] {"train", "--bogus"}, USAGE, "Unknown option: '--bogus'"},
+            {job("train", "model.dim"), USAGE, "is not KEY=VALUE"},
+            {new String[] {"bench", "allgather"}, USAGE, "unknown benchmark 'allgather'"},
+            {new String[] {"bench", "kernels", "--workers", "1,2"}, USAGE, "--workers is not read by bench kernels"},
+            {new String[] {"bench", "alltoall", "--seconds", "0"}, USAGE, "--seconds 0.0 must be in (0, 600]"},
+            {new String[] {"bench", "alltoall", "--mtu-udp", "100"}, USAGE, "mtuBytes 100 must be a multiple of 32"},
+        };
+        for (Object[] c : cases) {
+            assertUserError(Cli.run((String[]) c[0]), (int) c[1], (String) c[2], String.join(" ", (String[]) c[0]));
+        }
+        assertFalse(Files.exists(runs), "nothing written");
+    }
+
+    @Test
+    void dataAndPathErrors() throws IOException {
+        Path truncated = Files.createDirectories(tmp.resolve("truncated"));
+        try (Stream<Path> s = Files.list(data)) {
+            for (Path p : s.toList()) {
+                byte[] b = Files.readAllBytes(p);
+                Files.write(truncated.resolve(p.getFileName()), p.getFileName().toString().startsWith("train-images")
+                        ? java.util.Arrays.copyOf(b, b.length / 2) : b);
+            }
+        }
+        Path file = Files.writeString(tmp.resolve("a-file"), "x");
+        Object[][] cases = {
+            {job("train", "data.dir=" + tmp.resolve("none")), USAGE, "is not a folder"},
+            {job("train", "data.dir=" + truncated), USAGE, "train-images-idx3-ubyte.gz"},
+            {job("train", "data.format=parquet"), USAGE, "data.format = parquet is read by the Spark job"},
+            {job("train", "output.dir=" + file.resolve("x")), USAGE, "is a file, not a folder; set output.dir"},
+            {job("train", "checkpoint.dir=" + file), USAGE, "is a file, not a folder; set checkpoint.dir"},
+            {job("train", "comms.aeronDir=" + file.resolve("x"), "workers=2"), USAGE, "set comms.aeronDir"},
+        };
+        for (Object[] c : cases) {
+            assertUserError(Cli.run((String[]) c[0]), (int) c[1], (String) c[2], String.join(" ", (String[]) c[0]));
+        }
+        assertFalse(Files.exists(runs), "nothing written");
+    }
+
+    /** A full /dev/shm, played by a small private tmpfs given as comms.aeronDir (needs root to mount). */
+    @Test
+    void aFullAeronDirectoryIsNamed() throws Exception {
+        Path small = Files.createDirectories(tmp.resolve("small-shm"));
+        Process mount = new ProcessBuilder("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", small.toString())
+                .redirectErrorStream(true).start();
+        String why = new String(mount.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
+        Assumptions.assumeTrue(mount.waitFor() == 0, "skipped: cannot mount a private tmpfs here (" + why + ")");
+        try {
+            assertUserError(Cli.run(job("train", "comms.aeronDir=" + small, "workers=2")), RUNTIME,
+                    "comms: the Aeron logs need about 40 MiB in " + small, "full tmpfs");
+        } finally {
+            new ProcessBuilder("umount", small.toString()).inheritIO().start().waitFor();
+        }
+    }
+
+    @Test
+    void checkpointErrors() throws IOException {
+        Path corrupt = damagedCopy("corrupt", false);
+        Path incomplete = damagedCopy("incomplete", true);
+        Object[][] cases = {
+            {job("train", "--resume", tmp.resolve("none").toString()), "no complete checkpoint there"},
+            {job("train", "--resume", checkpoints.toString(), "model.experts=8"),
+                "was written by another model: model.experts = 8 here, 4 in the checkpoint"},
+            {job("train", "--resume", checkpoints.toString(), "model.experts=8", "workers=2"),
+                "was written by another model"},
+            {job("train", "--resume", corrupt.toString()), "is corrupt (its checksum does not match"},
+            {job("train", "--resume", corrupt.toString(), "workers=2"), "is corrupt"},
+            {job("train", "--resume", incomplete.toString()), "no complete checkpoint there"},
+            {job("train", "--resume", incomplete.resolve("step-00000010").toString()), "has no manifest.json"},
+        };
+        for (Object[] c : cases) {
+            assertUserError(Cli.run((String[]) c[0]), USAGE, (String) c[1], String.join(" ", (String[]) c[0]));
+        }
+        assertFalse(Files.exists(runs), "nothing written");
+    }
+
+    /**
+     * The Spark job refuses a checkpoint, Parquet input or checkpoint folder it cannot use on the
+     * driver, before any task; a task's own user error ends the job at once, without stage retries.
+     */
+    @Test
+    void sparkJobErrors() throws IOException {
+        Path corrupt = damagedCopy("corrupt", false);
+        Object[][] cases = {
+            {job("spark", "workers=2", "--resume", checkpoints.toString(), "model.experts=8"), USAGE,
+                "was written by another model"},
+            {job("spark", "workers=2", "--resume", corrupt.toString()), USAGE, "is corrupt"},
+            {job("spark", "workers=2", "data.format=parquet", "data.dir=" + tmp.resolve("none")), USAGE,
+                "has no train.parquet"},
+            {job("spark", "workers=2", "checkpoint.dir=hdfs://no-such-host.invalid:1/x"), USAGE,
+                "no file system for it"},
+            // Each worker's part holds 250 examples, all taken for validation: found in the tasks only.
+            {job("spark", "workers=2", "data.distribution=partitioned", "data.validationExamples=499"), USAGE,
+                "train.batchSize = 20 is larger than the training split"},
+        };
+        for (Object[] c : cases) {
+            Cli.Outcome o = Cli.run((String[]) c[0]);
+            if (((String) c[2]).startsWith("train.batchSize")) {
+                // either worker may be first; both name the fix
+                assertTrue(o.err().contains("lower data.validationExamples") || o.err().contains((String) c[2]),
+                        o.err());
+                assertUserError(o, (int) c[1], "error: ", String.join(" ", (String[]) c[0]));
+            } else {
+                assertUserError(o, (int) c[1], (String) c[2], String.join(" ", (String[]) c[0]));
+            }
+        }
+    }
+
+    /**
+     * The whole console of a separate JVM (Spark's log lines included) for a task's user error:
+     * the error line, and no stack frame anywhere.
+     */
+    @Test
+    void aSparkTasksUserErrorPrintsNoTraceAnywhere() throws Exception {
+        List<String> cmd = new ArrayList<>();
+        cmd.add(ProcessHandle.current().info().command().orElse("java"));
+        cmd.addAll(ManagementFactory.getRuntimeMXBean().getInputArguments().stream()
+                .filter(a -> !a.startsWith("-agentlib") && !a.startsWith("-javaagent")).toList());
+        cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), RoundhouseCli.class.getName()));
+        cmd.addAll(List.of(job("spark", "workers=2", "data.distribution=partitioned", "data.validationExamples=499")));
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        String console = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(120, TimeUnit.SECONDS));
+        System.out.print(console);
+        assertEquals(USAGE, p.exitValue(), console);
+        assertTrue(console.lines().anyMatch(l -> l.startsWith("error: train.batchSize = 20 is larger than the training "
+                + "split") || l.startsWith("error: data.validationExamples")), console);
+        assertFalse(console.lines().anyMatch(l -> l.matches("\\s+at .*") || l.startsWith("Caused by")),
+                "no stack frame: " + console);
+        assertTrue(console.lines().filter(l -> l.contains("Exception in task")).count() <= 2,
+                "no stage retries: " + console);
+    }
+}
