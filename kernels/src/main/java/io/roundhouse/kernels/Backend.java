@@ -152,7 +152,7 @@ public interface Backend extends AutoCloseable {
 
     /**
      * Backward of {@link #expertFfnForward}. dx[M,D] assigned; dw1, db1, dw2, db2 accumulated.
-     * scratchDh[M,F] and scratchDa[M,F1] are caller-owned workspace (no allocation in the step).
+     * scratchDh[M,F] and scratchDa[M,F1] are caller-owned workspace (allocated once by the layer).
      */
     default void expertFfnBackward(Tensor dx, Tensor dw1, Tensor db1, Tensor dw2, Tensor db2, Tensor dy,
                                    Tensor x, Tensor a, Tensor h, Tensor w1, Tensor w2, int[] offsets,

@@ -8,7 +8,8 @@ import java.util.Arrays;
  * data in and out with {@link Backend#write}/{@link Backend#read}.
  *
  * <p>{@link #rows(int)} gives a view of the leading rows (dimension 0), which is how a buffer
- * allocated once for the largest batch serves a smaller one without allocating.
+ * allocated once for the largest batch serves a smaller one: the view is a small object sharing
+ * the buffer's storage, not a new buffer.
  */
 public abstract class Tensor {
     private final String name;

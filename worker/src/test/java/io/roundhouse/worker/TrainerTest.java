@@ -134,7 +134,7 @@ class TrainerTest {
 
         Path file = Files.writeString(tmp.resolve("a-file"), "x");
         Map<String, String> toFile = small(data, file.resolve("sub"));
-        IllegalArgumentException o = assertThrows(IllegalArgumentException.class,
+        ConfigException o = assertThrows(ConfigException.class,
                 () -> new Trainer(JobConfig.of(toFile), new PrintStream(new ByteArrayOutputStream())).run());
         assertTrue(o.getMessage().contains("is a file, not a folder"), o.getMessage());
     }

@@ -11,8 +11,9 @@ import io.roundhouse.kernels.Tensor;
  * dispatch, with send and receive sizes swapped. An implementation owns the buffers it returns;
  * each of the four methods returns a tensor the next call to the same method may overwrite.
  *
- * <p>{@link LocalExchange} is the single-process case (this worker hosts every expert). The Aeron
- * all-to-all implementation comes with expert parallelism (issue #4).
+ * <p>{@link LocalExchange} is the single-process case (this worker hosts every expert);
+ * {@link io.roundhouse.worker.parallel.AllToAllExchange} moves the rows between W workers with the
+ * Aeron all-to-all.
  */
 public interface ExpertExchange {
 
