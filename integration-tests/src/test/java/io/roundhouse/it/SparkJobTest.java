@@ -383,7 +383,11 @@ class SparkJobTest {
         assertEquals(0, cli(out, err, args("spark", data, tmp.resolve("spark"))), err.toString());
         assertTrue(out.toString().contains("2 workers as a barrier stage on local[2]"), out.toString());
         assertTrue(out.toString().contains("step 15/15  loss"), "progress from the driver: " + out);
-        assertTrue(out.toString().contains("ETA 0m00s"), "with an ETA: " + out);
+        assertTrue(out.toString().contains("step 5/15") && out.toString().contains("ETA ?"), "no ETA yet: " + out);
+        assertTrue(out.toString().lines().anyMatch(l -> l.startsWith("step 10/15") && l.matches(".*ETA (\\d+m\\d\\ds|[1-9]\\d*s)$")),
+                "an ETA from the measured steps, not 0 while steps remain: " + out);
+        assertTrue(out.toString().contains("ETA 0s"), "0 at the end: " + out);
+        assertTrue(out.toString().lines().anyMatch(l -> l.matches("parameter digest: [0-9a-f]{64}")), out.toString());
         Path run = onlyRun(tmp.resolve("spark"));
         ObjectMapper json = new ObjectMapper();
         List<String> lines = Files.readAllLines(run.resolve("metrics.jsonl"));

@@ -155,19 +155,35 @@ class UserErrorsTest {
         assertFalse(Files.exists(runs), "nothing written");
     }
 
-    /** A full /dev/shm, played by a small private tmpfs given as comms.aeronDir (needs root to mount). */
-    @Test
-    void aFullAeronDirectoryIsNamed() throws Exception {
-        Path small = Files.createDirectories(tmp.resolve("small-shm"));
-        Process mount = new ProcessBuilder("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", small.toString())
+    /** A small private tmpfs (needs root to mount), unmounted when closed. */
+    private static AutoCloseable tmpfs(Path at, String size) throws Exception {
+        Files.createDirectories(at);
+        Process mount = new ProcessBuilder("mount", "-t", "tmpfs", "-o", "size=" + size, "tmpfs", at.toString())
                 .redirectErrorStream(true).start();
         String why = new String(mount.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
         Assumptions.assumeTrue(mount.waitFor() == 0, "skipped: cannot mount a private tmpfs here (" + why + ")");
-        try {
-            assertUserError(Cli.run(job("train", "comms.aeronDir=" + small, "workers=2")), RUNTIME,
-                    "comms: the Aeron logs need about 40 MiB in " + small, "full tmpfs");
-        } finally {
-            new ProcessBuilder("umount", small.toString()).inheritIO().start().waitFor();
+        return () -> new ProcessBuilder("umount", at.toString()).inheritIO().start().waitFor();
+    }
+
+    /**
+     * A full /dev/shm, played by a 4 MiB tmpfs given as comms.aeronDir, and a disk that fills up
+     * as a checkpoint is written, played by a 64 KiB one given as checkpoint.dir.
+     */
+    @Test
+    void fullFileSystemsAreNamed() throws Exception {
+        Path shm = tmp.resolve("small-shm");
+        try (AutoCloseable mounted = tmpfs(shm, "4m")) {
+            assertUserError(Cli.run(job("train", "comms.aeronDir=" + shm, "workers=2")), RUNTIME,
+                    "comms: the Aeron logs need about 40 MiB in " + shm, "full /dev/shm");
+        }
+        Path disk = tmp.resolve("small-disk");
+        try (AutoCloseable mounted = tmpfs(disk, "64k")) {
+            Cli.Outcome o = Cli.run(job("train", "checkpoint.dir=" + disk, "checkpoint.everySteps=5"));
+            assertUserError(o, RUNTIME, "cannot write checkpoint file " + disk.resolve("step-00000005")
+                    .resolve("shard-0.bin") + ": No space left on device. That checkpoint stays incomplete", "full disk");
+            try (Stream<Path> s = Files.walk(disk)) {
+                assertEquals(List.of(), s.filter(Files::isRegularFile).toList(), "no partial file left");
+            }
         }
     }
 

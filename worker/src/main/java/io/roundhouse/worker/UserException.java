@@ -42,7 +42,7 @@ public class UserException extends RuntimeException {
      */
     public static UserException cannotWrite(Object what, java.io.IOException e) {
         return new UserException(RUNTIME, "cannot write " + what + ": " + reason(e)
-                + "; free space there or point the run elsewhere (output.dir, checkpoint.dir)", e);
+                + " (make room there, or choose another folder)", e);
     }
 
     /** The system's reason for an I/O failure, without the exception's class name. */

@@ -57,7 +57,11 @@ final class StnExperiment {
     }
 
     Map<String, Object> run(PrintWriter console) throws Exception {
-        Files.createDirectories(out);
+        try {
+            Files.createDirectories(out);
+        } catch (java.io.IOException e) {
+            throw io.roundhouse.worker.UserException.cannotWrite("--out " + out, e);
+        }
         List<java.util.concurrent.Callable<Run>> jobs = new ArrayList<>();
         for (long seed : seeds) {
             jobs.add(job("defaults", seed, 0, Map.of()));

@@ -24,20 +24,6 @@ final class ParquetData {
     }
 
     static DataSplits load(SparkSession spark, String dir) {
-        for (String name : new String[] {"train.parquet", "test.parquet"}) {
-            org.apache.hadoop.fs.Path p = new org.apache.hadoop.fs.Path(dir, name);
-            boolean there;
-            try {
-                there = p.getFileSystem(spark.sparkContext().hadoopConfiguration()).exists(p);
-            } catch (java.io.IOException | IllegalArgumentException e) {
-                throw new DataException("data.dir " + dir + ": cannot look for " + name + " there (" + e.getMessage()
-                        + "); check the path and the Hadoop settings for its file system");
-            }
-            if (!there) {
-                throw new DataException("data.dir " + dir + " has no " + name + ": with data.format = parquet, data.dir "
-                        + "must hold train.parquet and test.parquet (files or folders of part files)");
-            }
-        }
         FloatDataset train = read(spark, dir + "/train.parquet", "train", -1);
         FloatDataset test = read(spark, dir + "/test.parquet", "test", train.classes());
         if (test.features() != train.features()) {
@@ -49,6 +35,18 @@ final class ParquetData {
 
     /** @param classes the label range to check against, or −1 to take it from this file (max label + 1) */
     private static FloatDataset read(SparkSession spark, String path, String name, int classes) {
+        org.apache.hadoop.fs.Path p = new org.apache.hadoop.fs.Path(path);
+        boolean there;
+        try {
+            there = p.getFileSystem(spark.sparkContext().hadoopConfiguration()).exists(p);
+        } catch (java.io.IOException | IllegalArgumentException e) {
+            throw new DataException("cannot look for " + path + " (" + e.getMessage() + "); check data.dir and the "
+                    + "Hadoop settings for its file system");
+        }
+        if (!there) {
+            throw new DataException("data.dir " + p.getParent() + " has no " + p.getName() + ": with data.format = "
+                    + "parquet, data.dir must hold train.parquet and test.parquet (files or folders of part files)");
+        }
         Dataset<Row> df;
         try {
             df = spark.read().parquet(path);
