@@ -41,7 +41,11 @@ public class UserException extends RuntimeException {
      * a folder should be), naming it, the reason the system gave, and the fix.
      */
     public static UserException cannotWrite(Object what, java.io.IOException e) {
-        return new UserException(RUNTIME, "cannot write " + what + ": " + reason(e)
+        String why = reason(e);
+        if (e instanceof java.nio.file.FileSystemException f && String.valueOf(what).equals(f.getFile())) {
+            why = why.substring(f.getFile().length() + 2);  // the file is named already
+        }
+        return new UserException(RUNTIME, "cannot write " + what + ": " + why
                 + " (make room there, or choose another folder)", e);
     }
 

@@ -25,6 +25,18 @@ class EtaTest {
     }
 
     @Test
+    void theEstimateFollowsTheRecentSteps() {
+        Eta eta = new Eta();
+        for (int s = 1; s <= 100; s++) {
+            eta.stepDone(s, 2.0 * s);  // slow at first: 2 s a step
+        }
+        for (int s = 101; s <= 1000; s++) {
+            eta.stepDone(s, 200 + 0.1 * (s - 100));  // then 0.1 s a step
+        }
+        assertEquals(100, eta.secondsLeft(2000), "1000 steps at the last 256 steps' 0.1 s");
+    }
+
+    @Test
     void neverZeroWhileStepsRemainAndZeroAtTheEnd() {
         Eta eta = new Eta();
         for (int s = 1; s <= 20; s++) {

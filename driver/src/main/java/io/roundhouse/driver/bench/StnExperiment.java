@@ -60,7 +60,7 @@ final class StnExperiment {
         try {
             Files.createDirectories(out);
         } catch (java.io.IOException e) {
-            throw io.roundhouse.worker.UserException.cannotWrite("--out " + out, e);
+            throw io.roundhouse.worker.UserException.cannotWrite(out, e);
         }
         List<java.util.concurrent.Callable<Run>> jobs = new ArrayList<>();
         for (long seed : seeds) {
