@@ -240,8 +240,9 @@ public final class Checkpointer {
     /**
      * Checks step folder {@code dir} without loading it: its manifest, that it was written by a
      * model with these {@code model} settings, and every shard it lists (format, step, checksum).
-     * The Spark driver runs this before it starts the workers, so a checkpoint that cannot be
-     * resumed is refused once, on the driver, instead of in every task of every stage attempt.
+     * Whoever starts the workers (the command line, the launcher, the Spark driver) runs this
+     * first, so a checkpoint that cannot be resumed is refused once, before anything is written,
+     * instead of by every worker (in Spark: in every task of every stage attempt).
      *
      * @throws CheckpointException naming the file and what is wrong
      */
