@@ -78,17 +78,22 @@ public final class RoundhouseCli {
      * The user's error behind {@code ex}, or null when it is a bug: {@code ex} itself, or a cause of
      * it (a Spark job's failure carries its task's).
      */
-    static Throwable userError(Throwable ex) {
+    public static Throwable userError(Throwable ex) {
         for (Throwable t = ex; t != null; t = t.getCause() == t ? null : t.getCause()) {
-            if (t instanceof UserException || t instanceof BackendException || t instanceof CommsException) {
+            if (isUserError(t)) {
                 return t;
             }
         }
         return null;
     }
 
+    /** Whether {@code t} itself is the user's error (one of the types above), not a bug. */
+    public static boolean isUserError(Throwable t) {
+        return t instanceof UserException || t instanceof BackendException || t instanceof CommsException;
+    }
+
     /** 2 when the job cannot run as given, 1 when it failed while running. */
-    static int exitCode(Throwable userError) {
+    public static int exitCode(Throwable userError) {
         if (userError instanceof UserException u) {
             return u.exitCode();
         }

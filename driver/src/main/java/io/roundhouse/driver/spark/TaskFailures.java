@@ -1,6 +1,6 @@
 package io.roundhouse.driver.spark;
 
-import io.roundhouse.comms.CommsException;
+import io.roundhouse.driver.RoundhouseCli;
 import io.roundhouse.kernels.BackendException;
 import io.roundhouse.worker.UserException;
 import java.util.concurrent.atomic.AtomicReference;
@@ -35,8 +35,7 @@ final class TaskFailures extends SparkListener {
         }
         Throwable t = failure.exception().get();
         last.set(t);
-        boolean noRetryHelps = (t instanceof UserException u && u.exitCode() == UserException.USAGE)
-                || t instanceof BackendException;
+        boolean noRetryHelps = RoundhouseCli.isUserError(t) && RoundhouseCli.exitCode(t) == RoundhouseCli.EXIT_USAGE;
         if (noRetryHelps && fatal.compareAndSet(null, (RuntimeException) t)) {
             sc.cancelJobGroup(jobGroup);
         }
@@ -53,12 +52,12 @@ final class TaskFailures extends SparkListener {
      * (executors lost) a run-time error naming Spark's reason.
      */
     RuntimeException explain(Exception e) {
-        if (e instanceof UserException || e instanceof BackendException || e instanceof CommsException) {
+        if (RoundhouseCli.isUserError(e)) {
             return (RuntimeException) e;  // the driver's own (e.g. a checkpoint folder it cannot use), not a task's
         }
         RuntimeException cause = fatal.get();
         Throwable t = last.get();
-        if (cause == null && (t instanceof UserException || t instanceof BackendException || t instanceof CommsException)) {
+        if (cause == null && RoundhouseCli.isUserError(t)) {
             cause = (RuntimeException) t;
         }
         if (cause != null) {

@@ -4,14 +4,12 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.roundhouse.comms.Collectives;
 import io.roundhouse.comms.CommsConfig;
-import io.roundhouse.comms.CommsException;
 import io.roundhouse.comms.ControlChannel;
 import io.roundhouse.comms.EmbeddedMediaDriver;
 import io.roundhouse.comms.Member;
 import io.roundhouse.comms.Transport;
 import io.roundhouse.driver.JobComms;
-import io.roundhouse.kernels.BackendException;
-import io.roundhouse.worker.UserException;
+import io.roundhouse.driver.RoundhouseCli;
 import io.roundhouse.worker.checkpoint.Checkpointer;
 import io.roundhouse.worker.config.ConfigException;
 import io.roundhouse.worker.config.ConfigKeys;
@@ -126,11 +124,13 @@ final class WorkerTask extends AbstractFunction1<Iterator<Integer>, Iterator<Str
             result = (partitioned ? trainer.withPartition(splits) : trainer.withData(splits)).run();
         } catch (IOException e) {
             throw new UncheckedIOException("worker " + rank + ": " + e.getMessage(), e);
-        } catch (UserException | BackendException | CommsException e) {
-            // The user's error, not a bug: Spark logs a failed task's trace, which says nothing here
-            // (the driver reports the message; see TaskFailures).
-            for (Throwable t = e; t != null; t = t.getCause()) {
-                t.setStackTrace(new StackTraceElement[0]);
+        } catch (RuntimeException e) {
+            if (RoundhouseCli.isUserError(e)) {
+                // The user's error, not a bug: Spark logs a failed task's trace, which says nothing
+                // here (the driver reports the message; see TaskFailures).
+                for (Throwable t = e; t != null; t = t.getCause()) {
+                    t.setStackTrace(new StackTraceElement[0]);
+                }
             }
             throw e;
         }

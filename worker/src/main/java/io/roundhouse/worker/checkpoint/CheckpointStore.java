@@ -34,6 +34,11 @@ public interface CheckpointStore {
     /** The full address of {@code rel}, for messages. */
     String describe(String rel);
 
+    /** A folder on this machine, by its path. */
+    static CheckpointStore local(String root) {
+        return local(Path.of(root));
+    }
+
     /** A folder on this machine. */
     static CheckpointStore local(Path root) {
         return new CheckpointStore() {

@@ -2,6 +2,8 @@ package io.roundhouse.worker.train;
 
 import io.roundhouse.worker.UserException;
 import io.roundhouse.worker.config.ConfigException;
+import io.roundhouse.worker.config.ConfigKeys;
+import io.roundhouse.worker.config.JobConfig;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.AtomicMoveNotSupportedException;
@@ -17,10 +19,27 @@ public final class RunFiles {
     }
 
     /**
+     * Fails, naming the key and the fix, when a folder the job writes on this machine cannot be:
+     * {@code output.dir}, {@code comms.aeronDir}, and {@code checkpoint.dir} when it is a local
+     * path ({@code hdfs://}, {@code s3a://} ... are checked by their file system when used).
+     */
+    public static void checkFolders(JobConfig config) {
+        checkWritable(ConfigKeys.OUTPUT_DIR.name(), Path.of(config.get(ConfigKeys.OUTPUT_DIR)));
+        String aeron = config.get(ConfigKeys.COMMS_AERON_DIR);
+        if (!aeron.isEmpty()) {
+            checkWritable(ConfigKeys.COMMS_AERON_DIR.name(), Path.of(aeron));
+        }
+        String checkpoints = config.get(ConfigKeys.CHECKPOINT_DIR);
+        if (!checkpoints.isEmpty() && (!checkpoints.contains(":") || checkpoints.startsWith("file:"))) {
+            checkWritable(ConfigKeys.CHECKPOINT_DIR.name(), Path.of(checkpoints.replaceFirst("^file:(//)?", "")));
+        }
+    }
+
+    /**
      * Fails, naming the folder and the fix, when {@code dir} (the value of {@code key}) cannot be
      * created or written. Writes nothing.
      */
-    public static void checkWritable(String key, Path dir) {
+    static void checkWritable(String key, Path dir) {
         Path p = dir.toAbsolutePath();
         while (p != null && !Files.exists(p)) {
             p = p.getParent();

@@ -70,7 +70,7 @@ public final class Trainer {
     private DataSplits data;    // given data, or null: read data.dir
     private boolean partitioned;         // data is this worker's part only
     private java.util.function.Function<String, CheckpointStore> checkpointStores =
-            dir -> CheckpointStore.local(Path.of(dir));
+            CheckpointStore::local;
 
     /** What a finished run measured (the same on every worker; runDir is null except on rank 0). */
     public record Result(Path runDir, int steps, double wallSeconds, double validationAccuracy,
@@ -172,15 +172,7 @@ public final class Trainer {
         if (data == null && config.get(DATA_FORMAT).equals("idx")) {
             FashionMnist.checkFolder(Path.of(config.get(DATA_DIR)));
         }
-        RunFiles.checkWritable(OUTPUT_DIR.name(), Path.of(config.get(OUTPUT_DIR)));
-        if (!config.get(ConfigKeys.COMMS_AERON_DIR).isEmpty()) {
-            RunFiles.checkWritable(ConfigKeys.COMMS_AERON_DIR.name(), Path.of(config.get(ConfigKeys.COMMS_AERON_DIR)));
-        }
-        String checkpoints = config.get(ConfigKeys.CHECKPOINT_DIR);
-        if (!checkpoints.isEmpty() && (!checkpoints.contains(":") || checkpoints.startsWith("file:"))) {
-            // A folder on this machine (hdfs://, s3a:// ... are checked by their file system when used).
-            RunFiles.checkWritable(ConfigKeys.CHECKPOINT_DIR.name(), Path.of(checkpoints.replaceFirst("^file:(//)?", "")));
-        }
+        RunFiles.checkFolders(config);
     }
 
     public Result run() throws IOException {
