@@ -17,7 +17,7 @@ command -v timeout > /dev/null || timeout() { shift; "$@"; }
 echo "== CUDA op tests"
 timeout 150 "$java" "${flags[@]}" -Droundhouse.cuda.sync=true -jar "$here/junit-console.jar" execute --disable-banner \
   --class-path "$here/roundhouse.jar:$here/kernels-tests" \
-  --select-class io.roundhouse.kernels.CudaOpsTest --details=tree --reports-dir "$out/junit" \
+  --select-class io.roundhouse.kernels.cuda.CudaOpsTest --details=tree --reports-dir "$out/junit" \
   > "$out/cuda-op-tests.txt" 2>&1
 echo "op tests: exit $?"; grep -E "tests (successful|failed|skipped)" "$out/cuda-op-tests.txt"
 echo "== bench cuda"

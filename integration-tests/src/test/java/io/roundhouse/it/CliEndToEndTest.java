@@ -63,7 +63,7 @@ class CliEndToEndTest {
             {"data.format=parquet", "data.format = parquet is read by the Spark job"},
         };
         for (String[] c : cases) {
-            if (c[0].equals("backend=cuda") && io.roundhouse.kernels.CudaBackend.unavailableReason() == null) {
+            if (c[0].equals("backend=cuda") && io.roundhouse.kernels.cuda.CudaBackend.unavailableReason() == null) {
                 continue;  // a GPU machine runs it
             }
             String setting = c[0].startsWith("data.dir") ? "log.everySteps=50" : "data.dir=" + data;

@@ -1,5 +1,6 @@
 package io.roundhouse.kernels;
 
+import io.roundhouse.kernels.cpu.CpuBackend;
 import java.util.List;
 
 /**

@@ -1,5 +1,7 @@
 package io.roundhouse.kernels;
 
+import io.roundhouse.kernels.cpu.CpuBackend;
+import io.roundhouse.kernels.cuda.CudaBackend;
 import java.util.List;
 import java.util.function.BiFunction;
 import org.slf4j.Logger;

@@ -3,11 +3,11 @@ package io.roundhouse.kernels;
 import java.util.Arrays;
 
 /** Shape checks shared by the backends: every failure names the op, the tensor and the shapes. */
-final class Check {
+public final class Check {
     private Check() {
     }
 
-    static void shape(String op, Tensor t, int... expected) {
+    public static void shape(String op, Tensor t, int... expected) {
         if (t.rank() != expected.length) {
             throw new IllegalArgumentException(op + ": " + t.name() + " has shape " + Arrays.toString(t.shape())
                     + ", expected " + Arrays.toString(expected));
@@ -20,14 +20,14 @@ final class Check {
         }
     }
 
-    static void atLeastRows(String op, Tensor t, int rows, int rowSize) {
+    public static void atLeastRows(String op, Tensor t, int rows, int rowSize) {
         if (t.dim(0) < rows || t.rowSize() != rowSize) {
             throw new IllegalArgumentException(op + ": " + t.name() + " has shape " + Arrays.toString(t.shape())
                     + ", needs at least " + rows + " rows of " + rowSize);
         }
     }
 
-    static void sameSize(String op, Tensor a, Tensor b) {
+    public static void sameSize(String op, Tensor a, Tensor b) {
         if (a.size() != b.size()) {
             throw new IllegalArgumentException(op + ": " + a + " and " + b + " differ in size");
         }
@@ -35,7 +35,7 @@ final class Check {
 
     // ---- the checks every backend makes for an op (one place, so the backends agree) -----------
 
-    static void linearForward(Tensor y, Tensor x, Tensor w, Tensor b) {
+    public static void linearForward(Tensor y, Tensor x, Tensor w, Tensor b) {
         int n = x.dim(0);
         shape("linearForward", x, n, w.dim(0));
         shape("linearForward", y, n, w.dim(1));
@@ -44,7 +44,7 @@ final class Check {
         }
     }
 
-    static void linearBackward(Tensor dx, Tensor dw, Tensor dy, Tensor x, Tensor w) {
+    public static void linearBackward(Tensor dx, Tensor dw, Tensor dy, Tensor x, Tensor w) {
         int n = x.dim(0);
         shape("linearBackward", dy, n, w.dim(1));
         shape("linearBackward", dw, w.dim(0), w.dim(1));
@@ -53,7 +53,7 @@ final class Check {
         }
     }
 
-    static void activation(String op, Tensor pre, Tensor post, Activation act) {
+    public static void activation(String op, Tensor pre, Tensor post, Activation act) {
         int n = pre.dim(0);
         int f = post.dim(1);
         shape(op, pre, n, act.preWidth(f));
@@ -61,7 +61,7 @@ final class Check {
     }
 
     /** Expert group boundaries: E+1 of them, from 0, not decreasing; returns the rows they cover. */
-    static int groups(String op, int[] offsets, int e) {
+    public static int groups(String op, int[] offsets, int e) {
         that(offsets.length == e + 1, op + ": offsets has " + offsets.length + " entries, expected E+1 = " + (e + 1));
         that(offsets[0] == 0, op + ": offsets[0] must be 0, got " + offsets[0]);
         for (int j = 0; j < e; j++) {
@@ -70,7 +70,7 @@ final class Check {
         return offsets[e];
     }
 
-    static void crossEntropyForward(Tensor losses, Tensor probs, Tensor logits, Tensor labels) {
+    public static void crossEntropyForward(Tensor losses, Tensor probs, Tensor logits, Tensor labels) {
         int n = logits.dim(0);
         shape("crossEntropyForward", probs, n, logits.dim(1));
         shape("crossEntropyForward", losses, n);
@@ -78,7 +78,7 @@ final class Check {
     }
 
     /** The grouped FFN's tensors; returns the rows the groups cover. */
-    static int expertFfnForward(Tensor y, Tensor a, Tensor h, Tensor x, Tensor w1, Tensor w2, int[] offsets,
+    public static int expertFfnForward(Tensor y, Tensor a, Tensor h, Tensor x, Tensor w1, Tensor w2, int[] offsets,
                                 Activation act) {
         int e = w1.dim(0);
         int d = w1.dim(1);
@@ -96,7 +96,7 @@ final class Check {
     }
 
     /** The grouped FFN backward's tensors; returns the rows the groups cover. */
-    static int expertFfnBackward(Tensor dx, Tensor dw1, Tensor dw2, Tensor dy, Tensor w1, Tensor w2, int[] offsets,
+    public static int expertFfnBackward(Tensor dx, Tensor dw1, Tensor dw2, Tensor dy, Tensor w1, Tensor w2, int[] offsets,
                                  Tensor scratchDh, Tensor scratchDa) {
         int e = w1.dim(0);
         int d = w1.dim(1);
@@ -112,7 +112,7 @@ final class Check {
         return m;
     }
 
-    static void normForward(Tensor y, Tensor mean, Tensor rstd, Tensor x, Tensor gamma) {
+    public static void normForward(Tensor y, Tensor mean, Tensor rstd, Tensor x, Tensor gamma) {
         int n = x.dim(0);
         int d = x.dim(1);
         shape("normForward", y, n, d);
@@ -121,7 +121,7 @@ final class Check {
         shape("normForward", mean, n);
     }
 
-    static void gateForward(Tensor probs, Tensor lse, Tensor topIdx, Tensor gates, Tensor logits) {
+    public static void gateForward(Tensor probs, Tensor lse, Tensor topIdx, Tensor gates, Tensor logits) {
         int n = logits.dim(0);
         int e = logits.dim(1);
         int k = topIdx.dim(1);
@@ -132,31 +132,31 @@ final class Check {
         shape("gateForward", gates, n, k);
     }
 
-    static void adamW(Tensor w, Tensor g, Tensor m, Tensor v, int t) {
+    public static void adamW(Tensor w, Tensor g, Tensor m, Tensor v, int t) {
         sameSize("adamWStep", w, g);
         sameSize("adamWStep", w, m);
         sameSize("adamWStep", w, v);
         that(t >= 1, "adamWStep: step must be >= 1, got " + t);
     }
 
-    static void dropout(String op, Tensor out, Tensor in, float p, long firstElement) {
+    public static void dropout(String op, Tensor out, Tensor in, float p, long firstElement) {
         sameSize(op, out, in);
         that(p >= 0f && p < 1f, op + ": dropout rate must be in [0, 1), got " + p);
         firstElement(op, firstElement);
     }
 
-    static void dropoutRows(String op, Tensor out, Tensor in, Tensor rates, long firstElement) {
+    public static void dropoutRows(String op, Tensor out, Tensor in, Tensor rates, long firstElement) {
         sameSize(op, out, in);
         shape(op, rates, in.dim(0));
         firstElement(op, firstElement);
     }
 
     /** The dropout rate of one row, as each backend reads it. */
-    static void rowRate(String op, int row, float p) {
+    public static void rowRate(String op, int row, float p) {
         that(p >= 0f && p < 1f, op + ": dropout rate of row " + row + " must be in [0, 1), got " + p);
     }
 
-    static void jitter(Tensor y, Tensor x, Tensor amplitude, long firstElement) {
+    public static void jitter(Tensor y, Tensor x, Tensor amplitude, long firstElement) {
         sameSize("jitter", y, x);
         shape("jitter", amplitude, x.dim(0));
         firstElement("jitter", firstElement);
@@ -167,7 +167,7 @@ final class Check {
     }
 
     /** @return whether b is a row broadcast over a's rows (else it has a's shape) */
-    static boolean multiply(String op, Tensor y, Tensor a, Tensor b) {
+    public static boolean multiply(String op, Tensor y, Tensor a, Tensor b) {
         sameSize(op, y, a);
         boolean row = b.size() != a.size();
         that(!row || (b.rank() == 1 && b.size() == a.rowSize()), op + ": " + b + " is neither the shape of " + a
@@ -176,14 +176,14 @@ final class Check {
     }
 
     /** @return the columns */
-    static int sumRowProducts(Tensor acc, Tensor a, Tensor b) {
+    public static int sumRowProducts(Tensor acc, Tensor a, Tensor b) {
         sameSize("sumRowProducts", a, b);
         int cols = a.rowSize();
         shape("sumRowProducts", acc, cols);
         return cols;
     }
 
-    static void that(boolean ok, String message) {
+    public static void that(boolean ok, String message) {
         if (!ok) {
             throw new IllegalArgumentException(message);
         }

@@ -19,7 +19,7 @@ public final class HostBuffer {
     private final boolean pinned;
 
     /** @param bytes direct memory of at least {@code 4·floats} bytes (at least 4: no allocator takes 0) */
-    HostBuffer(String name, ByteBuffer bytes, int floats, boolean pinned) {
+    public HostBuffer(String name, ByteBuffer bytes, int floats, boolean pinned) {
         if (!bytes.isDirect()) {
             throw new IllegalArgumentException("host buffer " + name + " must be direct memory");
         }
@@ -30,7 +30,7 @@ public final class HostBuffer {
     }
 
     /** A direct buffer of plain (pageable) memory: the CPU backend's. */
-    static HostBuffer direct(String name, int floats) {
+    public static HostBuffer direct(String name, int floats) {
         Check.that(floats >= 0, "host buffer " + name + ": a negative size " + floats);
         return new HostBuffer(name, ByteBuffer.allocateDirect(4 * Math.max(1, floats)), floats, false);
     }
@@ -81,7 +81,7 @@ public final class HostBuffer {
     }
 
     /** Refuses a tensor that does not fit from {@code off}: the copies are raw. */
-    void checkFits(String op, Tensor t, int off) {
+    public void checkFits(String op, Tensor t, int off) {
         Check.that(t.dtype() == DType.FLOAT32, op + ": " + t + " is not FLOAT32 (host buffers hold floats)");
         Check.that(off >= 0 && (long) off + t.size() <= capacity(), op + ": " + t + " needs " + t.size()
                 + " floats, host buffer " + name + " has " + (capacity() - (long) off) + " from offset " + off);

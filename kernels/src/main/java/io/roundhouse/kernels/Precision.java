@@ -32,7 +32,7 @@ public enum Precision {
     }
 
     /** {@code dst[0, n) = bf16(src[off, off+n))}. */
-    static void bf16(float[] src, int off, float[] dst, int n) {
+    public static void bf16(float[] src, int off, float[] dst, int n) {
         for (int j = 0; j < n; j++) {
             dst[j] = bf16(src[off + j]);
         }

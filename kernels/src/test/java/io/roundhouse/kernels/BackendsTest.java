@@ -6,6 +6,9 @@ import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.roundhouse.kernels.cpu.CpuBackend;
+import io.roundhouse.kernels.cuda.CudaBackend;
+import io.roundhouse.kernels.cuda.LaunchCheckDevice;
 import java.util.List;
 import java.util.function.BiFunction;
 import org.junit.jupiter.api.Test;
@@ -33,7 +36,7 @@ class BackendsTest {
                 if (ordinal != 3) {
                     throw new IllegalStateException("GPU " + ordinal + " failed to start");
                 }
-                return new CudaBackend(dev);
+                return dev.backend();
             }
         };
     }

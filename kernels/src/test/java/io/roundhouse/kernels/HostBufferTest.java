@@ -5,11 +5,12 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.roundhouse.kernels.cpu.CpuBackend;
 import java.nio.ByteOrder;
 import org.junit.jupiter.api.Test;
 
 /** Host buffers: tensors to and from them at offsets, and the copies they refuse. */
-class HostBufferTest {
+public class HostBufferTest {
 
     @Test
     void cpuRoundTrip() {
@@ -23,7 +24,7 @@ class HostBufferTest {
      * Rows of a tensor to a host buffer at an offset and back into another tensor's rows; what
      * lies outside the copied span is untouched. Also run on the GPU by {@link CudaOpsTest}.
      */
-    static HostBuffer roundTrip(Backend be) {
+    public static HostBuffer roundTrip(Backend be) {
         HostBuffer h = be.allocateHost("staging", 40);
         assertEquals(40, h.capacity());
         assertTrue(h.bytes().isDirect());

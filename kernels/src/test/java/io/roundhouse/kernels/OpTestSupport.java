@@ -2,6 +2,7 @@ package io.roundhouse.kernels;
 
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.roundhouse.kernels.cpu.CpuBackend;
 import java.util.Random;
 import java.util.function.Function;
 

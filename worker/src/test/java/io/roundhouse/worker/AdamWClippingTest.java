@@ -5,7 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.roundhouse.kernels.Backend;
-import io.roundhouse.kernels.CpuBackend;
+import io.roundhouse.kernels.cpu.CpuBackend;
 import io.roundhouse.worker.model.Param;
 import io.roundhouse.worker.model.ParamStore;
 import io.roundhouse.worker.train.AdamW;

@@ -6,7 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.roundhouse.kernels.Backend;
-import io.roundhouse.kernels.CpuBackend;
+import io.roundhouse.kernels.cpu.CpuBackend;
 import io.roundhouse.kernels.Philox;
 import io.roundhouse.worker.data.FloatDataset;
 import io.roundhouse.worker.data.ImageDataset;

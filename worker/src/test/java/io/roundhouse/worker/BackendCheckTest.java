@@ -4,7 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.roundhouse.kernels.Backend;
-import io.roundhouse.kernels.CpuBackend;
+import io.roundhouse.kernels.cpu.CpuBackend;
 import io.roundhouse.kernels.Tensor;
 import io.roundhouse.worker.model.BackendCheck;
 import java.lang.reflect.InvocationTargetException;

@@ -12,7 +12,7 @@ import io.roundhouse.comms.Member;
 import io.roundhouse.comms.Transport;
 import io.roundhouse.kernels.Activation;
 import io.roundhouse.kernels.Backend;
-import io.roundhouse.kernels.CpuBackend;
+import io.roundhouse.kernels.cpu.CpuBackend;
 import io.roundhouse.kernels.DType;
 import io.roundhouse.kernels.GateMode;
 import io.roundhouse.kernels.Tensor;

@@ -6,7 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import io.roundhouse.kernels.Activation;
 import io.roundhouse.kernels.Backend;
-import io.roundhouse.kernels.CpuBackend;
+import io.roundhouse.kernels.cpu.CpuBackend;
 import io.roundhouse.kernels.DType;
 import io.roundhouse.kernels.GateMode;
 import io.roundhouse.kernels.Tensor;

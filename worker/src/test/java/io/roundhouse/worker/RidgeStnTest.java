@@ -5,7 +5,7 @@ import static io.roundhouse.worker.TensorFixtures.tensor;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.roundhouse.kernels.Backend;
-import io.roundhouse.kernels.CpuBackend;
+import io.roundhouse.kernels.cpu.CpuBackend;
 import io.roundhouse.kernels.Tensor;
 import io.roundhouse.worker.model.Hyper;
 import io.roundhouse.worker.model.LinearLayer;

@@ -141,7 +141,7 @@ class TrainerTest {
 
     @Test
     void cudaWithoutAGpuIsRefusedWithTheReason() throws IOException {
-        String why = io.roundhouse.kernels.CudaBackend.unavailableReason();
+        String why = io.roundhouse.kernels.cuda.CudaBackend.unavailableReason();
         org.junit.jupiter.api.Assumptions.assumeTrue(why != null, "this machine can run the CUDA backend");
         Path data = IdxFixtures.write(tmp.resolve("data"), 100, 20, 1);
         Map<String, String> m = small(data, tmp.resolve("out"));

@@ -1,10 +1,10 @@
 package io.roundhouse.driver.bench;
 
 import io.roundhouse.kernels.Backend;
-import io.roundhouse.kernels.CpuBackend;
-import io.roundhouse.kernels.CudaBackend;
+import io.roundhouse.kernels.cpu.CpuBackend;
+import io.roundhouse.kernels.cuda.CudaBackend;
 import io.roundhouse.kernels.DType;
-import io.roundhouse.kernels.GemmKernel;
+import io.roundhouse.kernels.cuda.GemmKernel;
 import io.roundhouse.kernels.HostBuffer;
 import io.roundhouse.kernels.Precision;
 import io.roundhouse.kernels.Tensor;

@@ -4,7 +4,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import io.roundhouse.kernels.Activation;
 import io.roundhouse.kernels.Backend;
 import io.roundhouse.kernels.Blas;
-import io.roundhouse.kernels.CpuBackend;
+import io.roundhouse.kernels.cpu.CpuBackend;
 import io.roundhouse.kernels.DType;
 import io.roundhouse.kernels.Tensor;
 import io.roundhouse.worker.config.ConfigKeys;

@@ -1,8 +1,15 @@
-package io.roundhouse.kernels;
+package io.roundhouse.kernels.cuda;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.roundhouse.kernels.Activation;
+import io.roundhouse.kernels.Backend;
+import io.roundhouse.kernels.DType;
+import io.roundhouse.kernels.GateMode;
+import io.roundhouse.kernels.HostBuffer;
+import io.roundhouse.kernels.Precision;
+import io.roundhouse.kernels.Tensor;
 import java.lang.reflect.InvocationTargetException;
 import java.lang.reflect.Method;
 import java.lang.reflect.Modifier;

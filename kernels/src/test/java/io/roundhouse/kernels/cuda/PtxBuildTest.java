@@ -1,8 +1,9 @@
-package io.roundhouse.kernels;
+package io.roundhouse.kernels.cuda;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.roundhouse.kernels.cuda.CudaBackend;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -55,11 +56,12 @@ class PtxBuildTest {
             Files.delete(cubin);
         }
         // Every kernel name the backend launches is an entry of the PTX.
-        String backend = Files.readString(Path.of("src/main/java/io/roundhouse/kernels/CudaBackend.java"))
-                + Files.readString(Path.of("src/main/java/io/roundhouse/kernels/CudaRouting.java"))
-                + Files.readString(Path.of("src/main/java/io/roundhouse/kernels/GemmKernel.java"))
-                + Files.readString(Path.of("src/main/java/io/roundhouse/kernels/CudaElementwise.java"))
-                + Files.readString(Path.of("src/main/java/io/roundhouse/kernels/CudaExperts.java"));
+        StringBuilder backend = new StringBuilder();
+        try (var javaFiles = Files.list(Path.of("src/main/java/io/roundhouse/kernels/cuda"))) {
+            for (Path f : javaFiles.sorted().toList()) {
+                backend.append(Files.readString(f));
+            }
+        }
         Matcher launched = Pattern.compile("\"(rh_[a-z0-9_]+)\"").matcher(backend);
         int count = 0;
         while (launched.find()) {

@@ -1,9 +1,15 @@
-package io.roundhouse.kernels;
+package io.roundhouse.kernels.cuda;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.roundhouse.kernels.Activation;
+import io.roundhouse.kernels.DType;
+import io.roundhouse.kernels.GateMode;
+import io.roundhouse.kernels.Precision;
+import io.roundhouse.kernels.Tensor;
+import io.roundhouse.kernels.cpu.CpuBackend;
 import io.roundhouse.worker.model.BackendCheck;
 import io.roundhouse.worker.model.Hyper;
 import io.roundhouse.worker.model.ModelSpec;

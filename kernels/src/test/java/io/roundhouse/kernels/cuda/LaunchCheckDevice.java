@@ -1,5 +1,7 @@
-package io.roundhouse.kernels;
+package io.roundhouse.kernels.cuda;
 
+import io.roundhouse.kernels.DType;
+import io.roundhouse.kernels.HostBuffer;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -25,7 +27,7 @@ import jcuda.driver.CUdeviceptr;
  * passes whatever it is given, so these mistakes would otherwise show on a GPU only as wrong
  * numbers or an illegal address. Copies move nothing: what the backend reads back is zeros.
  */
-final class LaunchCheckDevice extends CudaDevice {
+public final class LaunchCheckDevice extends CudaDevice {
     private static final Pattern KERNEL = Pattern.compile(
             "extern \"C\" __global__ void (?:__launch_bounds__\\((\\d+)(?:, \\d+)?\\) )?(rh_\\w+)\\(([^)]*)\\)");
 
@@ -35,19 +37,24 @@ final class LaunchCheckDevice extends CudaDevice {
     final Map<String, Integer> maxThreads = new TreeMap<>();
     /** Launches by kernel. */
     final Map<String, Integer> launched = new TreeMap<>();
-    final List<String> problems = new ArrayList<>();
+    public final List<String> problems = new ArrayList<>();
     /** Whether the backend closed this device. */
-    boolean closed;
+    public boolean closed;
     private final Map<CUdeviceptr, Long> allocations = new IdentityHashMap<>();
     private final Map<HostBuffer, Pointer> host = new IdentityHashMap<>();
 
     /** With the kernel sources of this module ({@code src/main/cuda}). */
-    LaunchCheckDevice() {
+    /** A CUDA backend on this checker (for tests outside this package). */
+    public CudaBackend backend() {
+        return new CudaBackend(this);
+    }
+
+    public LaunchCheckDevice() {
         this(Path.of("src/main/cuda"));
     }
 
     /** @param sources the folder of the kernels' {@code .cu} files */
-    LaunchCheckDevice(Path sources) {
+    public LaunchCheckDevice(Path sources) {
         super("launch checker (no GPU)");
         try (Stream<Path> files = Files.list(sources)) {
             for (Path f : files.filter(p -> p.toString().endsWith(".cu")).sorted().toList()) {

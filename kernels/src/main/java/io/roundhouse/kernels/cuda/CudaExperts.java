@@ -1,4 +1,11 @@
-package io.roundhouse.kernels;
+package io.roundhouse.kernels.cuda;
+
+import io.roundhouse.kernels.Activation;
+import io.roundhouse.kernels.Backend;
+import io.roundhouse.kernels.Check;
+import io.roundhouse.kernels.DType;
+import io.roundhouse.kernels.Precision;
+import io.roundhouse.kernels.Tensor;
 
 /**
  * The CUDA backend's grouped expert FFN: each of its GEMMs is one launch over every expert's rows

@@ -1,4 +1,14 @@
-package io.roundhouse.kernels;
+package io.roundhouse.kernels.cpu;
+
+import io.roundhouse.kernels.Activation;
+import io.roundhouse.kernels.Backend;
+import io.roundhouse.kernels.Blas;
+import io.roundhouse.kernels.Check;
+import io.roundhouse.kernels.DType;
+import io.roundhouse.kernels.GateMode;
+import io.roundhouse.kernels.HostBuffer;
+import io.roundhouse.kernels.Precision;
+import io.roundhouse.kernels.Tensor;
 
 /**
  * The reference backend: tensors in Java arrays, GEMMs through {@link Blas} (OpenBLAS), everything

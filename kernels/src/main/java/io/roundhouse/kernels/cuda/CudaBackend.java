@@ -1,5 +1,14 @@
-package io.roundhouse.kernels;
+package io.roundhouse.kernels.cuda;
 
+import io.roundhouse.kernels.Activation;
+import io.roundhouse.kernels.Backend;
+import io.roundhouse.kernels.Check;
+import io.roundhouse.kernels.DType;
+import io.roundhouse.kernels.GateMode;
+import io.roundhouse.kernels.HostBuffer;
+import io.roundhouse.kernels.Precision;
+import io.roundhouse.kernels.Tensor;
+import io.roundhouse.kernels.cpu.CpuRouting;
 import java.util.List;
 import jcuda.Pointer;
 

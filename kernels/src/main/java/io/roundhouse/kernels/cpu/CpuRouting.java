@@ -1,14 +1,19 @@
-package io.roundhouse.kernels;
+package io.roundhouse.kernels.cpu;
 
-import static io.roundhouse.kernels.CpuBackend.f;
-import static io.roundhouse.kernels.CpuBackend.i;
-import static io.roundhouse.kernels.CpuBackend.o;
+import static io.roundhouse.kernels.cpu.CpuBackend.f;
+import static io.roundhouse.kernels.cpu.CpuBackend.i;
+import static io.roundhouse.kernels.cpu.CpuBackend.o;
+
+import io.roundhouse.kernels.Backend;
+import io.roundhouse.kernels.Check;
+import io.roundhouse.kernels.GateMode;
+import io.roundhouse.kernels.Tensor;
 
 /**
  * Routing ops of the CPU backend: gating, the capacity-limited dispatch plan, permute/un-permute
  * and the router's auxiliary losses. Legend as in {@link Backend}.
  */
-final class CpuRouting {
+public final class CpuRouting {
     private CpuRouting() {
     }
 
@@ -326,7 +331,7 @@ final class CpuRouting {
      * The router losses from the statistics and this worker's Σ lse² (any backend computes that
      * sum its own way): {@code [α·E·Σ f_e·P_e, β·Σ lse²/T]}.
      */
-    static float[] routerLoss(Tensor lse, int[] selected, float[] probSums, int totalTokens, int k, float alpha,
+    public static float[] routerLoss(Tensor lse, int[] selected, float[] probSums, int totalTokens, int k, float alpha,
                               float beta, double lseSquares) {
         int e = selected.length;
         Check.that(probSums.length == e, "routerLossForward: probSums has " + probSums.length + " entries, selected "

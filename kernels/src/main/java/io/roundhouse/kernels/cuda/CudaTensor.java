@@ -1,5 +1,7 @@
-package io.roundhouse.kernels;
+package io.roundhouse.kernels.cuda;
 
+import io.roundhouse.kernels.DType;
+import io.roundhouse.kernels.Tensor;
 import jcuda.driver.CUdeviceptr;
 
 /** A tensor in GPU memory: {@code base} (an arena block) plus a byte offset; views share the block. */

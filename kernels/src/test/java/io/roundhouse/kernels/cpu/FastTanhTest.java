@@ -1,4 +1,4 @@
-package io.roundhouse.kernels;
+package io.roundhouse.kernels.cpu;
 
 import static org.junit.jupiter.api.Assertions.assertTrue;
 

@@ -1,4 +1,7 @@
-package io.roundhouse.kernels;
+package io.roundhouse.kernels.cpu;
+
+import io.roundhouse.kernels.DType;
+import io.roundhouse.kernels.Tensor;
 
 /** A tensor in a Java array: {@code f} (FLOAT32) or {@code i} (INT32), starting at {@code off}. */
 final class CpuTensor extends Tensor {

@@ -1,4 +1,7 @@
-package io.roundhouse.kernels;
+package io.roundhouse.kernels.cuda;
+
+import io.roundhouse.kernels.Precision;
+import io.roundhouse.kernels.cuda.CudaBackend;
 
 /**
  * The CUDA backend's plain GEMM kernels ({@link CudaBackend#matmul}): what the layers run at each

@@ -1,4 +1,10 @@
-package io.roundhouse.kernels;
+package io.roundhouse.kernels.cuda;
+
+import io.roundhouse.kernels.Backend;
+import io.roundhouse.kernels.Check;
+import io.roundhouse.kernels.Philox;
+import io.roundhouse.kernels.Tensor;
+import io.roundhouse.kernels.cpu.CpuElementwise;
 
 /**
  * Dropout, jitter and the element-wise ops of the CUDA backend (kernels in {@code elementwise.cu}),

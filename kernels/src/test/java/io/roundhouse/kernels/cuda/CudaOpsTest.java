@@ -1,10 +1,20 @@
-package io.roundhouse.kernels;
+package io.roundhouse.kernels.cuda;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.roundhouse.kernels.Activation;
+import io.roundhouse.kernels.Backend;
+import io.roundhouse.kernels.DType;
+import io.roundhouse.kernels.GateMode;
+import io.roundhouse.kernels.HostBuffer;
+import io.roundhouse.kernels.HostBufferTest;
+import io.roundhouse.kernels.Philox;
+import io.roundhouse.kernels.Precision;
+import io.roundhouse.kernels.Tensor;
+import io.roundhouse.kernels.cpu.CpuBackend;
 import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.AfterAll;

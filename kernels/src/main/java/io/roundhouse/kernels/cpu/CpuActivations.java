@@ -1,4 +1,6 @@
-package io.roundhouse.kernels;
+package io.roundhouse.kernels.cpu;
+
+import io.roundhouse.kernels.Activation;
 
 /**
  * The CPU backend's activation math (GELU, SwiGLU), written for HotSpot's C2 auto-vectoriser:

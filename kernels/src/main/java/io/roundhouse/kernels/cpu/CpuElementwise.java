@@ -1,14 +1,18 @@
-package io.roundhouse.kernels;
+package io.roundhouse.kernels.cpu;
 
-import static io.roundhouse.kernels.CpuBackend.f;
-import static io.roundhouse.kernels.CpuBackend.o;
+import static io.roundhouse.kernels.cpu.CpuBackend.f;
+import static io.roundhouse.kernels.cpu.CpuBackend.o;
+
+import io.roundhouse.kernels.Check;
+import io.roundhouse.kernels.Philox;
+import io.roundhouse.kernels.Tensor;
 
 /**
  * The CPU backend's element-wise ops: dropout (one rate, or a rate per row), the router's
  * multiplicative jitter (masks and noise from Philox, never stored), and the products and row
  * scalings the Self-Tuning Network layers are built from.
  */
-final class CpuElementwise {
+public final class CpuElementwise {
     private CpuElementwise() {
     }
 

@@ -1,5 +1,10 @@
-package io.roundhouse.kernels;
+package io.roundhouse.kernels.cuda;
 
+import io.roundhouse.kernels.Backend;
+import io.roundhouse.kernels.Check;
+import io.roundhouse.kernels.DType;
+import io.roundhouse.kernels.GateMode;
+import io.roundhouse.kernels.Tensor;
 import jcuda.Pointer;
 
 /**
