@@ -9,7 +9,8 @@ import java.util.List;
  *
  * <p>Dimension legend used in every shape comment: N tokens, D model width, I/O a linear layer's
  * input/output width, F expert hidden width, F1 pre-activation width ({@link Activation#preWidth}),
- * E experts, K experts per token (top-k), M kept token copies in expert order, C classes.
+ * E experts, K experts per token (top-k), M kept token copies in expert order, C classes; attention: B
+ * sequences, T tokens each (Tq queries, Tk keys), H query heads and Hkv key/value heads of dh.
  *
  * <p>Conventions: ops come in {@code xxxForward}/{@code xxxBackward} pairs. Forward writes every
  * output, including what backward needs ("saved" tensors). Backward <b>assigns</b> activation
@@ -209,6 +210,49 @@ public interface Backend extends AutoCloseable {
      * same arguments.
      */
     void jitter(Tensor y, Tensor x, Tensor amplitude, long seed, long stream, long firstElement);
+
+    // ---- transformer --------------------------------------------------------------------------
+
+    /**
+     * Rotary position embedding (RoPE). x[N, H·dh] holds H heads of {@code headDim} per row; row r is
+     * the token at position {@code firstPos + r % period}. In each head, the pair of elements
+     * {@code (i, i + dh/2)}, i in [0, dh/2), rotates by the angle {@code pos·theta^(−2i/dh)} (the
+     * "rotate half" layout of GPT-NeoX, Llama and Mixtral): {@code y_i = x_i·cos − x_{i+dh/2}·sin,
+     * y_{i+dh/2} = x_{i+dh/2}·cos + x_i·sin}. {@code inverse} rotates by minus the angle, which is the
+     * backward (a rotation's adjoint is its inverse). y may be x.
+     */
+    void rope(Tensor y, Tensor x, int headDim, int period, int firstPos, float theta, boolean inverse);
+
+    /**
+     * Causal scaled-dot-product attention over {@code batch} = B sequences, by sequence and head. q[B·Tq, H·dh]; k, v[B·Tk, Hkv·dh],
+     * Hkv dividing H (grouped-query attention: query head h reads key/value head
+     * {@code h / (H/Hkv)}); query i of a sequence sits at position {@code Tk − Tq + i} and attends
+     * keys [0, Tk − Tq + i] (Tq = Tk in training; Tq = 1 decodes one token against a cache).
+     * out[B·Tq, H·dh] = softmax(scale·q·kᵀ, causal)·v; lse[B·Tq, H] saved (each row's log-sum-exp,
+     * all backward needs to rebuild the probabilities: no T×T tensor is kept).
+     *
+     * <p>Attention dropout when {@code rates} (one rate per sequence, [B], each in [0, 1)) is not
+     * null: probability (b, h, i, j) is kept when the Philox uniform of element
+     * {@code ((firstSequence + b)·H + h)·Tq·Tk + i·Tk + j} is {@code >= rates[b]}, and scaled by
+     * {@code 1/(1 − rates[b])}, so a worker holding sequences [s, s + B) of a global batch draws the
+     * masks one worker would.
+     */
+    void attentionForward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, int batch, int heads, int kvHeads,
+                          float scale, Tensor rates, long seed, long stream, long firstSequence);
+
+    /**
+     * Backward of {@link #attentionForward} with the same arguments: dq[B·Tq, H·dh], dk, dv[B·Tk,
+     * Hkv·dh] assigned, from dOut[B·Tq, H·dh] and the forward's out and lse.
+     */
+    void attentionBackward(Tensor dq, Tensor dk, Tensor dv, Tensor dOut, Tensor out, Tensor lse, Tensor q, Tensor k,
+                           Tensor v, int batch, int heads, int kvHeads, float scale, Tensor rates, long seed,
+                           long stream, long firstSequence);
+
+    /** The attention output gate: {@code y = x ⊙ σ(g)}, element by element (x, g, y of one size). */
+    void sigmoidGateForward(Tensor y, Tensor x, Tensor g);
+
+    /** {@code dx = dy ⊙ σ(g)} and {@code dg = dy ⊙ x ⊙ σ(g)·(1 − σ(g))}, both assigned. */
+    void sigmoidGateBackward(Tensor dx, Tensor dg, Tensor dy, Tensor x, Tensor g);
 
     // ---- element-wise (STN responses, per-example coefficients) -------------------------------
 

@@ -183,6 +183,46 @@ public final class Check {
         return cols;
     }
 
+    public static void rope(Tensor y, Tensor x, int headDim, int period, int firstPos) {
+        sameSize("rope", y, x);
+        that(headDim > 0 && headDim % 2 == 0 && x.rowSize() % headDim == 0, "rope: head width " + headDim
+                + " must be even and divide the row of " + x);
+        that(period > 0 && firstPos >= 0, "rope: period " + period + " must be > 0 and firstPos " + firstPos + " >= 0");
+    }
+
+    /**
+     * The attention's shapes, for forward and backward.
+     *
+     * @param rates per-sequence dropout rates, or null
+     * @return {Tq, Tk, dh}
+     */
+    public static int[] attention(String op, Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, int batch,
+                                  int heads, int kvHeads, Tensor rates, long firstSequence) {
+        that(heads > 0 && kvHeads > 0 && heads % kvHeads == 0, op + ": " + kvHeads
+                + " key/value heads must divide " + heads + " query heads");
+        that(q.rowSize() % heads == 0, op + ": " + q + " does not split into " + heads + " heads");
+        int dh = q.rowSize() / heads;
+        that(k.rowSize() == kvHeads * dh && v.rowSize() == kvHeads * dh && k.dim(0) == v.dim(0), op + ": " + k
+                + " and " + v + " must both be [B·Tk, " + kvHeads + "·" + dh + "]");
+        that(batch > 0 && q.dim(0) % batch == 0 && k.dim(0) % batch == 0, op + ": " + q + " and " + k
+                + " must hold " + batch + " sequences each");
+        int tq = q.dim(0) / batch;
+        int tk = k.dim(0) / batch;
+        that(tq <= tk, op + ": " + tq + " queries per sequence but only " + tk + " keys");
+        shape(op, out, q.dim(0), q.rowSize());
+        that(lse.size() == q.dim(0) * heads, op + ": " + lse + " must be [B·Tq, " + heads + "]");
+        that(firstSequence >= 0, op + ": firstSequence must be >= 0, got " + firstSequence);
+        if (rates != null) {
+            shape(op, rates, batch);
+        }
+        return new int[] {tq, tk, dh};
+    }
+
+    public static void sigmoidGate(String op, Tensor y, Tensor x, Tensor g) {
+        sameSize(op, y, x);
+        sameSize(op, g, x);
+    }
+
     public static void that(boolean ok, String message) {
         if (!ok) {
             throw new IllegalArgumentException(message);

@@ -186,4 +186,78 @@ final class Ref {
         }
         return loss;
     }
+
+    /** RoPE in plain loops: the pairs (i, i + dh/2) of each head rotated by pos·theta^(−2i/dh). */
+    static double[] rope(double[] x, int n, int row, int dh, int period, int firstPos, double theta, boolean inverse) {
+        double[] y = new double[x.length];
+        int half = dh / 2;
+        for (int r = 0; r < n; r++) {
+            int pos = firstPos + r % period;
+            for (int base = r * row; base < (r + 1) * row; base += dh) {
+                for (int i = 0; i < half; i++) {
+                    double angle = pos * Math.pow(theta, -2.0 * i / dh) * (inverse ? -1 : 1);
+                    double a = x[base + i];
+                    double b = x[base + i + half];
+                    y[base + i] = a * Math.cos(angle) - b * Math.sin(angle);
+                    y[base + i + half] = b * Math.cos(angle) + a * Math.sin(angle);
+                }
+            }
+        }
+        return y;
+    }
+
+    /**
+     * Causal attention in plain loops, the full T×T score matrix per head; {@code lseOut} (when not
+     * null) gets each [query, head]'s log-sum-exp. Dropout as the backends draw it.
+     */
+    static double[] attention(double[] q, double[] k, double[] v, int batch, int tq, int tk, int heads, int kvHeads,
+                              int dh, double scale, double[] rates, long seed, long stream, long firstSequence,
+                              double[] lseOut) {
+        double[] out = new double[batch * tq * heads * dh];
+        int group = heads / kvHeads;
+        for (int b = 0; b < batch; b++) {
+            for (int h = 0; h < heads; h++) {
+                int kh = h / group;
+                for (int i = 0; i < tq; i++) {
+                    int last = tk - tq + i;
+                    double[] s = new double[last + 1];
+                    double max = Double.NEGATIVE_INFINITY;
+                    for (int j = 0; j <= last; j++) {
+                        double dot = 0;
+                        for (int c = 0; c < dh; c++) {
+                            dot += q[((b * tq + i) * heads + h) * dh + c] * k[((b * tk + j) * kvHeads + kh) * dh + c];
+                        }
+                        s[j] = dot * scale;
+                        max = Math.max(max, s[j]);
+                    }
+                    double sum = 0;
+                    for (int j = 0; j <= last; j++) {
+                        sum += Math.exp(s[j] - max);
+                    }
+                    if (lseOut != null) {
+                        lseOut[(b * tq + i) * heads + h] = max + Math.log(sum);
+                    }
+                    for (int j = 0; j <= last; j++) {
+                        double p = Math.exp(s[j] - max) / sum;
+                        if (rates != null && rates[b] > 0) {
+                            long g = ((firstSequence + b) * heads + h) * (long) tq * tk + (long) i * tk + j;
+                            p = Philox.uniform(seed, stream, g) >= (float) rates[b] ? p / (1 - (float) rates[b]) : 0;
+                        }
+                        for (int c = 0; c < dh; c++) {
+                            out[((b * tq + i) * heads + h) * dh + c] += p * v[((b * tk + j) * kvHeads + kh) * dh + c];
+                        }
+                    }
+                }
+            }
+        }
+        return out;
+    }
+
+    static double[] sigmoidGate(double[] x, double[] g) {
+        double[] y = new double[x.length];
+        for (int j = 0; j < x.length; j++) {
+            y[j] = x[j] / (1 + Math.exp(-g[j]));
+        }
+        return y;
+    }
 }

@@ -21,6 +21,7 @@ import io.roundhouse.kernels.Tensor;
  */
 public final class CpuBackend implements Backend {
     private final CpuActivations activations = new CpuActivations();
+    private final CpuTransformer transformer = new CpuTransformer();
     /** Workspace for the bf16-rounded GEMM operands, by slot; each grows to its largest operand once. */
     private final float[][] roundedSlots = new float[6][0];
 
@@ -404,6 +405,36 @@ public final class CpuBackend implements Backend {
     }
 
     // ---- element-wise (CpuElementwise) ----------------------------------------------------------
+
+    @Override
+    public void rope(Tensor y, Tensor x, int headDim, int period, int firstPos, float theta, boolean inverse) {
+        CpuTransformer.rope(y, x, headDim, period, firstPos, theta, inverse);
+    }
+
+    @Override
+    public void attentionForward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, int batch, int heads,
+                                 int kvHeads, float scale, Tensor rates, long seed, long stream, long firstSequence) {
+        transformer.attentionForward(out, lse, q, k, v, batch, heads, kvHeads, scale, rates, seed, stream,
+                firstSequence);
+    }
+
+    @Override
+    public void attentionBackward(Tensor dq, Tensor dk, Tensor dv, Tensor dOut, Tensor out, Tensor lse, Tensor q,
+                                  Tensor k, Tensor v, int batch, int heads, int kvHeads, float scale, Tensor rates,
+                                  long seed, long stream, long firstSequence) {
+        transformer.attentionBackward(dq, dk, dv, dOut, out, lse, q, k, v, batch, heads, kvHeads, scale, rates, seed,
+                stream, firstSequence);
+    }
+
+    @Override
+    public void sigmoidGateForward(Tensor y, Tensor x, Tensor g) {
+        CpuTransformer.sigmoidGateForward(y, x, g);
+    }
+
+    @Override
+    public void sigmoidGateBackward(Tensor dx, Tensor dg, Tensor dy, Tensor x, Tensor g) {
+        CpuTransformer.sigmoidGateBackward(dx, dg, dy, x, g);
+    }
 
     @Override
     public void multiply(Tensor y, Tensor a, Tensor b) {

@@ -2,6 +2,7 @@ package io.roundhouse.kernels.cuda;
 
 import io.roundhouse.kernels.Activation;
 import io.roundhouse.kernels.Backend;
+import io.roundhouse.kernels.BackendException;
 import io.roundhouse.kernels.Check;
 import io.roundhouse.kernels.DType;
 import io.roundhouse.kernels.GateMode;
@@ -415,6 +416,40 @@ public final class CudaBackend implements Backend {
     @Override
     public void jitter(Tensor y, Tensor x, Tensor amplitude, long seed, long stream, long firstElement) {
         elementwise.jitter(y, x, amplitude, seed, stream, firstElement);
+    }
+
+    @Override
+    public void rope(Tensor y, Tensor x, int headDim, int period, int firstPos, float theta, boolean inverse) {
+        throw notYet("rope");
+    }
+
+    @Override
+    public void attentionForward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, int batch, int heads,
+                                 int kvHeads, float scale, Tensor rates, long seed, long stream, long firstSequence) {
+        throw notYet("attentionForward");
+    }
+
+    @Override
+    public void attentionBackward(Tensor dq, Tensor dk, Tensor dv, Tensor dOut, Tensor out, Tensor lse, Tensor q,
+                                  Tensor k, Tensor v, int batch, int heads, int kvHeads, float scale, Tensor rates,
+                                  long seed, long stream, long firstSequence) {
+        throw notYet("attentionBackward");
+    }
+
+    @Override
+    public void sigmoidGateForward(Tensor y, Tensor x, Tensor g) {
+        throw notYet("sigmoidGateForward");
+    }
+
+    @Override
+    public void sigmoidGateBackward(Tensor dx, Tensor dg, Tensor dy, Tensor x, Tensor g) {
+        throw notYet("sigmoidGateBackward");
+    }
+
+    /** The transformer's ops are not on the GPU yet: say so instead of computing something else. */
+    private static BackendException notYet(String op) {
+        return new BackendException("the CUDA backend has no " + op + " kernel yet; train the language model with "
+                + "backend=cpu");
     }
 
     @Override
