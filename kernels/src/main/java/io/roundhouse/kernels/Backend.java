@@ -231,11 +231,11 @@ public interface Backend extends AutoCloseable {
      * out[B·Tq, H·dh] = softmax(scale·q·kᵀ, causal)·v; lse[B·Tq, H] saved (each row's log-sum-exp,
      * all backward needs to rebuild the probabilities: no T×T tensor is kept).
      *
-     * <p>Attention dropout when {@code rates} (one rate per sequence, [B], each in [0, 1)) is not
+     * <p>Attention dropout when {@code rates} (one rate per query row, [B·Tq], each in [0, 1)) is not
      * null: probability (b, h, i, j) is kept when the Philox uniform of element
-     * {@code ((firstSequence + b)·H + h)·Tq·Tk + i·Tk + j} is {@code >= rates[b]}, and scaled by
-     * {@code 1/(1 − rates[b])}, so a worker holding sequences [s, s + B) of a global batch draws the
-     * masks one worker would.
+     * {@code ((firstSequence + b)·H + h)·Tq·Tk + i·Tk + j} is {@code >= rates[b·Tq + i]}, and scaled
+     * by {@code 1/(1 − rates[b·Tq + i])}, so a worker holding sequences [s, s + B) of a global batch
+     * draws the masks one worker would (and a Self-Tuning Network can give every token its own rate).
      */
     void attentionForward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, int batch, int heads, int kvHeads,
                           float scale, Tensor rates, long seed, long stream, long firstSequence);

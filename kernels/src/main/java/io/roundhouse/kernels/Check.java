@@ -193,7 +193,7 @@ public final class Check {
     /**
      * The attention's shapes, for forward and backward.
      *
-     * @param rates per-sequence dropout rates, or null
+     * @param rates per-query-row dropout rates, or null
      * @return {Tq, Tk, dh}
      */
     public static int[] attention(String op, Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, int batch,
@@ -213,7 +213,7 @@ public final class Check {
         that(lse.size() == q.dim(0) * heads, op + ": " + lse + " must be [B·Tq, " + heads + "]");
         that(firstSequence >= 0, op + ": firstSequence must be >= 0, got " + firstSequence);
         if (rates != null) {
-            shape(op, rates, batch);
+            shape(op, rates, q.dim(0));
         }
         return new int[] {tq, tk, dh};
     }

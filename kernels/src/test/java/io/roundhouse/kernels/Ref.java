@@ -208,7 +208,7 @@ final class Ref {
 
     /**
      * Causal attention in plain loops, the full T×T score matrix per head; {@code lseOut} (when not
-     * null) gets each [query, head]'s log-sum-exp. Dropout as the backends draw it.
+     * null) gets each [query, head]'s log-sum-exp. Dropout (a rate per query row) as the backends draw it.
      */
     static double[] attention(double[] q, double[] k, double[] v, int batch, int tq, int tk, int heads, int kvHeads,
                               int dh, double scale, double[] rates, long seed, long stream, long firstSequence,
@@ -239,9 +239,10 @@ final class Ref {
                     }
                     for (int j = 0; j <= last; j++) {
                         double p = Math.exp(s[j] - max) / sum;
-                        if (rates != null && rates[b] > 0) {
+                        if (rates != null) {
+                            float rate = (float) rates[b * tq + i];
                             long g = ((firstSequence + b) * heads + h) * (long) tq * tk + (long) i * tk + j;
-                            p = Philox.uniform(seed, stream, g) >= (float) rates[b] ? p / (1 - (float) rates[b]) : 0;
+                            p = Philox.uniform(seed, stream, g) >= rate ? p / (1 - rate) : 0;
                         }
                         for (int c = 0; c < dh; c++) {
                             out[((b * tq + i) * heads + h) * dh + c] += p * v[((b * tk + j) * kvHeads + kh) * dh + c];

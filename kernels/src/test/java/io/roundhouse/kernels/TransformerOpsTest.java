@@ -61,16 +61,16 @@ class TransformerOpsTest {
         double[] k = rounded(s.randn(batch * tk * kvHeads * dh, 1));
         double[] v = rounded(s.randn(batch * tk * kvHeads * dh, 1));
         double[] dOut = rounded(s.randn(batch * tq * heads * dh, 1));
-        double[] rates = rate > 0 ? new double[batch] : null;
+        double[] rates = rate > 0 ? new double[batch * tq] : null;
         if (rates != null) {
-            for (int b = 0; b < batch; b++) {
-                rates[b] = rate * (b + 1) / batch;
+            for (int r = 0; r < batch * tq; r++) {
+                rates[r] = r % 3 == 0 ? 0 : rate * r / (batch * tq);  // some rows keep everything
             }
         }
         Tensor tq_ = s.tensor("q", q, batch * tq, heads * dh);
         Tensor tk_ = s.tensor("k", k, batch * tk, kvHeads * dh);
         Tensor tv = s.tensor("v", v, batch * tk, kvHeads * dh);
-        Tensor tr = rates == null ? null : s.tensor("rates", rates, batch);
+        Tensor tr = rates == null ? null : s.tensor("rates", rates, batch * tq);
         Tensor out = s.poisoned("out", batch * tq, heads * dh);
         Tensor lse = s.poisoned("lse", batch * tq, heads);
         s.be.attentionForward(out, lse, tq_, tk_, tv, batch, heads, kvHeads, (float) scale, tr, seed, stream,

@@ -73,7 +73,7 @@ final class CpuTransformer {
         float[] oa = f(out);
         float[] la = f(lse);
         for (int b = 0; b < batch; b++) {
-            float rate = rate("attentionForward", rates, b);
+            boolean drop = dropsAny("attentionForward", rates, b * tq, tq);
             for (int h = 0; h < heads; h++) {
                 int qBase = o(q) + b * tq * qld + h * dh;
                 int kBase = o(k) + b * tk * kld + (h / group) * dh;
@@ -109,8 +109,8 @@ final class CpuTransformer {
                         la[o(lse) + (b * tq + i) * heads + h] = (float) (max + Math.log(sum));
                     }
                     float[] p = scores;
-                    if (rate > 0f) {
-                        masks(m, kend, i0, tk, element, rate, seed, stream);
+                    if (drop) {
+                        masks(m, kend, i0, tk, element, rates, b * tq, seed, stream);
                         for (int j = 0; j < m * kend; j++) {
                             dropped[j] = scores[j] * keep[j];
                         }
@@ -152,7 +152,7 @@ final class CpuTransformer {
         java.util.Arrays.fill(dka, o(dk), o(dk) + dk.size(), 0f);
         java.util.Arrays.fill(dva, o(dv), o(dv) + dv.size(), 0f);
         for (int b = 0; b < batch; b++) {
-            float rate = rate("attentionBackward", rates, b);
+            boolean drop = dropsAny("attentionBackward", rates, b * tq, tq);
             for (int h = 0; h < heads; h++) {
                 int qOff = b * tq * qld + h * dh;
                 int kOff = b * tk * kld + (h / group) * dh;
@@ -177,8 +177,8 @@ final class CpuTransformer {
                         }
                     }
                     float[] p = scores;
-                    if (rate > 0f) {
-                        masks(m, kend, i0, tk, element, rate, seed, stream);
+                    if (drop) {
+                        masks(m, kend, i0, tk, element, rates, b * tq, seed, stream);
                         for (int j = 0; j < m * kend; j++) {
                             dropped[j] = scores[j] * keep[j];
                         }
@@ -199,7 +199,7 @@ final class CpuTransformer {
                         float dd = (float) dot;
                         int at = r * kend;
                         for (int j = 0; j < kend; j++) {
-                            float dp = rate > 0f ? grads[at + j] * keep[at + j] : grads[at + j];
+                            float dp = drop ? grads[at + j] * keep[at + j] : grads[at + j];
                             grads[at + j] = scores[at + j] * (dp - dd);
                         }
                     }
@@ -213,12 +213,18 @@ final class CpuTransformer {
         }
     }
 
-    /** keep[r, j] = 1/(1 − rate) when probability (i0 + r, j) of the head survives dropout, else 0. */
-    private void masks(int m, int kend, int i0, int tk, long element, float rate, long seed, long stream) {
-        float kept = 1f / (1f - rate);
+    /**
+     * keep[r, j] = 1/(1 − rate) when probability (i0 + r, j) of the head survives dropout at its
+     * query row's rate ({@code rates[firstRow + i0 + r]}), else 0.
+     */
+    private void masks(int m, int kend, int i0, int tk, long element, Tensor rates, int firstRow, long seed,
+                       long stream) {
+        float[] ra = f(rates);
         int[] words = new int[4];
         long block = -1;
         for (int r = 0; r < m; r++) {
+            float rate = ra[o(rates) + firstRow + i0 + r];
+            float kept = 1f / (1f - rate);
             long first = element + (long) (i0 + r) * tk;
             for (int j = 0; j < kend; j++) {
                 long g = first + j;
@@ -231,13 +237,19 @@ final class CpuTransformer {
         }
     }
 
-    private static float rate(String op, Tensor rates, int b) {
+    /** Whether any of the rows [from, from + n) drops (each rate checked to be in [0, 1)). */
+    private static boolean dropsAny(String op, Tensor rates, int from, int n) {
         if (rates == null) {
-            return 0f;
+            return false;
         }
-        float p = f(rates)[o(rates) + b];
-        Check.rowRate(op, b, p);
-        return p;
+        boolean any = false;
+        float[] ra = f(rates);
+        for (int r = from; r < from + n; r++) {
+            float p = ra[o(rates) + r];
+            Check.rowRate(op, r, p);
+            any |= p > 0f;
+        }
+        return any;
     }
 
     private void grow(int tk) {
