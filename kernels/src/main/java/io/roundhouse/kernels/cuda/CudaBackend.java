@@ -2,7 +2,6 @@ package io.roundhouse.kernels.cuda;
 
 import io.roundhouse.kernels.Activation;
 import io.roundhouse.kernels.Backend;
-import io.roundhouse.kernels.BackendException;
 import io.roundhouse.kernels.Check;
 import io.roundhouse.kernels.DType;
 import io.roundhouse.kernels.GateMode;
@@ -17,8 +16,8 @@ import jcuda.Pointer;
  * The CUDA backend: every tensor in GPU memory, every op as our own kernels
  * ({@code kernels/src/main/cuda}), launched through the driver API.
  *
- * <p>The routing ops are in {@link CudaRouting}. The expert FFN runs each of its GEMMs over every
- * expert's group in one launch.
+ * <p>The routing ops are in {@link CudaRouting}, the transformer's in {@link CudaTransformer}. The expert
+ * FFN runs each of its GEMMs over every expert's group in one launch.
  */
 public final class CudaBackend implements Backend {
     private final CudaDevice dev;
@@ -27,6 +26,7 @@ public final class CudaBackend implements Backend {
     private final CudaRouting routing;
     private final CudaElementwise elementwise;
     private final CudaExperts experts;
+    private final CudaTransformer transformer;
     private CudaTensor batchPartial;   // the batched sumSquares' per-block sums, grown once
 
     /** @param ordinal the GPU, as numbered by the CUDA driver */
@@ -42,6 +42,7 @@ public final class CudaBackend implements Backend {
         this.routing = new CudaRouting(this, dev, flag);
         this.elementwise = new CudaElementwise(this, dev);
         this.experts = new CudaExperts(this, dev);
+        this.transformer = new CudaTransformer(this, dev);
     }
 
     /** Why this backend cannot run on this machine, or null when it can. */
@@ -418,39 +419,39 @@ public final class CudaBackend implements Backend {
         elementwise.jitter(y, x, amplitude, seed, stream, firstElement);
     }
 
+    // ---- transformer (CudaTransformer) ---------------------------------------------------------
+
     @Override
     public void rope(Tensor y, Tensor x, int headDim, int period, int firstPos, float theta, boolean inverse) {
-        throw notYet("rope");
+        transformer.rope(y, x, headDim, period, firstPos, theta, inverse);
     }
 
     @Override
     public void attentionForward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, int batch, int heads,
                                  int kvHeads, float scale, Tensor rates, long seed, long stream, long firstSequence) {
-        throw notYet("attentionForward");
+        transformer.attentionForward(out, lse, q, k, v, batch, heads, kvHeads, scale, rates, seed, stream,
+                firstSequence);
     }
 
     @Override
     public void attentionBackward(Tensor dq, Tensor dk, Tensor dv, Tensor dOut, Tensor out, Tensor lse, Tensor q,
                                   Tensor k, Tensor v, int batch, int heads, int kvHeads, float scale, Tensor rates,
                                   long seed, long stream, long firstSequence) {
-        throw notYet("attentionBackward");
+        transformer.attentionBackward(dq, dk, dv, dOut, out, lse, q, k, v, batch, heads, kvHeads, scale, rates, seed,
+                stream, firstSequence);
     }
 
     @Override
     public void sigmoidGateForward(Tensor y, Tensor x, Tensor g) {
-        throw notYet("sigmoidGateForward");
+        transformer.sigmoidGateForward(y, x, g);
     }
 
     @Override
     public void sigmoidGateBackward(Tensor dx, Tensor dg, Tensor dy, Tensor x, Tensor g) {
-        throw notYet("sigmoidGateBackward");
+        transformer.sigmoidGateBackward(dx, dg, dy, x, g);
     }
 
-    /** The transformer's ops are not on the GPU yet: say so instead of computing something else. */
-    private static BackendException notYet(String op) {
-        return new BackendException("the CUDA backend has no " + op + " kernel yet; train the language model with "
-                + "backend=cpu");
-    }
+    // ---- element-wise (CudaElementwise) --------------------------------------------------------
 
     @Override
     public void multiply(Tensor y, Tensor a, Tensor b) {

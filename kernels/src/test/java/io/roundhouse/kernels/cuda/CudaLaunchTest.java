@@ -152,6 +152,20 @@ class CudaLaunchTest {
         be.crossEntropyForward(losses, probs, logits, labels);
         be.crossEntropyBackward(logits, probs, labels, 1f / n);
         be.adamWStep(x, y, x, y, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f, 1);
+
+        // The transformer's ops: rope (in place too), attention with both kernel widths (head widths
+        // 3, 16, 64, 80, 128), grouped-query heads, fewer queries than keys, dropout on and off.
+        Tensor heads4 = be.allocate("heads4", DType.FLOAT32, n, 4 * 16);
+        be.rope(heads4, heads4, 16, 7, 3, 10_000f, false);
+        be.rope(y, x, 8, n, 0, 500f, true);
+        for (int[] a : new int[][] {{2, 5, 5, 4, 2, 16, 1}, {2, 5, 5, 4, 2, 16, 0}, {1, 3, 70, 2, 1, 64, 0},
+            {3, 1, 9, 4, 4, 3, 1}, {2, 33, 33, 2, 2, 128, 1}, {1, 40, 47, 6, 2, 80, 0}}) {
+            attention(be, a[0], a[1], a[2], a[3], a[4], a[5], a[6] == 1);
+        }
+        Tensor gate = be.allocate("gate", DType.FLOAT32, n, d);
+        Tensor dGate = be.allocate("dGate", DType.FLOAT32, n, d);
+        be.sigmoidGateForward(y, x, gate);
+        be.sigmoidGateBackward(x, dGate, y, x, gate);
         be.name();
         be.close();
 
@@ -168,6 +182,38 @@ class CudaLaunchTest {
         ops.removeAll(called);
         assertEquals(new TreeSet<>(), ops, "Backend methods this test does not call");
         assertTrue(dev.signatures.size() >= 40, "kernels found in the sources: " + dev.signatures.keySet());
+    }
+
+    /** Attention forward and backward on tensors of the shapes the op's Javadoc gives. */
+    private static void attention(Backend be, int batch, int tq, int tk, int heads, int kvHeads, int dh,
+                                  boolean dropout) {
+        Tensor q = be.allocate("q", DType.FLOAT32, batch * tq, heads * dh);
+        Tensor k = be.allocate("k", DType.FLOAT32, batch * tk, kvHeads * dh);
+        Tensor v = be.allocate("v", DType.FLOAT32, batch * tk, kvHeads * dh);
+        Tensor out = be.allocate("out", DType.FLOAT32, batch * tq, heads * dh);
+        Tensor lse = be.allocate("lse", DType.FLOAT32, batch * tq, heads);
+        Tensor rates = dropout ? be.allocate("rates", DType.FLOAT32, batch) : null;
+        Tensor dOut = be.allocate("dOut", DType.FLOAT32, batch * tq, heads * dh);
+        Tensor dq = be.allocate("dq", DType.FLOAT32, batch * tq, heads * dh);
+        Tensor dk = be.allocate("dk", DType.FLOAT32, batch * tk, kvHeads * dh);
+        Tensor dv = be.allocate("dv", DType.FLOAT32, batch * tk, kvHeads * dh);
+        float scale = (float) (1 / Math.sqrt(dh));
+        be.attentionForward(out, lse, q, k, v, batch, heads, kvHeads, scale, rates, 7, 8, 2);
+        be.attentionBackward(dq, dk, dv, dOut, out, lse, q, k, v, batch, heads, kvHeads, scale, rates, 7, 8, 2);
+    }
+
+    /** Head widths over the widest tiles are refused with the width and what to do, before any launch. */
+    @Test
+    void attentionRefusesHeadsWiderThan128() {
+        CudaBackend cuda = new CudaBackend(dev);
+        Tensor q = cuda.allocate("q", DType.FLOAT32, 4, 2 * 136);
+        Tensor k = cuda.allocate("k", DType.FLOAT32, 4, 136);
+        Tensor lse = cuda.allocate("lse", DType.FLOAT32, 4, 2);
+        IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                () -> cuda.attentionForward(q, lse, q, k, k, 1, 2, 1, 1f, null, 0, 0, 0));
+        assertEquals("attentionForward: head width 136 is over the CUDA backend's 128 (transformer.cu's widest "
+                + "tiles): split the model width into more heads", e.getMessage());
+        assertEquals(new java.util.TreeMap<>(), dev.launched);
     }
 
     /** The checker itself: it names a wrong argument count, a wrong type and a tensor of the wrong dtype. */

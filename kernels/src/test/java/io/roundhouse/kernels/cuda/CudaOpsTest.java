@@ -512,4 +512,172 @@ class CudaOpsTest {
             same("gateBackward " + mode, dLogits, 1e-5);
         }
     }
+
+    // ---- transformer ----------------------------------------------------------------------------
+
+    @ParameterizedTest(name = "rope n={0} heads={1} dh={2} period={3} firstPos={4}")
+    @CsvSource({"1, 1, 2, 1, 0", "6, 2, 8, 3, 0", "37, 4, 64, 16, 1000", "5, 3, 128, 100, 17"})
+    void rope(int n, int heads, int dh, int period, int firstPos) {
+        Tensor[] x = randn("x", n, heads * dh);
+        Tensor[] y = poisoned("y", n, heads * dh);
+        cpu.rope(y[0], x[0], dh, period, firstPos, 10_000f, false);
+        gpu.rope(y[1], x[1], dh, period, firstPos, 10_000f, false);
+        same("rope " + n + "x" + heads + "x" + dh + " @" + firstPos, y, 1e-5);
+        cpu.rope(y[0], y[0], dh, period, firstPos, 10_000f, true);
+        gpu.rope(y[1], y[1], dh, period, firstPos, 10_000f, true);
+        same("rope inverse, in place", y, 1e-5);
+    }
+
+    /**
+     * Against the CPU on the shapes the kernels tile differently: partial tiles, one query against a
+     * cache, grouped-query heads, head widths on both sides of 64 (two kernel widths), dropout,
+     * 1024 tokens. The backward twice: the same bits both times (no atomics).
+     */
+    @ParameterizedTest(name = "attention B={0} Tq={1} Tk={2} H={3} Hkv={4} dh={5} dropout={6}")
+    @CsvSource({
+        "1, 1, 1, 1, 1, 2, 0",
+        "2, 5, 5, 2, 2, 4, 0",
+        "2, 37, 50, 4, 2, 16, 0.2",
+        "1, 1, 100, 2, 2, 64, 0",
+        "2, 70, 70, 4, 1, 64, 0.1",
+        "1, 33, 45, 3, 1, 80, 0.25",
+        "2, 40, 40, 2, 2, 128, 0",
+        "1, 1024, 1024, 2, 1, 64, 0.1",
+    })
+    void attention(int batch, int tq, int tk, int heads, int kvHeads, int dh, double rate) {
+        String tag = "attention B" + batch + " Tq" + tq + " Tk" + tk + " H" + heads + "/" + kvHeads + " dh" + dh
+                + (rate > 0 ? " dropout" : "");
+        float scale = (float) (1 / Math.sqrt(dh));
+        Tensor[] q = randn("q", batch * tq, heads * dh);
+        Tensor[] k = randn("k", batch * tk, kvHeads * dh);
+        Tensor[] v = randn("v", batch * tk, kvHeads * dh);
+        Tensor[] dOut = randn("dOut", batch * tq, heads * dh);
+        Tensor[] rates = {null, null};
+        if (rate > 0) {
+            float[] r = new float[batch];
+            for (int b = 0; b < batch; b++) {
+                r[b] = (float) (rate * (b + 1) / batch);
+            }
+            rates = pair("rates", r, batch);
+        }
+        Tensor[] out = poisoned("out", batch * tq, heads * dh);
+        Tensor[] lse = poisoned("lse", batch * tq, heads);
+        cpu.attentionForward(out[0], lse[0], q[0], k[0], v[0], batch, heads, kvHeads, scale, rates[0], 99, 5, 3);
+        gpu.attentionForward(out[1], lse[1], q[1], k[1], v[1], batch, heads, kvHeads, scale, rates[1], 99, 5, 3);
+        same(tag + " out", out, 1e-4);
+        same(tag + " lse", lse, 1e-5);
+        Tensor[] dq = poisoned("dq", batch * tq, heads * dh);
+        Tensor[] dk = poisoned("dk", batch * tk, kvHeads * dh);
+        Tensor[] dv = poisoned("dv", batch * tk, kvHeads * dh);
+        cpu.attentionBackward(dq[0], dk[0], dv[0], dOut[0], out[0], lse[0], q[0], k[0], v[0], batch, heads, kvHeads,
+                scale, rates[0], 99, 5, 3);
+        gpu.attentionBackward(dq[1], dk[1], dv[1], dOut[1], out[1], lse[1], q[1], k[1], v[1], batch, heads, kvHeads,
+                scale, rates[1], 99, 5, 3);
+        same(tag + " dq", dq, 1e-4);
+        same(tag + " dk", dk, 1e-4);
+        same(tag + " dv", dv, 1e-4);
+        float[][] first = {read(gpu, dq[1]), read(gpu, dk[1]), read(gpu, dv[1])};
+        for (Tensor t : new Tensor[] {dq[1], dk[1], dv[1]}) {
+            gpu.fill(t, Float.NaN);
+        }
+        gpu.attentionBackward(dq[1], dk[1], dv[1], dOut[1], out[1], lse[1], q[1], k[1], v[1], batch, heads, kvHeads,
+                scale, rates[1], 99, 5, 3);
+        assertArrayEquals(first[0], read(gpu, dq[1]), tag + ": dq of a second run, bit for bit");
+        assertArrayEquals(first[1], read(gpu, dk[1]), tag + ": dk of a second run, bit for bit");
+        assertArrayEquals(first[2], read(gpu, dv[1]), tag + ": dv of a second run, bit for bit");
+    }
+
+    /**
+     * The attention dropout masks are the CPU's, element for element: with one-hot values (v_j =
+     * e_j) output row i holds the dropped probabilities of query i, 0 exactly where one is dropped
+     * (or masked); with one-hot output gradients (dOut_i = e_i) dv row j holds what reached key j
+     * from each query (the dK/dV kernel's masks). Grouped-query heads, fewer queries than keys, two
+     * tiles of keys, a rate per sequence.
+     */
+    @Test
+    void attentionDropoutMasksAreTheCpus() {
+        int batch = 2;
+        int tq = 40;
+        int tk = 48;
+        int heads = 4;
+        int kvHeads = 2;
+        int dh = 64;
+        float[] oneHotV = new float[batch * tk * kvHeads * dh];
+        for (int row = 0; row < batch * tk; row++) {
+            for (int h = 0; h < kvHeads; h++) {
+                oneHotV[(row * kvHeads + h) * dh + row % tk] = 1;
+            }
+        }
+        float[] oneHotDOut = new float[batch * tq * heads * dh];
+        for (int row = 0; row < batch * tq; row++) {
+            for (int h = 0; h < heads; h++) {
+                oneHotDOut[(row * heads + h) * dh + row % tq] = 1;
+            }
+        }
+        Tensor[] q = randn("q", batch * tq, heads * dh);
+        Tensor[] k = randn("k", batch * tk, kvHeads * dh);
+        Tensor[] v = pair("v", oneHotV, batch * tk, kvHeads * dh);
+        Tensor[] dOut = pair("dOut", oneHotDOut, batch * tq, heads * dh);
+        Tensor[] rates = pair("rates", new float[] {0.3f, 0.5f}, batch);
+        Tensor[] out = poisoned("out", batch * tq, heads * dh);
+        Tensor[] lse = poisoned("lse", batch * tq, heads);
+        float scale = 0.125f;
+        cpu.attentionForward(out[0], lse[0], q[0], k[0], v[0], batch, heads, kvHeads, scale, rates[0], 42, 9, 5);
+        gpu.attentionForward(out[1], lse[1], q[1], k[1], v[1], batch, heads, kvHeads, scale, rates[1], 42, 9, 5);
+        // Without dropout, out row i and dv row j would be 0 only past what they see.
+        int unseenOut = 0;
+        int unseenDv = 0;
+        for (int i = 0; i < tq; i++) {
+            unseenOut += batch * heads * (dh - (tk - tq + i + 1));
+        }
+        for (int j = 0; j < tk; j++) {
+            unseenDv += batch * kvHeads * (dh - Math.min(tq, tq - (j - (tk - tq))));
+        }
+        sameZeros("attention dropout: out = the dropped probabilities", out, unseenOut);
+        Tensor[] dq = poisoned("dq", batch * tq, heads * dh);
+        Tensor[] dk = poisoned("dk", batch * tk, kvHeads * dh);
+        Tensor[] dv = poisoned("dv", batch * tk, kvHeads * dh);
+        cpu.attentionBackward(dq[0], dk[0], dv[0], dOut[0], out[0], lse[0], q[0], k[0], v[0], batch, heads, kvHeads,
+                scale, rates[0], 42, 9, 5);
+        gpu.attentionBackward(dq[1], dk[1], dv[1], dOut[1], out[1], lse[1], q[1], k[1], v[1], batch, heads, kvHeads,
+                scale, rates[1], 42, 9, 5);
+        sameZeros("attention dropout: dv = what reached each key", dv, unseenDv);
+        same("attention dropout dq", dq, 1e-4);
+        same("attention dropout dk", dk, 1e-4);
+    }
+
+    /** The GPU's exact zeros are the CPU's, and dropout made more of them than the {@code unseen} ones. */
+    private static void sameZeros(String what, Tensor[] t, int unseen) {
+        float[] want = read(cpu, t[0]);
+        float[] got = read(gpu, t[1]);
+        int zeros = 0;
+        for (int j = 0; j < want.length; j++) {
+            assertEquals(want[j] == 0f, got[j] == 0f, what + ": element " + j + " cpu " + want[j] + " gpu " + got[j]);
+            zeros += want[j] == 0f ? 1 : 0;
+        }
+        System.out.printf("cuda %-50s %d zeros, the CPU's%n", what, zeros);
+        assertTrue(zeros > unseen, what + ": " + zeros + " zeros, no more than the " + unseen + " unseen elements");
+    }
+
+    @Test
+    void sigmoidGate() {
+        int n = 1001;
+        float[] gv = new float[n];
+        for (int j = 0; j < n; j++) {
+            gv[j] = (float) (10 * rnd.nextGaussian());  // both branches of the stable sigmoid, and saturation
+        }
+        Tensor[] x = randn("x", n);
+        Tensor[] g = pair("g", gv, n);
+        Tensor[] y = poisoned("y", n);
+        cpu.sigmoidGateForward(y[0], x[0], g[0]);
+        gpu.sigmoidGateForward(y[1], x[1], g[1]);
+        same("sigmoidGateForward", y, 1e-6);
+        Tensor[] dy = randn("dy", n);
+        Tensor[] dx = poisoned("dx", n);
+        Tensor[] dg = poisoned("dg", n);
+        cpu.sigmoidGateBackward(dx[0], dg[0], dy[0], x[0], g[0]);
+        gpu.sigmoidGateBackward(dx[1], dg[1], dy[1], x[1], g[1]);
+        same("sigmoidGateBackward dx", dx, 1e-6);
+        same("sigmoidGateBackward dg", dg, 1e-6);
+    }
 }
