@@ -5,7 +5,7 @@
 // Legend: B sequences; Tq queries and Tk keys per sequence, query i at position Tk − Tq + i, which
 // sees keys [0, Tk − Tq + i]; H query heads and Hkv key/value heads, query head h reading kv head
 // h / (H/Hkv); dh the head width, at most 128. q, out, dq, dOut [B·Tq, H·dh]; k, v, dk, dv
-// [B·Tk, Hkv·dh]; lse, dd [B·Tq, H]; rates [B], or null for no dropout. Gradients are assigned.
+// [B·Tk, Hkv·dh]; lse, dd [B·Tq, H]; rates [B·Tq] (one per query row), or null for no dropout. Gradients are assigned.
 //
 // Attention works on tiles of T queries by T keys in shared memory, 128 threads a block, in two
 // phases per tile pair. Scores: element e = threadIdx.x + 128·u of the T×T tile is (query e / T,
@@ -92,8 +92,8 @@ struct RhTile {
  * The one place that index is computed, for the forward and both backward kernels.
  */
 struct RhDropout {
-    float rate;
-    float kept;
+    const float* rates;         // per query row [B·Tq], or null
+    long long row0;             // this sequence's first query row
     unsigned long long seed;
     unsigned long long stream;
     unsigned long long first;  // element (0, 0) of this head
@@ -101,15 +101,16 @@ struct RhDropout {
 
     __device__ RhDropout(const float* rates, unsigned long long seed, unsigned long long stream,
                          long long firstSequence, int b, int h, int heads, int tq, int tk)
-        : rate(rates ? rates[b] : 0.0f), kept(0.0f), seed(seed), stream(stream),
+        : rates(rates), row0((long long)b * tq), seed(seed), stream(stream),
           first(((unsigned long long)(firstSequence + b) * heads + h) * (unsigned long long)tq * tk), tk(tk) {
-        kept = 1.0f / (1.0f - rate);
     }
 
-    /** The factor on probability (i, j): 1/(1 − rate) or 0; 1 without dropout. */
+    /** The factor on probability (i, j): 1/(1 − rate of query row i) or 0; 1 without dropout. */
     __device__ __forceinline__ float factor(int i, int j) const {
+        if (rates == nullptr) return 1.0f;
+        float rate = rates[row0 + i];
         if (rate == 0.0f) return 1.0f;
-        return rh_uniform(seed, stream, first + (unsigned long long)i * tk + j) >= rate ? kept : 0.0f;
+        return rh_uniform(seed, stream, first + (unsigned long long)i * tk + j) >= rate ? 1.0f / (1.0f - rate) : 0.0f;
     }
 };
 

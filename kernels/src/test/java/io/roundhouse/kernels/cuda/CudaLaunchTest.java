@@ -192,7 +192,7 @@ class CudaLaunchTest {
         Tensor v = be.allocate("v", DType.FLOAT32, batch * tk, kvHeads * dh);
         Tensor out = be.allocate("out", DType.FLOAT32, batch * tq, heads * dh);
         Tensor lse = be.allocate("lse", DType.FLOAT32, batch * tq, heads);
-        Tensor rates = dropout ? be.allocate("rates", DType.FLOAT32, batch) : null;
+        Tensor rates = dropout ? be.allocate("rates", DType.FLOAT32, batch * tq) : null;
         Tensor dOut = be.allocate("dOut", DType.FLOAT32, batch * tq, heads * dh);
         Tensor dq = be.allocate("dq", DType.FLOAT32, batch * tq, heads * dh);
         Tensor dk = be.allocate("dk", DType.FLOAT32, batch * tk, kvHeads * dh);

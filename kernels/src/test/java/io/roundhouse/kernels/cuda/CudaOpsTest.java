@@ -554,11 +554,11 @@ class CudaOpsTest {
         Tensor[] dOut = randn("dOut", batch * tq, heads * dh);
         Tensor[] rates = {null, null};
         if (rate > 0) {
-            float[] r = new float[batch];
-            for (int b = 0; b < batch; b++) {
-                r[b] = (float) (rate * (b + 1) / batch);
+            float[] r = new float[batch * tq];
+            for (int row = 0; row < batch * tq; row++) {
+                r[row] = row % 3 == 0 ? 0f : (float) (rate * (row + 1) / (batch * tq));  // some rows keep everything
             }
-            rates = pair("rates", r, batch);
+            rates = pair("rates", r, batch * tq);
         }
         Tensor[] out = poisoned("out", batch * tq, heads * dh);
         Tensor[] lse = poisoned("lse", batch * tq, heads);
@@ -618,7 +618,11 @@ class CudaOpsTest {
         Tensor[] k = randn("k", batch * tk, kvHeads * dh);
         Tensor[] v = pair("v", oneHotV, batch * tk, kvHeads * dh);
         Tensor[] dOut = pair("dOut", oneHotDOut, batch * tq, heads * dh);
-        Tensor[] rates = pair("rates", new float[] {0.3f, 0.5f}, batch);
+        float[] rowRates = new float[batch * tq];
+        for (int row = 0; row < rowRates.length; row++) {
+            rowRates[row] = row < tq ? 0.3f : 0.5f;
+        }
+        Tensor[] rates = pair("rates", rowRates, batch * tq);
         Tensor[] out = poisoned("out", batch * tq, heads * dh);
         Tensor[] lse = poisoned("lse", batch * tq, heads);
         float scale = 0.125f;
