@@ -84,7 +84,7 @@ public final class LocalLauncher {
         int w = config.get(ConfigKeys.WORKERS);
         new Trainer(config, new java.io.PrintStream(java.io.OutputStream.nullOutputStream())).preflight();
         // A checkpoint that cannot be resumed is refused here, once, not by every worker.
-        RunCheckpoints.verifyResume(config, -1, -1, CheckpointStore::local);
+        RunCheckpoints.verifyResume(config, null, CheckpointStore::local);
         long token = CommsConfig.randomSessionToken();
         CommsConfig comms = JobComms.config(config, token);
         List<String> endpoints = endpoints(comms.transport(), w);

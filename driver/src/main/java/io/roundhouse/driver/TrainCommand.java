@@ -37,7 +37,7 @@ final class TrainCommand implements Callable<Integer> {
         }
         // A checkpoint that cannot be resumed is refused before the run directory is made (the
         // launcher does the same for its workers).
-        RunCheckpoints.verifyResume(config, -1, -1, CheckpointStore::local);
+        RunCheckpoints.verifyResume(config, null, CheckpointStore::local);
         trainer.run();
         return 0;
     }

@@ -11,7 +11,7 @@ import io.roundhouse.kernels.Philox;
 import io.roundhouse.worker.data.FloatDataset;
 import io.roundhouse.worker.data.ImageDataset;
 import io.roundhouse.worker.model.Hyper;
-import io.roundhouse.worker.train.Batcher;
+import io.roundhouse.worker.data.Batcher;
 import org.junit.jupiter.api.Test;
 
 /** The image-shift augmentation: what moves where, the border, the keying, and non-images refused. */

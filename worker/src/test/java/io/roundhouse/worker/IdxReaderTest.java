@@ -90,6 +90,6 @@ class IdxReaderTest {
         DataSplits s = FashionMnist.load(dir);
         assertEquals(30, s.train().size());
         assertEquals(12, s.test().size());
-        assertEquals(784, s.train().features());
+        assertEquals(784, ((io.roundhouse.worker.data.LabeledData) s.train()).features());
     }
 }

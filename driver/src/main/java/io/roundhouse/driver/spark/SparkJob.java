@@ -14,6 +14,9 @@ import io.roundhouse.worker.config.ConfigException;
 import io.roundhouse.worker.config.ConfigKeys;
 import io.roundhouse.worker.config.JobConfig;
 import io.roundhouse.worker.data.DataSplits;
+import io.roundhouse.worker.data.LabeledData;
+import io.roundhouse.worker.model.Objective;
+import io.roundhouse.worker.train.ModelKind;
 import io.roundhouse.worker.data.FashionMnist;
 import io.roundhouse.worker.train.RunCheckpoints;
 import io.roundhouse.worker.train.RunFiles;
@@ -112,14 +115,18 @@ public final class SparkJob {
         int w = config.get(ConfigKeys.WORKERS);
         checkCluster(sc, w);
         // The data first: a data error leaves nothing behind.
-        DataSplits data = config.get(ConfigKeys.DATA_FORMAT).equals("parquet")
+        // A language model's text is read by the executors: the driver checks that the path names some.
+        boolean text = ModelKind.of(config) == ModelKind.LANGUAGE_MODEL;
+        String textSource = text ? HadoopText.describe(config.get(ConfigKeys.DATA_TEXT), sc.hadoopConfiguration())
+                : null;
+        DataSplits data = text ? null : config.get(ConfigKeys.DATA_FORMAT).equals("parquet")
                 ? ParquetData.load(SparkSession.builder().sparkContext(sc).getOrCreate(), config.get(ConfigKeys.DATA_DIR))
                 : FashionMnist.load(Path.of(config.get(ConfigKeys.DATA_DIR)));
         if (!config.get(ConfigKeys.CHECKPOINT_DIR).isEmpty()) {
             new HadoopCheckpointStore(config.get(ConfigKeys.CHECKPOINT_DIR), sc.hadoopConfiguration());  // has a file system
         }
         // A checkpoint that cannot be resumed is refused here, once, not in every task of every attempt.
-        RunCheckpoints.verifyResume(config, data.train().features(), data.train().classes(),
+        RunCheckpoints.verifyResume(config, data == null ? null : data.train().shape(),
                 dir -> new HadoopCheckpointStore(dir, sc.hadoopConfiguration()));
         Path runDir = RunFiles.createRunDir(Path.of(config.get(ConfigKeys.OUTPUT_DIR)));
         RunFiles.writeAtomically(runDir.resolve("config.conf"), config.describe());
@@ -139,7 +146,8 @@ public final class SparkJob {
         try (EmbeddedMediaDriver driver = EmbeddedMediaDriver.acquire(control, appKey + "-driver", 1, w + 1, 0);
              ControlChannel channel = ControlChannel.listeningCoordinator(control, driver, endpoint, w, codec(),
                      CONTROL_MAX_BYTES);
-             Progress progress = new Progress(runDir, config.get(ConfigKeys.LOG_EVERY_STEPS), out, started)) {
+             Progress progress = new Progress(runDir, config.get(ConfigKeys.LOG_EVERY_STEPS), out, started,
+                     text ? Objective.BITS_PER_BYTE : Objective.ACCURACY)) {
             AtomicBoolean done = new AtomicBoolean();
             AtomicReference<RuntimeException> failed = new AtomicReference<>();
             Thread monitor = new Thread(() -> {
@@ -181,12 +189,17 @@ public final class SparkJob {
                             runDir.resolve("checkpoints").toAbsolutePath().toUri().toString());
                 }
                 // The driver reads the data once; executors need no copy of data.dir.
-                boolean partitioned = config.get(ConfigKeys.DATA_DISTRIBUTION).equals("partitioned");
-                Broadcast<DataSplits> shared = partitioned ? null : new JavaSparkContext(sc).broadcast(data);
-                out.printf("data: %,d training and %,d test examples (%d features, %d classes) read from %s, %s%n",
-                        data.train().size(), data.test().size(), data.train().features(), data.train().classes(),
-                        config.get(ConfigKeys.DATA_DIR), partitioned ? "repartitioned to the " + w + " workers"
-                                : "broadcast to the executors");
+                boolean partitioned = !text && config.get(ConfigKeys.DATA_DISTRIBUTION).equals("partitioned");
+                Broadcast<DataSplits> shared = partitioned || text ? null : new JavaSparkContext(sc).broadcast(data);
+                if (text) {
+                    out.printf("data: %s: %s%n", config.get(ConfigKeys.DATA_TEXT), textSource);
+                } else {
+                    LabeledData train = (LabeledData) data.train();
+                    out.printf("data: %,d training and %,d test examples (%d features, %d classes) read from %s, %s%n",
+                            train.size(), data.test().size(), train.features(), train.classes(),
+                            config.get(ConfigKeys.DATA_DIR), partitioned ? "repartitioned to the " + w + " workers"
+                                    : "broadcast to the executors");
+                }
                 String checkpointDir = taskConfig.get(ConfigKeys.CHECKPOINT_DIR.name());
                 if (!checkpointDir.isEmpty()) {
                     progress.checkpointsAt(new HadoopCheckpointStore(checkpointDir, sc.hadoopConfiguration()),
@@ -198,8 +211,9 @@ public final class SparkJob {
                 if (partitioned) {
                     RDD<PartitionTask.Example> parts = new JavaSparkContext(sc).parallelize(examples(data), w)
                             .repartition(w).rdd();
-                    results = parts.barrier().mapPartitions(new PartitionTask(task, data.train().features(),
-                            data.train().classes()), false, strings).toJavaRDD().repartition(1).collect();
+                    LabeledData train = (LabeledData) data.train();
+                    results = parts.barrier().mapPartitions(new PartitionTask(task, train.features(),
+                            train.classes()), false, strings).toJavaRDD().repartition(1).collect();
                 } else {
                     RDD<Integer> ranks = new JavaSparkContext(sc)
                             .parallelize(IntStream.range(0, w).boxed().toList(), w).rdd();
@@ -232,7 +246,7 @@ public final class SparkJob {
     /** Every example, features as the model reads them, for repartitioning. */
     private static List<PartitionTask.Example> examples(DataSplits data) {
         List<PartitionTask.Example> out = new ArrayList<>(data.train().size() + data.test().size());
-        for (io.roundhouse.worker.data.LabeledData set : List.of(data.train(), data.test())) {
+        for (LabeledData set : List.of((LabeledData) data.train(), (LabeledData) data.test())) {
             for (int i = 0; i < set.size(); i++) {
                 float[] x = new float[set.features()];
                 set.features(i, x, 0);
@@ -288,6 +302,7 @@ public final class SparkJob {
         private final io.roundhouse.worker.train.Eta eta = new io.roundhouse.worker.train.Eta();
         private CheckpointStore checkpoints;
         private int keep;
+        private final Objective objective;
 
         /** Where this run's checkpoints live (the driver writes their manifests). */
         void checkpointsAt(CheckpointStore store, int keepNewest) {
@@ -295,7 +310,8 @@ public final class SparkJob {
             this.keep = keepNewest;
         }
 
-        Progress(Path runDir, int every, PrintWriter out, long started) throws IOException {
+        Progress(Path runDir, int every, PrintWriter out, long started, Objective objective) throws IOException {
+            this.objective = objective;
             this.started = started;
             this.runDir = runDir;
             try {
@@ -362,14 +378,17 @@ public final class SparkJob {
                     metrics.flush();
                     int step = r.path("step").asInt();
                     int total = r.path("totalSteps").asInt(step);
-                    out.printf("step %d/%d  loss %.4f  acc %.1f%%  %,.0f tok/s  comm %.0f%%  ETA %s%n", step, total,
-                            r.path("loss").asDouble(), 100 * r.path("accuracy").asDouble(),
+                    out.printf("step %d/%d  loss %.4f  %s  %,.0f tok/s  comm %.0f%%  ETA %s%n", step, total,
+                            r.path("loss").asDouble(), objective.format(r.path("crossEntropy").asDouble(),
+                                    r.path("accuracy").asDouble()),
                             r.path("tokensPerSecond").asDouble(), 100 * r.path("commShare").asDouble(),
                             eta.format(total));
                     out.flush();
                 } else if (type.equals("eval")) {
-                    out.printf("%s: loss %.4f  accuracy %.2f%%%n", r.path("split").asText(),
-                            r.path("crossEntropy").asDouble(), 100 * r.path("accuracy").asDouble());
+                    out.printf(objective == Objective.ACCURACY ? "%s: loss %.4f  accuracy %.2f%%%n" : "%s: loss %.4f  %s%n",
+                            r.path("split").asText(), r.path("crossEntropy").asDouble(),
+                            objective == Objective.ACCURACY ? 100 * r.path("accuracy").asDouble()
+                                    : objective.formatEval(r.path("crossEntropy").asDouble(), 0));
                     out.flush();
                 }
             } catch (IOException e) {

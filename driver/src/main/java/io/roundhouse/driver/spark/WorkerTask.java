@@ -15,6 +15,7 @@ import io.roundhouse.worker.config.ConfigException;
 import io.roundhouse.worker.config.ConfigKeys;
 import io.roundhouse.worker.config.JobConfig;
 import io.roundhouse.worker.data.DataSplits;
+import io.roundhouse.worker.train.ModelKind;
 import io.roundhouse.worker.train.MetricsSink;
 import io.roundhouse.worker.train.MetricsWriter;
 import io.roundhouse.worker.train.Trainer;
@@ -71,6 +72,11 @@ final class WorkerTask extends AbstractFunction1<Iterator<Integer>, Iterator<Str
 
     @Override
     public Iterator<String> apply(Iterator<Integer> partition) {
+        if (data == null) {  // a language model: this executor reads the text
+            JobConfig job = JobConfig.of(config);
+            Configuration hadoop = SparkHadoopUtil.get().newConfiguration(SparkEnv.get().conf());
+            return run(ModelKind.corpus(job, HadoopText.read(job.get(ConfigKeys.DATA_TEXT), hadoop)), false);
+        }
         return run(data.value(), false);
     }
 

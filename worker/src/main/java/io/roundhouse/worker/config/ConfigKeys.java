@@ -33,7 +33,21 @@ public final class ConfigKeys {
     public static final ConfigKey<Integer> DATA_VALIDATION_EXAMPLES = intKey("data.validationExamples", 5000, 0, 1_000_000,
             "training examples held out (after a seeded shuffle) as the validation split");
 
+    public static final ConfigKey<String> DATA_TEXT = stringKey("data.text", "kjv",
+            "model.kind=lm: the text, a file, a folder (its files in name order) or a glob; 'roundhouse spark' reads "
+            + "any Hadoop FileSystem path (hdfs://, s3a://, file:). kjv: the King James Bible from Debian's bible-kjv "
+            + "(the bytes of 'bible \"Genesis 1:1-Revelation 22:21\"', 4,298,239)");
+    public static final ConfigKey<Integer> DATA_SEQ_LEN = intKey("data.seqLen", 128, 2, 1 << 16,
+            "model.kind=lm: tokens per training sequence T (the text is packed into sequences of T + 1 bytes "
+            + "overlapping by one)");
+    public static final ConfigKey<Double> DATA_VALIDATION_FRACTION = doubleKey("data.validationFraction", 0.05, 0, 0.5,
+            true, "model.kind=lm: the last fraction of the text held out as the validation split (bits per byte are "
+            + "reported on it; data.validationExamples is the classifier's)");
+
     // ---- model --------------------------------------------------------------------------------
+    public static final ConfigKey<String> MODEL_KIND = choiceKey("model.kind", "classifier", List.of("classifier", "lm"),
+            "classifier: the MoE-MLP image classifier (data.dir); lm: the MoE transformer language model on bytes "
+            + "(data.text)");
     public static final ConfigKey<Integer> MODEL_DIM = intKey("model.dim", 192, 1, 65_536,
             "model width D: each 28x28 image is flattened and embedded to D");
     public static final ConfigKey<Integer> MODEL_BLOCKS = intKey("model.blocks", 2, 1, 256,
@@ -55,7 +69,24 @@ public final class ConfigKeys {
     public static final ConfigKey<Double> MODEL_DROPOUT_INPUT = doubleKey("model.dropout.input", 0.1, 0, 0.9, true,
             "dropout rate on the input pixels");
     public static final ConfigKey<Double> MODEL_DROPOUT_BLOCK = doubleKey("model.dropout.block", 0.1, 0, 0.9, true,
-            "dropout rate on each MoE block's output before the residual add");
+            "dropout rate on each block's residual branch before the add (model.kind=lm: after attention and after the FFN)");
+    public static final ConfigKey<Integer> MODEL_HEADS = intKey("model.heads", 4, 1, 1024,
+            "model.kind=lm: attention heads H (model.dim / H must be even)");
+    public static final ConfigKey<Integer> MODEL_KV_HEADS = intKey("model.kvHeads", 0, 0, 1024,
+            "model.kind=lm: key/value heads (dividing model.heads: grouped-query attention); 0 = model.heads");
+    public static final ConfigKey<Double> MODEL_ROPE_THETA = doubleKey("model.ropeTheta", 10000, 1, 1e9, true,
+            "model.kind=lm: base of the rotary position embedding");
+    public static final ConfigKey<Integer> MODEL_MOE_EVERY = intKey("model.moeEvery", 1, 0, 256,
+            "model.kind=lm: block b's FFN is MoE when (b+1) % moeEvery == 0 (1: every block, 2: every other, "
+            + "0: none, the dense baseline); the other blocks have a dense SwiGLU FFN");
+    public static final ConfigKey<Integer> MODEL_DENSE_HIDDEN = intKey("model.denseHidden", 0, 0, 1 << 20,
+            "model.kind=lm: hidden width of the dense blocks' FFN; 0 = topK * expertHidden (the active width of an MoE "
+            + "block, so dense and MoE models of equal active parameters differ by one key)");
+    public static final ConfigKey<String> MODEL_ATTENTION_GATE = choiceKey("model.attentionGate", "on",
+            List.of("on", "off"), "model.kind=lm: a sigmoid gate on each head's attention output, from a DxD "
+            + "projection of the block's normalised input (gated attention)");
+    public static final ConfigKey<Double> MODEL_DROPOUT_ATTENTION = doubleKey("model.dropout.attention", 0.0, 0, 0.9,
+            true, "model.kind=lm: dropout rate on the attention probabilities");
     public static final ConfigKey<Precision> MODEL_PRECISION = enumKey("model.precision", Precision.FP32,
             Precision.class, "GEMM precision of the embedding, the experts and the head: fp32, or bf16 (operands "
             + "rounded to bfloat16, fp32 accumulation: tensor cores on a GPU, emulated and slower on the CPU); "
@@ -168,10 +199,12 @@ public final class ConfigKeys {
 
     /** All keys, in the order they are documented and printed. */
     public static final List<ConfigKey<?>> ALL = List.of(
-            DATA_DIR, DATA_FORMAT, DATA_DISTRIBUTION, DATA_VALIDATION_EXAMPLES,
-            MODEL_DIM, MODEL_BLOCKS, MODEL_EXPERTS, MODEL_TOP_K, MODEL_EXPERT_HIDDEN, MODEL_ACTIVATION, MODEL_NORM,
+            DATA_DIR, DATA_FORMAT, DATA_DISTRIBUTION, DATA_VALIDATION_EXAMPLES, DATA_TEXT, DATA_SEQ_LEN,
+            DATA_VALIDATION_FRACTION,
+            MODEL_KIND, MODEL_DIM, MODEL_BLOCKS, MODEL_EXPERTS, MODEL_TOP_K, MODEL_EXPERT_HIDDEN, MODEL_ACTIVATION, MODEL_NORM,
             MODEL_GATE, MODEL_CAPACITY_FACTOR, MODEL_DROPOUT_INPUT, MODEL_DROPOUT_BLOCK, MODEL_ROUTER_JITTER,
-            MODEL_PRECISION, AUGMENT_SHIFT, LOSS_LOAD_BALANCE, LOSS_Z,
+            MODEL_HEADS, MODEL_KV_HEADS, MODEL_ROPE_THETA, MODEL_MOE_EVERY, MODEL_DENSE_HIDDEN, MODEL_ATTENTION_GATE,
+            MODEL_DROPOUT_ATTENTION, MODEL_PRECISION, AUGMENT_SHIFT, LOSS_LOAD_BALANCE, LOSS_Z,
             STN_TUNE, STN_LAYERS, STN_WARMUP_STEPS, STN_TRAIN_STEPS, STN_VALID_STEPS, STN_LR, STN_SIGMA,
             STN_ENTROPY_WEIGHT,
             TRAIN_EPOCHS, TRAIN_MAX_STEPS, TRAIN_BATCH_SIZE, TRAIN_LR, TRAIN_MIN_LR_FRACTION, TRAIN_WARMUP_STEPS,

@@ -1,17 +1,14 @@
 package io.roundhouse.worker.data;
 
-import java.io.Serializable;
+import io.roundhouse.kernels.Backend;
+import java.util.LinkedHashMap;
+import java.util.Map;
 
 /**
  * Labelled examples with a fixed number of features, as the model reads them: {@link ImageDataset}
  * (bytes, normalised on the way out) or {@link FloatDataset} (features as given).
  */
-public interface LabeledData extends Serializable {
-    /** For messages ("train", "test", …). */
-    String name();
-
-    int size();
-
+public interface LabeledData extends Examples {
     /** Features per example. */
     int features();
 
@@ -33,6 +30,19 @@ public interface LabeledData extends Serializable {
         return 0f;
     }
 
-    /** The examples at {@code indices[from, from + n)} as a new dataset (for splits, not per step). */
+    @Override
     LabeledData subset(String subsetName, int[] indices, int from, int n);
+
+    @Override
+    default Map<String, String> shape() {
+        Map<String, String> m = new LinkedHashMap<>();
+        m.put("inputs", String.valueOf(features()));
+        m.put("classes", String.valueOf(classes()));
+        return m;
+    }
+
+    @Override
+    default Batcher batches(Backend be, int maxN, long seed) {
+        return new Batcher(be, this, maxN, seed);
+    }
 }

@@ -11,7 +11,7 @@ import java.util.function.IntFunction;
  *
  * <p>All buffers are allocated here, for at most {@code maxN} examples per forward.
  */
-public final class MoeClassifier {
+public final class MoeClassifier implements Model {
     /**
      * Dropout and jitter streams: stream = step·STREAMS_PER_STEP + site (0 input dropout, 1+b
      * block b's dropout, 1+L+b block b's router jitter).
@@ -118,6 +118,13 @@ public final class MoeClassifier {
         return forward(x, y, hostLabels, train, seed, step, 0, stats);
     }
 
+    @Override
+    public StepStats forward(Batch batch, int n, boolean train, long seed, long step, long firstExample,
+                             StepStats stats) {
+        return forward(batch.inputs().rows(n), batch.targets().rows(n), batch.hostTargets(), train, seed, step,
+                firstExample, stats);
+    }
+
     /**
      * Forward pass of a worker holding examples [firstExample, firstExample + n) of a global
      * batch: the dropout masks are those one worker with the whole batch would draw.
@@ -179,6 +186,7 @@ public final class MoeClassifier {
         }
         timers.add(PhaseTimers.Phase.HEAD, System.nanoTime() - tHead);
         stats.examples = n;
+        stats.tokens = n;
         stats.crossEntropy = sum / n;
         stats.correct = correct;
         return stats;
@@ -249,7 +257,31 @@ public final class MoeClassifier {
         return spec;
     }
 
+    @Override
     public int maxBatch() {
         return maxN;
+    }
+
+    @Override
+    public int tokensPerExample() {
+        return 1;
+    }
+
+    @Override
+    public int moeLayers() {
+        return blocks.length;
+    }
+
+    @Override
+    public Objective objective() {
+        return Objective.ACCURACY;
+    }
+
+    @Override
+    public String describe() {
+        return String.format(java.util.Locale.ROOT, "MoE-MLP classifier: %d inputs, %d classes, D=%d L=%d E=%d top-%d "
+                + "F=%d %s %s", spec.inputs(), spec.classes(), spec.dim(), spec.blocks(), spec.experts(), spec.topK(),
+                spec.expertHidden(), spec.activation().name().toLowerCase(java.util.Locale.ROOT),
+                spec.norm().name().toLowerCase(java.util.Locale.ROOT));
     }
 }

@@ -45,9 +45,9 @@ public final class MoeLayer {
 
     public final Param router;   // [D, E]
     public final Param w1;       // [El, D, F1]
-    public final Param b1;       // [El, F1]
+    public final Param b1;       // [El, F1] or null
     public final Param w2;       // [El, F, D]
-    public final Param b2;       // [El, D]
+    public final Param b2;       // [El, D] or null
 
     // Forward state, allocated once for maxN tokens.
     private final Tensor logits;    // [maxN, E]
@@ -106,6 +106,12 @@ public final class MoeLayer {
     private float lastZLoss;
 
     public MoeLayer(Backend be, ParamStore ps, String name, ModelSpec spec, ExpertExchange exchange, int maxN) {
+        this(be, ps, name, spec, exchange, maxN, true);
+    }
+
+    /** @param bias whether the experts have biases (the classifier's do; Mixtral-style experts do not) */
+    public MoeLayer(Backend be, ParamStore ps, String name, ModelSpec spec, ExpertExchange exchange, int maxN,
+                    boolean bias) {
         this.be = be;
         this.name = name;
         this.exchange = exchange;
@@ -128,10 +134,10 @@ public final class MoeLayer {
         router = ps.normal(name + ".router.w", 0.1 / Math.sqrt(d), true, d, e);
         int first = exchange.firstLocalExpert();
         w1 = ps.normalSlice(name + ".experts.w1", 1 / Math.sqrt(d), true, first, el, e, d, f1);
-        b1 = ps.constant(name + ".experts.b1", 0f, false, el, f1);
+        b1 = bias ? ps.constant(name + ".experts.b1", 0f, false, el, f1) : null;
         w2 = ps.normalSlice(name + ".experts.w2", 1 / Math.sqrt(f) / Math.sqrt(2.0 * spec.blocks()), true, first, el, e,
                 f, d);
-        b2 = ps.constant(name + ".experts.b2", 0f, false, el, d);
+        b2 = bias ? ps.constant(name + ".experts.b2", 0f, false, el, d) : null;
 
         logits = be.allocate(name + ".logits", DType.FLOAT32, maxN, e);
         probs = be.allocate(name + ".probs", DType.FLOAT32, maxN, e);
@@ -264,8 +270,8 @@ public final class MoeLayer {
         long t3 = System.nanoTime();
         timers.add(PhaseTimers.Phase.DISPATCH, t3 - t2);
         // 4. expert compute
-        be.expertFfnForward(yr.rows(mLocal), a.rows(mLocal), h.rows(mLocal), xr, w1.value(), b1.value(), w2.value(),
-                b2.value(), localOffsets, act, precision);
+        be.expertFfnForward(yr.rows(mLocal), a.rows(mLocal), h.rows(mLocal), xr, w1.value(), b1 == null ? null : b1.value(),
+                w2.value(), b2 == null ? null : b2.value(), localOffsets, act, precision);
         if (expertResponse != null) {
             expertResponse.forward(yr.rows(mLocal), xr, localOffsets, rowToken, m, exchange, perturbation);
         }
@@ -297,7 +303,8 @@ public final class MoeLayer {
         long t1 = System.nanoTime();
         timers.add(PhaseTimers.Phase.DISPATCH, t1 - t0);
         // 4. experts
-        be.expertFfnBackward(dxr.rows(mLocal), w1.grad(), b1.grad(), w2.grad(), b2.grad(), dyr, xr, a.rows(mLocal),
+        be.expertFfnBackward(dxr.rows(mLocal), w1.grad(), b1 == null ? null : b1.grad(), w2.grad(),
+                b2 == null ? null : b2.grad(), dyr, xr, a.rows(mLocal),
                 h.rows(mLocal), w1.value(), w2.value(), localOffsets, act, dh, da, precision);
         if (expertResponse != null) {
             long tSide = System.nanoTime();

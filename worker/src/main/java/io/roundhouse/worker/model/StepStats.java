@@ -4,7 +4,9 @@ package io.roundhouse.worker.model;
 public final class StepStats {
     /** Examples in the batch. */
     public int examples;
-    /** Mean cross-entropy over the batch. */
+    /** Predictions in the batch: examples for the classifier, examples × T for a language model. */
+    public int tokens;
+    /** Mean cross-entropy over the batch's predictions. */
     public double crossEntropy;
     /** Load-balancing loss, summed over blocks (already weighted by its coefficient). */
     public double loadBalanceLoss;

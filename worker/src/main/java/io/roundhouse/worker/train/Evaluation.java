@@ -1,8 +1,8 @@
 package io.roundhouse.worker.train;
 
 import io.roundhouse.worker.config.ConfigException;
-import io.roundhouse.worker.data.LabeledData;
-import io.roundhouse.worker.model.MoeClassifier;
+import io.roundhouse.worker.data.BatchSource;
+import io.roundhouse.worker.model.Model;
 import io.roundhouse.worker.model.StepStats;
 import io.roundhouse.worker.parallel.WorkerGroup;
 
@@ -35,29 +35,30 @@ final class Evaluation {
     }
 
     /**
-     * Mean cross-entropy and accuracy over {@code data} in its stored order, in evaluation mode (no
-     * dropout, dropless), each worker evaluating its shards of the {@link EvalPlan}'s batches; the
-     * result is summed over the workers.
+     * Mean cross-entropy per prediction and accuracy over the examples of {@code batches} in their
+     * stored order, in evaluation mode (no dropout, dropless), each worker evaluating its shards of
+     * the {@link EvalPlan}'s batches; the result is summed over the workers. {@code batches} is
+     * allocated once by the caller (for {@link EvalPlan#maxPiece()} examples) and never shuffled.
      */
-    static double[] of(MoeClassifier model, WorkerGroup group, LabeledData data, int evalBatch, long seed,
-                        StepStats stats) {
-        EvalPlan plan = EvalPlan.of(data.size(), evalBatch, group.size());
-        Batcher batcher = new Batcher(model.backend(), data, plan.maxPiece(), seed);
+    static double[] of(Model model, WorkerGroup group, BatchSource batches, int evalBatch, StepStats stats) {
+        EvalPlan plan = EvalPlan.of(batches.size(), evalBatch, group.size());
         double loss = 0;
         long correct = 0;
+        long predictions = 0;
         for (int b = 0; b < plan.batches(); b++) {
             int from = plan.start(b);
             int len = plan.start(b + 1) - from;
             int lo = from + WorkerGroup.shardStart(len, group.rank(), group.size());
             int n = from + WorkerGroup.shardStart(len, group.rank() + 1, group.size()) - lo;
-            batcher.load(lo, n);
-            model.forward(batcher.x().rows(n), batcher.y().rows(n), batcher.hostLabels(), false, 0, 0, stats);
-            loss += stats.crossEntropy * n;
+            batches.load(lo, n);
+            model.forward(batches, n, false, 0, 0, lo, stats);
+            loss += stats.crossEntropy * stats.tokens;
             correct += stats.correct;
+            predictions += stats.tokens;
         }
-        float[] sums = {(float) loss, correct};
+        float[] sums = {(float) loss, correct, predictions};
         group.sum(sums);
-        return new double[] {sums[0] / data.size(), sums[1] / (double) data.size()};
+        return new double[] {sums[0] / sums[2], sums[1] / (double) sums[2]};
     }
 
     /**
@@ -65,37 +66,37 @@ final class Evaluation {
      * largest part needs (so every worker makes the same collective calls; each batch holds at
      * least one example, so every part must hold at least that many), and the sums are added.
      */
-    static double[] ofParts(MoeClassifier model, WorkerGroup group, LabeledData data, int evalBatch, long seed,
-                             StepStats stats) {
+    static double[] ofParts(Model model, WorkerGroup group, BatchSource batches, String name, int evalBatch,
+                            StepStats stats) {
         float[] sizes = new float[group.size()];
-        sizes[group.rank()] = data.size();
+        sizes[group.rank()] = batches.size();
         group.sum(sizes);
-        int batches = 1;
-        double total = 0;
+        int batchCount = 1;
         for (float n : sizes) {
-            batches = Math.max(batches, (Math.round(n) + evalBatch - 1) / evalBatch);
-            total += n;
+            batchCount = Math.max(batchCount, (Math.round(n) + evalBatch - 1) / evalBatch);
         }
         for (int w = 0; w < sizes.length; w++) {
-            if (Math.round(sizes[w]) < batches) {
-                throw new ConfigException("worker " + w + "'s part of the " + data.name() + " set holds "
-                        + Math.round(sizes[w]) + " examples, fewer than the " + batches + " evaluation batches the "
+            if (Math.round(sizes[w]) < batchCount) {
+                throw new ConfigException("worker " + w + "'s part of the " + name + " set holds "
+                        + Math.round(sizes[w]) + " examples, fewer than the " + batchCount + " evaluation batches the "
                         + "largest part needs; raise train.evalBatchSize or use fewer workers");
             }
         }
-        Batcher batcher = new Batcher(model.backend(), data, Math.min(evalBatch, data.size()), seed);
         double loss = 0;
         long correct = 0;
-        for (int b = 0; b < batches; b++) {
-            int from = WorkerGroup.shardStart(data.size(), b, batches);
-            int n = WorkerGroup.shardStart(data.size(), b + 1, batches) - from;
-            batcher.load(from, n);
-            model.forward(batcher.x().rows(n), batcher.y().rows(n), batcher.hostLabels(), false, 0, 0, stats);
-            loss += stats.crossEntropy * n;
+        long predictions = 0;
+        int size = batches.size();
+        for (int b = 0; b < batchCount; b++) {
+            int from = WorkerGroup.shardStart(size, b, batchCount);
+            int n = WorkerGroup.shardStart(size, b + 1, batchCount) - from;
+            batches.load(from, n);
+            model.forward(batches, n, false, 0, 0, 0, stats);
+            loss += stats.crossEntropy * stats.tokens;
             correct += stats.correct;
+            predictions += stats.tokens;
         }
-        float[] sums = {(float) loss, correct};
+        float[] sums = {(float) loss, correct, predictions};
         group.sum(sums);
-        return new double[] {sums[0] / total, sums[1] / total};
+        return new double[] {sums[0] / sums[2], sums[1] / (double) sums[2]};
     }
 }

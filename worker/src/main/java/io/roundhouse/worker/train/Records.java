@@ -44,7 +44,8 @@ final class Records {
         return r;
     }
 
-    static Map<String, Object> eval(String split, int step, int epoch, double[] v) {
+    static Map<String, Object> eval(String split, int step, int epoch, double[] v,
+                                    io.roundhouse.worker.model.Objective objective) {
         Map<String, Object> r = new LinkedHashMap<>();
         r.put("type", "eval");
         r.put("split", split);
@@ -53,7 +54,11 @@ final class Records {
             r.put("epoch", epoch + 1);
         }
         r.put("crossEntropy", v[0]);
-        r.put("accuracy", v[1]);
+        if (objective == io.roundhouse.worker.model.Objective.ACCURACY) {
+            r.put("accuracy", v[1]);
+        } else {
+            r.put("bitsPerByte", objective.value(v[0], v[1]));
+        }
         return r;
     }
 
@@ -64,9 +69,14 @@ final class Records {
         summary.put("steps", r.steps());
         summary.put("wallSeconds", r.wallSeconds());
         summary.put("tokensPerSecond", r.tokensPerSecond());
-        summary.put("validationAccuracy", r.validationAccuracy());
-        summary.put("testAccuracy", r.testAccuracy());
+        if (!Double.isNaN(r.testAccuracy())) {  // a language model reports bits per byte instead
+            summary.put("validationAccuracy", r.validationAccuracy());
+            summary.put("testAccuracy", r.testAccuracy());
+        }
         summary.put("testLoss", r.testLoss());
+        if (!Double.isNaN(r.bitsPerByte())) {
+            summary.put("bitsPerByte", r.bitsPerByte());
+        }
         summary.put("parameters", parameters);
         summary.put("workers", workers);
         summary.put("stoppedEarly", stoppedEarly);
@@ -86,39 +96,47 @@ final class Records {
     /** Averages over the steps since the last progress line. */
     static final class Window {
         double loss;
+        double crossEntropy;
         long correct;
-        long examples;
+        long tokens;
         long dropped;
         double seconds;
 
         void add(StepStats s, double sec) {
-            loss += s.totalLoss() * s.examples;
+            loss += s.totalLoss() * s.tokens;
+            crossEntropy += s.crossEntropy * s.tokens;
             correct += s.correct;
-            examples += s.examples;
+            tokens += s.tokens;
             dropped += s.droppedCopies;
             seconds += sec;
         }
 
+        /** Mean loss per prediction (cross-entropy plus router losses). */
         double loss() {
-            return loss / examples;
+            return loss / tokens;
+        }
+
+        double crossEntropy() {
+            return crossEntropy / tokens;
         }
 
         double accuracy() {
-            return correct / (double) examples;
+            return correct / (double) tokens;
         }
 
         double droppedFraction(int k) {
-            return dropped / (double) (examples * k);
+            return dropped / (double) (tokens * k);
         }
 
         double tokensPerSecond() {
-            return examples / seconds;
+            return tokens / seconds;
         }
 
         void reset() {
             loss = 0;
+            crossEntropy = 0;
             correct = 0;
-            examples = 0;
+            tokens = 0;
             dropped = 0;
             seconds = 0;
         }

@@ -50,14 +50,14 @@ public final class RunCheckpoints {
      * @param stores      the checkpoint store for a folder named in the config
      * @param owner       rank 0's remote sink, which may commit checkpoints itself; or null
      */
-    RunCheckpoints(JobConfig config, WorkerGroup group, ParamStore params, int inputs, int classes, Path rank0RunDir,
+    RunCheckpoints(JobConfig config, WorkerGroup group, ParamStore params, Map<String, String> shape, Path rank0RunDir,
                    Function<String, CheckpointStore> stores, MetricsSink owner) {
         this.config = config;
         this.group = group;
         this.params = params;
         this.stores = stores;
         this.owner = owner;
-        this.model = modelOf(config, inputs, classes);
+        this.model = modelOf(config, shape);
         this.every = config.get(CHECKPOINT_EVERY_STEPS);
         String dir = config.get(CHECKPOINT_DIR);
         if (dir.isEmpty() && group.rank() == 0 && rank0RunDir != null) {
@@ -70,16 +70,33 @@ public final class RunCheckpoints {
         }
     }
 
-    /** The settings a checkpoint records of its model, which a resume must match. */
-    private static Map<String, String> modelOf(JobConfig config, int inputs, int classes) {
+    /**
+     * The settings a checkpoint records of its model, which a resume must match; a language model's
+     * are every setting its architecture takes, so {@code roundhouse generate} rebuilds it from the
+     * checkpoint alone.
+     *
+     * @param shape what the data gives the model's shape, or null before the data is read
+     */
+    public static Map<String, String> modelOf(JobConfig config, Map<String, String> shape) {
         Map<String, String> model = new LinkedHashMap<>();
         for (ConfigKey<?> k : List.of(MODEL_DIM, MODEL_BLOCKS, MODEL_EXPERTS, MODEL_EXPERT_HIDDEN, MODEL_ACTIVATION,
                 MODEL_NORM)) {
             model.put(k.name(), config.asMap().get(k.name()));
         }
-        if (inputs >= 0) {
-            model.put("inputs", String.valueOf(inputs));
-            model.put("classes", String.valueOf(classes));
+        if (ModelKind.of(config) == ModelKind.LANGUAGE_MODEL) {
+            for (ConfigKey<?> k : List.of(ConfigKeys.MODEL_KIND, ConfigKeys.MODEL_TOP_K, ConfigKeys.MODEL_GATE,
+                    ConfigKeys.MODEL_HEADS, ConfigKeys.MODEL_KV_HEADS, ConfigKeys.MODEL_ROPE_THETA,
+                    ConfigKeys.MODEL_MOE_EVERY, ConfigKeys.MODEL_DENSE_HIDDEN, ConfigKeys.MODEL_ATTENTION_GATE,
+                    ConfigKeys.DATA_SEQ_LEN)) {
+                model.put(k.name(), config.asMap().get(k.name()));
+            }
+        }
+        if (shape != null) {
+            shape.forEach((k, v) -> {
+                if (!k.equals("seqLen")) {
+                    model.put(k, v);
+                }
+            });
         }
         // A Self-Tuning Network adds parameters (responses, the hyperparameters' state).
         List<String> tuned = config.get(ConfigKeys.STN_TUNE);
@@ -92,17 +109,16 @@ public final class RunCheckpoints {
      * Checks the checkpoint {@code train.resume} names, if any, without loading it (see
      * {@link Checkpointer#verify}): a job's owner runs this before it starts the workers.
      *
-     * @param inputs  features per example, or −1 before the data is read (then inputs and classes
-     *                are not compared; the workers compare them when they load it)
-     * @param classes classes of the data (with {@code inputs} −1: ignored)
+     * @param shape   what the data gives the model's shape, or null before the data is read (then it
+     *                is not compared; the workers compare it when they load the checkpoint)
      * @throws CheckpointException naming the file and what is wrong
      */
-    public static void verifyResume(JobConfig config, int inputs, int classes,
+    public static void verifyResume(JobConfig config, Map<String, String> shape,
                                     Function<String, CheckpointStore> stores) {
         String where = config.get(TRAIN_RESUME);
         if (!where.isEmpty()) {
             String[] at = locate(where, stores);
-            Checkpointer.verify(stores.apply(at[0]), at[1], modelOf(config, inputs, classes));
+            Checkpointer.verify(stores.apply(at[0]), at[1], modelOf(config, shape));
         }
     }
 

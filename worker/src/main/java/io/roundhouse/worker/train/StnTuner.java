@@ -12,9 +12,10 @@ import static io.roundhouse.worker.config.ConfigKeys.TRAIN_SEED;
 import io.roundhouse.kernels.Backend;
 import io.roundhouse.kernels.Philox;
 import io.roundhouse.worker.config.JobConfig;
-import io.roundhouse.worker.data.LabeledData;
+import io.roundhouse.worker.data.BatchSource;
+import io.roundhouse.worker.data.Examples;
 import io.roundhouse.worker.model.Hyper;
-import io.roundhouse.worker.model.MoeClassifier;
+import io.roundhouse.worker.model.Model;
 import io.roundhouse.worker.model.Param;
 import io.roundhouse.worker.model.Perturbation;
 import io.roundhouse.worker.model.StepStats;
@@ -50,7 +51,7 @@ final class StnTuner {
     private static final long STREAMS_PER_STEP = 64;   // site 0: the weight step, 1 + v: hyper step v
 
     private final Backend be;
-    private final MoeClassifier model;
+    private final Model model;
     private final WorkerGroup group;
     private final Perturbation pert;
     private final List<Hyper> tuned;
@@ -59,7 +60,7 @@ final class StnTuner {
     private final int trainSteps;
     private final int validSteps;
     private final long seed;
-    private final Batcher valid;
+    private final BatchSource valid;
     private final boolean partitioned;
     private final int shard;              // this worker's examples of a validation batch
     private final int lo;                 // where they start in the global batch
@@ -74,7 +75,7 @@ final class StnTuner {
     private final StepStats stats;
     private final HyperOptimizer opt;
 
-    StnTuner(JobConfig config, Backend be, MoeClassifier model, WorkerGroup group, LabeledData validation,
+    StnTuner(JobConfig config, Backend be, Model model, WorkerGroup group, Examples validation,
              boolean partitioned) {
         this.be = be;
         this.model = model;
@@ -114,7 +115,7 @@ final class StnTuner {
             this.shard = WorkerGroup.shardStart(globalBatch, rank + 1, workers) - lo;
             this.batchesPerEpoch = validation.size() / globalBatch;
         }
-        this.valid = new Batcher(be, validation, shard, partitioned ? seed + 7919L * (rank + 1) + 17 : seed + 17);
+        this.valid = validation.batches(be, shard, partitioned ? seed + 7919L * (rank + 1) + 17 : seed + 17);
         int n = model.maxBatch();
         this.eps = new float[n * h];
         this.drawSigma = new double[h];
@@ -122,7 +123,7 @@ final class StnTuner {
         this.values = new float[h][n];
         this.dDelta = new float[n * h];
         this.sums = new float[2 * h + 3];
-        this.stats = new StepStats(model.spec().blocks(), model.spec().experts());
+        this.stats = new StepStats(model.moeLayers(), model.spec().experts());
         double[] u0 = new double[h];
         for (int j = 0; j < h; j++) {
             u0[j] = tuned.get(j).unconstrained(config.get(tuned.get(j).initialKey()).doubleValue());
@@ -201,8 +202,7 @@ final class StnTuner {
             // ε keyed by the example's index in the global batch (partitioned: by worker and index)
             draw(step * STREAMS_PER_STEP + 1 + v, partitioned ? (long) group.rank() << 32 : lo, shard);
             pert.set(shard, delta, null);
-            model.forward(valid.x().rows(shard), valid.y().rows(shard), valid.hostLabels(), false, seed, step, lo,
-                    stats);
+            model.forward(valid, shard, false, seed, step, lo, stats);
             model.backward(globalBatch);
             be.read(pert.dDelta(), dDelta);
             java.util.Arrays.fill(sums, 0f);

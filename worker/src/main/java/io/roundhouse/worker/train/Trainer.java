@@ -27,13 +27,17 @@ import io.roundhouse.worker.checkpoint.CheckpointStore;
 import io.roundhouse.worker.config.ConfigException;
 import io.roundhouse.worker.config.ConfigKeys;
 import io.roundhouse.worker.config.JobConfig;
+import io.roundhouse.worker.data.BatchSource;
+import io.roundhouse.worker.data.Batcher;
+import io.roundhouse.worker.data.Examples;
 import io.roundhouse.worker.data.FashionMnist;
 import io.roundhouse.worker.data.DataSplits;
 import io.roundhouse.worker.data.LabeledData;
 import io.roundhouse.worker.model.BackendCheck;
 import io.roundhouse.worker.model.Hyper;
+import io.roundhouse.worker.model.Model;
 import io.roundhouse.worker.model.ModelSpec;
-import io.roundhouse.worker.model.MoeClassifier;
+import io.roundhouse.worker.model.Objective;
 import io.roundhouse.worker.model.PhaseTimers;
 import io.roundhouse.worker.model.StepStats;
 import io.roundhouse.worker.parallel.DenseGradientSync;
@@ -47,7 +51,8 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
- * Training of the MoE classifier on Fashion-MNIST, by one worker or as rank r of W: preflight
+ * Training of a {@link Model} (the MoE classifier on Fashion-MNIST, or the MoE transformer language
+ * model on text; see {@link ModelKind}), by one worker or as rank r of W: preflight
  * checks, data split, the step loop (forward, backward, dense-gradient all-reduce, clip, AdamW with
  * warm-up + cosine), per-step metrics to {@code metrics.jsonl}, a progress line, validation every
  * epoch and the test set at the end.
@@ -76,10 +81,16 @@ public final class Trainer {
     public record Result(Path runDir, int steps, double wallSeconds, double validationAccuracy,
                          double testAccuracy, double testLoss, double tokensPerSecond, String parameterDigest) {
 
+        /** The final evaluation's bits per byte (a language model's figure; NaN for the classifier). */
+        public double bitsPerByte() {
+            return Double.isNaN(testAccuracy) ? testLoss / Math.log(2) : Double.NaN;
+        }
+
         /** The result a run's {@code summary.json} records. */
         public static Result of(Path runDir, com.fasterxml.jackson.databind.JsonNode summary) {
             return new Result(runDir, summary.path("steps").asInt(), summary.path("wallSeconds").asDouble(),
-                    summary.path("validationAccuracy").asDouble(), summary.path("testAccuracy").asDouble(),
+                    summary.path("validationAccuracy").asDouble(Double.NaN),
+                    summary.has("testAccuracy") ? summary.path("testAccuracy").asDouble() : Double.NaN,
                     summary.path("testLoss").asDouble(), summary.path("tokensPerSecond").asDouble(),
                     summary.path("parameterDigest").asText());
         }
@@ -160,28 +171,33 @@ public final class Trainer {
             throw new ConfigException("train.batchSize = " + batch + " gives some of the " + workers
                     + " workers no examples; use a batch of at least " + workers + " or fewer workers");
         }
-        if (!config.get(ConfigKeys.STN_TUNE).isEmpty() && validation == 0) {
+        if (!config.get(ConfigKeys.STN_TUNE).isEmpty() && validation == 0 && ModelKind.of(config) == ModelKind.CLASSIFIER) {
             throw new ConfigException("stn.tune needs a validation split for its hyper steps, but "
                     + "data.validationExamples = 0; hold some out (e.g. data.validationExamples=5000) or clear stn.tune");
         }
-        if (validation > 0 && validation < workers) {
+        if (validation > 0 && validation < workers && ModelKind.of(config) == ModelKind.CLASSIFIER) {
             throw new ConfigException("data.validationExamples = " + validation + " gives some of the " + workers
                     + " workers nothing to evaluate; use 0 or at least " + workers);
         }
         Backends.checkAvailable(config.get(BACKEND));
-        if (data == null && config.get(DATA_FORMAT).equals("idx")) {
+        if (data == null && ModelKind.of(config) == ModelKind.CLASSIFIER && config.get(DATA_FORMAT).equals("idx")) {
             FashionMnist.checkFolder(Path.of(config.get(DATA_DIR)));
+        }
+        if (ModelKind.of(config) == ModelKind.LANGUAGE_MODEL && !config.get(ConfigKeys.STN_TUNE).isEmpty()) {
+            throw new ConfigException("stn.tune is not built for the language model yet; clear it (stn.tune=) to "
+                    + "train model.kind=lm at fixed dropout rates");
         }
         RunFiles.checkFolders(config);
     }
 
     public Result run() throws IOException {
         preflight();
-        if (this.data == null && !config.get(DATA_FORMAT).equals("idx")) {
+        ModelKind kind = ModelKind.of(config);
+        if (this.data == null && kind == ModelKind.CLASSIFIER && !config.get(DATA_FORMAT).equals("idx")) {
             throw new ConfigException("data.format = " + config.get(DATA_FORMAT) + " is read by the Spark job: run "
                     + "'roundhouse spark' (an embedded local[W] master is enough), or use IDX files");
         }
-        DataSplits data = this.data != null ? this.data : FashionMnist.load(Path.of(config.get(DATA_DIR)));
+        DataSplits data = this.data != null ? this.data : kind.loadLocal(config);
         int batch = config.get(TRAIN_BATCH_SIZE);
         int validation = config.get(DATA_VALIDATION_EXAMPLES);
         int workers = comms == null ? 1 : comms.member().size();
@@ -189,6 +205,24 @@ public final class Trainer {
             throw new ConfigException("workers = " + config.get(WORKERS) + " but this trainer is one of " + workers
                     + (comms == null ? " (started without a group: run W workers through 'roundhouse train', which "
                     + "launches them)" : "; every worker must get the same config"));
+        }
+        if (data.validation() != null) {
+            // The data has its own validation split (a corpus's last part): train on all of the rest.
+            if (partitioned) {
+                throw new ConfigException("data.distribution = partitioned is for the classifier; the language model's "
+                        + "workers each read the whole text (data.distribution=broadcast)");
+            }
+            if (data.train().size() < batch) {
+                throw new ConfigException("train.batchSize = " + batch + " is larger than the " + data.train().size()
+                        + " training sequences of the text; lower train.batchSize or data.seqLen, or give more text");
+            }
+            if (data.validation().size() < workers) {
+                throw new ConfigException("the validation split holds " + data.validation().size() + " sequences, "
+                        + "fewer than the " + workers + " workers; raise data.validationFraction or lower data.seqLen");
+            }
+            try (Backend be = Backends.create(config.get(BACKEND), gpu, BackendCheck::differences)) {
+                return train(be, data.train(), data.validation(), data.test());
+            }
         }
         if (partitioned) {
             // This worker's share of the validation examples comes out of its own part.
@@ -216,12 +250,12 @@ public final class Trainer {
         long seed = config.get(TRAIN_SEED);
         int[] perm = Batcher.permutation(data.train().size(), partitioned ? seed + 7919L * (comms == null ? 0
                 : comms.member().rank() + 1) : seed);
-        LabeledData train = data.train().subset("train", perm, 0, trainSize);
-        LabeledData valid = validation == 0 ? null : data.train().subset("validation", perm, trainSize, validation);
+        Examples train = data.train().subset("train", perm, 0, trainSize);
+        Examples valid = validation == 0 ? null : data.train().subset("validation", perm, trainSize, validation);
         if ((config.get(ConfigKeys.AUGMENT_SHIFT) > 0 || config.get(ConfigKeys.STN_TUNE).contains("augment.shift"))
-                && train.imageSide() == 0) {
-            throw new ConfigException("augment.shift shifts square images, but the training examples have "
-                    + train.features() + " features that are not one; set augment.shift=0 and leave it out of stn.tune");
+                && !(train instanceof LabeledData images && images.imageSide() > 0)) {
+            throw new ConfigException("augment.shift shifts square images, but the training examples are not; set "
+                    + "augment.shift=0 and leave it out of stn.tune");
         }
 
         try (Backend be = Backends.create(config.get(BACKEND), gpu, BackendCheck::differences)) {
@@ -229,26 +263,27 @@ public final class Trainer {
         }
     }
 
-    private Result train(Backend be, LabeledData train, LabeledData valid, LabeledData test) throws IOException {
+    private Result train(Backend be, Examples train, Examples valid, Examples test) throws IOException {
         int batch = config.get(TRAIN_BATCH_SIZE);
-        int evalBatch = config.get(TRAIN_EVAL_BATCH_SIZE);
+        ModelKind kind = ModelKind.of(config);
+        int evalBatch = kind.evalBatch(config);
         long seed = config.get(TRAIN_SEED);
-        ModelSpec spec = ModelSpec.from(config, train.features(), train.classes());
+        int experts = config.get(ConfigKeys.MODEL_EXPERTS);
         if (comms != null) {
             comms.startBarrier();  // every worker has its data and backend: from here on, comms.timeoutMs
         }
-        WorkerGroup group = comms == null ? WorkerGroup.single(spec.experts()) : WorkerGroup.of(comms, spec.experts());
+        WorkerGroup group = comms == null ? WorkerGroup.single(experts) : WorkerGroup.of(comms, experts);
         int workers = group.size();
         int maxN = (batch + workers - 1) / workers;
-        for (LabeledData set : new LabeledData[] {valid, test}) {
+        for (Examples set : new Examples[] {valid, test}) {
             if (set != null) {
                 maxN = Math.max(maxN, partitioned ? Math.min(evalBatch, set.size())
                         : Evaluation.EvalPlan.of(set.size(), evalBatch, workers).maxPiece());
             }
         }
-        int modelRows = maxN;
-        MoeClassifier model = new MoeClassifier(be, spec, seed, modelRows,
-                b -> group.exchange(be, spec.dim(), modelRows * spec.topK()));
+        Model model = kind.build(config, be, train.shape(), seed, maxN,
+                (b, rows) -> group.exchange(be, config.get(ConfigKeys.MODEL_DIM), rows));
+        ModelSpec spec = model.spec();
         AdamW opt = new AdamW(be, model.params(), config.get(TRAIN_BETA1), config.get(TRAIN_BETA2), 1e-8,
                 config.get(TRAIN_WEIGHT_DECAY), config.get(TRAIN_CLIP_NORM));
         int stepsPerEpoch = partitioned ? stepsPerEpochOfParts(group, train.size(), batch) : train.size() / batch;
@@ -302,19 +337,25 @@ public final class Trainer {
 
     /** The step loop of one worker, with everything it needs. */
     private final class Loop {
+        /** Statistics before the expert loads in {@link #sums}. */
+        private static final int STATS = 6;
         private final Backend be;
         private final WorkerGroup group;
-        private final MoeClassifier model;
+        private final Model model;
         private final AdamW opt;
         private final LrSchedule lr;
-        private final LabeledData train;
-        private final LabeledData valid;
-        private final LabeledData test;
+        private final Examples train;
+        private final Examples valid;
+        private final Examples test;
+        private final BatchSource validBatches;  // allocated once, for every evaluation
+        private final BatchSource testBatches;
+        private final int evalBatch;
         private final Path runDir;
         private final MetricsSink metrics;     // null except on rank 0
         private final int stepsPerEpoch;
         private final DenseGradientSync sync;  // null for one worker
         private final ModelSpec spec;
+        private final Objective objective;
         private final StepStats local;
         private final StepStats global;
         private final float[] sums;
@@ -322,8 +363,8 @@ public final class Trainer {
         private final StnTuner tuner;          // null without a Self-Tuning Network
         private final int[] augmentShift;      // the fixed augment.shift per row, or null (off or tuned)
 
-        Loop(Backend be, WorkerGroup group, MoeClassifier model, AdamW opt, LrSchedule lr, LabeledData train,
-             LabeledData valid, LabeledData test, Path runDir, MetricsSink metrics, int stepsPerEpoch) {
+        Loop(Backend be, WorkerGroup group, Model model, AdamW opt, LrSchedule lr, Examples train,
+             Examples valid, Examples test, Path runDir, MetricsSink metrics, int stepsPerEpoch) {
             this.stepsPerEpoch = stepsPerEpoch;
             this.be = be;
             this.group = group;
@@ -336,9 +377,15 @@ public final class Trainer {
             this.runDir = runDir;
             this.metrics = metrics;
             this.spec = model.spec();
-            this.local = new StepStats(spec.blocks(), spec.experts());
-            this.global = new StepStats(spec.blocks(), spec.experts());
-            this.sums = new float[5 + spec.blocks() * spec.experts() + group.size() + 1];  // + the owner's command
+            this.objective = model.objective();
+            this.local = new StepStats(model.moeLayers(), spec.experts());
+            this.global = new StepStats(model.moeLayers(), spec.experts());
+            this.sums = new float[STATS + model.moeLayers() * spec.experts() + group.size() + 1];  // + the owner's command
+            this.evalBatch = ModelKind.of(config).evalBatch(config);
+            long seed = config.get(TRAIN_SEED);
+            this.validBatches = valid == null ? null : valid.batches(be, evalRows(valid), seed);
+            this.testBatches = test == valid && validBatches != null ? validBatches
+                    : test.batches(be, evalRows(test), seed);
             this.computeMs = new double[group.size()];
             this.sync = group.gradientSync(be, model.params(), sums.length);
             this.tuner = spec.stn().enabled() ? new StnTuner(config, be, model, group, valid, partitioned) : null;
@@ -353,7 +400,6 @@ public final class Trainer {
 
         Result run() throws IOException {
             int batch = config.get(TRAIN_BATCH_SIZE);
-            int evalBatch = config.get(TRAIN_EVAL_BATCH_SIZE);
             long seed = config.get(TRAIN_SEED);
             int logEvery = config.get(LOG_EVERY_STEPS);
             int total = lr.total();
@@ -362,12 +408,11 @@ public final class Trainer {
             int lo = WorkerGroup.shardStart(batch, rank, workers);
             int shard = WorkerGroup.shardStart(batch, rank + 1, workers) - lo;
 
-            console.printf("model: D=%d L=%d E=%d top-%d F=%d %s %s gate=%s capacity=%s, %,d parameters; backend %s%n",
-                    spec.dim(), spec.blocks(), spec.experts(), spec.topK(), spec.expertHidden(),
-                    spec.activation().name().toLowerCase(), spec.norm().name().toLowerCase(),
+            int rowsPerShard = shard * model.tokensPerExample();
+            console.printf("model: %s; gate=%s capacity=%s, %,d parameters; backend %s%n", model.describe(),
                     spec.gate().name().toLowerCase(), spec.capacityFactor() > 0 ? spec.capacityFactor() + " ("
-                            + spec.capacity(shard) + " copies/expert/batch" + (workers > 1 ? " per worker" : "") + ")"
-                            : "dropless", group.globalParameterCount(model.params()), be.name());
+                            + spec.capacity(rowsPerShard) + " copies/expert/batch" + (workers > 1 ? " per worker" : "")
+                            + ")" : "dropless", group.globalParameterCount(model.params()), be.name());
             float[] sizes = {train.size(), valid == null ? 0 : valid.size(), test.size()};
             if (partitioned) {
                 group.sum(sizes);  // every worker's part
@@ -390,8 +435,8 @@ public final class Trainer {
                 metrics.write(placement);
             }
 
-            RunCheckpoints checkpoints = new RunCheckpoints(config, group, model.params(), train.features(),
-                    train.classes(), runDir, checkpointStores, remote);
+            RunCheckpoints checkpoints = new RunCheckpoints(config, group, model.params(), train.shape(), runDir,
+                    checkpointStores, remote);
             int firstStep = checkpoints.resume(opt);
             if (tuner != null) {
                 if (firstStep > 0) {
@@ -417,7 +462,7 @@ public final class Trainer {
                             + "bit as it would have without the change%n", c);
                 }
             }
-            Batcher batcher = new Batcher(be, train, shard, partitioned ? seed + 7919L * (rank + 1) : seed);
+            BatchSource batcher = train.batches(be, shard, partitioned ? seed + 7919L * (rank + 1) : seed);
             Records.Window window = new Records.Window();
             Eta eta = new Eta();
             long start = System.nanoTime();
@@ -435,12 +480,11 @@ public final class Trainer {
                     int[] shifts = tuner != null && tuner.tunes(Hyper.AUGMENT_SHIFT) ? tuner.shifts(shard)
                             : augmentShift;
                     if (shifts != null) {
-                        batcher.shift(shard, shifts, seed ^ AUGMENT_SEED, step, lo);
+                        ((Batcher) batcher).shift(shard, shifts, seed ^ AUGMENT_SEED, step, lo);
                     }
                     model.params().zeroGrads();
                     model.timers().reset();
-                    model.forward(batcher.x().rows(shard), batcher.y().rows(shard), batcher.hostLabels(), true, seed,
-                            step, lo, local);
+                    model.forward(batcher, shard, true, seed, step, lo, local);
                     model.backward(batch);
                     step++;
                     double rate = lr.at(step);
@@ -459,8 +503,8 @@ public final class Trainer {
                     window.add(global, seconds);
                     eta.stepDone(step, (System.nanoTime() - start) / 1e9);
                     if (metrics != null) {
-                        Map<String, Object> record = Records.step(step, epoch, rate, gradNorm, global, batch / seconds,
-                                (System.nanoTime() - start) / 1e9);
+                        Map<String, Object> record = Records.step(step, epoch, rate, gradNorm, global,
+                                global.tokens / seconds, (System.nanoTime() - start) / 1e9);
                         record.put("totalSteps", total);
                         record.put("phaseMs", model.timers().millis());
                         record.put("commShare", model.timers().communicationNanos() / 1e9 / seconds);
@@ -479,9 +523,10 @@ public final class Trainer {
                         }
                     }
                     if (step % logEvery == 0 || step == total || command() == MetricsSink.STOP) {
-                        console.printf("[epoch %d] step %d/%d  loss %.4f  acc %.1f%%  lr %.2e  |g| %.2f  dropped %.1f%%  %,.0f tok/s  ETA %s%n",
-                                epoch + 1, step, total, window.loss(), 100 * window.accuracy(), rate, gradNorm,
-                                100 * window.droppedFraction(spec.topK() * spec.blocks()), window.tokensPerSecond(),
+                        console.printf("[epoch %d] step %d/%d  loss %.4f  %s  lr %.2e  |g| %.2f  dropped %.1f%%  %,.0f tok/s  ETA %s%n",
+                                epoch + 1, step, total, window.loss(), objective.format(window.crossEntropy(),
+                                        window.accuracy()), rate, gradNorm,
+                                100 * window.droppedFraction(spec.topK() * model.moeLayers()), window.tokensPerSecond(),
                                 eta.format(total));
                         if (metrics != null) {
                             metrics.flush();
@@ -513,30 +558,36 @@ public final class Trainer {
                     tuner.off();
                 }
                 if (valid != null && (step % stepsPerEpoch == 0 || step == end)) {
-                    double[] v = (partitioned ? Evaluation.ofParts(model, group, valid, evalBatch, seed, local)
-                            : Evaluation.of(model, group, valid, evalBatch, seed, local));
+                    double[] v = evaluate(validBatches, valid);
                     validationAccuracy = v[1];
                     if (metrics != null) {
-                        metrics.write(Records.eval("validation", step, epoch, v));
+                        metrics.write(Records.eval("validation", step, epoch, v, objective));
                     }
-                    console.printf("[epoch %d] validation: loss %.4f  acc %.2f%%%n", epoch + 1, v[0], 100 * v[1]);
+                    console.printf("[epoch %d] validation: loss %.4f  %s%n", epoch + 1, v[0],
+                            objective.formatEval(v[0], v[1]));
                 }
             }
             if (tuner != null) {
                 tuner.off();
             }
             double trainSeconds = (System.nanoTime() - start) / 1e9;
-            double[] t = (partitioned ? Evaluation.ofParts(model, group, test, evalBatch, seed, local)
-                    : Evaluation.of(model, group, test, evalBatch, seed, local));
+            double[] t = evaluate(testBatches, test);
             double wall = (System.nanoTime() - start) / 1e9;
             String digest = group.digest(model.params());
-            Result result = new Result(runDir, step, wall, validationAccuracy, t[1], t[0],
-                    (double) (step - firstStep) * batch / trainSeconds, digest);
-            console.printf("test: loss %.4f  accuracy %.2f%%  (%d steps in %.1f s, %,.0f tok/s)%n",
-                    t[0], 100 * t[1], step, wall, result.tokensPerSecond());
+            boolean accuracy = objective == Objective.ACCURACY;
+            Result result = new Result(runDir, step, wall, accuracy ? validationAccuracy : Double.NaN,
+                    accuracy ? t[1] : Double.NaN, t[0],
+                    (double) (step - firstStep) * batch * model.tokensPerExample() / trainSeconds, digest);
+            if (accuracy) {
+                console.printf("%s: loss %.4f  accuracy %.2f%%  (%d steps in %.1f s, %,.0f tok/s)%n", test.name(),
+                        t[0], 100 * t[1], step, wall, result.tokensPerSecond());
+            } else {
+                console.printf("%s: loss %.4f  %s  (%d steps in %.1f s, %,.0f tok/s)%n", test.name(), t[0],
+                        objective.formatEval(t[0], t[1]), step, wall, result.tokensPerSecond());
+            }
             console.printf("parameter digest: %s%n", digest);
             if (metrics != null) {
-                metrics.write(Records.eval("test", step, -1, t));
+                metrics.write(Records.eval(test.name(), step, -1, t, objective));
                 Map<String, Object> summary = Records.summary(result, group.globalParameterCount(model.params()),
                         workers, end < total, be.name());
                 if (tuner != null) {
@@ -548,23 +599,36 @@ public final class Trainer {
             return result;
         }
 
+        /** Examples one evaluation forward of {@code set} takes at most on this worker. */
+        private int evalRows(Examples set) {
+            return partitioned ? Math.min(evalBatch, set.size())
+                    : Evaluation.EvalPlan.of(set.size(), evalBatch, group.size()).maxPiece();
+        }
+
+        /** Mean cross-entropy per prediction and accuracy over {@code set}, through its batch source. */
+        private double[] evaluate(BatchSource batches, Examples set) {
+            return partitioned ? Evaluation.ofParts(model, group, batches, set.name(), evalBatch, local)
+                    : Evaluation.of(model, group, batches, evalBatch, local);
+        }
+
         /**
          * This step's {@link #local} statistics and this worker's time outside communication into
          * {@link #sums}, for the all-reduce.
          */
         private void packStats(long computeNanos) {
             int e = spec.experts();
-            sums[0] = (float) (local.crossEntropy * local.examples);
+            sums[0] = (float) (local.crossEntropy * local.tokens);
             sums[1] = local.correct;
             sums[2] = local.examples;
             sums[3] = local.droppedCopies;
             sums[4] = (float) local.zLoss;  // each worker's share of the global z-loss
-            for (int b = 0; b < spec.blocks(); b++) {
+            sums[5] = local.tokens;
+            for (int b = 0; b < model.moeLayers(); b++) {
                 for (int j = 0; j < e; j++) {
-                    sums[5 + b * e + j] = local.expertLoad[b][j];
+                    sums[STATS + b * e + j] = local.expertLoad[b][j];
                 }
             }
-            int at = 5 + spec.blocks() * e;
+            int at = STATS + model.moeLayers() * e;
             java.util.Arrays.fill(sums, at, sums.length, 0f);
             sums[at + group.rank()] = computeNanos / 1e6f;
             sums[sums.length - 1] = metrics != null ? metrics.pollCommand() : MetricsSink.NONE;  // rank 0 only
@@ -581,19 +645,20 @@ public final class Trainer {
          */
         private void unpackStats() {
             int e = spec.experts();
-            int at = 5 + spec.blocks() * e;
+            int at = STATS + model.moeLayers() * e;
             for (int w = 0; w < computeMs.length; w++) {
                 computeMs[w] = sums[at + w];
             }
             global.examples = Math.round(sums[2]);
-            global.crossEntropy = sums[0] / global.examples;
+            global.tokens = Math.round(sums[5]);
+            global.crossEntropy = sums[0] / global.tokens;
             global.correct = Math.round(sums[1]);
             global.droppedCopies = Math.round(sums[3]);
             global.zLoss = sums[4];
             global.loadBalanceLoss = local.loadBalanceLoss;  // computed from global statistics already
-            for (int b = 0; b < spec.blocks(); b++) {
+            for (int b = 0; b < model.moeLayers(); b++) {
                 for (int j = 0; j < e; j++) {
-                    global.expertLoad[b][j] = Math.round(sums[5 + b * e + j]);
+                    global.expertLoad[b][j] = Math.round(sums[STATS + b * e + j]);
                 }
             }
         }

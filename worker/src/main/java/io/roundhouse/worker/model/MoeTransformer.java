@@ -1,0 +1,243 @@
+package io.roundhouse.worker.model;
+
+import io.roundhouse.kernels.Backend;
+import io.roundhouse.kernels.DType;
+import io.roundhouse.kernels.Tensor;
+import io.roundhouse.worker.config.ConfigException;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.function.IntFunction;
+
+/**
+ * A decoder-only MoE transformer language model: token embedding → L × {@link TransformerBlock}
+ * (RMSNorm → causal attention with rotary embeddings → residual; RMSNorm → MoE or dense SwiGLU FFN
+ * → residual) → final norm → output projection → next-token cross-entropy (plus the router losses).
+ * A batch is B sequences of T tokens, rows in sequence order.
+ *
+ * <p>Parameter names follow Mixtral's where there is one: {@code embed.table} (embed_tokens),
+ * {@code blockB.attention.wq/wk/wv/wo} (q/k/v/o_proj), {@code blockB.moe.router.w} (gate),
+ * {@code blockB.moe.experts.w1} (w1 and w3, gate columns first) and {@code .w2}, {@code head.w}
+ * (lm_head); {@code blockB.attention.wg} is the output gate Mixtral does not have.
+ */
+public final class MoeTransformer implements Model {
+    /** Dropout streams: stream = step·STREAMS_PER_STEP + 1 + 4b + site (see {@link TransformerBlock}). */
+    static final long STREAMS_PER_STEP = 1024;
+
+    private final Backend be;
+    private final LmSpec spec;
+    private final ParamStore params;
+    private final int maxSeqs;
+    public final Param table;          // [V, D]
+    final TransformerBlock[] blocks;
+    private final List<MoeLayer> moeLayers = new ArrayList<>();
+    private final NormLayer finalNorm;
+    private final LinearLayer head;
+    private final Tensor embedded;     // [maxN, D]
+    private final Tensor dTable;       // [V, D]
+    private final Tensor losses;       // [maxN]
+    private final Tensor probs;        // [maxN, V]
+    private final Tensor dLogits;      // [maxN, V]
+    private final Tensor attentionRates;  // [maxN] the fixed attention-dropout rate, row by row
+    private final float[] hostLosses;
+    private final PhaseTimers timers = new PhaseTimers();
+    private Tensor ids;
+    private Tensor targets;
+    private int rows;
+
+    /**
+     * @param maxSeqs   sequences one forward takes at most
+     * @param exchanges the expert exchange of MoE block b (a {@link LocalExchange} in one process)
+     */
+    public MoeTransformer(Backend be, LmSpec spec, long seed, int maxSeqs, IntFunction<ExpertExchange> exchanges) {
+        if (spec.moe().stn().enabled()) {
+            throw new ConfigException("stn.tune is not built for the language model yet; clear stn.tune "
+                    + "(model.kind=lm trains at fixed dropout rates)");
+        }
+        if (spec.moe().blocks() > (STREAMS_PER_STEP - 1) / 4) {
+            throw new IllegalArgumentException("at most " + (STREAMS_PER_STEP - 1) / 4 + " blocks");
+        }
+        this.be = be;
+        this.spec = spec;
+        this.maxSeqs = maxSeqs;
+        this.params = new ParamStore(be, seed);
+        int d = spec.moe().dim();
+        int v = spec.vocabulary();
+        int maxN = maxSeqs * spec.seqLen();
+        this.table = params.normal("embed.table", 1.0, false, v, d);
+        this.blocks = new TransformerBlock[spec.moe().blocks()];
+        for (int b = 0; b < blocks.length; b++) {
+            blocks[b] = new TransformerBlock(be, params, "block" + b, spec, spec.isMoe(b) ? exchanges.apply(b) : null,
+                    maxN);
+            if (blocks[b].moe != null) {
+                blocks[b].moe.setTimers(timers);
+                moeLayers.add(blocks[b].moe);
+            }
+        }
+        this.finalNorm = new NormLayer(be, params, "final.norm", spec.moe().norm(), d, maxN);
+        this.head = new LinearLayer(be, params, "head", d, v, false, 1 / Math.sqrt(d), maxN);
+        this.embedded = be.allocate("embedded", DType.FLOAT32, maxN, d);
+        this.dTable = be.allocate("embed.dTable", DType.FLOAT32, v, d);
+        this.losses = be.allocate("losses", DType.FLOAT32, maxN);
+        this.probs = be.allocate("probs", DType.FLOAT32, maxN, v);
+        this.dLogits = be.allocate("dLogits", DType.FLOAT32, maxN, v);
+        this.attentionRates = be.allocate("attention.rates", DType.FLOAT32, maxN);
+        this.hostLosses = new float[maxN];
+    }
+
+    /** A single-process model: every MoE block hosts all experts. */
+    public static MoeTransformer local(Backend be, LmSpec spec, long seed, int maxSeqs) {
+        return new MoeTransformer(be, spec, seed, maxSeqs, b -> new LocalExchange(spec.moe().experts()));
+    }
+
+    @Override
+    public StepStats forward(Batch batch, int n, boolean train, long seed, long step, long firstExample,
+                             StepStats stats) {
+        int t = spec.seqLen();
+        if (n < 1 || n > maxSeqs) {
+            throw new IllegalArgumentException("batch of " + n + " sequences does not fit the model: need 1.." + maxSeqs);
+        }
+        int rowsN = n * t;
+        this.rows = rowsN;
+        this.ids = batch.inputs().rows(rowsN);
+        this.targets = batch.targets().rows(rowsN);
+        long t0 = System.nanoTime();
+        Tensor h = embedded.rows(rowsN);
+        be.permuteForward(h, table.value(), ids, rowsN);
+        timers.add(PhaseTimers.Phase.EMBED, System.nanoTime() - t0);
+        float residual = train ? (float) spec.moe().dropoutBlock() : 0f;
+        Tensor rates = null;
+        if (train && spec.dropoutAttention() > 0) {
+            rates = attentionRates.rows(rowsN);
+            be.fill(rates, (float) spec.dropoutAttention());
+        }
+        int capacity = train ? spec.moe().capacity(rowsN) : 0;
+        long streamBase = step * STREAMS_PER_STEP;
+        stats.loadBalanceLoss = 0;
+        stats.zLoss = 0;
+        stats.droppedCopies = 0;
+        int layer = 0;
+        for (int b = 0; b < blocks.length; b++) {
+            h = blocks[b].forward(h, n, train, residual, rates, capacity, seed, streamBase + 1 + 4L * b, firstExample);
+            MoeLayer moe = blocks[b].moe;
+            if (moe != null) {
+                stats.loadBalanceLoss += moe.loadBalanceLoss();
+                stats.zLoss += moe.zLoss();
+                stats.droppedCopies += moe.dropped();
+                moe.keptPerExpert(stats.expertLoad[layer++]);
+            }
+        }
+        long tHead = System.nanoTime();
+        Tensor logits = head.forward(finalNorm.forward(h));
+        be.crossEntropyForward(losses.rows(rowsN), probs.rows(rowsN), logits, targets);
+        be.read(losses.rows(rowsN), hostLosses);
+        double sum = 0;
+        for (int r = 0; r < rowsN; r++) {
+            sum += hostLosses[r];
+        }
+        timers.add(PhaseTimers.Phase.HEAD, System.nanoTime() - tHead);
+        stats.examples = n;
+        stats.tokens = rowsN;
+        stats.crossEntropy = sum / rowsN;
+        stats.correct = 0;
+        return stats;
+    }
+
+    @Override
+    public void backward(int globalExamples) {
+        long t0 = System.nanoTime();
+        long exchanged = timers.communicationNanos();
+        be.crossEntropyBackward(dLogits.rows(rows), probs.rows(rows), targets, 1f / ((long) globalExamples * spec.seqLen()));
+        Tensor d = finalNorm.backward(head.backward(dLogits.rows(rows), true));
+        for (int b = blocks.length - 1; b >= 0; b--) {
+            d = blocks[b].backward(d);
+        }
+        be.permuteBackward(dTable, d, ids, rows);
+        be.axpy(table.grad(), 1f, dTable);
+        exchanged = timers.communicationNanos() - exchanged;
+        timers.add(PhaseTimers.Phase.BACKWARD, System.nanoTime() - t0 - exchanged);
+    }
+
+    /**
+     * The next-token logits after {@code token} at position {@code pos} of one sequence, with the
+     * blocks' key/value caches ({@code cachesK/V[b]}: [maxLen, Hkv·dh]) holding positions [0, pos).
+     */
+    public Tensor decode(Tensor token, int pos, Tensor[] cachesK, Tensor[] cachesV) {
+        Tensor h = embedded.rows(1);
+        be.permuteForward(h, table.value(), token, 1);
+        for (int b = 0; b < blocks.length; b++) {
+            h = blocks[b].decode(h, pos, cachesK[b], cachesV[b]);
+        }
+        return head.forward(finalNorm.forward(h));
+    }
+
+    @Override
+    public String describe() {
+        ModelSpec m = spec.moe();
+        long moe = moeLayers.size();
+        return String.format(Locale.ROOT, "MoE transformer LM: V=%d T=%d D=%d L=%d (%d MoE: E=%d top-%d F=%d swiglu; %d "
+                        + "dense: F=%d) heads %d/%d kv, rope θ=%.0f, attention gate %s, %s",
+                spec.vocabulary(), spec.seqLen(), m.dim(), m.blocks(), moe, m.experts(), m.topK(), m.expertHidden(),
+                blocks.length - moe, spec.denseHidden(), spec.heads(), spec.kvHeads(), spec.ropeTheta(),
+                spec.attentionGate() ? "on" : "off", m.norm().name().toLowerCase(Locale.ROOT));
+    }
+
+    public LmSpec lmSpec() {
+        return spec;
+    }
+
+    @Override
+    public ModelSpec spec() {
+        return spec.moe();
+    }
+
+    @Override
+    public Objective objective() {
+        return Objective.BITS_PER_BYTE;
+    }
+
+    @Override
+    public ParamStore params() {
+        return params;
+    }
+
+    @Override
+    public Backend backend() {
+        return be;
+    }
+
+    @Override
+    public PhaseTimers timers() {
+        return timers;
+    }
+
+    @Override
+    public int maxBatch() {
+        return maxSeqs;
+    }
+
+    @Override
+    public int tokensPerExample() {
+        return spec.seqLen();
+    }
+
+    @Override
+    public int moeLayers() {
+        return moeLayers.size();
+    }
+
+    @Override
+    public Perturbation perturbation() {
+        return null;
+    }
+
+    @Override
+    public Param hyperLambda() {
+        return null;
+    }
+
+    @Override
+    public Param hyperSigma() {
+        return null;
+    }
+}

@@ -1,0 +1,121 @@
+package io.roundhouse.worker.model;
+
+import io.roundhouse.kernels.Backend;
+import io.roundhouse.kernels.DType;
+import io.roundhouse.kernels.Tensor;
+
+/**
+ * {@code h = x + drop(attention(norm1(x))); y = h + drop(ffn(norm2(h)))}, the FFN an MoE layer or
+ * a dense SwiGLU FFN. Residual dropout at one rate (the spec's {@code dropoutBlock}).
+ */
+final class TransformerBlock {
+    private final Backend be;
+    final NormLayer norm1;
+    final Attention attention;
+    final NormLayer norm2;
+    final MoeLayer moe;        // null in a dense block
+    final DenseFfn ffn;        // null in an MoE block
+    private final Tensor h;        // [maxN, D]
+    private final Tensor out;      // [maxN, D]
+    private final Tensor dropped;  // [maxN, D]
+    private final Tensor dBranch;  // [maxN, D]
+    private final Tensor dh;       // [maxN, D]
+    private final Tensor dx;       // [maxN, D]
+    private final int d;
+    private float p;
+    private long seed;
+    private long stream;
+    private long firstElement;
+
+    TransformerBlock(Backend be, ParamStore ps, String name, LmSpec spec, ExpertExchange exchange, int maxN) {
+        this.be = be;
+        ModelSpec m = spec.moe();
+        this.d = m.dim();
+        norm1 = new NormLayer(be, ps, name + ".norm1", m.norm(), d, maxN);
+        attention = new Attention(be, ps, name + ".attention", spec, maxN);
+        norm2 = new NormLayer(be, ps, name + ".norm2", m.norm(), d, maxN);
+        if (exchange != null) {
+            moe = new MoeLayer(be, ps, name + ".moe", m, exchange, maxN, false);
+            ffn = null;
+        } else {
+            moe = null;
+            ffn = new DenseFfn(be, ps, name + ".ffn", d, spec.denseHidden(), m.blocks(), maxN);
+        }
+        h = be.allocate(name + ".h", DType.FLOAT32, maxN, d);
+        out = be.allocate(name + ".out", DType.FLOAT32, maxN, d);
+        dropped = be.allocate(name + ".dropped", DType.FLOAT32, maxN, d);
+        dBranch = be.allocate(name + ".dBranch", DType.FLOAT32, maxN, d);
+        dh = be.allocate(name + ".dh", DType.FLOAT32, maxN, d);
+        dx = be.allocate(name + ".dx", DType.FLOAT32, maxN, d);
+    }
+
+    /**
+     * @param streams  the block's first of 4 Philox streams: attention probabilities, the two
+     *                 residual branches, the router's jitter
+     * @param firstSequence global index of the first sequence
+     */
+    Tensor forward(Tensor x, int batch, boolean train, float residualDropout, Tensor attentionRates, int capacity,
+                   long seed, long streams, long firstSequence) {
+        int n = x.dim(0);
+        long firstRow = firstSequence * (n / batch);
+        this.p = residualDropout;
+        this.seed = seed;
+        this.stream = streams + 1;
+        this.firstElement = firstRow * d;
+        Tensor a = attention.forward(norm1.forward(x), batch, attentionRates, seed, streams, firstSequence);
+        Tensor hh = h.rows(n);
+        be.copy(hh, x);
+        be.axpy(hh, 1f, dropout(a, 0));
+        Tensor f = moe != null ? moe.forward(norm2.forward(hh), capacity, train, seed, streams + 3, firstRow)
+                : ffn.forward(norm2.forward(hh));
+        Tensor o = out.rows(n);
+        be.copy(o, hh);
+        be.axpy(o, 1f, dropout(f, 1));
+        return o;
+    }
+
+    private Tensor dropout(Tensor branch, int which) {
+        if (p <= 0f) {
+            return branch;
+        }
+        Tensor t = dropped.rows(branch.dim(0));
+        be.dropoutForward(t, branch, p, seed, stream + which, firstElement);
+        return t;
+    }
+
+    Tensor backward(Tensor dOut) {
+        int n = dOut.dim(0);
+        Tensor dF = undrop(dOut, 1);
+        Tensor dNorm2 = moe != null ? moe.backward(dF) : ffn.backward(dF);
+        Tensor dH = dh.rows(n);
+        be.copy(dH, dOut);
+        be.axpy(dH, 1f, norm2.backward(dNorm2));
+        Tensor dA = undrop(dH, 0);
+        Tensor d = dx.rows(n);
+        be.copy(d, dH);
+        be.axpy(d, 1f, norm1.backward(attention.backward(dA)));
+        return d;
+    }
+
+    private Tensor undrop(Tensor dy, int which) {
+        if (p <= 0f) {
+            return dy;
+        }
+        Tensor t = dBranch.rows(dy.dim(0));
+        be.dropoutBackward(t, dy, p, seed, stream + which, firstElement);
+        return t;
+    }
+
+    /** One token of generation at position {@code pos} (evaluation mode, caches per block). */
+    Tensor decode(Tensor x, int pos, Tensor cacheK, Tensor cacheV) {
+        Tensor a = attention.decode(norm1.forward(x), pos, cacheK, cacheV);
+        Tensor hh = h.rows(1);
+        be.copy(hh, x);
+        be.axpy(hh, 1f, a);
+        Tensor f = moe != null ? moe.forward(norm2.forward(hh), 0, false, 0, 0, 0) : ffn.forward(norm2.forward(hh));
+        Tensor o = out.rows(1);
+        be.copy(o, hh);
+        be.axpy(o, 1f, f);
+        return o;
+    }
+}
