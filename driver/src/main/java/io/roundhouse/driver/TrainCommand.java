@@ -15,7 +15,8 @@ import picocli.CommandLine.Spec;
  * JVMs on this host through the {@link LocalLauncher}.
  */
 @Command(name = "train", mixinStandardHelpOptions = true,
-        description = "Train the MoE classifier and write a run directory (config.conf, metrics.jsonl, "
+        description = "Train a model (model.kind: the MoE classifier, or lm: the MoE transformer language model) and "
+                + "write a run directory (config.conf, metrics.jsonl, "
                 + "summary.json). workers=W > 1 runs W worker JVMs on this host.")
 final class TrainCommand implements Callable<Integer> {
     @Mixin

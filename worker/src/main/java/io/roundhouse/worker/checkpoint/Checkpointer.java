@@ -284,6 +284,14 @@ public final class Checkpointer {
         return manifest;
     }
 
+    /** The model settings step folder {@code dir}'s manifest records (see {@link #verify}). */
+    public static Map<String, String> savedModel(CheckpointStore store, String dir) {
+        JsonNode saved = manifest(store, dir, Map.of()).path("model");
+        Map<String, String> m = new TreeMap<>();
+        saved.fields().forEachRemaining(e -> m.put(e.getKey(), e.getValue().asText()));
+        return m;
+    }
+
     /** Loads step folder {@code dir} into this worker's share of the model. */
     public Restored load(String dir) {
         String manifestFile = dir + "/manifest.json";

@@ -49,7 +49,7 @@ public final class ConfigKeys {
             "classifier: the MoE-MLP image classifier (data.dir); lm: the MoE transformer language model on bytes "
             + "(data.text)");
     public static final ConfigKey<Integer> MODEL_DIM = intKey("model.dim", 192, 1, 65_536,
-            "model width D: each 28x28 image is flattened and embedded to D");
+            "model width D: each 28x28 image (or each byte of text) is embedded to D");
     public static final ConfigKey<Integer> MODEL_BLOCKS = intKey("model.blocks", 2, 1, 256,
             "number of [norm -> MoE FFN -> residual] blocks L");
     public static final ConfigKey<Integer> MODEL_EXPERTS = intKey("model.experts", 8, 1, 4096,
@@ -67,7 +67,7 @@ public final class ConfigKeys {
     public static final ConfigKey<Double> MODEL_CAPACITY_FACTOR = doubleKey("model.capacityFactor", 1.25, 0, 64, true,
             "expert capacity C = ceil(factor * K * tokens / E) per batch; 0 = dropless (no limit)");
     public static final ConfigKey<Double> MODEL_DROPOUT_INPUT = doubleKey("model.dropout.input", 0.1, 0, 0.9, true,
-            "dropout rate on the input pixels");
+            "the classifier's dropout rate on the input pixels");
     public static final ConfigKey<Double> MODEL_DROPOUT_BLOCK = doubleKey("model.dropout.block", 0.1, 0, 0.9, true,
             "dropout rate on each block's residual branch before the add (model.kind=lm: after attention and after the FFN)");
     public static final ConfigKey<Integer> MODEL_HEADS = intKey("model.heads", 4, 1, 1024,

@@ -117,16 +117,18 @@ public final class RunCheckpoints {
                                     Function<String, CheckpointStore> stores) {
         String where = config.get(TRAIN_RESUME);
         if (!where.isEmpty()) {
-            String[] at = locate(where, stores);
+            String[] at = locate("train.resume", where, stores);
             Checkpointer.verify(stores.apply(at[0]), at[1], modelOf(config, shape));
         }
     }
 
     /**
-     * The step folder {@code train.resume = where} names, as {store root, folder}: {@code where}
-     * itself when it holds a manifest, else the latest complete one in it.
+     * The step folder {@code option = where} names, as {store root, folder}: {@code where} itself
+     * when it holds a manifest, else the latest complete one in it.
+     *
+     * @param option how the user named it, for messages ("train.resume", "--checkpoint")
      */
-    private static String[] locate(String where, Function<String, CheckpointStore> stores) {
+    public static String[] locate(String option, String where, Function<String, CheckpointStore> stores) {
         String trimmed = where.endsWith("/") ? where.substring(0, where.length() - 1) : where;
         try {
             if (stores.apply(trimmed).exists("manifest.json")) {
@@ -141,12 +143,12 @@ public final class RunCheckpoints {
             }
             String folder = Checkpointer.latestComplete(stores.apply(trimmed));
             if (folder == null) {
-                throw new CheckpointException("train.resume = " + where + ": no complete checkpoint there (a "
+                throw new CheckpointException(option + " = " + where + ": no complete checkpoint there (a "
                         + "complete one is a step-NNNNNNNN folder with a manifest.json); check the path");
             }
             return new String[] {trimmed, folder};
         } catch (IOException e) {
-            throw new CheckpointException("train.resume = " + where + ": cannot look for checkpoints there ("
+            throw new CheckpointException(option + " = " + where + ": cannot look for checkpoints there ("
                     + io.roundhouse.worker.UserException.reason(e) + "); check the path and its permissions", e);
         }
     }
@@ -170,7 +172,7 @@ public final class RunCheckpoints {
         if (where.isEmpty()) {
             return 0;
         }
-        String[] at = locate(where, stores);
+        String[] at = locate("train.resume", where, stores);
         Checkpointer.Restored r = checkpointer(at[0]).load(at[1]);
         opt.setSteps(r.adamSteps());
         resumedFrom = r.folder();

@@ -467,6 +467,8 @@ public final class Trainer {
             Eta eta = new Eta();
             long start = System.nanoTime();
             double validationAccuracy = Double.NaN;
+            double[] lastValidation = null;
+            int lastValidationStep = -1;
             int step = firstStep;
             int end = total;  // earlier when the job's owner asks to stop
             for (int epoch = firstStep / stepsPerEpoch; step < end; epoch++) {
@@ -559,6 +561,8 @@ public final class Trainer {
                 }
                 if (valid != null && (step % stepsPerEpoch == 0 || step == end)) {
                     double[] v = evaluate(validBatches, valid);
+                    lastValidation = v;
+                    lastValidationStep = step;
                     validationAccuracy = v[1];
                     if (metrics != null) {
                         metrics.write(Records.eval("validation", step, epoch, v, objective));
@@ -571,7 +575,8 @@ public final class Trainer {
                 tuner.off();
             }
             double trainSeconds = (System.nanoTime() - start) / 1e9;
-            double[] t = evaluate(testBatches, test);
+            // A corpus's final figure is its validation split's: not evaluated twice at one step.
+            double[] t = test == valid && lastValidationStep == step ? lastValidation : evaluate(testBatches, test);
             double wall = (System.nanoTime() - start) / 1e9;
             String digest = group.digest(model.params());
             boolean accuracy = objective == Objective.ACCURACY;

@@ -11,6 +11,9 @@ import io.roundhouse.kernels.Precision;
 import io.roundhouse.kernels.Tensor;
 import io.roundhouse.kernels.cpu.CpuBackend;
 import io.roundhouse.worker.model.BackendCheck;
+import io.roundhouse.worker.model.Batch;
+import io.roundhouse.worker.model.LmSpec;
+import io.roundhouse.worker.model.MoeTransformer;
 import io.roundhouse.worker.model.Hyper;
 import io.roundhouse.worker.model.ModelSpec;
 import io.roundhouse.worker.model.MoeClassifier;
@@ -68,6 +71,43 @@ class CudaModelLaunchTest {
         assertEquals("[]", dev.problems.toString(), String.join("\n", dev.problems));
         for (String kernel : new String[] {"rh_dropout_rows", "rh_jitter", "rh_multiply", "rh_sum_row_products",
             "rh_gemm_bf16", "rh_router_loss_backward"}) {
+            assertTrue(dev.launched.containsKey(kernel), kernel + " ran: " + dev.launched.keySet());
+        }
+    }
+
+    @Test
+    void aLanguageModelStep() {
+        int seqs = 2;
+        int t = 8;
+        ModelSpec moe = new ModelSpec(256, 256, 16, 2, 4, 2, 8, Activation.SWIGLU, NormKind.RMSNORM,
+                GateMode.TOPK_SOFTMAX, 0, 0, 0.1, 0.01, 0.001, 0, StnSpec.NONE, Precision.FP32);
+        LmSpec spec = new LmSpec(moe, t, 4, 2, 10000, 2, 12, true, 0.1);
+        try (CudaBackend cuda = new CudaBackend(dev)) {
+            MoeTransformer model = MoeTransformer.local(cuda, spec, 11, seqs);
+            Tensor in = cuda.allocate("in", DType.INT32, seqs * t);
+            Tensor out = cuda.allocate("out", DType.INT32, seqs * t);
+            Batch batch = new Batch() {
+                public Tensor inputs() {
+                    return in;
+                }
+
+                public Tensor targets() {
+                    return out;
+                }
+
+                public int[] hostTargets() {
+                    return new int[seqs * t];
+                }
+            };
+            for (boolean train : new boolean[] {true, false}) {
+                model.params().zeroGrads();
+                model.forward(batch, seqs, train, 7, 3, 0, new StepStats(model.moeLayers(), 4));
+                model.backward(seqs);
+            }
+        }
+        assertEquals("[]", dev.problems.toString(), String.join("\n", dev.problems));
+        for (String kernel : new String[] {"rh_rope", "rh_sigmoid_gate_forward", "rh_sigmoid_gate_backward",
+            "rh_attention_row_dots"}) {
             assertTrue(dev.launched.containsKey(kernel), kernel + " ran: " + dev.launched.keySet());
         }
     }
