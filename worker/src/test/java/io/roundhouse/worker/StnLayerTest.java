@@ -182,7 +182,7 @@ class StnLayerTest {
     void withUZeroTheModelIsThePlainModelBitForBit() {
         int n = 9;
         Backend be = new CpuBackend();
-        StnSpec stn = new StnSpec(List.of(Hyper.values()), Set.copyOf(StnSpec.LAYERS));
+        StnSpec stn = new StnSpec(MoeClassifier.TUNABLE, Set.copyOf(MoeClassifier.STN_LAYERS));
         MoeClassifier plain = MoeClassifier.local(be, tinySpec(StnSpec.NONE), 11, n);
         MoeClassifier tuned = MoeClassifier.local(be, tinySpec(stn), 11, n);
         for (Param q : plain.params().all()) {
@@ -197,7 +197,7 @@ class StnLayerTest {
         }
         Tensor y = be.allocate("y", DType.INT32, n);
         be.write(y, ys);
-        tuned.perturbation().set(n, randn(r, n * Hyper.values().length, 1), null);
+        tuned.perturbation().set(n, randn(r, n * MoeClassifier.TUNABLE.size(), 1), null);
         StepStats a = plain.forward(x, y, ys, false, 7, 3, new StepStats(2, 4));
         StepStats b = tuned.forward(x, y, ys, false, 7, 3, new StepStats(2, 4));
         assertEquals(a.crossEntropy, b.crossEntropy, 0.0, "perturbed responses with U = 0 change nothing");
@@ -213,9 +213,9 @@ class StnLayerTest {
     @ValueSource(strings = {"embed,router,experts,head", "experts", "router"})
     void hypergradientThroughTheBestResponseMatchesFiniteDifferences(String layers) {
         int n = 9;
-        int h = Hyper.values().length;
+        int h = MoeClassifier.TUNABLE.size();
         Backend be = new CpuBackend();
-        StnSpec stn = new StnSpec(List.of(Hyper.values()), Set.of(layers.split(",")));
+        StnSpec stn = new StnSpec(MoeClassifier.TUNABLE, Set.of(layers.split(",")));
         MoeClassifier model = MoeClassifier.local(be, tinySpec(stn), 11, n);
         Random r = new Random(4);
         for (Param q : model.params().all()) {
@@ -249,10 +249,10 @@ class StnLayerTest {
             minus[j] -= (float) step;
             double numeric = (lossAt(model, plus, n, x, y, ys) - lossAt(model, minus, n, x, y, ys))
                     / (plus[j] - (double) minus[j]);
-            System.out.printf("hypergradient (%s) %-16s analytic %+.6f numeric %+.6f%n", layers, Hyper.values()[j].id(),
+            System.out.printf("hypergradient (%s) %-16s analytic %+.6f numeric %+.6f%n", layers, MoeClassifier.TUNABLE.get(j).id(),
                     analytic, numeric);
             assertTrue(Math.abs(analytic) > 1e-4, "a non-trivial hypergradient");
-            assertEquals(numeric, analytic, 2e-4 + 1e-2 * Math.abs(analytic), Hyper.values()[j].id());
+            assertEquals(numeric, analytic, 2e-4 + 1e-2 * Math.abs(analytic), MoeClassifier.TUNABLE.get(j).id());
         }
     }
 

@@ -171,9 +171,17 @@ class StnTrainingTest {
         assertTrue(e.getMessage().contains("model.dropout.input = 0.0 is not inside (0.0, 0.9)"), e.getMessage());
 
         Map<String, String> layers = config(tmp.resolve("bad"));
-        layers.put("stn.layers", "embed,experts,attention");
+        layers.put("stn.layers", "embed,experts,norm");
         e = assertThrows(ConfigException.class, () -> JobConfig.of(layers));
-        assertTrue(e.getMessage().contains("'attention' is not one of [embed, router, experts, head]"), e.getMessage());
+        assertTrue(e.getMessage().contains("'norm' is not one of [embed, attention, router, experts, head]"),
+                e.getMessage());
+
+        Map<String, String> attention = config(tmp.resolve("bad"));
+        attention.put("stn.layers", "embed,attention");
+        e = assertThrows(ConfigException.class, () -> new Trainer(JobConfig.of(attention),
+                new PrintStream(new ByteArrayOutputStream())).run());
+        assertTrue(e.getMessage().contains("stn.layers includes attention, which the classifier does not have"),
+                e.getMessage());
 
         Map<String, String> decay = config(tmp.resolve("bad"));
         decay.put("stn.tune", "dropout.input,train.weightDecay");

@@ -42,7 +42,8 @@ public final class ConfigKeys {
             + "overlapping by one)");
     public static final ConfigKey<Double> DATA_VALIDATION_FRACTION = doubleKey("data.validationFraction", 0.05, 0, 0.5,
             true, "model.kind=lm: the last fraction of the text held out as the validation split (bits per byte are "
-            + "reported on it; data.validationExamples is the classifier's)");
+            + "reported on it; data.validationExamples is the classifier's); with stn.tune, as much again before it "
+            + "is the tuning split the hyper steps read");
 
     // ---- model --------------------------------------------------------------------------------
     public static final ConfigKey<String> MODEL_KIND = choiceKey("model.kind", "classifier", List.of("classifier", "lm"),
@@ -107,17 +108,21 @@ public final class ConfigKeys {
 
     // ---- Self-Tuning Network ------------------------------------------------------------------
     public static final ConfigKey<List<String>> STN_TUNE = listKey("stn.tune", "",
-            List.of("dropout.input", "dropout.block", "router.jitter", "loss.loadBalance", "loss.zLoss",
-                    "augment.shift"),
+            List.of("dropout.input", "dropout.block", "dropout.attention", "router.jitter", "loss.loadBalance",
+                    "loss.zLoss", "augment.shift"),
             Map.of("train.weightDecay", "AdamW's decoupled weight decay is not a loss term a per-example "
                     + "perturbation can reach; it is not tunable by STN here"),
-            "hyperparameters tuned online by a Self-Tuning Network, comma-separated, from dropout.input, "
-            + "dropout.block, router.jitter, loss.loadBalance, loss.zLoss, augment.shift (each starts at its key's "
-            + "value); empty = off");
+            "hyperparameters tuned online by a Self-Tuning Network, comma-separated (each starts at its key's value); "
+            + "the classifier: dropout.input, dropout.block, router.jitter, loss.loadBalance, loss.zLoss, "
+            + "augment.shift; model.kind=lm: dropout.block, dropout.attention, router.jitter, loss.loadBalance, "
+            + "loss.zLoss (one perturbation per token; its hyper steps read a tuning split held out before the "
+            + "validation split); empty = off");
     public static final ConfigKey<List<String>> STN_LAYERS = listKey("stn.layers", "embed,router,head",
-            List.of("embed", "router", "experts", "head"), Map.of(),
-            "layers that get a best-response (y += s*(x W_r) + t*b_r with [s;t] = U*(perturbation)): embed, router, "
-            + "experts (each expert, from its input to its output; costs two more exchange rounds per layer), head");
+            List.of("embed", "attention", "router", "experts", "head"), Map.of(),
+            "layers that get a best-response (y += s*(x W_r) + t*b_r with [s;t] = U*(perturbation)): embed (a "
+            + "language model's: a response table), attention (model.kind=lm: each block's output projection), "
+            + "router, experts (each expert, from its input to its output; costs two more exchange rounds per layer), "
+            + "head");
     public static final ConfigKey<Integer> STN_WARMUP_STEPS = intKey("stn.warmupSteps", 300, 0, Integer.MAX_VALUE,
             "weight steps (on perturbed hyperparameters) before the first hyper step");
     public static final ConfigKey<Integer> STN_TRAIN_STEPS = intKey("stn.trainSteps", 5, 1, 10_000,

@@ -115,20 +115,35 @@ public final class TextCorpus {
      */
     public static DataSplits splits(byte[] text, Tokenizer tokenizer, int seqLen, double validationFraction,
                                     String source) {
+        return splits(text, tokenizer, seqLen, validationFraction, 0, source);
+    }
+
+    /**
+     * As {@link #splits(byte[], Tokenizer, int, double, String)}, with a tuning split of
+     * {@code tuningFraction} of the tokens just before the validation split, taken from training
+     * (a Self-Tuning Network's hyper steps read it, so the validation split stays one no decision
+     * was made on): the splits are then (train, tuning, validation).
+     */
+    public static DataSplits splits(byte[] text, Tokenizer tokenizer, int seqLen, double validationFraction,
+                                    double tuningFraction, String source) {
         if (text.length == 0) {
             throw new DataException("the corpus " + source + " is empty; give data.text a file with text in it");
         }
         int[] tokens = tokenizer.encode(text);
         int n = tokens.length;
         int validation = (int) (n * validationFraction);
-        int trainEnd = n - validation;
+        int tuning = (int) (n * tuningFraction);
+        int validStart = n - validation;
+        int trainEnd = validStart - tuning;
         TokenSequences train = TokenSequences.pack("train", tokens, tokenizer.vocabulary(), 0, trainEnd, seqLen);
-        TokenSequences valid = TokenSequences.pack("validation", tokens, tokenizer.vocabulary(), trainEnd, n, seqLen);
-        if (train.size() == 0 || valid.size() == 0) {
+        TokenSequences valid = TokenSequences.pack("validation", tokens, tokenizer.vocabulary(), validStart, n, seqLen);
+        TokenSequences tune = tuning == 0 ? null
+                : TokenSequences.pack("tuning", tokens, tokenizer.vocabulary(), trainEnd, validStart, seqLen);
+        if (train.size() == 0 || valid.size() == 0 || (tune != null && tune.size() == 0)) {
             throw new DataException("data.seqLen = " + seqLen + " is longer than the corpus " + source + " allows ("
-                    + n + " tokens: " + trainEnd + " for training, " + validation + " for validation, each needing "
-                    + "seqLen + 1); lower data.seqLen or give more text");
+                    + n + " tokens: " + trainEnd + " for training, " + (tune != null ? tuning + " for tuning, " : "")
+                    + validation + " for validation, each needing seqLen + 1); lower data.seqLen or give more text");
         }
-        return new DataSplits(train, valid, valid);
+        return tune == null ? new DataSplits(train, valid, valid) : new DataSplits(train, tune, valid);
     }
 }

@@ -18,6 +18,7 @@ final class Attention {
     final LinearLayer wv;
     final LinearLayer wg;   // null without the gate
     final LinearLayer wo;
+    private final String name;
     private final Tensor o;      // [maxN, H·dh] attention output
     private final Tensor lse;    // [maxN, H]
     private final Tensor og;     // [maxN, H·dh] gated output
@@ -39,6 +40,7 @@ final class Attention {
 
     Attention(Backend be, ParamStore ps, String name, LmSpec spec, int maxN) {
         this.be = be;
+        this.name = name;
         this.spec = spec;
         int d = spec.moe().dim();
         int qw = spec.heads() * spec.headDim();
@@ -137,6 +139,10 @@ final class Attention {
             out = og.rows(1);
         }
         return wo.forward(out);
+    }
+
+    String name() {
+        return name;
     }
 
     private float scale() {

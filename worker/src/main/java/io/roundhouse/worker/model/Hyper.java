@@ -7,14 +7,17 @@ import io.roundhouse.worker.config.ConfigKeys;
  * The regularisation hyperparameters a Self-Tuning Network can tune, each with the config key that
  * gives its initial (or fixed) value and the transform from the unconstrained value u the tuner
  * steps: bounded ones through a sigmoid stretched to their range, positive ones through softplus,
- * integers as the floor of a sigmoid stretched over their range. Every one acts per example, so a
- * weight step can give each example its own perturbed value.
+ * integers as the floor of a sigmoid stretched over their range. Every one acts per row (a
+ * classifier's example, a language model's token), so a weight step can give each row its own
+ * perturbed value. Which ones a model can tune is the model's {@code TUNABLE}.
  */
 public enum Hyper {
     /** Dropout rate on the input pixels, in [0, 0.9]. */
     DROPOUT_INPUT("dropout.input", ConfigKeys.MODEL_DROPOUT_INPUT, Transform.BOUNDED, 0, 0.9),
-    /** Dropout rate on each MoE block's output, in [0, 0.9]. */
+    /** Dropout rate on each MoE block's output (a transformer block's two residual branches), in [0, 0.9]. */
     DROPOUT_BLOCK("dropout.block", ConfigKeys.MODEL_DROPOUT_BLOCK, Transform.BOUNDED, 0, 0.9),
+    /** Dropout rate on the attention probabilities (per query row), in [0, 0.9]. */
+    DROPOUT_ATTENTION("dropout.attention", ConfigKeys.MODEL_DROPOUT_ATTENTION, Transform.BOUNDED, 0, 0.9),
     /** Amplitude of the router's multiplicative input noise, in [0, 0.5]. */
     ROUTER_JITTER("router.jitter", ConfigKeys.MODEL_ROUTER_JITTER, Transform.BOUNDED, 0, 0.5),
     /** Load-balancing loss coefficient α (per token), positive. */

@@ -37,6 +37,17 @@ public record LmSpec(ModelSpec moe, int seqLen, int heads, int kvHeads, double r
         }
     }
 
+    /** The fixed value of the model's hyperparameter {@code h} (its initial value when tuned). */
+    public double fixed(Hyper h) {
+        return h == Hyper.DROPOUT_ATTENTION ? dropoutAttention : moe.fixed(h);
+    }
+
+    /** The same model with a Self-Tuning Network. */
+    public LmSpec withStn(StnSpec s) {
+        return new LmSpec(moe.withStn(s), seqLen, heads, kvHeads, ropeTheta, moeEvery, denseHidden, attentionGate,
+                dropoutAttention);
+    }
+
     public int vocabulary() {
         return moe.classes();
     }

@@ -68,6 +68,7 @@ public record ModelSpec(int inputs, int classes, int dim, int blocks, int expert
             case LOAD_BALANCE -> loadBalance;
             case Z_LOSS -> zLoss;
             case AUGMENT_SHIFT -> throw new IllegalArgumentException("augment.shift acts on the data, not the model");
+            case DROPOUT_ATTENTION -> throw new IllegalArgumentException("dropout.attention is the language model's");
         };
     }
 

@@ -3,6 +3,7 @@ package io.roundhouse.worker.model;
 import io.roundhouse.kernels.Backend;
 import io.roundhouse.kernels.DType;
 import io.roundhouse.kernels.Tensor;
+import java.util.List;
 import java.util.function.IntFunction;
 
 /**
@@ -17,6 +18,11 @@ public final class MoeClassifier implements Model {
      * block b's dropout, 1+L+b block b's router jitter).
      */
     static final long STREAMS_PER_STEP = 1024;
+
+    /** What a Self-Tuning Network can tune in this model, and where it can add responses. */
+    public static final List<Hyper> TUNABLE = List.of(Hyper.DROPOUT_INPUT, Hyper.DROPOUT_BLOCK, Hyper.ROUTER_JITTER,
+            Hyper.LOAD_BALANCE, Hyper.Z_LOSS, Hyper.AUGMENT_SHIFT);
+    public static final List<String> STN_LAYERS = List.of("embed", "router", "experts", "head");
 
     private final Backend be;
     private final ModelSpec spec;
@@ -45,6 +51,7 @@ public final class MoeClassifier implements Model {
         if (spec.blocks() > (STREAMS_PER_STEP - 1) / 2) {
             throw new IllegalArgumentException("at most " + (STREAMS_PER_STEP - 1) / 2 + " blocks");
         }
+        spec.stn().check("classifier", TUNABLE, STN_LAYERS);
         this.be = be;
         this.spec = spec;
         this.maxN = maxN;

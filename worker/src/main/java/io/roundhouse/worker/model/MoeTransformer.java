@@ -3,7 +3,6 @@ package io.roundhouse.worker.model;
 import io.roundhouse.kernels.Backend;
 import io.roundhouse.kernels.DType;
 import io.roundhouse.kernels.Tensor;
-import io.roundhouse.worker.config.ConfigException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -19,10 +18,20 @@ import java.util.function.IntFunction;
  * {@code blockB.attention.wq/wk/wv/wo} (q/k/v/o_proj), {@code blockB.moe.router.w} (gate),
  * {@code blockB.moe.experts.w1} (w1 and w3, gate columns first) and {@code .w2}, {@code head.w}
  * (lm_head); {@code blockB.attention.wg} is the output gate Mixtral does not have.
+ *
+ * <p>A Self-Tuning Network perturbs every token (row) on its own: the residual and attention
+ * dropout, the router's jitter and losses take a rate per row, and the responses (on the embedding
+ * table, each block's attention output projection, the routers, the experts, the head) see each
+ * row's perturbation.
  */
 public final class MoeTransformer implements Model {
     /** Dropout streams: stream = step·STREAMS_PER_STEP + 1 + 4b + site (see {@link TransformerBlock}). */
     static final long STREAMS_PER_STEP = 1024;
+
+    /** What a Self-Tuning Network can tune in this model, and where it can add responses. */
+    public static final List<Hyper> TUNABLE = List.of(Hyper.DROPOUT_BLOCK, Hyper.DROPOUT_ATTENTION, Hyper.ROUTER_JITTER,
+            Hyper.LOAD_BALANCE, Hyper.Z_LOSS);
+    public static final List<String> STN_LAYERS = List.of("embed", "attention", "router", "experts", "head");
 
     private final Backend be;
     private final LmSpec spec;
@@ -41,6 +50,10 @@ public final class MoeTransformer implements Model {
     private final Tensor attentionRates;  // [maxN] the fixed attention-dropout rate, row by row
     private final float[] hostLosses;
     private final PhaseTimers timers = new PhaseTimers();
+    private final Perturbation perturbation;  // null without a Self-Tuning Network
+    private final StnResponse embedResponse;  // null without one on the embedding
+    private final Param hyperU;               // the STN's unconstrained λ (and its Adam moments)
+    private final Param hyperRho;             // the STN's unconstrained σ (and its Adam moments)
     private Tensor ids;
     private Tensor targets;
     private int rows;
@@ -50,10 +63,7 @@ public final class MoeTransformer implements Model {
      * @param exchanges the expert exchange of MoE block b (a {@link LocalExchange} in one process)
      */
     public MoeTransformer(Backend be, LmSpec spec, long seed, int maxSeqs, IntFunction<ExpertExchange> exchanges) {
-        if (spec.moe().stn().enabled()) {
-            throw new ConfigException("stn.tune is not built for the language model yet; clear stn.tune "
-                    + "(model.kind=lm trains at fixed dropout rates)");
-        }
+        spec.moe().stn().check("language model", TUNABLE, STN_LAYERS);
         if (spec.moe().blocks() > (STREAMS_PER_STEP - 1) / 4) {
             throw new IllegalArgumentException("at most " + (STREAMS_PER_STEP - 1) / 4 + " blocks");
         }
@@ -83,6 +93,44 @@ public final class MoeTransformer implements Model {
         this.dLogits = be.allocate("dLogits", DType.FLOAT32, maxN, v);
         this.attentionRates = be.allocate("attention.rates", DType.FLOAT32, maxN);
         this.hostLosses = new float[maxN];
+        // A Self-Tuning Network's parameters come after every plain one (and from their own
+        // generator), so the plain parameters start exactly as without it.
+        StnSpec stn = spec.moe().stn();
+        if (stn.enabled()) {
+            int hy = stn.tuned().size();
+            this.perturbation = new Perturbation(be, stn, maxN);
+            this.embedResponse = stn.has("embed")
+                    ? StnResponse.table(be, params, "embed", v, d, hy, 1.0, maxN) : null;
+            for (TransformerBlock b : blocks) {
+                if (stn.has("attention")) {
+                    LinearLayer wo = b.attention.wo;
+                    wo.attach(new StnResponse(be, params, b.attention.name() + ".wo", spec.heads() * spec.headDim(), d,
+                            hy, 1 / Math.sqrt(d), maxN), perturbation);
+                }
+                if (b.moe == null) {
+                    continue;
+                }
+                if (stn.has("experts")) {
+                    b.moe.attachExperts(params, perturbation);
+                }
+                if (stn.has("router")) {
+                    b.moe.attach(new StnResponse(be, params, b.moe.name() + ".router", d, spec.moe().experts(), hy,
+                            0.1 / Math.sqrt(d), maxN), perturbation);
+                } else {
+                    b.moe.attach(perturbation);
+                }
+            }
+            if (stn.has("head")) {
+                head.attach(new StnResponse(be, params, "head", d, v, hy, 1 / Math.sqrt(d), maxN), perturbation);
+            }
+            this.hyperU = params.state("stn.lambda", hy);
+            this.hyperRho = params.state("stn.sigma", hy);
+        } else {
+            this.perturbation = null;
+            this.embedResponse = null;
+            this.hyperU = null;
+            this.hyperRho = null;
+        }
     }
 
     /** A single-process model: every MoE block hosts all experts. */
@@ -104,12 +152,16 @@ public final class MoeTransformer implements Model {
         long t0 = System.nanoTime();
         Tensor h = embedded.rows(rowsN);
         be.permuteForward(h, table.value(), ids, rowsN);
+        if (embedResponse != null) {
+            embedResponse.forward(h, ids, perturbation);
+        }
         timers.add(PhaseTimers.Phase.EMBED, System.nanoTime() - t0);
-        float residual = train ? (float) spec.moe().dropoutBlock() : 0f;
-        Tensor rates = null;
-        if (train && spec.dropoutAttention() > 0) {
+        float residual = train ? (float) current(Hyper.DROPOUT_BLOCK) : 0f;
+        Tensor residualRates = train ? perExample(Hyper.DROPOUT_BLOCK) : null;
+        Tensor rates = train ? perExample(Hyper.DROPOUT_ATTENTION) : null;
+        if (train && rates == null && current(Hyper.DROPOUT_ATTENTION) > 0) {
             rates = attentionRates.rows(rowsN);
-            be.fill(rates, (float) spec.dropoutAttention());
+            be.fill(rates, (float) current(Hyper.DROPOUT_ATTENTION));
         }
         int capacity = train ? spec.moe().capacity(rowsN) : 0;
         long streamBase = step * STREAMS_PER_STEP;
@@ -118,7 +170,8 @@ public final class MoeTransformer implements Model {
         stats.droppedCopies = 0;
         int layer = 0;
         for (int b = 0; b < blocks.length; b++) {
-            h = blocks[b].forward(h, n, train, residual, rates, capacity, seed, streamBase + 1 + 4L * b, firstExample);
+            h = blocks[b].forward(h, n, train, residual, residualRates, rates, capacity, seed, streamBase + 1 + 4L * b,
+                    firstExample);
             MoeLayer moe = blocks[b].moe;
             if (moe != null) {
                 stats.loadBalanceLoss += moe.loadBalanceLoss();
@@ -154,6 +207,9 @@ public final class MoeTransformer implements Model {
         }
         be.permuteBackward(dTable, d, ids, rows);
         be.axpy(table.grad(), 1f, dTable);
+        if (embedResponse != null) {
+            embedResponse.backward(null, d, ids, perturbation);
+        }
         exchanged = timers.communicationNanos() - exchanged;
         timers.add(PhaseTimers.Phase.BACKWARD, System.nanoTime() - t0 - exchanged);
     }
@@ -226,18 +282,28 @@ public final class MoeTransformer implements Model {
         return moeLayers.size();
     }
 
+    /** λ of {@code h}: the tuner's current value when a Self-Tuning Network tunes it, else the spec's. */
+    private double current(Hyper h) {
+        return perturbation == null ? spec.fixed(h) : perturbation.current(h, spec.fixed(h));
+    }
+
+    /** This weight step's rate of {@code h} per row, or null when not tuned. */
+    private Tensor perExample(Hyper h) {
+        return perturbation == null ? null : perturbation.perExample(h);
+    }
+
     @Override
     public Perturbation perturbation() {
-        return null;
+        return perturbation;
     }
 
     @Override
     public Param hyperLambda() {
-        return null;
+        return hyperU;
     }
 
     @Override
     public Param hyperSigma() {
-        return null;
+        return hyperRho;
     }
 }

@@ -13,6 +13,9 @@ import io.roundhouse.kernels.Tensor;
  *
  * <p>Backward accumulates {@code dW_r, db_r, dU_s, dU_t}, adds the response's input gradient to the
  * layer's and the hypergradient terms {@code dL/dΔ} to the perturbation's.
+ *
+ * <p>A table lookup's response ({@link #table}: a language model's token embedding) is the same with
+ * the one-hot token as x: {@code x·W_r} is row {@code id} of a response table.
  */
 public final class StnResponse {
     private final Backend be;
@@ -26,8 +29,20 @@ public final class StnResponse {
     private final Tensor tmp;    // [maxN, O]
     private final Tensor dxr;    // [maxN, I]
     private final Tensor dPart;  // [maxN, h]
+    private final Tensor dTable; // [I, O] a table's scatter-added gradient, or null for a linear layer
 
     public StnResponse(Backend be, ParamStore ps, String name, int in, int out, int hypers, double initStd, int maxN) {
+        this(be, ps, name, in, out, hypers, initStd, maxN, false);
+    }
+
+    /** The response of a lookup in a table of {@code rows} rows of width {@code out}; its x is the ids [n]. */
+    public static StnResponse table(Backend be, ParamStore ps, String name, int rows, int out, int hypers,
+                                    double initStd, int maxN) {
+        return new StnResponse(be, ps, name, rows, out, hypers, initStd, maxN, true);
+    }
+
+    private StnResponse(Backend be, ParamStore ps, String name, int in, int out, int hypers, double initStd, int maxN,
+                        boolean table) {
         this.be = be;
         this.wr = ps.normalAside(name + ".stn.wr", initStd, true, in, out);
         this.br = ps.normalAside(name + ".stn.br", 0.1, false, out);
@@ -37,7 +52,8 @@ public final class StnResponse {
         this.s = be.allocate(name + ".stn.s", DType.FLOAT32, maxN, out);
         this.t = be.allocate(name + ".stn.t", DType.FLOAT32, maxN, out);
         this.tmp = be.allocate(name + ".stn.tmp", DType.FLOAT32, maxN, out);
-        this.dxr = be.allocate(name + ".stn.dx", DType.FLOAT32, maxN, in);
+        this.dxr = table ? null : be.allocate(name + ".stn.dx", DType.FLOAT32, maxN, in);
+        this.dTable = table ? be.allocate(name + ".stn.dTable", DType.FLOAT32, in, out) : null;
         this.dPart = be.allocate(name + ".stn.dDelta", DType.FLOAT32, maxN, hypers);
     }
 
@@ -47,7 +63,11 @@ public final class StnResponse {
             return;
         }
         int n = x.dim(0);
-        be.linearForward(z.rows(n), x, wr.value(), null);
+        if (dTable != null) {
+            be.permuteForward(z.rows(n), wr.value(), x, n);
+        } else {
+            be.linearForward(z.rows(n), x, wr.value(), null);
+        }
         be.linearForward(s.rows(n), p.delta(), us.value(), null);
         be.linearForward(t.rows(n), p.delta(), ut.value(), null);
         be.multiplyAdd(y, s.rows(n), z.rows(n));
@@ -77,6 +97,11 @@ public final class StnResponse {
         // the response weights: dz = dy⊙s (z's scratch is free now) → dW_r, dx
         Tensor dz = z.rows(n);
         be.multiply(dz, dy, s.rows(n));
+        if (dTable != null) {
+            be.permuteBackward(dTable, dz, x, n);
+            be.axpy(wr.grad(), 1f, dTable);
+            return;
+        }
         be.linearBackward(dx == null ? null : dxr.rows(n), wr.grad(), null, dz, x, wr.value());
         if (dx != null) {
             be.axpy(dx, 1f, dxr.rows(n));

@@ -6,7 +6,8 @@ import io.roundhouse.kernels.Tensor;
 
 /**
  * {@code h = x + drop(attention(norm1(x))); y = h + drop(ffn(norm2(h)))}, the FFN an MoE layer or
- * a dense SwiGLU FFN. Residual dropout at one rate (the spec's {@code dropoutBlock}).
+ * a dense SwiGLU FFN. Residual dropout at one rate (the spec's {@code dropoutBlock}), or at a rate
+ * per token row (a Self-Tuning Network's weight step).
  */
 final class TransformerBlock {
     private final Backend be;
@@ -23,6 +24,7 @@ final class TransformerBlock {
     private final Tensor dx;       // [maxN, D]
     private final int d;
     private float p;
+    private Tensor rates;      // residual-dropout rate per row, or null: p for every row
     private long seed;
     private long stream;
     private long firstElement;
@@ -50,15 +52,18 @@ final class TransformerBlock {
     }
 
     /**
-     * @param streams  the block's first of 4 Philox streams: attention probabilities, the two
-     *                 residual branches, the router's jitter
-     * @param firstSequence global index of the first sequence
+     * @param residualRates  a residual-dropout rate per row instead of {@code residualDropout}, or null
+     * @param attentionRates the attention-dropout rate per row, or null (none)
+     * @param streams        the block's first of 4 Philox streams: attention probabilities, the two
+     *                       residual branches, the router's jitter
+     * @param firstSequence  global index of the first sequence
      */
-    Tensor forward(Tensor x, int batch, boolean train, float residualDropout, Tensor attentionRates, int capacity,
-                   long seed, long streams, long firstSequence) {
+    Tensor forward(Tensor x, int batch, boolean train, float residualDropout, Tensor residualRates,
+                   Tensor attentionRates, int capacity, long seed, long streams, long firstSequence) {
         int n = x.dim(0);
         long firstRow = firstSequence * (n / batch);
         this.p = residualDropout;
+        this.rates = residualRates;
         this.seed = seed;
         this.stream = streams + 1;
         this.firstElement = firstRow * d;
@@ -75,11 +80,14 @@ final class TransformerBlock {
     }
 
     private Tensor dropout(Tensor branch, int which) {
-        if (p <= 0f) {
+        Tensor t = dropped.rows(branch.dim(0));
+        if (rates != null) {
+            be.dropoutRowsForward(t, branch, rates, seed, stream + which, firstElement);
+        } else if (p > 0f) {
+            be.dropoutForward(t, branch, p, seed, stream + which, firstElement);
+        } else {
             return branch;
         }
-        Tensor t = dropped.rows(branch.dim(0));
-        be.dropoutForward(t, branch, p, seed, stream + which, firstElement);
         return t;
     }
 
@@ -98,16 +106,21 @@ final class TransformerBlock {
     }
 
     private Tensor undrop(Tensor dy, int which) {
-        if (p <= 0f) {
+        Tensor t = dBranch.rows(dy.dim(0));
+        if (rates != null) {
+            be.dropoutRowsBackward(t, dy, rates, seed, stream + which, firstElement);
+        } else if (p > 0f) {
+            be.dropoutBackward(t, dy, p, seed, stream + which, firstElement);
+        } else {
             return dy;
         }
-        Tensor t = dBranch.rows(dy.dim(0));
-        be.dropoutBackward(t, dy, p, seed, stream + which, firstElement);
         return t;
     }
 
     /** One token of generation at position {@code pos} (evaluation mode, caches per block). */
     Tensor decode(Tensor x, int pos, Tensor cacheK, Tensor cacheV) {
+        this.p = 0f;
+        this.rates = null;
         Tensor a = attention.decode(norm1.forward(x), pos, cacheK, cacheV);
         Tensor hh = h.rows(1);
         be.copy(hh, x);

@@ -11,12 +11,16 @@ import io.roundhouse.worker.config.ConfigKeys;
 import io.roundhouse.worker.config.JobConfig;
 import io.roundhouse.worker.data.ByteTokenizer;
 import io.roundhouse.worker.data.Tokenizer;
+import io.roundhouse.worker.model.Hyper;
 import io.roundhouse.worker.model.LmSpec;
 import io.roundhouse.worker.model.MoeTransformer;
+import io.roundhouse.worker.model.StnSpec;
 import io.roundhouse.worker.parallel.WorkerGroup;
 import java.util.Arrays;
 import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.Set;
 import java.util.SplittableRandom;
 import java.util.function.Function;
 
@@ -54,10 +58,21 @@ public final class Generator implements AutoCloseable {
             }
         }
         JobConfig config = JobConfig.of(settings);
-        this.spec = LmSpec.from(config, Integer.parseInt(saved.get("vocabulary")));
+        // A Self-Tuning Network's parameters are part of the checkpoint ("tuned on layers"); generation
+        // runs the plain network (the responses are off outside a hyper step), so only their shapes count.
+        String stn = saved.getOrDefault("stn", "");
+        StnSpec stnSpec = StnSpec.NONE;
+        if (!stn.isEmpty()) {
+            String[] tunedOn = stn.split(" on ", 2);
+            stnSpec = new StnSpec(Arrays.stream(tunedOn[0].split(",")).map(Hyper::byId).toList(),
+                    Set.of(tunedOn.length > 1 ? tunedOn[1].split(",") : new String[0]));
+        }
+        this.spec = LmSpec.from(config, Integer.parseInt(saved.get("vocabulary"))).withStn(stnSpec);
         this.model = MoeTransformer.local(be, spec, 0, 1);
-        new Checkpointer(store, WorkerGroup.single(spec.moe().experts()), model.params(),
-                RunCheckpoints.modelOf(config, Map.of("vocabulary", saved.get("vocabulary")))).load(at[1]);
+        Map<String, String> manifest = new LinkedHashMap<>(RunCheckpoints.modelOf(config,
+                Map.of("vocabulary", saved.get("vocabulary"))));
+        manifest.put("stn", stn);
+        new Checkpointer(store, WorkerGroup.single(spec.moe().experts()), model.params(), manifest).load(at[1]);
         int kv = spec.kvHeads() * spec.headDim();
         this.cachesK = new Tensor[spec.moe().blocks()];
         this.cachesV = new Tensor[spec.moe().blocks()];

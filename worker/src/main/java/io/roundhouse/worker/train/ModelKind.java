@@ -39,10 +39,14 @@ public enum ModelKind {
         };
     }
 
-    /** A language model's splits of {@code text} (read wherever it lives). */
+    /**
+     * A language model's splits of {@code text} (read wherever it lives); with a Self-Tuning Network,
+     * a tuning split as large as the validation split comes out of training, just before it.
+     */
     public static DataSplits corpus(JobConfig config, byte[] text) {
-        return TextCorpus.splits(text, new ByteTokenizer(), config.get(ConfigKeys.DATA_SEQ_LEN),
-                config.get(ConfigKeys.DATA_VALIDATION_FRACTION), config.get(ConfigKeys.DATA_TEXT));
+        double validation = config.get(ConfigKeys.DATA_VALIDATION_FRACTION);
+        return TextCorpus.splits(text, new ByteTokenizer(), config.get(ConfigKeys.DATA_SEQ_LEN), validation,
+                config.get(ConfigKeys.STN_TUNE).isEmpty() ? 0 : validation, config.get(ConfigKeys.DATA_TEXT));
     }
 
     /**

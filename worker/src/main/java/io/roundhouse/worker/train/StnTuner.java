@@ -16,6 +16,7 @@ import io.roundhouse.worker.data.BatchSource;
 import io.roundhouse.worker.data.Examples;
 import io.roundhouse.worker.model.Hyper;
 import io.roundhouse.worker.model.Model;
+import io.roundhouse.worker.model.Objective;
 import io.roundhouse.worker.model.Param;
 import io.roundhouse.worker.model.Perturbation;
 import io.roundhouse.worker.model.StepStats;
@@ -29,9 +30,10 @@ import java.util.Map;
  * perturbations, the hyper steps and the hyper-optimizer.
  *
  * <p>Hyperparameters live unconstrained ({@code u}, with λ = T(u), see {@link Hyper}), with a
- * perturbation scale {@code σ = softplus(ρ)} each. A weight step gives example i of the global batch
+ * perturbation scale {@code σ = softplus(ρ)} each. A weight step gives row i of the global batch (a
+ * classifier's example, a language model's token: {@link Model#tokensPerExample()} rows an example)
  * the perturbation {@code Δ_i = σ ⊙ ε_i}, ε drawn from the counter-based generator keyed by (seed,
- * step, i), so every worker draws the same ε for its examples and none is ever sent: the layers'
+ * step, i), so every worker draws the same ε for its rows and none is ever sent: the layers'
  * responses see Δ_i and the regularisers use {@code λ̃_i = T(u + Δ_i)}. After {@code stn.warmupSteps}
  * weight steps, every {@code stn.trainSteps} weight steps come {@code stn.validSteps} hyper steps:
  * evaluation mode (no dropout, no jitter, dropless, task loss only) on a validation batch, again
@@ -56,6 +58,7 @@ final class StnTuner {
     private final Perturbation pert;
     private final List<Hyper> tuned;
     private final int h;
+    private final int rowsPer;            // perturbed rows per example
     private final int warmup;
     private final int trainSteps;
     private final int validSteps;
@@ -83,6 +86,7 @@ final class StnTuner {
         this.pert = model.perturbation();
         this.tuned = model.spec().stn().tuned();
         this.h = tuned.size();
+        this.rowsPer = model.tokensPerExample();
         this.warmup = config.get(STN_WARMUP_STEPS);
         this.trainSteps = config.get(STN_TRAIN_STEPS);
         this.validSteps = config.get(STN_VALID_STEPS);
@@ -116,7 +120,7 @@ final class StnTuner {
             this.batchesPerEpoch = validation.size() / globalBatch;
         }
         this.valid = validation.batches(be, shard, partitioned ? seed + 7919L * (rank + 1) + 17 : seed + 17);
-        int n = model.maxBatch();
+        int n = model.maxBatch() * rowsPer;
         this.eps = new float[n * h];
         this.drawSigma = new double[h];
         this.delta = new float[n * h];
@@ -155,14 +159,15 @@ final class StnTuner {
      * {@code [first, first + n)} of the global batch: Δ for the responses, λ̃ for the regularisers.
      */
     void perturbWeightStep(long step, long first, int n) {
-        draw(step * STREAMS_PER_STEP, first, n);
+        int rows = n * rowsPer;
+        draw(step * STREAMS_PER_STEP, first * rowsPer, rows);
         for (int j = 0; j < h; j++) {
             Hyper hy = tuned.get(j);
-            for (int i = 0; i < n; i++) {
+            for (int i = 0; i < rows; i++) {
                 values[j][i] = (float) hy.value(opt.u(j) + delta[i * h + j]);
             }
         }
-        pert.set(n, delta, values);
+        pert.set(rows, delta, values);
     }
 
     boolean tunes(Hyper hy) {
@@ -199,14 +204,15 @@ final class StnTuner {
             int b = opt.steps() % batchesPerEpoch;
             valid.shuffle(epoch);
             valid.load(partitioned ? b * shard : b * globalBatch + lo, shard);
-            // ε keyed by the example's index in the global batch (partitioned: by worker and index)
-            draw(step * STREAMS_PER_STEP + 1 + v, partitioned ? (long) group.rank() << 32 : lo, shard);
-            pert.set(shard, delta, null);
+            // ε keyed by the row's index in the global batch (partitioned: by worker and index)
+            int rows = shard * rowsPer;
+            draw(step * STREAMS_PER_STEP + 1 + v, partitioned ? (long) group.rank() << 32 : (long) lo * rowsPer, rows);
+            pert.set(rows, delta, null);
             model.forward(valid, shard, false, seed, step, lo, stats);
             model.backward(globalBatch);
             be.read(pert.dDelta(), dDelta);
             java.util.Arrays.fill(sums, 0f);
-            for (int i = 0; i < shard; i++) {
+            for (int i = 0; i < rows; i++) {
                 for (int j = 0; j < h; j++) {
                     sums[j] += dDelta[i * h + j];
                     sums[h + j] += dDelta[i * h + j] * eps[i * h + j];
@@ -229,7 +235,11 @@ final class StnTuner {
         r.put("step", step);
         r.put("version", opt.steps());
         r.put("validLoss", loss / examples);
-        r.put("validAccuracy", correct / examples);
+        if (model.objective() == Objective.ACCURACY) {
+            r.put("validAccuracy", correct / examples);
+        } else {
+            r.put("validBitsPerByte", model.objective().value(loss / examples, 0));
+        }
         r.put("lambda", lambda());
         Map<String, Object> sigma = new LinkedHashMap<>();
         Map<String, Object> band = new LinkedHashMap<>();

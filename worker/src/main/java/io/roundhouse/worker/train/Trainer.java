@@ -183,10 +183,6 @@ public final class Trainer {
         if (data == null && ModelKind.of(config) == ModelKind.CLASSIFIER && config.get(DATA_FORMAT).equals("idx")) {
             FashionMnist.checkFolder(Path.of(config.get(DATA_DIR)));
         }
-        if (ModelKind.of(config) == ModelKind.LANGUAGE_MODEL && !config.get(ConfigKeys.STN_TUNE).isEmpty()) {
-            throw new ConfigException("stn.tune is not built for the language model yet; clear it (stn.tune=) to "
-                    + "train model.kind=lm at fixed dropout rates");
-        }
         RunFiles.checkFolders(config);
     }
 

@@ -47,9 +47,10 @@ class CudaModelLaunchTest {
     @Test
     void aSelfTuningWeightStepWithEveryResponse() {
         int n = 10;
-        int h = Hyper.values().length - 1;  // augment.shift acts on the data, not the model
-        List<Hyper> tuned = Arrays.stream(Hyper.values()).filter(x -> x != Hyper.AUGMENT_SHIFT).toList();
-        StnSpec stn = new StnSpec(tuned, Set.copyOf(StnSpec.LAYERS));
+        // augment.shift acts on the data, not the model
+        List<Hyper> tuned = MoeClassifier.TUNABLE.stream().filter(x -> x != Hyper.AUGMENT_SHIFT).toList();
+        int h = tuned.size();
+        StnSpec stn = new StnSpec(tuned, Set.copyOf(MoeClassifier.STN_LAYERS));
         ModelSpec spec = new ModelSpec(12, 4, 8, 2, 4, 2, 6, Activation.SWIGLU, NormKind.RMSNORM,
                 GateMode.SOFTMAX_TOPK, 1.0, 0.2, 0.2, 0.05, 0.01, 0.1, stn, Precision.BF16);
         try (CudaBackend cuda = new CudaBackend(dev)) {
