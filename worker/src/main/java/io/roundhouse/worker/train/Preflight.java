@@ -3,12 +3,14 @@ package io.roundhouse.worker.train;
 import io.roundhouse.comms.Collectives;
 import io.roundhouse.kernels.Backends;
 import io.roundhouse.worker.config.ConfigException;
+import io.roundhouse.worker.config.ConfigKey;
 import io.roundhouse.worker.data.FashionMnist;
+import java.util.Objects;
 
 /**
- * The checks a run makes before it trains or writes anything: the configuration against itself,
- * the backend, the data folder and the folders the run writes. Each fails with one line naming the
- * key, its value and what to do.
+ * The checks a run makes before it trains or writes anything: the configuration against itself
+ * and the chosen model kind, the backend, the data folder and the folders the run writes. Each
+ * fails with one line naming the key, its value and what to do.
  */
 final class Preflight {
     private Preflight() {
@@ -21,6 +23,7 @@ final class Preflight {
      * @param dataGiven the data comes with the trainer ({@link Trainer#withData}), not from {@code data.dir}
      */
     static void check(RunContext context, boolean dataGiven) {
+        keysApply(context);
         int workers = context.workers();
         int batch = context.batchSize();
         int validation = context.validationExamples();
@@ -46,6 +49,22 @@ final class Preflight {
                     + "train model.kind=lm at fixed dropout rates");
         }
         RunFiles.checkFolders(context.config());
+    }
+
+    /**
+     * Refuses a key set to other than its default that the chosen model kind does not read (see
+     * {@link ModelKind#ignoredKeys}): an option that is accepted and ignored would let a run differ
+     * silently from what its config says. A key given its default value cannot be told from one
+     * left out, and passes (so a config listing every key, as the shipped one does, serves both kinds).
+     */
+    static void keysApply(RunContext context) {
+        for (ModelKind.IgnoredKey ignored : context.kind().ignoredKeys()) {
+            ConfigKey<?> key = ignored.key();
+            if (!Objects.equals(context.config().get(key), key.parse(key.defaultText()))) {
+                throw new ConfigException(key.name() + " = " + context.config().asMap().get(key.name())
+                        + ", but model.kind=" + context.kind().configName() + " ignores it: " + ignored.reason());
+            }
+        }
     }
 
     /** Parquet data is read by the Spark job; a run of its own reads IDX files. */
