@@ -297,6 +297,8 @@ public final class SparkJob {
         private final long started;
         private JsonNode summary;
         private int lastHyperLine;
+        private String lastEvalSplit;  // the last evaluation printed, and its step
+        private int lastEvalStep;
         private double firstStepSeconds = Double.NaN;
         private boolean rank0Attached;
         private final io.roundhouse.worker.train.Eta eta = new io.roundhouse.worker.train.Eta();
@@ -384,7 +386,13 @@ public final class SparkJob {
                             r.path("tokensPerSecond").asDouble(), 100 * r.path("commShare").asDouble(),
                             eta.format(total));
                     out.flush();
+                } else if (type.equals("eval") && !r.has("epoch") && r.path("split").asText().equals(lastEvalSplit)
+                        && r.path("step").asInt() == lastEvalStep) {
+                    // The run's final figure is the last epoch's evaluation (a corpus's validation split): printed once.
+                    lastEvalSplit = null;
                 } else if (type.equals("eval")) {
+                    lastEvalSplit = r.path("split").asText();
+                    lastEvalStep = r.path("step").asInt();
                     out.printf(objective == Objective.ACCURACY ? "%s: loss %.4f  accuracy %.2f%%%n" : "%s: loss %.4f  %s%n",
                             r.path("split").asText(), r.path("crossEntropy").asDouble(),
                             objective == Objective.ACCURACY ? 100 * r.path("accuracy").asDouble()

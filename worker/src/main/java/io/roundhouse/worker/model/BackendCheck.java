@@ -34,7 +34,7 @@ public final class BackendCheck {
     private static final int N = 24;
     private static final int INPUTS = 20;
     private static final int CLASSES = 5;
-    private static final List<Hyper> MODEL_HYPERS = java.util.Arrays.stream(Hyper.values())
+    private static final List<Hyper> MODEL_HYPERS = MoeClassifier.TUNABLE.stream()
             .filter(x -> x != Hyper.AUGMENT_SHIFT).toList();  // augment.shift acts on the data
 
     private BackendCheck() {
@@ -50,7 +50,7 @@ public final class BackendCheck {
         // A Self-Tuning Network on every layer, a weight step with per-example hyperparameters: the STN ops.
         ModelSpec stn = new ModelSpec(INPUTS, CLASSES, 16, 2, 4, 2, 24, Activation.GELU, NormKind.LAYERNORM,
                 GateMode.SOFTMAX_TOPK, 1.0, 0.1, 0.1, 0.01, 0.001, 0.1, new StnSpec(MODEL_HYPERS,
-                java.util.Set.copyOf(StnSpec.LAYERS)), Precision.FP32);
+                java.util.Set.copyOf(MoeClassifier.STN_LAYERS)), Precision.FP32);
         for (ModelSpec spec : List.of(fp32, bf16, stn)) {
             double tol = spec.precision() == Precision.BF16 ? BF16_TOL : FP32_TOL;
             String tag = spec.precision().key() + " " + spec.activation().name().toLowerCase(java.util.Locale.ROOT) + "/"

@@ -1,6 +1,7 @@
 package io.roundhouse.worker.train;
 
 import io.roundhouse.kernels.Backend;
+import io.roundhouse.worker.config.ConfigKey;
 import io.roundhouse.worker.config.ConfigKeys;
 import io.roundhouse.worker.config.JobConfig;
 import io.roundhouse.worker.data.ByteTokenizer;
@@ -14,6 +15,7 @@ import io.roundhouse.worker.model.ModelSpec;
 import io.roundhouse.worker.model.MoeClassifier;
 import io.roundhouse.worker.model.MoeTransformer;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -27,8 +29,69 @@ public enum ModelKind {
     /** The MoE transformer language model on bytes of text. */
     LANGUAGE_MODEL;
 
+    /** Keys the classifier does not read. */
+    private static final List<IgnoredKey> CLASSIFIER_IGNORES = List.of(
+            lmOnly(ConfigKeys.MODEL_HEADS, "the classifier has no attention"),
+            lmOnly(ConfigKeys.MODEL_KV_HEADS, "the classifier has no attention"),
+            lmOnly(ConfigKeys.MODEL_ROPE_THETA, "the classifier has no attention"),
+            lmOnly(ConfigKeys.MODEL_MOE_EVERY, "every block of the classifier is an MoE block"),
+            lmOnly(ConfigKeys.MODEL_DENSE_HIDDEN, "the classifier has no dense blocks"),
+            lmOnly(ConfigKeys.MODEL_ATTENTION_GATE, "the classifier has no attention"),
+            lmOnly(ConfigKeys.MODEL_DROPOUT_ATTENTION, "the classifier has no attention"),
+            new IgnoredKey(ConfigKeys.DATA_TEXT, "the classifier reads images from data.dir; remove it, or set "
+                    + "model.kind=lm to train the language model on the text"),
+            new IgnoredKey(ConfigKeys.DATA_SEQ_LEN, "the classifier's examples are images, not token sequences; "
+                    + "remove it"),
+            new IgnoredKey(ConfigKeys.DATA_VALIDATION_FRACTION, "the classifier holds out data.validationExamples "
+                    + "images; remove it, and set data.validationExamples instead"));
+
+    /** Keys the language model does not read. */
+    private static final List<IgnoredKey> LANGUAGE_MODEL_IGNORES = List.of(
+            new IgnoredKey(ConfigKeys.MODEL_DROPOUT_INPUT, "the language model has no input dropout; remove it "
+                    + "(its rates are model.dropout.block and model.dropout.attention)"),
+            new IgnoredKey(ConfigKeys.AUGMENT_SHIFT, "it shifts images, and the language model reads text; "
+                    + "remove it"),
+            new IgnoredKey(ConfigKeys.DATA_DIR, "the language model reads data.text; remove it, and name the "
+                    + "text with data.text"),
+            new IgnoredKey(ConfigKeys.DATA_FORMAT, "the language model reads data.text (plain text); remove it"),
+            new IgnoredKey(ConfigKeys.DATA_VALIDATION_EXAMPLES, "the language model holds out the last "
+                    + "data.validationFraction of the text; remove it, and set data.validationFraction instead"),
+            new IgnoredKey(ConfigKeys.DATA_DISTRIBUTION, "every language-model worker reads the whole text; "
+                    + "remove it"));
+
     public static ModelKind of(JobConfig config) {
         return config.get(ConfigKeys.MODEL_KIND).equals("lm") ? LANGUAGE_MODEL : CLASSIFIER;
+    }
+
+    /** This kind's {@code model.kind} value. */
+    public String configName() {
+        return this == LANGUAGE_MODEL ? "lm" : "classifier";
+    }
+
+    /**
+     * The keys this kind does not read, each with why and what to do: the trainer's preflight
+     * refuses a job that sets one to other than its default, rather than run as if it were not
+     * there. The one table of which key applies to which kind (every key not listed applies to
+     * both).
+     */
+    public List<IgnoredKey> ignoredKeys() {
+        return switch (this) {
+            case CLASSIFIER -> CLASSIFIER_IGNORES;
+            case LANGUAGE_MODEL -> LANGUAGE_MODEL_IGNORES;
+        };
+    }
+
+    /**
+     * A key a kind of model does not read.
+     *
+     * @param key    the key
+     * @param reason why the kind ignores it, then what to do instead (the end of a one-line message)
+     */
+    public record IgnoredKey(ConfigKey<?> key, String reason) {
+    }
+
+    private static IgnoredKey lmOnly(ConfigKey<?> key, String why) {
+        return new IgnoredKey(key, why + "; remove it, or set model.kind=lm to train the language model");
     }
 
     /** The data read on this machine ({@code data.dir}'s IDX files, or {@code data.text}). */

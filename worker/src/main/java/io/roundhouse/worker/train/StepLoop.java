@@ -1,0 +1,222 @@
+package io.roundhouse.worker.train;
+
+import io.roundhouse.kernels.Backend;
+import io.roundhouse.worker.checkpoint.CheckpointStore;
+import io.roundhouse.worker.data.BatchSource;
+import io.roundhouse.worker.data.Batcher;
+import io.roundhouse.worker.model.Hyper;
+import io.roundhouse.worker.model.Model;
+import io.roundhouse.worker.model.ModelSpec;
+import io.roundhouse.worker.model.Objective;
+import io.roundhouse.worker.model.PhaseTimers;
+import io.roundhouse.worker.parallel.DenseGradientSync;
+import io.roundhouse.worker.parallel.WorkerGroup;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.util.Map;
+import java.util.function.Function;
+
+/**
+ * The step loop of one worker, with everything it needs: each step loads this worker's shard of
+ * the global batch, runs forward and backward, sums the dense gradients and the step's statistics
+ * over the workers in one all-reduce, clips and takes the AdamW step; then the step's record, a
+ * progress line every {@code log.everySteps}, the Self-Tuning Network's hyper steps, checkpoints,
+ * and the job owner's commands. Validation follows every epoch, the test set the last step.
+ */
+final class StepLoop {
+    private static final long AUGMENT_SEED = 0x4155474D454E5453L;  // keys the augmentation's shifts
+
+    private final RunContext context;
+    private final RunOutput output;
+    private final PrintStream console;
+    private final Backend be;
+    private final WorkerGroup group;
+    private final Model model;
+    private final AdamW opt;
+    private final LrSchedule lr;
+    private final TrainingData sets;
+    private final int stepsPerEpoch;
+    private final String gpu;                 // this worker's GPU address, or null
+    private final Function<String, CheckpointStore> checkpointStores;
+    private final MetricsSink remote;         // the job owner's sink (for checkpoint commits), or null
+    private final ModelSpec spec;
+    private final Objective objective;
+    private final StepSums sums;
+    private final Evaluator evaluator;
+    private final DenseGradientSync sync;     // null for one worker
+    private final StnTuner tuner;             // null without a Self-Tuning Network
+    private final int[] augmentShift;         // the fixed augment.shift per row, or null (off or tuned)
+
+    StepLoop(RunContext context, RunOutput output, Backend be, WorkerGroup group, Model model, AdamW opt,
+             LrSchedule lr, TrainingData sets, int stepsPerEpoch, String gpu,
+             Function<String, CheckpointStore> checkpointStores, MetricsSink remote) {
+        this.context = context;
+        this.output = output;
+        this.console = output.console();
+        this.be = be;
+        this.group = group;
+        this.model = model;
+        this.opt = opt;
+        this.lr = lr;
+        this.sets = sets;
+        this.stepsPerEpoch = stepsPerEpoch;
+        this.gpu = gpu;
+        this.checkpointStores = checkpointStores;
+        this.remote = remote;
+        this.spec = model.spec();
+        this.objective = model.objective();
+        this.sums = new StepSums(model, group.size());
+        this.evaluator = new Evaluator(context, be, model, group, sets, sums.local);
+        this.sync = group.gradientSync(be, model.params(), sums.buffer().length);
+        this.tuner = spec.stn().enabled()
+                ? new StnTuner(context.config(), be, model, group, sets.validation(), sets.partitioned()) : null;
+        int shift = context.augmentShift();
+        if (shift == 0 || (tuner != null && tuner.tunes(Hyper.AUGMENT_SHIFT))) {
+            this.augmentShift = null;
+        } else {
+            this.augmentShift = new int[model.maxBatch()];
+            java.util.Arrays.fill(augmentShift, shift);
+        }
+    }
+
+    Trainer.Result run() throws IOException {
+        int batch = context.batchSize();
+        long seed = context.seed();
+        int total = lr.total();
+        int rank = group.rank();
+        int workers = group.size();
+        int lo = WorkerGroup.shardStart(batch, rank, workers);
+        int shard = WorkerGroup.shardStart(batch, rank + 1, workers) - lo;
+        output.header(model, group, be, sets, total, stepsPerEpoch, batch, shard, gpu);
+
+        RunCheckpoints checkpoints = new RunCheckpoints(context.config(), group, model.params(), sets.train().shape(),
+                output.runDir(), checkpointStores, remote);
+        int firstStep = checkpoints.resume(opt);
+        if (tuner != null) {
+            if (firstStep > 0) {
+                tuner.resumed(firstStep);
+            }
+            output.stn(tuner, context.stn());
+        }
+        if (firstStep > 0) {
+            output.resumed(firstStep, checkpoints);
+        }
+        BatchSource batcher = sets.train().batches(be, shard, TrainingData.shuffleSeed(seed, sets.partitioned(), rank));
+        Records.Window window = new Records.Window();
+        Eta eta = new Eta();
+        long start = System.nanoTime();
+        double validationAccuracy = Double.NaN;
+        double[] lastValidation = null;
+        int lastValidationStep = -1;
+        int step = firstStep;
+        int end = total;  // earlier when the job's owner asks to stop
+        for (int epoch = firstStep / stepsPerEpoch; step < end; epoch++) {
+            batcher.shuffle(epoch);
+            for (int b = step % stepsPerEpoch; b < stepsPerEpoch && step < end; b++) {
+                long t0 = System.nanoTime();
+                batcher.load(sets.partitioned() ? b * shard : b * batch + lo, shard);
+                if (tuner != null) {
+                    tuner.perturbWeightStep(step, lo, shard);
+                }
+                int[] shifts = tuner != null && tuner.tunes(Hyper.AUGMENT_SHIFT) ? tuner.shifts(shard) : augmentShift;
+                if (shifts != null) {
+                    ((Batcher) batcher).shift(shard, shifts, seed ^ AUGMENT_SEED, step, lo);
+                }
+                model.params().zeroGrads();
+                model.timers().reset();
+                model.forward(batcher, shard, true, seed, step, lo, sums.local);
+                model.backward(batch);
+                step++;
+                double rate = lr.at(step);
+                // One collective: dense gradients, expert-gradient norms and this step's metrics.
+                long tSync = System.nanoTime();
+                sums.pack(tSync - t0 - model.timers().communicationNanos(), rank, output.pollCommand());
+                double norm = sync != null ? sync.allReduce(sums.buffer()) : opt.gradNorm();
+                sums.unpack();
+                if (sync != null) {
+                    model.timers().add(PhaseTimers.Phase.ALL_REDUCE, System.nanoTime() - tSync);
+                }
+                long tOpt = System.nanoTime();
+                double gradNorm = opt.step(rate, norm);
+                model.timers().add(PhaseTimers.Phase.OPTIMIZER, System.nanoTime() - tOpt);
+                double seconds = (System.nanoTime() - t0) / 1e9;
+                window.add(sums.global, seconds);
+                eta.stepDone(step, (System.nanoTime() - start) / 1e9);
+                if (output.records()) {
+                    output.write(stepRecord(step, epoch, rate, gradNorm, seconds, start, total));
+                }
+                if (tuner != null && tuner.due(step)) {
+                    output.write(tuner.hyperSteps(step));
+                }
+                if (step % context.logEverySteps() == 0 || step == total || sums.command() == MetricsSink.STOP) {
+                    progress(epoch, step, total, window, rate, gradNorm, eta);
+                }
+                int command = sums.command();
+                if (command == MetricsSink.STOP) {
+                    end = step;
+                    console.printf("stopping at step %d as asked%n", step);
+                }
+                if (checkpoints.due(step, total) || (command != MetricsSink.NONE && checkpoints.possible())) {
+                    output.checkpoint(step, checkpoints.save(step, opt.steps()));
+                }
+            }
+            if (tuner != null) {
+                tuner.off();
+            }
+            if (evaluator.validates() && (step % stepsPerEpoch == 0 || step == end)) {
+                double[] v = evaluator.validation();
+                lastValidation = v;
+                lastValidationStep = step;
+                validationAccuracy = v[1];
+                output.validation(sets.validation().name(), step, epoch, v, objective);
+            }
+        }
+        if (tuner != null) {
+            tuner.off();
+        }
+        double trainSeconds = (System.nanoTime() - start) / 1e9;
+        // A corpus's final figure is its validation split's: not evaluated twice at one step.
+        double[] t = evaluator.testIsValidation() && lastValidationStep == step ? lastValidation : evaluator.testSet();
+        double wall = (System.nanoTime() - start) / 1e9;
+        String digest = group.digest(model.params());
+        boolean accuracy = objective == Objective.ACCURACY;
+        Trainer.Result result = new Trainer.Result(output.runDir(), step, wall,
+                accuracy ? validationAccuracy : Double.NaN, accuracy ? t[1] : Double.NaN, t[0],
+                (double) (step - firstStep) * batch * model.tokensPerExample() / trainSeconds, digest);
+        output.finished(result, evaluator.test(), t, objective, group.globalParameterCount(model.params()), workers,
+                end < total, be.name(), tuner);
+        return result;
+    }
+
+    /** Step {@code step}'s record: the global batch's statistics, the schedule, the phases' times. */
+    private Map<String, Object> stepRecord(int step, int epoch, double rate, double gradNorm, double seconds,
+                                           long start, int total) {
+        Map<String, Object> record = Records.step(step, epoch, rate, gradNorm, sums.global,
+                sums.global.tokens / seconds, (System.nanoTime() - start) / 1e9);
+        record.put("totalSteps", total);
+        record.put("phaseMs", model.timers().millis());
+        record.put("commShare", model.timers().communicationNanos() / 1e9 / seconds);
+        if (group.size() > 1) {
+            record.put("computeMsByWorker", sums.computeMs);
+        }
+        if (tuner != null) {
+            record.put("hyper", tuner.lambda());
+        }
+        return record;
+    }
+
+    /** The progress line: averages since the last one, the schedule, the expected end. */
+    private void progress(int epoch, int step, int total, Records.Window window, double rate, double gradNorm,
+                          Eta eta) {
+        console.printf("[epoch %d] step %d/%d  loss %.4f  %s  lr %.2e  |g| %.2f  dropped %.1f%%  %,.0f tok/s  ETA %s%n",
+                epoch + 1, step, total, window.loss(), objective.format(window.crossEntropy(), window.accuracy()),
+                rate, gradNorm, 100 * window.droppedFraction(spec.topK() * model.moeLayers()),
+                window.tokensPerSecond(), eta.format(total));
+        output.flush();
+        if (tuner != null) {
+            console.printf("[epoch %d] step %d  hyperparameters %s after %d hyper steps%n", epoch + 1, step,
+                    Records.brief(tuner.lambda()), tuner.hyperStepCount());
+        }
+        window.reset();
+    }
+}
