@@ -129,6 +129,23 @@ public interface Backend extends AutoCloseable {
      */
     void linearBackward(Tensor dx, Tensor dw, Tensor db, Tensor dy, Tensor x, Tensor w, Precision p);
 
+    /**
+     * {@code y = x·wᵀ} in fp32: a projection by a table of O rows (a language model's output tied to
+     * its token embedding). y[N,O], x[N,I], w[O,I].
+     */
+    void linearTransposedForward(Tensor y, Tensor x, Tensor w);
+
+    /**
+     * Backward of {@link #linearTransposedForward}: dx[N,I] = dy·w (assigned), dw[O,I] += dyᵀ·x.
+     * dy[N,O], x[N,I], w[O,I]. Both are {@link #linearForward} and {@link #linearBackward} with the
+     * roles of w's dimensions swapped.
+     */
+    default void linearTransposedBackward(Tensor dx, Tensor dw, Tensor dy, Tensor x, Tensor w) {
+        Check.linearTransposed(dy, x, w);
+        linearForward(dx, dy, w, null);             // dy[N,O]·w[O,I]
+        linearBackward(null, dw, null, x, dy, w);   // dw[O,I] += dyᵀ·x (linearBackward's xᵀ·dy, x and dy swapped)
+    }
+
     /** h[N,F] = act(a[N,F1]). */
     void activationForward(Tensor h, Tensor a, Activation act);
 

@@ -53,6 +53,13 @@ public final class Check {
         }
     }
 
+    /** y (or dy)[N,O], x[N,I], w[O,I]. */
+    public static void linearTransposed(Tensor y, Tensor x, Tensor w) {
+        int n = x.dim(0);
+        shape("linearTransposed", x, n, w.dim(1));
+        shape("linearTransposed", y, n, w.dim(0));
+    }
+
     public static void activation(String op, Tensor pre, Tensor post, Activation act) {
         int n = pre.dim(0);
         int f = post.dim(1);

@@ -47,6 +47,39 @@ class DenseOpsTest {
         assertClose("linear dw accumulates", Arrays.stream(once).map(v -> 2 * v).toArray(), s.read(tdw), FWD_TOL);
     }
 
+    /** The tied projection y = x·wᵀ, w[O,I]: against the plain loop on wᵀ, its backward against FD. */
+    @ParameterizedTest(name = "linearTransposed N={0} I={1} O={2}")
+    @CsvSource({"1,1,1", "5,13,9", "33,16,256"})
+    void linearTransposed(int n, int in, int out) {
+        OpTestSupport s = new OpTestSupport(n * 37L + out);
+        double[] x = rounded(s.randn(n * in, 1));
+        double[] w = rounded(s.randn(out * in, 0.3));
+        double[] dy = rounded(s.randn(n * out, 1));
+        Tensor tx = s.tensor("x", x, n, in);
+        Tensor tw = s.tensor("w", w, out, in);
+        Tensor ty = s.poisoned("y", n, out);
+        s.be.linearTransposedForward(ty, tx, tw);
+        assertClose("linearTransposed fwd", Ref.linear(x, transpose(w, out, in), null, n, in, out), s.read(ty), FWD_TOL);
+        Tensor tdx = s.poisoned("dx", n, in);
+        Tensor tdw = s.tensor("dw", new double[out * in], out, in);
+        s.be.linearTransposedBackward(tdx, tdw, s.tensor("dy", dy, n, out), tx, tw);
+        assertClose("linearTransposed dx", numericGrad(v -> Ref.linear(v, transpose(w, out, in), null, n, in, out),
+                x.clone(), dy), s.read(tdx), GRAD_TOL);
+        assertClose("linearTransposed dw", numericGrad(v -> Ref.linear(x, transpose(v, out, in), null, n, in, out),
+                w.clone(), dy), s.read(tdw), GRAD_TOL);
+    }
+
+    /** m[r,c] → [c,r]. */
+    private static double[] transpose(double[] m, int rows, int cols) {
+        double[] t = new double[m.length];
+        for (int r = 0; r < rows; r++) {
+            for (int c = 0; c < cols; c++) {
+                t[c * rows + r] = m[r * cols + c];
+            }
+        }
+        return t;
+    }
+
     @ParameterizedTest
     @EnumSource(Activation.class)
     void activation(Activation act) {

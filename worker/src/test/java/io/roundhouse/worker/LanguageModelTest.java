@@ -90,13 +90,13 @@ class LanguageModelTest {
         return new AdamW(be, m.params(), 0.9, 0.999, 1e-8, 0.01, 1.0);
     }
 
-    @ParameterizedTest(name = "W={0}")
-    @CsvSource({"2", "3", "4"})
-    void wWorkersEqualOneWorker(int w) throws Exception {
+    @ParameterizedTest(name = "W={0} tied embeddings={1}")
+    @CsvSource({"2, false", "3, true", "4, false"})
+    void wWorkersEqualOneWorker(int w, boolean tied) throws Exception {
         // B sequences split over W workers: shards of B/W (4 sequences: W = 3 gets 2, 1, 1).
         LmSpec spec = new LmSpec(new ModelSpec(32, 32, 16, 3, E, 2, 8, Activation.SWIGLU, NormKind.RMSNORM,
                 GateMode.TOPK_SOFTMAX, 0, 0, 0.1, 0.01, 0.001, 0, StnSpec.NONE, Precision.FP32), T, 4, 2, 10000, 1, 12,
-                true, 0.1);
+                true, 0.1, tied);
         int rows = B * T;
         Backend refBe = new CpuBackend();
         MoeTransformer ref = MoeTransformer.local(refBe, spec, 5, B);
@@ -120,7 +120,7 @@ class LanguageModelTest {
         ExecutorService pool = Executors.newFixedThreadPool(w);
         try (EmbeddedMediaDriver driver = EmbeddedMediaDriver.acquire(cfg, "lm-" + ProcessHandle.current().pid() + "-" + w,
                 w, w, 0)) {
-            List<Future<List<float[]>>> futures = new ArrayList<>();
+            List<Future<java.util.Map<String, float[]>>> futures = new ArrayList<>();
             for (int r = 0; r < w; r++) {
                 int rank = r;
                 futures.add(pool.submit(() -> {
@@ -145,9 +145,9 @@ class LanguageModelTest {
                             model.backward(B);
                             opt.step(1e-2, sync.allReduce(new float[0]));
                         }
-                        List<float[]> out = new ArrayList<>();
+                        java.util.Map<String, float[]> out = new java.util.LinkedHashMap<>();
                         for (Param p : model.params().all()) {
-                            out.add(model.params().read(p));
+                            out.put(p.name(), model.params().read(p));
                         }
                         return out;
                     }
@@ -155,26 +155,29 @@ class LanguageModelTest {
             }
             double worst = 0;
             for (int r = 0; r < w; r++) {
-                List<float[]> got = futures.get(r).get(90, TimeUnit.SECONDS);
+                java.util.Map<String, float[]> all = futures.get(r).get(90, TimeUnit.SECONDS);
+                assertEquals(ref.params().all().stream().map(Param::name).toList(), List.copyOf(all.keySet()),
+                        "worker " + r + " has the one worker's parameters, in its order");
                 int f = placement.firstExpert(r);
                 int n = placement.expertCount(r);
-                for (int i = 0; i < got.size(); i++) {
-                    Param p = ref.params().all().get(i);
-                    assertEquals(p.name(), p.name());
+                for (Param p : ref.params().all()) {
+                    float[] got = all.get(p.name());
                     float[] want = ref.params().read(p);
                     if (p.name().contains(".experts.")) {
                         int per = want.length / E;
                         want = Arrays.copyOfRange(want, f * per, (f + n) * per);
                     }
+                    assertEquals(want.length, got.length, p.name());
                     for (int j = 0; j < want.length; j++) {
-                        double diff = Math.abs(want[j] - got.get(i)[j]);
+                        double diff = Math.abs(want[j] - got[j]);
                         worst = Math.max(worst, diff);
-                        assertTrue(diff <= 1e-4, "worker " + r + " " + p.name() + "[" + j + "]: " + got.get(i)[j]
+                        assertTrue(diff <= 1e-4, "worker " + r + " " + p.name() + "[" + j + "]: " + got[j]
                                 + " vs one worker's " + want[j]);
                     }
                 }
             }
-            System.out.printf("LM W=%d: worst parameter difference after %d steps %.2e%n", w, STEPS, worst);
+            System.out.printf("LM W=%d tied=%s: worst parameter difference after %d steps %.2e%n", w, tied, STEPS,
+                    worst);
         } finally {
             pool.shutdownNow();
         }

@@ -4,15 +4,20 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.roundhouse.kernels.Activation;
 import io.roundhouse.kernels.Backend;
-import io.roundhouse.kernels.cpu.CpuBackend;
 import io.roundhouse.kernels.DType;
 import io.roundhouse.kernels.GateMode;
+import io.roundhouse.kernels.Precision;
 import io.roundhouse.kernels.Tensor;
+import io.roundhouse.kernels.cpu.CpuBackend;
+import io.roundhouse.worker.model.Batch;
+import io.roundhouse.worker.model.LmSpec;
 import io.roundhouse.worker.model.ModelSpec;
 import io.roundhouse.worker.model.MoeClassifier;
+import io.roundhouse.worker.model.MoeTransformer;
 import io.roundhouse.worker.model.NormKind;
 import io.roundhouse.worker.model.Param;
 import io.roundhouse.worker.model.StepStats;
+import io.roundhouse.worker.model.StnSpec;
 import java.util.Random;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -80,6 +85,91 @@ class ModelGradientTest {
                     "directional derivative " + trial + ": analytic " + analytic + " vs numeric " + numeric);
         }
         assertTrue(dropped > 0, "the capacity limit should drop some copies in this test");
+    }
+
+    /**
+     * The whole language model's backward the same way: attention (GQA, the gate or not), MoE and
+     * dense blocks, residual and attention dropout, router jitter and losses, and the output tied
+     * to the embedding or not.
+     */
+    @ParameterizedTest(name = "lm tied={0} gate={1} moeEvery={2} kvHeads={3}")
+    @CsvSource({"false, true, 1, 2", "true, true, 2, 4", "true, false, 1, 1"})
+    void languageModelDirectionalDerivativesMatch(boolean tied, boolean gate, int moeEvery, int kvHeads) {
+        int b = 2;
+        int t = 6;
+        int v = 20;
+        LmSpec spec = new LmSpec(new ModelSpec(v, v, 8, 2, 4, 2, 5, Activation.SWIGLU, NormKind.RMSNORM,
+                GateMode.TOPK_SOFTMAX, 0, 0, 0.2, 0.05, 0.01, 0.1, StnSpec.NONE, Precision.FP32), t, 4, kvHeads, 10000,
+                moeEvery, 6, gate, 0.2, tied);
+        Backend be = new CpuBackend();
+        MoeTransformer model = MoeTransformer.local(be, spec, 11, b);
+        Random r = new Random(6);
+        int[] in = new int[b * t];
+        int[] out = new int[b * t];
+        for (int j = 0; j < in.length; j++) {
+            in[j] = r.nextInt(v);
+            out[j] = r.nextInt(v);
+        }
+        Tensor ti = be.allocate("in", DType.INT32, in.length);
+        Tensor to = be.allocate("out", DType.INT32, out.length);
+        be.write(ti, in);
+        be.write(to, out);
+        Batch batch = new Batch() {
+            public Tensor inputs() {
+                return ti;
+            }
+
+            public Tensor targets() {
+                return to;
+            }
+
+            public int[] hostTargets() {
+                return out;
+            }
+        };
+        StepStats stats = new StepStats(model.moeLayers(), 4);
+        model.params().zeroGrads();
+        model.forward(batch, b, true, 7, 3, 0, stats);
+        model.backward(b);
+        assertTrue(tied == (model.params().all().stream().noneMatch(q -> q.name().equals("head.w"))),
+                "a tied model has no head.w");
+        for (int trial = 0; trial < 3; trial++) {
+            double analytic = 0;
+            float[][] dir = new float[model.params().all().size()][];
+            float[][] base = new float[dir.length][];
+            for (int p = 0; p < dir.length; p++) {
+                Param prm = model.params().all().get(p);
+                base[p] = model.params().read(prm);
+                float[] g = model.params().readGrad(prm);
+                dir[p] = new float[g.length];
+                for (int j = 0; j < g.length; j++) {
+                    dir[p][j] = (float) r.nextGaussian();
+                    analytic += (double) g[j] * dir[p][j];
+                }
+            }
+            double h = 1e-4;
+            double plus = lmLossAt(model, be, base, dir, h, batch, b, stats);
+            double minus = lmLossAt(model, be, base, dir, -h, batch, b, stats);
+            lmLossAt(model, be, base, dir, 0, batch, b, stats);
+            double numeric = (plus - minus) / (2 * h);
+            double err = Math.abs(numeric - analytic);
+            System.out.printf("lm tied=%s gate=%s moeEvery=%d kv=%d direction %d: analytic %.6f numeric %.6f "
+                    + "|diff| %.2e%n", tied, gate, moeEvery, kvHeads, trial, analytic, numeric, err);
+            assertTrue(err <= 1e-2 * Math.max(1, Math.abs(analytic)),
+                    "directional derivative " + trial + ": analytic " + analytic + " vs numeric " + numeric);
+        }
+    }
+
+    private static double lmLossAt(MoeTransformer model, Backend be, float[][] base, float[][] dir, double h,
+                                   Batch batch, int b, StepStats stats) {
+        for (int p = 0; p < base.length; p++) {
+            float[] v = new float[base[p].length];
+            for (int j = 0; j < v.length; j++) {
+                v[j] = (float) (base[p][j] + h * dir[p][j]);
+            }
+            be.write(model.params().all().get(p).value(), v);
+        }
+        return model.forward(batch, b, true, 7, 3, 0, stats).totalLoss();
     }
 
     private static double lossAt(MoeClassifier model, Backend be, float[][] base, float[][] dir, double h, Tensor x,

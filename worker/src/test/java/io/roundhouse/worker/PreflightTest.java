@@ -40,6 +40,10 @@ class PreflightTest {
             "model.denseHidden", "64", "model.attentionGate", "off", "model.dropout.attention", "0.1",
             "data.text", "/srv/text.txt", "data.seqLen", "64", "data.validationFraction", "0.1"));
 
+    static {
+        CLASSIFIER_IGNORES.put("model.tieEmbeddings", "on");
+    }
+
     private Map<String, String> base(String kind) {
         Map<String, String> m = new HashMap<>();
         m.put("model.kind", kind);

@@ -180,6 +180,15 @@ public final class CpuBackend implements Backend {
                 bf16 ? rounded(2, w) : f(w), bf16 ? 0 : o(w), n, in, out);
     }
 
+    @Override
+    public void linearTransposedForward(Tensor y, Tensor x, Tensor w) {
+        int n = x.dim(0);
+        int out = w.dim(0);
+        int in = w.dim(1);
+        Check.linearTransposed(y, x, w);
+        Blas.sgemm(false, true, n, out, in, 1f, f(x), o(x), in, f(w), o(w), in, 0f, f(y), o(y), out);
+    }
+
     /** {@code t}'s values rounded to bf16, in workspace slot {@code slot} from index 0. */
     private float[] rounded(int slot, Tensor t) {
         if (roundedSlots[slot].length < t.size()) {

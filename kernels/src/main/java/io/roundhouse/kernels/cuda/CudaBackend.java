@@ -305,6 +305,16 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
+    public void linearTransposedForward(Tensor y, Tensor x, Tensor w) {
+        int n = x.dim(0);
+        int out = w.dim(0);
+        int in = w.dim(1);
+        Check.linearTransposed(y, x, w);
+        gemm("linearTransposedForward " + x + "·" + w + "ᵀ", GemmKernel.of(Precision.FP32), false, true, n, out, in,
+                1f, c(x), in, c(w), in, 0f, c(y), out);
+    }
+
+    @Override
     public void linearBackward(Tensor dx, Tensor dw, Tensor db, Tensor dy, Tensor x, Tensor w, Precision p) {
         int n = x.dim(0);
         int in = w.dim(0);

@@ -87,6 +87,9 @@ class CudaLaunchTest {
             be.linearForward(out, x, w, null);
             be.linearBackward(y, w, b, out, x, w, p);
             be.linearBackward(null, w, null, out, x, w);
+            Tensor table = be.allocate("table", DType.FLOAT32, f, d);
+            be.linearTransposedForward(out, x, table);
+            be.linearTransposedBackward(y, table, out, x, table);
             for (GemmKernel kernel : GemmKernel.values()) {
                 cuda.matmul(out, x, w, false, false, kernel);
             }

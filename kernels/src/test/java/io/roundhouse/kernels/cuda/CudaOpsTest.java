@@ -205,6 +205,24 @@ class CudaOpsTest {
         same("linearBackward without dx and db " + p, dw, 1e-4);
     }
 
+    @ParameterizedTest(name = "linearTransposed n={0} in={1} out={2}")
+    @CsvSource({"1, 1, 1", "130, 128, 256", "2048, 128, 256"})
+    void linearTransposedForwardAndBackward(int n, int in, int out) {
+        Tensor[] x = randn("x", n, in);
+        Tensor[] w = randn("w", out, in);
+        Tensor[] y = poisoned("y", n, out);
+        cpu.linearTransposedForward(y[0], x[0], w[0]);
+        gpu.linearTransposedForward(y[1], x[1], w[1]);
+        same("linearTransposedForward " + n + "x" + in + "x" + out, y, 1e-4);
+        Tensor[] dy = randn("dy", n, out);
+        Tensor[] dx = poisoned("dx", n, in);
+        Tensor[] dw = randn("dw", out, in);  // accumulates
+        cpu.linearTransposedBackward(dx[0], dw[0], dy[0], x[0], w[0]);
+        gpu.linearTransposedBackward(dx[1], dw[1], dy[1], x[1], w[1]);
+        same("linearTransposedBackward dx", dx, 1e-4);
+        same("linearTransposedBackward dw (accumulated)", dw, 1e-4);
+    }
+
     /** The plain GEMM kernels against the CPU: fp32, bf16 (and its prefetching variant). */
     @ParameterizedTest(name = "matmul m={0} k={1} n={2} ta={3} tb={4}")
     @CsvSource({"1, 1, 1, false, false", "130, 193, 67, false, false", "64, 192, 384, false, false",

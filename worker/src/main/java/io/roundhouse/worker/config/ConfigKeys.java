@@ -86,6 +86,9 @@ public final class ConfigKeys {
     public static final ConfigKey<String> MODEL_ATTENTION_GATE = choiceKey("model.attentionGate", "on",
             List.of("on", "off"), "model.kind=lm: a sigmoid gate on each head's attention output, from a DxD "
             + "projection of the block's normalised input (gated attention)");
+    public static final ConfigKey<String> MODEL_TIE_EMBEDDINGS = choiceKey("model.tieEmbeddings", "off",
+            List.of("on", "off"), "model.kind=lm: the output projection is the token embedding's transpose (one "
+            + "VxD table for both; tie_word_embeddings)");
     public static final ConfigKey<Double> MODEL_DROPOUT_ATTENTION = doubleKey("model.dropout.attention", 0.0, 0, 0.9,
             true, "model.kind=lm: dropout rate on the attention probabilities");
     public static final ConfigKey<Precision> MODEL_PRECISION = enumKey("model.precision", Precision.FP32,
@@ -209,7 +212,7 @@ public final class ConfigKeys {
             MODEL_KIND, MODEL_DIM, MODEL_BLOCKS, MODEL_EXPERTS, MODEL_TOP_K, MODEL_EXPERT_HIDDEN, MODEL_ACTIVATION, MODEL_NORM,
             MODEL_GATE, MODEL_CAPACITY_FACTOR, MODEL_DROPOUT_INPUT, MODEL_DROPOUT_BLOCK, MODEL_ROUTER_JITTER,
             MODEL_HEADS, MODEL_KV_HEADS, MODEL_ROPE_THETA, MODEL_MOE_EVERY, MODEL_DENSE_HIDDEN, MODEL_ATTENTION_GATE,
-            MODEL_DROPOUT_ATTENTION, MODEL_PRECISION, AUGMENT_SHIFT, LOSS_LOAD_BALANCE, LOSS_Z,
+            MODEL_TIE_EMBEDDINGS, MODEL_DROPOUT_ATTENTION, MODEL_PRECISION, AUGMENT_SHIFT, LOSS_LOAD_BALANCE, LOSS_Z,
             STN_TUNE, STN_LAYERS, STN_WARMUP_STEPS, STN_TRAIN_STEPS, STN_VALID_STEPS, STN_LR, STN_SIGMA,
             STN_ENTROPY_WEIGHT,
             TRAIN_EPOCHS, TRAIN_MAX_STEPS, TRAIN_BATCH_SIZE, TRAIN_LR, TRAIN_MIN_LR_FRACTION, TRAIN_WARMUP_STEPS,

@@ -19,9 +19,16 @@ import io.roundhouse.worker.config.JobConfig;
  * @param denseHidden      hidden width of a dense block's SwiGLU FFN
  * @param attentionGate    the sigmoid gate on each head's attention output
  * @param dropoutAttention dropout on the attention probabilities
+ * @param tiedEmbeddings   the output projection is the embedding table's transpose
  */
 public record LmSpec(ModelSpec moe, int seqLen, int heads, int kvHeads, double ropeTheta, int moeEvery,
-                     int denseHidden, boolean attentionGate, double dropoutAttention) {
+                     int denseHidden, boolean attentionGate, double dropoutAttention, boolean tiedEmbeddings) {
+
+    /** A model with its own output projection. */
+    public LmSpec(ModelSpec moe, int seqLen, int heads, int kvHeads, double ropeTheta, int moeEvery, int denseHidden,
+                  boolean attentionGate, double dropoutAttention) {
+        this(moe, seqLen, heads, kvHeads, ropeTheta, moeEvery, denseHidden, attentionGate, dropoutAttention, false);
+    }
 
     public LmSpec {
         if (moe.dim() % heads != 0) {
@@ -45,7 +52,7 @@ public record LmSpec(ModelSpec moe, int seqLen, int heads, int kvHeads, double r
     /** The same model with a Self-Tuning Network. */
     public LmSpec withStn(StnSpec s) {
         return new LmSpec(moe.withStn(s), seqLen, heads, kvHeads, ropeTheta, moeEvery, denseHidden, attentionGate,
-                dropoutAttention);
+                dropoutAttention, tiedEmbeddings);
     }
 
     public int vocabulary() {
@@ -68,6 +75,6 @@ public record LmSpec(ModelSpec moe, int seqLen, int heads, int kvHeads, double r
                 c.get(ConfigKeys.MODEL_KV_HEADS) == 0 ? c.get(ConfigKeys.MODEL_HEADS) : c.get(ConfigKeys.MODEL_KV_HEADS),
                 c.get(ConfigKeys.MODEL_ROPE_THETA), c.get(ConfigKeys.MODEL_MOE_EVERY),
                 dense > 0 ? dense : m.topK() * m.expertHidden(), c.get(ConfigKeys.MODEL_ATTENTION_GATE).equals("on"),
-                c.get(ConfigKeys.MODEL_DROPOUT_ATTENTION));
+                c.get(ConfigKeys.MODEL_DROPOUT_ATTENTION), c.get(ConfigKeys.MODEL_TIE_EMBEDDINGS).equals("on"));
     }
 }

@@ -17,7 +17,8 @@ import java.util.function.IntFunction;
  * <p>Parameter names follow Mixtral's where there is one: {@code embed.table} (embed_tokens),
  * {@code blockB.attention.wq/wk/wv/wo} (q/k/v/o_proj), {@code blockB.moe.router.w} (gate),
  * {@code blockB.moe.experts.w1} (w1 and w3, gate columns first) and {@code .w2}, {@code head.w}
- * (lm_head); {@code blockB.attention.wg} is the output gate Mixtral does not have.
+ * (lm_head; none when {@code tiedEmbeddings}: the table's transpose); {@code blockB.attention.wg} is
+ * the output gate Mixtral does not have.
  *
  * <p>A Self-Tuning Network perturbs every token (row) on its own: the residual and attention
  * dropout, the router's jitter and losses take a rate per row, and the responses (on the embedding
@@ -74,7 +75,9 @@ public final class MoeTransformer implements Model {
         int d = spec.moe().dim();
         int v = spec.vocabulary();
         int maxN = maxSeqs * spec.seqLen();
-        this.table = params.normal("embed.table", 1.0, false, v, d);
+        // Tied, the table is also the output projection: initialised as one (std 1/√D), since the
+        // logits are the normalised state's dot products with its rows.
+        this.table = params.normal("embed.table", spec.tiedEmbeddings() ? 1 / Math.sqrt(d) : 1.0, false, v, d);
         this.blocks = new TransformerBlock[spec.moe().blocks()];
         for (int b = 0; b < blocks.length; b++) {
             blocks[b] = new TransformerBlock(be, params, "block" + b, spec, spec.isMoe(b) ? exchanges.apply(b) : null,
@@ -85,7 +88,8 @@ public final class MoeTransformer implements Model {
             }
         }
         this.finalNorm = new NormLayer(be, params, "final.norm", spec.moe().norm(), d, maxN);
-        this.head = new LinearLayer(be, params, "head", d, v, false, 1 / Math.sqrt(d), maxN);
+        this.head = spec.tiedEmbeddings() ? LinearLayer.tied(be, "head", table, maxN)
+                : new LinearLayer(be, params, "head", d, v, false, 1 / Math.sqrt(d), maxN);
         this.embedded = be.allocate("embedded", DType.FLOAT32, maxN, d);
         this.dTable = be.allocate("embed.dTable", DType.FLOAT32, v, d);
         this.losses = be.allocate("losses", DType.FLOAT32, maxN);
@@ -232,10 +236,11 @@ public final class MoeTransformer implements Model {
         ModelSpec m = spec.moe();
         long moe = moeLayers.size();
         return String.format(Locale.ROOT, "MoE transformer LM: V=%d T=%d D=%d L=%d (%d MoE: E=%d top-%d F=%d swiglu; %d "
-                        + "dense: F=%d) heads %d/%d kv, rope θ=%.0f, attention gate %s, %s",
+                        + "dense: F=%d) heads %d/%d kv, rope θ=%.0f, attention gate %s, %s%s",
                 spec.vocabulary(), spec.seqLen(), m.dim(), m.blocks(), moe, m.experts(), m.topK(), m.expertHidden(),
                 blocks.length - moe, spec.denseHidden(), spec.heads(), spec.kvHeads(), spec.ropeTheta(),
-                spec.attentionGate() ? "on" : "off", m.norm().name().toLowerCase(Locale.ROOT));
+                spec.attentionGate() ? "on" : "off", m.norm().name().toLowerCase(Locale.ROOT),
+                spec.tiedEmbeddings() ? ", tied embeddings" : "");
     }
 
     public LmSpec lmSpec() {

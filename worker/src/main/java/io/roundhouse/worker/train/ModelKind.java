@@ -38,6 +38,7 @@ public enum ModelKind {
             lmOnly(ConfigKeys.MODEL_DENSE_HIDDEN, "the classifier has no dense blocks"),
             lmOnly(ConfigKeys.MODEL_ATTENTION_GATE, "the classifier has no attention"),
             lmOnly(ConfigKeys.MODEL_DROPOUT_ATTENTION, "the classifier has no attention"),
+            lmOnly(ConfigKeys.MODEL_TIE_EMBEDDINGS, "the classifier's input is pixels, not a token table to tie"),
             new IgnoredKey(ConfigKeys.DATA_TEXT, "the classifier reads images from data.dir; remove it, or set "
                     + "model.kind=lm to train the language model on the text"),
             new IgnoredKey(ConfigKeys.DATA_SEQ_LEN, "the classifier's examples are images, not token sequences; "

@@ -86,7 +86,7 @@ public final class RunCheckpoints {
         if (ModelKind.of(config) == ModelKind.LANGUAGE_MODEL) {
             for (ConfigKey<?> k : List.of(ConfigKeys.MODEL_KIND, ConfigKeys.MODEL_TOP_K, ConfigKeys.MODEL_GATE,
                     ConfigKeys.MODEL_HEADS, ConfigKeys.MODEL_KV_HEADS, ConfigKeys.MODEL_ROPE_THETA,
-                    ConfigKeys.MODEL_MOE_EVERY, ConfigKeys.MODEL_DENSE_HIDDEN, ConfigKeys.MODEL_ATTENTION_GATE,
+                    ConfigKeys.MODEL_MOE_EVERY, ConfigKeys.MODEL_DENSE_HIDDEN, ConfigKeys.MODEL_ATTENTION_GATE, ConfigKeys.MODEL_TIE_EMBEDDINGS,
                     ConfigKeys.DATA_SEQ_LEN)) {
                 model.put(k.name(), config.asMap().get(k.name()));
             }

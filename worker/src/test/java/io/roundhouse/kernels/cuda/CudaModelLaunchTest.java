@@ -80,11 +80,20 @@ class CudaModelLaunchTest {
     void aLanguageModelStep() {
         int seqs = 2;
         int t = 8;
+        // A Self-Tuning Network on every layer the LM has, and the output tied to the embedding.
+        StnSpec stn = new StnSpec(MoeTransformer.TUNABLE, Set.copyOf(MoeTransformer.STN_LAYERS));
         ModelSpec moe = new ModelSpec(256, 256, 16, 2, 4, 2, 8, Activation.SWIGLU, NormKind.RMSNORM,
-                GateMode.TOPK_SOFTMAX, 0, 0, 0.1, 0.01, 0.001, 0, StnSpec.NONE, Precision.FP32);
-        LmSpec spec = new LmSpec(moe, t, 4, 2, 10000, 2, 12, true, 0.1);
+                GateMode.TOPK_SOFTMAX, 0, 0, 0.1, 0.01, 0.001, 0.1, stn, Precision.FP32);
+        LmSpec spec = new LmSpec(moe, t, 4, 2, 10000, 2, 12, true, 0.1, true);
+        int rows = seqs * t;
+        int h = MoeTransformer.TUNABLE.size();
         try (CudaBackend cuda = new CudaBackend(dev)) {
             MoeTransformer model = MoeTransformer.local(cuda, spec, 11, seqs);
+            float[][] rates = new float[h][rows];
+            for (float[] r : rates) {
+                Arrays.fill(r, 0.1f);
+            }
+            model.perturbation().set(rows, new float[rows * h], rates);
             Tensor in = cuda.allocate("in", DType.INT32, seqs * t);
             Tensor out = cuda.allocate("out", DType.INT32, seqs * t);
             Batch batch = new Batch() {
