@@ -29,9 +29,7 @@ import io.roundhouse.worker.model.StnSpec;
 import io.roundhouse.worker.train.Generator;
 import io.roundhouse.worker.train.Trainer;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
@@ -63,16 +61,7 @@ class LanguageModelStnTest {
 
     @BeforeAll
     static void corpus() throws Exception {
-        StringBuilder sb = new StringBuilder();
-        Random r = new Random(5);
-        String[] words = {"in", "the", "beginning", "was", "word", "and", "light", "darkness", "waters", "day"};
-        for (int line = 1; sb.length() < 14_000; line++) {
-            sb.append(line).append(' ');
-            for (int w = 0; w < 7; w++) {
-                sb.append(words[r.nextInt(words.length)]).append(w == 6 ? ".\n" : " ");
-            }
-        }
-        text = Files.writeString(tmp.resolve("text.txt"), sb.toString());
+        text = LmFixtures.corpus(tmp.resolve("text.txt"), 5, 14_000, 7);
     }
 
     private static LmSpec spec(StnSpec stn) {
@@ -203,21 +192,7 @@ class LanguageModelStnTest {
     }
 
     private static Map<String, String> config(Path out) {
-        Map<String, String> m = new HashMap<>();
-        m.put("model.kind", "lm");
-        m.put("data.text", text.toString());
-        m.put("data.seqLen", "16");
-        m.put("data.validationFraction", "0.1");
-        m.put("model.dim", "16");
-        m.put("model.blocks", "2");
-        m.put("model.heads", "2");
-        m.put("model.experts", "4");
-        m.put("model.expertHidden", "8");
-        m.put("model.activation", "swiglu");
-        m.put("model.norm", "rmsnorm");
-        m.put("model.capacityFactor", "0");
-        m.put("model.dropout.block", "0.1");
-        m.put("model.dropout.attention", "0.1");
+        Map<String, String> m = LmFixtures.config(text, out, 12);
         m.put("model.routerJitter", "0.05");
         m.put("stn.tune", "dropout.block,dropout.attention,router.jitter,loss.loadBalance");
         m.put("stn.layers", "embed,attention,router,experts,head");
@@ -225,15 +200,6 @@ class LanguageModelStnTest {
         m.put("stn.trainSteps", "3");
         m.put("stn.validSteps", "2");
         m.put("stn.lr", "0.1");
-        m.put("train.maxSteps", "12");
-        m.put("train.batchSize", "6");
-        m.put("train.warmupSteps", "2");
-        m.put("train.evalBatchSize", "6");
-        m.put("checkpoint.everySteps", "6");
-        m.put("checkpoint.keep", "0");
-        m.put("output.dir", out.toString());
-        m.put("log.everySteps", "6");
-        m.put("backend", "cpu");
         return m;
     }
 

@@ -16,7 +16,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.Map;
-import java.util.Random;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -39,45 +38,12 @@ class LanguageModelTrainingTest {
 
     @BeforeAll
     static void corpus() throws Exception {
-        // A small text with structure: numbered lines of a few repeated words.
-        StringBuilder sb = new StringBuilder();
-        Random r = new Random(3);
-        String[] words = {"and", "the", "earth", "was", "without", "form", "void", "light", "God", "said"};
-        for (int line = 1; sb.length() < 12_000; line++) {
-            sb.append(line).append(' ');
-            for (int w = 0; w < 8; w++) {
-                sb.append(words[r.nextInt(words.length)]).append(w == 7 ? ".\n" : " ");
-            }
-        }
-        text = Files.writeString(tmp.resolve("text.txt"), sb.toString());
+        text = LmFixtures.corpus(tmp.resolve("text.txt"), 3, 12_000, 8);
     }
 
     private static Map<String, String> config(Path out) {
-        Map<String, String> m = new HashMap<>();
-        m.put("model.kind", "lm");
-        m.put("data.text", text.toString());
-        m.put("data.seqLen", "16");
-        m.put("data.validationFraction", "0.1");
-        m.put("model.dim", "16");
-        m.put("model.blocks", "2");
-        m.put("model.heads", "2");
+        Map<String, String> m = LmFixtures.config(text, out, STEPS);
         m.put("model.kvHeads", "1");
-        m.put("model.experts", "4");
-        m.put("model.expertHidden", "8");
-        m.put("model.activation", "swiglu");
-        m.put("model.norm", "rmsnorm");
-        m.put("model.capacityFactor", "0");
-        m.put("model.dropout.block", "0.1");
-        m.put("model.dropout.attention", "0.1");
-        m.put("train.maxSteps", String.valueOf(STEPS));
-        m.put("train.batchSize", "6");
-        m.put("train.warmupSteps", "2");
-        m.put("train.evalBatchSize", "6");
-        m.put("checkpoint.everySteps", "6");
-        m.put("checkpoint.keep", "0");
-        m.put("output.dir", out.toString());
-        m.put("log.everySteps", "6");
-        m.put("backend", "cpu");
         return m;
     }
 

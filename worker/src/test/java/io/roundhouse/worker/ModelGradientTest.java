@@ -13,12 +13,15 @@ import io.roundhouse.worker.model.Batch;
 import io.roundhouse.worker.model.LmSpec;
 import io.roundhouse.worker.model.ModelSpec;
 import io.roundhouse.worker.model.MoeClassifier;
+import io.roundhouse.worker.model.Model;
 import io.roundhouse.worker.model.MoeTransformer;
 import io.roundhouse.worker.model.NormKind;
 import io.roundhouse.worker.model.Param;
 import io.roundhouse.worker.model.StepStats;
 import io.roundhouse.worker.model.StnSpec;
+import java.util.List;
 import java.util.Random;
+import java.util.function.DoubleSupplier;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
@@ -57,33 +60,8 @@ class ModelGradientTest {
         int dropped = stats.droppedCopies;
         model.backward();
 
-        for (int trial = 0; trial < 4; trial++) {
-            double analytic = 0;
-            float[][] dir = new float[model.params().all().size()][];
-            float[][] base = new float[dir.length][];
-            for (int p = 0; p < dir.length; p++) {
-                Param prm = model.params().all().get(p);
-                base[p] = model.params().read(prm);
-                float[] g = model.params().readGrad(prm);
-                dir[p] = new float[g.length];
-                for (int j = 0; j < g.length; j++) {
-                    dir[p][j] = (float) r.nextGaussian();
-                    analytic += (double) g[j] * dir[p][j];
-                }
-            }
-            // Small enough that no token changes experts between θ−hv and θ+hv (routing is
-            // piecewise constant; at h = 1e-2 this tiny model does cross such boundaries).
-            double h = 1e-4;
-            double plus = lossAt(model, be, base, dir, h, x, y, ys, stats);
-            double minus = lossAt(model, be, base, dir, -h, x, y, ys, stats);
-            lossAt(model, be, base, dir, 0, x, y, ys, stats);
-            double numeric = (plus - minus) / (2 * h);
-            double err = Math.abs(numeric - analytic);
-            System.out.printf("model %s/%s/%s direction %d: analytic %.6f numeric %.6f |diff| %.2e (dropped copies %d)%n",
-                    act, norm, gate, trial, analytic, numeric, err, dropped);
-            assertTrue(err <= 1e-2 * Math.max(1, Math.abs(analytic)),
-                    "directional derivative " + trial + ": analytic " + analytic + " vs numeric " + numeric);
-        }
+        checkDirections(model, be, () -> model.forward(x, y, ys, true, 7, 3, stats).totalLoss(), r, 4,
+                String.format("model %s/%s/%s (dropped copies %d)", act, norm, gate, dropped));
         assertTrue(dropped > 0, "the capacity limit should drop some copies in this test");
     }
 
@@ -133,12 +111,25 @@ class ModelGradientTest {
         model.backward(b);
         assertTrue(tied == (model.params().all().stream().noneMatch(q -> q.name().equals("head.w"))),
                 "a tied model has no head.w");
-        for (int trial = 0; trial < 3; trial++) {
+        checkDirections(model, be, () -> model.forward(batch, b, true, 7, 3, 0, stats).totalLoss(), r, 3,
+                String.format("lm tied=%s gate=%s moeEvery=%d kv=%d", tied, gate, moeEvery, kvHeads));
+    }
+
+    /**
+     * {@code trials} random directions v in parameter space: the gradient's {@code g·v} against
+     * {@code (L(θ + hv) − L(θ − hv)) / 2h} with {@code loss} evaluated at the parameters written.
+     * h is small enough that no token changes experts between θ−hv and θ+hv (routing is piecewise
+     * constant; at h = 1e-2 these tiny models do cross such boundaries).
+     */
+    private static void checkDirections(Model model, Backend be, DoubleSupplier loss, Random r, int trials,
+                                        String label) {
+        List<Param> params = model.params().all();
+        for (int trial = 0; trial < trials; trial++) {
             double analytic = 0;
-            float[][] dir = new float[model.params().all().size()][];
+            float[][] dir = new float[params.size()][];
             float[][] base = new float[dir.length][];
             for (int p = 0; p < dir.length; p++) {
-                Param prm = model.params().all().get(p);
+                Param prm = params.get(p);
                 base[p] = model.params().read(prm);
                 float[] g = model.params().readGrad(prm);
                 dir[p] = new float[g.length];
@@ -148,39 +139,28 @@ class ModelGradientTest {
                 }
             }
             double h = 1e-4;
-            double plus = lmLossAt(model, be, base, dir, h, batch, b, stats);
-            double minus = lmLossAt(model, be, base, dir, -h, batch, b, stats);
-            lmLossAt(model, be, base, dir, 0, batch, b, stats);
+            double plus = at(params, be, base, dir, h, loss);
+            double minus = at(params, be, base, dir, -h, loss);
+            at(params, be, base, dir, 0, loss);
             double numeric = (plus - minus) / (2 * h);
             double err = Math.abs(numeric - analytic);
-            System.out.printf("lm tied=%s gate=%s moeEvery=%d kv=%d direction %d: analytic %.6f numeric %.6f "
-                    + "|diff| %.2e%n", tied, gate, moeEvery, kvHeads, trial, analytic, numeric, err);
+            System.out.printf("%s direction %d: analytic %.6f numeric %.6f |diff| %.2e%n", label, trial, analytic,
+                    numeric, err);
             assertTrue(err <= 1e-2 * Math.max(1, Math.abs(analytic)),
-                    "directional derivative " + trial + ": analytic " + analytic + " vs numeric " + numeric);
+                    label + " direction " + trial + ": analytic " + analytic + " vs numeric " + numeric);
         }
     }
 
-    private static double lmLossAt(MoeTransformer model, Backend be, float[][] base, float[][] dir, double h,
-                                   Batch batch, int b, StepStats stats) {
+    /** The loss at θ + h·v. */
+    private static double at(List<Param> params, Backend be, float[][] base, float[][] dir, double h,
+                             DoubleSupplier loss) {
         for (int p = 0; p < base.length; p++) {
             float[] v = new float[base[p].length];
             for (int j = 0; j < v.length; j++) {
                 v[j] = (float) (base[p][j] + h * dir[p][j]);
             }
-            be.write(model.params().all().get(p).value(), v);
+            be.write(params.get(p).value(), v);
         }
-        return model.forward(batch, b, true, 7, 3, 0, stats).totalLoss();
-    }
-
-    private static double lossAt(MoeClassifier model, Backend be, float[][] base, float[][] dir, double h, Tensor x,
-                                 Tensor y, int[] ys, StepStats stats) {
-        for (int p = 0; p < base.length; p++) {
-            float[] v = new float[base[p].length];
-            for (int j = 0; j < v.length; j++) {
-                v[j] = (float) (base[p][j] + h * dir[p][j]);
-            }
-            be.write(model.params().all().get(p).value(), v);
-        }
-        return model.forward(x, y, ys, true, 7, 3, stats).totalLoss();
+        return loss.getAsDouble();
     }
 }
