@@ -2,7 +2,8 @@
 # Runs on the GPU machine (no Java installed, no network), from the folder scripts/gpu-check
 # prepared: the CUDA op tests against the CPU backend, `roundhouse bench cuda` and its PyTorch
 # baseline, then the model trained end to end on a slice of Fashion-MNIST on the CPU and on the GPU
-# (fp32 and bf16). Everything goes to $OUT (or ./out).
+# (fp32 and bf16), then the language model (with tied embeddings, and with a Self-Tuning Network)
+# on the first 400 KB of the King James Bible on both. Everything goes to $OUT (or ./out).
 set -u
 here="$(cd "$(dirname "$0")" && pwd)"
 out="${OUT:-$here/out}"
@@ -43,3 +44,21 @@ $(grep -ho '"parameterDigest" : "[0-9a-f]\{12\}' "$out"/runs/$1-$2/*/summary.jso
   grep -E "Backends - |backend check" "$out/train-$1-$2.txt" | head -3
   if [ "$rc" -eq 0 ]; then grep -E "step .*/" "$out/train-$1-$2.txt" | tail -2; else tail -5 "$out/train-$1-$2.txt"; fi
 done
+if [ -f "$here/kjv-head.txt" ]; then
+  echo "== language model: 400 KB of the King James Bible, 60 steps of the default LM (then tied, then STN)"
+  for run in "cpu plain" "cuda plain" "cuda tied" "cuda stn" "cpu stn"; do
+    set -- $run
+    case "$2" in
+      plain) extra=() ;;
+      tied) extra=(model.tieEmbeddings=on) ;;
+      stn) extra=(stn.tune=dropout.block,dropout.attention model.dropout.block=0.05 model.dropout.attention=0.05
+                  stn.layers=embed,attention,router,experts,head stn.warmupSteps=20) ;;
+    esac
+    timeout 90 "$java" "${flags[@]}" -cp "$here/roundhouse.jar" io.roundhouse.driver.RoundhouseCli train \
+      -c "$here/kjv-moe-lm.conf" data.text="$here/kjv-head.txt" train.maxSteps=60 log.everySteps=20 \
+      checkpoint.everySteps=0 backend="$1" "${extra[@]}" output.dir="$out/runs/lm-$1-$2" > "$out/lm-$1-$2.txt" 2>&1
+    rc=$?
+    echo "lm $1 $2: exit $rc, $(grep -E '^validation:' "$out/lm-$1-$2.txt" | tail -1)"
+    if [ "$rc" -eq 0 ]; then grep -E "step .*/" "$out/lm-$1-$2.txt" | tail -3; else tail -5 "$out/lm-$1-$2.txt"; fi
+  done
+fi
