@@ -99,7 +99,7 @@ class TwinParityTest {
         Path out = tmp.resolve("export-" + tag);
         LmExport.run(new CpuBackend(), ckpt, CheckpointStore::local, out);
         Backend be = new CpuBackend();
-        MoeTransformer model = LmCheckpoint.load(be, ckpt, CheckpointStore::local, B, "(test)").model();
+        MoeTransformer model = LmCheckpoint.load(be, ckpt, CheckpointStore::local, B, "(test)");
         int v = model.lmSpec().vocabulary();
         // Near-ties between the k-th and (k+1)-th router logit could send a token to another expert
         // under a rounding difference: batches are drawn by seed, in order, until the twin reports
@@ -126,7 +126,9 @@ class TwinParityTest {
             Path tokens = Files.writeString(tmp.resolve(tag + "-tokens-" + seed + ".json"), json);
             Path logitsFile = tmp.resolve(tag + "-logits-" + seed + ".f32");
             JsonNode report = runTwin(out, tokens, logitsFile);
-            double margin = report.path("min_router_margin").asDouble();
+            // null when top-k keeps every expert: no margin to fall under
+            JsonNode reported = report.path("min_router_margin");
+            double margin = reported.isNumber() ? reported.asDouble() : Double.POSITIVE_INFINITY;
             if (margin < MIN_MARGIN) {
                 continue;
             }

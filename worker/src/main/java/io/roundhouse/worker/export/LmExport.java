@@ -56,7 +56,7 @@ public final class LmExport {
     public static void run(Backend be, String checkpoint, Function<String, CheckpointStore> stores, Path out) {
         checkOutput(out);
         MoeTransformer model = LmCheckpoint.load(be, checkpoint, stores, 1,
-                "export of the classifier is not built yet; export a model.kind=lm checkpoint").model();
+                "export of the classifier is not built yet; export a model.kind=lm checkpoint");
         write(model, out);
     }
 

@@ -32,7 +32,7 @@ public final class Generator implements AutoCloseable {
     public Generator(Backend be, String checkpoint, Function<String, CheckpointStore> stores) {
         this.be = be;
         this.model = LmCheckpoint.load(be, checkpoint, stores, 1,
-                "generate samples from a model.kind=lm checkpoint").model();
+                "generate samples from a model.kind=lm checkpoint");
         this.spec = model.lmSpec();
         int kv = spec.kvHeads() * spec.headDim();
         this.cachesK = new Tensor[spec.moe().blocks()];

@@ -23,19 +23,18 @@ import java.util.function.Function;
  * The language model of a checkpoint, rebuilt in one process from the manifest's model settings
  * and loaded (every expert of every MoE block hosted locally): what {@code generate} and
  * {@code export} start from.
- *
- * @param model    the loaded model
- * @param where    the checkpoint step as the store names it (for messages)
  */
-public record LmCheckpoint(MoeTransformer model, String where) {
+public final class LmCheckpoint {
+    private LmCheckpoint() {
+    }
 
     /**
      * @param checkpoint   a step folder, or a folder of them (the latest complete one)
      * @param maxSeqs      sequences one forward of the model takes at most
      * @param ifClassifier the end of the refusal when the checkpoint is a classifier's
      */
-    public static LmCheckpoint load(Backend be, String checkpoint, Function<String, CheckpointStore> stores,
-                                    int maxSeqs, String ifClassifier) {
+    public static MoeTransformer load(Backend be, String checkpoint, Function<String, CheckpointStore> stores,
+                                      int maxSeqs, String ifClassifier) {
         String[] at = RunCheckpoints.locate("--checkpoint", checkpoint, stores);
         CheckpointStore store = stores.apply(at[0]);
         Map<String, String> saved = Checkpointer.savedModel(store, at[1]);
@@ -67,6 +66,6 @@ public record LmCheckpoint(MoeTransformer model, String where) {
                 Map.of("vocabulary", saved.get("vocabulary"))));
         manifest.put("stn", stn);
         new Checkpointer(store, WorkerGroup.single(spec.moe().experts()), model.params(), manifest).load(at[1]);
-        return new LmCheckpoint(model, store.describe(at[1]));
+        return model;
     }
 }
