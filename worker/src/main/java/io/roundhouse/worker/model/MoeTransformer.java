@@ -57,6 +57,7 @@ public final class MoeTransformer implements Model {
     private final Param hyperRho;             // the STN's unconstrained σ (and its Adam moments)
     private Tensor ids;
     private Tensor targets;
+    private Tensor logits;     // [rows, V] the last forward's head output
     private int rows;
 
     /**
@@ -185,7 +186,7 @@ public final class MoeTransformer implements Model {
             }
         }
         long tHead = System.nanoTime();
-        Tensor logits = head.forward(finalNorm.forward(h));
+        logits = head.forward(finalNorm.forward(h));
         be.crossEntropyForward(losses.rows(rowsN), probs.rows(rowsN), logits, targets);
         be.read(losses.rows(rowsN), hostLosses);
         double sum = 0;
@@ -216,6 +217,17 @@ public final class MoeTransformer implements Model {
         }
         exchanged = timers.communicationNanos() - exchanged;
         timers.add(PhaseTimers.Phase.BACKWARD, System.nanoTime() - t0 - exchanged);
+    }
+
+    /**
+     * The next-token logits [n·T, V] of the first {@code n} sequences of {@code batch} (rows in
+     * sequence order), after a forward in evaluation mode: no dropout, no router jitter, no capacity
+     * limit. Valid until the next forward. The batch's targets must be token ids (the forward also
+     * computes the loss). For comparing the model with another implementation of it (an export).
+     */
+    public Tensor logits(Batch batch, int n) {
+        forward(batch, n, false, 0, 0, 0, new StepStats(moeLayers.size(), spec.moe().experts()));
+        return logits;
     }
 
     /**

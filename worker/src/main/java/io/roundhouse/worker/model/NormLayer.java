@@ -6,7 +6,8 @@ import io.roundhouse.kernels.Tensor;
 
 /** LayerNorm or RMSNorm over the last dimension D. */
 public final class NormLayer {
-    static final float EPS = 1e-5f;
+    /** ε under the square root: {@code x / sqrt(mean(x²) + ε)} (RMSNorm), {@code (x − μ) / sqrt(var + ε)}. */
+    public static final float EPS = 1e-5f;
     private final Backend be;
     public final Param gamma;
     public final Param beta;

@@ -3,24 +3,12 @@ package io.roundhouse.worker.train;
 import io.roundhouse.kernels.Backend;
 import io.roundhouse.kernels.DType;
 import io.roundhouse.kernels.Tensor;
-import io.roundhouse.worker.checkpoint.CheckpointException;
 import io.roundhouse.worker.checkpoint.CheckpointStore;
-import io.roundhouse.worker.checkpoint.Checkpointer;
-import io.roundhouse.worker.config.ConfigKey;
-import io.roundhouse.worker.config.ConfigKeys;
-import io.roundhouse.worker.config.JobConfig;
 import io.roundhouse.worker.data.ByteTokenizer;
 import io.roundhouse.worker.data.Tokenizer;
-import io.roundhouse.worker.model.Hyper;
 import io.roundhouse.worker.model.LmSpec;
 import io.roundhouse.worker.model.MoeTransformer;
-import io.roundhouse.worker.model.StnSpec;
-import io.roundhouse.worker.parallel.WorkerGroup;
 import java.util.Arrays;
-import java.util.HashMap;
-import java.util.LinkedHashMap;
-import java.util.Map;
-import java.util.Set;
 import java.util.SplittableRandom;
 import java.util.function.Function;
 
@@ -43,36 +31,9 @@ public final class Generator implements AutoCloseable {
     /** The model of {@code checkpoint} (a step folder, or a folder of them: the latest complete one). */
     public Generator(Backend be, String checkpoint, Function<String, CheckpointStore> stores) {
         this.be = be;
-        String[] at = RunCheckpoints.locate("--checkpoint", checkpoint, stores);
-        CheckpointStore store = stores.apply(at[0]);
-        Map<String, String> saved = Checkpointer.savedModel(store, at[1]);
-        if (!"lm".equals(saved.get(ConfigKeys.MODEL_KIND.name()))) {
-            throw new CheckpointException("checkpoint " + store.describe(at[1]) + " is not a language model's (it was "
-                    + "written by the classifier); generate samples from a model.kind=lm checkpoint");
-        }
-        Map<String, String> settings = new HashMap<>();
-        for (Map.Entry<String, String> e : saved.entrySet()) {
-            ConfigKey<?> k = ConfigKeys.byName(e.getKey());
-            if (k != null) {
-                settings.put(e.getKey(), e.getValue());
-            }
-        }
-        JobConfig config = JobConfig.of(settings);
-        // A Self-Tuning Network's parameters are part of the checkpoint ("tuned on layers"); generation
-        // runs the plain network (the responses are off outside a hyper step), so only their shapes count.
-        String stn = saved.getOrDefault("stn", "");
-        StnSpec stnSpec = StnSpec.NONE;
-        if (!stn.isEmpty()) {
-            String[] tunedOn = stn.split(" on ", 2);
-            stnSpec = new StnSpec(Arrays.stream(tunedOn[0].split(",")).map(Hyper::byId).toList(),
-                    Set.of(tunedOn.length > 1 ? tunedOn[1].split(",") : new String[0]));
-        }
-        this.spec = LmSpec.from(config, Integer.parseInt(saved.get("vocabulary"))).withStn(stnSpec);
-        this.model = MoeTransformer.local(be, spec, 0, 1);
-        Map<String, String> manifest = new LinkedHashMap<>(RunCheckpoints.modelOf(config,
-                Map.of("vocabulary", saved.get("vocabulary"))));
-        manifest.put("stn", stn);
-        new Checkpointer(store, WorkerGroup.single(spec.moe().experts()), model.params(), manifest).load(at[1]);
+        this.model = LmCheckpoint.load(be, checkpoint, stores, 1,
+                "generate samples from a model.kind=lm checkpoint");
+        this.spec = model.lmSpec();
         int kv = spec.kvHeads() * spec.headDim();
         this.cachesK = new Tensor[spec.moe().blocks()];
         this.cachesV = new Tensor[spec.moe().blocks()];

@@ -1,0 +1,50 @@
+package io.roundhouse.driver;
+
+import io.roundhouse.kernels.Backend;
+import io.roundhouse.kernels.Backends;
+import io.roundhouse.worker.checkpoint.CheckpointStore;
+import io.roundhouse.worker.export.LmExport;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/** {@code roundhouse export}: a language model's checkpoint as files PyTorch code reads. */
+@Command(name = "export", mixinStandardHelpOptions = true,
+        description = "Export a language model checkpoint (model.kind=lm) for PyTorch: DIR/model.safetensors (float32, "
+                + "Mixtral/Hugging Face names) and DIR/config.json; scripts/roundhouse_twin.py runs it.")
+final class ExportCommand implements Callable<Integer> {
+    @Option(names = "--checkpoint", required = true, paramLabel = "DIR",
+            description = "a checkpoint step folder, or a folder of them (the latest complete one is taken)")
+    String checkpoint;
+
+    @Option(names = "--format", defaultValue = "safetensors", description = "safetensors (the only one so far; "
+            + "default: ${DEFAULT-VALUE})")
+    String format;
+
+    @Option(names = "--out", required = true, paramLabel = "DIR",
+            description = "the folder to write (created; refused when it already holds model.safetensors)")
+    Path out;
+
+    @Spec
+    picocli.CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() {
+        if (!format.equals("safetensors")) {
+            throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--format " + format
+                    + " is not supported; use --format safetensors");
+        }
+        // Loading and transposing need no accelerator: the CPU backend always.
+        Backend be = Backends.create("cpu");
+        try {
+            LmExport.run(be, checkpoint, CheckpointStore::local, out);
+        } finally {
+            be.close();
+        }
+        spec.commandLine().getOut().println("wrote " + out.resolve(LmExport.WEIGHTS) + " and "
+                + out.resolve(LmExport.CONFIG));
+        return 0;
+    }
+}

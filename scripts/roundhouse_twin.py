@@ -1,0 +1,257 @@
+#!/usr/bin/python3
+"""A plain-PyTorch twin of Roundhouse's MoE transformer language model.
+
+Reads what `roundhouse export --format safetensors` writes (model.safetensors + config.json),
+builds the model the way PyTorch users write it (Mixtral-style sparse MoE block with a loop over
+experts, attention as matmul + causal mask + softmax, RoPE rotate-half, RMSNorm, the sigmoid
+output gate) and computes the logits of a batch. PyTorch (1.13 or later, CPU) and the standard
+library only.
+
+    roundhouse_twin.py --model DIR --tokens FILE --logits-out FILE
+
+FILE (tokens) is a JSON list of B lists of T token ids (bytes 0..255); the logits are written as
+raw little-endian float32 [B, T, V]. Prints one JSON line: {"min_router_margin": m, ...}, m the
+smallest gap, over every token and MoE layer, between the k-th and (k+1)-th largest router logits
+(a near-tie there may pick other experts than the Java model under rounding).
+
+Legend: B sequences, T tokens each, D hidden, H heads, Hkv key/value heads, dh head width,
+E experts, K top-k, F expert hidden, V vocabulary.
+"""
+import argparse
+import json
+import math
+import struct
+import sys
+
+import torch
+import torch.nn.functional as nnf
+from torch import nn
+
+DTYPES = {"F32": torch.float32}
+
+
+def load_safetensors(path):
+    """{name: tensor} from a safetensors file, parsed by hand (no safetensors package needed)."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n].decode("utf-8"))
+    data = bytearray(raw[8 + n:])  # writable, so torch.frombuffer does not warn
+    out = {}
+    for name, t in header.items():
+        if name == "__metadata__":
+            continue
+        if t["dtype"] not in DTYPES:
+            raise SystemExit(f"{path}: tensor {name} has dtype {t['dtype']}; this twin reads F32 only")
+        begin, end = t["data_offsets"]
+        count = (end - begin) // 4
+        x = torch.frombuffer(data, dtype=torch.float32, count=count, offset=begin) if count else torch.zeros(0)
+        out[name] = x.reshape(t["shape"]).clone()
+    return out
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim, eps):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.eps = eps
+
+    def forward(self, x):  # [.., D]
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+def rotate_half(x):
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+def rope_cos_sin(t, dh, theta):
+    inv_freq = theta ** (-torch.arange(0, dh, 2, dtype=torch.float64) / dh)  # [dh/2]
+    angles = torch.arange(t, dtype=torch.float64)[:, None] * inv_freq[None, :]  # [T, dh/2]
+    angles = torch.cat((angles, angles), dim=-1)  # [T, dh]
+    return angles.cos().float(), angles.sin().float()
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        d, h, hkv, dh = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["head_dim"]
+        self.h, self.hkv, self.dh, self.theta = h, hkv, dh, cfg["rope_theta"]
+        self.q_proj = nn.Linear(d, h * dh, bias=False)
+        self.k_proj = nn.Linear(d, hkv * dh, bias=False)
+        self.v_proj = nn.Linear(d, hkv * dh, bias=False)
+        self.o_proj = nn.Linear(h * dh, d, bias=False)
+        self.o_gate = nn.Linear(d, h * dh, bias=False) if cfg["attention_output_gate"] else None
+
+    def forward(self, x):  # x [B, T, D]
+        b, t, _ = x.shape
+        q = self.q_proj(x).view(b, t, self.h, self.dh).transpose(1, 2)  # [B, H, T, dh]
+        k = self.k_proj(x).view(b, t, self.hkv, self.dh).transpose(1, 2)  # [B, Hkv, T, dh]
+        v = self.v_proj(x).view(b, t, self.hkv, self.dh).transpose(1, 2)
+        cos, sin = rope_cos_sin(t, self.dh, self.theta)
+        q = q * cos + rotate_half(q) * sin
+        k = k * cos + rotate_half(k) * sin
+        group = self.h // self.hkv
+        k = k.repeat_interleave(group, dim=1)  # query head j reads key/value head j // group
+        v = v.repeat_interleave(group, dim=1)
+        scores = q @ k.transpose(-1, -2) / math.sqrt(self.dh)  # [B, H, T, T]
+        causal = torch.ones(t, t, dtype=torch.bool).triu(1)
+        scores = scores.masked_fill(causal, float("-inf"))
+        o = torch.softmax(scores, dim=-1) @ v  # [B, H, T, dh]
+        o = o.transpose(1, 2).reshape(b, t, self.h * self.dh)
+        if self.o_gate is not None:
+            o = o * torch.sigmoid(self.o_gate(x))
+        return self.o_proj(o)
+
+
+class Expert(nn.Module):
+    """Mixtral's expert: w2(silu(w1(x)) * w3(x))."""
+
+    def __init__(self, d, f):
+        super().__init__()
+        self.w1 = nn.Linear(d, f, bias=False)
+        self.w3 = nn.Linear(d, f, bias=False)
+        self.w2 = nn.Linear(f, d, bias=False)
+
+    def forward(self, x):
+        return self.w2(nnf.silu(self.w1(x)) * self.w3(x))
+
+
+class SparseMoeBlock(nn.Module):
+    """In the style of Hugging Face's MixtralSparseMoeBlock, with Roundhouse's three gate modes."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        d, self.e, self.k = cfg["hidden_size"], cfg["num_local_experts"], cfg["num_experts_per_tok"]
+        self.mode = cfg["router_gate"]
+        self.gate = nn.Linear(d, self.e, bias=False)
+        self.experts = nn.ModuleList([Expert(d, cfg["intermediate_size"]) for _ in range(self.e)])
+        self.margins = []
+
+    def forward(self, x):  # [B, T, D]
+        b, t, d = x.shape
+        x = x.reshape(-1, d)  # [N, D]
+        logits = self.gate(x)  # [N, E]
+        # topk on logits; stable descending order gives ties to the lower expert index, as the kernels do
+        order = torch.sort(logits, dim=-1, descending=True, stable=True)
+        top_logits, selected = order.values[:, :self.k], order.indices[:, :self.k]  # [N, K]
+        if self.k < self.e:
+            self.margins.append((order.values[:, self.k - 1] - order.values[:, self.k]).min().item())
+        if self.mode == "topk_softmax":
+            weights = torch.softmax(top_logits, dim=-1)
+        else:
+            probs = torch.softmax(logits, dim=-1)
+            weights = probs.gather(1, selected)
+            if self.mode == "softmax_topk_renorm":
+                weights = weights / weights.sum(dim=-1, keepdim=True)
+            elif self.mode != "softmax_topk":
+                raise SystemExit(f"router_gate {self.mode} is unknown to this twin")
+        out = torch.zeros_like(x)
+        mask = nnf.one_hot(selected, num_classes=self.e).permute(2, 1, 0)  # [E, K, N]
+        for j in range(self.e):
+            slot, token = torch.where(mask[j])
+            if token.numel() == 0:
+                continue
+            y = self.experts[j](x[token]) * weights[token, slot, None]
+            out.index_add_(0, token, y)
+        return out.reshape(b, t, d)
+
+
+class Mlp(nn.Module):
+    """A dense block's SwiGLU FFN (Llama's names)."""
+
+    def __init__(self, d, f):
+        super().__init__()
+        self.gate_proj = nn.Linear(d, f, bias=False)
+        self.up_proj = nn.Linear(d, f, bias=False)
+        self.down_proj = nn.Linear(f, d, bias=False)
+
+    def forward(self, x):
+        return self.down_proj(nnf.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, cfg, moe):
+        super().__init__()
+        d, eps = cfg["hidden_size"], cfg["rms_norm_eps"]
+        self.input_layernorm = RMSNorm(d, eps)
+        self.self_attn = Attention(cfg)
+        self.post_attention_layernorm = RMSNorm(d, eps)
+        if moe:
+            self.block_sparse_moe = SparseMoeBlock(cfg)
+        else:
+            self.mlp = Mlp(d, cfg["dense_intermediate_size"])
+
+    def forward(self, x):
+        h = x + self.self_attn(self.input_layernorm(x))
+        ffn = self.block_sparse_moe if hasattr(self, "block_sparse_moe") else self.mlp
+        return h + ffn(self.post_attention_layernorm(h))
+
+
+class Model(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        d = cfg["hidden_size"]
+        self.embed_tokens = nn.Embedding(cfg["vocab_size"], d)
+        moe = set(cfg["moe_layers"])
+        self.layers = nn.ModuleList([DecoderLayer(cfg, i in moe) for i in range(cfg["num_hidden_layers"])])
+        self.norm = RMSNorm(d, cfg["rms_norm_eps"])
+
+    def forward(self, ids):  # [B, T] → [B, T, D]
+        h = self.embed_tokens(ids)
+        for layer in self.layers:
+            h = layer(h)
+        return self.norm(h)
+
+
+class RoundhouseMoeForCausalLM(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.model = Model(cfg)
+        self.tied = cfg["tie_word_embeddings"]
+        if not self.tied:
+            self.lm_head = nn.Linear(cfg["hidden_size"], cfg["vocab_size"], bias=False)
+
+    def forward(self, ids):  # [B, T] → logits [B, T, V]
+        h = self.model(ids)
+        return h @ self.model.embed_tokens.weight.T if self.tied else self.lm_head(h)
+
+    def router_margins(self):
+        return [m for layer in self.model.layers if hasattr(layer, "block_sparse_moe")
+                for m in layer.block_sparse_moe.margins]
+
+
+def load(model_dir):
+    with open(f"{model_dir}/config.json") as f:
+        cfg = json.load(f)
+    if cfg.get("model_type") != "roundhouse_moe":
+        raise SystemExit(f"{model_dir}/config.json: model_type {cfg.get('model_type')}, expected roundhouse_moe")
+    model = RoundhouseMoeForCausalLM(cfg)
+    state = load_safetensors(f"{model_dir}/model.safetensors")
+    model.load_state_dict(state, strict=True)  # every tensor used, every parameter given
+    return model.eval(), cfg
+
+
+def main(argv):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", required=True, help="the export folder (model.safetensors, config.json)")
+    ap.add_argument("--tokens", required=True, help="JSON file: a list of B lists of T token ids")
+    ap.add_argument("--logits-out", required=True, help="where to write the logits, raw little-endian float32 [B,T,V]")
+    a = ap.parse_args(argv)
+    torch.set_num_threads(1)  # a fixed summation order
+    model, cfg = load(a.model)
+    with open(a.tokens) as f:
+        ids = torch.tensor(json.load(f), dtype=torch.long)
+    if ids.dim() != 2:
+        raise SystemExit(f"{a.tokens}: expected a list of B lists of T token ids")
+    with torch.no_grad():
+        logits = model(ids).contiguous()
+    with open(a.logits_out, "wb") as f:
+        f.write(struct.pack(f"<{logits.numel()}f", *logits.flatten().tolist()))
+    margins = model.router_margins()
+    print(json.dumps({"min_router_margin": min(margins) if margins else None,
+                      "shape": list(logits.shape)}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

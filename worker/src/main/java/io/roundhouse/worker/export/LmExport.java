@@ -1,0 +1,251 @@
+package io.roundhouse.worker.export;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.roundhouse.kernels.Activation;
+import io.roundhouse.kernels.Backend;
+import io.roundhouse.worker.UserException;
+import io.roundhouse.worker.checkpoint.CheckpointStore;
+import io.roundhouse.worker.model.LmSpec;
+import io.roundhouse.worker.model.ModelSpec;
+import io.roundhouse.worker.model.MoeTransformer;
+import io.roundhouse.worker.model.NormKind;
+import io.roundhouse.worker.model.NormLayer;
+import io.roundhouse.worker.model.Param;
+import io.roundhouse.worker.train.LmCheckpoint;
+import io.roundhouse.worker.train.RunFiles;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.function.Function;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * Exports a language model as {@code model.safetensors} + {@code config.json} under Mixtral's (and,
+ * for dense blocks, Llama's) Hugging Face names, so that PyTorch code can load it
+ * ({@code scripts/roundhouse_twin.py} is such code, and the test that it computes our logits).
+ *
+ * <p>Our linear weights are [in, out]; PyTorch's {@code Linear.weight} is [out, in]: every
+ * projection is transposed. The packed SwiGLU weight [D, 2F] (gate columns first, then up: the
+ * kernels compute {@code silu(a[:, :F]) ⊙ a[:, F:]}) splits into Mixtral's w1 (gate) and w3 (up).
+ * The Self-Tuning Network's parameters are not part of the network that is exported (generation
+ * also runs without them). A parameter this class does not know is an error, not a silent omission.
+ *
+ * <p>Legend: V vocabulary, D width, H heads, Hkv key/value heads, dh head width, E experts, F expert
+ * hidden width, F' dense hidden width.
+ */
+public final class LmExport {
+    public static final String WEIGHTS = "model.safetensors";
+    public static final String CONFIG = "config.json";
+
+    private static final Pattern BLOCK = Pattern.compile("block(\\d+)\\.(.+)");
+    private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+
+    private LmExport() {
+    }
+
+    /**
+     * Loads the language model of {@code checkpoint} (a step folder, or a folder of them: the latest
+     * complete one) and writes it into {@code out}, which is created; refused before loading when
+     * {@code out} already holds an export.
+     */
+    public static void run(Backend be, String checkpoint, Function<String, CheckpointStore> stores, Path out) {
+        checkOutput(out);
+        MoeTransformer model = LmCheckpoint.load(be, checkpoint, stores, 1,
+                "export of the classifier is not built yet; export a model.kind=lm checkpoint");
+        write(model, out);
+    }
+
+    /** Refuses an output folder that already holds {@value #WEIGHTS}. */
+    static void checkOutput(Path out) {
+        if (Files.exists(out.resolve(WEIGHTS))) {
+            throw new UserException(UserException.USAGE, "output folder " + out + " already holds " + WEIGHTS
+                    + "; choose another --out, or delete that folder's export first");
+        }
+        if (Files.exists(out) && !Files.isDirectory(out)) {
+            throw new UserException(UserException.USAGE, "--out " + out + " is a file, not a folder; choose a folder");
+        }
+    }
+
+    /** Writes {@code model} as {@value #WEIGHTS} and {@value #CONFIG} into {@code out} (created). */
+    public static void write(MoeTransformer model, Path out) {
+        checkOutput(out);
+        LmSpec spec = model.lmSpec();
+        checkExportable(spec);
+        SafetensorsWriter st = tensors(model);
+        try {
+            Files.createDirectories(out);
+        } catch (IOException e) {
+            throw UserException.cannotWrite(out, e);
+        }
+        st.write(out.resolve(WEIGHTS));
+        try {
+            RunFiles.writeAtomically(out.resolve(CONFIG), JSON.writeValueAsString(config(spec)) + "\n");
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            throw new IllegalStateException("config.json does not serialise", e);
+        }
+    }
+
+    /** What this first version of the export writes: RMSNorm and SwiGLU experts (Mixtral's). */
+    static void checkExportable(LmSpec spec) {
+        ModelSpec m = spec.moe();
+        if (m.norm() != NormKind.RMSNORM) {
+            throw new UserException(UserException.USAGE, "export writes RMSNorm models (Mixtral's); this checkpoint "
+                    + "has model.norm=" + m.norm().name().toLowerCase(Locale.ROOT) + ", whose export is not built yet");
+        }
+        if (m.activation() != Activation.SWIGLU && spec.moeEvery() > 0) {
+            throw new UserException(UserException.USAGE, "export writes SwiGLU experts (Mixtral's); this checkpoint "
+                    + "has model.activation=" + m.activation().name().toLowerCase(Locale.ROOT)
+                    + ", whose export is not built yet");
+        }
+    }
+
+    /** The model's tensors under their Hugging Face names, in the model's parameter order. */
+    static SafetensorsWriter tensors(MoeTransformer model) {
+        LmSpec spec = model.lmSpec();
+        int d = spec.moe().dim();
+        SafetensorsWriter st = new SafetensorsWriter().meta("format", "pt");
+        for (Param p : model.params().all()) {
+            String name = p.name();
+            if (name.contains(".stn.") || name.startsWith("stn.")) {
+                continue;  // the Self-Tuning Network: not part of the exported network
+            }
+            float[] v = model.params().read(p);
+            int[] s = p.value().shape();
+            switch (name) {
+                case "embed.table" -> st.add("model.embed_tokens.weight", v, s[0], s[1]);  // [V, D]
+                case "final.norm.gamma" -> st.add("model.norm.weight", v, d);
+                case "head.w" -> st.add("lm_head.weight", transpose(v, s[0], s[1]), s[1], s[0]);  // [D,V] → [V,D]
+                default -> block(st, name, v, s);
+            }
+        }
+        return st;
+    }
+
+    private static void block(SafetensorsWriter st, String name, float[] v, int[] s) {
+        Matcher m = BLOCK.matcher(name);
+        if (!m.matches()) {
+            throw unknown(name);
+        }
+        String to = "model.layers." + m.group(1) + ".";
+        switch (m.group(2)) {
+            case "norm1.gamma" -> st.add(to + "input_layernorm.weight", v, s[0]);
+            case "norm2.gamma" -> st.add(to + "post_attention_layernorm.weight", v, s[0]);
+            case "attention.wq.w" -> linear(st, to + "self_attn.q_proj.weight", v, s);
+            case "attention.wk.w" -> linear(st, to + "self_attn.k_proj.weight", v, s);
+            case "attention.wv.w" -> linear(st, to + "self_attn.v_proj.weight", v, s);
+            case "attention.wg.w" -> linear(st, to + "self_attn.o_gate.weight", v, s);
+            case "attention.wo.w" -> linear(st, to + "self_attn.o_proj.weight", v, s);
+            case "ffn.w1.w" -> {
+                // [D, 2F'] → gate [F', D], up [F', D]
+                int f = s[1] / 2;
+                st.add(to + "mlp.gate_proj.weight", columns(v, 0, s[0], s[1], 0, f), f, s[0]);
+                st.add(to + "mlp.up_proj.weight", columns(v, 0, s[0], s[1], f, f), f, s[0]);
+            }
+            case "ffn.w2.w" -> linear(st, to + "mlp.down_proj.weight", v, s);
+            case "moe.router.w" -> linear(st, to + "block_sparse_moe.gate.weight", v, s);  // [D,E] → [E,D]
+            case "moe.experts.w1" -> {
+                // [E, D, 2F] → per expert j: w1 (gate) [F, D], w3 (up) [F, D]
+                int e = s[0];
+                int dd = s[1];
+                int f = s[2] / 2;
+                for (int j = 0; j < e; j++) {
+                    int at = j * dd * s[2];
+                    String x = to + "block_sparse_moe.experts." + j + ".";
+                    st.add(x + "w1.weight", columns(v, at, dd, s[2], 0, f), f, dd);
+                    st.add(x + "w3.weight", columns(v, at, dd, s[2], f, f), f, dd);
+                }
+            }
+            case "moe.experts.w2" -> {
+                // [E, F, D] → per expert j: w2 [D, F]
+                int e = s[0];
+                for (int j = 0; j < e; j++) {
+                    st.add(to + "block_sparse_moe.experts." + j + ".w2.weight",
+                            columns(v, j * s[1] * s[2], s[1], s[2], 0, s[2]), s[2], s[1]);
+                }
+            }
+            default -> throw unknown(name);
+        }
+    }
+
+    private static IllegalStateException unknown(String name) {
+        return new IllegalStateException("export does not know parameter " + name + ": map it in LmExport (and the "
+                + "twin, scripts/roundhouse_twin.py) or leave it out there on purpose");
+    }
+
+    /** A linear weight [in, out] as PyTorch's [out, in]. */
+    private static void linear(SafetensorsWriter st, String name, float[] v, int[] s) {
+        st.add(name, transpose(v, s[0], s[1]), s[1], s[0]);
+    }
+
+    private static float[] transpose(float[] v, int rows, int cols) {
+        return columns(v, 0, rows, cols, 0, cols);
+    }
+
+    /** Columns [c0, c0 + w) of the [rows, cols] matrix at {@code v[at..]}, transposed: [w, rows]. */
+    private static float[] columns(float[] v, int at, int rows, int cols, int c0, int w) {
+        float[] t = new float[w * rows];
+        for (int r = 0; r < rows; r++) {
+            for (int c = 0; c < w; c++) {
+                t[c * rows + r] = v[at + r * cols + c0 + c];
+            }
+        }
+        return t;
+    }
+
+    /** config.json: the architecture in Hugging Face's terms, plus what Mixtral lacks (with notes). */
+    static ObjectNode config(LmSpec spec) {
+        ModelSpec m = spec.moe();
+        ObjectNode c = JSON.createObjectNode();
+        c.putArray("architectures").add("RoundhouseMoeForCausalLM");
+        c.put("model_type", "roundhouse_moe");
+        c.put("vocab_size", spec.vocabulary());
+        c.put("hidden_size", m.dim());
+        c.put("num_hidden_layers", m.blocks());
+        c.put("num_attention_heads", spec.heads());
+        c.put("num_key_value_heads", spec.kvHeads());
+        c.put("head_dim", spec.headDim());
+        c.put("intermediate_size", m.expertHidden());
+        c.put("dense_intermediate_size", spec.denseHidden());
+        c.put("num_local_experts", m.experts());
+        c.put("num_experts_per_tok", m.topK());
+        ArrayNode moe = c.putArray("moe_layers");
+        for (int b = 0; b < m.blocks(); b++) {
+            if (spec.isMoe(b)) {
+                moe.add(b);
+            }
+        }
+        c.put("router_gate", m.gate().name().toLowerCase(Locale.ROOT));
+        c.put("hidden_act", "silu");
+        c.put("rms_norm_eps", (double) NormLayer.EPS);
+        c.put("rope_theta", spec.ropeTheta());
+        c.put("rope_style", "rotate_half");
+        c.put("max_position_embeddings", spec.seqLen());
+        c.put("tie_word_embeddings", spec.tiedEmbeddings());
+        c.put("attention_output_gate", spec.attentionGate());
+        c.put("attention_bias", false);
+        c.put("torch_dtype", "float32");
+        c.put("tokenizer", "bytes");
+        ObjectNode notes = c.putObject("notes");
+        notes.put("tokenizer", "ids are byte values 0..255 of UTF-8 text; no special tokens");
+        notes.put("o_gate", "self_attn.o_gate.weight [H*head_dim, hidden] (present when attention_output_gate): "
+                + "o = o * sigmoid(x @ o_gate.weight.T) element by element, on the heads' concatenated attention "
+                + "output before o_proj, x being the input_layernorm output; Mixtral has no such projection");
+        notes.put("router_gate", switch (m.gate()) {
+            case TOPK_SOFTMAX -> "topk_softmax: gates = softmax(logits[top-k]) (Mixtral's; ties to the lower expert)";
+            case SOFTMAX_TOPK -> "softmax_topk: gates = softmax(logits)[top-k], not renormalised (Switch/GShard)";
+            case SOFTMAX_TOPK_RENORM -> "softmax_topk_renorm: p = softmax(logits); gates = p[top-k] / sum(p[top-k])";
+        });
+        notes.put("router", "block_sparse_moe.gate sees the post_attention_layernorm output, as in Mixtral");
+        notes.put("moe_layers", "blocks not listed are dense: mlp.gate_proj/up_proj/down_proj (Llama's names), "
+                + "down(silu(gate(x)) * up(x)), of width dense_intermediate_size");
+        notes.put("rope", "inv_freq[i] = rope_theta^(-2i/head_dim), i < head_dim/2; dimension i pairs with i + "
+                + "head_dim/2 (rotate_half); positions 0..T-1 in each sequence");
+        notes.put("rms_norm", "y = x / sqrt(mean(x^2) + rms_norm_eps) * weight");
+        return c;
+    }
+}

@@ -1,0 +1,186 @@
+package io.roundhouse.worker;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.roundhouse.kernels.Backend;
+import io.roundhouse.kernels.DType;
+import io.roundhouse.kernels.Tensor;
+import io.roundhouse.kernels.cpu.CpuBackend;
+import io.roundhouse.worker.checkpoint.CheckpointStore;
+import io.roundhouse.worker.export.LmExport;
+import io.roundhouse.worker.model.Batch;
+import io.roundhouse.worker.model.MoeTransformer;
+import io.roundhouse.worker.train.LmCheckpoint;
+import io.roundhouse.worker.train.Trainer;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * A language model trained 2 steps, exported, and run by the plain-PyTorch twin
+ * ({@code scripts/roundhouse_twin.py}): the twin's logits equal the Java model's (evaluation mode)
+ * to 1e-4 of the largest logit. Skips when {@code /usr/bin/python3} or its {@code torch} is missing.
+ */
+@Timeout(300)
+class TwinParityTest {
+    private static final String PYTHON = "/usr/bin/python3";
+    private static final int B = 2;
+    private static final int T = 16;
+    private static final double MIN_MARGIN = 1e-3;
+
+    @TempDir
+    static Path tmp;
+
+    static Path text;
+    static Path twin;
+
+    @BeforeAll
+    static void setUp() throws Exception {
+        Assumptions.assumeTrue(Files.isExecutable(Path.of(PYTHON)), PYTHON + " is missing: the PyTorch twin cannot run");
+        Process p = new ProcessBuilder(PYTHON, "-c", "import torch").redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        Assumptions.assumeTrue(p.waitFor(60, TimeUnit.SECONDS) && p.exitValue() == 0,
+                PYTHON + " has no torch module (install python3-torch): " + out.strip());
+        twin = repoRoot().resolve("scripts/roundhouse_twin.py");
+        text = LmFixtures.corpus(tmp.resolve("text.txt"), 5, 6_000, 8);
+    }
+
+    @Test
+    void moeAndDenseBlocksGatedAttentionOwnHead() throws Exception {
+        Map<String, String> m = config("own");
+        m.put("model.attentionGate", "on");
+        m.put("model.tieEmbeddings", "off");
+        m.put("model.moeEvery", "2");
+        m.put("model.gate", "topk_softmax");
+        check("own", m);
+    }
+
+    @Test
+    void tiedEmbeddingsNoGateRenormalisedSoftmaxEveryBlockMoe() throws Exception {
+        Map<String, String> m = config("tied");
+        m.put("model.attentionGate", "off");
+        m.put("model.tieEmbeddings", "on");
+        m.put("model.moeEvery", "1");
+        m.put("model.gate", "softmax_topk_renorm");
+        check("tied", m);
+    }
+
+    private static Map<String, String> config(String tag) {
+        Map<String, String> m = LmFixtures.config(text, tmp.resolve("run-" + tag), 2);
+        m.put("data.seqLen", String.valueOf(T));
+        m.put("model.dim", "32");
+        m.put("model.heads", "4");
+        m.put("model.kvHeads", "2");
+        m.put("model.experts", "4");
+        m.put("model.topK", "2");
+        m.put("model.expertHidden", "16");
+        m.put("checkpoint.everySteps", "2");
+        return m;
+    }
+
+    private static void check(String tag, Map<String, String> config) throws Exception {
+        Trainer.Result r = TrainerGroups.train(config, 1, tmp.resolve("aeron"), tag).get(0);
+        String ckpt = r.runDir().resolve("checkpoints").toString();
+        Path out = tmp.resolve("export-" + tag);
+        LmExport.run(new CpuBackend(), ckpt, CheckpointStore::local, out);
+        Backend be = new CpuBackend();
+        MoeTransformer model = LmCheckpoint.load(be, ckpt, CheckpointStore::local, B, "(test)");
+        int v = model.lmSpec().vocabulary();
+        // Near-ties between the k-th and (k+1)-th router logit could send a token to another expert
+        // under a rounding difference: batches are drawn by seed, in order, until the twin reports
+        // every margin at least MIN_MARGIN.
+        for (long seed = 1; seed <= 20; seed++) {
+            int[] ids = new int[B * (T + 1)];
+            SplittableRandom rnd = new SplittableRandom(seed);
+            for (int i = 0; i < ids.length; i++) {
+                ids[i] = rnd.nextInt(256);
+            }
+            int[] in = new int[B * T];
+            int[] next = new int[B * T];
+            StringBuilder json = new StringBuilder("[");
+            for (int s = 0; s < B; s++) {
+                json.append(s == 0 ? "[" : ",[");
+                for (int t = 0; t < T; t++) {
+                    in[s * T + t] = ids[s * (T + 1) + t];
+                    next[s * T + t] = ids[s * (T + 1) + t + 1];
+                    json.append(t == 0 ? "" : ",").append(in[s * T + t]);
+                }
+                json.append(']');
+            }
+            json.append(']');
+            Path tokens = Files.writeString(tmp.resolve(tag + "-tokens-" + seed + ".json"), json);
+            Path logitsFile = tmp.resolve(tag + "-logits-" + seed + ".f32");
+            JsonNode report = runTwin(out, tokens, logitsFile);
+            // null when top-k keeps every expert: no margin to fall under
+            JsonNode reported = report.path("min_router_margin");
+            double margin = reported.isNumber() ? reported.asDouble() : Double.POSITIVE_INFINITY;
+            if (margin < MIN_MARGIN) {
+                continue;
+            }
+            float[] twinLogits = readFloats(logitsFile, B * T * v);
+            float[] javaLogits = new float[B * T * v];
+            be.read(model.logits(FixedBatch.of(be, in, next), B), javaLogits);
+            double maxAbs = 0;
+            double maxDiff = 0;
+            for (int i = 0; i < javaLogits.length; i++) {
+                maxAbs = Math.max(maxAbs, Math.abs(javaLogits[i]));
+                maxDiff = Math.max(maxDiff, Math.abs(javaLogits[i] - twinLogits[i]));
+            }
+            System.out.printf(Locale.ROOT, "twin %s: batch seed %d, min router margin %.3g, max |Δlogit| %.3g, "
+                    + "max |logit| %.3g, ratio %.3g%n", tag, seed, margin, maxDiff, maxAbs, maxDiff / maxAbs);
+            assertTrue(maxAbs > 0.1, "logits that say something: max |logit| " + maxAbs);
+            assertTrue(maxDiff <= 1e-4 * maxAbs, tag + ": max |Δlogit| " + maxDiff + " > 1e-4 × max |logit| " + maxAbs);
+            return;
+        }
+        throw new AssertionError(tag + ": no batch seed in 1..20 keeps every router margin ≥ " + MIN_MARGIN);
+    }
+
+    private static JsonNode runTwin(Path model, Path tokens, Path logits) throws IOException, InterruptedException {
+        Process p = new ProcessBuilder(PYTHON, twin.toString(), "--model", model.toString(), "--tokens",
+                tokens.toString(), "--logits-out", logits.toString()).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(120, TimeUnit.SECONDS), "the twin did not finish: " + out);
+        assertEquals(0, p.exitValue(), "the twin failed:\n" + out);
+        String[] lines = out.strip().split("\n");
+        return new ObjectMapper().readTree(lines[lines.length - 1]);
+    }
+
+    private static float[] readFloats(Path file, int count) throws IOException {
+        byte[] bytes = Files.readAllBytes(file);
+        assertEquals(4L * count, bytes.length, "the twin's logits file size");
+        float[] f = new float[count];
+        ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(f);
+        return f;
+    }
+
+    /** The repository root: the worker module's parent (tests run in the module folder). */
+    static Path repoRoot() {
+        Path here = Path.of("").toAbsolutePath();
+        return Files.exists(here.resolve("scripts")) ? here : here.getParent();
+    }
+
+    private record FixedBatch(Tensor inputs, Tensor targets, int[] hostTargets) implements Batch {
+        static FixedBatch of(Backend be, int[] in, int[] out) {
+            Tensor i = be.allocate("in", DType.INT32, in.length);
+            Tensor o = be.allocate("out", DType.INT32, out.length);
+            be.write(i, in);
+            be.write(o, out);
+            return new FixedBatch(i, o, out);
+        }
+    }
+}
