@@ -3,16 +3,13 @@ package io.roundhouse.worker.export;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.roundhouse.worker.UserException;
+import io.roundhouse.worker.train.RunFiles;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.AtomicMoveNotSupportedException;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -80,42 +77,31 @@ public final class SafetensorsWriter {
         return out;
     }
 
-    /** Writes the file at {@code target}, replacing it. */
+    /** Writes the file at {@code target}, replacing it (through a temporary file and a rename). */
     public void write(Path target) {
-        Path tmp = target.resolveSibling(target.getFileName() + ".tmp");
-        try {
-            try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING,
-                    StandardOpenOption.WRITE)) {
-                byte[] header = header();
-                ByteBuffer buf = ByteBuffer.allocate(1 << 20).order(ByteOrder.LITTLE_ENDIAN);
-                buf.putLong(header.length);
-                buf.flip();
-                writeFully(ch, buf);
-                writeFully(ch, ByteBuffer.wrap(header));
-                for (Entry e : entries) {
-                    for (int i = 0; i < e.data.length; ) {
-                        buf.clear();
-                        while (i < e.data.length && buf.remaining() >= 4) {
-                            buf.putFloat(e.data[i++]);
-                        }
-                        buf.flip();
-                        writeFully(ch, buf);
+        RunFiles.writeAtomically(target, this::writeTo);
+    }
+
+    private void writeTo(Path file) throws IOException {
+        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING,
+                StandardOpenOption.WRITE)) {
+            byte[] header = header();
+            ByteBuffer buf = ByteBuffer.allocate(1 << 20).order(ByteOrder.LITTLE_ENDIAN);
+            buf.putLong(header.length);
+            buf.flip();
+            writeFully(ch, buf);
+            writeFully(ch, ByteBuffer.wrap(header));
+            for (Entry e : entries) {
+                for (int i = 0; i < e.data.length; ) {
+                    buf.clear();
+                    while (i < e.data.length && buf.remaining() >= 4) {
+                        buf.putFloat(e.data[i++]);
                     }
+                    buf.flip();
+                    writeFully(ch, buf);
                 }
-                ch.force(true);
             }
-            try {
-                Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING);
-            }
-        } catch (IOException e) {
-            try {
-                Files.deleteIfExists(tmp);
-            } catch (IOException ignored) {
-                // the write failed already; that is the error to report
-            }
-            throw UserException.cannotWrite(target, e);
+            ch.force(true);
         }
     }
 

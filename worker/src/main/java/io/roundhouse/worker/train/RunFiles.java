@@ -82,9 +82,20 @@ public final class RunFiles {
      * @throws UserException naming the file and the system's reason when it cannot be written
      */
     public static void writeAtomically(Path target, String text) {
+        writeAtomically(target, tmp -> Files.writeString(tmp, text, StandardCharsets.UTF_8));
+    }
+
+    /** What writes a file's whole content to the path it is given. */
+    @FunctionalInterface
+    public interface Content {
+        void writeTo(Path file) throws IOException;
+    }
+
+    /** {@link #writeAtomically(Path, String)} for content that {@code content} writes. */
+    public static void writeAtomically(Path target, Content content) {
         Path tmp = target.resolveSibling(target.getFileName() + ".tmp");
         try {
-            Files.writeString(tmp, text, StandardCharsets.UTF_8);
+            content.writeTo(tmp);
             try {
                 Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
             } catch (AtomicMoveNotSupportedException e) {
