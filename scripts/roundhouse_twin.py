@@ -8,11 +8,18 @@ output gate) and computes the logits of a batch. PyTorch (1.13 or later, CPU) an
 library only.
 
     roundhouse_twin.py --model DIR --tokens FILE --logits-out FILE
+    roundhouse_twin.py bench --model DIR --text FILE --batch B --steps N --warmup W --threads C ...
 
 FILE (tokens) is a JSON list of B lists of T token ids (bytes 0..255); the logits are written as
 raw little-endian float32 [B, T, V]. Prints one JSON line: {"min_router_margin": m, ...}, m the
 smallest gap, over every token and MoE layer, between the k-th and (k+1)-th largest router logits
 (a near-tie there may pick other experts than the Java model under rounding).
+
+`bench` times full training steps the way a PyTorch user trains this model: random windows of T+1
+bytes of the text, forward, cross-entropy plus the router losses (Switch load balance α·E·Σ f·P,
+z-loss β·mean lse²: Roundhouse's), backward, gradient clipping, torch.optim.AdamW; it prints one JSON
+line with the torch version, threads, tokens/s and milliseconds per step by phase (the median of
+the timed steps). `roundhouse bench lm` runs it beside Roundhouse at the same shapes.
 
 Legend: B sequences, T tokens each, D hidden, H heads, Hkv key/value heads, dh head width,
 E experts, K top-k, F expert hidden, V vocabulary.
@@ -22,6 +29,7 @@ import json
 import math
 import struct
 import sys
+import time
 
 import torch
 import torch.nn.functional as nnf
@@ -132,6 +140,8 @@ class SparseMoeBlock(nn.Module):
         b, t, d = x.shape
         x = x.reshape(-1, d)  # [N, D]
         logits = self.gate(x)  # [N, E]
+        if self.training:
+            self.aux = self.router_losses(logits)
         # topk on logits; stable descending order gives ties to the lower expert index, as the kernels do
         order = torch.sort(logits, dim=-1, descending=True, stable=True)
         top_logits, selected = order.values[:, :self.k], order.indices[:, :self.k]  # [N, K]
@@ -155,6 +165,15 @@ class SparseMoeBlock(nn.Module):
             y = self.experts[j](x[token]) * weights[token, slot, None]
             out.index_add_(0, token, y)
         return out.reshape(b, t, d)
+
+    def router_losses(self, logits):
+        """(Switch load balance E·Σ_j f_j·P_j, z-loss mean lse²) of one batch's router logits [N, E]."""
+        n = logits.shape[0]
+        chosen = logits.topk(self.k, dim=-1).indices  # ties aside, the experts the forward picks
+        f = torch.bincount(chosen.flatten(), minlength=self.e).float() / (n * self.k)
+        p = torch.softmax(logits, dim=-1).mean(0)
+        lse = torch.logsumexp(logits, dim=-1)
+        return self.e * (f * p).sum(), (lse * lse).mean()
 
 
 class Mlp(nn.Module):
@@ -216,6 +235,11 @@ class RoundhouseMoeForCausalLM(nn.Module):
         h = self.model(ids)
         return h @ self.model.embed_tokens.weight.T if self.tied else self.lm_head(h)
 
+    def router_losses(self):
+        """Σ over the MoE layers of (load balance, z-loss) of the last training forward."""
+        moes = [layer.block_sparse_moe for layer in self.model.layers if hasattr(layer, "block_sparse_moe")]
+        return sum(m.aux[0] for m in moes), sum(m.aux[1] for m in moes)
+
     def router_margins(self):
         return [m for layer in self.model.layers if hasattr(layer, "block_sparse_moe")
                 for m in layer.block_sparse_moe.margins]
@@ -232,7 +256,68 @@ def load(model_dir):
     return model.eval(), cfg
 
 
+def bench(argv):
+    ap = argparse.ArgumentParser(prog="roundhouse_twin.py bench", description="PyTorch training steps, timed")
+    ap.add_argument("--model", required=True, help="an export folder: config.json (shapes) and the starting weights")
+    ap.add_argument("--text", required=True, help="the training bytes, raw")
+    ap.add_argument("--batch", type=int, required=True, help="sequences per step")
+    ap.add_argument("--steps", type=int, required=True, help="timed steps")
+    ap.add_argument("--warmup", type=int, required=True, help="untimed steps before them")
+    ap.add_argument("--threads", type=int, required=True, help="torch.set_num_threads")
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--weight-decay", type=float, default=0.0)
+    ap.add_argument("--beta1", type=float, default=0.9)
+    ap.add_argument("--beta2", type=float, default=0.999)
+    ap.add_argument("--clip", type=float, default=0.0, help="gradient-norm clip; 0: none")
+    ap.add_argument("--load-balance", type=float, default=0.0, help="α of the load-balance loss")
+    ap.add_argument("--z-loss", type=float, default=0.0, help="β of the z-loss")
+    ap.add_argument("--seed", type=int, default=1)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    model, cfg = load(a.model)
+    model.train()
+    with open(a.text, "rb") as f:
+        text = torch.frombuffer(bytearray(f.read()), dtype=torch.uint8).long()
+    t = cfg["max_position_embeddings"]
+    if text.numel() < t + 2:
+        raise SystemExit(f"{a.text}: {text.numel()} bytes, fewer than one sequence of {t + 1}")
+    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, betas=(a.beta1, a.beta2), weight_decay=a.weight_decay)
+    gen = torch.Generator().manual_seed(a.seed)
+    window = torch.arange(t + 1)
+    phases = {"forward": [], "backward": [], "optimizer": []}
+    for step in range(a.warmup + a.steps):
+        start = torch.randint(0, text.numel() - t - 1, (a.batch,), generator=gen)
+        seqs = text[start[:, None] + window[None, :]]  # [B, T+1]
+        t0 = time.perf_counter()
+        logits = model(seqs[:, :-1])
+        loss = nnf.cross_entropy(logits.reshape(-1, logits.shape[-1]), seqs[:, 1:].reshape(-1))
+        if any(hasattr(layer, "block_sparse_moe") for layer in model.model.layers):
+            lb, z = model.router_losses()
+            loss = loss + a.load_balance * lb + a.z_loss * z
+        t1 = time.perf_counter()
+        loss.backward()
+        t2 = time.perf_counter()
+        if a.clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), a.clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        t3 = time.perf_counter()
+        if step >= a.warmup:
+            phases["forward"].append(t1 - t0)
+            phases["backward"].append(t2 - t1)
+            phases["optimizer"].append(t3 - t2)
+    steps = [f + b + o for f, b, o in zip(phases["forward"], phases["backward"], phases["optimizer"])]
+    median = lambda v: sorted(v)[len(v) // 2]
+    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "batch": a.batch, "seqLen": t,
+                      "steps": a.steps, "tokensPerSecond": a.batch * t * len(steps) / sum(steps),
+                      "stepMs": 1000 * median(steps), "finalLoss": loss.item(),
+                      "phaseMs": {k: 1000 * median(v) for k, v in phases.items()}}))
+
+
 def main(argv):
+    if argv and argv[0] == "bench":
+        return bench(argv[1:])
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True, help="the export folder (model.safetensors, config.json)")
     ap.add_argument("--tokens", required=True, help="JSON file: a list of B lists of T token ids")

@@ -84,7 +84,7 @@ class TrainerTest {
             assertEquals(2 * 50 * 2, kept + n.get("droppedCopies").asInt(), "kept + dropped = blocks·N·K");
             assertTrue(n.get("tokensPerSecond").asDouble() > 0);
             JsonNode phases = n.get("phaseMs");
-            assertEquals(List.of("embed", "route", "permute", "dispatch", "experts", "combine", "unpermute", "head",
+            assertEquals(List.of("embed", "attention", "route", "permute", "dispatch", "experts", "combine", "unpermute", "head",
                     "backward", "all_reduce", "optimizer"), iterableToList(phases.fieldNames()));
             double sum = 0;
             for (JsonNode v : phases) {

@@ -15,16 +15,18 @@ import picocli.CommandLine.ParameterException;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
-/** {@code roundhouse bench kernels|alltoall|train}: throughput against baselines measured in the same run. */
+/** {@code roundhouse bench kernels|alltoall|train|lm|stn|cuda}: throughput against baselines measured in the same run. */
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = "Benchmarks, each reported as a ratio against a baseline measured in the same run.")
 public final class BenchCommand implements Callable<Integer> {
-    private static final List<String> BENCHES = List.of("kernels", "alltoall", "train", "stn", "cuda");
+    private static final List<String> BENCHES = List.of("kernels", "alltoall", "train", "lm", "stn", "cuda");
 
     @Parameters(index = "0", paramLabel = "WHAT", defaultValue = "kernels",
             description = "kernels: sgemm at 1024^3 and at the expert shapes, grouped expert FFN forward+backward; "
                     + "alltoall: all-to-all GB/s and round-trip latency over IPC and UDP against memcpy and raw UDP; "
                     + "train: training tokens/s with W workers against W=1, and the share of a step spent communicating; "
+                    + "lm: the language model's training tokens/s by phase for each W beside its PyTorch twin at the same "
+                    + "shapes and threads, and attention forward+backward GFLOP/s against sgemm (-c conf/kjv-moe-lm.conf); "
                     + "stn: the Self-Tuning Network against the fixed defaults and random search (accuracy, NLL, compute); "
                     + "cuda: GEMM TFLOP/s (fp32, bf16 tensor cores), pinned and pageable copy GB/s, and an MoE layer's "
                     + "forward+backward (fp32, bf16) on GPU 0")
@@ -61,11 +63,11 @@ public final class BenchCommand implements Callable<Integer> {
     String idle;
 
     @Option(names = "--workers", paramLabel = "W[,W...]", split = ",", defaultValue = "1,2",
-            description = "train: the worker counts to measure, the first being the baseline (default 1,2)")
+            description = "train, lm: the worker counts to measure, the first being the baseline (default 1,2)")
     java.util.List<Integer> workers;
 
     @Option(names = "--steps", defaultValue = "200",
-            description = "train: optimizer steps per worker count; the first 30%% are warm-up (default 200)")
+            description = "train, lm: optimizer steps per worker count; the first 30%% are warm-up (default 200)")
     int steps;
 
     @Option(names = "--seeds", paramLabel = "S[,S...]", split = ",", defaultValue = "1,2,3",
@@ -88,15 +90,15 @@ public final class BenchCommand implements Callable<Integer> {
 
     /** Which benchmarks read each option; any other given to a benchmark is refused, never ignored. */
     private static final Map<String, List<String>> OPTION_BENCHES = Map.ofEntries(
-            Map.entry("--seconds", List.of("kernels", "alltoall", "cuda")),
-            Map.entry("--config", List.of("kernels", "train", "stn", "cuda")),
+            Map.entry("--seconds", List.of("kernels", "alltoall", "lm", "cuda")),
+            Map.entry("--config", List.of("kernels", "train", "lm", "stn", "cuda")),
             Map.entry("--term-length", List.of("alltoall")),
             Map.entry("--mtu-udp", List.of("alltoall")),
             Map.entry("--mtu-ipc", List.of("alltoall")),
             Map.entry("--driver-threading", List.of("alltoall")),
             Map.entry("--idle", List.of("alltoall")),
-            Map.entry("--workers", List.of("train")),
-            Map.entry("--steps", List.of("train")),
+            Map.entry("--workers", List.of("train", "lm")),
+            Map.entry("--steps", List.of("train", "lm")),
             Map.entry("--seeds", List.of("stn")),
             Map.entry("--trials", List.of("stn")),
             Map.entry("--parallel", List.of("stn")),
@@ -118,6 +120,8 @@ public final class BenchCommand implements Callable<Integer> {
             writeJson(new StnExperiment(c, seeds, trials, parallel, outDir).run(out));
         } else if (what.equals("train")) {
             writeJson(new TrainBench(c, workers, steps).run(out, spec.commandLine().getErr()));
+        } else if (what.equals("lm")) {
+            writeJson(new LmBench(c, workers, steps, seconds).run(out, spec.commandLine().getErr()));
         } else {
             KernelBench.Report r = new KernelBench(c, seconds).run(out);
             if (json != null) {

@@ -80,11 +80,16 @@ final class KernelBench {
     }
 
     private double sgemmRate(int m, int n, int k) {
+        return sgemmRate(seconds, m, n, k);
+    }
+
+    /** sgemm GFLOP/s at C[m,n] = A[m,k]·B[k,n], measured as {@link #rate} does. */
+    static double sgemmRate(double seconds, int m, int n, int k) {
         float[] a = random(m * k);
         float[] b = random(k * n);
         float[] c = new float[m * n];
         double flops = 2.0 * m * n * k;
-        return measure(flops, () -> Blas.sgemm(false, false, m, n, k, 1f, a, 0, k, b, 0, n, 0f, c, 0, n));
+        return rate(seconds, flops, () -> Blas.sgemm(false, false, m, n, k, 1f, a, 0, k, b, 0, n, 0f, c, 0, n));
     }
 
     private double expertFfnRate(int rowsPerExpert) {
@@ -113,14 +118,14 @@ final class KernelBench {
             Tensor da = tensor(be, m, f1);
             // forward: 2 GEMMs; backward: 4 GEMMs of the same sizes.
             double flops = 3 * (2.0 * m * d * f1 + 2.0 * m * f * d);
-            return measure(flops, () -> {
+            return rate(seconds, flops, () -> {
                 be.expertFfnForward(y, a, h, x, w1, b1, w2, b2, offsets, act);
                 be.expertFfnBackward(dx, dw1, db1, dw2, db2, dy, x, a, h, w1, w2, offsets, act, dh, da);
             });
         }
     }
 
-    private static Tensor tensor(Backend be, int... shape) {
+    static Tensor tensor(Backend be, int... shape) {
         Tensor t = be.allocate("bench", DType.FLOAT32, shape);
         SplittableRandom r = new SplittableRandom(shape.length * 31L + t.size());
         float[] v = new float[t.size()];
@@ -141,7 +146,7 @@ final class KernelBench {
     }
 
     /** GFLOP/s: the median of 5 timed trials, each at least seconds/5 long, after a warm-up trial. */
-    private double measure(double flopsPerCall, Runnable call) {
+    static double rate(double seconds, double flopsPerCall, Runnable call) {
         double trialSeconds = seconds / 5;
         double[] rates = new double[6];
         for (int trial = 0; trial < rates.length; trial++) {

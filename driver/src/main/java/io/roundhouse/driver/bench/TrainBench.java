@@ -41,49 +41,89 @@ final class TrainBench {
         this.warmup = steps * 3 / 10;
     }
 
+    /** The steps left out at the start of each run. */
+    int warmup() {
+        return warmup;
+    }
+
     Map<String, Object> run(PrintWriter out, PrintWriter err) throws IOException, InterruptedException {
         Path scratch = Files.createTempDirectory("roundhouse-bench-train");
         Map<String, Object> report = new LinkedHashMap<>();
+        boolean done = false;
+        try {
+            report.putAll(measureAll(scratch, "bench train", out, err));
+            done = true;
+        } finally {
+            keepOnFailure(scratch, done, "bench train", err);
+        }
+        return report;
+    }
+
+    /**
+     * Trains with each worker count, the run of W workers in {@code scratch/wW}; prints a line per
+     * run and returns the report (the settings and a row per run).
+     */
+    Map<String, Object> measureAll(Path scratch, String title, PrintWriter out, PrintWriter err)
+            throws IOException, InterruptedException {
+        Map<String, Object> report = new LinkedHashMap<>();
         report.put("batchSize", base.get(ConfigKeys.TRAIN_BATCH_SIZE));
+        report.put("tokensPerStep", tokensPerStep());
         report.put("steps", steps);
         report.put("measuredSteps", steps - warmup);
         report.put("transport", base.get(ConfigKeys.COMMS_TRANSPORT));
         List<Map<String, Object>> rows = new ArrayList<>();
-        out.printf("bench train: %d steps per worker count (first %d left out), batch %d, transport %s, %d cores%n",
-                steps, warmup, base.get(ConfigKeys.TRAIN_BATCH_SIZE), base.get(ConfigKeys.COMMS_TRANSPORT),
-                Runtime.getRuntime().availableProcessors());
+        out.printf("%s: %d steps per worker count (first %d left out), batch %d (%d tokens), transport %s, %d cores%n",
+                title, steps, warmup, base.get(ConfigKeys.TRAIN_BATCH_SIZE), tokensPerStep(),
+                base.get(ConfigKeys.COMMS_TRANSPORT), Runtime.getRuntime().availableProcessors());
         out.printf("%3s %10s %8s %9s %9s %7s %9s   %s%n", "W", "tok/s", "vs W=1", "step ms", "comm ms", "comm %",
-                "wait ms", "phases (ms per step, rank 0)");
+                "wait ms", "phases (ms per step, rank 0, forward + backward each; other: outside every phase)");
         double baseline = Double.NaN;
-        boolean done = false;
-        try {
-            for (int w : workers) {
-                Map<String, Object> row = measure(w, scratch.resolve("w" + w), err);
-                double tps = (double) row.get("tokensPerSecond");
-                if (w == workers.get(0)) {
-                    baseline = tps;
+        for (int w : workers) {
+            Map<String, Object> row = measure(w, scratch.resolve("w" + w), err);
+            double tps = (double) row.get("tokensPerSecond");
+            if (w == workers.get(0)) {
+                baseline = tps;
+            }
+            row.put("vsFirst", tps / baseline);
+            rows.add(row);
+            @SuppressWarnings("unchecked")
+            Map<String, Double> phases = (Map<String, Double>) row.get("phaseMs");
+            StringBuilder sb = new StringBuilder();
+            phases.forEach((k, v) -> {
+                if (v >= 0.005) {
+                    sb.append(k).append(' ').append(String.format("%.2f", v)).append("  ");
                 }
-                row.put("vsFirst", tps / baseline);
-                rows.add(row);
-                @SuppressWarnings("unchecked")
-                Map<String, Double> phases = (Map<String, Double>) row.get("phaseMs");
-                StringBuilder sb = new StringBuilder();
-                phases.forEach((k, v) -> sb.append(k).append(' ').append(String.format("%.2f", v)).append("  "));
-                out.printf("%3d %,10.0f %8.2f %9.2f %9.2f %6.1f%% %9.2f   %s%n", w, tps, tps / baseline, row.get("stepMs"),
-                        row.get("commMs"), 100 * (double) row.get("commShare"), row.get("waitMs"), sb.toString().trim());
-                out.flush();
-            }
-            done = true;
-        } finally {
-            if (done) {
-                deleteTree(scratch);
-            } else {
-                err.println("bench train: the runs' folders (metrics, worker logs) are kept in " + scratch);
-                err.flush();
-            }
+            });
+            out.printf("%3d %,10.0f %8.2f %9.2f %9.2f %6.1f%% %9.2f   %s%n", w, tps, tps / baseline, row.get("stepMs"),
+                    row.get("commMs"), 100 * (double) row.get("commShare"), row.get("waitMs"), sb.toString().trim());
+            out.flush();
         }
         report.put("runs", rows);
         return report;
+    }
+
+    /** Deletes {@code scratch} after a complete benchmark; after a failure keeps it and says where. */
+    static void keepOnFailure(Path scratch, boolean done, String title, PrintWriter err) throws IOException {
+        if (done) {
+            deleteTree(scratch);
+        } else {
+            err.println(title + ": the runs' folders (metrics, worker logs) are kept in " + scratch);
+            err.flush();
+        }
+    }
+
+    /** Tokens in one optimizer step: examples, or sequences times their length for the language model. */
+    private int tokensPerStep() {
+        int batch = base.get(ConfigKeys.TRAIN_BATCH_SIZE);
+        return base.get(ConfigKeys.MODEL_KIND).equals("lm") ? batch * base.get(ConfigKeys.DATA_SEQ_LEN) : batch;
+    }
+
+    /** The run folder the trainer made under {@code output} (one per measured run). */
+    static Path runDir(Path output) throws IOException {
+        try (Stream<Path> s = Files.list(output)) {
+            return s.filter(Files::isDirectory).findFirst().orElseThrow(
+                    () -> new IOException("no run folder in " + output));
+        }
     }
 
     private Map<String, Object> measure(int w, Path output, PrintWriter err) throws IOException, InterruptedException {
@@ -92,6 +132,8 @@ final class TrainBench {
         overrides.put(ConfigKeys.TRAIN_MAX_STEPS.name(), String.valueOf(steps));
         overrides.put(ConfigKeys.OUTPUT_DIR.name(), output.toString());
         overrides.put(ConfigKeys.LOG_EVERY_STEPS.name(), String.valueOf(steps));
+        // one checkpoint, after the last step (bench lm exports it), none among the timed steps
+        overrides.put(ConfigKeys.CHECKPOINT_EVERY_STEPS.name(), String.valueOf(steps));
         JobConfig config = JobConfig.of(overrides);
         if (w == 1) {
             new Trainer(config, new PrintStream(OutputStream.nullOutputStream())).run();
@@ -103,12 +145,8 @@ final class TrainBench {
                         + " workers failed (the lines above say why)");
             }
         }
-        Path runDir;
-        try (Stream<Path> s = Files.list(output)) {
-            runDir = s.findFirst().orElseThrow();
-        }
+        Path runDir = runDir(output);
         ObjectMapper json = new ObjectMapper();
-        int batch = config.get(ConfigKeys.TRAIN_BATCH_SIZE);
         double stepSeconds = 0;
         double comm = 0;
         double wait = 0;
@@ -119,7 +157,7 @@ final class TrainBench {
             if (!r.get("type").asText().equals("train") || r.get("step").asInt() <= warmup) {
                 continue;
             }
-            double sec = batch / r.get("tokensPerSecond").asDouble();
+            double sec = r.get("stepMs").asDouble() / 1000;
             stepSeconds += sec;
             comm += r.get("commShare").asDouble() * sec;
             JsonNode byWorker = r.get("computeMsByWorker");
@@ -130,14 +168,19 @@ final class TrainBench {
                 }
                 wait += max - byWorker.get(0).asDouble();
             }
-            r.get("phaseMs").fields().forEachRemaining(e -> phases.merge(e.getKey(), e.getValue().asDouble(), Double::sum));
+            double named = 0;
+            for (Map.Entry<String, JsonNode> e : (Iterable<Map.Entry<String, JsonNode>>) r.get("phaseMs")::fields) {
+                phases.merge(e.getKey(), e.getValue().asDouble(), Double::sum);
+                named += e.getValue().asDouble();
+            }
+            phases.merge("other", sec * 1000 - named, Double::sum);
             n++;
         }
         int count = n;
         phases.replaceAll((k, v) -> v / count);
         Map<String, Object> row = new LinkedHashMap<>();
         row.put("workers", w);
-        row.put("tokensPerSecond", n * batch / stepSeconds);
+        row.put("tokensPerSecond", (double) n * tokensPerStep() / stepSeconds);
         row.put("stepMs", 1000 * stepSeconds / n);
         row.put("commMs", 1000 * comm / n);
         row.put("commShare", comm / stepSeconds);
@@ -146,7 +189,7 @@ final class TrainBench {
         return row;
     }
 
-    private static void deleteTree(Path root) throws IOException {
+    static void deleteTree(Path root) throws IOException {
         if (!Files.exists(root)) {
             return;
         }

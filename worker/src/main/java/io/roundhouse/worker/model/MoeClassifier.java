@@ -214,17 +214,21 @@ public final class MoeClassifier implements Model {
      */
     public void backward(int globalExamples) {
         long t0 = System.nanoTime();
-        long exchanged = timers.nanos(PhaseTimers.Phase.DISPATCH) + timers.nanos(PhaseTimers.Phase.COMBINE);
+        long named = timers.total();
         int n = labels.dim(0);
         be.crossEntropyBackward(dLogits.rows(n), probs.rows(n), labels, 1f / globalExamples);
         Tensor d = finalNorm.backward(head.backward(dLogits.rows(n), true));
+        long tBlocks = System.nanoTime();
+        timers.add(PhaseTimers.Phase.HEAD, tBlocks - t0);
         for (int b = blocks.length - 1; b >= 0; b--) {
             d = blocks[b].backward(d);
         }
+        long tEmbed = System.nanoTime();
         embed.backward(d, false);
-        // Backward's exchanges are counted as dispatch and combine; backward is its compute.
-        exchanged = timers.nanos(PhaseTimers.Phase.DISPATCH) + timers.nanos(PhaseTimers.Phase.COMBINE) - exchanged;
-        timers.add(PhaseTimers.Phase.BACKWARD, System.nanoTime() - t0 - exchanged);
+        long end = System.nanoTime();
+        timers.add(PhaseTimers.Phase.EMBED, end - tEmbed);
+        // What the named phases (the head, the embedding, the MoE layers and their exchanges) did not take
+        timers.add(PhaseTimers.Phase.BACKWARD, end - t0 - (timers.total() - named));
     }
 
     /** λ of {@code h}: the tuner's current value when a Self-Tuning Network tunes it, else the spec's. */

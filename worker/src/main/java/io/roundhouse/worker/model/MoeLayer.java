@@ -296,28 +296,36 @@ public final class MoeLayer {
         int n = x.dim(0);
         int mLocal = localOffsets[localOffsets.length - 1];
         // 6. un-permute → gradient for each kept copy and for each gate
+        long tStart = System.nanoTime();
         be.unpermuteBackward(dyp.rows(m), dGates.rows(n), dy, yp, copyRow.rows(n), gates.rows(n));
         // 5. combine's backward is a dispatch
         long t0 = System.nanoTime();
+        timers.add(PhaseTimers.Phase.UNPERMUTE, t0 - tStart);
         Tensor dyr = exchange.combineBackward(dyp.rows(m), offsets, localOffsets);
         long t1 = System.nanoTime();
         timers.add(PhaseTimers.Phase.DISPATCH, t1 - t0);
-        // 4. experts
+        // 4. experts (the expert response's exchange books itself as combine)
         be.expertFfnBackward(dxr.rows(mLocal), w1.grad(), b1 == null ? null : b1.grad(), w2.grad(),
                 b2 == null ? null : b2.grad(), dyr, xr, a.rows(mLocal),
                 h.rows(mLocal), w1.value(), w2.value(), localOffsets, act, dh, da, precision);
         if (expertResponse != null) {
             long tSide = System.nanoTime();
+            timers.add(PhaseTimers.Phase.EXPERTS, tSide - t1);
             expertResponse.backward(dxr.rows(mLocal), dyr, xr, localOffsets, rowToken, m, exchange, perturbation);
-            timers.add(PhaseTimers.Phase.COMBINE, System.nanoTime() - tSide);
+            t1 = System.nanoTime();
+            timers.add(PhaseTimers.Phase.COMBINE, t1 - tSide);
         }
         // 3. dispatch's backward is a combine
         long t2 = System.nanoTime();
+        timers.add(PhaseTimers.Phase.EXPERTS, t2 - t1);
         Tensor dxp = exchange.dispatchBackward(dxr.rows(mLocal), localOffsets, offsets);
-        timers.add(PhaseTimers.Phase.COMBINE, System.nanoTime() - t2);
+        long t3 = System.nanoTime();
+        timers.add(PhaseTimers.Phase.COMBINE, t3 - t2);
         // 2. permute's backward is the (unweighted) un-permute
         Tensor out = dx.rows(n);
         be.permuteBackward(out, dxp, rowToken, m);
+        long t4 = System.nanoTime();
+        timers.add(PhaseTimers.Phase.PERMUTE, t4 - t3);
         // 1. router: gates and auxiliary losses → logits → input and router weights
         // With statistics summed over workers each token's router-loss gradient is already its
         // share of the global loss: summing the workers' gradients gives the single-worker one.
@@ -332,6 +340,7 @@ public final class MoeLayer {
             be.jitter(dxRouter.rows(n), dxRouter.rows(n), jitterAmp, jitterSeed, jitterStream, jitterFirst);
         }
         be.axpy(out, 1f, dxRouter.rows(n));
+        timers.add(PhaseTimers.Phase.ROUTE, System.nanoTime() - t4);
         return out;
     }
 

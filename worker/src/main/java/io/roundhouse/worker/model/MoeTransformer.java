@@ -82,9 +82,8 @@ public final class MoeTransformer implements Model {
         this.blocks = new TransformerBlock[spec.moe().blocks()];
         for (int b = 0; b < blocks.length; b++) {
             blocks[b] = new TransformerBlock(be, params, "block" + b, spec, spec.isMoe(b) ? exchanges.apply(b) : null,
-                    maxN);
+                    maxN, timers);
             if (blocks[b].moe != null) {
-                blocks[b].moe.setTimers(timers);
                 moeLayers.add(blocks[b].moe);
             }
         }
@@ -204,19 +203,24 @@ public final class MoeTransformer implements Model {
     @Override
     public void backward(int globalExamples) {
         long t0 = System.nanoTime();
-        long exchanged = timers.communicationNanos();
+        long named = timers.total();
         be.crossEntropyBackward(dLogits.rows(rows), probs.rows(rows), targets, 1f / ((long) globalExamples * spec.seqLen()));
         Tensor d = finalNorm.backward(head.backward(dLogits.rows(rows), true));
+        long tBlocks = System.nanoTime();
+        timers.add(PhaseTimers.Phase.HEAD, tBlocks - t0);
         for (int b = blocks.length - 1; b >= 0; b--) {
             d = blocks[b].backward(d);
         }
+        long tEmbed = System.nanoTime();
         be.permuteBackward(dTable, d, ids, rows);
         be.axpy(table.grad(), 1f, dTable);
         if (embedResponse != null) {
             embedResponse.backward(null, d, ids, perturbation);
         }
-        exchanged = timers.communicationNanos() - exchanged;
-        timers.add(PhaseTimers.Phase.BACKWARD, System.nanoTime() - t0 - exchanged);
+        long end = System.nanoTime();
+        timers.add(PhaseTimers.Phase.EMBED, end - tEmbed);
+        // What the named phases (the head, the embedding, the blocks' attention, MoE and exchanges) did not take
+        timers.add(PhaseTimers.Phase.BACKWARD, end - t0 - (timers.total() - named));
     }
 
     /**

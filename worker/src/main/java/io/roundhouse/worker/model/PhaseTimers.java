@@ -2,15 +2,18 @@ package io.roundhouse.worker.model;
 
 /**
  * Wall time per phase of a step, accumulated over the blocks; reset by the trainer each step.
- * Dispatch and combine hold every exchange of the step, forward and backward (dispatch also the
- * sum of router statistics over the workers), so they include waiting for slower peers; backward
- * is the backward compute without them; all-reduce is the dense-gradient sum, the global norm and
- * the step's metrics sum. Plain fields: one thread drives a model.
+ * Each compute phase holds its forward and its backward: embed, attention (the language model's
+ * norm, projections, rotary, attention and gate), route (router, gates, router losses), permute,
+ * experts, unpermute, head (final norm, output layer, loss). Dispatch and combine hold every
+ * exchange of the step, forward and backward (dispatch also the sum of router statistics over the
+ * workers), so they include waiting for slower peers. Backward is the rest of the backward pass
+ * (residual adds, dropout, the other norms, dense FFN blocks); all-reduce is the dense-gradient
+ * sum, the global norm and the step's metrics sum. Plain fields: one thread drives a model.
  */
 public final class PhaseTimers {
     /** The phases, in the order a step runs them. */
     public enum Phase {
-        EMBED, ROUTE, PERMUTE, DISPATCH, EXPERTS, COMBINE, UNPERMUTE, HEAD, BACKWARD, ALL_REDUCE, OPTIMIZER
+        EMBED, ATTENTION, ROUTE, PERMUTE, DISPATCH, EXPERTS, COMBINE, UNPERMUTE, HEAD, BACKWARD, ALL_REDUCE, OPTIMIZER
     }
 
     private final long[] nanos = new long[Phase.values().length];
@@ -27,12 +30,21 @@ public final class PhaseTimers {
         java.util.Arrays.fill(nanos, 0);
     }
 
-    /** Milliseconds per phase, keyed by lower-case phase name (for the metrics line). */
+    /** The sum over every phase so far: a backward pass books what no named phase took as the difference. */
+    public long total() {
+        long sum = 0;
+        for (long v : nanos) {
+            sum += v;
+        }
+        return sum;
+    }
+
     /** Time in the phases that talk to other workers: dispatch, combine, all-reduce. */
     public long communicationNanos() {
         return nanos(Phase.DISPATCH) + nanos(Phase.COMBINE) + nanos(Phase.ALL_REDUCE);
     }
 
+    /** Milliseconds per phase, keyed by lower-case phase name (for the metrics line). */
     public java.util.Map<String, Double> millis() {
         java.util.Map<String, Double> m = new java.util.LinkedHashMap<>();
         for (Phase p : Phase.values()) {

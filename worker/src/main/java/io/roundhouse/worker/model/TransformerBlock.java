@@ -23,14 +23,18 @@ final class TransformerBlock {
     private final Tensor dh;       // [maxN, D]
     private final Tensor dx;       // [maxN, D]
     private final int d;
+    private final PhaseTimers timers;
     private float p;
     private Tensor rates;      // residual-dropout rate per row, or null: p for every row
     private long seed;
     private long stream;
     private long firstElement;
 
-    TransformerBlock(Backend be, ParamStore ps, String name, LmSpec spec, ExpertExchange exchange, int maxN) {
+    /** @param timers where the attention sub-block and the MoE layer book their time */
+    TransformerBlock(Backend be, ParamStore ps, String name, LmSpec spec, ExpertExchange exchange, int maxN,
+                     PhaseTimers timers) {
         this.be = be;
+        this.timers = timers;
         ModelSpec m = spec.moe();
         this.d = m.dim();
         norm1 = new NormLayer(be, ps, name + ".norm1", m.norm(), d, maxN);
@@ -38,6 +42,7 @@ final class TransformerBlock {
         norm2 = new NormLayer(be, ps, name + ".norm2", m.norm(), d, maxN);
         if (exchange != null) {
             moe = new MoeLayer(be, ps, name + ".moe", m, exchange, maxN, false);
+            moe.setTimers(timers);
             ffn = null;
         } else {
             moe = null;
@@ -67,7 +72,9 @@ final class TransformerBlock {
         this.seed = seed;
         this.stream = streams + 1;
         this.firstElement = firstRow * d;
+        long t0 = System.nanoTime();
         Tensor a = attention.forward(norm1.forward(x), batch, attentionRates, seed, streams, firstSequence);
+        timers.add(PhaseTimers.Phase.ATTENTION, System.nanoTime() - t0);
         Tensor hh = h.rows(n);
         be.copy(hh, x);
         be.axpy(hh, 1f, dropout(a, 0));
@@ -101,7 +108,10 @@ final class TransformerBlock {
         Tensor dA = undrop(dH, 0);
         Tensor d = dx.rows(n);
         be.copy(d, dH);
-        be.axpy(d, 1f, norm1.backward(attention.backward(dA)));
+        long t0 = System.nanoTime();
+        Tensor dNorm1 = norm1.backward(attention.backward(dA));
+        timers.add(PhaseTimers.Phase.ATTENTION, System.nanoTime() - t0);
+        be.axpy(d, 1f, dNorm1);
         return d;
     }
 

@@ -194,6 +194,7 @@ final class StepLoop {
         Map<String, Object> record = Records.step(step, epoch, rate, gradNorm, sums.global,
                 sums.global.tokens / seconds, (System.nanoTime() - start) / 1e9);
         record.put("totalSteps", total);
+        record.put("stepMs", seconds * 1000);
         record.put("phaseMs", model.timers().millis());
         record.put("commShare", model.timers().communicationNanos() / 1e9 / seconds);
         if (group.size() > 1) {
