@@ -109,7 +109,7 @@ class ExpertParallelLayerTest {
             copyShard(refPs, refBe, ps, be, placement.firstExpert(rank), placement.expertCount(rank));
             float[] out = read(be, layer.forward(tensor(be, Arrays.copyOfRange(x, from[rank] * D, from[rank + 1] * D), n, D), 0));
             float[] dx = read(be, layer.backward(tensor(be, Arrays.copyOfRange(dy, from[rank] * D, from[rank + 1] * D), n, D)));
-            return new float[][] {out, dx, ps.readGrad(layer.router), ps.readGrad(layer.w1), ps.readGrad(layer.b1),
+            return new float[][] {out, dx, ps.readGrad(layer.routerWeights()), ps.readGrad(layer.w1), ps.readGrad(layer.b1),
                 ps.readGrad(layer.w2), ps.readGrad(layer.b2)};
         });
         float[] routerSum = new float[D * E];
@@ -129,7 +129,7 @@ class ExpertParallelLayerTest {
                 close("d" + names[k] + " of worker " + r, Arrays.copyOfRange(all, f * per, (f + c) * per), got[3 + k], 1e-4);
             }
         }
-        close("router gradient summed over workers", refPs.readGrad(ref.router), routerSum, 1e-4);
+        close("router gradient summed over workers", refPs.readGrad(ref.routerWeights()), routerSum, 1e-4);
     }
 
     /**

@@ -3,14 +3,13 @@ package io.roundhouse.worker.model;
 import io.roundhouse.kernels.Activation;
 import io.roundhouse.kernels.Backend;
 import io.roundhouse.kernels.DType;
-import io.roundhouse.kernels.GateMode;
 import io.roundhouse.kernels.Precision;
 import io.roundhouse.kernels.Tensor;
 
 /**
  * A Mixture-of-Experts FFN as a sequence of named steps:
  * <ol>
- *   <li>{@code route}: router logits, softmax, top-k gates;</li>
+ *   <li>{@code route}: the {@link Router} picks each token's experts and gates;</li>
  *   <li>{@code plan + permute}: capacity limit, token copies gathered into expert order;</li>
  *   <li>{@code dispatch}: rows to the workers owning their experts ({@link ExpertExchange});</li>
  *   <li>{@code expert compute}: grouped FFN over the hosted experts' variable-size groups;</li>
@@ -18,8 +17,9 @@ import io.roundhouse.kernels.Tensor;
  *   <li>{@code un-permute}: each token's copies summed, weighted by their gates.</li>
  * </ol>
  * Backward runs the adjoint of each step in reverse. Dropped copies contribute nothing (the
- * block's residual carries their token). Router auxiliary losses (load balancing, z-loss) are
- * computed in forward and their gradients added in backward.
+ * block's residual carries their token). The router's auxiliary losses are computed in forward,
+ * from statistics summed over the workers in the dispatch's first exchange, and their gradients
+ * added in backward.
  *
  * <p>The expert FFN's GEMMs run at the model's {@link Precision}; the router's always run in fp32
  * (a bf16 rounding of the logits would change which experts a token goes to; Switch Transformer's
@@ -37,24 +37,15 @@ public final class MoeLayer {
     private final int k;
     private final int f;
     private final Activation act;
-    private final GateMode gateMode;
-    private final float alpha;
-    private final float beta;
-    private final float routerJitter;
     private final Precision precision;   // the experts' GEMMs; the router's stay fp32
 
-    public final Param router;   // [D, E]
+    private final SoftmaxRouter router;
     public final Param w1;       // [El, D, F1]
     public final Param b1;       // [El, F1] or null
     public final Param w2;       // [El, F, D]
     public final Param b2;       // [El, D] or null
 
     // Forward state, allocated once for maxN tokens.
-    private final Tensor logits;    // [maxN, E]
-    private final Tensor probs;     // [maxN, E]
-    private final Tensor lse;       // [maxN]
-    private final Tensor topIdx;    // [maxN, K] int
-    private final Tensor gates;     // [maxN, K]
     private final Tensor rowToken;  // [maxN·K] int
     private final Tensor copyRow;   // [maxN, K] int
     private final Tensor xp;        // [maxN·K, D]
@@ -65,9 +56,7 @@ public final class MoeLayer {
     private final int[] offsets;
     private final int[] localOffsets;
     private final int[] selected;
-    private final int[] globalSelected;   // [E] choices over every worker's tokens
-    private final float[] probSums;       // [E] Σ probs over every worker's tokens
-    private final float[] stats;          // [2E+1] what the exchange sums across workers
+    private final float[] stats;          // the router's statistics, summed across workers
     // Backward state.
     private final Tensor dyp;       // [maxN·K, D]
     private final Tensor dGates;    // [maxN, K]
@@ -75,35 +64,16 @@ public final class MoeLayer {
     private final Tensor dh;        // [rowsIn, F]
     private final Tensor da;        // [rowsIn, F1]
     private final Tensor dx;        // [maxN, D]
-    private final Tensor dxRouter;  // [maxN, D]
-    private final Tensor dProbs;    // [maxN, E]
-    private final Tensor dLse;      // [maxN]
-    private final Tensor dLogits;   // [maxN, E]
-    // Regularisers (router jitter; per-token loss coefficients under a Self-Tuning Network).
-    private final Tensor xj;        // [maxN, D] the router's jittered input
-    private final Tensor constJ;    // [maxN] the fixed jitter amplitude, row by row
-    private final Tensor constA;    // [maxN] the fixed load-balancing coefficient, row by row
-    private final Tensor constB;    // [maxN] the fixed z-loss coefficient, row by row
-    private StnResponse routerResponse;
     private ExpertResponse expertResponse;
     private Perturbation perturbation;
     private final int maxN;
     private final int rowsIn;
-    private boolean train = true;
-    private Tensor routerIn;        // what the router saw (x, or x jittered)
-    private Tensor jitterAmp;       // the last forward's jitter amplitudes, or null
-    private long jitterSeed;
-    private long jitterStream;
-    private long jitterFirst;
 
     private PhaseTimers timers = new PhaseTimers();
     private Tensor x;               // the last input [n, D]
     private Tensor xr;              // rows received for the hosted experts
     private Tensor yp;              // expert outputs back in source layout
     private int m;
-    private int totalTokens;
-    private float lastLoadBalance;
-    private float lastZLoss;
 
     public MoeLayer(Backend be, ParamStore ps, String name, ModelSpec spec, ExpertExchange exchange, int maxN) {
         this(be, ps, name, spec, exchange, maxN, true);
@@ -120,10 +90,6 @@ public final class MoeLayer {
         this.k = spec.topK();
         this.f = spec.expertHidden();
         this.act = spec.activation();
-        this.gateMode = spec.gate();
-        this.alpha = (float) spec.loadBalance();
-        this.beta = (float) spec.zLoss();
-        this.routerJitter = (float) spec.routerJitter();
         this.precision = spec.precision();
         int el = exchange.localExperts();
         int f1 = act.preWidth(f);
@@ -131,7 +97,7 @@ public final class MoeLayer {
         int rowsIn = exchange.maxRowsIn(rows); // expert side: rows received from every worker
         this.maxN = maxN;
         this.rowsIn = rowsIn;
-        router = ps.normal(name + ".router.w", 0.1 / Math.sqrt(d), true, d, e);
+        router = new SoftmaxRouter(be, ps, name, spec, maxN);  // first: the parameters' draws keep their order
         int first = exchange.firstLocalExpert();
         w1 = ps.normalSlice(name + ".experts.w1", 1 / Math.sqrt(d), true, first, el, e, d, f1);
         b1 = bias ? ps.constant(name + ".experts.b1", 0f, false, el, f1) : null;
@@ -139,11 +105,6 @@ public final class MoeLayer {
                 f, d);
         b2 = bias ? ps.constant(name + ".experts.b2", 0f, false, el, d) : null;
 
-        logits = be.allocate(name + ".logits", DType.FLOAT32, maxN, e);
-        probs = be.allocate(name + ".probs", DType.FLOAT32, maxN, e);
-        lse = be.allocate(name + ".lse", DType.FLOAT32, maxN);
-        topIdx = be.allocate(name + ".topIdx", DType.INT32, maxN, k);
-        gates = be.allocate(name + ".gates", DType.FLOAT32, maxN, k);
         rowToken = be.allocate(name + ".rowToken", DType.INT32, rows);
         copyRow = be.allocate(name + ".copyRow", DType.INT32, maxN, k);
         xp = be.allocate(name + ".xp", DType.FLOAT32, rows, d);
@@ -154,33 +115,24 @@ public final class MoeLayer {
         offsets = new int[e + 1];
         localOffsets = new int[el + 1];
         selected = new int[e];
-        globalSelected = new int[e];
-        probSums = new float[e];
-        stats = new float[2 * e + 1];
+        stats = new float[router.statsSize()];
         dyp = be.allocate(name + ".dyp", DType.FLOAT32, rows, d);
         dGates = be.allocate(name + ".dGates", DType.FLOAT32, maxN, k);
         dxr = be.allocate(name + ".dxr", DType.FLOAT32, rowsIn, d);
         dh = be.allocate(name + ".dh", DType.FLOAT32, rowsIn, f);
         da = be.allocate(name + ".da", DType.FLOAT32, rowsIn, f1);
         dx = be.allocate(name + ".dx", DType.FLOAT32, maxN, d);
-        dxRouter = be.allocate(name + ".dxRouter", DType.FLOAT32, maxN, d);
-        dProbs = be.allocate(name + ".dProbs", DType.FLOAT32, maxN, e);
-        dLse = be.allocate(name + ".dLse", DType.FLOAT32, maxN);
-        dLogits = be.allocate(name + ".dLogits", DType.FLOAT32, maxN, e);
-        xj = be.allocate(name + ".xj", DType.FLOAT32, maxN, d);
-        constJ = be.allocate(name + ".constJ", DType.FLOAT32, maxN);
-        constA = be.allocate(name + ".constA", DType.FLOAT32, maxN);
-        constB = be.allocate(name + ".constB", DType.FLOAT32, maxN);
     }
 
     /** Makes the router an STN layer: {@code response} adds its term whenever {@code p} is on. */
     public void attach(StnResponse r, Perturbation p) {
-        this.routerResponse = r;
+        router.attach(r, p);
         this.perturbation = p;
     }
 
     /** The Self-Tuning Network's perturbation the layer's regularisers read (without a router response). */
     public void attach(Perturbation p) {
+        router.attach(null, p);
         this.perturbation = p;
     }
 
@@ -192,7 +144,12 @@ public final class MoeLayer {
     }
 
     public StnResponse routerResponse() {
-        return routerResponse;
+        return router.response();
+    }
+
+    /** The router's weights [D, E]. */
+    public Param routerWeights() {
+        return router.router;
     }
 
     /**
@@ -212,55 +169,23 @@ public final class MoeLayer {
      */
     public Tensor forward(Tensor input, int capacity, boolean train, long seed, long stream, long firstRow) {
         x = input;
-        this.train = train;
         int n = input.dim(0);
         long t0 = System.nanoTime();
-        // 1. route (the router sees the input jittered in training when asked)
-        jitterAmp = null;
-        if (train) {
-            jitterAmp = perturbation == null ? null : perturbation.perExample(Hyper.ROUTER_JITTER);
-            if (jitterAmp == null && current(Hyper.ROUTER_JITTER, routerJitter) > 0) {
-                jitterAmp = constJ.rows(n);
-                be.fill(jitterAmp, current(Hyper.ROUTER_JITTER, routerJitter));
-            }
-        }
-        routerIn = input;
-        if (jitterAmp != null) {
-            jitterSeed = seed;
-            jitterStream = stream;
-            jitterFirst = firstRow * d;
-            be.jitter(xj.rows(n), input, jitterAmp, seed, stream, jitterFirst);
-            routerIn = xj.rows(n);
-        }
-        be.linearForward(logits.rows(n), routerIn, router.value(), null);
-        if (routerResponse != null) {
-            routerResponse.forward(logits.rows(n), routerIn, perturbation);
-        }
-        be.gateForward(probs.rows(n), lse.rows(n), topIdx.rows(n), gates.rows(n), logits.rows(n), gateMode);
+        // 1. route
+        router.forward(input, train, seed, stream, firstRow);
+        Tensor topIdx = router.topIdx();
+        Tensor gates = router.gates();
         long t1 = System.nanoTime();
         timers.add(PhaseTimers.Phase.ROUTE, t1 - t0);
         // 2. plan (capacity limit; also counts each expert's pre-limit choices) and permute
-        m = be.dispatchPlan(rowToken, copyRow.rows(n), offsets, selected, topIdx.rows(n), e, capacity);
-        // Router-loss statistics over every worker's tokens (the exchange sums them; local: as is).
-        be.routerStats(probs.rows(n), probSums);
-        for (int j = 0; j < e; j++) {
-            stats[j] = selected[j];
-            stats[e + j] = probSums[j];
-        }
-        stats[2 * e] = n;
+        m = be.dispatchPlan(rowToken, copyRow.rows(n), offsets, selected, topIdx, e, capacity);
+        // The router's statistics over every worker's tokens (the exchange sums them; local: as is).
+        router.localStats(stats, selected);
         long tStats = System.nanoTime();
         exchange.sumRouterStats(stats, offsets);
         timers.add(PhaseTimers.Phase.DISPATCH, System.nanoTime() - tStats);
         t1 += System.nanoTime() - tStats; // the sum counts as dispatch, not permute
-        for (int j = 0; j < e; j++) {
-            globalSelected[j] = Math.round(stats[j]);
-            probSums[j] = stats[e + j];
-        }
-        totalTokens = Math.round(stats[2 * e]);
-        float[] aux = be.routerLossForward(lse.rows(n), globalSelected, probSums, totalTokens, k,
-                current(Hyper.LOAD_BALANCE, alpha), current(Hyper.Z_LOSS, beta));
-        lastLoadBalance = aux[0];
-        lastZLoss = aux[1];
+        router.globalStats(stats);
         be.permuteForward(xp.rows(m), input, rowToken, m);
         long t2 = System.nanoTime();
         timers.add(PhaseTimers.Phase.PERMUTE, t2 - t1);
@@ -283,7 +208,7 @@ public final class MoeLayer {
         timers.add(PhaseTimers.Phase.COMBINE, t5 - t4);
         // 6. un-permute, weighted by the gates
         Tensor out = y.rows(n);
-        be.unpermuteForward(out, yp, copyRow.rows(n), gates.rows(n));
+        be.unpermuteForward(out, yp, copyRow.rows(n), gates);
         timers.add(PhaseTimers.Phase.UNPERMUTE, System.nanoTime() - t5);
         return out;
     }
@@ -297,7 +222,7 @@ public final class MoeLayer {
         int mLocal = localOffsets[localOffsets.length - 1];
         // 6. un-permute → gradient for each kept copy and for each gate
         long tStart = System.nanoTime();
-        be.unpermuteBackward(dyp.rows(m), dGates.rows(n), dy, yp, copyRow.rows(n), gates.rows(n));
+        be.unpermuteBackward(dyp.rows(m), dGates.rows(n), dy, yp, copyRow.rows(n), router.gates());
         // 5. combine's backward is a dispatch
         long t0 = System.nanoTime();
         timers.add(PhaseTimers.Phase.UNPERMUTE, t0 - tStart);
@@ -326,57 +251,10 @@ public final class MoeLayer {
         be.permuteBackward(out, dxp, rowToken, m);
         long t4 = System.nanoTime();
         timers.add(PhaseTimers.Phase.PERMUTE, t4 - t3);
-        // 1. router: gates and auxiliary losses → logits → input and router weights
-        // With statistics summed over workers each token's router-loss gradient is already its
-        // share of the global loss: summing the workers' gradients gives the single-worker one.
-        routerLossBackward(n);
-        be.gateBackward(dLogits.rows(n), dGates.rows(n), dProbs.rows(n), dLse.rows(n), probs.rows(n), topIdx.rows(n),
-                gates.rows(n), gateMode);
-        be.linearBackward(dxRouter.rows(n), router.grad(), null, dLogits.rows(n), routerIn, router.value());
-        if (routerResponse != null) {
-            routerResponse.backward(dxRouter.rows(n), dLogits.rows(n), routerIn, perturbation);
-        }
-        if (jitterAmp != null) {
-            be.jitter(dxRouter.rows(n), dxRouter.rows(n), jitterAmp, jitterSeed, jitterStream, jitterFirst);
-        }
-        be.axpy(out, 1f, dxRouter.rows(n));
+        // 1. router: gates and auxiliary losses → the input and the router's weights
+        be.axpy(out, 1f, router.backward(dGates.rows(n)));
         timers.add(PhaseTimers.Phase.ROUTE, System.nanoTime() - t4);
         return out;
-    }
-
-    /**
-     * The router losses' gradients (training only: evaluation's loss is the task loss), with a
-     * coefficient per token when a Self-Tuning Network perturbs them.
-     */
-    private void routerLossBackward(int n) {
-        if (!train) {
-            be.fill(dProbs.rows(n), 0f);
-            be.fill(dLse.rows(n), 0f);
-            return;
-        }
-        Tensor ca = perturbation == null ? null : perturbation.perExample(Hyper.LOAD_BALANCE);
-        Tensor cb = perturbation == null ? null : perturbation.perExample(Hyper.Z_LOSS);
-        if (ca == null && cb == null) {
-            be.routerLossBackward(dProbs.rows(n), dLse.rows(n), lse.rows(n), globalSelected, totalTokens, k,
-                    current(Hyper.LOAD_BALANCE, alpha), current(Hyper.Z_LOSS, beta), 1f);
-            return;
-        }
-        be.routerLossBackward(dProbs.rows(n), dLse.rows(n), lse.rows(n), globalSelected, totalTokens, k, 1f, 1f, 1f);
-        if (ca == null) {
-            ca = constA.rows(n);
-            be.fill(ca, current(Hyper.LOAD_BALANCE, alpha));
-        }
-        if (cb == null) {
-            cb = constB.rows(n);
-            be.fill(cb, current(Hyper.Z_LOSS, beta));
-        }
-        be.scaleRows(dProbs.rows(n), ca);
-        be.scaleRows(dLse.rows(n), cb);
-    }
-
-    /** λ of {@code h} when a Self-Tuning Network tunes it, else the fixed value. */
-    private float current(Hyper h, float fixed) {
-        return perturbation == null ? fixed : (float) perturbation.current(h, fixed);
     }
 
     /** Where forward records its phase times (the classifier shares one across blocks). */
@@ -402,11 +280,11 @@ public final class MoeLayer {
     }
 
     public float loadBalanceLoss() {
-        return lastLoadBalance;
+        return router.loadBalanceLoss();
     }
 
     public float zLoss() {
-        return lastZLoss;
+        return router.zLoss();
     }
 
     public int experts() {
