@@ -1,5 +1,5 @@
-// Routing on the GPU: gating (softmax, top-k with ties to the lower index, the three gate modes)
-// and its backward, permute / un-permute and their backwards, the router statistics' column sums
+// Routing on the GPU: gating (softmax, top-k with ties to the lower index, the three gate modes;
+// the sigmoid router's biased top-k) and its backward, permute / un-permute and their backwards, the router statistics' column sums
 // and the router losses' gradients. The capacity plan (a sequential priority order) stays on the
 // host. One thread per row where a row's work is small (E and K are small); grid-stride elsewhere.
 #include "common.cuh"
@@ -85,6 +85,87 @@ extern "C" __global__ void rh_gate_backward(float* dLogits, const float* dGates,
     if (dLse != 0) {
         float d = dLse[r];
         for (int j = 0; j < e; j++) dl[j] += d * p[j];
+    }
+}
+
+__device__ inline float rh_sigmoid(float x) {
+    return x >= 0.0f ? 1.0f / (1.0f + expf(-x)) : expf(x) / (1.0f + expf(x));
+}
+
+/** The sigmoid router (DeepSeek-V3): see Backend.sigmoidTopKForward. One thread per row. */
+extern "C" __global__ void rh_sigmoid_topk_forward(float* probs, float* lse, int* topIdx, float* gates,
+                                                   const float* logits, const float* bias, int n, int e, int k) {
+    int r = blockIdx.x * blockDim.x + threadIdx.x;
+    if (r >= n) return;
+    const float* l = logits + (long long)r * e;
+    float* p = probs + (long long)r * e;
+    int* idx = topIdx + (long long)r * k;
+    float* g = gates + (long long)r * k;
+    float mx = -INFINITY;
+    for (int j = 0; j < e; j++) mx = fmaxf(mx, l[j]);
+    double sum = 0;
+    for (int j = 0; j < e; j++) sum += expf(l[j] - mx);
+    lse[r] = mx + (float)log(sum);
+    double total = 0;
+    for (int j = 0; j < e; j++) {
+        p[j] = rh_sigmoid(l[j]);
+        total += p[j];
+    }
+    for (int s = 0; s < k; s++) {
+        int best = -1;
+        for (int j = 0; j < e; j++) {
+            bool chosen = false;
+            for (int q = 0; q < s; q++) chosen |= idx[q] == j;
+            if (chosen) continue;
+            if (best < 0 || p[j] + bias[j] > p[best] + bias[best]) best = j;
+        }
+        idx[s] = best;
+    }
+    double picked = 0;
+    for (int s = 0; s < k; s++) picked += p[idx[s]];
+    for (int s = 0; s < k; s++) g[s] = (float)(p[idx[s]] / picked);
+    float inv = (float)(1.0 / total);
+    for (int j = 0; j < e; j++) p[j] *= inv;
+}
+
+/**
+ * Backward of rh_sigmoid_topk_forward: dLogits (assigned) from dGates and, when non-null, dProbs
+ * and dLse. One thread per row (E and K are small), recomputing each score where it is needed
+ * (no per-row scratch).
+ */
+extern "C" __global__ void rh_sigmoid_topk_backward(float* dLogits, const float* dGates, const float* dProbs,
+                                                    const float* dLse, const float* logits, const float* lse,
+                                                    const int* topIdx, const float* gates, int n, int e, int k) {
+    int r = blockIdx.x * blockDim.x + threadIdx.x;
+    if (r >= n) return;
+    const float* l = logits + (long long)r * e;
+    const int* idx = topIdx + (long long)r * k;
+    const float* g = gates + (long long)r * k;
+    const float* dg = dGates + (long long)r * k;
+    float* dl = dLogits + (long long)r * e;
+    double total = 0;
+    for (int j = 0; j < e; j++) total += rh_sigmoid(l[j]);
+    double picked = 0;
+    double dot = 0;
+    for (int q = 0; q < k; q++) {
+        picked += rh_sigmoid(l[idx[q]]);
+        dot += dg[q] * g[q];
+    }
+    double pdot = 0;
+    if (dProbs != 0) {
+        const float* dp = dProbs + (long long)r * e;
+        for (int j = 0; j < e; j++) pdot += dp[j] * (rh_sigmoid(l[j]) / total);
+    }
+    for (int j = 0; j < e; j++) {
+        double s = rh_sigmoid(l[j]);
+        double ds = 0;
+        for (int q = 0; q < k; q++) {
+            if (idx[q] == j) ds += (dg[q] - dot) / picked;
+        }
+        if (dProbs != 0) ds += (dProbs[(long long)r * e + j] - pdot) / total;
+        double v = ds * s * (1 - s);
+        if (dLse != 0) v += dLse[r] * exp((double)l[j] - lse[r]);
+        dl[j] = (float)v;
     }
 }
 

@@ -303,6 +303,22 @@ public interface Backend extends AutoCloseable {
                       Tensor topIdx, Tensor gates, GateMode mode);
 
     /**
+     * Sigmoid top-k gating (DeepSeek-V3): scores s = σ(logits); topIdx[N,K] the K largest
+     * {@code s_j + bias_j} in descending order (ties: lower index first; bias[E] only selects, it
+     * never weights); gates[N,K] = s over the chosen, normalised to sum 1. Also saved for the
+     * auxiliary losses: probs[N,E] = s / Σ_j s_j (the scores normalised over every expert: the
+     * load-balancing loss's P) and lse[N] = logsumexp(logits) (the z-loss's).
+     */
+    void sigmoidTopKForward(Tensor probs, Tensor lse, Tensor topIdx, Tensor gates, Tensor logits, Tensor bias);
+
+    /**
+     * Backward of {@link #sigmoidTopKForward}: dLogits[N,E] (assigned) from dGates[N,K] and, when
+     * non-null, dProbs[N,E] and dLse[N]; needs the forward's logits, lse, topIdx and gates.
+     */
+    void sigmoidTopKBackward(Tensor dLogits, Tensor dGates, Tensor dProbs, Tensor dLse, Tensor logits, Tensor lse,
+                             Tensor topIdx, Tensor gates);
+
+    /**
      * Capacity limit and expert ordering for the token copies chosen by {@link #gateForward}.
      * Copies are admitted in priority order — every token's first choice (tokens in order), then
      * every token's second choice, and so on — while their expert has fewer than {@code capacity}

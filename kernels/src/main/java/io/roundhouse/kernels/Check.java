@@ -139,6 +139,30 @@ public final class Check {
         shape("gateForward", gates, n, k);
     }
 
+    public static void sigmoidTopKForward(Tensor probs, Tensor lse, Tensor topIdx, Tensor gates, Tensor logits,
+                                          Tensor bias) {
+        gateForward(probs, lse, topIdx, gates, logits);
+        shape("sigmoidTopKForward", bias, logits.dim(1));
+    }
+
+    public static void sigmoidTopKBackward(Tensor dLogits, Tensor dGates, Tensor dProbs, Tensor dLse, Tensor logits,
+                                           Tensor lse, Tensor topIdx, Tensor gates) {
+        int n = logits.dim(0);
+        int e = logits.dim(1);
+        int k = topIdx.dim(1);
+        shape("sigmoidTopKBackward", dLogits, n, e);
+        shape("sigmoidTopKBackward", dGates, n, k);
+        shape("sigmoidTopKBackward", lse, n);
+        shape("sigmoidTopKBackward", topIdx, n, k);
+        shape("sigmoidTopKBackward", gates, n, k);
+        if (dProbs != null) {
+            shape("sigmoidTopKBackward", dProbs, n, e);
+        }
+        if (dLse != null) {
+            shape("sigmoidTopKBackward", dLse, n);
+        }
+    }
+
     public static void adamW(Tensor w, Tensor g, Tensor m, Tensor v, int t) {
         sameSize("adamWStep", w, g);
         sameSize("adamWStep", w, m);

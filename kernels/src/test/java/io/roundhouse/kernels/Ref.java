@@ -161,6 +161,55 @@ final class Ref {
     }
 
     /** y[n] = Σ_k g[n,k]·yp[row(n,k)] over kept copies. */
+    static double[] sigmoid(double[] l) {
+        double[] s = new double[l.length];
+        for (int j = 0; j < l.length; j++) {
+            s[j] = 1 / (1 + Math.exp(-l[j]));
+        }
+        return s;
+    }
+
+    /** The sigmoid router's choice: the K largest σ(l) + bias per row, ties to the lower index. */
+    static int[] sigmoidTopK(double[] l, double[] bias, int n, int e, int k) {
+        double[] s = sigmoid(l);
+        double[] biased = new double[n * e];
+        for (int j = 0; j < n * e; j++) {
+            biased[j] = s[j] + bias[j % e];
+        }
+        return topK(biased, n, e, k);
+    }
+
+    /** The sigmoid router's gates: the chosen scores over their sum. */
+    static double[] sigmoidGates(double[] l, int[] idx, int n, int e, int k) {
+        double[] s = sigmoid(l);
+        double[] g = new double[n * k];
+        for (int r = 0; r < n; r++) {
+            double sum = 0;
+            for (int q = 0; q < k; q++) {
+                sum += s[r * e + idx[r * k + q]];
+            }
+            for (int q = 0; q < k; q++) {
+                g[r * k + q] = s[r * e + idx[r * k + q]] / sum;
+            }
+        }
+        return g;
+    }
+
+    /** The scores normalised over every expert, σ(l)/Σσ(l) per row. */
+    static double[] sigmoidShares(double[] l, int n, int e) {
+        double[] s = sigmoid(l);
+        for (int r = 0; r < n; r++) {
+            double sum = 0;
+            for (int j = 0; j < e; j++) {
+                sum += s[r * e + j];
+            }
+            for (int j = 0; j < e; j++) {
+                s[r * e + j] /= sum;
+            }
+        }
+        return s;
+    }
+
     static double[] unpermute(double[] yp, int[] copyRow, double[] gates, int n, int k, int d) {
         double[] y = new double[n * d];
         for (int r = 0; r < n; r++) {

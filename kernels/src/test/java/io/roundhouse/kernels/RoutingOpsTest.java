@@ -59,6 +59,62 @@ class RoutingOpsTest {
         }
     }
 
+    @Test
+    void sigmoidTopKForwardAndBackward() {
+        for (int[] nek : new int[][] {{1, 1, 1}, {1, 4, 2}, {7, 5, 3}, {16, 8, 2}, {9, 3, 3}, {12, 16, 4}}) {
+            int n = nek[0];
+            int e = nek[1];
+            int k = nek[2];
+            OpTestSupport s = new OpTestSupport(n * 100L + e * 10 + k + 7);
+            double[] l = rounded(s.randn(n * e, 1.5));
+            // A bias that changes some choices: scores are in (0, 1), the bias of the same order.
+            double[] bias = rounded(s.randn(e, 0.3));
+            Tensor tl = s.tensor("logits", l, n, e);
+            Tensor probs = s.poisoned("probs", n, e);
+            Tensor lse = s.poisoned("lse", n);
+            Tensor idx = s.be.allocate("topIdx", DType.INT32, n, k);
+            Tensor gates = s.poisoned("gates", n, k);
+            s.be.sigmoidTopKForward(probs, lse, idx, gates, tl, s.tensor("bias", bias, e));
+            String tag = "N=" + n + " E=" + e + " K=" + k;
+            int[] want = Ref.sigmoidTopK(l, bias, n, e, k);
+            assertArrayEquals(want, s.readInts(idx), tag + " top-k of score + bias");
+            assertClose("sigmoid shares " + tag, Ref.sigmoidShares(l, n, e), s.read(probs), 1e-6);
+            assertClose("sigmoid lse " + tag, Ref.logSumExp(l, n, e), s.read(lse), 1e-6);
+            assertClose("sigmoid gates " + tag, Ref.sigmoidGates(l, want, n, e, k), s.read(gates), 1e-6);
+
+            double[] dg = rounded(s.randn(n * k, 1));
+            double[] dp = rounded(s.randn(n * e, 1));
+            double[] dlse = rounded(s.randn(n, 1));
+            Tensor dl = s.poisoned("dLogits", n, e);
+            s.be.sigmoidTopKBackward(dl, s.tensor("dGates", dg, n, k), s.tensor("dProbs", dp, n, e),
+                    s.tensor("dLse", dlse, n), tl, lse, idx, gates);
+            double[] fd = numericGrad(v -> concat(Ref.sigmoidGates(v, want, n, e, k), Ref.sigmoidShares(v, n, e),
+                    Ref.logSumExp(v, n, e)), l.clone(), concat(dg, dp, dlse));
+            assertClose("sigmoid dLogits " + tag, fd, s.read(dl), GRAD_TOL);
+
+            // Without the auxiliary terms only the chosen experts' logits get a gradient.
+            s.be.sigmoidTopKBackward(dl, s.tensor("dGates", dg, n, k), null, null, tl, lse, idx, gates);
+            double[] fdGates = numericGrad(v -> Ref.sigmoidGates(v, want, n, e, k), l.clone(), dg);
+            assertClose("sigmoid dLogits, gates only " + tag, fdGates, s.read(dl), GRAD_TOL);
+        }
+    }
+
+    @Test
+    void sigmoidBiasOnlySelects() {
+        OpTestSupport s = new OpTestSupport(2);
+        // Scores σ(0, 1, 2) ≈ 0.5, 0.73, 0.88; a bias of +1 on expert 0 makes it the first choice,
+        // and its gate stays its own score's share.
+        Tensor tl = s.tensor("logits", new double[] {0, 1, 2}, 1, 3);
+        Tensor idx = s.be.allocate("idx", DType.INT32, 1, 2);
+        Tensor gates = s.be.allocate("g", DType.FLOAT32, 1, 2);
+        s.be.sigmoidTopKForward(s.be.allocate("p", DType.FLOAT32, 1, 3), s.be.allocate("lse", DType.FLOAT32, 1), idx,
+                gates, tl, s.tensor("bias", new double[] {1, 0, 0}, 3));
+        assertArrayEquals(new int[] {0, 2}, s.readInts(idx));
+        double s0 = 1 / (1 + Math.exp(0));
+        double s2 = 1 / (1 + Math.exp(-2));
+        assertClose("gates ignore the bias", new double[] {s0 / (s0 + s2), s2 / (s0 + s2)}, s.read(gates), 1e-6);
+    }
+
     private static double[] concat(double[]... parts) {
         int n = 0;
         for (double[] p : parts) {

@@ -30,6 +30,7 @@ import io.roundhouse.worker.model.MoeTransformer;
 import io.roundhouse.worker.model.NormKind;
 import io.roundhouse.worker.model.Param;
 import io.roundhouse.worker.model.StepStats;
+import io.roundhouse.worker.model.RouterSpec;
 import io.roundhouse.worker.model.StnSpec;
 import io.roundhouse.worker.parallel.AllToAllExchange;
 import io.roundhouse.worker.parallel.DenseGradientSync;
@@ -90,12 +91,17 @@ class LanguageModelTest {
         return new AdamW(be, m.params(), 0.9, 0.999, 1e-8, 0.01, 1.0);
     }
 
-    @ParameterizedTest(name = "W={0} tied embeddings={1}")
-    @CsvSource({"2, false", "3, true", "4, false"})
-    void wWorkersEqualOneWorker(int w, boolean tied) throws Exception {
+    /**
+     * The sigmoid router's selection bias moves by the global load after every step (a large rate
+     * here, so it changes choices within the test): every worker must hold the one worker's bias.
+     */
+    @ParameterizedTest(name = "W={0} tied embeddings={1} router={2}")
+    @CsvSource({"2, false, SOFTMAX", "3, true, SOFTMAX", "4, false, SOFTMAX", "2, false, SIGMOID", "3, true, SIGMOID"})
+    void wWorkersEqualOneWorker(int w, boolean tied, RouterSpec.Kind router) throws Exception {
         // B sequences split over W workers: shards of B/W (4 sequences: W = 3 gets 2, 1, 1).
         LmSpec spec = new LmSpec(new ModelSpec(32, 32, 16, 3, E, 2, 8, Activation.SWIGLU, NormKind.RMSNORM,
-                GateMode.TOPK_SOFTMAX, 0, 0, 0.1, 0.01, 0.001, 0, StnSpec.NONE, Precision.FP32), T, 4, 2, 10000, 1, 12,
+                GateMode.TOPK_SOFTMAX, 0, 0, 0.1, 0.01, 0.001, 0, StnSpec.NONE, Precision.FP32,
+                new RouterSpec(router, router == RouterSpec.Kind.SIGMOID ? 0.05 : 0)), T, 4, 2, 10000, 1, 12,
                 true, 0.1, tied);
         int rows = B * T;
         Backend refBe = new CpuBackend();
@@ -109,6 +115,7 @@ class LanguageModelTest {
             ref.forward(batch, B, true, 7, step, 0, rs);
             ref.backward(B);
             refOpt.step(1e-2);
+            ref.afterStep();
         }
 
         ExpertPlacement placement = new ExpertPlacement(E, w);
@@ -144,6 +151,7 @@ class LanguageModelTest {
                             model.forward(batch, n, true, 7, step, lo, st);
                             model.backward(B);
                             opt.step(1e-2, sync.allReduce(new float[0]));
+                            model.afterStep();
                         }
                         java.util.Map<String, float[]> out = new java.util.LinkedHashMap<>();
                         for (Param p : model.params().all()) {
@@ -176,8 +184,16 @@ class LanguageModelTest {
                     }
                 }
             }
-            System.out.printf("LM W=%d tied=%s: worst parameter difference after %d steps %.2e%n", w, tied, STEPS,
-                    worst);
+            System.out.printf("LM W=%d tied=%s router=%s: worst parameter difference after %d steps %.2e%n", w, tied,
+                    router, STEPS, worst);
+            if (router == RouterSpec.Kind.SIGMOID) {
+                float[] bias = ref.params().read(ref.params().get("block0.moe.router.bias"));
+                double moved = 0;
+                for (float b : bias) {
+                    moved += Math.abs(b);
+                }
+                assertTrue(moved > 0, "the selection bias moved: " + Arrays.toString(bias));
+            }
         } finally {
             pool.shutdownNow();
         }

@@ -17,6 +17,7 @@ import io.roundhouse.worker.model.Model;
 import io.roundhouse.worker.model.MoeTransformer;
 import io.roundhouse.worker.model.NormKind;
 import io.roundhouse.worker.model.Param;
+import io.roundhouse.worker.model.RouterSpec;
 import io.roundhouse.worker.model.StepStats;
 import io.roundhouse.worker.model.StnSpec;
 import java.util.List;
@@ -34,11 +35,13 @@ import org.junit.jupiter.params.provider.CsvSource;
  */
 class ModelGradientTest {
 
-    @ParameterizedTest(name = "{0} {1} {2}")
-    @CsvSource({"GELU, LAYERNORM, TOPK_SOFTMAX", "SWIGLU, RMSNORM, SOFTMAX_TOPK", "GELU, RMSNORM, SOFTMAX_TOPK_RENORM"})
-    void directionalDerivativesMatch(Activation act, NormKind norm, GateMode gate) {
+    @ParameterizedTest(name = "{0} {1} {2} {3}")
+    @CsvSource({"GELU, LAYERNORM, TOPK_SOFTMAX, SOFTMAX", "SWIGLU, RMSNORM, SOFTMAX_TOPK, SOFTMAX",
+            "GELU, RMSNORM, SOFTMAX_TOPK_RENORM, SOFTMAX", "SWIGLU, RMSNORM, TOPK_SOFTMAX, SIGMOID"})
+    void directionalDerivativesMatch(Activation act, NormKind norm, GateMode gate, RouterSpec.Kind router) {
         int n = 9;
-        ModelSpec spec = new ModelSpec(12, 4, 6, 2, 4, 2, 5, act, norm, gate, 0.75, 0.2, 0.2, 0.05, 0.01);
+        ModelSpec spec = new ModelSpec(12, 4, 6, 2, 4, 2, 5, act, norm, gate, 0.75, 0.2, 0.2, 0.05, 0.01)
+                .withRouter(new RouterSpec(router, 0.01));
         Backend be = new CpuBackend();
         MoeClassifier model = MoeClassifier.local(be, spec, 11, n);
         Random r = new Random(5);
@@ -61,7 +64,7 @@ class ModelGradientTest {
         model.backward();
 
         checkDirections(model, be, () -> model.forward(x, y, ys, true, 7, 3, stats).totalLoss(), r, 4,
-                String.format("model %s/%s/%s (dropped copies %d)", act, norm, gate, dropped));
+                String.format("model %s/%s/%s/%s (dropped copies %d)", act, norm, gate, router, dropped));
         assertTrue(dropped > 0, "the capacity limit should drop some copies in this test");
     }
 

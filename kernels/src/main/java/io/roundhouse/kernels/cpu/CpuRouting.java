@@ -167,6 +167,117 @@ public final class CpuRouting {
         }
     }
 
+    static void sigmoidTopKForward(Tensor probs, Tensor lse, Tensor topIdx, Tensor gates, Tensor logits, Tensor bias) {
+        Check.sigmoidTopKForward(probs, lse, topIdx, gates, logits, bias);
+        int n = logits.dim(0);
+        int e = logits.dim(1);
+        int k = topIdx.dim(1);
+        float[] l = f(logits);
+        float[] p = f(probs);
+        float[] b = f(bias);
+        int[] idx = i(topIdx);
+        float[] g = f(gates);
+        for (int r = 0; r < n; r++) {
+            int lr = o(logits) + r * e;
+            int pr = o(probs) + r * e;
+            int kr = o(topIdx) + r * k;
+            int gr = o(gates) + r * k;
+            // lse for the z-loss (probs is overwritten below)
+            f(lse)[o(lse) + r] = softmaxRow(l, lr, p, pr, e);
+            double total = 0;
+            for (int j = 0; j < e; j++) {
+                p[pr + j] = sigmoid(l[lr + j]);
+                total += p[pr + j];
+            }
+            for (int s = 0; s < k; s++) {
+                int best = -1;
+                for (int j = 0; j < e; j++) {
+                    if (isChosen(idx, kr, s, j)) {
+                        continue;
+                    }
+                    if (best < 0 || p[pr + j] + b[o(bias) + j] > p[pr + best] + b[o(bias) + best]) {
+                        best = j;
+                    }
+                }
+                idx[kr + s] = best;
+            }
+            double chosen = 0;
+            for (int s = 0; s < k; s++) {
+                chosen += p[pr + idx[kr + s]];
+            }
+            for (int s = 0; s < k; s++) {
+                g[gr + s] = (float) (p[pr + idx[kr + s]] / chosen);
+            }
+            float inv = (float) (1 / total);
+            for (int j = 0; j < e; j++) {
+                p[pr + j] *= inv;
+            }
+        }
+    }
+
+    /** σ(x) = 1/(1 + e^(−x)) without overflow for large |x|. */
+    static float sigmoid(float x) {
+        return x >= 0 ? (float) (1 / (1 + Math.exp(-x))) : (float) (Math.exp(x) / (1 + Math.exp(x)));
+    }
+
+    static void sigmoidTopKBackward(Tensor dLogits, Tensor dGates, Tensor dProbs, Tensor dLse, Tensor logits, Tensor lse,
+                                    Tensor topIdx, Tensor gates) {
+        Check.sigmoidTopKBackward(dLogits, dGates, dProbs, dLse, logits, lse, topIdx, gates);
+        int n = logits.dim(0);
+        int e = logits.dim(1);
+        int k = topIdx.dim(1);
+        float[] dl = f(dLogits);
+        float[] dg = f(dGates);
+        float[] l = f(logits);
+        float[] g = f(gates);
+        int[] idx = i(topIdx);
+        double[] s = new double[e];
+        double[] ds = new double[e];
+        for (int r = 0; r < n; r++) {
+            int lr = o(logits) + r * e;
+            int kr = o(topIdx) + r * k;
+            int gr = o(gates) + r * k;
+            int dgr = o(dGates) + r * k;
+            double total = 0;
+            for (int j = 0; j < e; j++) {
+                s[j] = sigmoid(l[lr + j]);
+                total += s[j];
+                ds[j] = 0;
+            }
+            // g_q = s_q / S over the chosen: ds_q = (dg_q − Σ_p dg_p·g_p) / S
+            double chosen = 0;
+            double dot = 0;
+            for (int q = 0; q < k; q++) {
+                chosen += s[idx[kr + q]];
+                dot += dg[dgr + q] * g[gr + q];
+            }
+            for (int q = 0; q < k; q++) {
+                ds[idx[kr + q]] += (dg[dgr + q] - dot) / chosen;
+            }
+            if (dProbs != null) {
+                // p_j = s_j / T over every expert: ds_j += (dp_j − Σ_i dp_i·p_i) / T
+                float[] dp = f(dProbs);
+                int dpr = o(dProbs) + r * e;
+                double pdot = 0;
+                for (int j = 0; j < e; j++) {
+                    pdot += dp[dpr + j] * (s[j] / total);
+                }
+                for (int j = 0; j < e; j++) {
+                    ds[j] += (dp[dpr + j] - pdot) / total;
+                }
+            }
+            float dz = dLse == null ? 0f : f(dLse)[o(dLse) + r];
+            float z = f(lse)[o(lse) + r];
+            for (int j = 0; j < e; j++) {
+                double v = ds[j] * s[j] * (1 - s[j]);
+                if (dLse != null) {
+                    v += dz * Math.exp(l[lr + j] - z);
+                }
+                dl[o(dLogits) + r * e + j] = (float) v;
+            }
+        }
+    }
+
     static int dispatchPlan(Tensor rowToken, Tensor copyRow, int[] offsets, int[] selected, Tensor topIdx,
                             int numExperts, int capacity) {
         int n = topIdx.dim(0);

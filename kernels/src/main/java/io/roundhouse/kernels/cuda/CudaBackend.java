@@ -497,6 +497,17 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
+    public void sigmoidTopKForward(Tensor probs, Tensor lse, Tensor topIdx, Tensor gates, Tensor logits, Tensor bias) {
+        routing.sigmoidTopKForward(probs, lse, topIdx, gates, logits, bias);
+    }
+
+    @Override
+    public void sigmoidTopKBackward(Tensor dLogits, Tensor dGates, Tensor dProbs, Tensor dLse, Tensor logits, Tensor lse,
+                                    Tensor topIdx, Tensor gates) {
+        routing.sigmoidTopKBackward(dLogits, dGates, dProbs, dLse, logits, lse, topIdx, gates);
+    }
+
+    @Override
     public int dispatchPlan(Tensor rowToken, Tensor copyRow, int[] offsets, int[] selected, Tensor topIdx,
                             int numExperts, int capacity) {
         return routing.dispatchPlan(rowToken, copyRow, offsets, selected, topIdx, numExperts, capacity);

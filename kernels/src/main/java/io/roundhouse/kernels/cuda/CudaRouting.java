@@ -76,6 +76,27 @@ final class CudaRouting {
         }
     }
 
+    void sigmoidTopKForward(Tensor probs, Tensor lse, Tensor topIdx, Tensor gates, Tensor logits, Tensor bias) {
+        Check.sigmoidTopKForward(probs, lse, topIdx, gates, logits, bias);
+        int n = logits.dim(0);
+        if (n > 0) {
+            dev.bind();
+            dev.launch("sigmoidTopKForward " + logits, "rh_sigmoid_topk_forward", (n + 127) / 128, 1, 128, probs, lse,
+                    topIdx, gates, logits, bias, n, logits.dim(1), topIdx.dim(1));
+        }
+    }
+
+    void sigmoidTopKBackward(Tensor dLogits, Tensor dGates, Tensor dProbs, Tensor dLse, Tensor logits, Tensor lse,
+                             Tensor topIdx, Tensor gates) {
+        Check.sigmoidTopKBackward(dLogits, dGates, dProbs, dLse, logits, lse, topIdx, gates);
+        int n = logits.dim(0);
+        if (n > 0) {
+            dev.bind();
+            dev.launch("sigmoidTopKBackward " + logits, "rh_sigmoid_topk_backward", (n + 127) / 128, 1, 128, dLogits,
+                    dGates, dProbs, dLse, logits, lse, topIdx, gates, n, logits.dim(1), topIdx.dim(1));
+        }
+    }
+
     /**
      * The capacity plan on the device: each copy's rank among the higher-priority copies of its
      * expert (priority: choice, then token) decides whether it is kept and its row, which is the

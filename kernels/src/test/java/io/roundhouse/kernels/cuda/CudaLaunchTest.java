@@ -150,6 +150,10 @@ class CudaLaunchTest {
             be.gateBackward(logits, dGates, dProbs, dLse, probs, top, gates, mode);
             be.gateBackward(logits, dGates, null, null, probs, top, gates, mode);
         }
+        Tensor bias = be.allocate("bias", DType.FLOAT32, e);
+        be.sigmoidTopKForward(probs, lse, top, gates, logits, bias);
+        be.sigmoidTopKBackward(probs, dGates, dProbs, dLse, logits, lse, top, gates);
+        be.sigmoidTopKBackward(probs, dGates, null, null, logits, lse, top, gates);
         Tensor labels = be.allocate("labels", DType.INT32, n);
         Tensor losses = be.allocate("losses", DType.FLOAT32, n);
         be.crossEntropyForward(losses, probs, logits, labels);

@@ -529,6 +529,29 @@ class CudaOpsTest {
             gpu.gateBackward(dLogits[1], dGates[1], dProbs[1], dLse[1], probs[1], top[1], gates[1], mode);
             same("gateBackward " + mode, dLogits, 1e-5);
         }
+        // The sigmoid router: biased selection, normalised gates, and its backward with both losses.
+        Tensor[] logits = randn("logits", n, e);
+        Tensor[] bias = randn("bias", e);
+        Tensor[] probs = poisoned("probs", n, e);
+        Tensor[] lse = poisoned("lse", n);
+        Tensor[] top = ints("top", new int[n * k], n, k);
+        Tensor[] gates = poisoned("gates", n, k);
+        cpu.sigmoidTopKForward(probs[0], lse[0], top[0], gates[0], logits[0], bias[0]);
+        gpu.sigmoidTopKForward(probs[1], lse[1], top[1], gates[1], logits[1], bias[1]);
+        assertArrayEquals(readInts(cpu, top[0]), readInts(gpu, top[1]), "sigmoidTopKForward top-k");
+        same("sigmoidTopKForward probs", probs, 1e-6);
+        same("sigmoidTopKForward lse", lse, 1e-6);
+        same("sigmoidTopKForward gates", gates, 1e-6);
+        Tensor[] dGates = randn("dGates", n, k);
+        Tensor[] dProbs = randn("dProbs", n, e);
+        Tensor[] dLse = randn("dLse", n);
+        Tensor[] dLogits = poisoned("dLogits", n, e);
+        cpu.sigmoidTopKBackward(dLogits[0], dGates[0], dProbs[0], dLse[0], logits[0], lse[0], top[0], gates[0]);
+        gpu.sigmoidTopKBackward(dLogits[1], dGates[1], dProbs[1], dLse[1], logits[1], lse[1], top[1], gates[1]);
+        same("sigmoidTopKBackward", dLogits, 1e-5);
+        cpu.sigmoidTopKBackward(dLogits[0], dGates[0], null, null, logits[0], lse[0], top[0], gates[0]);
+        gpu.sigmoidTopKBackward(dLogits[1], dGates[1], null, null, logits[1], lse[1], top[1], gates[1]);
+        same("sigmoidTopKBackward, gates only", dLogits, 1e-5);
     }
 
     // ---- transformer ----------------------------------------------------------------------------

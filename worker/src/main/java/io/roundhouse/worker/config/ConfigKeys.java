@@ -65,6 +65,13 @@ public final class ConfigKeys {
             "normalisation before each MoE block and the head: layernorm or rmsnorm");
     public static final ConfigKey<GateMode> MODEL_GATE = enumKey("model.gate", GateMode.TOPK_SOFTMAX, GateMode.class,
             "gating: softmax_topk (no renormalisation), softmax_topk_renorm, or topk_softmax");
+    public static final ConfigKey<String> MODEL_ROUTER = choiceKey("model.router", "softmax",
+            List.of("softmax", "sigmoid"), "how tokens choose experts: softmax (softmax of the logits, top-k, gates "
+            + "by model.gate) or sigmoid (DeepSeek-V3: sigmoid scores, top-k of score + a per-expert bias that "
+            + "balances the load without an auxiliary loss, gates the chosen scores normalised)");
+    public static final ConfigKey<Double> MODEL_ROUTER_BIAS_RATE = doubleKey("model.routerBiasRate", 0.001, 0, 1, true,
+            "model.router=sigmoid: after each step every expert's selection bias moves by this much towards the mean "
+            + "load (+ when under it, - when over it); 0 = no bias");
     public static final ConfigKey<Double> MODEL_CAPACITY_FACTOR = doubleKey("model.capacityFactor", 1.25, 0, 64, true,
             "expert capacity C = ceil(factor * K * tokens / E) per batch; 0 = dropless (no limit)");
     public static final ConfigKey<Double> MODEL_DROPOUT_INPUT = doubleKey("model.dropout.input", 0.1, 0, 0.9, true,
@@ -210,7 +217,7 @@ public final class ConfigKeys {
             DATA_DIR, DATA_FORMAT, DATA_DISTRIBUTION, DATA_VALIDATION_EXAMPLES, DATA_TEXT, DATA_SEQ_LEN,
             DATA_VALIDATION_FRACTION,
             MODEL_KIND, MODEL_DIM, MODEL_BLOCKS, MODEL_EXPERTS, MODEL_TOP_K, MODEL_EXPERT_HIDDEN, MODEL_ACTIVATION, MODEL_NORM,
-            MODEL_GATE, MODEL_CAPACITY_FACTOR, MODEL_DROPOUT_INPUT, MODEL_DROPOUT_BLOCK, MODEL_ROUTER_JITTER,
+            MODEL_GATE, MODEL_ROUTER, MODEL_ROUTER_BIAS_RATE, MODEL_CAPACITY_FACTOR, MODEL_DROPOUT_INPUT, MODEL_DROPOUT_BLOCK, MODEL_ROUTER_JITTER,
             MODEL_HEADS, MODEL_KV_HEADS, MODEL_ROPE_THETA, MODEL_MOE_EVERY, MODEL_DENSE_HIDDEN, MODEL_ATTENTION_GATE,
             MODEL_TIE_EMBEDDINGS, MODEL_DROPOUT_ATTENTION, MODEL_PRECISION, AUGMENT_SHIFT, LOSS_LOAD_BALANCE, LOSS_Z,
             STN_TUNE, STN_LAYERS, STN_WARMUP_STEPS, STN_TRAIN_STEPS, STN_VALID_STEPS, STN_LR, STN_SIGMA,

@@ -50,6 +50,12 @@ public interface Model {
      */
     void backward(int globalExamples);
 
+    /**
+     * After the optimizer's step: routers with state move it by the step's choices (the sigmoid
+     * router's selection bias). Called once per training step, before any other forward.
+     */
+    void afterStep();
+
     /** The Self-Tuning Network's perturbation, or null without one. */
     Perturbation perturbation();
 

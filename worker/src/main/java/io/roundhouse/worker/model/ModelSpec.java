@@ -27,11 +27,12 @@ import io.roundhouse.worker.config.JobConfig;
  * @param routerJitter    amplitude of the router's multiplicative input noise in training
  * @param stn             what a Self-Tuning Network adds (tuned hyperparameters, responses)
  * @param precision       the GEMMs of the embedding, the experts and the head (routers stay fp32)
+ * @param router          which router chooses the experts ({@code gate} is the softmax router's)
  */
 public record ModelSpec(int inputs, int classes, int dim, int blocks, int experts, int topK, int expertHidden,
                         Activation activation, NormKind norm, GateMode gate, double capacityFactor,
                         double dropoutInput, double dropoutBlock, double loadBalance, double zLoss,
-                        double routerJitter, StnSpec stn, Precision precision) {
+                        double routerJitter, StnSpec stn, Precision precision, RouterSpec router) {
 
     public ModelSpec {
         if (topK < 1 || topK > experts) {
@@ -47,16 +48,31 @@ public record ModelSpec(int inputs, int classes, int dim, int blocks, int expert
                 dropoutInput, dropoutBlock, loadBalance, zLoss, 0, StnSpec.NONE, Precision.FP32);
     }
 
+    /** A model with the softmax router. */
+    public ModelSpec(int inputs, int classes, int dim, int blocks, int experts, int topK, int expertHidden,
+                     Activation activation, NormKind norm, GateMode gate, double capacityFactor,
+                     double dropoutInput, double dropoutBlock, double loadBalance, double zLoss,
+                     double routerJitter, StnSpec stn, Precision precision) {
+        this(inputs, classes, dim, blocks, experts, topK, expertHidden, activation, norm, gate, capacityFactor,
+                dropoutInput, dropoutBlock, loadBalance, zLoss, routerJitter, stn, precision, RouterSpec.SOFTMAX);
+    }
+
     /** The same model with a Self-Tuning Network. */
     public ModelSpec withStn(StnSpec s) {
         return new ModelSpec(inputs, classes, dim, blocks, experts, topK, expertHidden, activation, norm, gate,
-                capacityFactor, dropoutInput, dropoutBlock, loadBalance, zLoss, routerJitter, s, precision);
+                capacityFactor, dropoutInput, dropoutBlock, loadBalance, zLoss, routerJitter, s, precision, router);
     }
 
     /** The same model with its layer GEMMs at {@code p}. */
     public ModelSpec withPrecision(Precision p) {
         return new ModelSpec(inputs, classes, dim, blocks, experts, topK, expertHidden, activation, norm, gate,
-                capacityFactor, dropoutInput, dropoutBlock, loadBalance, zLoss, routerJitter, stn, p);
+                capacityFactor, dropoutInput, dropoutBlock, loadBalance, zLoss, routerJitter, stn, p, router);
+    }
+
+    /** The same model with router {@code r}. */
+    public ModelSpec withRouter(RouterSpec r) {
+        return new ModelSpec(inputs, classes, dim, blocks, experts, topK, expertHidden, activation, norm, gate,
+                capacityFactor, dropoutInput, dropoutBlock, loadBalance, zLoss, routerJitter, stn, precision, r);
     }
 
     /** The fixed value of the model's hyperparameter {@code h} (its initial value when tuned). */
@@ -80,7 +96,8 @@ public record ModelSpec(int inputs, int classes, int dim, int blocks, int expert
                 c.get(ConfigKeys.MODEL_CAPACITY_FACTOR), c.get(ConfigKeys.MODEL_DROPOUT_INPUT),
                 c.get(ConfigKeys.MODEL_DROPOUT_BLOCK), c.get(ConfigKeys.LOSS_LOAD_BALANCE), c.get(ConfigKeys.LOSS_Z),
                 c.get(ConfigKeys.MODEL_ROUTER_JITTER), new StnSpec(c.get(ConfigKeys.STN_TUNE).stream().map(Hyper::byId)
-                        .toList(), java.util.Set.copyOf(c.get(ConfigKeys.STN_LAYERS))), c.get(ConfigKeys.MODEL_PRECISION));
+                        .toList(), java.util.Set.copyOf(c.get(ConfigKeys.STN_LAYERS))), c.get(ConfigKeys.MODEL_PRECISION),
+                RouterSpec.from(c));
     }
 
     /** Expert capacity for {@code tokens} tokens: ceil(cf·K·tokens/E), or 0 (no limit) when dropless. */

@@ -231,6 +231,13 @@ public final class MoeClassifier implements Model {
         timers.add(PhaseTimers.Phase.BACKWARD, end - t0 - (timers.total() - named));
     }
 
+    @Override
+    public void afterStep() {
+        for (MoeBlock b : blocks) {
+            b.moe.afterStep();
+        }
+    }
+
     /** λ of {@code h}: the tuner's current value when a Self-Tuning Network tunes it, else the spec's. */
     private double current(Hyper h) {
         return perturbation == null ? spec.fixed(h) : perturbation.current(h, spec.fixed(h));

@@ -39,7 +39,7 @@ public final class MoeLayer {
     private final Activation act;
     private final Precision precision;   // the experts' GEMMs; the router's stay fp32
 
-    private final SoftmaxRouter router;
+    private final TopKRouter router;
     public final Param w1;       // [El, D, F1]
     public final Param b1;       // [El, F1] or null
     public final Param w2;       // [El, F, D]
@@ -97,7 +97,7 @@ public final class MoeLayer {
         int rowsIn = exchange.maxRowsIn(rows); // expert side: rows received from every worker
         this.maxN = maxN;
         this.rowsIn = rowsIn;
-        router = new SoftmaxRouter(be, ps, name, spec, maxN);  // first: the parameters' draws keep their order
+        router = new TopKRouter(be, ps, name, spec, maxN);  // first: the parameters' draws keep their order
         int first = exchange.firstLocalExpert();
         w1 = ps.normalSlice(name + ".experts.w1", 1 / Math.sqrt(d), true, first, el, e, d, f1);
         b1 = bias ? ps.constant(name + ".experts.b1", 0f, false, el, f1) : null;
@@ -255,6 +255,11 @@ public final class MoeLayer {
         be.axpy(out, 1f, router.backward(dGates.rows(n)));
         timers.add(PhaseTimers.Phase.ROUTE, System.nanoTime() - t4);
         return out;
+    }
+
+    /** After the optimizer's step: the router's own update (see {@link Router#afterStep}). */
+    public void afterStep() {
+        router.afterStep();
     }
 
     /** Where forward records its phase times (the classifier shares one across blocks). */

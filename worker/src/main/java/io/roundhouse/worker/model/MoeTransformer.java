@@ -223,6 +223,13 @@ public final class MoeTransformer implements Model {
         timers.add(PhaseTimers.Phase.BACKWARD, end - t0 - (timers.total() - named));
     }
 
+    @Override
+    public void afterStep() {
+        for (MoeLayer moe : moeLayers) {
+            moe.afterStep();
+        }
+    }
+
     /**
      * The next-token logits [n·T, V] of the first {@code n} sequences of {@code batch} (rows in
      * sequence order), after a forward in evaluation mode: no dropout, no router jitter, no capacity

@@ -10,7 +10,7 @@ import io.roundhouse.kernels.Tensor;
  * hands the sum to {@link #globalStats}.
  *
  * <p>One step runs {@code forward → localStats → (sum over workers) → globalStats → … →
- * backward}. Legend: N tokens, D width, E experts, K experts per token.
+ * backward → (optimizer) → afterStep}. Legend: N tokens, D width, E experts, K experts per token.
  */
 interface Router {
     /**
@@ -51,4 +51,11 @@ interface Router {
      * router, valid until the next call.
      */
     Tensor backward(Tensor dGates);
+
+    /**
+     * After the optimizer's step, for routers with state the step's choices move (e.g. a selection
+     * bias); called once per training step, after the step's last training forward and backward.
+     */
+    default void afterStep() {
+    }
 }

@@ -138,6 +138,7 @@ final class StepLoop {
                 }
                 long tOpt = System.nanoTime();
                 double gradNorm = opt.step(rate, norm);
+                model.afterStep();
                 model.timers().add(PhaseTimers.Phase.OPTIMIZER, System.nanoTime() - tOpt);
                 double seconds = (System.nanoTime() - t0) / 1e9;
                 window.add(sums.global, seconds);

@@ -6,17 +6,26 @@ import io.roundhouse.kernels.GateMode;
 import io.roundhouse.kernels.Tensor;
 
 /**
- * The softmax top-k router: logits {@code h = x·W} (in training x may be jittered multiplicatively
- * first, Switch Transformer's router noise), {@code softmax(h)}, the K largest logits' experts and
- * their gates by {@link GateMode}; auxiliary losses over every worker's tokens: load balancing
- * {@code α·E·Σ_e f_e·P_e} (f the share of copies, P the mean probability of expert e) and the
- * z-loss {@code β·mean(lse²)}. A Self-Tuning Network may perturb the jitter amplitude and both
- * coefficients token by token, and add a response to the logits.
+ * The token-choice top-k routers: logits {@code h = x·W} (in training x may be jittered
+ * multiplicatively first, Switch Transformer's router noise), then
+ * <ul>
+ *   <li>{@link RouterSpec.Kind#SOFTMAX}: {@code softmax(h)}, the K largest logits' experts, their
+ *   gates by {@link GateMode};</li>
+ *   <li>{@link RouterSpec.Kind#SIGMOID} (DeepSeek-V3): scores {@code σ(h)}, the K largest
+ *   {@code σ(h_e) + b_e}, gates the chosen scores normalised to sum 1. The bias b (state, not
+ *   trained by gradient) moves after every training step by {@code γ·sign(mean load − load_e)}
+ *   over every worker's choices, so every worker holds the same b.</li>
+ * </ul>
+ * Auxiliary losses over every worker's tokens: load balancing {@code α·E·Σ_e f_e·P_e} (f the share
+ * of copies, P the mean probability of expert e: the softmax, or for the sigmoid router the scores
+ * normalised over every expert, DeepSeek-V3's complementary balance loss, here over the batch) and
+ * the z-loss {@code β·mean(lse²)} of the logits. A Self-Tuning Network may perturb the jitter
+ * amplitude and both coefficients token by token, and add a response to the logits.
  *
  * <p>Statistics summed over the workers: [0, E) choices per expert, [E, 2E) Σ probabilities,
  * [2E] tokens.
  */
-final class SoftmaxRouter implements Router {
+final class TopKRouter implements Router {
     private final Backend be;
     private final int d;
     private final int e;
@@ -25,7 +34,11 @@ final class SoftmaxRouter implements Router {
     private final float alpha;
     private final float beta;
     private final float routerJitter;
+    private final RouterSpec.Kind kind;
+    private final float biasRate;
     final Param router;   // [D, E]
+    final Param bias;     // [E] the sigmoid router's selection bias (state), or null
+    private final float[] hostBias;
 
     private final Tensor logits;    // [maxN, E]
     private final Tensor probs;     // [maxN, E]
@@ -56,7 +69,7 @@ final class SoftmaxRouter implements Router {
     private float lastLoadBalance;
     private float lastZLoss;
 
-    SoftmaxRouter(Backend be, ParamStore ps, String name, ModelSpec spec, int maxN) {
+    TopKRouter(Backend be, ParamStore ps, String name, ModelSpec spec, int maxN) {
         this.be = be;
         this.d = spec.dim();
         this.e = spec.experts();
@@ -65,7 +78,11 @@ final class SoftmaxRouter implements Router {
         this.alpha = (float) spec.loadBalance();
         this.beta = (float) spec.zLoss();
         this.routerJitter = (float) spec.routerJitter();
+        this.kind = spec.router().kind();
+        this.biasRate = (float) spec.router().biasRate();
         router = ps.normal(name + ".router.w", 0.1 / Math.sqrt(d), true, d, e);
+        bias = kind == RouterSpec.Kind.SIGMOID ? ps.state(name + ".router.bias", e) : null;
+        hostBias = new float[e];
         logits = be.allocate(name + ".logits", DType.FLOAT32, maxN, e);
         probs = be.allocate(name + ".probs", DType.FLOAT32, maxN, e);
         lse = be.allocate(name + ".lse", DType.FLOAT32, maxN);
@@ -117,7 +134,12 @@ final class SoftmaxRouter implements Router {
         if (response != null) {
             response.forward(logits.rows(n), routerIn, perturbation);
         }
-        be.gateForward(probs.rows(n), lse.rows(n), topIdx.rows(n), gates.rows(n), logits.rows(n), gateMode);
+        if (kind == RouterSpec.Kind.SIGMOID) {
+            be.sigmoidTopKForward(probs.rows(n), lse.rows(n), topIdx.rows(n), gates.rows(n), logits.rows(n),
+                    bias.value());
+        } else {
+            be.gateForward(probs.rows(n), lse.rows(n), topIdx.rows(n), gates.rows(n), logits.rows(n), gateMode);
+        }
     }
 
     @Override
@@ -173,8 +195,13 @@ final class SoftmaxRouter implements Router {
         // With statistics summed over workers each token's router-loss gradient is already its
         // share of the global loss: summing the workers' gradients gives the single-worker one.
         lossBackward();
-        be.gateBackward(dLogits.rows(n), dGates, dProbs.rows(n), dLse.rows(n), probs.rows(n), topIdx.rows(n),
-                gates.rows(n), gateMode);
+        if (kind == RouterSpec.Kind.SIGMOID) {
+            be.sigmoidTopKBackward(dLogits.rows(n), dGates, dProbs.rows(n), dLse.rows(n), logits.rows(n), lse.rows(n),
+                    topIdx.rows(n), gates.rows(n));
+        } else {
+            be.gateBackward(dLogits.rows(n), dGates, dProbs.rows(n), dLse.rows(n), probs.rows(n), topIdx.rows(n),
+                    gates.rows(n), gateMode);
+        }
         be.linearBackward(dx.rows(n), router.grad(), null, dLogits.rows(n), routerIn, router.value());
         if (response != null) {
             response.backward(dx.rows(n), dLogits.rows(n), routerIn, perturbation);
@@ -183,6 +210,27 @@ final class SoftmaxRouter implements Router {
             be.jitter(dx.rows(n), dx.rows(n), jitterAmp, jitterSeed, jitterStream, jitterFirst);
         }
         return dx.rows(n);
+    }
+
+    /**
+     * The sigmoid router's bias update from the last training forward's choices over every worker:
+     * {@code b_e += γ·sign(mean − load_e)}. The same counts on every worker give the same bias.
+     */
+    @Override
+    public void afterStep() {
+        if (bias == null || biasRate == 0 || !train) {
+            return;
+        }
+        long total = 0;
+        for (int j = 0; j < e; j++) {
+            total += globalSelected[j];
+        }
+        double mean = (double) total / e;
+        be.read(bias.value(), hostBias);
+        for (int j = 0; j < e; j++) {
+            hostBias[j] += (float) (biasRate * Math.signum(mean - globalSelected[j]));
+        }
+        be.write(bias.value(), hostBias);
     }
 
     /**
