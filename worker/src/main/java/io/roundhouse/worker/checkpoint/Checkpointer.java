@@ -264,7 +264,8 @@ public final class Checkpointer {
                     + "incomplete (its writer stopped before every shard was in); resume from an earlier one");
         } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
             throw new CheckpointException("checkpoint manifest " + store.describe(manifestFile) + " is not valid JSON ("
-                    + e.getOriginalMessage() + "); resume from an earlier checkpoint", e);
+                    + e.getOriginalMessage() + "): damaged, or not a Roundhouse checkpoint's; name another step-NNNNNNNN "
+                    + "folder (resume from an earlier checkpoint)", e);
         } catch (IOException e) {
             throw new CheckpointException("cannot read checkpoint manifest " + store.describe(manifestFile) + ": "
                     + io.roundhouse.worker.UserException.reason(e) + "; check the path and its permissions", e);
