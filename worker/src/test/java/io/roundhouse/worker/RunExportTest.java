@@ -88,6 +88,24 @@ class RunExportTest {
     }
 
     @Test
+    void aClassifierCheckpointThatDoesNotRecordItsTopKIsRefusedInOneLine() throws Exception {
+        Map<String, String> m = ClassifierFixtures.config(tmp.resolve("images"), tmp.resolve("runs"));
+        Trainer.Result r = TrainerGroups.train(m, 1, tmp.resolve("aeron"), "old").get(0);
+        Path manifest = r.runDir().resolve("checkpoints").resolve("step-00000002").resolve("manifest.json");
+        com.fasterxml.jackson.databind.node.ObjectNode json = (com.fasterxml.jackson.databind.node.ObjectNode)
+                new com.fasterxml.jackson.databind.ObjectMapper().readTree(manifest.toFile());
+        assertEquals("2", json.path("settings").path("model.topK").asText(), "recorded now");
+        ((com.fasterxml.jackson.databind.node.ObjectNode) json.path("settings")).remove("model.topK");
+        Files.writeString(manifest, json.toString());  // as a checkpoint of an earlier version
+        Path out = tmp.resolve("old-export");
+        UserException e = assertThrows(UserException.class, () -> ModelExport.run(new CpuBackend(),
+                manifest.getParent().toString(), CheckpointStore::local, out));
+        assertTrue(e.getMessage().contains("does not record model.topK") && e.getMessage().contains("train.resume")
+                && !e.getMessage().contains("\n"), e.getMessage());
+        assertFalse(Files.exists(out), "nothing written");
+    }
+
+    @Test
     void aFolderThatHoldsNoCheckpointIsRefusedInOneLine() throws Exception {
         Path empty = Files.createDirectories(tmp.resolve("empty"));
         Path junk = Files.createDirectories(tmp.resolve("junk"));

@@ -105,8 +105,9 @@ public final class ModelCheckpoint {
             String v = settings.get(k.name());
             if (v == null) {
                 throw new CheckpointException("checkpoint " + describe() + " does not record " + k.name() + " (it "
-                        + "was written before checkpoints did), and the classifier's forward needs it; resume it "
-                        + "for one step with this version (train.resume, train.maxSteps one more) and use that one");
+                        + "was written before checkpoints did), and the classifier's forward needs it; resume it for "
+                        + "one step with this version and the model.topK and model.gate it was trained with "
+                        + "(train.resume, train.maxSteps one more), then use that checkpoint");
             }
             keys.put(k.name(), v);
         }

@@ -19,10 +19,10 @@ import java.util.Map;
 import java.util.function.Function;
 
 /**
- * What a run shows and records: the run directory with its config, the metrics sink, and the
- * console lines about the run as a whole (what is trained on what, resumes, checkpoints,
- * evaluations, the result), and the model's export. Rank 0 alone has a sink; every other rank writes no records, and its
- * console is silent (see {@link Trainer}).
+ * What a run shows and records: the run directory with its config, the metrics sink, the console
+ * lines about the run as a whole (what is trained on what, resumes, checkpoints, evaluations, the
+ * result), and the model's export. Rank 0 alone has a sink; every other rank writes no records,
+ * and its console is silent (see {@link Trainer}).
  */
 final class RunOutput implements AutoCloseable {
     private final PrintStream console;
