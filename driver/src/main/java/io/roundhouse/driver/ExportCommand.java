@@ -3,17 +3,19 @@ package io.roundhouse.driver;
 import io.roundhouse.kernels.Backend;
 import io.roundhouse.kernels.Backends;
 import io.roundhouse.worker.checkpoint.CheckpointStore;
-import io.roundhouse.worker.export.LmExport;
+import io.roundhouse.worker.export.ModelExport;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
-/** {@code roundhouse export}: a language model's checkpoint as files PyTorch code reads. */
+/** {@code roundhouse export}: a checkpoint as files PyTorch code reads. */
 @Command(name = "export", mixinStandardHelpOptions = true,
-        description = "Export a language model checkpoint (model.kind=lm) for PyTorch: DIR/model.safetensors (float32, "
-                + "Mixtral/Hugging Face names) and DIR/config.json; scripts/roundhouse_twin.py runs it.")
+        description = "Export a checkpoint for PyTorch: DIR/model.safetensors (float32) and DIR/config.json. A language "
+                + "model (model.kind=lm) gets Mixtral/Hugging Face names (scripts/roundhouse_twin.py runs it), the "
+                + "classifier names of its own (scripts/roundhouse_classifier_twin.py runs it); docs/architecture.md "
+                + "lists them. A run leaves the same export in its run directory's export/.")
 final class ExportCommand implements Callable<Integer> {
     @Option(names = "--checkpoint", required = true, paramLabel = "DIR",
             description = "a checkpoint step folder, or a folder of them (the latest complete one is taken)")
@@ -39,12 +41,12 @@ final class ExportCommand implements Callable<Integer> {
         // Loading and transposing need no accelerator: the CPU backend always.
         Backend be = Backends.create("cpu");
         try {
-            LmExport.run(be, checkpoint, CheckpointStore::local, out);
+            ModelExport.run(be, checkpoint, CheckpointStore::local, out);
         } finally {
             be.close();
         }
-        spec.commandLine().getOut().println("wrote " + out.resolve(LmExport.WEIGHTS) + " and "
-                + out.resolve(LmExport.CONFIG));
+        spec.commandLine().getOut().println("wrote " + out.resolve(ModelExport.WEIGHTS) + " and "
+                + out.resolve(ModelExport.CONFIG));
         return 0;
     }
 }

@@ -17,7 +17,8 @@ import picocli.CommandLine.Spec;
 @Command(name = "train", mixinStandardHelpOptions = true,
         description = "Train a model (model.kind: the MoE classifier, or lm: the MoE transformer language model) and "
                 + "write a run directory (config.conf, metrics.jsonl, "
-                + "summary.json). workers=W > 1 runs W worker JVMs on this host.")
+                + "summary.json, checkpoints/, export/: the model for PyTorch). workers=W > 1 runs W worker JVMs "
+                + "on this host.")
 final class TrainCommand implements Callable<Integer> {
     @Mixin
     ConfigOptions options;

@@ -17,7 +17,10 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
-/** {@code roundhouse export} on a language model's checkpoint: the files, and the one-line refusals. */
+/**
+ * {@code roundhouse export} on a language model's checkpoint: the files, and the one-line refusals
+ * (of a folder that holds no checkpoint too).
+ */
 @Timeout(120)
 class ExportCommandTest {
     @TempDir
@@ -68,5 +71,22 @@ class ExportCommandTest {
         assertEquals(2, cli(new StringWriter(), e3, "export", "--checkpoint", ckpt, "--format", "onnx", "--out",
                 tmp.resolve("x").toString()));
         assertTrue(e3.toString().contains("use --format safetensors"), e3.toString());
+    }
+
+    @Test
+    void aFolderThatIsNotACheckpointGetsOneLine() throws Exception {
+        Path junk = Files.createDirectories(tmp.resolve("junk"));
+        Files.writeString(junk.resolve("notes.txt"), "not a checkpoint");
+        Path foreign = Files.createDirectories(tmp.resolve("foreign"));
+        Files.writeString(foreign.resolve("manifest.json"), "{\"version\": 3}");
+        for (Path p : new Path[] {junk, foreign}) {
+            StringWriter e = new StringWriter();
+            assertEquals(2, cli(new StringWriter(), e, "export", "--checkpoint", p.toString(), "--out",
+                    tmp.resolve("out").toString()));
+            assertEquals(1, e.toString().lines().count(), e.toString());
+            assertTrue(e.toString().startsWith("error: ") && e.toString().contains(p.toString())
+                    && e.toString().contains("step-NNNNNNNN"), e.toString());
+            assertTrue(Files.notExists(tmp.resolve("out")), "nothing written");
+        }
     }
 }

@@ -117,9 +117,18 @@ class SparkJobTest {
         String digest = json.readTree(onlyRun(tmp.resolve("cluster")).resolve("summary.json").toFile())
                 .get("parameterDigest").asText();
         assertTrue(Files.exists(tmp.resolve("cluster-checkpoints/step-00000015/manifest.json")));
-        assertEquals(0, cli(new StringWriter(), new StringWriter(), args("train", data, tmp.resolve("launcher"))));
+        // The driver exports the final checkpoint (written through Hadoop) into the run directory.
+        Path clusterExport = onlyRun(tmp.resolve("cluster")).resolve("export").resolve("model.safetensors");
+        assertTrue(out.toString().contains("export: " + clusterExport + " and config.json"), out.toString());
+        StringWriter launcherOut = new StringWriter();
+        assertEquals(0, cli(launcherOut, new StringWriter(), args("train", data, tmp.resolve("launcher"))));
         assertEquals(json.readTree(onlyRun(tmp.resolve("launcher")).resolve("summary.json").toFile())
                 .get("parameterDigest").asText(), digest, "executor JVMs train the model the launcher's JVMs train");
+        // The launcher's rank 0 exports its run's final checkpoint: the same model, the same bytes.
+        Path launcherExport = onlyRun(tmp.resolve("launcher")).resolve("export").resolve("model.safetensors");
+        assertTrue(launcherOut.toString().contains("export: " + launcherExport), launcherOut.toString());
+        assertTrue(java.util.Arrays.equals(Files.readAllBytes(clusterExport), Files.readAllBytes(launcherExport)),
+                "the Spark driver's and the launcher's exports of one model differ");
     }
 
     /**

@@ -14,6 +14,7 @@ import io.roundhouse.kernels.Precision;
 import io.roundhouse.kernels.cpu.CpuBackend;
 import io.roundhouse.worker.checkpoint.CheckpointStore;
 import io.roundhouse.worker.export.LmExport;
+import io.roundhouse.worker.export.ModelExport;
 import io.roundhouse.worker.export.SafetensorsWriter;
 import io.roundhouse.worker.model.LmSpec;
 import io.roundhouse.worker.model.ModelSpec;
@@ -43,7 +44,7 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * The safetensors writer read back by a plain parser (names, shapes, contiguous offsets, 8-byte
  * alignment, values); the export's names and shapes for a model with MoE and dense blocks, a gate
- * and a Self-Tuning Network (left out), and for a tied one; its refusals.
+ * and a Self-Tuning Network (left out), and for a tied one; its refusal of an existing export.
  */
 @Timeout(120)
 class LmExportTest {
@@ -129,7 +130,7 @@ class LmExportTest {
         assertTrue(model.params().all().stream().anyMatch(p -> p.name().contains("stn")), "the model has an STN");
         Path out = tmp.resolve("out");
         LmExport.write(model, out);
-        Read r = read(out.resolve(LmExport.WEIGHTS));
+        Read r = read(out.resolve(ModelExport.WEIGHTS));
         Set<String> expected = new TreeSet<>(List.of("model.embed_tokens.weight", "model.norm.weight",
                 "lm_head.weight"));
         for (int b = 0; b < 2; b++) {
@@ -167,7 +168,7 @@ class LmExportTest {
                 assertEquals(w2[2 * 8 * 16 + f * 16 + d], down[d * 8 + f]);
             }
         }
-        JsonNode c = new ObjectMapper().readTree(out.resolve(LmExport.CONFIG).toFile());
+        JsonNode c = new ObjectMapper().readTree(out.resolve(ModelExport.CONFIG).toFile());
         assertEquals("[1]", c.path("moe_layers").toString());
         assertEquals(12, c.path("dense_intermediate_size").asInt());
         assertEquals(8, c.path("intermediate_size").asInt());
@@ -182,42 +183,21 @@ class LmExportTest {
     void tiedWithoutGateHasNoHeadAndNoOGate() throws Exception {
         Path out = tmp.resolve("tied");
         LmExport.write(MoeTransformer.local(new CpuBackend(), spec(true, false, 1, StnSpec.NONE), 3, 1), out);
-        Set<String> names = read(out.resolve(LmExport.WEIGHTS)).shapes().keySet();
+        Set<String> names = read(out.resolve(ModelExport.WEIGHTS)).shapes().keySet();
         assertFalse(names.contains("lm_head.weight"));
         assertFalse(names.stream().anyMatch(n -> n.contains("o_gate") || n.contains(".mlp.")), names.toString());
-        JsonNode c = new ObjectMapper().readTree(out.resolve(LmExport.CONFIG).toFile());
+        JsonNode c = new ObjectMapper().readTree(out.resolve(ModelExport.CONFIG).toFile());
         assertTrue(c.path("tie_word_embeddings").asBoolean());
         assertEquals("[0,1]", c.path("moe_layers").toString());
     }
 
     @Test
-    void refusesAnExistingExportAndAClassifierCheckpoint() throws Exception {
+    void refusesAnExistingExport() throws Exception {
         Path out = tmp.resolve("twice");
         MoeTransformer model = MoeTransformer.local(new CpuBackend(), spec(false, true, 1, StnSpec.NONE), 3, 1);
         LmExport.write(model, out);
         UserException e = assertThrows(UserException.class, () -> LmExport.write(model, out));
         assertTrue(e.getMessage().contains("already holds model.safetensors") && e.getMessage().contains("--out"),
                 e.getMessage());
-
-        Path data = IdxFixtures.write(tmp.resolve("images"), 200, 20, 5);
-        Map<String, String> m = new HashMap<>();
-        m.put("data.dir", data.toString());
-        m.put("data.validationExamples", "20");
-        m.put("model.dim", "8");
-        m.put("model.expertHidden", "8");
-        m.put("train.maxSteps", "2");
-        m.put("train.batchSize", "20");
-        m.put("checkpoint.everySteps", "2");
-        m.put("output.dir", tmp.resolve("cls").toString());
-        m.put("backend", "cpu");
-        Trainer.Result r = TrainerGroups.train(m, 1, tmp.resolve("aeron"), "cls").get(0);
-        Path cls = tmp.resolve("cls-export");
-        UserException c = assertThrows(UserException.class, () -> LmExport.run(new CpuBackend(),
-                r.runDir().resolve("checkpoints").toString(), CheckpointStore::local, cls));
-        assertTrue(c.getMessage().contains("export of the classifier is not built yet"), c.getMessage());
-        assertFalse(Files.exists(cls), "nothing written");
-        try (Stream<Path> s = Files.list(tmp)) {
-            assertTrue(s.noneMatch(p -> p.getFileName().toString().endsWith(".tmp")));
-        }
     }
 }

@@ -10,10 +10,10 @@ import io.roundhouse.kernels.DType;
 import io.roundhouse.kernels.Tensor;
 import io.roundhouse.kernels.cpu.CpuBackend;
 import io.roundhouse.worker.checkpoint.CheckpointStore;
-import io.roundhouse.worker.export.LmExport;
+import io.roundhouse.worker.export.ModelExport;
 import io.roundhouse.worker.model.Batch;
 import io.roundhouse.worker.model.MoeTransformer;
-import io.roundhouse.worker.train.LmCheckpoint;
+import io.roundhouse.worker.train.ModelCheckpoint;
 import io.roundhouse.worker.train.Trainer;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -97,9 +97,9 @@ class TwinParityTest {
         Trainer.Result r = TrainerGroups.train(config, 1, tmp.resolve("aeron"), tag).get(0);
         String ckpt = r.runDir().resolve("checkpoints").toString();
         Path out = tmp.resolve("export-" + tag);
-        LmExport.run(new CpuBackend(), ckpt, CheckpointStore::local, out);
+        ModelExport.run(new CpuBackend(), ckpt, CheckpointStore::local, out);
         Backend be = new CpuBackend();
-        MoeTransformer model = LmCheckpoint.load(be, ckpt, CheckpointStore::local, B, "(test)");
+        MoeTransformer model = ModelCheckpoint.open(ckpt, CheckpointStore::local).languageModel(be, B, "(test)");
         int v = model.lmSpec().vocabulary();
         // Near-ties between the k-th and (k+1)-th router logit could send a token to another expert
         // under a rounding difference: batches are drawn by seed, in order, until the twin reports

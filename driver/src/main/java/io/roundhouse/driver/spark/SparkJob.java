@@ -7,6 +7,8 @@ import io.roundhouse.comms.ControlChannel;
 import io.roundhouse.comms.ControlCodec;
 import io.roundhouse.comms.EmbeddedMediaDriver;
 import io.roundhouse.comms.Transport;
+import io.roundhouse.kernels.Backend;
+import io.roundhouse.kernels.Backends;
 import io.roundhouse.worker.UserException;
 import io.roundhouse.worker.checkpoint.CheckpointStore;
 import io.roundhouse.worker.checkpoint.Checkpointer;
@@ -15,6 +17,7 @@ import io.roundhouse.worker.config.ConfigKeys;
 import io.roundhouse.worker.config.JobConfig;
 import io.roundhouse.worker.data.DataSplits;
 import io.roundhouse.worker.data.LabeledData;
+import io.roundhouse.worker.export.ModelExport;
 import io.roundhouse.worker.model.Objective;
 import io.roundhouse.worker.train.ModelKind;
 import io.roundhouse.worker.data.FashionMnist;
@@ -33,6 +36,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.Function;
 import java.util.stream.IntStream;
 import org.apache.spark.SparkConf;
 import org.apache.spark.SparkContext;
@@ -50,6 +54,10 @@ import scala.reflect.ClassTag$;
  * closure): rank 0 reports every metrics record, which the driver writes to {@code metrics.jsonl}
  * and shows as progress lines. The barrier stage is followed by a shuffle so that a failed task
  * makes Spark re-run the whole stage (a barrier result stage would abort the job instead).
+ *
+ * <p>When the stage is done the driver loads the checkpoint of the final step (from wherever the
+ * executors wrote it: any file system Hadoop reaches) and writes the model's export into the run
+ * directory.
  *
  * <p>Without a master from {@code spark-submit} it runs on an embedded {@code local[W]}.
  */
@@ -178,6 +186,7 @@ public final class SparkJob {
             monitor.setDaemon(true);
             monitor.start();
             List<String> results;
+            String checkpointDir;  // where the executors write the run's checkpoints
             TaskFailures taskFailures = new TaskFailures(sc, jobGroup);
             sc.addSparkListener(taskFailures);
             sc.setJobGroup(jobGroup, "roundhouse " + runDir.getFileName(), false);
@@ -200,7 +209,7 @@ public final class SparkJob {
                             config.get(ConfigKeys.DATA_DIR), partitioned ? "repartitioned to the " + w + " workers"
                                     : "broadcast to the executors");
                 }
-                String checkpointDir = taskConfig.get(ConfigKeys.CHECKPOINT_DIR.name());
+                checkpointDir = taskConfig.get(ConfigKeys.CHECKPOINT_DIR.name());
                 if (!checkpointDir.isEmpty()) {
                     progress.checkpointsAt(new HadoopCheckpointStore(checkpointDir, sc.hadoopConfiguration()),
                             config.get(ConfigKeys.CHECKPOINT_KEEP));
@@ -239,7 +248,9 @@ public final class SparkJob {
             if (failed.get() != null) {
                 throw failed.get();
             }
-            return progress.result(runDir, results);
+            Trainer.Result result = progress.result(runDir, results);
+            progress.export(checkpointDir, dir -> new HadoopCheckpointStore(dir, sc.hadoopConfiguration()));
+            return result;
         }
     }
 
@@ -304,6 +315,8 @@ public final class SparkJob {
         private final io.roundhouse.worker.train.Eta eta = new io.roundhouse.worker.train.Eta();
         private CheckpointStore checkpoints;
         private int keep;
+        private String lastCommitted;     // the step folder of the last checkpoint committed, or null
+        private int lastCommittedStep;
         private final Objective objective;
 
         /** Where this run's checkpoints live (the driver writes their manifests). */
@@ -341,6 +354,8 @@ public final class SparkJob {
                     // The driver is the commit point: rank 0 waits for this before training on.
                     Checkpointer.commit(checkpoints, r.path("dir").asText(),
                             json.writerWithDefaultPrettyPrinter().writeValueAsBytes(r.path("manifest")), keep);
+                    lastCommitted = r.path("dir").asText();
+                    lastCommittedStep = r.path("manifest").path("step").asInt();
                     channel.send(1, "{\"command\":\"ack\",\"for\":\"manifest\"}");
                     return;
                 }
@@ -453,6 +468,28 @@ public final class SparkJob {
                         io.roundhouse.worker.train.StnReport.write(runDir));
             }
             return Trainer.Result.of(runDir, summary);
+        }
+
+        /**
+         * The run's export in the run directory, loaded here from the checkpoint committed of the
+         * final step (the executors hold the model, the driver the run directory), and its line.
+         *
+         * @param checkpointDir the run's checkpoint folder as the executors named it (a Hadoop path)
+         * @param stores        the checkpoint store of a Hadoop path (any file system Hadoop reaches)
+         */
+        void export(String checkpointDir, Function<String, CheckpointStore> stores) {
+            int steps = summary.path("steps").asInt();
+            out.println(ModelExport.forRun(runDir, export -> {
+                if (lastCommitted == null || lastCommittedStep != steps) {
+                    throw new UserException(UserException.USAGE, "a Spark run's export is loaded from the checkpoint "
+                            + "of the final step (" + steps + "), and this run saved none (checkpoint.everySteps = 0); "
+                            + "set checkpoint.everySteps, or run roundhouse export on a checkpoint");
+                }
+                try (Backend cpu = Backends.create("cpu")) {
+                    ModelExport.run(cpu, checkpointDir + "/" + lastCommitted, stores, export);
+                }
+            }));
+            out.flush();
         }
 
         @Override

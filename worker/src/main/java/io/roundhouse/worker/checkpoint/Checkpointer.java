@@ -264,12 +264,18 @@ public final class Checkpointer {
                     + "incomplete (its writer stopped before every shard was in); resume from an earlier one");
         } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
             throw new CheckpointException("checkpoint manifest " + store.describe(manifestFile) + " is not valid JSON ("
-                    + e.getOriginalMessage() + "); resume from an earlier checkpoint", e);
+                    + e.getOriginalMessage() + "): damaged, or not a Roundhouse checkpoint's; name another step-NNNNNNNN "
+                    + "folder (resume from an earlier checkpoint)", e);
         } catch (IOException e) {
             throw new CheckpointException("cannot read checkpoint manifest " + store.describe(manifestFile) + ": "
                     + io.roundhouse.worker.UserException.reason(e) + "; check the path and its permissions", e);
         }
         List<String> differ = new ArrayList<>();
+        if (manifest.path("format").asInt(-1) != VERSION || !manifest.path("model").isObject()) {
+            throw new CheckpointException(store.describe(manifestFile) + " is not the manifest of a Roundhouse "
+                    + "checkpoint (format " + VERSION + "); name a step-NNNNNNNN folder a run wrote (by default in its "
+                    + "run directory's checkpoints/), or the folder that holds them");
+        }
         JsonNode saved = manifest.path("model");
         for (Map.Entry<String, String> m : model.entrySet()) {
             String was = saved.path(m.getKey()).asText("");  // a setting newer than the checkpoint: ""
@@ -287,6 +293,17 @@ public final class Checkpointer {
     /** The model settings step folder {@code dir}'s manifest records (see {@link #verify}). */
     public static Map<String, String> savedModel(CheckpointStore store, String dir) {
         JsonNode saved = manifest(store, dir, Map.of()).path("model");
+        Map<String, String> m = new TreeMap<>();
+        saved.fields().forEachRemaining(e -> m.put(e.getKey(), e.getValue().asText()));
+        return m;
+    }
+
+    /**
+     * The settings step folder {@code dir}'s manifest records besides the model's (see
+     * {@link #recording}); a setting it predates is absent.
+     */
+    public static Map<String, String> savedSettings(CheckpointStore store, String dir) {
+        JsonNode saved = manifest(store, dir, Map.of()).path("settings");
         Map<String, String> m = new TreeMap<>();
         saved.fields().forEachRemaining(e -> m.put(e.getKey(), e.getValue().asText()));
         return m;

@@ -1,26 +1,21 @@
 package io.roundhouse.worker.export;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.SerializationFeature;
+import static io.roundhouse.worker.export.ModelExport.columns;
+import static io.roundhouse.worker.export.ModelExport.linear;
+import static io.roundhouse.worker.export.ModelExport.transpose;
+
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.roundhouse.kernels.Activation;
-import io.roundhouse.kernels.Backend;
 import io.roundhouse.worker.UserException;
-import io.roundhouse.worker.checkpoint.CheckpointStore;
 import io.roundhouse.worker.model.LmSpec;
 import io.roundhouse.worker.model.ModelSpec;
 import io.roundhouse.worker.model.MoeTransformer;
 import io.roundhouse.worker.model.NormKind;
 import io.roundhouse.worker.model.NormLayer;
 import io.roundhouse.worker.model.Param;
-import io.roundhouse.worker.train.LmCheckpoint;
-import io.roundhouse.worker.train.RunFiles;
-import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Locale;
-import java.util.function.Function;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -39,66 +34,28 @@ import java.util.regex.Pattern;
  * hidden width, F' dense hidden width.
  */
 public final class LmExport {
-    public static final String WEIGHTS = "model.safetensors";
-    public static final String CONFIG = "config.json";
-
     private static final Pattern BLOCK = Pattern.compile("block(\\d+)\\.(.+)");
-    private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
     private LmExport() {
     }
 
-    /**
-     * Loads the language model of {@code checkpoint} (a step folder, or a folder of them: the latest
-     * complete one) and writes it into {@code out}, which is created; refused before loading when
-     * {@code out} already holds an export.
-     */
-    public static void run(Backend be, String checkpoint, Function<String, CheckpointStore> stores, Path out) {
-        checkOutput(out);
-        MoeTransformer model = LmCheckpoint.load(be, checkpoint, stores, 1,
-                "export of the classifier is not built yet; export a model.kind=lm checkpoint");
-        write(model, out);
-    }
-
-    /** Refuses an output folder that already holds {@value #WEIGHTS}. */
-    static void checkOutput(Path out) {
-        if (Files.exists(out.resolve(WEIGHTS))) {
-            throw new UserException(UserException.USAGE, "output folder " + out + " already holds " + WEIGHTS
-                    + "; choose another --out, or delete that folder's export first");
-        }
-        if (Files.exists(out) && !Files.isDirectory(out)) {
-            throw new UserException(UserException.USAGE, "--out " + out + " is a file, not a folder; choose a folder");
-        }
-    }
-
-    /** Writes {@code model} as {@value #WEIGHTS} and {@value #CONFIG} into {@code out} (created). */
+    /** Writes {@code model} as {@code model.safetensors} and {@code config.json} into {@code out} (created). */
     public static void write(MoeTransformer model, Path out) {
-        checkOutput(out);
+        ModelExport.checkOutput(out);
         LmSpec spec = model.lmSpec();
         checkExportable(spec);
-        SafetensorsWriter st = tensors(model);
-        try {
-            Files.createDirectories(out);
-        } catch (IOException e) {
-            throw UserException.cannotWrite(out, e);
-        }
-        st.write(out.resolve(WEIGHTS));
-        try {
-            RunFiles.writeAtomically(out.resolve(CONFIG), JSON.writeValueAsString(config(spec)) + "\n");
-        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
-            throw new IllegalStateException("config.json does not serialise", e);
-        }
+        ModelExport.writeFiles(tensors(model), config(spec), out);
     }
 
     /** What this first version of the export writes: RMSNorm and SwiGLU experts (Mixtral's). */
     static void checkExportable(LmSpec spec) {
         ModelSpec m = spec.moe();
         if (m.norm() != NormKind.RMSNORM) {
-            throw new UserException(UserException.USAGE, "export writes RMSNorm models (Mixtral's); this checkpoint "
+            throw new UserException(UserException.USAGE, "export writes RMSNorm models (Mixtral's); this model "
                     + "has model.norm=" + m.norm().name().toLowerCase(Locale.ROOT) + ", whose export is not built yet");
         }
         if (m.activation() != Activation.SWIGLU && spec.moeEvery() > 0) {
-            throw new UserException(UserException.USAGE, "export writes SwiGLU experts (Mixtral's); this checkpoint "
+            throw new UserException(UserException.USAGE, "export writes SwiGLU experts (Mixtral's); this model "
                     + "has model.activation=" + m.activation().name().toLowerCase(Locale.ROOT)
                     + ", whose export is not built yet");
         }
@@ -111,7 +68,7 @@ public final class LmExport {
         SafetensorsWriter st = new SafetensorsWriter().meta("format", "pt");
         for (Param p : model.params().all()) {
             String name = p.name();
-            if (name.contains(".stn.") || name.startsWith("stn.")) {
+            if (ModelExport.stn(name)) {
                 continue;  // the Self-Tuning Network: not part of the exported network
             }
             float[] v = model.params().read(p);
@@ -173,34 +130,13 @@ public final class LmExport {
     }
 
     private static IllegalStateException unknown(String name) {
-        return new IllegalStateException("export does not know parameter " + name + ": map it in LmExport (and the "
-                + "twin, scripts/roundhouse_twin.py) or leave it out there on purpose");
-    }
-
-    /** A linear weight [in, out] as PyTorch's [out, in]. */
-    private static void linear(SafetensorsWriter st, String name, float[] v, int[] s) {
-        st.add(name, transpose(v, s[0], s[1]), s[1], s[0]);
-    }
-
-    private static float[] transpose(float[] v, int rows, int cols) {
-        return columns(v, 0, rows, cols, 0, cols);
-    }
-
-    /** Columns [c0, c0 + w) of the [rows, cols] matrix at {@code v[at..]}, transposed: [w, rows]. */
-    private static float[] columns(float[] v, int at, int rows, int cols, int c0, int w) {
-        float[] t = new float[w * rows];
-        for (int r = 0; r < rows; r++) {
-            for (int c = 0; c < w; c++) {
-                t[c * rows + r] = v[at + r * cols + c0 + c];
-            }
-        }
-        return t;
+        return ModelExport.unknown(name, "LmExport (and the twin, scripts/roundhouse_twin.py)");
     }
 
     /** config.json: the architecture in Hugging Face's terms, plus what Mixtral lacks (with notes). */
     static ObjectNode config(LmSpec spec) {
         ModelSpec m = spec.moe();
-        ObjectNode c = JSON.createObjectNode();
+        ObjectNode c = ModelExport.JSON.createObjectNode();
         c.putArray("architectures").add("RoundhouseMoeForCausalLM");
         c.put("model_type", "roundhouse_moe");
         c.put("vocab_size", spec.vocabulary());

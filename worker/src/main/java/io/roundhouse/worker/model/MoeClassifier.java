@@ -200,6 +200,25 @@ public final class MoeClassifier implements Model {
     }
 
     /**
+     * The logits of {@code x} [n, inputs] in evaluation (no dropout, router jitter or capacity
+     * limit): what the forward of the model's export computes.
+     *
+     * @return logits[n, C], valid until the next forward
+     */
+    public Tensor logits(Tensor x) {
+        int n = x.dim(0);
+        if (n < 1 || n > maxN || x.rowSize() != spec.inputs()) {
+            throw new IllegalArgumentException("batch " + x + " does not fit the model: need 1.." + maxN
+                    + " rows of " + spec.inputs() + " features");
+        }
+        Tensor hcur = embed.forward(x);
+        for (MoeBlock block : blocks) {
+            hcur = block.forward(hcur, 0f, null, 0, false, 0, 0, 0, 0);
+        }
+        return head.forward(finalNorm.forward(hcur));
+    }
+
+    /**
      * Backward of the last forward: accumulates every parameter's gradient of
      * {@code mean cross-entropy + router losses}.
      */

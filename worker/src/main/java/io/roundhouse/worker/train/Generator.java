@@ -31,7 +31,7 @@ public final class Generator implements AutoCloseable {
     /** The model of {@code checkpoint} (a step folder, or a folder of them: the latest complete one). */
     public Generator(Backend be, String checkpoint, Function<String, CheckpointStore> stores) {
         this.be = be;
-        this.model = LmCheckpoint.load(be, checkpoint, stores, 1,
+        this.model = ModelCheckpoint.open(checkpoint, stores).languageModel(be, 1,
                 "generate samples from a model.kind=lm checkpoint");
         this.spec = model.lmSpec();
         int kv = spec.kvHeads() * spec.headDim();

@@ -43,6 +43,7 @@ public final class RunCheckpoints {
     private final int every;
     private final String root;
     private String resumedFrom;
+    private int lastSaved = -1;
     private List<String> resumeChanges = List.of();
 
     /**
@@ -163,7 +164,17 @@ public final class RunCheckpoints {
     }
 
     String save(int step, int adamSteps) throws IOException {
-        return checkpointer(root).save(step, adamSteps);
+        String where = checkpointer(root).save(step, adamSteps);
+        lastSaved = step;
+        return where;
+    }
+
+    /**
+     * The checkpoint this run saved of step {@code step} as a path {@link #locate} takes, or null
+     * when its last one is of another step (or it saved none).
+     */
+    String savedOf(int step) {
+        return lastSaved == step ? root + "/" + Checkpointer.folder(step) : null;
     }
 
     /** Loads {@code train.resume} if set; returns the step to continue from (0: fresh). */
@@ -196,6 +207,18 @@ public final class RunCheckpoints {
                 : new Checkpointer(store, group, params, model, config.get(CHECKPOINT_KEEP));
         // Weights, moments and gradients are fp32 in either precision: a checkpoint resumes in the
         // other one, but the run then differs from an uninterrupted one, so it is recorded and said.
-        return c.recording(Map.of(MODEL_PRECISION.name(), config.asMap().get(MODEL_PRECISION.name())));
+        // So are a classifier's top-k and gate (they shape no parameter; its export needs them).
+        return c.recording(recorded(config));
+    }
+
+    /** The settings a checkpoint records that a resume may change (see {@link Checkpointer#recording}). */
+    static Map<String, String> recorded(JobConfig config) {
+        Map<String, String> r = new LinkedHashMap<>();
+        List<ConfigKey<?>> keys = ModelKind.of(config) == ModelKind.CLASSIFIER
+                ? List.of(MODEL_PRECISION, ConfigKeys.MODEL_TOP_K, ConfigKeys.MODEL_GATE) : List.of(MODEL_PRECISION);
+        for (ConfigKey<?> k : keys) {
+            r.put(k.name(), config.asMap().get(k.name()));
+        }
+        return r;
     }
 }

@@ -1,6 +1,10 @@
 package io.roundhouse.worker.train;
 
 import io.roundhouse.kernels.Backend;
+import io.roundhouse.kernels.Backends;
+import io.roundhouse.worker.UserException;
+import io.roundhouse.worker.checkpoint.CheckpointStore;
+import io.roundhouse.worker.export.ModelExport;
 import io.roundhouse.worker.data.Examples;
 import io.roundhouse.worker.model.Model;
 import io.roundhouse.worker.model.ModelSpec;
@@ -12,12 +16,13 @@ import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Function;
 
 /**
- * What a run shows and records: the run directory with its config, the metrics sink, and the
- * console lines about the run as a whole (what is trained on what, resumes, checkpoints,
- * evaluations, the result). Rank 0 alone has a sink; every other rank writes no records, and its
- * console is silent (see {@link Trainer}).
+ * What a run shows and records: the run directory with its config, the metrics sink, the console
+ * lines about the run as a whole (what is trained on what, resumes, checkpoints, evaluations, the
+ * result), and the model's export. Rank 0 alone has a sink; every other rank writes no records,
+ * and its console is silent (see {@link Trainer}).
  */
 final class RunOutput implements AutoCloseable {
     private final PrintStream console;
@@ -142,8 +147,8 @@ final class RunOutput implements AutoCloseable {
         }
         console.printf("resumed at step %d from %s%n", firstStep, checkpoints.resumedFrom());
         for (String c : checkpoints.resumeChanges()) {
-            console.printf("  %s: the weights are fp32 either way, so training continues, but not bit for "
-                    + "bit as it would have without the change%n", c);
+            console.printf("  %s: the weights are the same, so training continues, but not bit for bit as it "
+                    + "would have without the change%n", c);
         }
     }
 
@@ -203,6 +208,34 @@ final class RunOutput implements AutoCloseable {
         if (runDir != null && stn) {
             console.println("hyperparameter report: " + StnReport.write(runDir));
         }
+    }
+
+    /**
+     * After {@link #close}: the model's export in the run directory (rank 0 with a run directory on
+     * this machine; a job's owner that keeps the run directory itself writes it there), and the
+     * line that says where it is or why there is none. One worker holds the whole model and
+     * exports it as it is; with several, the experts are spread over them, and the export is
+     * loaded from the checkpoint the run saved of its final step.
+     *
+     * @param finalCheckpoint that checkpoint, or null when the run saved none of its final step
+     */
+    void export(Model model, int workers, String finalCheckpoint, Function<String, CheckpointStore> stores) {
+        if (runDir == null) {
+            return;
+        }
+        console.println(ModelExport.forRun(runDir, out -> {
+            if (workers == 1) {
+                ModelExport.write(model, out);
+            } else if (finalCheckpoint == null) {
+                throw new UserException(UserException.USAGE, "with " + workers + " workers the export is loaded from "
+                        + "the checkpoint of the final step, and this run saved none (checkpoint.everySteps = 0); "
+                        + "set checkpoint.everySteps, or run roundhouse export on a checkpoint");
+            } else {
+                try (Backend cpu = Backends.create("cpu")) {
+                    ModelExport.run(cpu, finalCheckpoint, stores, out);
+                }
+            }
+        }));
     }
 
     @Override

@@ -46,6 +46,7 @@ final class StepLoop {
     private final DenseGradientSync sync;     // null for one worker
     private final StnTuner tuner;             // null without a Self-Tuning Network
     private final int[] augmentShift;         // the fixed augment.shift per row, or null (off or tuned)
+    private String finalCheckpoint;
 
     StepLoop(RunContext context, RunOutput output, Backend be, WorkerGroup group, Model model, AdamW opt,
              LrSchedule lr, TrainingData sets, int stepsPerEpoch, String gpu,
@@ -77,6 +78,14 @@ final class StepLoop {
             this.augmentShift = new int[model.maxBatch()];
             java.util.Arrays.fill(augmentShift, shift);
         }
+    }
+
+    /**
+     * The checkpoint this worker's run saved of its final step (as {@link RunCheckpoints#locate}
+     * takes it), or null when it saved none then; set by {@link #run}.
+     */
+    String finalCheckpoint() {
+        return finalCheckpoint;
     }
 
     Trainer.Result run() throws IOException {
@@ -175,6 +184,7 @@ final class StepLoop {
         if (tuner != null) {
             tuner.off();
         }
+        finalCheckpoint = checkpoints.savedOf(step);
         double trainSeconds = (System.nanoTime() - start) / 1e9;
         // A corpus's final figure is its validation split's: not evaluated twice at one step.
         double[] t = evaluator.testIsValidation() && lastValidationStep == step ? lastValidation : evaluator.testSet();

@@ -32,7 +32,8 @@ import java.util.function.Function;
  * <p>The configuration is resolved once into a {@link RunContext}. The parts: {@link Preflight}
  * (the checks before anything runs), {@link TrainingData} (this worker's splits), {@link RunOutput}
  * (the run directory, the metrics and the run's console lines), {@link StepLoop} (the steps, with
- * {@link StepSums}, {@link Evaluator}, {@link RunCheckpoints} and {@link StnTuner}).
+ * {@link StepSums}, {@link Evaluator}, {@link RunCheckpoints} and {@link StnTuner}). At the end
+ * rank 0 leaves the model's export in its run directory (see {@link RunOutput#export}).
  */
 public final class Trainer {
     private final RunContext context;    // the config, resolved once
@@ -170,11 +171,13 @@ public final class Trainer {
         // The model is built: only now does the run get a directory (rank 0 writes it).
         RunOutput output = RunOutput.open(context, group.rank(), givenRunDir, remote, console);
         Result result;
+        StepLoop loop = new StepLoop(context, output, be, group, model, opt, lr, sets, stepsPerEpoch, gpu,
+                checkpointStores, remote);
         try (output) {
-            result = new StepLoop(context, output, be, group, model, opt, lr, sets, stepsPerEpoch, gpu,
-                    checkpointStores, remote).run();
+            result = loop.run();
         }
         output.stnReport(model.spec().stn().enabled());
+        output.export(model, group.size(), loop.finalCheckpoint(), checkpointStores);
         return result;
     }
 }

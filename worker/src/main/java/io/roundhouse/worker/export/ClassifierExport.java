@@ -1,0 +1,179 @@
+package io.roundhouse.worker.export;
+
+import static io.roundhouse.worker.export.ModelExport.columns;
+import static io.roundhouse.worker.export.ModelExport.linear;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.roundhouse.kernels.Activation;
+import io.roundhouse.worker.data.FashionMnist;
+import io.roundhouse.worker.model.ModelSpec;
+import io.roundhouse.worker.model.MoeClassifier;
+import io.roundhouse.worker.model.NormKind;
+import io.roundhouse.worker.model.NormLayer;
+import io.roundhouse.worker.model.Param;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.Locale;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * Exports the MoE-MLP classifier as {@code model.safetensors} + {@code config.json} under names of
+ * its own in the Hugging Face manner (an {@code nn.Linear} per projection, weight [out, in], an
+ * {@code nn.ModuleList} of experts per block), so that PyTorch code can load it
+ * ({@code scripts/roundhouse_classifier_twin.py} is such code, and the test that it computes our
+ * logits):
+ *
+ * <pre>
+ * embed.weight [D, I], embed.bias [D]                      input projection
+ * layers.{i}.norm.weight [D] (.bias [D]: LayerNorm)        block i's pre-norm
+ * layers.{i}.moe.gate.weight [E, D]                        router, no bias
+ * layers.{i}.moe.experts.{j}.w1.weight [F, D], .bias [F]   expert j: GELU's input, or SwiGLU's gate
+ * layers.{i}.moe.experts.{j}.w3.weight [F, D], .bias [F]   expert j: SwiGLU's up (SwiGLU only)
+ * layers.{i}.moe.experts.{j}.w2.weight [D, F], .bias [D]   expert j: output
+ * norm.weight [D] (.bias [D]: LayerNorm)                   final norm
+ * classifier.weight [C, D], classifier.bias [C]            head
+ * </pre>
+ *
+ * The Self-Tuning Network's parameters are not part of the exported network (evaluation runs
+ * without them). A parameter this class does not know is an error, not a silent omission.
+ *
+ * <p>Legend: I inputs, C classes, D width, E experts, F expert hidden width, F1 its pre-activation
+ * width (F, or 2F packed [gate | up] for SwiGLU).
+ */
+public final class ClassifierExport {
+    private static final Pattern BLOCK = Pattern.compile("block(\\d+)\\.(.+)");
+
+    private ClassifierExport() {
+    }
+
+    /** Writes {@code model} as {@code model.safetensors} and {@code config.json} into {@code out} (created). */
+    public static void write(MoeClassifier model, Path out) {
+        ModelExport.checkOutput(out);
+        ModelExport.writeFiles(tensors(model), config(model.spec()), out);
+    }
+
+    /** The model's tensors under their export names, in the model's parameter order. */
+    static SafetensorsWriter tensors(MoeClassifier model) {
+        ModelSpec spec = model.spec();
+        SafetensorsWriter st = new SafetensorsWriter().meta("format", "pt");
+        for (Param p : model.params().all()) {
+            String name = p.name();
+            if (ModelExport.stn(name)) {
+                continue;  // the Self-Tuning Network: not part of the exported network
+            }
+            float[] v = model.params().read(p);
+            int[] s = p.value().shape();
+            switch (name) {
+                case "embed.w" -> linear(st, "embed.weight", v, s);         // [I, D] → [D, I]
+                case "embed.b" -> st.add("embed.bias", v, s[0]);
+                case "final.norm.gamma" -> st.add("norm.weight", v, s[0]);
+                case "final.norm.beta" -> st.add("norm.bias", v, s[0]);
+                case "head.w" -> linear(st, "classifier.weight", v, s);     // [D, C] → [C, D]
+                case "head.b" -> st.add("classifier.bias", v, s[0]);
+                default -> block(st, name, v, s, spec.activation());
+            }
+        }
+        return st;
+    }
+
+    private static void block(SafetensorsWriter st, String name, float[] v, int[] s, Activation act) {
+        Matcher m = BLOCK.matcher(name);
+        if (!m.matches()) {
+            throw unknown(name);
+        }
+        String to = "layers." + m.group(1) + ".";
+        switch (m.group(2)) {
+            case "norm.gamma" -> st.add(to + "norm.weight", v, s[0]);
+            case "norm.beta" -> st.add(to + "norm.bias", v, s[0]);
+            case "moe.router.w" -> linear(st, to + "moe.gate.weight", v, s);  // [D, E] → [E, D]
+            case "moe.experts.w1" -> {
+                // [E, D, F1] → per expert j: w1 [F, D] (GELU's input, or SwiGLU's gate), w3 [F, D] (SwiGLU's up)
+                int d = s[1];
+                int f1 = s[2];
+                int f = act == Activation.SWIGLU ? f1 / 2 : f1;
+                for (int j = 0; j < s[0]; j++) {
+                    int at = j * d * f1;
+                    String x = expert(to, j);
+                    st.add(x + "w1.weight", columns(v, at, d, f1, 0, f), f, d);
+                    if (act == Activation.SWIGLU) {
+                        st.add(x + "w3.weight", columns(v, at, d, f1, f, f), f, d);
+                    }
+                }
+            }
+            case "moe.experts.b1" -> {
+                // [E, F1] → per expert j: w1.bias [F] (and SwiGLU's w3.bias [F])
+                int f1 = s[1];
+                int f = act == Activation.SWIGLU ? f1 / 2 : f1;
+                for (int j = 0; j < s[0]; j++) {
+                    st.add(expert(to, j) + "w1.bias", Arrays.copyOfRange(v, j * f1, j * f1 + f), f);
+                    if (act == Activation.SWIGLU) {
+                        st.add(expert(to, j) + "w3.bias", Arrays.copyOfRange(v, j * f1 + f, j * f1 + f1), f);
+                    }
+                }
+            }
+            case "moe.experts.w2" -> {
+                // [E, F, D] → per expert j: w2 [D, F]
+                for (int j = 0; j < s[0]; j++) {
+                    st.add(expert(to, j) + "w2.weight", columns(v, j * s[1] * s[2], s[1], s[2], 0, s[2]), s[2], s[1]);
+                }
+            }
+            case "moe.experts.b2" -> {
+                // [E, D] → per expert j: w2.bias [D]
+                for (int j = 0; j < s[0]; j++) {
+                    st.add(expert(to, j) + "w2.bias", Arrays.copyOfRange(v, j * s[1], (j + 1) * s[1]), s[1]);
+                }
+            }
+            default -> throw unknown(name);
+        }
+    }
+
+    private static String expert(String block, int j) {
+        return block + "moe.experts." + j + ".";
+    }
+
+    private static IllegalStateException unknown(String name) {
+        return ModelExport.unknown(name, "ClassifierExport (and the twin, scripts/roundhouse_classifier_twin.py)");
+    }
+
+    /** config.json: every shape and option a PyTorch implementation of the forward needs, with notes. */
+    static ObjectNode config(ModelSpec spec) {
+        ObjectNode c = ModelExport.JSON.createObjectNode();
+        c.putArray("architectures").add("RoundhouseMoeClassifier");
+        c.put("model_type", "roundhouse_moe_classifier");
+        c.put("input_size", spec.inputs());
+        c.put("num_labels", spec.classes());
+        c.put("hidden_size", spec.dim());
+        c.put("num_hidden_layers", spec.blocks());
+        c.put("num_local_experts", spec.experts());
+        c.put("num_experts_per_tok", spec.topK());
+        c.put("intermediate_size", spec.expertHidden());
+        c.put("hidden_act", spec.activation() == Activation.SWIGLU ? "silu" : "gelu_pytorch_tanh");
+        c.put("expert_glu", spec.activation() == Activation.SWIGLU);
+        c.put("expert_bias", true);
+        c.put("router_gate", spec.gate().name().toLowerCase(Locale.ROOT));
+        c.put("norm_type", spec.norm().name().toLowerCase(Locale.ROOT));
+        c.put("norm_eps", (double) NormLayer.EPS);
+        c.put("torch_dtype", "float32");
+        ObjectNode notes = c.putObject("notes");
+        notes.put("forward", "h = embed(x); per layer: h = h + moe(norm(h)); logits = classifier(norm(h)); "
+                + "softmax(logits) are the class probabilities (no dropout, router jitter or capacity limit in "
+                + "evaluation)");
+        notes.put("moe", "logits = gate(x); S = the num_experts_per_tok largest (ties to the lower expert); "
+                + "y = sum over j in S of gates_j * expert_j(x)");
+        notes.put("expert", spec.activation() == Activation.SWIGLU
+                ? "expert_glu: w2(silu(w1(x)) * w3(x)), each with its bias"
+                : "w2(gelu(w1(x), approximate='tanh')), each with its bias");
+        notes.put("router_gate", switch (spec.gate()) {
+            case TOPK_SOFTMAX -> "topk_softmax: gates = softmax(logits[S]) (Mixtral's)";
+            case SOFTMAX_TOPK -> "softmax_topk: gates = softmax(logits)[S], not renormalised (Switch/GShard)";
+            case SOFTMAX_TOPK_RENORM -> "softmax_topk_renorm: p = softmax(logits); gates = p[S] / sum(p[S])";
+        });
+        notes.put("norm", spec.norm() == NormKind.RMSNORM
+                ? "rmsnorm: y = x / sqrt(mean(x^2) + norm_eps) * weight"
+                : "layernorm: y = (x - mean(x)) / sqrt(var(x) + norm_eps) * weight + bias (var: the population's)");
+        notes.put("inputs", String.format(Locale.ROOT, "the features as Roundhouse reads them: IDX images row by row as "
+                + "(pixel / 255 - %s) / %s; Parquet features as stored", FashionMnist.MEAN, FashionMnist.STD));
+        return c;
+    }
+}
