@@ -59,18 +59,26 @@ class Moe(nn.Module):
         super().__init__()
         self.k = cfg["num_experts_per_tok"]
         self.mode = cfg["router_gate"]
+        self.sigmoid = cfg.get("scoring_func", "softmax") == "sigmoid"
         self.gate = nn.Linear(cfg["hidden_size"], cfg["num_local_experts"], bias=False)
+        if self.sigmoid:  # DeepSeek-V3's selection bias: picks experts, never weights them
+            self.gate.register_buffer("e_score_correction_bias", torch.zeros(cfg["num_local_experts"]))
         self.experts = nn.ModuleList(Expert(cfg) for _ in range(cfg["num_local_experts"]))
         self.margins = []
 
     def forward(self, x):  # [N, D]
         logits = self.gate(x)  # [N, E]
-        top, idx = torch.topk(logits, self.k, dim=-1)  # [N, K]
+        choice = torch.sigmoid(logits) + self.gate.e_score_correction_bias if self.sigmoid else logits
+        _, idx = torch.topk(choice, self.k, dim=-1)  # [N, K]
+        top = logits.gather(1, idx)
         if self.k < logits.shape[-1]:
-            kth = top[:, -1]
-            rest = logits.masked_fill(torch.zeros_like(logits, dtype=torch.bool).scatter(1, idx, True), -float("inf"))
+            kth = choice.gather(1, idx)[:, -1]
+            rest = choice.masked_fill(torch.zeros_like(choice, dtype=torch.bool).scatter(1, idx, True), -float("inf"))
             self.margins.append(float((kth - rest.max(-1).values).min()))
-        if self.mode == "topk_softmax":
+        if self.mode == "sigmoid_topk_norm":
+            s = torch.sigmoid(logits).gather(1, idx)
+            gates = s / s.sum(-1, keepdim=True)
+        elif self.mode == "topk_softmax":
             gates = torch.softmax(top, dim=-1)
         else:
             p = torch.softmax(logits, dim=-1).gather(1, idx)

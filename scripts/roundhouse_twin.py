@@ -132,7 +132,10 @@ class SparseMoeBlock(nn.Module):
         super().__init__()
         d, self.e, self.k = cfg["hidden_size"], cfg["num_local_experts"], cfg["num_experts_per_tok"]
         self.mode = cfg["router_gate"]
+        self.sigmoid = cfg.get("scoring_func", "softmax") == "sigmoid"
         self.gate = nn.Linear(d, self.e, bias=False)
+        if self.sigmoid:  # DeepSeek-V3's selection bias: picks experts, never weights them
+            self.gate.register_buffer("e_score_correction_bias", torch.zeros(self.e))
         self.experts = nn.ModuleList([Expert(d, cfg["intermediate_size"]) for _ in range(self.e)])
         self.margins = []
 
@@ -142,12 +145,18 @@ class SparseMoeBlock(nn.Module):
         logits = self.gate(x)  # [N, E]
         if self.training:
             self.aux = self.router_losses(logits)
-        # topk on logits; stable descending order gives ties to the lower expert index, as the kernels do
-        order = torch.sort(logits, dim=-1, descending=True, stable=True)
-        top_logits, selected = order.values[:, :self.k], order.indices[:, :self.k]  # [N, K]
+        # top-k; stable descending order gives ties to the lower expert index, as the kernels do
+        scores = torch.sigmoid(logits) if self.sigmoid else logits
+        choice = scores + self.gate.e_score_correction_bias if self.sigmoid else logits
+        order = torch.sort(choice, dim=-1, descending=True, stable=True)
+        selected = order.indices[:, :self.k]  # [N, K]
+        top_logits = logits.gather(1, selected)
         if self.k < self.e:
             self.margins.append((order.values[:, self.k - 1] - order.values[:, self.k]).min().item())
-        if self.mode == "topk_softmax":
+        if self.mode == "sigmoid_topk_norm":
+            chosen = scores.gather(1, selected)
+            weights = chosen / chosen.sum(dim=-1, keepdim=True)
+        elif self.mode == "topk_softmax":
             weights = torch.softmax(top_logits, dim=-1)
         else:
             probs = torch.softmax(logits, dim=-1)
@@ -169,9 +178,14 @@ class SparseMoeBlock(nn.Module):
     def router_losses(self, logits):
         """(Switch load balance E·Σ_j f_j·P_j, z-loss mean lse²) of one batch's router logits [N, E]."""
         n = logits.shape[0]
-        chosen = logits.topk(self.k, dim=-1).indices  # ties aside, the experts the forward picks
+        if self.sigmoid:  # the scores normalised over every expert (DeepSeek-V3's balance loss)
+            s = torch.sigmoid(logits)
+            chosen = (s + self.gate.e_score_correction_bias).topk(self.k, dim=-1).indices
+            p = (s / s.sum(-1, keepdim=True)).mean(0)
+        else:
+            chosen = logits.topk(self.k, dim=-1).indices  # ties aside, the experts the forward picks
+            p = torch.softmax(logits, dim=-1).mean(0)
         f = torch.bincount(chosen.flatten(), minlength=self.e).float() / (n * self.k)
-        p = torch.softmax(logits, dim=-1).mean(0)
         lse = torch.logsumexp(logits, dim=-1)
         return self.e * (f * p).sum(), (lse * lse).mean()
 

@@ -74,6 +74,16 @@ class ClassifierTwinParityTest {
         check("swiglu", m);
     }
 
+    @Test
+    void sigmoidRouterWithItsSelectionBias() throws Exception {
+        Map<String, String> m = ClassifierFixtures.config(tmp.resolve("images"), tmp.resolve("run-sigmoid"));
+        m.put("model.activation", "swiglu");
+        m.put("model.norm", "rmsnorm");
+        m.put("model.router", "sigmoid");
+        m.put("model.routerBiasRate", "0.05");
+        check("sigmoid", m);
+    }
+
     private static void check(String tag, Map<String, String> config) throws Exception {
         Trainer.Result r = TrainerGroups.train(config, 1, tmp.resolve("aeron"), tag).get(0);
         Path export = r.runDir().resolve("export");

@@ -80,6 +80,15 @@ class TwinParityTest {
         check("tied", m);
     }
 
+    /** The sigmoid router, its selection bias moved by a large rate so it changes choices. */
+    @Test
+    void sigmoidRouterWithItsSelectionBias() throws Exception {
+        Map<String, String> m = config("sigmoid");
+        m.put("model.router", "sigmoid");
+        m.put("model.routerBiasRate", "0.05");
+        check("sigmoid", m);
+    }
+
     private static Map<String, String> config(String tag) {
         Map<String, String> m = LmFixtures.config(text, tmp.resolve("run-" + tag), 2);
         m.put("data.seqLen", String.valueOf(T));

@@ -3,15 +3,13 @@ package io.roundhouse.driver.bench;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.roundhouse.kernels.Backend;
-import io.roundhouse.kernels.Backends;
 import io.roundhouse.kernels.Tensor;
 import io.roundhouse.kernels.cpu.CpuBackend;
 import io.roundhouse.worker.UserException;
-import io.roundhouse.worker.checkpoint.CheckpointStore;
 import io.roundhouse.worker.config.ConfigKeys;
 import io.roundhouse.worker.config.JobConfig;
 import io.roundhouse.worker.data.TextCorpus;
-import io.roundhouse.worker.export.LmExport;
+import io.roundhouse.worker.export.ModelExport;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
@@ -34,8 +32,8 @@ import java.util.concurrent.TimeUnit;
  *   causal matmuls of the textbook formula (QKᵀ and PV forward; dV, dP, dQ, dK backward), against
  *   sgemm at one head's shape (T×T×dh) and at 1024³.</li>
  *   <li>Training with each worker count ({@link TrainBench}): tokens/s and ms per phase.</li>
- *   <li>The first run's final checkpoint exported ({@link LmExport}) and trained on by the twin for
- *   the same number of steps, on random windows of the same training bytes.</li>
+ *   <li>The first run's export (its final weights) trained on by the twin for the same number of
+ *   steps, on random windows of the same training bytes.</li>
  * </ol>
  * Roundhouse's cores are the BLAS threads of the first run ({@code OPENBLAS_NUM_THREADS}, else
  * every core): the twin gets as many. Without {@code /usr/bin/python3} and torch, or without the
@@ -149,7 +147,7 @@ final class LmBench {
     }
 
     /**
-     * The PyTorch twin trained from the first run's final checkpoint for as many steps, at the same
+     * The PyTorch twin trained from the first run's final weights for as many steps, at the same
      * batch, losses, optimizer settings and threads; an empty-but-for-"skipped" map when it cannot run.
      */
     private Map<String, Object> twin(Path scratch, int warmup, int threads, PrintWriter out)
@@ -161,10 +159,11 @@ final class LmBench {
             r.put("skipped", why);
             return r;
         }
-        Path runs = scratch.resolve("w" + workers.get(0));
-        Path model = scratch.resolve("export");
-        try (Backend be = Backends.create("cpu")) {
-            LmExport.run(be, TrainBench.runDir(runs).resolve("checkpoints").toString(), CheckpointStore::local, model);
+        // the first run's own export (every run leaves one) holds its final weights
+        Path model = TrainBench.runDir(scratch.resolve("w" + workers.get(0))).resolve(ModelExport.RUN_FOLDER);
+        if (!Files.exists(model.resolve(ModelExport.WEIGHTS))) {
+            throw new UserException(UserException.USAGE, "bench lm: the first run left no export for the PyTorch twin "
+                    + "(its last line says why; e.g. model.norm=layernorm is not exported yet): use an exportable model");
         }
         Path text = scratch.resolve("train.bytes");
         byte[] all = TextCorpus.readLocal(c.get(ConfigKeys.DATA_TEXT));

@@ -87,6 +87,7 @@ public final class ClassifierExport {
             case "norm.gamma" -> st.add(to + "norm.weight", v, s[0]);
             case "norm.beta" -> st.add(to + "norm.bias", v, s[0]);
             case "moe.router.w" -> linear(st, to + "moe.gate.weight", v, s);  // [D, E] → [E, D]
+            case "moe.router.bias" -> st.add(to + "moe.gate.e_score_correction_bias", v, s[0]);
             case "moe.experts.w1" -> {
                 // [E, D, F1] → per expert j: w1 [F, D] (GELU's input, or SwiGLU's gate), w3 [F, D] (SwiGLU's up)
                 int d = s[1];
@@ -151,7 +152,7 @@ public final class ClassifierExport {
         c.put("hidden_act", spec.activation() == Activation.SWIGLU ? "silu" : "gelu_pytorch_tanh");
         c.put("expert_glu", spec.activation() == Activation.SWIGLU);
         c.put("expert_bias", true);
-        c.put("router_gate", spec.gate().name().toLowerCase(Locale.ROOT));
+        ModelExport.router(c, spec);
         c.put("norm_type", spec.norm().name().toLowerCase(Locale.ROOT));
         c.put("norm_eps", (double) NormLayer.EPS);
         c.put("torch_dtype", "float32");
@@ -164,11 +165,7 @@ public final class ClassifierExport {
         notes.put("expert", spec.activation() == Activation.SWIGLU
                 ? "expert_glu: w2(silu(w1(x)) * w3(x)), each with its bias"
                 : "w2(gelu(w1(x), approximate='tanh')), each with its bias");
-        notes.put("router_gate", switch (spec.gate()) {
-            case TOPK_SOFTMAX -> "topk_softmax: gates = softmax(logits[S]) (Mixtral's)";
-            case SOFTMAX_TOPK -> "softmax_topk: gates = softmax(logits)[S], not renormalised (Switch/GShard)";
-            case SOFTMAX_TOPK_RENORM -> "softmax_topk_renorm: p = softmax(logits); gates = p[S] / sum(p[S])";
-        });
+        notes.put("router_gate", ModelExport.routerNote(spec));
         notes.put("norm", spec.norm() == NormKind.RMSNORM
                 ? "rmsnorm: y = x / sqrt(mean(x^2) + norm_eps) * weight"
                 : "layernorm: y = (x - mean(x)) / sqrt(var(x) + norm_eps) * weight + bias (var: the population's)");

@@ -105,6 +105,7 @@ public final class LmExport {
             }
             case "ffn.w2.w" -> linear(st, to + "mlp.down_proj.weight", v, s);
             case "moe.router.w" -> linear(st, to + "block_sparse_moe.gate.weight", v, s);  // [D,E] → [E,D]
+            case "moe.router.bias" -> st.add(to + "block_sparse_moe.gate.e_score_correction_bias", v, s[0]);
             case "moe.experts.w1" -> {
                 // [E, D, 2F] → per expert j: w1 (gate) [F, D], w3 (up) [F, D]
                 int e = s[0];
@@ -155,7 +156,7 @@ public final class LmExport {
                 moe.add(b);
             }
         }
-        c.put("router_gate", m.gate().name().toLowerCase(Locale.ROOT));
+        ModelExport.router(c, m);
         c.put("hidden_act", "silu");
         c.put("rms_norm_eps", (double) NormLayer.EPS);
         c.put("rope_theta", spec.ropeTheta());
@@ -171,11 +172,7 @@ public final class LmExport {
         notes.put("o_gate", "self_attn.o_gate.weight [H*head_dim, hidden] (present when attention_output_gate): "
                 + "o = o * sigmoid(x @ o_gate.weight.T) element by element, on the heads' concatenated attention "
                 + "output before o_proj, x being the input_layernorm output; Mixtral has no such projection");
-        notes.put("router_gate", switch (m.gate()) {
-            case TOPK_SOFTMAX -> "topk_softmax: gates = softmax(logits[top-k]) (Mixtral's; ties to the lower expert)";
-            case SOFTMAX_TOPK -> "softmax_topk: gates = softmax(logits)[top-k], not renormalised (Switch/GShard)";
-            case SOFTMAX_TOPK_RENORM -> "softmax_topk_renorm: p = softmax(logits); gates = p[top-k] / sum(p[top-k])";
-        });
+        notes.put("router_gate", ModelExport.routerNote(m));
         notes.put("router", "block_sparse_moe.gate sees the post_attention_layernorm output, as in Mixtral");
         notes.put("moe_layers", "blocks not listed are dense: mlp.gate_proj/up_proj/down_proj (Llama's names), "
                 + "down(silu(gate(x)) * up(x)), of width dense_intermediate_size");

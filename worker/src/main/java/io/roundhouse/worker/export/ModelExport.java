@@ -7,13 +7,16 @@ import io.roundhouse.kernels.Backend;
 import io.roundhouse.worker.UserException;
 import io.roundhouse.worker.checkpoint.CheckpointStore;
 import io.roundhouse.worker.model.Model;
+import io.roundhouse.worker.model.ModelSpec;
 import io.roundhouse.worker.model.MoeClassifier;
 import io.roundhouse.worker.model.MoeTransformer;
+import io.roundhouse.worker.model.RouterSpec;
 import io.roundhouse.worker.train.ModelCheckpoint;
 import io.roundhouse.worker.train.RunFiles;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Locale;
 import java.util.function.Consumer;
 import java.util.function.Function;
 
@@ -133,5 +136,30 @@ public final class ModelExport {
             }
         }
         return t;
+    }
+
+    /**
+     * The router's keys of config.json: {@code scoring_func} (DeepSeek-V3's name: softmax or
+     * sigmoid) and {@code router_gate}, how the chosen experts' gates are formed.
+     */
+    static void router(ObjectNode c, ModelSpec m) {
+        boolean sigmoid = m.router().kind() == RouterSpec.Kind.SIGMOID;
+        c.put("scoring_func", sigmoid ? "sigmoid" : "softmax");
+        c.put("router_gate", sigmoid ? "sigmoid_topk_norm" : m.gate().name().toLowerCase(Locale.ROOT));
+    }
+
+    /** The note on {@link #router}'s {@code router_gate}: the formula. */
+    static String routerNote(ModelSpec m) {
+        if (m.router().kind() == RouterSpec.Kind.SIGMOID) {
+            return "sigmoid_topk_norm (DeepSeek-V3): s = sigmoid(logits); S = the num_experts_per_tok largest of "
+                    + "s + gate.e_score_correction_bias (ties to the lower expert; the bias only selects); "
+                    + "gates = s[S] / sum(s[S])";
+        }
+        return switch (m.gate()) {
+            case TOPK_SOFTMAX -> "topk_softmax: gates = softmax(logits[S]) (Mixtral's; S the num_experts_per_tok "
+                    + "largest logits, ties to the lower expert)";
+            case SOFTMAX_TOPK -> "softmax_topk: gates = softmax(logits)[S], not renormalised (Switch/GShard)";
+            case SOFTMAX_TOPK_RENORM -> "softmax_topk_renorm: p = softmax(logits); gates = p[S] / sum(p[S])";
+        };
     }
 }

@@ -84,6 +84,11 @@ public final class RunCheckpoints {
                 MODEL_NORM)) {
             model.put(k.name(), config.asMap().get(k.name()));
         }
+        // The router shapes parameters (the sigmoid router's bias); recorded when not the softmax
+        // one, so a softmax model's settings read as they did before routers were chosen.
+        if (!config.get(ConfigKeys.MODEL_ROUTER).equals(ConfigKeys.MODEL_ROUTER.defaultText())) {
+            model.put(ConfigKeys.MODEL_ROUTER.name(), config.get(ConfigKeys.MODEL_ROUTER));
+        }
         if (ModelKind.of(config) == ModelKind.LANGUAGE_MODEL) {
             for (ConfigKey<?> k : List.of(ConfigKeys.MODEL_KIND, ConfigKeys.MODEL_TOP_K, ConfigKeys.MODEL_GATE,
                     ConfigKeys.MODEL_HEADS, ConfigKeys.MODEL_KV_HEADS, ConfigKeys.MODEL_ROPE_THETA,
