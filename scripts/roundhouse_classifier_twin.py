@@ -38,9 +38,9 @@ def norm_layer(cfg):
 
 
 class Expert(nn.Module):
-    def __init__(self, cfg):
+    def __init__(self, cfg, width=1):
         super().__init__()
-        d, f = cfg["hidden_size"], cfg["intermediate_size"]
+        d, f = cfg["hidden_size"], width * cfg["intermediate_size"]
         self.glu = cfg["expert_glu"]
         self.act = cfg["hidden_act"]
         self.w1 = nn.Linear(d, f)
@@ -64,6 +64,9 @@ class Moe(nn.Module):
         if self.sigmoid:  # DeepSeek-V3's selection bias: picks experts, never weights them
             self.gate.register_buffer("e_score_correction_bias", torch.zeros(cfg["num_local_experts"]))
         self.experts = nn.ModuleList(Expert(cfg) for _ in range(cfg["num_local_experts"]))
+        shared = cfg.get("n_shared_experts", 0)
+        if shared:  # DeepSeekMoE's always-on experts, as one expert of their summed width
+            self.shared_experts = Expert(cfg, shared)
         self.margins = []
 
     def forward(self, x):  # [N, D]
@@ -93,6 +96,8 @@ class Moe(nn.Module):
             rows, slot = (idx == j).nonzero(as_tuple=True)
             if rows.numel():
                 y.index_add_(0, rows, gates[rows, slot].unsqueeze(-1) * expert(x[rows]))
+        if hasattr(self, "shared_experts"):
+            y = y + self.shared_experts(x)
         return y
 
 

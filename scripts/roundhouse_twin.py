@@ -137,6 +137,9 @@ class SparseMoeBlock(nn.Module):
         if self.sigmoid:  # DeepSeek-V3's selection bias: picks experts, never weights them
             self.gate.register_buffer("e_score_correction_bias", torch.zeros(self.e))
         self.experts = nn.ModuleList([Expert(d, cfg["intermediate_size"]) for _ in range(self.e)])
+        shared = cfg.get("n_shared_experts", 0)
+        if shared:  # DeepSeekMoE's always-on experts, as one SwiGLU FFN of their summed width
+            self.shared_experts = Mlp(d, shared * cfg["intermediate_size"])
         self.margins = []
 
     def forward(self, x):  # [B, T, D]
@@ -173,6 +176,8 @@ class SparseMoeBlock(nn.Module):
                 continue
             y = self.experts[j](x[token]) * weights[token, slot, None]
             out.index_add_(0, token, y)
+        if hasattr(self, "shared_experts"):
+            out = out + self.shared_experts(x)
         return out.reshape(b, t, d)
 
     def router_losses(self, logits):

@@ -75,10 +75,11 @@ class ClassifierTwinParityTest {
     }
 
     @Test
-    void sigmoidRouterWithItsSelectionBias() throws Exception {
+    void sigmoidRouterWithItsSelectionBiasAndSharedExperts() throws Exception {
         Map<String, String> m = ClassifierFixtures.config(tmp.resolve("images"), tmp.resolve("run-sigmoid"));
         m.put("model.activation", "swiglu");
         m.put("model.norm", "rmsnorm");
+        m.put("model.sharedExperts", "1");
         m.put("model.router", "sigmoid");
         m.put("model.routerBiasRate", "0.05");
         check("sigmoid", m);

@@ -9,6 +9,7 @@ import io.roundhouse.worker.config.ConfigException;
 import io.roundhouse.worker.config.ConfigKey;
 import io.roundhouse.worker.config.ConfigKeys;
 import io.roundhouse.worker.config.JobConfig;
+import io.roundhouse.worker.model.RouterSpec;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -50,6 +51,22 @@ class JobConfigTest {
                     conf + " does not document " + k.name());
         }
         assertEquals(JobConfig.defaults().asMap(), JobConfig.load(conf, Map.of()).asMap());
+    }
+
+    @Test
+    void aRouterRefusesTheKeysOfAnother() {
+        ConfigException sigmoid = assertThrows(ConfigException.class, () -> RouterSpec.from(JobConfig.of(
+                Map.of("model.router", "sigmoid", "model.gate", "softmax_topk"))));
+        assertEquals("model.gate = softmax_topk, but model.router=sigmoid ignores it: the sigmoid router's gates are "
+                + "its chosen scores normalised to sum 1; remove it, or set model.router=softmax", sigmoid.getMessage());
+        ConfigException softmax = assertThrows(ConfigException.class, () -> RouterSpec.from(JobConfig.of(
+                Map.of("model.routerBiasRate", "0.01"))));
+        assertTrue(softmax.getMessage().startsWith("model.routerBiasRate = 0.01, but model.router=softmax ignores it"),
+                softmax.getMessage());
+        assertEquals(new RouterSpec(RouterSpec.Kind.SIGMOID, 0.002), RouterSpec.from(JobConfig.of(
+                Map.of("model.router", "sigmoid", "model.routerBiasRate", "0.002"))));
+        assertEquals(RouterSpec.SOFTMAX, RouterSpec.from(JobConfig.defaults()));
+        assertTrue(error(Map.of("model.router", "expert_choice")).contains("model.router"), "an unbuilt router is refused");
     }
 
     @Test

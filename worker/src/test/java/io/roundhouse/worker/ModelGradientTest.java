@@ -35,13 +35,13 @@ import org.junit.jupiter.params.provider.CsvSource;
  */
 class ModelGradientTest {
 
-    @ParameterizedTest(name = "{0} {1} {2} {3}")
-    @CsvSource({"GELU, LAYERNORM, TOPK_SOFTMAX, SOFTMAX", "SWIGLU, RMSNORM, SOFTMAX_TOPK, SOFTMAX",
-            "GELU, RMSNORM, SOFTMAX_TOPK_RENORM, SOFTMAX", "SWIGLU, RMSNORM, TOPK_SOFTMAX, SIGMOID"})
-    void directionalDerivativesMatch(Activation act, NormKind norm, GateMode gate, RouterSpec.Kind router) {
+    @ParameterizedTest(name = "{0} {1} {2} {3} shared experts {4}")
+    @CsvSource({"GELU, LAYERNORM, TOPK_SOFTMAX, SOFTMAX, 0", "SWIGLU, RMSNORM, SOFTMAX_TOPK, SOFTMAX, 0",
+            "GELU, RMSNORM, SOFTMAX_TOPK_RENORM, SOFTMAX, 1", "SWIGLU, RMSNORM, TOPK_SOFTMAX, SIGMOID, 2"})
+    void directionalDerivativesMatch(Activation act, NormKind norm, GateMode gate, RouterSpec.Kind router, int shared) {
         int n = 9;
         ModelSpec spec = new ModelSpec(12, 4, 6, 2, 4, 2, 5, act, norm, gate, 0.75, 0.2, 0.2, 0.05, 0.01)
-                .withRouter(new RouterSpec(router, 0.01));
+                .withRouter(new RouterSpec(router, 0.01)).withSharedExperts(shared);
         Backend be = new CpuBackend();
         MoeClassifier model = MoeClassifier.local(be, spec, 11, n);
         Random r = new Random(5);
@@ -73,14 +73,15 @@ class ModelGradientTest {
      * dense blocks, residual and attention dropout, router jitter and losses, and the output tied
      * to the embedding or not.
      */
-    @ParameterizedTest(name = "lm tied={0} gate={1} moeEvery={2} kvHeads={3}")
-    @CsvSource({"false, true, 1, 2", "true, true, 2, 4", "true, false, 1, 1"})
-    void languageModelDirectionalDerivativesMatch(boolean tied, boolean gate, int moeEvery, int kvHeads) {
+    @ParameterizedTest(name = "lm tied={0} gate={1} moeEvery={2} kvHeads={3} shared experts={4}")
+    @CsvSource({"false, true, 1, 2, 0", "true, true, 2, 4, 1", "true, false, 1, 1, 0"})
+    void languageModelDirectionalDerivativesMatch(boolean tied, boolean gate, int moeEvery, int kvHeads, int shared) {
         int b = 2;
         int t = 6;
         int v = 20;
         LmSpec spec = new LmSpec(new ModelSpec(v, v, 8, 2, 4, 2, 5, Activation.SWIGLU, NormKind.RMSNORM,
-                GateMode.TOPK_SOFTMAX, 0, 0, 0.2, 0.05, 0.01, 0.1, StnSpec.NONE, Precision.FP32), t, 4, kvHeads, 10000,
+                GateMode.TOPK_SOFTMAX, 0, 0, 0.2, 0.05, 0.01, 0.1, StnSpec.NONE, Precision.FP32).withSharedExperts(shared),
+                t, 4, kvHeads, 10000,
                 moeEvery, 6, gate, 0.2, tied);
         Backend be = new CpuBackend();
         MoeTransformer model = MoeTransformer.local(be, spec, 11, b);

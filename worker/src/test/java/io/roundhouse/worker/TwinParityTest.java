@@ -80,12 +80,13 @@ class TwinParityTest {
         check("tied", m);
     }
 
-    /** The sigmoid router, its selection bias moved by a large rate so it changes choices. */
+    /** The sigmoid router, its selection bias moved by a large rate so it changes choices; shared experts. */
     @Test
-    void sigmoidRouterWithItsSelectionBias() throws Exception {
+    void sigmoidRouterWithItsSelectionBiasAndSharedExperts() throws Exception {
         Map<String, String> m = config("sigmoid");
         m.put("model.router", "sigmoid");
         m.put("model.routerBiasRate", "0.05");
+        m.put("model.sharedExperts", "2");
         check("sigmoid", m);
     }
 

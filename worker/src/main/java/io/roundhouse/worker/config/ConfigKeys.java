@@ -72,6 +72,9 @@ public final class ConfigKeys {
     public static final ConfigKey<Double> MODEL_ROUTER_BIAS_RATE = doubleKey("model.routerBiasRate", 0.001, 0, 1, true,
             "model.router=sigmoid: after each step every expert's selection bias moves by this much towards the mean "
             + "load (+ when under it, - when over it); 0 = no bias");
+    public static final ConfigKey<Integer> MODEL_SHARED_EXPERTS = intKey("model.sharedExperts", 0, 0, 64,
+            "always-on experts beside the routed ones in every MoE block (DeepSeekMoE), each as wide as a routed one "
+            + "(model.expertHidden); every token goes through them, gate 1; 0 = none");
     public static final ConfigKey<Double> MODEL_CAPACITY_FACTOR = doubleKey("model.capacityFactor", 1.25, 0, 64, true,
             "expert capacity C = ceil(factor * K * tokens / E) per batch; 0 = dropless (no limit)");
     public static final ConfigKey<Double> MODEL_DROPOUT_INPUT = doubleKey("model.dropout.input", 0.1, 0, 0.9, true,
@@ -217,7 +220,7 @@ public final class ConfigKeys {
             DATA_DIR, DATA_FORMAT, DATA_DISTRIBUTION, DATA_VALIDATION_EXAMPLES, DATA_TEXT, DATA_SEQ_LEN,
             DATA_VALIDATION_FRACTION,
             MODEL_KIND, MODEL_DIM, MODEL_BLOCKS, MODEL_EXPERTS, MODEL_TOP_K, MODEL_EXPERT_HIDDEN, MODEL_ACTIVATION, MODEL_NORM,
-            MODEL_GATE, MODEL_ROUTER, MODEL_ROUTER_BIAS_RATE, MODEL_CAPACITY_FACTOR, MODEL_DROPOUT_INPUT, MODEL_DROPOUT_BLOCK, MODEL_ROUTER_JITTER,
+            MODEL_GATE, MODEL_ROUTER, MODEL_ROUTER_BIAS_RATE, MODEL_SHARED_EXPERTS, MODEL_CAPACITY_FACTOR, MODEL_DROPOUT_INPUT, MODEL_DROPOUT_BLOCK, MODEL_ROUTER_JITTER,
             MODEL_HEADS, MODEL_KV_HEADS, MODEL_ROPE_THETA, MODEL_MOE_EVERY, MODEL_DENSE_HIDDEN, MODEL_ATTENTION_GATE,
             MODEL_TIE_EMBEDDINGS, MODEL_DROPOUT_ATTENTION, MODEL_PRECISION, AUGMENT_SHIFT, LOSS_LOAD_BALANCE, LOSS_Z,
             STN_TUNE, STN_LAYERS, STN_WARMUP_STEPS, STN_TRAIN_STEPS, STN_VALID_STEPS, STN_LR, STN_SIGMA,

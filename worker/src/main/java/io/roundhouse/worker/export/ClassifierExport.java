@@ -14,6 +14,7 @@ import io.roundhouse.worker.model.Param;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Locale;
+import java.util.function.IntFunction;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -88,44 +89,56 @@ public final class ClassifierExport {
             case "norm.beta" -> st.add(to + "norm.bias", v, s[0]);
             case "moe.router.w" -> linear(st, to + "moe.gate.weight", v, s);  // [D, E] → [E, D]
             case "moe.router.bias" -> st.add(to + "moe.gate.e_score_correction_bias", v, s[0]);
-            case "moe.experts.w1" -> {
-                // [E, D, F1] → per expert j: w1 [F, D] (GELU's input, or SwiGLU's gate), w3 [F, D] (SwiGLU's up)
-                int d = s[1];
-                int f1 = s[2];
-                int f = act == Activation.SWIGLU ? f1 / 2 : f1;
-                for (int j = 0; j < s[0]; j++) {
-                    int at = j * d * f1;
-                    String x = expert(to, j);
-                    st.add(x + "w1.weight", columns(v, at, d, f1, 0, f), f, d);
-                    if (act == Activation.SWIGLU) {
-                        st.add(x + "w3.weight", columns(v, at, d, f1, f, f), f, d);
-                    }
-                }
-            }
-            case "moe.experts.b1" -> {
-                // [E, F1] → per expert j: w1.bias [F] (and SwiGLU's w3.bias [F])
-                int f1 = s[1];
-                int f = act == Activation.SWIGLU ? f1 / 2 : f1;
-                for (int j = 0; j < s[0]; j++) {
-                    st.add(expert(to, j) + "w1.bias", Arrays.copyOfRange(v, j * f1, j * f1 + f), f);
-                    if (act == Activation.SWIGLU) {
-                        st.add(expert(to, j) + "w3.bias", Arrays.copyOfRange(v, j * f1 + f, j * f1 + f1), f);
-                    }
-                }
-            }
-            case "moe.experts.w2" -> {
-                // [E, F, D] → per expert j: w2 [D, F]
-                for (int j = 0; j < s[0]; j++) {
-                    st.add(expert(to, j) + "w2.weight", columns(v, j * s[1] * s[2], s[1], s[2], 0, s[2]), s[2], s[1]);
-                }
-            }
-            case "moe.experts.b2" -> {
-                // [E, D] → per expert j: w2.bias [D]
-                for (int j = 0; j < s[0]; j++) {
-                    st.add(expert(to, j) + "w2.bias", Arrays.copyOfRange(v, j * s[1], (j + 1) * s[1]), s[1]);
-                }
-            }
+            case "moe.experts.w1" -> w1(st, jj -> expert(to, jj), v, s, act);
+            case "moe.experts.b1" -> b1(st, jj -> expert(to, jj), v, s, act);
+            case "moe.experts.w2" -> w2(st, jj -> expert(to, jj), v, s);
+            case "moe.experts.b2" -> b2(st, jj -> expert(to, jj), v, s);
+            // the shared experts (DeepSeekMoE) as one FFN: a group of one
+            case "moe.shared.w1" -> w1(st, jj -> to + "moe.shared_experts.", v, s, act);
+            case "moe.shared.b1" -> b1(st, jj -> to + "moe.shared_experts.", v, s, act);
+            case "moe.shared.w2" -> w2(st, jj -> to + "moe.shared_experts.", v, s);
+            case "moe.shared.b2" -> b2(st, jj -> to + "moe.shared_experts.", v, s);
             default -> throw unknown(name);
+        }
+    }
+
+    /** [E, D, F1] → per expert j: w1 [F, D] (GELU's input, or SwiGLU's gate), w3 [F, D] (SwiGLU's up). */
+    private static void w1(SafetensorsWriter st, IntFunction<String> at, float[] v, int[] s, Activation act) {
+        int d = s[1];
+        int f1 = s[2];
+        int f = act == Activation.SWIGLU ? f1 / 2 : f1;
+        for (int j = 0; j < s[0]; j++) {
+            int from = j * d * f1;
+            st.add(at.apply(j) + "w1.weight", columns(v, from, d, f1, 0, f), f, d);
+            if (act == Activation.SWIGLU) {
+                st.add(at.apply(j) + "w3.weight", columns(v, from, d, f1, f, f), f, d);
+            }
+        }
+    }
+
+    /** [E, F1] → per expert j: w1.bias [F] (and SwiGLU's w3.bias [F]). */
+    private static void b1(SafetensorsWriter st, IntFunction<String> at, float[] v, int[] s, Activation act) {
+        int f1 = s[1];
+        int f = act == Activation.SWIGLU ? f1 / 2 : f1;
+        for (int j = 0; j < s[0]; j++) {
+            st.add(at.apply(j) + "w1.bias", Arrays.copyOfRange(v, j * f1, j * f1 + f), f);
+            if (act == Activation.SWIGLU) {
+                st.add(at.apply(j) + "w3.bias", Arrays.copyOfRange(v, j * f1 + f, j * f1 + f1), f);
+            }
+        }
+    }
+
+    /** [E, F, D] → per expert j: w2 [D, F]. */
+    private static void w2(SafetensorsWriter st, IntFunction<String> at, float[] v, int[] s) {
+        for (int j = 0; j < s[0]; j++) {
+            st.add(at.apply(j) + "w2.weight", columns(v, j * s[1] * s[2], s[1], s[2], 0, s[2]), s[2], s[1]);
+        }
+    }
+
+    /** [E, D] → per expert j: w2.bias [D]. */
+    private static void b2(SafetensorsWriter st, IntFunction<String> at, float[] v, int[] s) {
+        for (int j = 0; j < s[0]; j++) {
+            st.add(at.apply(j) + "w2.bias", Arrays.copyOfRange(v, j * s[1], (j + 1) * s[1]), s[1]);
         }
     }
 
@@ -148,6 +161,7 @@ public final class ClassifierExport {
         c.put("num_hidden_layers", spec.blocks());
         c.put("num_local_experts", spec.experts());
         c.put("num_experts_per_tok", spec.topK());
+        c.put("n_shared_experts", spec.sharedExperts());
         c.put("intermediate_size", spec.expertHidden());
         c.put("hidden_act", spec.activation() == Activation.SWIGLU ? "silu" : "gelu_pytorch_tanh");
         c.put("expert_glu", spec.activation() == Activation.SWIGLU);
@@ -161,7 +175,8 @@ public final class ClassifierExport {
                 + "softmax(logits) are the class probabilities (no dropout, router jitter or capacity limit in "
                 + "evaluation)");
         notes.put("moe", "logits = gate(x); S = the num_experts_per_tok largest (ties to the lower expert); "
-                + "y = sum over j in S of gates_j * expert_j(x)");
+                + "y = sum over j in S of gates_j * expert_j(x); with n_shared_experts > 0, plus shared_experts(x): "
+                + "one expert of width n_shared_experts * intermediate_size, gate 1 (DeepSeekMoE)");
         notes.put("expert", spec.activation() == Activation.SWIGLU
                 ? "expert_glu: w2(silu(w1(x)) * w3(x)), each with its bias"
                 : "w2(gelu(w1(x), approximate='tanh')), each with its bias");

@@ -126,6 +126,14 @@ public final class LmExport {
                             columns(v, j * s[1] * s[2], s[1], s[2], 0, s[2]), s[2], s[1]);
                 }
             }
+            case "moe.shared.w1" -> {
+                // [1, D, 2F'] → gate_proj [F', D], up_proj [F', D] (DeepSeekMoE's shared experts, as one FFN)
+                int f = s[2] / 2;
+                st.add(to + "block_sparse_moe.shared_experts.gate_proj.weight", columns(v, 0, s[1], s[2], 0, f), f, s[1]);
+                st.add(to + "block_sparse_moe.shared_experts.up_proj.weight", columns(v, 0, s[1], s[2], f, f), f, s[1]);
+            }
+            case "moe.shared.w2" -> st.add(to + "block_sparse_moe.shared_experts.down_proj.weight",
+                    columns(v, 0, s[1], s[2], 0, s[2]), s[2], s[1]);  // [1, F', D] → [D, F']
             default -> throw unknown(name);
         }
     }
@@ -150,6 +158,7 @@ public final class LmExport {
         c.put("dense_intermediate_size", spec.denseHidden());
         c.put("num_local_experts", m.experts());
         c.put("num_experts_per_tok", m.topK());
+        c.put("n_shared_experts", m.sharedExperts());
         ArrayNode moe = c.putArray("moe_layers");
         for (int b = 0; b < m.blocks(); b++) {
             if (spec.isMoe(b)) {
@@ -174,6 +183,9 @@ public final class LmExport {
                 + "output before o_proj, x being the input_layernorm output; Mixtral has no such projection");
         notes.put("router_gate", ModelExport.routerNote(m));
         notes.put("router", "block_sparse_moe.gate sees the post_attention_layernorm output, as in Mixtral");
+        notes.put("shared_experts", "with n_shared_experts > 0: block_sparse_moe.shared_experts.{gate,up,down}_proj, "
+                + "one SwiGLU FFN of width n_shared_experts * intermediate_size that every token goes through, "
+                + "added to the routed experts' output with weight 1 (DeepSeekMoE)");
         notes.put("moe_layers", "blocks not listed are dense: mlp.gate_proj/up_proj/down_proj (Llama's names), "
                 + "down(silu(gate(x)) * up(x)), of width dense_intermediate_size");
         notes.put("rope", "inv_freq[i] = rope_theta^(-2i/head_dim), i < head_dim/2; dimension i pairs with i + "

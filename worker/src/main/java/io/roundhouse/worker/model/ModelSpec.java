@@ -28,15 +28,21 @@ import io.roundhouse.worker.config.JobConfig;
  * @param stn             what a Self-Tuning Network adds (tuned hyperparameters, responses)
  * @param precision       the GEMMs of the embedding, the experts and the head (routers stay fp32)
  * @param router          which router chooses the experts ({@code gate} is the softmax router's)
+ * @param sharedExperts   always-on experts beside the routed ones (DeepSeekMoE), each as wide as a
+ *                        routed one: one FFN of width sharedExperts·expertHidden every token goes through
  */
 public record ModelSpec(int inputs, int classes, int dim, int blocks, int experts, int topK, int expertHidden,
                         Activation activation, NormKind norm, GateMode gate, double capacityFactor,
                         double dropoutInput, double dropoutBlock, double loadBalance, double zLoss,
-                        double routerJitter, StnSpec stn, Precision precision, RouterSpec router) {
+                        double routerJitter, StnSpec stn, Precision precision, RouterSpec router,
+                        int sharedExperts) {
 
     public ModelSpec {
         if (topK < 1 || topK > experts) {
             throw new IllegalArgumentException("topK " + topK + " must be in [1, experts=" + experts + "]");
+        }
+        if (sharedExperts < 0) {
+            throw new IllegalArgumentException("sharedExperts " + sharedExperts + " must be >= 0");
         }
     }
 
@@ -54,25 +60,34 @@ public record ModelSpec(int inputs, int classes, int dim, int blocks, int expert
                      double dropoutInput, double dropoutBlock, double loadBalance, double zLoss,
                      double routerJitter, StnSpec stn, Precision precision) {
         this(inputs, classes, dim, blocks, experts, topK, expertHidden, activation, norm, gate, capacityFactor,
-                dropoutInput, dropoutBlock, loadBalance, zLoss, routerJitter, stn, precision, RouterSpec.SOFTMAX);
+                dropoutInput, dropoutBlock, loadBalance, zLoss, routerJitter, stn, precision, RouterSpec.SOFTMAX, 0);
     }
 
     /** The same model with a Self-Tuning Network. */
     public ModelSpec withStn(StnSpec s) {
         return new ModelSpec(inputs, classes, dim, blocks, experts, topK, expertHidden, activation, norm, gate,
-                capacityFactor, dropoutInput, dropoutBlock, loadBalance, zLoss, routerJitter, s, precision, router);
+                capacityFactor, dropoutInput, dropoutBlock, loadBalance, zLoss, routerJitter, s, precision, router,
+                sharedExperts);
     }
 
     /** The same model with its layer GEMMs at {@code p}. */
     public ModelSpec withPrecision(Precision p) {
         return new ModelSpec(inputs, classes, dim, blocks, experts, topK, expertHidden, activation, norm, gate,
-                capacityFactor, dropoutInput, dropoutBlock, loadBalance, zLoss, routerJitter, stn, p, router);
+                capacityFactor, dropoutInput, dropoutBlock, loadBalance, zLoss, routerJitter, stn, p, router,
+                sharedExperts);
     }
 
     /** The same model with router {@code r}. */
     public ModelSpec withRouter(RouterSpec r) {
         return new ModelSpec(inputs, classes, dim, blocks, experts, topK, expertHidden, activation, norm, gate,
-                capacityFactor, dropoutInput, dropoutBlock, loadBalance, zLoss, routerJitter, stn, precision, r);
+                capacityFactor, dropoutInput, dropoutBlock, loadBalance, zLoss, routerJitter, stn, precision, r,
+                sharedExperts);
+    }
+
+    /** The same model with {@code s} shared experts. */
+    public ModelSpec withSharedExperts(int s) {
+        return new ModelSpec(inputs, classes, dim, blocks, experts, topK, expertHidden, activation, norm, gate,
+                capacityFactor, dropoutInput, dropoutBlock, loadBalance, zLoss, routerJitter, stn, precision, router, s);
     }
 
     /** The fixed value of the model's hyperparameter {@code h} (its initial value when tuned). */
@@ -97,7 +112,7 @@ public record ModelSpec(int inputs, int classes, int dim, int blocks, int expert
                 c.get(ConfigKeys.MODEL_DROPOUT_BLOCK), c.get(ConfigKeys.LOSS_LOAD_BALANCE), c.get(ConfigKeys.LOSS_Z),
                 c.get(ConfigKeys.MODEL_ROUTER_JITTER), new StnSpec(c.get(ConfigKeys.STN_TUNE).stream().map(Hyper::byId)
                         .toList(), java.util.Set.copyOf(c.get(ConfigKeys.STN_LAYERS))), c.get(ConfigKeys.MODEL_PRECISION),
-                RouterSpec.from(c));
+                RouterSpec.from(c), c.get(ConfigKeys.MODEL_SHARED_EXPERTS));
     }
 
     /** Expert capacity for {@code tokens} tokens: ceil(cf·K·tokens/E), or 0 (no limit) when dropless. */

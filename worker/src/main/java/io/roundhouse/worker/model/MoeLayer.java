@@ -44,6 +44,17 @@ public final class MoeLayer {
     public final Param b1;       // [El, F1] or null
     public final Param w2;       // [El, F, D]
     public final Param b2;       // [El, D] or null
+    // Shared experts (DeepSeekMoE): one FFN of width S·F over every token, or null without them.
+    private final Param sw1;     // [1, D, S·F1]
+    private final Param sb1;     // [1, S·F1] or null
+    private final Param sw2;     // [1, S·F, D]
+    private final Param sb2;     // [1, D] or null
+    private final Tensor sa;     // [maxN, S·F1]
+    private final Tensor sh;     // [maxN, S·F]
+    private final Tensor sy;     // [maxN, D] (also the input gradient in backward)
+    private final Tensor sdh;    // [maxN, S·F]
+    private final Tensor sda;    // [maxN, S·F1]
+    private final int[] sharedOffsets = new int[2];
 
     // Forward state, allocated once for maxN tokens.
     private final Tensor rowToken;  // [maxN·K] int
@@ -104,6 +115,30 @@ public final class MoeLayer {
         w2 = ps.normalSlice(name + ".experts.w2", 1 / Math.sqrt(f) / Math.sqrt(2.0 * spec.blocks()), true, first, el, e,
                 f, d);
         b2 = bias ? ps.constant(name + ".experts.b2", 0f, false, el, d) : null;
+        int fs = spec.sharedExperts() * f;
+        if (fs > 0) {
+            // Dense parameters (no ".experts." in the name): every worker holds them, the all-reduce sums them.
+            int fs1 = act.preWidth(fs);
+            sw1 = ps.normal(name + ".shared.w1", 1 / Math.sqrt(d), true, 1, d, fs1);
+            sb1 = bias ? ps.constant(name + ".shared.b1", 0f, false, 1, fs1) : null;
+            sw2 = ps.normal(name + ".shared.w2", 1 / Math.sqrt(fs) / Math.sqrt(2.0 * spec.blocks()), true, 1, fs, d);
+            sb2 = bias ? ps.constant(name + ".shared.b2", 0f, false, 1, d) : null;
+            sa = be.allocate(name + ".shared.a", DType.FLOAT32, maxN, fs1);
+            sh = be.allocate(name + ".shared.h", DType.FLOAT32, maxN, fs);
+            sy = be.allocate(name + ".shared.y", DType.FLOAT32, maxN, d);
+            sdh = be.allocate(name + ".shared.dh", DType.FLOAT32, maxN, fs);
+            sda = be.allocate(name + ".shared.da", DType.FLOAT32, maxN, fs1);
+        } else {
+            sw1 = null;
+            sb1 = null;
+            sw2 = null;
+            sb2 = null;
+            sa = null;
+            sh = null;
+            sy = null;
+            sdh = null;
+            sda = null;
+        }
 
         rowToken = be.allocate(name + ".rowToken", DType.INT32, rows);
         copyRow = be.allocate(name + ".copyRow", DType.INT32, maxN, k);
@@ -209,7 +244,16 @@ public final class MoeLayer {
         // 6. un-permute, weighted by the gates
         Tensor out = y.rows(n);
         be.unpermuteForward(out, yp, copyRow.rows(n), gates);
-        timers.add(PhaseTimers.Phase.UNPERMUTE, System.nanoTime() - t5);
+        long t6 = System.nanoTime();
+        timers.add(PhaseTimers.Phase.UNPERMUTE, t6 - t5);
+        // 7. shared experts: every token, gate 1
+        if (sw1 != null) {
+            sharedOffsets[1] = n;
+            be.expertFfnForward(sy.rows(n), sa.rows(n), sh.rows(n), input, sw1.value(), sb1 == null ? null : sb1.value(),
+                    sw2.value(), sb2 == null ? null : sb2.value(), sharedOffsets, act, precision);
+            be.axpy(out, 1f, sy.rows(n));
+            timers.add(PhaseTimers.Phase.EXPERTS, System.nanoTime() - t6);
+        }
         return out;
     }
 
@@ -220,8 +264,17 @@ public final class MoeLayer {
     public Tensor backward(Tensor dy) {
         int n = x.dim(0);
         int mLocal = localOffsets[localOffsets.length - 1];
-        // 6. un-permute → gradient for each kept copy and for each gate
+        // 7. shared experts (their input gradient lands in sy, added to the routed path's below)
         long tStart = System.nanoTime();
+        if (sw1 != null) {
+            be.expertFfnBackward(sy.rows(n), sw1.grad(), sb1 == null ? null : sb1.grad(), sw2.grad(),
+                    sb2 == null ? null : sb2.grad(), dy, x, sa.rows(n), sh.rows(n), sw1.value(), sw2.value(),
+                    sharedOffsets, act, sdh.rows(n), sda.rows(n), precision);
+            long t = System.nanoTime();
+            timers.add(PhaseTimers.Phase.EXPERTS, t - tStart);
+            tStart = t;
+        }
+        // 6. un-permute → gradient for each kept copy and for each gate
         be.unpermuteBackward(dyp.rows(m), dGates.rows(n), dy, yp, copyRow.rows(n), router.gates());
         // 5. combine's backward is a dispatch
         long t0 = System.nanoTime();
@@ -253,6 +306,9 @@ public final class MoeLayer {
         timers.add(PhaseTimers.Phase.PERMUTE, t4 - t3);
         // 1. router: gates and auxiliary losses → the input and the router's weights
         be.axpy(out, 1f, router.backward(dGates.rows(n)));
+        if (sw1 != null) {
+            be.axpy(out, 1f, sy.rows(n));
+        }
         timers.add(PhaseTimers.Phase.ROUTE, System.nanoTime() - t4);
         return out;
     }

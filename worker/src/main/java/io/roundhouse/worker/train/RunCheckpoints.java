@@ -84,10 +84,13 @@ public final class RunCheckpoints {
                 MODEL_NORM)) {
             model.put(k.name(), config.asMap().get(k.name()));
         }
-        // The router shapes parameters (the sigmoid router's bias); recorded when not the softmax
-        // one, so a softmax model's settings read as they did before routers were chosen.
-        if (!config.get(ConfigKeys.MODEL_ROUTER).equals(ConfigKeys.MODEL_ROUTER.defaultText())) {
-            model.put(ConfigKeys.MODEL_ROUTER.name(), config.get(ConfigKeys.MODEL_ROUTER));
+        // The router and shared experts shape parameters (the sigmoid router's bias, the shared
+        // FFN); recorded when not their defaults, so the settings of a model without them read as
+        // they did before either existed.
+        for (ConfigKey<?> k : List.of(ConfigKeys.MODEL_ROUTER, ConfigKeys.MODEL_SHARED_EXPERTS)) {
+            if (!config.asMap().get(k.name()).equals(k.defaultText())) {
+                model.put(k.name(), config.asMap().get(k.name()));
+            }
         }
         if (ModelKind.of(config) == ModelKind.LANGUAGE_MODEL) {
             for (ConfigKey<?> k : List.of(ConfigKeys.MODEL_KIND, ConfigKeys.MODEL_TOP_K, ConfigKeys.MODEL_GATE,
