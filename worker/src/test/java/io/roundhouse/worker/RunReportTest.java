@@ -135,9 +135,9 @@ class RunReportTest {
         assertEquals(30, charts.get("dropped copies").given(b + " dropped"));
         assertEquals(2, charts.get(b + " · compute per worker").given.size(), "a line per worker");
         for (String run : List.of(a, b)) {
-            assertEquals(30 * 4, charts.get(run + " · MoE layer 0: expert load").given(run + " load"));
+            assertEquals(30 * 4, charts.get(run + " · MoE layer 0: expert load").given("load"));
         }
-        assertEquals(12 * 4, charts.get(c + " · MoE layer 1: expert load").given(c + " load"), "the LM's second block");
+        assertEquals(12 * 4, charts.get(c + " · MoE layer 1: expert load").given("load"), "the LM's second block");
         assertEquals(Map.of(a + " λ", 8, a + " band", 8), charts.get("dropout.block").given);
     }
 

@@ -12,7 +12,8 @@ import java.util.function.ToDoubleFunction;
 /**
  * The report's charts as data: what each plots, taken from the runs' records, for the page's script
  * ({@code report.js}) to hand to ECharts. A chart is {@code {id, section, title, note, kind, yName,
- * series: [{name, run, style, data}]}}; {@code kind} is {@code lines} (data {@code [[x, y], …]};
+ * run, series: [{name, run, style, data}]}} ({@code run}: the run's index where the chart shows one
+ * run of several); {@code kind} is {@code lines} (data {@code [[x, y], …]};
  * style {@code line}, {@code dashed}, {@code points} or {@code band} with data {@code [[x, lo, hi], …]}),
  * {@code stacked} (lines stacked as areas, except style {@code total}) or {@code heatmap} (one series,
  * data {@code [[column, expert, value], …]}, with {@code columns}: the step each column ends at, and
@@ -149,6 +150,7 @@ final class ReportCharts {
                         "Each expert's share of the layer's kept token copies, times " + experts
                                 + " (1 = an even share; 0 = idle)" + (per > 1 ? "; each column the sum over " + per
                                 + " steps" : "") + ".");
+                chart.put("run", runs.indexOf(r));
                 chart.put("columns", steps);
                 chart.put("experts", experts);
                 series(chart, runs.indexOf(r), "load", "heatmap", cells);
@@ -173,6 +175,7 @@ final class ReportCharts {
             Map<String, Object> chart = chart("Time", (several ? r.name + " · " : "") + "time per phase", "ms", "stacked",
                     "Milliseconds of each step by phase (rank 0's), stacked; the line is the whole step's wall time "
                             + "(the gap above the stack is time no phase timer covers).");
+            chart.put("run", k);
             for (String p : phases) {
                 line(chart, k, p, "area", r.train, n -> num(n.path("phaseMs").path(p)));
             }
@@ -180,6 +183,7 @@ final class ReportCharts {
             if (r.train.get(0).has("computeMsByWorker")) {
                 Map<String, Object> workers = chart("Time", (several ? r.name + " · " : "") + "compute per worker", "ms",
                         "lines", "Each worker's compute time in the step (the step waits for the slowest).");
+                workers.put("run", k);
                 for (int w = 0; w < r.train.get(0).path("computeMsByWorker").size(); w++) {
                     int rank = w;
                     line(workers, k, "worker " + w, "line", r.train, n -> num(n.path("computeMsByWorker").path(rank)));
@@ -317,7 +321,8 @@ final class ReportCharts {
     @SuppressWarnings("unchecked")
     private void series(Map<String, Object> chart, int run, String name, String style, List<double[]> data) {
         Map<String, Object> s = new LinkedHashMap<>();
-        s.put("name", several ? runs.get(run).name + " " + name : name);
+        // A chart of one run among several names the run in its title, not in each series.
+        s.put("name", several && !chart.containsKey("run") ? runs.get(run).name + " " + name : name);
         s.put("run", run);
         s.put("style", style);
         s.put("data", data);

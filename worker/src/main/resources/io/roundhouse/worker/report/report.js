@@ -97,7 +97,7 @@
     }
     return {
       animation: false,
-      grid: {left: 70, right: 24, top: 16, bottom: 80},
+      grid: {left: 70, right: 24, top: 30, bottom: 80},
       tooltip: {position: 'top'},
       xAxis: {type: 'category', data: spec.columns.map(String), name: 'step', nameLocation: 'middle', nameGap: 24},
       yAxis: {type: 'category', data: experts, name: spec.yName},
