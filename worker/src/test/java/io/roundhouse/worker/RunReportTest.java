@@ -118,6 +118,8 @@ class RunReportTest {
     @Test
     void severalRunsOverlayASeriesPerRun() throws Exception {
         Path page = RunReport.write(List.of(stn, capped, lm), OUT.resolve("compare.html"));
+        assertTrue(Files.readString(page).contains("<tr><td>experts by worker</td><td>0: 0–3</td><td>0: 0–1 · 1: 2–3</td>"),
+                "the header has each run's placement");
         Map<String, Chart> charts = render(page, "compare");
         // The runs may share a folder name (started in one second): labelled by their parent folders too.
         String a = label(stn, capped, lm);

@@ -22,19 +22,24 @@ import java.util.Map;
  * <p>A malformed line is refused with its number; only the last line may be cut short without a
  * newline (the run is still writing it), and it is then left out and counted in {@link #partialLines}.
  */
-public final class RunRecords {
+final class RunRecords {
     private static final ObjectMapper JSON = new ObjectMapper();
 
     /** The run's label in the report: the folder's name, or more of its path where two runs share a name. */
     public final String name;
+    /** The run folder. */
     public final Path dir;
     /** {@code key -> value} as {@code config.conf} gives them; empty when it is missing. */
     public final Map<String, String> config;
     /** {@code summary.json}, or null when there is none. */
     public final JsonNode summary;
+    /** The first record: the experts each worker hosts ({@code expertsByWorker}); null in a run without one. */
     public final JsonNode placement;
+    /** One record per step, in step order. */
     public final List<JsonNode> train = new ArrayList<>();
+    /** One record per evaluation (validation, test, a language model's tuning split). */
     public final List<JsonNode> eval = new ArrayList<>();
+    /** One record per Self-Tuning round. */
     public final List<JsonNode> hyper = new ArrayList<>();
     /** 1 when the last line was cut short (left out), else 0. */
     public final int partialLines;
@@ -66,7 +71,7 @@ public final class RunRecords {
      * @throws UserException naming the folder or the line and what to do, when one is not a run
      *                       folder or a file in it cannot be read
      */
-    public static List<RunRecords> read(List<Path> dirs) {
+    static List<RunRecords> read(List<Path> dirs) {
         List<Path> paths = dirs.stream().map(d -> d.toAbsolutePath().normalize()).toList();
         List<RunRecords> runs = new ArrayList<>();
         for (int k = 0; k < dirs.size(); k++) {
@@ -190,7 +195,7 @@ public final class RunRecords {
     }
 
     /** Whether the run trained a language model (bits per byte) rather than a classifier (accuracy). */
-    public boolean languageModel() {
+    boolean languageModel() {
         String kind = config.get("model.kind");
         if (kind != null) {
             return kind.equals("lm");

@@ -139,6 +139,13 @@ public final class RunReport {
             }
             h.append("</tr>\n");
         }
+        if (runs.stream().anyMatch(r -> r.placement != null)) {
+            h.append("<tr><td>experts by worker</td>");
+            for (RunRecords r : runs) {
+                h.append("<td>").append(r.placement == null ? "" : escape(placement(r.placement))).append("</td>");
+            }
+            h.append("</tr>\n");
+        }
         h.append("<tr><td>steps recorded</td>");
         for (RunRecords r : runs) {
             String state = r.summary == null ? " (no summary.json: running, or stopped by a failure)" : "";
@@ -158,6 +165,26 @@ public final class RunReport {
         if (runs.stream().noneMatch(r -> r.config.containsKey("model.kind"))) {
             h.append("<p>No config.conf in the run folder: the config is not shown.</p>\n");
         }
+    }
+
+    /** {@code expertsByWorker} as {@code 0: 0–3 · 1: 4–7}, a worker's experts as a range where they are one. */
+    static String placement(JsonNode placement) {
+        StringBuilder sb = new StringBuilder();
+        JsonNode byWorker = placement.path("expertsByWorker");
+        for (int w = 0; w < byWorker.size(); w++) {
+            JsonNode e = byWorker.path(w);
+            int first = e.path(0).asInt();
+            int last = e.path(e.size() - 1).asInt();
+            sb.append(w == 0 ? "" : " · ").append(w).append(": ");
+            if (e.size() > 1 && last - first == e.size() - 1) {
+                sb.append(first).append('–').append(last);
+            } else {
+                for (int i = 0; i < e.size(); i++) {
+                    sb.append(i == 0 ? "" : ",").append(e.path(i).asInt());
+                }
+            }
+        }
+        return sb.toString();
     }
 
     private static String format(JsonNode v) {

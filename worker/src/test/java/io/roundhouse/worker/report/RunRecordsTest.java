@@ -120,6 +120,15 @@ class RunRecordsTest {
     }
 
     @Test
+    void placementShowsEachWorkersExperts() throws Exception {
+        ObjectMapper json = new ObjectMapper();
+        assertEquals("0: 0–3 · 1: 4–7", RunReport.placement(json.readTree("{\"expertsByWorker\":[[0,1,2,3],[4,5,6,7]]}")));
+        assertEquals("0: 0 · 1: 0 · 2: 1", RunReport.placement(json.readTree("{\"expertsByWorker\":[[0],[0],[1]]}")),
+                "replicas");
+        assertEquals("0: 0,2", RunReport.placement(json.readTree("{\"expertsByWorker\":[[0,2]]}")));
+    }
+
+    @Test
     void writesThePageAtomicallyWithTheLibraryInlined() throws Exception {
         Path dir = run("one", train(1, 2.0) + "\n" + train(2, 1.5) + "\n");
         Path page = RunReport.writeFor(dir);
