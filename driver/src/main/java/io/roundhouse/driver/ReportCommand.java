@@ -31,6 +31,10 @@ final class ReportCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         Path file = out != null ? out : defaultOut(runDirs);
+        if (java.nio.file.Files.isDirectory(file)) {
+            throw new UserException(UserException.USAGE, "--out " + file + " is a folder; give a file, such as "
+                    + file.resolve(RunReport.FILE));
+        }
         Path parent = file.toAbsolutePath().getParent();
         if (parent != null && !java.nio.file.Files.isDirectory(parent)) {
             throw new UserException(UserException.USAGE, "--out " + file + ": no folder " + parent

@@ -73,6 +73,10 @@ class ReportCommandTest {
         assertEquals(2, cli("report", run("run-b").toString(), "--out", tmp.resolve("no/such/x.html").toString()));
         assertTrue(err.toString().startsWith("error: --out ") && err.toString().contains("create it"), err.toString());
         err.getBuffer().setLength(0);
+        assertEquals(2, cli("report", run("run-c").toString(), "--out", tmp.toString()));
+        assertEquals("error: --out " + tmp + " is a folder; give a file, such as " + tmp.resolve("report.html") + "\n",
+                err.toString());
+        err.getBuffer().setLength(0);
         assertEquals(2, cli("report"));
         assertTrue(err.toString().startsWith("error: Missing required parameter"), err.toString());
     }
