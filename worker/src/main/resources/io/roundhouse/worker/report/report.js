@@ -5,6 +5,9 @@
 (function () {
   var data = JSON.parse(document.getElementById('report-data').textContent);
   var palette = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#e377c2', '#17becf'];
+  // Twelve phases at most (PhaseTimers.Phase): a colour each.
+  var phasePalette = ['#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f', '#edc948', '#b07aa1', '#ff9da7',
+    '#9c755f', '#bab0ac', '#86bcb6', '#d4a6c8'];
   function lines(spec) {
     var runs = {};
     spec.series.forEach(function (s) { runs[s.run] = true; });
@@ -51,6 +54,7 @@
     }
     return {
       animation: false,
+      color: phasePalette,
       grid: {left: 70, right: 24, top: 48, bottom: 64},
       legend: {type: 'scroll', top: 0},
       tooltip: {trigger: 'axis'},
