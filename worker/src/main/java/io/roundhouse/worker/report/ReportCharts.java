@@ -15,7 +15,8 @@ import java.util.function.ToDoubleFunction;
  * run, series: [{name, run, style, data}]}} ({@code run}: the run's index where the chart shows one
  * run of several); {@code kind} is {@code lines} (data {@code [[x, y], …]};
  * style {@code line}, {@code dashed}, {@code points} or {@code band} with data {@code [[x, lo, hi], …]}),
- * {@code stacked} (lines stacked as areas, except style {@code total}) or {@code heatmap} (one series,
+ * {@code stacked} (one run's series over the same steps: style {@code area} stacked as areas,
+ * {@code total} a line over them) or {@code heatmap} (one series,
  * data {@code [[column, expert, value], …]}, with {@code columns}: the step each column ends at, and
  * {@code experts}).
  *
