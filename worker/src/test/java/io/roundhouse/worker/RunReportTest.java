@@ -47,6 +47,8 @@ class RunReportTest {
 
     @BeforeAll
     static void runs() throws Exception {
+        Assumptions.assumeTrue(chromium() != null, "chromium is not installed (Debian: apt-get install chromium); "
+                + "the run report is not checked in a browser");
         if (Files.exists(OUT)) {
             try (var files = Files.walk(OUT)) {
                 files.sorted(java.util.Comparator.reverseOrder()).map(Path::toFile).forEach(File::delete);
@@ -183,8 +185,6 @@ class RunReportTest {
      */
     private static Map<String, Chart> render(Path page, String name) throws Exception {
         String chromium = chromium();
-        Assumptions.assumeTrue(chromium != null, "chromium is not installed (Debian: apt-get install chromium); "
-                + "the run report is not checked in a browser");
         String dom = run(chromium, "--window-size=1200,900", "--dump-dom", page.toUri().toString());
         Matcher errors = Pattern.compile("<pre id=\"console-errors\"[^>]*data-count=\"(\\d+)\"[^>]*>([^<]*)</pre>").matcher(dom);
         assertTrue(errors.find(), "the page's error hook ran");
