@@ -9,7 +9,7 @@ import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
 /**
- * The {@code roundhouse} command: {@code train}, {@code generate}, {@code export}, {@code spark}, {@code config}, {@code bench}.
+ * The {@code roundhouse} command: {@code train}, {@code generate}, {@code export}, {@code report}, {@code spark}, {@code config}, {@code bench}.
  *
  * <p>Errors: the user's own (a {@link UserException}: config, data, checkpoints, paths; a
  * {@link BackendException}; a {@link CommsException}: a peer or the transport failed) print one
@@ -19,7 +19,7 @@ import picocli.CommandLine.Command;
  */
 @Command(name = "roundhouse", mixinStandardHelpOptions = true, version = "roundhouse 0.1.0",
         description = "Train Mixture-of-Experts models: one process, W worker JVMs on this host, or a Spark application.",
-        subcommands = {TrainCommand.class, GenerateCommand.class, ExportCommand.class, SparkCommand.class, WorkerCommand.class, ConfigCommand.class, BenchCommand.class})
+        subcommands = {TrainCommand.class, GenerateCommand.class, ExportCommand.class, ReportCommand.class, SparkCommand.class, WorkerCommand.class, ConfigCommand.class, BenchCommand.class})
 public final class RoundhouseCli {
 
     /** Exit code for a job that cannot run as given (bad config, data, checkpoint, output folder). */

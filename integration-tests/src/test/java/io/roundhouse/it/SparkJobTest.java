@@ -363,7 +363,7 @@ class SparkJobTest {
         assertEquals(5, hyper.size(), "hyper steps after steps 7, 9, 11, 13, 15");
         assertEquals(5, summary.get("hyperSteps").asInt());
         assertEquals(json.readTree(hyper.get(4)).get("lambda"), summary.get("hyperparameters"));
-        assertTrue(Files.readString(run.resolve("stn-report.html")).contains("<h3>loss.zLoss</h3>"),
+        assertTrue(Files.readString(run.resolve("report.html")).contains("<h3>loss.zLoss</h3>"),
                 "the driver writes the report");
     }
 

@@ -108,12 +108,13 @@ class StnTrainingTest {
                 "each step record carries the λ it trained with (the last step: λ after step 14's round)");
         JsonNode summary = new ObjectMapper().readTree(one.runDir().resolve("summary.json").toFile());
         assertEquals(last.toString(), summary.get("hyperparameters").toString());
-        String report = Files.readString(one.runDir().resolve("stn-report.html"));
+        // The run report (RunReportTest checks in a browser that its charts draw every round).
+        String report = Files.readString(one.runDir().resolve("report.html"));
         for (String name : List.of("dropout.input", "dropout.block", "router.jitter", "loss.loadBalance", "loss.zLoss",
                 "augment.shift")) {
             assertTrue(report.contains("<h3>" + name + "</h3>"), "the report plots " + name);
         }
-        assertTrue(report.contains("<polyline"), "with a line");
+        assertTrue(report.contains("\"name\":\"λ\",\"run\":0,\"style\":\"line\""), "with a line");
         String schedules = io.roundhouse.worker.train.StnReport.schedules(List.of(one.runDir(), one.runDir()),
                 List.of("a", "b"));
         assertTrue(schedules.startsWith("<svg") && schedules.contains(">loss.zLoss</text>"), schedules);
