@@ -154,7 +154,7 @@ class RunReportTest {
 
     @Test
     void theStnReportIsTheRunReport() throws Exception {
-        Path page = io.roundhouse.worker.train.StnReport.write(stn);
+        Path page = io.roundhouse.worker.report.RunReport.writeFor(stn);
         assertEquals(stn.resolve("report.html"), page);
         String html = Files.readString(page);
         for (String name : List.of("dropout.block", "router.jitter", "loss.loadBalance")) {

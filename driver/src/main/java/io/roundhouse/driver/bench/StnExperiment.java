@@ -269,7 +269,7 @@ final class StnExperiment {
             sb.append(String.format(Locale.ROOT, "%nMeans over seeds: fixed %.2f%% / NLL %.4f; STN %.2f%% / %.4f.%n%n",
                     100 * sums[0][0] / k, sums[0][1] / k, 100 * sums[2][0] / k, sums[2][1] / k));
         }
-        sb.append("Hyperparameters STN ended with (its schedules: `stn-report.html` in each STN run's directory):\n\n");
+        sb.append("Hyperparameters STN ended with (its schedules: the Self-Tuning Network section of `report.html` in each STN run's directory):\n\n");
         for (Run r : runs) {
             if (r.arm.equals("stn")) {
                 try {

@@ -463,9 +463,14 @@ public final class SparkJob {
             }
             out.printf("parameter digest: %s%n", digests.get(0));
             if (summary.has("hyperparameters")) {
-                metrics.flush();
-                out.printf("self-tuning: ended with %s; report %s%n", summary.path("hyperparameters"),
-                        io.roundhouse.worker.train.StnReport.write(runDir));
+                out.printf("self-tuning: ended with %s%n", summary.path("hyperparameters"));
+            }
+            metrics.flush();
+            try {
+                out.printf("report: %s%n", io.roundhouse.worker.report.RunReport.writeFor(runDir));
+            } catch (RuntimeException e) {
+                out.printf("no report: %s (the run itself is complete; write the page with 'roundhouse report %s')%n",
+                        e.getMessage(), runDir);
             }
             return Trainer.Result.of(runDir, summary);
         }

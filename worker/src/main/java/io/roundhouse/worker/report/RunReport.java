@@ -115,8 +115,12 @@ public final class RunReport {
     /** A table with a column per run: the key config, then summary.json's figures. */
     private static void header(StringBuilder h, List<RunRecords> runs) {
         String[] keys = {"model.kind", "model.dim", "model.blocks", "model.heads", "model.experts", "model.topK",
-            "model.expertHidden", "model.moeEvery", "model.capacityFactor", "data.seqLen", "train.batchSize",
-            "train.maxSteps", "train.epochs", "train.lr", "workers", "comms.transport", "backend", "stn.tune"};
+            "model.expertHidden", "model.router", "model.sharedExperts", "model.moeEvery", "model.capacityFactor",
+            "data.seqLen", "train.batchSize", "train.maxSteps", "train.epochs", "train.lr", "workers",
+            "comms.transport", "backend", "stn.tune"};
+        // the language model's own keys, left out when every run is a classifier
+        Set<String> lmOnly = Set.of("model.heads", "model.moeEvery", "data.seqLen");
+        boolean anyLm = runs.stream().anyMatch(r -> "lm".equals(r.config.get("model.kind")));
         Set<String> summaryKeys = new LinkedHashSet<>();
         for (RunRecords r : runs) {
             if (r.summary != null) {
@@ -129,7 +133,7 @@ public final class RunReport {
         }
         h.append("</tr>\n");
         for (String k : keys) {
-            if (runs.stream().noneMatch(r -> r.config.containsKey(k))) {
+            if (runs.stream().noneMatch(r -> r.config.containsKey(k)) || (!anyLm && lmOnly.contains(k))) {
                 continue;
             }
             h.append("<tr><td>").append(k).append("</td>");

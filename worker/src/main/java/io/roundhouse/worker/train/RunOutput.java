@@ -10,6 +10,7 @@ import io.roundhouse.worker.model.Model;
 import io.roundhouse.worker.model.ModelSpec;
 import io.roundhouse.worker.model.Objective;
 import io.roundhouse.worker.parallel.WorkerGroup;
+import io.roundhouse.worker.report.RunReport;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Path;
@@ -204,9 +205,20 @@ final class RunOutput implements AutoCloseable {
     }
 
     /** After {@link #close}: a Self-Tuning Network's report of its hyperparameters, in the run directory. */
-    void stnReport(boolean stn) throws IOException {
-        if (runDir != null && stn) {
-            console.println("hyperparameter report: " + StnReport.write(runDir));
+    /**
+     * After {@link #close}: the run's report page ({@link RunReport}) in the run directory (rank 0
+     * with a run directory on this machine) and the line naming it. The run is complete without
+     * it: a page that cannot be written is said, with how to write it later, not thrown.
+     */
+    void report() {
+        if (runDir == null) {
+            return;
+        }
+        try {
+            console.println("report: " + RunReport.writeFor(runDir));
+        } catch (RuntimeException e) {
+            console.println("no report: " + e.getMessage() + " (the run itself is complete; write the page with "
+                    + "'roundhouse report " + runDir + "')");
         }
     }
 

@@ -2,7 +2,6 @@ package io.roundhouse.worker.train;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.roundhouse.worker.report.RunReport;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -13,10 +12,9 @@ import java.util.List;
 import java.util.Locale;
 
 /**
- * The Self-Tuning Network's schedules: {@link #write} gives the run report ({@link RunReport}), whose
- * last section plots λ with its band per hyperparameter; {@link #schedules} draws the schedules of
- * several runs as one static SVG for documents (an image in Markdown runs no script, so it cannot
- * be an ECharts page).
+ * The Self-Tuning Network's schedules of several runs as one static SVG for documents
+ * ({@link #schedules}; an image in Markdown runs no script, so it cannot be an ECharts page). A
+ * run's own schedules are in its report page (RunReport).
  */
 public final class StnReport {
     private static final int W = 640;
@@ -111,15 +109,6 @@ public final class StnReport {
                     + "step %.0f</text>%n</g>%n</g>%n", W - 8, H - PAD + 16, x1));
         }
         return svg.append("</svg>\n").toString();
-    }
-
-    /**
-     * Writes the run's report, {@link RunReport#writeFor} ({@code report.html} in the run directory,
-     * whose Self-Tuning Network section holds a chart per tuned hyperparameter and one of the
-     * validation loss the hyper steps saw), and returns its path.
-     */
-    public static Path write(Path runDir) {
-        return RunReport.writeFor(runDir);
     }
 
     private static String px(double x, double x0, double x1) {

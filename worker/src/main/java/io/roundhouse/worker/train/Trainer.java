@@ -176,7 +176,7 @@ public final class Trainer {
         try (output) {
             result = loop.run();
         }
-        output.stnReport(model.spec().stn().enabled());
+        output.report();
         output.export(model, group.size(), loop.finalCheckpoint(), checkpointStores);
         return result;
     }
