@@ -169,6 +169,18 @@ extern "C" __global__ void rh_sigmoid_topk_backward(float* dLogits, const float*
     }
 }
 
+/** out[r] = −Σ_j p_j·ln p_j of row r of probs[N,E] (0·ln 0 = 0); one thread per row. */
+extern "C" __global__ void rh_row_entropy(float* out, const float* probs, int n, int e) {
+    int r = blockIdx.x * blockDim.x + threadIdx.x;
+    if (r >= n) return;
+    const float* p = probs + (long long)r * e;
+    double h = 0;
+    for (int j = 0; j < e; j++) {
+        if (p[j] > 0.0f) h -= p[j] * log((double)p[j]);
+    }
+    out[r] = (float)h;
+}
+
 /** xp[r, :] = x[rowToken[r], :] for the m kept copies. */
 extern "C" __global__ void rh_permute_forward(float* xp, const float* x, const int* rowToken, int m, int d) {
     RH_GRID_STRIDE(i, (long long)m * d) {

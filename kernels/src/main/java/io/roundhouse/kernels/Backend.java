@@ -357,6 +357,12 @@ public interface Backend extends AutoCloseable {
     void routerStats(Tensor probs, float[] probSums);
 
     /**
+     * Σ over the rows of probs[N,E] of each row's entropy {@code −Σ_j p_j·ln p_j} (0·ln 0 = 0), in
+     * nats: how spread the router's distributions are (a metric; no backward).
+     */
+    double routerEntropy(Tensor probs);
+
+    /**
      * Router auxiliary losses from statistics that may cover more tokens than this worker holds
      * (summed over workers, so W workers give what one worker with all tokens gives).
      * Load balancing (Switch): {@code alpha·E·Σ_e f_e·P_e} with {@code f_e = selected[e]/(T·K)}

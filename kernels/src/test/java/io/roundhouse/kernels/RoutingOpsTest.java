@@ -100,6 +100,31 @@ class RoutingOpsTest {
     }
 
     @Test
+    void routerEntropySumsTheRowsEntropies() {
+        OpTestSupport s = new OpTestSupport(4);
+        int n = 13;
+        int e = 6;
+        double[] p = Ref.softmax(s.randn(n * e, 2), n, e);
+        p[0] = 0;  // a zero probability contributes 0·ln 0 = 0
+        double want = 0;
+        for (int r = 0; r < n; r++) {
+            for (int j = 0; j < e; j++) {
+                double v = p[r * e + j];
+                want -= v > 0 ? v * Math.log(v) : 0;
+            }
+        }
+        assertEquals(want, s.be.routerEntropy(s.tensor("probs", p, n, e)), 1e-5);
+        // uniform rows: ln E each; one-hot rows: 0
+        double[] uniform = new double[2 * e];
+        java.util.Arrays.fill(uniform, 1.0 / e);
+        assertEquals(2 * Math.log(e), s.be.routerEntropy(s.tensor("u", uniform, 2, e)), 1e-5);
+        double[] hot = new double[2 * e];
+        hot[1] = 1;
+        hot[e + 3] = 1;
+        assertEquals(0.0, s.be.routerEntropy(s.tensor("h", hot, 2, e)), 0.0);
+    }
+
+    @Test
     void sigmoidBiasOnlySelects() {
         OpTestSupport s = new OpTestSupport(2);
         // Scores σ(0, 1, 2) ≈ 0.5, 0.73, 0.88; a bias of +1 on expert 0 makes it the first choice,

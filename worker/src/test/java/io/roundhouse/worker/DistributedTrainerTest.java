@@ -92,6 +92,22 @@ class DistributedTrainerTest {
                 assertEquals(a.get("zLoss").asDouble(), b.get("zLoss").asDouble(), 1e-6, "z-loss summed over workers");
                 assertEquals(a.get("accuracy").asDouble(), b.get("accuracy").asDouble(), 1e-9);
                 assertEquals(a.get("expertLoad").toString(), b.get("expertLoad").toString(), "expert load summed");
+                for (int layer = 0; layer < a.get("balance").size(); layer++) {
+                    JsonNode ba = a.get("balance").get(layer);
+                    JsonNode bb = b.get("balance").get(layer);
+                    assertEquals(ba.get("loadMaxOverMean").asDouble(), bb.get("loadMaxOverMean").asDouble(), 1e-12);
+                    assertEquals(ba.get("droppedPercent").asDouble(), bb.get("droppedPercent").asDouble(), 1e-12);
+                    assertEquals(ba.get("entropy").asDouble(), bb.get("entropy").asDouble(), 1e-5,
+                            "router entropy summed over workers");
+                }
+                assertEquals(a.has("expertSimilarity"), b.has("expertSimilarity"));
+                if (a.has("expertSimilarity")) {
+                    for (int layer = 0; layer < a.get("expertSimilarity").size(); layer++) {
+                        assertEquals(a.get("expertSimilarity").get(layer).asDouble(),
+                                b.get("expertSimilarity").get(layer).asDouble(), 1e-5,
+                                "W=" + w + " expert similarity over every worker's experts");
+                    }
+                }
                 assertEquals(a.get("gradNorm").asDouble(), b.get("gradNorm").asDouble(), 1e-4 * a.get("gradNorm").asDouble());
                 assertTrue(b.get("phaseMs").get("all_reduce").asDouble() > 0, "W workers all-reduce");
             }

@@ -82,6 +82,24 @@ class TrainerTest {
                 }
             }
             assertEquals(2 * 50 * 2, kept + n.get("droppedCopies").asInt(), "kept + dropped = blocks·N·K");
+            JsonNode balance = n.get("balance");
+            assertEquals(2, balance.size(), "one balance entry per MoE layer");
+            double droppedPercent = 0;
+            for (JsonNode layer : balance) {
+                assertTrue(layer.get("loadMaxOverMean").asDouble() >= 1, layer.toString());
+                double h = layer.get("entropy").asDouble();
+                assertTrue(h > 0 && h <= Math.log(4) + 1e-6, "router entropy in (0, ln E]: " + h);
+                droppedPercent += layer.get("droppedPercent").asDouble();
+            }
+            assertEquals(100.0 * n.get("droppedCopies").asInt() / (2 * 50 * 2), droppedPercent / 2, 1e-9,
+                    "per-layer dropped shares average to the whole step's (equal copies per layer)");
+            int step = n.get("step").asInt();
+            assertEquals(step % 10 == 0, n.has("expertSimilarity"), "similarity at the log steps (every 10)");
+            if (n.has("expertSimilarity")) {
+                for (JsonNode layer : n.get("expertSimilarity")) {
+                    assertTrue(Math.abs(layer.asDouble()) < 1, "a cosine: " + layer);
+                }
+            }
             assertTrue(n.get("tokensPerSecond").asDouble() > 0);
             JsonNode phases = n.get("phaseMs");
             assertEquals(List.of("embed", "attention", "route", "permute", "dispatch", "experts", "combine", "unpermute", "head",

@@ -521,6 +521,11 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public double routerEntropy(Tensor probs) {
+        return CpuRouting.routerEntropy(probs);
+    }
+
+    @Override
     public float[] routerLossForward(Tensor lse, int[] selected, float[] probSums, int totalTokens, int k, float alpha,
                                      float beta) {
         return CpuRouting.routerLossForward(lse, selected, probSums, totalTokens, k, alpha, beta);

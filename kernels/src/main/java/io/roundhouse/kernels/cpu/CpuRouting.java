@@ -428,6 +428,24 @@ public final class CpuRouting {
         }
     }
 
+    static double routerEntropy(Tensor probs) {
+        int n = probs.dim(0);
+        int e = probs.dim(1);
+        float[] p = f(probs);
+        double sum = 0;
+        for (int r = 0; r < n; r++) {
+            double h = 0;
+            for (int j = 0; j < e; j++) {
+                float v = p[o(probs) + r * e + j];
+                if (v > 0) {
+                    h -= v * Math.log(v);
+                }
+            }
+            sum += (float) h;  // each row's entropy in float, as the GPU kernel writes it
+        }
+        return sum;
+    }
+
     static float[] routerLossForward(Tensor lse, int[] selected, float[] probSums, int totalTokens, int k, float alpha,
                                      float beta) {
         double z = 0;

@@ -539,6 +539,11 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
+    public double routerEntropy(Tensor probs) {
+        return routing.routerEntropy(probs);
+    }
+
+    @Override
     public float[] routerLossForward(Tensor lse, int[] selected, float[] probSums, int totalTokens, int k, float alpha,
                                      float beta) {
         return CpuRouting.routerLoss(lse, selected, probSums, totalTokens, k, alpha, beta, sumSquares(lse));

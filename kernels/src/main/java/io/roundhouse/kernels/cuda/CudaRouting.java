@@ -213,6 +213,25 @@ final class CudaRouting {
         be.read(out.rows(0, e), probSums);
     }
 
+    /** Each row's entropy on the device (one thread per row), summed here in row order. */
+    double routerEntropy(Tensor probs) {
+        int n = probs.dim(0);
+        int e = probs.dim(1);
+        if (n == 0) {
+            return 0;
+        }
+        CudaTensor out = floats(n);
+        dev.bind();
+        dev.launch("routerEntropy", "rh_row_entropy", (n + 127) / 128, 1, 128, out, probs, n, e);
+        float[] rows = new float[n];
+        be.read(out.rows(0, n), rows);
+        double sum = 0;
+        for (float h : rows) {
+            sum += h;
+        }
+        return sum;
+    }
+
     void routerLossBackward(Tensor dProbs, Tensor dLse, Tensor lse, int[] selected, int totalTokens, int k,
                                    float alpha, float beta, float dLoss) {
         int n = lse.dim(0);

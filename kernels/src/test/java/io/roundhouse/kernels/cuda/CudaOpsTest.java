@@ -552,6 +552,7 @@ class CudaOpsTest {
         cpu.sigmoidTopKBackward(dLogits[0], dGates[0], null, null, logits[0], lse[0], top[0], gates[0]);
         gpu.sigmoidTopKBackward(dLogits[1], dGates[1], null, null, logits[1], lse[1], top[1], gates[1]);
         same("sigmoidTopKBackward, gates only", dLogits, 1e-5);
+        assertEquals(cpu.routerEntropy(probs[0]), gpu.routerEntropy(probs[1]), 1e-5, "routerEntropy");
     }
 
     // ---- transformer ----------------------------------------------------------------------------

@@ -167,11 +167,7 @@ public final class MoeClassifier implements Model {
         for (int b = 0; b < blocks.length; b++) {
             hcur = blocks[b].forward(hcur, blockP, blockRates, capacity, train, seed, streamBase + 1 + b,
                     streamBase + 1 + blocks.length + b, firstExample);
-            MoeLayer moe = blocks[b].moe;
-            stats.loadBalanceLoss += moe.loadBalanceLoss();
-            stats.zLoss += moe.zLoss();
-            stats.droppedCopies += moe.dropped();
-            moe.keptPerExpert(stats.expertLoad[b]);
+            blocks[b].moe.addStats(stats, b, train);
         }
         long tHead = System.nanoTime();
         Tensor logits = head.forward(finalNorm.forward(hcur));

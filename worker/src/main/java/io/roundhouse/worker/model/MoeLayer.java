@@ -333,6 +333,20 @@ public final class MoeLayer {
         return x.dim(0) * k - m;
     }
 
+    /**
+     * The last forward's statistics into {@code stats}, as MoE layer {@code layer}: its router
+     * losses and dropped copies added to the model's, its kept copies per expert and dropped
+     * copies, and in training the sum of its routing distributions' entropies.
+     */
+    public void addStats(StepStats stats, int layer, boolean train) {
+        stats.loadBalanceLoss += loadBalanceLoss();
+        stats.zLoss += zLoss();
+        stats.droppedCopies += dropped();
+        stats.droppedByLayer[layer] = dropped();
+        keptPerExpert(stats.expertLoad[layer]);
+        stats.routerEntropy[layer] = train ? router.entropySum() : 0;
+    }
+
     /** Kept copies per expert in the last forward, into {@code out[E]}. */
     public void keptPerExpert(int[] out) {
         for (int j = 0; j < e; j++) {

@@ -176,12 +176,8 @@ public final class MoeTransformer implements Model {
         for (int b = 0; b < blocks.length; b++) {
             h = blocks[b].forward(h, n, train, residual, residualRates, rates, capacity, seed, streamBase + 1 + 4L * b,
                     firstExample);
-            MoeLayer moe = blocks[b].moe;
-            if (moe != null) {
-                stats.loadBalanceLoss += moe.loadBalanceLoss();
-                stats.zLoss += moe.zLoss();
-                stats.droppedCopies += moe.dropped();
-                moe.keptPerExpert(stats.expertLoad[layer++]);
+            if (blocks[b].moe != null) {
+                blocks[b].moe.addStats(stats, layer++, train);
             }
         }
         long tHead = System.nanoTime();

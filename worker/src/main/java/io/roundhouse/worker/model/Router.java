@@ -45,6 +45,9 @@ interface Router {
 
     float zLoss();
 
+    /** Σ over the last forward's tokens of the entropy of the router's distribution over experts, in nats (a metric). */
+    double entropySum();
+
     /**
      * Backward from the gates' gradient dGates[n, K] (plus the auxiliary losses' own, in
      * training): accumulates the router's parameter gradients and returns dL/dx[n, D] through the

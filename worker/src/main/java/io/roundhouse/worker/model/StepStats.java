@@ -18,9 +18,15 @@ public final class StepStats {
     public int droppedCopies;
     /** Kept copies per block and expert, [L][E]. */
     public final int[][] expertLoad;
+    /** Copies the capacity limit dropped, per block [L]. */
+    public final int[] droppedByLayer;
+    /** Σ over the tokens of the router's entropy (nats) per block [L]; training forwards only. */
+    public final double[] routerEntropy;
 
     public StepStats(int blocks, int experts) {
         expertLoad = new int[blocks][experts];
+        droppedByLayer = new int[blocks];
+        routerEntropy = new double[blocks];
     }
 
     /** The loss that was differentiated: cross-entropy plus the router losses. */

@@ -190,6 +190,12 @@ final class TopKRouter implements Router {
         return lastZLoss;
     }
 
+    /** The softmax router's probabilities, or the sigmoid router's scores normalised over every expert. */
+    @Override
+    public double entropySum() {
+        return be.routerEntropy(probs.rows(n));
+    }
+
     @Override
     public Tensor backward(Tensor dGates) {
         // With statistics summed over workers each token's router-loss gradient is already its

@@ -99,27 +99,14 @@ public final class WorkerGroup {
         }
         ParamDigest d = rank == 0 ? new ParamDigest() : null;
         for (Param p : params.all()) {
-            float[] v = params.read(p);
             if (!DenseGradientSync.isExpert(p)) {
                 if (d != null) {
-                    d.add(p.name(), v);
+                    d.add(p.name(), params.read(p));
                 }
                 continue;
             }
-            byte[] mine = toBytes(v);
-            int per = v.length / placement.expertCount(rank);
-            byte[][] parts = new byte[size][];
-            int[] lengths = new int[size];
-            for (int r = 0; r < size; r++) {
-                parts[r] = new byte[4 * per * placement.expertCount(r)];
-            }
-            c.gatherBytes(0, mine, mine.length, parts, lengths);
+            float[] whole = gatherExpert(params, p);
             if (d != null) {
-                float[] whole = new float[per * placement.experts()];
-                for (int r = 0; r < size; r++) {
-                    ByteBuffer.wrap(parts[r], 0, lengths[r]).asFloatBuffer()
-                            .get(whole, per * placement.firstExpert(r), lengths[r] / 4);
-                }
                 d.add(p.name(), whole);
             }
         }
@@ -130,6 +117,34 @@ public final class WorkerGroup {
         }
         int n = c.broadcastBytes(0, hex, 0, hex.length);
         return new String(hex, 0, n, StandardCharsets.US_ASCII);
+    }
+
+    /**
+     * Expert parameter {@code p} whole, as one worker holds it (every expert's slice in expert
+     * order), at rank 0; null elsewhere. A collective: every worker calls it for the same parameter.
+     */
+    public float[] gatherExpert(ParamStore params, Param p) {
+        float[] v = params.read(p);
+        if (c == null) {
+            return v;
+        }
+        byte[] mine = toBytes(v);
+        int per = v.length / placement.expertCount(rank);
+        byte[][] parts = new byte[size][];
+        int[] lengths = new int[size];
+        for (int r = 0; r < size; r++) {
+            parts[r] = new byte[4 * per * placement.expertCount(r)];
+        }
+        c.gatherBytes(0, mine, mine.length, parts, lengths);
+        if (rank != 0) {
+            return null;
+        }
+        float[] whole = new float[per * placement.experts()];
+        for (int r = 0; r < size; r++) {
+            ByteBuffer.wrap(parts[r], 0, lengths[r]).asFloatBuffer()
+                    .get(whole, per * placement.firstExpert(r), lengths[r] / 4);
+        }
+        return whole;
     }
 
     /** Every worker's {@code text} at rank 0, in rank order; null elsewhere. A collective. */

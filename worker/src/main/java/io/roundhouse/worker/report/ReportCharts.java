@@ -47,6 +47,7 @@ final class ReportCharts {
         ReportCharts c = new ReportCharts(runs);
         c.training();
         c.experts();
+        c.balance();
         c.time();
         c.selfTuning();
         List<Map<String, Object>> drawn = new ArrayList<>();
@@ -155,6 +156,37 @@ final class ReportCharts {
                 chart.put("columns", steps);
                 chart.put("experts", experts);
                 series(chart, runs.indexOf(r), "load", "heatmap", cells);
+            }
+        }
+    }
+
+    /**
+     * Per MoE layer over the steps: balance (the busiest expert's load over the mean), the router's
+     * entropy, and the experts' mean pairwise similarity (recorded at the log steps).
+     */
+    private void balance() {
+        Map<String, Object> load = chart("Experts", "load max / mean", "max / mean", "lines",
+                "The busiest expert's kept copies over the mean, per MoE layer: 1 is perfect balance, E is every "
+                        + "copy on one expert.");
+        Map<String, Object> entropy = chart("Experts", "router entropy", "nats", "lines",
+                "The router's mean entropy per token, per MoE layer: ln E when it spreads evenly, 0 when sure.");
+        Map<String, Object> similarity = chart("Experts", "expert similarity", "cosine", "lines",
+                "The mean pairwise cosine similarity of the experts' first weights, per MoE layer: near 1, "
+                        + "experts that learnt the same function (over-provisioned); near 0, unrelated.");
+        for (int k = 0; k < runs.size(); k++) {
+            RunRecords r = runs.get(k);
+            if (r.train.isEmpty()) {
+                continue;
+            }
+            int layers = r.train.get(r.train.size() - 1).path("balance").size();
+            for (int b = 0; b < layers; b++) {
+                int layer = b;
+                line(load, k, "layer " + b, "line", r.train,
+                        n -> num(n.path("balance").path(layer).path("loadMaxOverMean")));
+                line(entropy, k, "layer " + b, "line", r.train,
+                        n -> num(n.path("balance").path(layer).path("entropy")));
+                List<JsonNode> logged = r.train.stream().filter(n -> n.has("expertSimilarity")).toList();
+                line(similarity, k, "layer " + b, "line", logged, n -> num(n.path("expertSimilarity").path(layer)));
             }
         }
     }

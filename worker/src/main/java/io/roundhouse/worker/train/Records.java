@@ -2,7 +2,9 @@ package io.roundhouse.worker.train;
 
 import io.roundhouse.worker.model.StepStats;
 import io.roundhouse.worker.parallel.WorkerGroup;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
 /** The run's records (metrics.jsonl lines) and the progress line's running averages. */
@@ -39,9 +41,35 @@ final class Records {
         r.put("gradNorm", gradNorm);
         r.put("droppedCopies", s.droppedCopies);
         r.put("expertLoad", s.expertLoad);
+        r.put("balance", balance(s));
         r.put("tokensPerSecond", tokensPerSecond);
         r.put("elapsedSeconds", elapsed);
         return r;
+    }
+
+    /**
+     * Per MoE layer of a step's global statistics: {@code loadMaxOverMean} (the busiest expert's
+     * kept copies over the mean: 1 is perfect balance), {@code droppedPercent} (of the layer's
+     * copies) and {@code entropy} (the router's mean entropy per token, nats; ln E is uniform).
+     */
+    static List<Map<String, Double>> balance(StepStats s) {
+        List<Map<String, Double>> layers = new ArrayList<>();
+        for (int b = 0; b < s.expertLoad.length; b++) {
+            long kept = 0;
+            int max = 0;
+            for (int v : s.expertLoad[b]) {
+                kept += v;
+                max = Math.max(max, v);
+            }
+            Map<String, Double> m = new LinkedHashMap<>();
+            double mean = (double) kept / s.expertLoad[b].length;
+            m.put("loadMaxOverMean", kept == 0 ? 0 : max / mean);
+            long copies = kept + s.droppedByLayer[b];
+            m.put("droppedPercent", copies == 0 ? 0 : 100.0 * s.droppedByLayer[b] / copies);
+            m.put("entropy", s.tokens == 0 ? 0 : s.routerEntropy[b] / s.tokens);
+            layers.add(m);
+        }
+        return layers;
     }
 
     static Map<String, Object> eval(String split, int step, int epoch, double[] v,

@@ -152,8 +152,15 @@ final class StepLoop {
                 double seconds = (System.nanoTime() - t0) / 1e9;
                 window.add(sums.global, seconds);
                 eta.stepDone(step, (System.nanoTime() - start) / 1e9);
+                // Every worker at the same steps (a collective): the experts' similarity per layer.
+                double[] similarity = step % context.logEverySteps() == 0 || step == total
+                        ? ExpertSimilarity.of(group, model.params()) : null;
                 if (output.records()) {
-                    output.write(stepRecord(step, epoch, rate, gradNorm, seconds, start, total));
+                    Map<String, Object> record = stepRecord(step, epoch, rate, gradNorm, seconds, start, total);
+                    if (similarity != null) {
+                        record.put("expertSimilarity", similarity);
+                    }
+                    output.write(record);
                 }
                 if (tuner != null && tuner.due(step)) {
                     output.write(tuner.hyperSteps(step));

@@ -9,8 +9,9 @@ import io.roundhouse.worker.model.StepStats;
  * {@link #global}. Allocated once per run.
  *
  * <p>Layout (B MoE layers, E experts, W workers): [0, 6) cross-entropy·tokens, correct, examples,
- * dropped copies, z-loss, tokens; then B·E expert loads; then W compute times in ms (each worker
- * writes its own, the rest are 0); then the job owner's command (rank 0 writes it).
+ * dropped copies, z-loss, tokens; then B·E expert loads; then B dropped copies and B router
+ * entropy sums, per layer; then W compute times in ms (each worker writes its own, the rest are 0);
+ * then the job owner's command (rank 0 writes it).
  */
 final class StepSums {
     /** Statistics before the expert loads. */
@@ -31,7 +32,7 @@ final class StepSums {
         this.experts = model.spec().experts();
         this.local = new StepStats(layers, experts);
         this.global = new StepStats(layers, experts);
-        this.sums = new float[STATS + layers * experts + workers + 1];  // + the owner's command
+        this.sums = new float[STATS + layers * experts + 2 * layers + workers + 1];  // + the owner's command
         this.computeMs = new double[workers];
     }
 
@@ -56,7 +57,12 @@ final class StepSums {
                 sums[STATS + b * experts + j] = local.expertLoad[b][j];
             }
         }
-        int at = STATS + layers * experts;
+        int layer = STATS + layers * experts;
+        for (int b = 0; b < layers; b++) {
+            sums[layer + b] = local.droppedByLayer[b];
+            sums[layer + layers + b] = (float) local.routerEntropy[b];
+        }
+        int at = layer + 2 * layers;
         java.util.Arrays.fill(sums, at, sums.length, 0f);
         sums[at + rank] = computeNanos / 1e6f;
         sums[sums.length - 1] = command;
@@ -69,7 +75,12 @@ final class StepSums {
 
     /** {@link #global} and {@link #computeMs} from the summed buffer. */
     void unpack() {
-        int at = STATS + layers * experts;
+        int layer = STATS + layers * experts;
+        for (int b = 0; b < layers; b++) {
+            global.droppedByLayer[b] = Math.round(sums[layer + b]);
+            global.routerEntropy[b] = sums[layer + layers + b];
+        }
+        int at = layer + 2 * layers;
         for (int w = 0; w < computeMs.length; w++) {
             computeMs[w] = sums[at + w];
         }
