@@ -24,7 +24,7 @@ if [ "$mode" = "--check-or-install" ]; then
   # says otherwise.
   needs_data=false
   case "${1:-} ${2:-}" in
-    "train "*|"spark "*|"bench train"|"bench lm"|"bench stn") needs_data=true ;;
+    "train "*|"spark "*|"bench train"|"bench lm"|"bench stn"|"bench routers") needs_data=true ;;
   esac
   needs_text="$needs_data"
   data_dir=/usr/share/datasets/fashion-mnist

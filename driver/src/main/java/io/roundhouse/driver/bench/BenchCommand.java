@@ -19,7 +19,7 @@ import picocli.CommandLine.Spec;
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = "Benchmarks, each reported as a ratio against a baseline measured in the same run.")
 public final class BenchCommand implements Callable<Integer> {
-    private static final List<String> BENCHES = List.of("kernels", "alltoall", "train", "lm", "stn", "cuda");
+    private static final List<String> BENCHES = List.of("kernels", "alltoall", "train", "lm", "stn", "routers", "cuda");
 
     @Parameters(index = "0", paramLabel = "WHAT", defaultValue = "kernels",
             description = "kernels: sgemm at 1024^3 and at the expert shapes, grouped expert FFN forward+backward; "
@@ -28,6 +28,8 @@ public final class BenchCommand implements Callable<Integer> {
                     + "lm: the language model's training tokens/s by phase for each W beside its PyTorch twin at the same "
                     + "shapes and threads, and attention forward+backward GFLOP/s against sgemm (-c conf/kjv-moe-lm.conf); "
                     + "stn: the Self-Tuning Network against the fixed defaults and random search (accuracy, NLL, compute); "
+                    + "routers: the configured model with each router at equal active parameters and token budget, and "
+                    + "its dense model (bits per byte or accuracy, tokens/s, balance); "
                     + "cuda: GEMM TFLOP/s (fp32, bf16 tensor cores), pinned and pageable copy GB/s, and an MoE layer's "
                     + "forward+backward (fp32, bf16) on GPU 0")
     String what;
@@ -71,7 +73,7 @@ public final class BenchCommand implements Callable<Integer> {
     int steps;
 
     @Option(names = "--seeds", paramLabel = "S[,S...]", split = ",", defaultValue = "1,2,3",
-            description = "stn: training seeds, each running every arm (default 1,2,3)")
+            description = "stn, routers: training seeds, each running every arm (default 1,2,3)")
     java.util.List<Long> seeds;
 
     @Option(names = "--trials", defaultValue = "10", description = "stn: random-search trials per seed (default 10)")
@@ -81,9 +83,14 @@ public final class BenchCommand implements Callable<Integer> {
             description = "stn: runs at a time, each one worker in this JVM (set OPENBLAS_NUM_THREADS to cores / this)")
     int parallel;
 
-    @Option(names = "--out", paramLabel = "DIR", defaultValue = "runs/stn-experiment",
-            description = "stn: folder for the runs, report.md and results.json (default runs/stn-experiment)")
+    @Option(names = "--out", paramLabel = "DIR",
+            description = "stn, routers: folder for the runs, report.md and results.json (default "
+                    + "runs/stn-experiment, runs/router-comparison)")
     Path outDir;
+
+    @Option(names = "--fraction", defaultValue = "0.3333",
+            description = "routers: each run's steps as a fraction of the configured run's (default 1/3)")
+    double fraction;
 
     @Spec
     picocli.CommandLine.Model.CommandSpec spec;
@@ -91,7 +98,7 @@ public final class BenchCommand implements Callable<Integer> {
     /** Which benchmarks read each option; any other given to a benchmark is refused, never ignored. */
     private static final Map<String, List<String>> OPTION_BENCHES = Map.ofEntries(
             Map.entry("--seconds", List.of("kernels", "alltoall", "lm", "cuda")),
-            Map.entry("--config", List.of("kernels", "train", "lm", "stn", "cuda")),
+            Map.entry("--config", List.of("kernels", "train", "lm", "stn", "routers", "cuda")),
             Map.entry("--term-length", List.of("alltoall")),
             Map.entry("--mtu-udp", List.of("alltoall")),
             Map.entry("--mtu-ipc", List.of("alltoall")),
@@ -99,10 +106,11 @@ public final class BenchCommand implements Callable<Integer> {
             Map.entry("--idle", List.of("alltoall")),
             Map.entry("--workers", List.of("train", "lm")),
             Map.entry("--steps", List.of("train", "lm")),
-            Map.entry("--seeds", List.of("stn")),
+            Map.entry("--seeds", List.of("stn", "routers")),
+            Map.entry("--fraction", List.of("routers")),
             Map.entry("--trials", List.of("stn")),
             Map.entry("--parallel", List.of("stn")),
-            Map.entry("--out", List.of("stn")));
+            Map.entry("--out", List.of("stn", "routers")));
 
     @Override
     public Integer call() throws Exception {
@@ -117,7 +125,11 @@ public final class BenchCommand implements Callable<Integer> {
         if (what.equals("cuda")) {
             writeJson(new CudaBench(c, seconds).run(out));
         } else if (what.equals("stn")) {
-            writeJson(new StnExperiment(c, seeds, trials, parallel, outDir).run(out));
+            writeJson(new StnExperiment(c, seeds, trials, parallel,
+                    outDir != null ? outDir : Path.of("runs", "stn-experiment")).run(out));
+        } else if (what.equals("routers")) {
+            writeJson(new RouterBench(c, seeds, fraction,
+                    outDir != null ? outDir : Path.of("runs", "router-comparison")).run(out));
         } else if (what.equals("train")) {
             writeJson(new TrainBench(c, workers, steps).run(out, spec.commandLine().getErr()));
         } else if (what.equals("lm")) {
@@ -154,6 +166,9 @@ public final class BenchCommand implements Callable<Integer> {
         }
         if (workers.isEmpty() || workers.stream().anyMatch(w -> w < 1 || w > 64)) {
             throw new ParameterException(cl, "--workers " + workers + ": each worker count must be in [1, 64]");
+        }
+        if (!(fraction > 0 && fraction <= 1)) {
+            throw new ParameterException(cl, "--fraction " + fraction + " must be in (0, 1]");
         }
         if (seeds.isEmpty() || trials < 1 || parallel < 1) {
             throw new ParameterException(cl, "bench stn needs at least one seed, one trial and --parallel of at least 1 "

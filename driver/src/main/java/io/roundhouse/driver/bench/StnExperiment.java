@@ -139,7 +139,7 @@ final class StnExperiment {
     }
 
     /** A finished run of exactly this configuration under {@code dir}, or null. */
-    private static Trainer.Result finished(Path dir, JobConfig c) throws IOException {
+    static Trainer.Result finished(Path dir, JobConfig c) throws IOException {
         if (!Files.isDirectory(dir)) {
             return null;
         }
