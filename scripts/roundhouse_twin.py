@@ -3,8 +3,8 @@
 
 Reads what `roundhouse export --format safetensors` writes (model.safetensors + config.json),
 builds the model the way PyTorch users write it (Mixtral-style sparse MoE block with a loop over
-experts, attention as matmul + causal mask + softmax, RoPE rotate-half, RMSNorm, the sigmoid
-output gate) and computes the logits of a batch. PyTorch (1.13 or later, CPU) and the standard
+experts, attention as matmul + causal mask + softmax, RoPE rotate-half, RMSNorm or LayerNorm,
+SwiGLU or GELU experts, the sigmoid output gate) and computes the logits of a batch. PyTorch (1.13 or later, CPU) and the standard
 library only.
 
     roundhouse_twin.py --model DIR --tokens FILE --logits-out FILE
@@ -68,6 +68,16 @@ class RMSNorm(nn.Module):
         return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
 
 
+def norm_layer(cfg):
+    d, eps = cfg["hidden_size"], cfg["rms_norm_eps"]
+    kind = cfg.get("norm_type", "rmsnorm")
+    if kind == "rmsnorm":
+        return RMSNorm(d, eps)
+    if kind == "layernorm":
+        return nn.LayerNorm(d, eps=eps)  # the population variance, as Roundhouse's
+    raise SystemExit(f"config.json: norm_type {kind} is not rmsnorm or layernorm")
+
+
 def rotate_half(x):
     half = x.shape[-1] // 2
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
@@ -113,16 +123,20 @@ class Attention(nn.Module):
 
 
 class Expert(nn.Module):
-    """Mixtral's expert: w2(silu(w1(x)) * w3(x))."""
+    """Mixtral's expert, w2(silu(w1(x)) * w3(x)); without glu w2(gelu(w1(x))) (tanh approximation)."""
 
-    def __init__(self, d, f):
+    def __init__(self, d, f, glu=True):
         super().__init__()
+        self.glu = glu
         self.w1 = nn.Linear(d, f, bias=False)
-        self.w3 = nn.Linear(d, f, bias=False)
+        if glu:
+            self.w3 = nn.Linear(d, f, bias=False)
         self.w2 = nn.Linear(f, d, bias=False)
 
     def forward(self, x):
-        return self.w2(nnf.silu(self.w1(x)) * self.w3(x))
+        if self.glu:
+            return self.w2(nnf.silu(self.w1(x)) * self.w3(x))
+        return self.w2(nnf.gelu(self.w1(x), approximate="tanh"))
 
 
 class SparseMoeBlock(nn.Module):
@@ -136,10 +150,11 @@ class SparseMoeBlock(nn.Module):
         self.gate = nn.Linear(d, self.e, bias=False)
         if self.sigmoid:  # DeepSeek-V3's selection bias: picks experts, never weights them
             self.gate.register_buffer("e_score_correction_bias", torch.zeros(self.e))
-        self.experts = nn.ModuleList([Expert(d, cfg["intermediate_size"]) for _ in range(self.e)])
+        glu = cfg.get("expert_glu", True)
+        self.experts = nn.ModuleList([Expert(d, cfg["intermediate_size"], glu) for _ in range(self.e)])
         shared = cfg.get("n_shared_experts", 0)
-        if shared:  # DeepSeekMoE's always-on experts, as one SwiGLU FFN of their summed width
-            self.shared_experts = Mlp(d, shared * cfg["intermediate_size"])
+        if shared:  # DeepSeekMoE's always-on experts, as one expert of their summed width
+            self.shared_experts = Mlp(d, shared * cfg["intermediate_size"], glu)
         self.margins = []
 
     def forward(self, x):  # [B, T, D]
@@ -196,25 +211,29 @@ class SparseMoeBlock(nn.Module):
 
 
 class Mlp(nn.Module):
-    """A dense block's SwiGLU FFN (Llama's names)."""
+    """A dense block's SwiGLU FFN (Llama's names); without glu down(gelu(up(x))) (shared GELU experts)."""
 
-    def __init__(self, d, f):
+    def __init__(self, d, f, glu=True):
         super().__init__()
-        self.gate_proj = nn.Linear(d, f, bias=False)
+        self.glu = glu
+        if glu:
+            self.gate_proj = nn.Linear(d, f, bias=False)
         self.up_proj = nn.Linear(d, f, bias=False)
         self.down_proj = nn.Linear(f, d, bias=False)
 
     def forward(self, x):
-        return self.down_proj(nnf.silu(self.gate_proj(x)) * self.up_proj(x))
+        if self.glu:
+            return self.down_proj(nnf.silu(self.gate_proj(x)) * self.up_proj(x))
+        return self.down_proj(nnf.gelu(self.up_proj(x), approximate="tanh"))
 
 
 class DecoderLayer(nn.Module):
     def __init__(self, cfg, moe):
         super().__init__()
-        d, eps = cfg["hidden_size"], cfg["rms_norm_eps"]
-        self.input_layernorm = RMSNorm(d, eps)
+        d = cfg["hidden_size"]
+        self.input_layernorm = norm_layer(cfg)
         self.self_attn = Attention(cfg)
-        self.post_attention_layernorm = RMSNorm(d, eps)
+        self.post_attention_layernorm = norm_layer(cfg)
         if moe:
             self.block_sparse_moe = SparseMoeBlock(cfg)
         else:
@@ -233,7 +252,7 @@ class Model(nn.Module):
         self.embed_tokens = nn.Embedding(cfg["vocab_size"], d)
         moe = set(cfg["moe_layers"])
         self.layers = nn.ModuleList([DecoderLayer(cfg, i in moe) for i in range(cfg["num_hidden_layers"])])
-        self.norm = RMSNorm(d, cfg["rms_norm_eps"])
+        self.norm = norm_layer(cfg)
 
     def forward(self, ids):  # [B, T] → [B, T, D]
         h = self.embed_tokens(ids)

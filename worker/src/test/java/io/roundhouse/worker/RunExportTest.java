@@ -6,6 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import io.roundhouse.kernels.cpu.CpuBackend;
 import io.roundhouse.worker.checkpoint.CheckpointStore;
 import io.roundhouse.worker.config.JobConfig;
@@ -73,18 +75,18 @@ class RunExportTest {
     }
 
     @Test
-    void aModelWhoseExportIsRefusedStillFinishesItsRun() throws Exception {
+    void aLayerNormGeluLanguageModelLeavesItsExportToo() throws Exception {
         Map<String, String> m = LmFixtures.config(LmFixtures.corpus(tmp.resolve("text.txt"), 5, 3_000, 8),
                 tmp.resolve("lm"), 1);
         m.put("model.norm", "layernorm");
+        m.put("model.activation", "gelu");
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         Trainer.Result r = new Trainer(JobConfig.of(m), new PrintStream(out, true)).run();
-        assertTrue(Files.exists(r.runDir().resolve("summary.json")), "the run finished");
-        assertFalse(Files.exists(r.runDir().resolve("export")), "nothing half-written");
-        List<String> lines = console(out).lines().toList();
-        String last = lines.get(lines.size() - 1);
-        assertTrue(last.startsWith("no export: export writes RMSNorm models") && last.contains("model.norm=layernorm"),
-                console(out));
+        assertTrue(Files.exists(r.runDir().resolve("export").resolve("model.safetensors")), console(out));
+        JsonNode config = new ObjectMapper().readTree(r.runDir().resolve("export").resolve("config.json").toFile());
+        assertEquals("layernorm", config.get("norm_type").asText());
+        assertEquals("gelu_pytorch_tanh", config.get("hidden_act").asText());
+        assertFalse(config.get("expert_glu").asBoolean());
     }
 
     @Test

@@ -90,6 +90,17 @@ class TwinParityTest {
         check("sigmoid", m);
     }
 
+    /** LayerNorm and GELU experts (the built-in defaults' kinds), a shared expert, dense blocks. */
+    @Test
+    void layerNormGeluExpertsSharedExpert() throws Exception {
+        Map<String, String> m = config("gelu");
+        m.put("model.norm", "layernorm");
+        m.put("model.activation", "gelu");
+        m.put("model.sharedExperts", "1");
+        m.put("model.moeEvery", "2");
+        check("gelu", m);
+    }
+
     private static Map<String, String> config(String tag) {
         Map<String, String> m = LmFixtures.config(text, tmp.resolve("run-" + tag), 2);
         m.put("data.seqLen", String.valueOf(T));

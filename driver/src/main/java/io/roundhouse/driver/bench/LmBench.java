@@ -163,7 +163,7 @@ final class LmBench {
         Path model = TrainBench.runDir(scratch.resolve("w" + workers.get(0))).resolve(ModelExport.RUN_FOLDER);
         if (!Files.exists(model.resolve(ModelExport.WEIGHTS))) {
             throw new UserException(UserException.USAGE, "bench lm: the first run left no export for the PyTorch twin "
-                    + "(its last line says why; e.g. model.norm=layernorm is not exported yet): use an exportable model");
+                    + "(its last line says why)");
         }
         Path text = scratch.resolve("train.bytes");
         byte[] all = TextCorpus.readLocal(c.get(ConfigKeys.DATA_TEXT));

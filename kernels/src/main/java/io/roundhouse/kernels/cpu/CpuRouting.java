@@ -51,19 +51,7 @@ public final class CpuRouting {
             int kr = o(topIdx) + r * k;
             int gr = o(gates) + r * k;
             f(lse)[o(lse) + r] = softmaxRow(l, lr, p, pr, e);
-            // K passes of argmax; scanning upwards with '>' gives ties to the lower index.
-            for (int s = 0; s < k; s++) {
-                int best = -1;
-                for (int j = 0; j < e; j++) {
-                    if (isChosen(idx, kr, s, j)) {
-                        continue;
-                    }
-                    if (best < 0 || l[lr + j] > l[lr + best]) {
-                        best = j;
-                    }
-                }
-                idx[kr + s] = best;
-            }
+            topK(l, lr, null, 0, e, idx, kr, k);
             switch (mode) {
                 case SOFTMAX_TOPK -> {
                     for (int s = 0; s < k; s++) {
@@ -93,6 +81,28 @@ public final class CpuRouting {
                 }
                 default -> throw new IllegalStateException("unhandled gate mode " + mode);
             }
+        }
+    }
+
+    /**
+     * idx[kr, kr + k) = the k largest of {@code v[at + j] (+ bias[bo + j])} over j < e, in descending
+     * order: k passes of argmax, scanning upwards with '>' so ties go to the lower index.
+     */
+    private static void topK(float[] v, int at, float[] bias, int bo, int e, int[] idx, int kr, int k) {
+        for (int s = 0; s < k; s++) {
+            int best = -1;
+            float bestValue = 0;
+            for (int j = 0; j < e; j++) {
+                if (isChosen(idx, kr, s, j)) {
+                    continue;
+                }
+                float value = bias == null ? v[at + j] : v[at + j] + bias[bo + j];
+                if (best < 0 || value > bestValue) {
+                    best = j;
+                    bestValue = value;
+                }
+            }
+            idx[kr + s] = best;
         }
     }
 
@@ -189,18 +199,7 @@ public final class CpuRouting {
                 p[pr + j] = sigmoid(l[lr + j]);
                 total += p[pr + j];
             }
-            for (int s = 0; s < k; s++) {
-                int best = -1;
-                for (int j = 0; j < e; j++) {
-                    if (isChosen(idx, kr, s, j)) {
-                        continue;
-                    }
-                    if (best < 0 || p[pr + j] + b[o(bias) + j] > p[pr + best] + b[o(bias) + best]) {
-                        best = j;
-                    }
-                }
-                idx[kr + s] = best;
-            }
+            topK(p, pr, b, o(bias), e, idx, kr, k);
             double chosen = 0;
             for (int s = 0; s < k; s++) {
                 chosen += p[pr + idx[kr + s]];

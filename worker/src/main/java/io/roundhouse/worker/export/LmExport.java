@@ -7,11 +7,9 @@ import static io.roundhouse.worker.export.ModelExport.transpose;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.roundhouse.kernels.Activation;
-import io.roundhouse.worker.UserException;
 import io.roundhouse.worker.model.LmSpec;
 import io.roundhouse.worker.model.ModelSpec;
 import io.roundhouse.worker.model.MoeTransformer;
-import io.roundhouse.worker.model.NormKind;
 import io.roundhouse.worker.model.NormLayer;
 import io.roundhouse.worker.model.Param;
 import java.nio.file.Path;
@@ -43,28 +41,14 @@ public final class LmExport {
     public static void write(MoeTransformer model, Path out) {
         ModelExport.checkOutput(out);
         LmSpec spec = model.lmSpec();
-        checkExportable(spec);
         ModelExport.writeFiles(tensors(model), config(spec), out);
-    }
-
-    /** What this first version of the export writes: RMSNorm and SwiGLU experts (Mixtral's). */
-    static void checkExportable(LmSpec spec) {
-        ModelSpec m = spec.moe();
-        if (m.norm() != NormKind.RMSNORM) {
-            throw new UserException(UserException.USAGE, "export writes RMSNorm models (Mixtral's); this model "
-                    + "has model.norm=" + m.norm().name().toLowerCase(Locale.ROOT) + ", whose export is not built yet");
-        }
-        if (m.activation() != Activation.SWIGLU && spec.moeEvery() > 0) {
-            throw new UserException(UserException.USAGE, "export writes SwiGLU experts (Mixtral's); this model "
-                    + "has model.activation=" + m.activation().name().toLowerCase(Locale.ROOT)
-                    + ", whose export is not built yet");
-        }
     }
 
     /** The model's tensors under their Hugging Face names, in the model's parameter order. */
     static SafetensorsWriter tensors(MoeTransformer model) {
         LmSpec spec = model.lmSpec();
         int d = spec.moe().dim();
+        boolean glu = spec.moe().activation() == Activation.SWIGLU;
         SafetensorsWriter st = new SafetensorsWriter().meta("format", "pt");
         for (Param p : model.params().all()) {
             String name = p.name();
@@ -76,14 +60,16 @@ public final class LmExport {
             switch (name) {
                 case "embed.table" -> st.add("model.embed_tokens.weight", v, s[0], s[1]);  // [V, D]
                 case "final.norm.gamma" -> st.add("model.norm.weight", v, d);
+                case "final.norm.beta" -> st.add("model.norm.bias", v, d);
                 case "head.w" -> st.add("lm_head.weight", transpose(v, s[0], s[1]), s[1], s[0]);  // [D,V] → [V,D]
-                default -> block(st, name, v, s);
+                default -> block(st, name, v, s, glu);
             }
         }
         return st;
     }
 
-    private static void block(SafetensorsWriter st, String name, float[] v, int[] s) {
+    /** A block's tensor; {@code glu}: the experts are SwiGLU (w1 gate, w3 up), else GELU (w1 only). */
+    private static void block(SafetensorsWriter st, String name, float[] v, int[] s, boolean glu) {
         Matcher m = BLOCK.matcher(name);
         if (!m.matches()) {
             throw unknown(name);
@@ -92,6 +78,8 @@ public final class LmExport {
         switch (m.group(2)) {
             case "norm1.gamma" -> st.add(to + "input_layernorm.weight", v, s[0]);
             case "norm2.gamma" -> st.add(to + "post_attention_layernorm.weight", v, s[0]);
+            case "norm1.beta" -> st.add(to + "input_layernorm.bias", v, s[0]);
+            case "norm2.beta" -> st.add(to + "post_attention_layernorm.bias", v, s[0]);
             case "attention.wq.w" -> linear(st, to + "self_attn.q_proj.weight", v, s);
             case "attention.wk.w" -> linear(st, to + "self_attn.k_proj.weight", v, s);
             case "attention.wv.w" -> linear(st, to + "self_attn.v_proj.weight", v, s);
@@ -107,15 +95,17 @@ public final class LmExport {
             case "moe.router.w" -> linear(st, to + "block_sparse_moe.gate.weight", v, s);  // [D,E] → [E,D]
             case "moe.router.bias" -> st.add(to + "block_sparse_moe.gate.e_score_correction_bias", v, s[0]);
             case "moe.experts.w1" -> {
-                // [E, D, 2F] → per expert j: w1 (gate) [F, D], w3 (up) [F, D]
+                // [E, D, 2F] → per expert j: w1 (gate) [F, D], w3 (up) [F, D]; GELU's [E, D, F] → w1 [F, D]
                 int e = s[0];
                 int dd = s[1];
-                int f = s[2] / 2;
+                int f = glu ? s[2] / 2 : s[2];
                 for (int j = 0; j < e; j++) {
                     int at = j * dd * s[2];
                     String x = to + "block_sparse_moe.experts." + j + ".";
                     st.add(x + "w1.weight", columns(v, at, dd, s[2], 0, f), f, dd);
-                    st.add(x + "w3.weight", columns(v, at, dd, s[2], f, f), f, dd);
+                    if (glu) {
+                        st.add(x + "w3.weight", columns(v, at, dd, s[2], f, f), f, dd);
+                    }
                 }
             }
             case "moe.experts.w2" -> {
@@ -127,10 +117,15 @@ public final class LmExport {
                 }
             }
             case "moe.shared.w1" -> {
-                // [1, D, 2F'] → gate_proj [F', D], up_proj [F', D] (DeepSeekMoE's shared experts, as one FFN)
-                int f = s[2] / 2;
-                st.add(to + "block_sparse_moe.shared_experts.gate_proj.weight", columns(v, 0, s[1], s[2], 0, f), f, s[1]);
-                st.add(to + "block_sparse_moe.shared_experts.up_proj.weight", columns(v, 0, s[1], s[2], f, f), f, s[1]);
+                // [1, D, 2F'] → gate_proj [F', D], up_proj [F', D] (DeepSeekMoE's shared experts, as one FFN);
+                // GELU's [1, D, F'] → up_proj [F', D]
+                int f = glu ? s[2] / 2 : s[2];
+                if (glu) {
+                    st.add(to + "block_sparse_moe.shared_experts.gate_proj.weight", columns(v, 0, s[1], s[2], 0, f), f,
+                            s[1]);
+                }
+                st.add(to + "block_sparse_moe.shared_experts.up_proj.weight", columns(v, 0, s[1], s[2], glu ? f : 0, f),
+                        f, s[1]);
             }
             case "moe.shared.w2" -> st.add(to + "block_sparse_moe.shared_experts.down_proj.weight",
                     columns(v, 0, s[1], s[2], 0, s[2]), s[2], s[1]);  // [1, F', D] → [D, F']
@@ -166,7 +161,10 @@ public final class LmExport {
             }
         }
         ModelExport.router(c, m);
-        c.put("hidden_act", "silu");
+        boolean glu = m.activation() == Activation.SWIGLU;
+        c.put("hidden_act", glu ? "silu" : "gelu_pytorch_tanh");
+        c.put("expert_glu", glu);
+        c.put("norm_type", m.norm().name().toLowerCase(Locale.ROOT));
         c.put("rms_norm_eps", (double) NormLayer.EPS);
         c.put("rope_theta", spec.ropeTheta());
         c.put("rope_style", "rotate_half");
@@ -183,14 +181,18 @@ public final class LmExport {
                 + "output before o_proj, x being the input_layernorm output; Mixtral has no such projection");
         notes.put("router_gate", ModelExport.routerNote(m));
         notes.put("router", "block_sparse_moe.gate sees the post_attention_layernorm output, as in Mixtral");
-        notes.put("shared_experts", "with n_shared_experts > 0: block_sparse_moe.shared_experts.{gate,up,down}_proj, "
-                + "one SwiGLU FFN of width n_shared_experts * intermediate_size that every token goes through, "
-                + "added to the routed experts' output with weight 1 (DeepSeekMoE)");
+        notes.put("experts", "expert_glu: w2(silu(w1(x)) * w3(x)) (Mixtral's); otherwise w2(gelu(w1(x), "
+                + "approximate='tanh')), no w3; no biases");
+        notes.put("shared_experts", "with n_shared_experts > 0: block_sparse_moe.shared_experts, one expert of width "
+                + "n_shared_experts * intermediate_size that every token goes through, added to the routed experts' "
+                + "output with weight 1 (DeepSeekMoE): down_proj(silu(gate_proj(x)) * up_proj(x)), or without "
+                + "expert_glu down_proj(gelu(up_proj(x), approximate='tanh'))");
         notes.put("moe_layers", "blocks not listed are dense: mlp.gate_proj/up_proj/down_proj (Llama's names), "
                 + "down(silu(gate(x)) * up(x)), of width dense_intermediate_size");
         notes.put("rope", "inv_freq[i] = rope_theta^(-2i/head_dim), i < head_dim/2; dimension i pairs with i + "
                 + "head_dim/2 (rotate_half); positions 0..T-1 in each sequence");
-        notes.put("rms_norm", "y = x / sqrt(mean(x^2) + rms_norm_eps) * weight");
+        notes.put("norm", "norm_type rmsnorm: y = x / sqrt(mean(x^2) + rms_norm_eps) * weight; layernorm: y = (x - "
+                + "mean(x)) / sqrt(var(x) + rms_norm_eps) * weight + bias (the population variance; the same eps)");
         return c;
     }
 }
