@@ -1,10 +1,6 @@
 package io.roundhouse.worker;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import io.roundhouse.kernels.Backend;
 import io.roundhouse.kernels.DType;
 import io.roundhouse.kernels.Tensor;
@@ -13,17 +9,12 @@ import io.roundhouse.worker.checkpoint.CheckpointStore;
 import io.roundhouse.worker.model.MoeClassifier;
 import io.roundhouse.worker.train.ModelCheckpoint;
 import io.roundhouse.worker.train.Trainer;
-import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.Locale;
 import java.util.Map;
 import java.util.SplittableRandom;
-import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -37,23 +28,17 @@ import org.junit.jupiter.api.io.TempDir;
  */
 @Timeout(300)
 class ClassifierTwinParityTest {
-    private static final String PYTHON = "/usr/bin/python3";
     private static final int N = 16;
     private static final double MIN_MARGIN = 1e-3;
 
     @TempDir
     static Path tmp;
 
-    static Path twin;
+    static PyTorchTwin twin;
 
     @BeforeAll
     static void setUp() throws Exception {
-        Assumptions.assumeTrue(Files.isExecutable(Path.of(PYTHON)), PYTHON + " is missing: the PyTorch twin cannot run");
-        Process p = new ProcessBuilder(PYTHON, "-c", "import torch").redirectErrorStream(true).start();
-        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        Assumptions.assumeTrue(p.waitFor(60, TimeUnit.SECONDS) && p.exitValue() == 0,
-                PYTHON + " has no torch module (install python3-torch): " + out.strip());
-        twin = TwinParityTest.repoRoot().resolve("scripts/roundhouse_classifier_twin.py");
+        twin = PyTorchTwin.orSkip("roundhouse_classifier_twin.py");
     }
 
     @Test
@@ -107,47 +92,20 @@ class ClassifierTwinParityTest {
             b.asFloatBuffer().put(x);
             Files.write(inputsFile, b.array());
             Path logitsFile = tmp.resolve(tag + "-logits-" + seed + ".f32");
-            JsonNode report = runTwin(export, inputsFile, logitsFile);
-            JsonNode reported = report.path("min_router_margin");  // null when top-k keeps every expert
-            double margin = reported.isNumber() ? reported.asDouble() : Double.POSITIVE_INFINITY;
+            JsonNode report = twin.run("--model", export.toString(), "--inputs", inputsFile.toString(),
+                    "--logits-out", logitsFile.toString());
+            double margin = PyTorchTwin.margin(report);
             if (margin < MIN_MARGIN) {
                 continue;
             }
-            float[] twinLogits = readFloats(logitsFile, N * classes);
+            float[] twinLogits = PyTorchTwin.readFloats(logitsFile, N * classes);
             float[] javaLogits = new float[N * classes];
             Tensor xt = be.allocate("x", DType.FLOAT32, N, inputs);
             be.write(xt, x);
             be.read(model.logits(xt), javaLogits);
-            double maxAbs = 0;
-            double maxDiff = 0;
-            for (int i = 0; i < javaLogits.length; i++) {
-                maxAbs = Math.max(maxAbs, Math.abs(javaLogits[i]));
-                maxDiff = Math.max(maxDiff, Math.abs(javaLogits[i] - twinLogits[i]));
-            }
-            System.out.printf(Locale.ROOT, "classifier twin %s: batch seed %d, min router margin %.3g, max |Δlogit| "
-                    + "%.3g, max |logit| %.3g, ratio %.3g%n", tag, seed, margin, maxDiff, maxAbs, maxDiff / maxAbs);
-            assertTrue(maxAbs > 0.1, "logits that say something: max |logit| " + maxAbs);
-            assertTrue(maxDiff <= 1e-4 * maxAbs, tag + ": max |Δlogit| " + maxDiff + " > 1e-4 × max |logit| " + maxAbs);
+            PyTorchTwin.assertMatch("classifier " + tag, seed, margin, javaLogits, twinLogits);
             return;
         }
         throw new AssertionError(tag + ": no batch seed in 1..20 keeps every router margin ≥ " + MIN_MARGIN);
-    }
-
-    private static JsonNode runTwin(Path model, Path inputs, Path logits) throws IOException, InterruptedException {
-        Process p = new ProcessBuilder(PYTHON, twin.toString(), "--model", model.toString(), "--inputs",
-                inputs.toString(), "--logits-out", logits.toString()).redirectErrorStream(true).start();
-        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertTrue(p.waitFor(120, TimeUnit.SECONDS), "the twin did not finish: " + out);
-        assertEquals(0, p.exitValue(), "the twin failed:\n" + out);
-        String[] lines = out.strip().split("\n");
-        return new ObjectMapper().readTree(lines[lines.length - 1]);
-    }
-
-    private static float[] readFloats(Path file, int count) throws IOException {
-        byte[] bytes = Files.readAllBytes(file);
-        assertEquals(4L * count, bytes.length, "the twin's logits file size");
-        float[] f = new float[count];
-        ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(f);
-        return f;
     }
 }

@@ -1,10 +1,6 @@
 package io.roundhouse.worker;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import io.roundhouse.kernels.Backend;
 import io.roundhouse.kernels.DType;
 import io.roundhouse.kernels.Tensor;
@@ -15,17 +11,10 @@ import io.roundhouse.worker.model.Batch;
 import io.roundhouse.worker.model.MoeTransformer;
 import io.roundhouse.worker.train.ModelCheckpoint;
 import io.roundhouse.worker.train.Trainer;
-import java.io.IOException;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.Locale;
 import java.util.Map;
 import java.util.SplittableRandom;
-import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -38,7 +27,6 @@ import org.junit.jupiter.api.io.TempDir;
  */
 @Timeout(300)
 class TwinParityTest {
-    private static final String PYTHON = "/usr/bin/python3";
     private static final int B = 2;
     private static final int T = 16;
     private static final double MIN_MARGIN = 1e-3;
@@ -47,16 +35,11 @@ class TwinParityTest {
     static Path tmp;
 
     static Path text;
-    static Path twin;
+    static PyTorchTwin twin;
 
     @BeforeAll
     static void setUp() throws Exception {
-        Assumptions.assumeTrue(Files.isExecutable(Path.of(PYTHON)), PYTHON + " is missing: the PyTorch twin cannot run");
-        Process p = new ProcessBuilder(PYTHON, "-c", "import torch").redirectErrorStream(true).start();
-        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        Assumptions.assumeTrue(p.waitFor(60, TimeUnit.SECONDS) && p.exitValue() == 0,
-                PYTHON + " has no torch module (install python3-torch): " + out.strip());
-        twin = repoRoot().resolve("scripts/roundhouse_twin.py");
+        twin = PyTorchTwin.orSkip("roundhouse_twin.py");
         text = LmFixtures.corpus(tmp.resolve("text.txt"), 5, 6_000, 8);
     }
 
@@ -146,53 +129,19 @@ class TwinParityTest {
             json.append(']');
             Path tokens = Files.writeString(tmp.resolve(tag + "-tokens-" + seed + ".json"), json);
             Path logitsFile = tmp.resolve(tag + "-logits-" + seed + ".f32");
-            JsonNode report = runTwin(out, tokens, logitsFile);
-            // null when top-k keeps every expert: no margin to fall under
-            JsonNode reported = report.path("min_router_margin");
-            double margin = reported.isNumber() ? reported.asDouble() : Double.POSITIVE_INFINITY;
+            JsonNode report = twin.run("--model", out.toString(), "--tokens", tokens.toString(), "--logits-out",
+                    logitsFile.toString());
+            double margin = PyTorchTwin.margin(report);
             if (margin < MIN_MARGIN) {
                 continue;
             }
-            float[] twinLogits = readFloats(logitsFile, B * T * v);
+            float[] twinLogits = PyTorchTwin.readFloats(logitsFile, B * T * v);
             float[] javaLogits = new float[B * T * v];
             be.read(model.logits(FixedBatch.of(be, in, next), B), javaLogits);
-            double maxAbs = 0;
-            double maxDiff = 0;
-            for (int i = 0; i < javaLogits.length; i++) {
-                maxAbs = Math.max(maxAbs, Math.abs(javaLogits[i]));
-                maxDiff = Math.max(maxDiff, Math.abs(javaLogits[i] - twinLogits[i]));
-            }
-            System.out.printf(Locale.ROOT, "twin %s: batch seed %d, min router margin %.3g, max |Δlogit| %.3g, "
-                    + "max |logit| %.3g, ratio %.3g%n", tag, seed, margin, maxDiff, maxAbs, maxDiff / maxAbs);
-            assertTrue(maxAbs > 0.1, "logits that say something: max |logit| " + maxAbs);
-            assertTrue(maxDiff <= 1e-4 * maxAbs, tag + ": max |Δlogit| " + maxDiff + " > 1e-4 × max |logit| " + maxAbs);
+            PyTorchTwin.assertMatch(tag, seed, margin, javaLogits, twinLogits);
             return;
         }
         throw new AssertionError(tag + ": no batch seed in 1..20 keeps every router margin ≥ " + MIN_MARGIN);
-    }
-
-    private static JsonNode runTwin(Path model, Path tokens, Path logits) throws IOException, InterruptedException {
-        Process p = new ProcessBuilder(PYTHON, twin.toString(), "--model", model.toString(), "--tokens",
-                tokens.toString(), "--logits-out", logits.toString()).redirectErrorStream(true).start();
-        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertTrue(p.waitFor(120, TimeUnit.SECONDS), "the twin did not finish: " + out);
-        assertEquals(0, p.exitValue(), "the twin failed:\n" + out);
-        String[] lines = out.strip().split("\n");
-        return new ObjectMapper().readTree(lines[lines.length - 1]);
-    }
-
-    private static float[] readFloats(Path file, int count) throws IOException {
-        byte[] bytes = Files.readAllBytes(file);
-        assertEquals(4L * count, bytes.length, "the twin's logits file size");
-        float[] f = new float[count];
-        ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(f);
-        return f;
-    }
-
-    /** The repository root: the worker module's parent (tests run in the module folder). */
-    static Path repoRoot() {
-        Path here = Path.of("").toAbsolutePath();
-        return Files.exists(here.resolve("scripts")) ? here : here.getParent();
     }
 
     private record FixedBatch(Tensor inputs, Tensor targets, int[] hostTargets) implements Batch {
