@@ -29,7 +29,8 @@ public final class BenchCommand implements Callable<Integer> {
                     + "shapes and threads, and attention forward+backward GFLOP/s against sgemm (-c conf/kjv-moe-lm.conf); "
                     + "stn: the Self-Tuning Network against the fixed defaults and random search (accuracy, NLL, compute); "
                     + "routers: the configured model with each router at equal active parameters and token budget, and "
-                    + "its dense model (bits per byte or accuracy, tokens/s, balance); "
+                    + "its dense model (bits per byte or accuracy, tokens/s, balance); without -c or overrides the default "
+                    + "LM (conf/kjv-moe-lm.conf, the first seed) and the classifier (every seed), unattended; "
                     + "cuda: GEMM TFLOP/s (fp32, bf16 tensor cores), pinned and pageable copy GB/s, and an MoE layer's "
                     + "forward+backward (fp32, bf16) on GPU 0")
     String what;
@@ -128,8 +129,9 @@ public final class BenchCommand implements Callable<Integer> {
             writeJson(new StnExperiment(c, seeds, trials, parallel,
                     outDir != null ? outDir : Path.of("runs", "stn-experiment")).run(out));
         } else if (what.equals("routers")) {
-            writeJson(new RouterBench(c, seeds, fraction,
-                    outDir != null ? outDir : Path.of("runs", "router-comparison")).run(out));
+            Path dir = outDir != null ? outDir : Path.of("runs", "router-comparison");
+            writeJson(config == null && overrides.isEmpty() ? RouterBench.defaults(seeds, fraction, dir, out)
+                    : new RouterBench(c, seeds, fraction, dir).run(out));
         } else if (what.equals("train")) {
             writeJson(new TrainBench(c, workers, steps).run(out, spec.commandLine().getErr()));
         } else if (what.equals("lm")) {

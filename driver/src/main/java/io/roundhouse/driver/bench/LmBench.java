@@ -225,20 +225,8 @@ final class LmBench {
         return null;
     }
 
-    /** The twin script of this installation (beside the jar's project), else of the working folder; null if neither. */
+    /** The twin script of this installation, else of the working folder; null if neither. */
     static Path twinScript() {
-        List<Path> candidates = new ArrayList<>();
-        try {
-            Path jar = Path.of(LmBench.class.getProtectionDomain().getCodeSource().getLocation().toURI());
-            // driver/target/roundhouse.jar or driver/target/classes → the project root
-            if (jar.getParent() != null && jar.getParent().getParent() != null
-                    && jar.getParent().getParent().getParent() != null) {
-                candidates.add(jar.getParent().getParent().getParent().resolve(TWIN));
-            }
-        } catch (java.net.URISyntaxException | SecurityException | NullPointerException e) {
-            // no code source: the working folder alone
-        }
-        candidates.add(Path.of(TWIN).toAbsolutePath());
-        return candidates.stream().filter(Files::isRegularFile).findFirst().orElse(null);
+        return Installation.file(TWIN);
     }
 }

@@ -60,6 +60,38 @@ final class RouterBench {
                double loadMaxOverMean, double droppedPercent) {
     }
 
+    /**
+     * The comparison the routers issue asks for, unattended: the default language model
+     * ({@code conf/kjv-moe-lm.conf}) with the first of {@code seeds}, then the default classifier
+     * (the built-in defaults, which the shipped {@code conf/fashion-mnist-moe.conf} states) with every
+     * seed; each under its own folder of {@code out}, and one {@code report.md} of both.
+     */
+    static Map<String, Object> defaults(List<Long> seeds, double fraction, Path out, PrintWriter console)
+            throws IOException {
+        Path lmConf = Installation.file("conf/kjv-moe-lm.conf");
+        if (lmConf == null) {
+            throw new UserException(UserException.USAGE, "bench routers without -c compares the default language model "
+                    + "(conf/kjv-moe-lm.conf) and classifier, and conf/kjv-moe-lm.conf is not beside this installation "
+                    + "or in the working folder; give -c CONF to compare one model");
+        }
+        long started = System.nanoTime();
+        Map<String, Object> results = new LinkedHashMap<>();
+        RouterBench lm = new RouterBench(JobConfig.load(lmConf, Map.of()), seeds.subList(0, 1), fraction,
+                out.resolve("lm"));
+        results.put("lm", lm.run(console));
+        RouterBench classifier = new RouterBench(JobConfig.defaults(), seeds, fraction, out.resolve("classifier"));
+        results.put("classifier", classifier.run(console));
+        double minutes = (System.nanoTime() - started) / 60e9;
+        results.put("wallMinutes", minutes);
+        String report = Files.readString(out.resolve("lm").resolve("report.md")) + "\n"
+                + Files.readString(out.resolve("classifier").resolve("report.md"))
+                + String.format(Locale.ROOT, "%nBoth comparisons: %.0f minutes (finished runs reused are not counted "
+                + "again).%n", minutes);
+        RunFiles.writeAtomically(out.resolve("report.md"), report);
+        console.printf("bench routers: both comparisons in %.0f minutes; %s%n", minutes, out.resolve("report.md"));
+        return results;
+    }
+
     /** The arms' overrides of the configured model (see the class comment). */
     Map<String, Map<String, String>> arms() {
         int e = base.get(ConfigKeys.MODEL_EXPERTS);
