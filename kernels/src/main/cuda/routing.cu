@@ -182,6 +182,14 @@ extern "C" __global__ void rh_row_entropy(float* out, const float* probs, int n,
 }
 
 /** xp[r, :] = x[rowToken[r], :] for the m kept copies. */
+/** copies[i] = gates[i] >= threshold ? topIdx[i] : -1 over the n*k slots. */
+extern "C" __global__ void rh_select_at_least(int* copies, const int* topIdx, const float* gates, float threshold,
+                                              int slots) {
+    RH_GRID_STRIDE(i, (long long)slots) {
+        copies[i] = gates[i] >= threshold ? topIdx[i] : -1;
+    }
+}
+
 extern "C" __global__ void rh_permute_forward(float* xp, const float* x, const int* rowToken, int m, int d) {
     RH_GRID_STRIDE(i, (long long)m * d) {
         long long r = i / d;
@@ -279,7 +287,9 @@ extern "C" __global__ void rh_plan_rank(int* rank, const int* topIdx, int n, int
     if (p >= n * k) return;
     int e = topIdx[(p % n) * k + p / n];
     int c = 0;
-    for (int q = 0; q < p; q++) c += topIdx[(q % n) * k + q / n] == e;
+    if (e >= 0) {
+        for (int q = 0; q < p; q++) c += topIdx[(q % n) * k + q / n] == e;
+    }
     rank[p] = c;
 }
 
@@ -294,7 +304,7 @@ extern "C" __global__ void rh_plan_counts(int* counts, const int* topIdx, int n,
     int c = 0;
     for (int i = 0; i < n * k; i++) {
         int x = topIdx[i];
-        if (e == 0 && (x < 0 || x >= experts)) atomicCAS(bad, 0, i / k + 1);
+        if (e == 0 && (x < -1 || x >= experts)) atomicCAS(bad, 0, i / k + 1);
         c += x == e;
     }
     counts[e] = c;
@@ -310,7 +320,7 @@ extern "C" __global__ void rh_plan_fill(int* rowToken, int* copyRow, const int* 
     int s = p / n;
     int e = topIdx[r * k + s];
     int rk = rank[p];
-    if (capacity > 0 && rk >= capacity) {
+    if (e < 0 || (capacity > 0 && rk >= capacity)) {
         copyRow[r * k + s] = -1;
         return;
     }

@@ -319,15 +319,24 @@ public interface Backend extends AutoCloseable {
                              Tensor topIdx, Tensor gates);
 
     /**
-     * Capacity limit and expert ordering for the token copies chosen by {@link #gateForward}.
-     * Copies are admitted in priority order — every token's first choice (tokens in order), then
-     * every token's second choice, and so on — while their expert has fewer than {@code capacity}
-     * copies; {@code capacity <= 0} admits all (dropless). Admitted copies are laid out grouped by
-     * expert, in admission order within a group.
+     * {@code copies[n,s] = gates[n,s] ≥ threshold ? topIdx[n,s] : −1}: the slots whose gate falls
+     * below the threshold become empty (a dense-to-sparse router's sparsification). copies, topIdx
+     * int [N,K], gates [N,K].
+     */
+    void selectAtLeast(Tensor copies, Tensor topIdx, Tensor gates, float threshold);
+
+    /**
+     * Capacity limit and expert ordering for a table of token copies: slot (n,s) of topIdx[N,S]
+     * holds the expert of one copy of token n, or −1 for none (a router may give tokens different
+     * numbers of copies, e.g. expert choice or a threshold). Copies are admitted in priority
+     * order — every token's slot 0 (tokens in order), then every token's slot 1, and so on — while
+     * their expert has fewer than {@code capacity} copies; {@code capacity <= 0} admits all
+     * (dropless). Admitted copies are laid out grouped by expert, in admission order within a group.
      *
-     * <p>rowToken[N·K] int: rows [0, M) get the source token of each kept copy; copyRow[N,K] int:
-     * the row of copy (n,k) or −1 if dropped; offsets int[E+1] (host, out): group boundaries;
-     * selected int[E] (host, out): copies that chose each expert before the capacity limit.
+     * <p>rowToken[N·S] int: rows [0, M) get the source token of each kept copy; copyRow[N,S] int:
+     * the row of copy (n,s), or −1 if it was dropped or the slot is empty; offsets int[E+1] (host,
+     * out): group boundaries; selected int[E] (host, out): copies that chose each expert before the
+     * capacity limit.
      *
      * @return M, the number of kept copies
      */

@@ -210,6 +210,46 @@ class RoutingOpsTest {
     }
 
     @Test
+    void dispatchPlanSkipsEmptySlots() {
+        OpTestSupport s = new OpTestSupport(1);
+        // 3 tokens, 3 slots, 3 experts: token 0 has two copies, token 1 none, token 2 three.
+        int[] top = {2, 0, -1, /**/ -1, -1, -1, /**/ 0, 1, 2};
+        Tensor idx = s.ints("topIdx", top, 3, 3);
+        Tensor rowToken = s.be.allocate("rowToken", DType.INT32, 9);
+        Tensor copyRow = s.be.allocate("copyRow", DType.INT32, 3, 3);
+        int[] offsets = new int[4];
+        int[] selected = new int[3];
+        int m = s.be.dispatchPlan(rowToken, copyRow, offsets, selected, idx, 3, 0);
+        assertEquals(5, m);
+        assertArrayEquals(new int[] {2, 1, 2}, selected, "empty slots choose nothing");
+        assertArrayEquals(new int[] {0, 2, 3, 5}, offsets);
+        // Expert 0: token 2's slot 0, then token 0's slot 1; expert 1: token 2; expert 2: token 0, token 2.
+        assertArrayEquals(new int[] {2, 0, 2, 0, 2}, java.util.Arrays.copyOf(s.readInts(rowToken), 5));
+        assertArrayEquals(new int[] {3, 1, -1, -1, -1, -1, 0, 2, 4}, s.readInts(copyRow));
+        // With capacity 1 the slot order decides: token 2's slot 0 takes expert 0, token 0's slot 0 expert 2.
+        m = s.be.dispatchPlan(rowToken, copyRow, offsets, selected, idx, 3, 1);
+        assertEquals(3, m);
+        assertArrayEquals(new int[] {2, 1, 2}, selected);
+        assertArrayEquals(new int[] {2, -1, -1, -1, -1, -1, 0, 1, -1}, s.readInts(copyRow));
+        Tensor bad = s.ints("bad", new int[] {0, -2, 1, 1, 0, 0, 0, 0, 0}, 3, 3);
+        var e = org.junit.jupiter.api.Assertions.assertThrows(RuntimeException.class,
+                () -> s.be.dispatchPlan(rowToken, copyRow, offsets, selected, bad, 3, 0));
+        assertTrue(e.getMessage().contains("expert index -2 of token 0"), e.getMessage());
+    }
+
+    @Test
+    void selectAtLeastEmptiesTheSlotsBelowTheThreshold() {
+        OpTestSupport s = new OpTestSupport(1);
+        Tensor idx = s.ints("topIdx", new int[] {3, 1, 0, /**/ 2, 0, 1}, 2, 3);
+        Tensor gates = s.tensor("gates", new double[] {0.6, 0.3, 0.1, /**/ 0.34, 0.33, 0.33}, 2, 3);
+        Tensor copies = s.be.allocate("copies", DType.INT32, 2, 3);
+        s.be.selectAtLeast(copies, idx, gates, 0.3f);
+        assertArrayEquals(new int[] {3, 1, -1, /**/ 2, 0, 1}, s.readInts(copies));
+        s.be.selectAtLeast(copies, idx, gates, 0.335f);
+        assertArrayEquals(new int[] {3, -1, -1, /**/ 2, -1, -1}, s.readInts(copies));
+    }
+
+    @Test
     void dispatchPlanIsConsistentOnRandomRoutes() {
         OpTestSupport s = new OpTestSupport(9);
         int n = 57;

@@ -490,6 +490,11 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public void selectAtLeast(Tensor copies, Tensor topIdx, Tensor gates, float threshold) {
+        CpuRouting.selectAtLeast(copies, topIdx, gates, threshold);
+    }
+
+    @Override
     public int dispatchPlan(Tensor rowToken, Tensor copyRow, int[] offsets, int[] selected, Tensor topIdx,
                             int numExperts, int capacity) {
         return CpuRouting.dispatchPlan(rowToken, copyRow, offsets, selected, topIdx, numExperts, capacity);

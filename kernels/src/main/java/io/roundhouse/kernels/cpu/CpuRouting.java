@@ -277,6 +277,19 @@ public final class CpuRouting {
         }
     }
 
+    static void selectAtLeast(Tensor copies, Tensor topIdx, Tensor gates, float threshold) {
+        int n = topIdx.dim(0);
+        int k = topIdx.dim(1);
+        Check.shape("selectAtLeast", copies, n, k);
+        Check.shape("selectAtLeast", gates, n, k);
+        int[] c = i(copies);
+        int[] idx = i(topIdx);
+        float[] g = f(gates);
+        for (int q = 0; q < n * k; q++) {
+            c[o(copies) + q] = g[o(gates) + q] >= threshold ? idx[o(topIdx) + q] : -1;
+        }
+    }
+
     static int dispatchPlan(Tensor rowToken, Tensor copyRow, int[] offsets, int[] selected, Tensor topIdx,
                             int numExperts, int capacity) {
         int n = topIdx.dim(0);
@@ -297,8 +310,12 @@ public final class CpuRouting {
         for (int s = 0; s < k; s++) {
             for (int r = 0; r < n; r++) {
                 int e = idx[io + r * k + s];
-                Check.that(e >= 0 && e < numExperts,
+                Check.that(e >= -1 && e < numExperts,
                         "dispatchPlan: expert index " + e + " of token " + r + " is outside [0, " + numExperts + ")");
+                if (e < 0) {  // an empty slot: no copy
+                    rows[co + r * k + s] = -1;
+                    continue;
+                }
                 selected[e]++;
                 boolean keep = capacity <= 0 || offsets[e + 1] < capacity;
                 if (keep) {

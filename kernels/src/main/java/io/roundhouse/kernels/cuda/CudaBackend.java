@@ -508,6 +508,11 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
+    public void selectAtLeast(Tensor copies, Tensor topIdx, Tensor gates, float threshold) {
+        routing.selectAtLeast(copies, topIdx, gates, threshold);
+    }
+
+    @Override
     public int dispatchPlan(Tensor rowToken, Tensor copyRow, int[] offsets, int[] selected, Tensor topIdx,
                             int numExperts, int capacity) {
         return routing.dispatchPlan(rowToken, copyRow, offsets, selected, topIdx, numExperts, capacity);

@@ -135,7 +135,7 @@ final class CudaRouting {
             int r = bad[0] - 1;
             for (int s = 0; s < k; s++) {
                 int e = idx[r * k + s];
-                Check.that(e >= 0 && e < numExperts, "dispatchPlan: expert index " + e + " of token " + r
+                Check.that(e >= -1 && e < numExperts, "dispatchPlan: expert index " + e + " of token " + r
                         + " is outside [0, " + numExperts + ")");
             }
         }
@@ -149,6 +149,14 @@ final class CudaRouting {
         dev.launch("dispatchPlan fill", "rh_plan_fill", (copies + 127) / 128, 1, 128, rowToken, copyRow, rank, topIdx,
                 groups, n, k, capacity);
         return offsets[numExperts];
+    }
+
+    void selectAtLeast(Tensor copies, Tensor topIdx, Tensor gates, float threshold) {
+        int n = topIdx.dim(0);
+        int k = topIdx.dim(1);
+        Check.shape("selectAtLeast", copies, n, k);
+        Check.shape("selectAtLeast", gates, n, k);
+        be.grid("selectAtLeast", "rh_select_at_least", (long) n * k, copies, topIdx, gates, threshold, n * k);
     }
 
     void permuteForward(Tensor xp, Tensor x, Tensor rowToken, int m) {

@@ -154,6 +154,7 @@ class CudaLaunchTest {
         be.sigmoidTopKForward(probs, lse, top, gates, logits, bias);
         be.sigmoidTopKBackward(probs, dGates, dProbs, dLse, logits, lse, top, gates);
         be.sigmoidTopKBackward(probs, dGates, null, null, logits, lse, top, gates);
+        be.selectAtLeast(copyRow, top, gates, 0.2f);
         be.routerEntropy(probs);
         Tensor labels = be.allocate("labels", DType.INT32, n);
         Tensor losses = be.allocate("losses", DType.FLOAT32, n);

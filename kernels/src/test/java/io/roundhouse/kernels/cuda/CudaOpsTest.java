@@ -489,6 +489,18 @@ class CudaOpsTest {
             assertArrayEquals(java.util.Arrays.copyOf(readInts(cpu, rowToken[0]), mC),
                     java.util.Arrays.copyOf(readInts(gpu, rowToken[1]), mG), "row → token");
             assertArrayEquals(readInts(cpu, copyRow[0]), readInts(gpu, copyRow[1]));
+            // Empty slots (a threshold router's): the same plan with fewer copies.
+            Tensor[] sparse = ints("sparse", new int[n * k], n, k);
+            cpu.selectAtLeast(sparse[0], top[0], gates[0], 0.3f);
+            gpu.selectAtLeast(sparse[1], top[1], gates[1], 0.3f);
+            assertArrayEquals(readInts(cpu, sparse[0]), readInts(gpu, sparse[1]), "selectAtLeast " + mode);
+            int sC = cpu.dispatchPlan(rowToken[0], copyRow[0], offC, selC, sparse[0], e, 0);
+            int sG = gpu.dispatchPlan(rowToken[1], copyRow[1], offG, selG, sparse[1], e, 0);
+            assertEquals(sC, sG);
+            assertArrayEquals(offC, offG, "plan with empty slots");
+            assertArrayEquals(readInts(cpu, copyRow[0]), readInts(gpu, copyRow[1]), "plan with empty slots");
+            mC = cpu.dispatchPlan(rowToken[0], copyRow[0], offC, selC, top[0], e, 5);
+            mG = gpu.dispatchPlan(rowToken[1], copyRow[1], offG, selG, top[1], e, 5);
             Tensor[] x = randn("x", n, d);
             Tensor[] xp = poisoned("xp", n * k, d);
             cpu.permuteForward(xp[0].rows(mC), x[0], rowToken[0], mC);
