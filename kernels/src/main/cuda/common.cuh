@@ -32,3 +32,21 @@ __device__ __forceinline__ float rh_uniform(unsigned long long seed, unsigned lo
     uint32_t word = (index & 3) == 0 ? w.x : (index & 3) == 1 ? w.y : (index & 3) == 2 ? w.z : w.w;
     return (float)(word >> 8) * 5.9604644775390625e-08f;  // 2^-24
 }
+
+/**
+ * A standard normal for element {@code index} of {@code stream}: Box-Muller on the uniforms of
+ * elements 2*index and 2*index + 1, sqrt(-2 ln(1 - u0)) * cos(2 pi u1) in double, rounded once:
+ * Philox.normal's numbers.
+ */
+__device__ __forceinline__ float rh_normal(unsigned long long seed, unsigned long long stream,
+                                           unsigned long long index) {
+    unsigned long long b = index >> 1;
+    uint4 w = rh_philox10(make_uint4((uint32_t)b, (uint32_t)(b >> 32), (uint32_t)stream, (uint32_t)(stream >> 32)),
+                          (uint32_t)seed, (uint32_t)(seed >> 32));
+    uint32_t w0 = (index & 1) ? w.z : w.x;
+    uint32_t w1 = (index & 1) ? w.w : w.y;
+    double u0 = (double)(w0 >> 8) * 5.9604644775390625e-08;  // 2^-24
+    double u1 = (double)(w1 >> 8) * 5.9604644775390625e-08;
+    double r = sqrt(-2.0 * log(1.0 - u0));
+    return (float)(r * cos(6.283185307179586 * u1));
+}

@@ -388,6 +388,57 @@ public interface Backend extends AutoCloseable {
     void routerLossBackward(Tensor dProbs, Tensor dLse, Tensor lse, int[] selected, int totalTokens, int k,
                             float alpha, float beta, float dLoss);
 
+    // ---- the noisy top-k router (Shazeer et al. 2017) ----
+
+    /**
+     * The noisy logits: {@code noisy = clean + ε·softplus(raw)}, element by element, where ε of
+     * element i of this tensor is the standard normal {@link Philox#normal}{@code (seed, stream,
+     * firstElement + i)} (i = n·E + e). ε is never stored: backward draws it again from the same
+     * (seed, stream, firstElement), and a worker holding rows [r, r+n) of a global batch passes
+     * {@code firstElement = r·E}. softplus(x) = ln(1 + eˣ), computed stably. noisy, clean, raw [N,E].
+     */
+    void noisyLogitsForward(Tensor noisy, Tensor clean, Tensor raw, long seed, long stream, long firstElement);
+
+    /**
+     * Backward of {@link #noisyLogitsForward} with its arguments: dRaw[N,E] = dNoisy·ε·sigmoid(raw)
+     * (assigned). The clean logits' gradient is dNoisy itself, which the caller uses as it is.
+     */
+    void noisyLogitsBackward(Tensor dRaw, Tensor dNoisy, Tensor raw, long seed, long stream, long firstElement);
+
+    /**
+     * The smooth load estimate (t2t's {@code _prob_in_top_k}): load[n,e] = the probability that
+     * expert e is in row n's top-k under a fresh draw of its own noise, the others' noisy values
+     * fixed: {@code Φ((clean_e − thr)/softplus(raw_e))}, Φ the standard normal CDF. Experts rank by
+     * noisy value, ties to the lower index (as {@link #gateForward}); for e in the top-k (rank < k)
+     * thr is the noisy value at rank k (the (k+1)-th largest, which e must stay above), for the
+     * others the one at rank k − 1 (the k-th largest, which e must pass). With k ≥ E every expert
+     * is always in: load = 1. load, clean, noisy, raw [N,E]; k ≥ 1.
+     */
+    void noisyTopKLoadForward(Tensor load, Tensor clean, Tensor noisy, Tensor raw, int k);
+
+    /**
+     * Backward of {@link #noisyTopKLoadForward}: <b>accumulates</b> into dClean, dNoisy, dRaw
+     * [N,E] the gradient of {@code Σ dLoad·load}, the ranking held fixed (which expert is at rank k
+     * and k − 1) while the gradient flows into the threshold's noisy value. With z = (clean_e −
+     * thr)/σ_e and φ the normal density: dClean[e] += dLoad·φ(z)/σ_e, dNoisy[threshold expert] −=
+     * dLoad·φ(z)/σ_e, dRaw[e] −= dLoad·φ(z)·z/σ_e·sigmoid(raw_e). k ≥ E adds nothing.
+     */
+    void noisyTopKLoadBackward(Tensor dClean, Tensor dNoisy, Tensor dRaw, Tensor dLoad, Tensor clean, Tensor noisy,
+                               Tensor raw, int k);
+
+    /**
+     * The importance statistic: {@code sums[e]} (host, E = sums.length, assigned) = Σ of
+     * gates[n,s] over the slots with topIdx[n,s] == e; a negative index (a slot with no copy) is
+     * skipped, one ≥ E is an error. topIdx int[N,K], gates[N,K].
+     */
+    void expertGateSums(Tensor topIdx, Tensor gates, float[] sums);
+
+    /**
+     * The adjoint of {@link #expertGateSums}: dGates[n,s] += perExpert[topIdx[n,s]] (host array of
+     * E) for every slot with an index ≥ 0. dGates[N,K], topIdx int[N,K].
+     */
+    void addExpertValues(Tensor dGates, Tensor topIdx, float[] perExpert);
+
     // ---- loss and optimizer -------------------------------------------------------------------
 
     /**

@@ -163,6 +163,42 @@ public final class Check {
         }
     }
 
+    // ---- the noisy top-k router ----
+
+    /** out, in and raw all [N,E]; firstElement ≥ 0. */
+    public static void noisyLogits(String op, Tensor out, Tensor in, Tensor raw, long firstElement) {
+        int n = raw.dim(0);
+        int e = raw.dim(1);
+        shape(op, raw, n, e);
+        shape(op, out, n, e);
+        shape(op, in, n, e);
+        firstElement(op, firstElement);
+    }
+
+    /** Every tensor [N,E] (the shape of noisy); k ≥ 1. */
+    public static void noisyTopKLoad(String op, Tensor noisy, int k, Tensor... others) {
+        int n = noisy.dim(0);
+        int e = noisy.dim(1);
+        shape(op, noisy, n, e);
+        that(k >= 1, op + ": top-k " + k + " must be >= 1");
+        for (Tensor t : others) {
+            shape(op, t, n, e);
+        }
+    }
+
+    /** values[N,K] beside topIdx[N,K], and the expert count of a per-expert host array. */
+    public static void expertSlots(String op, Tensor topIdx, Tensor values, int experts) {
+        that(topIdx.rank() == 2, op + ": topIdx " + topIdx + " must be [N,K]");
+        shape(op, values, topIdx.dim(0), topIdx.dim(1));
+        that(experts >= 1, op + ": the per-expert array needs at least one entry, has " + experts);
+    }
+
+    /** An expert index a slot holds: negative (no copy: skipped) or in [0, E). */
+    public static void expertSlot(String op, int index, int slot, int k, int experts) {
+        that(index < experts, op + ": expert index " + index + " of token " + slot / k + " (slot " + slot % k
+                + ") is not below E = " + experts + " (use −1 for a slot with no copy)");
+    }
+
     public static void adamW(Tensor w, Tensor g, Tensor m, Tensor v, int t) {
         sameSize("adamWStep", w, g);
         sameSize("adamWStep", w, m);

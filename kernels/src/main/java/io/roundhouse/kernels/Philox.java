@@ -55,6 +55,25 @@ public final class Philox {
                 (int) seed, (int) (seed >>> 32), out);
     }
 
+    /**
+     * A standard normal for element {@code index} of {@code stream}: Box–Muller on the uniforms of
+     * elements 2·index and 2·index + 1 (words 2·(index mod 2) and 2·(index mod 2) + 1 of block
+     * index/2), {@code √(−2·ln(1 − u₀))·cos(2π·u₁)}, in double and rounded once, as the CUDA
+     * kernels' {@code rh_normal} computes it.
+     */
+    public static float normal(long seed, long stream, long index) {
+        int[] w = new int[4];
+        block4(seed, stream, index >>> 1, w);
+        int at = (int) (index & 1) * 2;
+        return boxMuller(w[at], w[at + 1]);
+    }
+
+    /** The normal from two Philox words (see {@link #normal}); 1 − u₀ is in (0, 1], so the log is finite. */
+    public static float boxMuller(int word0, int word1) {
+        double r = Math.sqrt(-2.0 * Math.log(1.0 - toUnit(word0)));
+        return (float) (r * Math.cos(2.0 * Math.PI * toUnit(word1)));
+    }
+
     /** The top 24 bits of a word as a float in [0, 1). */
     public static float toUnit(int word) {
         return (word >>> 8) * 0x1.0p-24f;

@@ -542,6 +542,39 @@ public final class CpuBackend implements Backend {
         CpuRouting.routerLossBackward(dProbs, dLse, lse, selected, totalTokens, k, alpha, beta, dLoss);
     }
 
+    // ---- the noisy top-k router (CpuNoisyRouting) ----
+
+    @Override
+    public void noisyLogitsForward(Tensor noisy, Tensor clean, Tensor raw, long seed, long stream, long firstElement) {
+        CpuNoisyRouting.noisyLogitsForward(noisy, clean, raw, seed, stream, firstElement);
+    }
+
+    @Override
+    public void noisyLogitsBackward(Tensor dRaw, Tensor dNoisy, Tensor raw, long seed, long stream, long firstElement) {
+        CpuNoisyRouting.noisyLogitsBackward(dRaw, dNoisy, raw, seed, stream, firstElement);
+    }
+
+    @Override
+    public void noisyTopKLoadForward(Tensor load, Tensor clean, Tensor noisy, Tensor raw, int k) {
+        CpuNoisyRouting.noisyTopKLoadForward(load, clean, noisy, raw, k);
+    }
+
+    @Override
+    public void noisyTopKLoadBackward(Tensor dClean, Tensor dNoisy, Tensor dRaw, Tensor dLoad, Tensor clean,
+                                      Tensor noisy, Tensor raw, int k) {
+        CpuNoisyRouting.noisyTopKLoadBackward(dClean, dNoisy, dRaw, dLoad, clean, noisy, raw, k);
+    }
+
+    @Override
+    public void expertGateSums(Tensor topIdx, Tensor gates, float[] sums) {
+        CpuNoisyRouting.expertGateSums(topIdx, gates, sums);
+    }
+
+    @Override
+    public void addExpertValues(Tensor dGates, Tensor topIdx, float[] perExpert) {
+        CpuNoisyRouting.addExpertValues(dGates, topIdx, perExpert);
+    }
+
     // ---- loss and optimizer -------------------------------------------------------------------
 
     @Override

@@ -24,6 +24,7 @@ public final class CudaBackend implements Backend {
     private final CudaTensor partial;   // sumSquares' per-block sums (doubles)
     private final CudaTensor flag;      // a kernel's bad-input flag (a label, an expert index)
     private final CudaRouting routing;
+    private final CudaNoisyRouting noisyRouting;
     private final CudaElementwise elementwise;
     private final CudaExperts experts;
     private final CudaTransformer transformer;
@@ -40,6 +41,7 @@ public final class CudaBackend implements Backend {
         this.partial = (CudaTensor) allocate("sumSquares.partial", DType.FLOAT32, 2 * 4096);
         this.flag = (CudaTensor) allocate("bad-input.flag", DType.INT32, 1);
         this.routing = new CudaRouting(this, dev, flag);
+        this.noisyRouting = new CudaNoisyRouting(this, dev, flag);
         this.elementwise = new CudaElementwise(this, dev);
         this.experts = new CudaExperts(this, dev);
         this.transformer = new CudaTransformer(this, dev);
@@ -558,6 +560,39 @@ public final class CudaBackend implements Backend {
     public void routerLossBackward(Tensor dProbs, Tensor dLse, Tensor lse, int[] selected, int totalTokens, int k,
                                    float alpha, float beta, float dLoss) {
         routing.routerLossBackward(dProbs, dLse, lse, selected, totalTokens, k, alpha, beta, dLoss);
+    }
+
+    // ---- the noisy top-k router (CudaNoisyRouting) ----
+
+    @Override
+    public void noisyLogitsForward(Tensor noisy, Tensor clean, Tensor raw, long seed, long stream, long firstElement) {
+        noisyRouting.noisyLogitsForward(noisy, clean, raw, seed, stream, firstElement);
+    }
+
+    @Override
+    public void noisyLogitsBackward(Tensor dRaw, Tensor dNoisy, Tensor raw, long seed, long stream, long firstElement) {
+        noisyRouting.noisyLogitsBackward(dRaw, dNoisy, raw, seed, stream, firstElement);
+    }
+
+    @Override
+    public void noisyTopKLoadForward(Tensor load, Tensor clean, Tensor noisy, Tensor raw, int k) {
+        noisyRouting.noisyTopKLoadForward(load, clean, noisy, raw, k);
+    }
+
+    @Override
+    public void noisyTopKLoadBackward(Tensor dClean, Tensor dNoisy, Tensor dRaw, Tensor dLoad, Tensor clean,
+                                      Tensor noisy, Tensor raw, int k) {
+        noisyRouting.noisyTopKLoadBackward(dClean, dNoisy, dRaw, dLoad, clean, noisy, raw, k);
+    }
+
+    @Override
+    public void expertGateSums(Tensor topIdx, Tensor gates, float[] sums) {
+        noisyRouting.expertGateSums(topIdx, gates, sums);
+    }
+
+    @Override
+    public void addExpertValues(Tensor dGates, Tensor topIdx, float[] perExpert) {
+        noisyRouting.addExpertValues(dGates, topIdx, perExpert);
     }
 
     // ---- loss and optimizer -------------------------------------------------------------------

@@ -156,6 +156,19 @@ class CudaLaunchTest {
         be.sigmoidTopKBackward(probs, dGates, null, null, logits, lse, top, gates);
         be.selectAtLeast(copyRow, top, gates, 0.2f);
         be.routerEntropy(probs);
+        // The noisy top-k router: k < E launches the load kernels, k ≥ E fills 1 and adds nothing.
+        Tensor noisy = be.allocate("noisy", DType.FLOAT32, n, e);
+        Tensor raw = be.allocate("raw", DType.FLOAT32, n, e);
+        Tensor load = be.allocate("load", DType.FLOAT32, n, e);
+        be.noisyLogitsForward(noisy, logits, raw, 1, 2, 3);
+        be.noisyLogitsBackward(raw, dProbs, raw, 1, 2, 3);
+        for (int topK : new int[] {k, e}) {
+            be.noisyTopKLoadForward(load, logits, noisy, raw, topK);
+            be.noisyTopKLoadBackward(dProbs, probs, raw, load, logits, noisy, raw, topK);
+        }
+        float[] perExpert = new float[e];
+        be.expertGateSums(top, gates, perExpert);
+        be.addExpertValues(dGates, top, perExpert);
         Tensor labels = be.allocate("labels", DType.INT32, n);
         Tensor losses = be.allocate("losses", DType.FLOAT32, n);
         be.crossEntropyForward(losses, probs, logits, labels);

@@ -567,6 +567,83 @@ class CudaOpsTest {
         assertEquals(cpu.routerEntropy(probs[0]), gpu.routerEntropy(probs[1]), 1e-5, "routerEntropy");
     }
 
+    /**
+     * The noisy top-k router: ε from the same Philox normals (so the noisy logits agree to float
+     * rounding), the load estimate and its accumulated gradients, the importance sums and their
+     * adjoint with empty slots; E up to 130 (one thread walks a row).
+     */
+    @ParameterizedTest(name = "noisy router n={0} e={1} k={2}")
+    @CsvSource({"1, 2, 1", "11, 4, 2", "37, 8, 2", "300, 16, 4", "5, 130, 8", "6, 3, 3"})
+    void noisyRouterOps(int n, int e, int k) {
+        Tensor[] clean = randn("clean", n, e);
+        Tensor[] raw = randn("raw", n, e);
+        Tensor[] noisy = poisoned("noisy", n, e);
+        cpu.noisyLogitsForward(noisy[0], clean[0], raw[0], 42, 7, 3L * e);
+        gpu.noisyLogitsForward(noisy[1], clean[1], raw[1], 42, 7, 3L * e);
+        same("noisyLogitsForward", noisy, 1e-6);
+        Tensor[] dNoisy = randn("dNoisy", n, e);
+        Tensor[] dRaw = poisoned("dRaw", n, e);
+        cpu.noisyLogitsBackward(dRaw[0], dNoisy[0], raw[0], 42, 7, 3L * e);
+        gpu.noisyLogitsBackward(dRaw[1], dNoisy[1], raw[1], 42, 7, 3L * e);
+        same("noisyLogitsBackward", dRaw, 1e-6);
+        // The load from the CPU's noisy logits on both, so both rank the same values.
+        float[] nv = read(cpu, noisy[0]);
+        Tensor[] v = pair("noisyValues", nv, n, e);
+        Tensor[] load = poisoned("load", n, e);
+        cpu.noisyTopKLoadForward(load[0], clean[0], v[0], raw[0], k);
+        gpu.noisyTopKLoadForward(load[1], clean[1], v[1], raw[1], k);
+        same("noisyTopKLoadForward", load, 1e-5);
+        Tensor[] dLoad = randn("dLoad", n, e);
+        Tensor[] dClean = randn("dClean", n, e);
+        Tensor[] dv = randn("dNoisyValues", n, e);
+        Tensor[] dr = randn("dRawAcc", n, e);
+        cpu.noisyTopKLoadBackward(dClean[0], dv[0], dr[0], dLoad[0], clean[0], v[0], raw[0], k);
+        gpu.noisyTopKLoadBackward(dClean[1], dv[1], dr[1], dLoad[1], clean[1], v[1], raw[1], k);
+        same("noisyTopKLoadBackward dClean", dClean, 1e-5);
+        same("noisyTopKLoadBackward dNoisy", dv, 1e-5);
+        same("noisyTopKLoadBackward dRaw", dr, 1e-5);
+
+        int[] top = new int[n * k];
+        for (int c = 0; c < top.length; c++) {
+            top[c] = c % 7 == 2 ? -1 : rnd.nextInt(e);
+        }
+        Tensor[] idx = ints("topIdx", top, n, k);
+        Tensor[] gates = randn("gates", n, k);
+        float[] sumC = new float[e];
+        float[] sumG = new float[e];
+        cpu.expertGateSums(idx[0], gates[0], sumC);
+        gpu.expertGateSums(idx[1], gates[1], sumG);
+        assertArrayEquals(sumC, sumG, 1e-5f, "expertGateSums");
+        Tensor[] dGates = randn("dGates", n, k);
+        cpu.addExpertValues(dGates[0], idx[0], sumC);
+        gpu.addExpertValues(dGates[1], idx[1], sumC);
+        same("addExpertValues", dGates, 1e-6);
+        top[top.length - 1] = e;
+        Tensor[] bad = ints("bad", top, n, k);
+        IllegalArgumentException ex = assertThrows(IllegalArgumentException.class,
+                () -> gpu.expertGateSums(bad[1], gates[1], sumG));
+        assertEquals(assertThrows(IllegalArgumentException.class, () -> cpu.expertGateSums(bad[0], gates[0], sumC))
+                .getMessage(), ex.getMessage(), "the CPU's message");
+        assertThrows(IllegalArgumentException.class, () -> gpu.addExpertValues(dGates[1], bad[1], sumC));
+    }
+
+    /** The device's Box–Muller normals are Philox.normal's, over a stretch of elements and a far offset. */
+    @Test
+    void philoxNormalsAreTheCpus() {
+        int n = 4099;
+        Tensor[] zero = pair("zero", new float[n], 1, n);
+        // softplus(raw) = 1 for raw = ln(e − 1): noisy = ε (to the rounding of softplus).
+        float[] unit = new float[n];
+        java.util.Arrays.fill(unit, (float) Math.log(Math.E - 1));
+        Tensor[] raw = pair("raw", unit, 1, n);
+        for (long first : new long[] {0, 1, (1L << 40) + 3}) {
+            Tensor[] eps = poisoned("eps", 1, n);
+            cpu.noisyLogitsForward(eps[0], zero[0], raw[0], 99, 5, first);
+            gpu.noisyLogitsForward(eps[1], zero[1], raw[1], 99, 5, first);
+            same("normals from element " + first, eps, 1e-6);
+        }
+    }
+
     // ---- transformer ----------------------------------------------------------------------------
 
     @ParameterizedTest(name = "rope n={0} heads={1} dh={2} period={3} firstPos={4}")
