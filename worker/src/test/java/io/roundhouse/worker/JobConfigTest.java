@@ -57,8 +57,8 @@ class JobConfigTest {
     void aRouterRefusesTheKeysOfAnother() {
         ConfigException sigmoid = assertThrows(ConfigException.class, () -> RouterSpec.from(JobConfig.of(
                 Map.of("model.router", "sigmoid", "model.gate", "softmax_topk"))));
-        assertEquals("model.gate = softmax_topk, but model.router=sigmoid ignores it: the sigmoid router's gates are "
-                + "its chosen scores normalised to sum 1; remove it, or set model.router=softmax", sigmoid.getMessage());
+        assertEquals("model.gate = softmax_topk, but model.router=sigmoid ignores it (only softmax, noisy read it): "
+                + "remove it, or choose such a router", sigmoid.getMessage());
         ConfigException softmax = assertThrows(ConfigException.class, () -> RouterSpec.from(JobConfig.of(
                 Map.of("model.routerBiasRate", "0.01"))));
         assertTrue(softmax.getMessage().startsWith("model.routerBiasRate = 0.01, but model.router=softmax ignores it"),
@@ -66,7 +66,38 @@ class JobConfigTest {
         assertEquals(new RouterSpec(RouterSpec.Kind.SIGMOID, 0.002), RouterSpec.from(JobConfig.of(
                 Map.of("model.router", "sigmoid", "model.routerBiasRate", "0.002"))));
         assertEquals(RouterSpec.SOFTMAX, RouterSpec.from(JobConfig.defaults()));
-        assertTrue(error(Map.of("model.router", "expert_choice")).contains("model.router"), "an unbuilt router is refused");
+        assertTrue(error(Map.of("model.router", "expert_choice")).contains("model.router"), "a misspelt router is refused");
+        for (String[] bad : new String[][] {
+                {"model.router", "expert-choice", "loss.importance", "0.1"},
+                {"model.router", "noisy", "model.temperature.end", "0.5"},
+                {"model.router", "dense-to-sparse", "model.temperature.steps", "100", "model.expertChoiceCausal", "on"},
+                {"model.router", "noisy", "loss.loadBalance", "0.1"}}) {
+            Map<String, String> m = new java.util.HashMap<>();
+            for (int j = 0; j < bad.length; j += 2) {
+                m.put(bad[j], bad[j + 1]);
+            }
+            String why = assertThrows(ConfigException.class, () -> RouterSpec.from(JobConfig.of(m))).getMessage();
+            assertTrue(why.contains("but model.router=" + bad[1] + " ignores it"), why);
+        }
+        String epochs = assertThrows(ConfigException.class, () -> RouterSpec.from(JobConfig.of(
+                Map.of("model.router", "dense-to-sparse")))).getMessage();
+        assertTrue(epochs.contains("set model.temperature.steps"), epochs);
+        String causal = assertThrows(ConfigException.class, () -> RouterSpec.from(JobConfig.of(
+                Map.of("model.router", "expert-choice", "model.kind", "lm")))).getMessage();
+        assertTrue(causal.contains("model.expertChoiceCausal=on"), causal);
+        assertTrue(RouterSpec.from(JobConfig.of(Map.of("model.router", "expert-choice", "model.kind", "lm",
+                "model.expertChoiceCausal", "on"))).causal());
+        String dropless = assertThrows(ConfigException.class, () -> RouterSpec.from(JobConfig.of(
+                Map.of("model.router", "expert-choice", "model.capacityFactor", "0")))).getMessage();
+        assertTrue(dropless.contains("model.capacityFactor"), dropless);
+        RouterSpec d2s = RouterSpec.from(JobConfig.of(Map.of("model.router", "dense-to-sparse", "train.maxSteps", "400",
+                "model.routerActivation", "sigmoid", "model.routerBias", "outside")));
+        assertEquals(400, d2s.temperature().steps());
+        assertTrue(d2s.activation());
+        assertEquals(RouterSpec.BiasPlacement.OUTSIDE, d2s.bias());
+        assertEquals(2.0, d2s.temperature().at(0), 1e-12);
+        assertEquals(Math.sqrt(2.0 * 0.1), d2s.temperature().at(200), 1e-12, "exponential: the geometric mean halfway");
+        assertEquals(0.1, d2s.temperature().at(10_000), 1e-12, "the end temperature after the anneal");
     }
 
     @Test

@@ -99,7 +99,7 @@ public final class Checkpointer {
     }
 
     private static boolean isExpert(Param p) {
-        return p.name().contains(".experts.");
+        return p.expert();
     }
 
     /** Writes this worker's shard of step {@code step}; rank 0 commits the manifest. A collective. */

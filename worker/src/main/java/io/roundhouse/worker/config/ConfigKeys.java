@@ -66,12 +66,43 @@ public final class ConfigKeys {
     public static final ConfigKey<GateMode> MODEL_GATE = enumKey("model.gate", GateMode.TOPK_SOFTMAX, GateMode.class,
             "gating: softmax_topk (no renormalisation), softmax_topk_renorm, or topk_softmax");
     public static final ConfigKey<String> MODEL_ROUTER = choiceKey("model.router", "softmax",
-            List.of("softmax", "sigmoid"), "how tokens choose experts: softmax (softmax of the logits, top-k, gates "
-            + "by model.gate) or sigmoid (DeepSeek-V3: sigmoid scores, top-k of score + a per-expert bias that "
-            + "balances the load without an auxiliary loss, gates the chosen scores normalised)");
+            List.of("softmax", "sigmoid", "noisy", "dense-to-sparse", "expert-choice"), "how tokens choose experts "
+            + "(docs/routers.md): softmax (softmax of the logits, top-k, gates by model.gate; Switch with "
+            + "model.topK=1), sigmoid (DeepSeek-V3: sigmoid scores, top-k of score + a per-expert bias that balances "
+            + "the load without an auxiliary loss, gates the chosen scores normalised), noisy (Shazeer 2017: learned "
+            + "Gaussian noise on the logits in training, top-k, gates by model.gate, importance and load losses), "
+            + "dense-to-sparse (softmax with an annealed temperature, every expert whose gate reaches "
+            + "model.routerThreshold, at most model.topK) or expert-choice (Zhou 2022: each expert takes its "
+            + "top-scored tokens of the global batch)");
     public static final ConfigKey<Double> MODEL_ROUTER_BIAS_RATE = doubleKey("model.routerBiasRate", 0.001, 0, 1, true,
             "model.router=sigmoid: after each step every expert's selection bias moves by this much towards the mean "
             + "load (+ when under it, - when over it); 0 = no bias");
+    public static final ConfigKey<Double> MODEL_TEMPERATURE_START = doubleKey("model.temperature.start", 2.0, 1e-3,
+            1e3, true, "model.router=dense-to-sparse: the softmax temperature at step 0 (high: every expert gets a "
+            + "similar gate, dense)");
+    public static final ConfigKey<Double> MODEL_TEMPERATURE_END = doubleKey("model.temperature.end", 0.1, 1e-3, 1e3,
+            true, "model.router=dense-to-sparse: the temperature from model.temperature.steps on (low: sparse)");
+    public static final ConfigKey<String> MODEL_TEMPERATURE_SHAPE = choiceKey("model.temperature.shape",
+            "exponential", List.of("linear", "cosine", "exponential"), "model.router=dense-to-sparse: how the "
+            + "temperature moves from start to end: linear, cosine (half a cosine) or exponential (geometric)");
+    public static final ConfigKey<Integer> MODEL_TEMPERATURE_STEPS = intKey("model.temperature.steps", 0, 0,
+            Integer.MAX_VALUE, "model.router=dense-to-sparse: steps the anneal takes; 0 = train.maxSteps (which "
+            + "must then be set)");
+    public static final ConfigKey<Double> MODEL_ROUTER_THRESHOLD = doubleKey("model.routerThreshold", 0.05, 0, 1,
+            true, "model.router=dense-to-sparse: a token goes to every expert whose gate is at least this, at most "
+            + "model.topK of them (set model.topK = model.experts to start fully dense); 0 = always top-k");
+    public static final ConfigKey<String> MODEL_ROUTER_ACTIVATION = choiceKey("model.routerActivation", "none",
+            List.of("none", "sigmoid"), "model.router=dense-to-sparse: none gives the temperature gate "
+            + "softmax((xW + b)/tau); sigmoid the activation dense-to-sparse gate softmax(sigmoid(xW + b)/tau) "
+            + "(where b sits: model.routerBias)");
+    public static final ConfigKey<String> MODEL_ROUTER_BIAS = choiceKey("model.routerBias", "none",
+            List.of("none", "inside", "outside"), "model.router=dense-to-sparse: a learnt per-expert bias b, none; "
+            + "inside (added to xW, before the activation and the temperature); or outside (added after both: "
+            + "softmax(a(xW)/tau + b))");
+    public static final ConfigKey<String> MODEL_EXPERT_CHOICE_CAUSAL = choiceKey("model.expertChoiceCausal", "off",
+            List.of("off", "on"), "model.router=expert-choice in a language model: on accepts that a token's experts "
+            + "depend on later tokens of the batch (information leaks backwards in training; evaluation and "
+            + "generation use token choice, top-round(capacityFactor*K)); off refuses expert choice there");
     public static final ConfigKey<Integer> MODEL_SHARED_EXPERTS = intKey("model.sharedExperts", 0, 0, 64,
             "always-on experts beside the routed ones in every MoE block (DeepSeekMoE), each as wide as a routed one "
             + "(model.expertHidden); every token goes through them, gate 1; 0 = none");
@@ -118,6 +149,11 @@ public final class ConfigKeys {
             "coefficient alpha of the Switch load-balancing loss alpha*E*sum_e f_e*P_e, per block");
     public static final ConfigKey<Double> LOSS_Z = doubleKey("loss.zLoss", 0.001, 0, 100, true,
             "coefficient beta of the router z-loss beta*mean(logsumexp(logits)^2), per block");
+    public static final ConfigKey<Double> LOSS_IMPORTANCE = doubleKey("loss.importance", 0.01, 0, 100, true,
+            "model.router=noisy: coefficient of the importance loss CV(sum of each expert's gates over the batch)^2");
+    public static final ConfigKey<Double> LOSS_LOAD = doubleKey("loss.load", 0.01, 0, 100, true,
+            "model.router=noisy: coefficient of the load loss CV(sum over the batch of each expert's probability "
+            + "of being in the top-k under fresh noise)^2");
 
     // ---- Self-Tuning Network ------------------------------------------------------------------
     public static final ConfigKey<List<String>> STN_TUNE = listKey("stn.tune", "",
@@ -220,9 +256,11 @@ public final class ConfigKeys {
             DATA_DIR, DATA_FORMAT, DATA_DISTRIBUTION, DATA_VALIDATION_EXAMPLES, DATA_TEXT, DATA_SEQ_LEN,
             DATA_VALIDATION_FRACTION,
             MODEL_KIND, MODEL_DIM, MODEL_BLOCKS, MODEL_EXPERTS, MODEL_TOP_K, MODEL_EXPERT_HIDDEN, MODEL_ACTIVATION, MODEL_NORM,
-            MODEL_GATE, MODEL_ROUTER, MODEL_ROUTER_BIAS_RATE, MODEL_SHARED_EXPERTS, MODEL_CAPACITY_FACTOR, MODEL_DROPOUT_INPUT, MODEL_DROPOUT_BLOCK, MODEL_ROUTER_JITTER,
+            MODEL_GATE, MODEL_ROUTER, MODEL_ROUTER_BIAS_RATE, MODEL_TEMPERATURE_START,
+            MODEL_TEMPERATURE_END, MODEL_TEMPERATURE_SHAPE, MODEL_TEMPERATURE_STEPS, MODEL_ROUTER_THRESHOLD,
+            MODEL_ROUTER_ACTIVATION, MODEL_ROUTER_BIAS, MODEL_EXPERT_CHOICE_CAUSAL, MODEL_SHARED_EXPERTS, MODEL_CAPACITY_FACTOR, MODEL_DROPOUT_INPUT, MODEL_DROPOUT_BLOCK, MODEL_ROUTER_JITTER,
             MODEL_HEADS, MODEL_KV_HEADS, MODEL_ROPE_THETA, MODEL_MOE_EVERY, MODEL_DENSE_HIDDEN, MODEL_ATTENTION_GATE,
-            MODEL_TIE_EMBEDDINGS, MODEL_DROPOUT_ATTENTION, MODEL_PRECISION, AUGMENT_SHIFT, LOSS_LOAD_BALANCE, LOSS_Z,
+            MODEL_TIE_EMBEDDINGS, MODEL_DROPOUT_ATTENTION, MODEL_PRECISION, AUGMENT_SHIFT, LOSS_LOAD_BALANCE, LOSS_Z, LOSS_IMPORTANCE, LOSS_LOAD,
             STN_TUNE, STN_LAYERS, STN_WARMUP_STEPS, STN_TRAIN_STEPS, STN_VALID_STEPS, STN_LR, STN_SIGMA,
             STN_ENTROPY_WEIGHT,
             TRAIN_EPOCHS, TRAIN_MAX_STEPS, TRAIN_BATCH_SIZE, TRAIN_LR, TRAIN_MIN_LR_FRACTION, TRAIN_WARMUP_STEPS,

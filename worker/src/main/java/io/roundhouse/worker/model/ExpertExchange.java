@@ -41,6 +41,13 @@ public interface ExpertExchange {
     void sumRouterStats(float[] stats, int[] offsets);
 
     /**
+     * Every worker's {@code send[0, len)}, in rank order ({@code len} the same on every worker): a
+     * router's statistics that are not sums (expert choice gathers every token's scores). Returns
+     * [W·len], valid until the next call; one worker gets {@code send} back.
+     */
+    float[] allGather(float[] send, int len);
+
+    /**
      * @param xp           rows grouped by global expert, xp[M,D]
      * @param offsets      global group boundaries, int[E+1]
      * @param localOffsets out: group boundaries of the returned rows, int[localExperts+1]

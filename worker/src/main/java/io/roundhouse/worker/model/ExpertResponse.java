@@ -12,7 +12,7 @@ import io.roundhouse.kernels.Tensor;
  * start. Each copy's Δ travels to its expert's host with {@link ExpertExchange#dispatchSide} and
  * its dΔ comes back with {@link ExpertExchange#combineSide}: two more exchange rounds per layer.
  *
- * <p>The parameters are expert parameters ({@code .experts.} in their names): sliced by placement,
+ * <p>The parameters are expert parameters ({@link Param#expert()}): sliced by placement,
  * drawn from the second generator (the same values on any number of workers), summed over replicas
  * and checkpointed by global expert like the FFN's.
  */
@@ -44,8 +44,8 @@ final class ExpertResponse {
         this.local = local;
         this.r = ps.normalSliceAside(name + ".experts.stn.r", 1 / Math.sqrt(d), true, first, local, experts, d, d);
         this.b = ps.normalSliceAside(name + ".experts.stn.b", 0.1, false, first, local, experts, d);
-        this.us = ps.constant(name + ".experts.stn.us", 0f, false, local, h, d);
-        this.ut = ps.constant(name + ".experts.stn.ut", 0f, false, local, h, d);
+        this.us = ps.expertConstant(name + ".experts.stn.us", 0f, false, local, h, d);
+        this.ut = ps.expertConstant(name + ".experts.stn.ut", 0f, false, local, h, d);
         this.deltaP = be.allocate(name + ".stn.deltaP", DType.FLOAT32, maxRowsOut, h);
         this.deltaTok = be.allocate(name + ".stn.deltaTok", DType.FLOAT32, maxN, h);
         this.z = be.allocate(name + ".stn.z", DType.FLOAT32, rowsIn, d);

@@ -37,15 +37,16 @@ public final class MoeBlock {
      * @param firstRow    global index of x's first row in the batch (keys the dropout mask)
      */
     public Tensor forward(Tensor x, float dropoutRate, int capacity, long seed, long stream, long firstRow) {
-        return forward(x, dropoutRate, null, capacity, true, seed, stream, stream, firstRow);
+        return forward(x, dropoutRate, null, capacity, true, 0, seed, stream, stream, firstRow);
     }
 
     /**
      * @param rates        a dropout rate per row instead of {@code dropoutRate} (null: one rate)
      * @param train        training (router jitter, router losses) or evaluation
+     * @param step         the optimizer step (the router's schedules)
      * @param jitterStream the router jitter's stream
      */
-    public Tensor forward(Tensor x, float dropoutRate, Tensor rates, int capacity, boolean train, long seed,
+    public Tensor forward(Tensor x, float dropoutRate, Tensor rates, int capacity, boolean train, long step, long seed,
                           long stream, long jitterStream, long firstRow) {
         int n = x.dim(0);
         this.p = dropoutRate;
@@ -53,7 +54,8 @@ public final class MoeBlock {
         this.seed = seed;
         this.stream = stream;
         this.firstElement = firstRow * spec.dim();
-        Tensor branch = moe.forward(norm.forward(x), capacity, train, seed, jitterStream, firstRow);
+        Tensor branch = moe.forward(norm.forward(x), capacity, new RouterContext(train, step, seed, jitterStream,
+                firstRow));
         Tensor o = out.rows(n);
         if (rates != null) {
             be.dropoutRowsForward(dropped.rows(n), branch, rates, seed, stream, firstElement);

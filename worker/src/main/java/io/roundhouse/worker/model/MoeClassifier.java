@@ -165,7 +165,7 @@ public final class MoeClassifier implements Model {
         stats.zLoss = 0;
         stats.droppedCopies = 0;
         for (int b = 0; b < blocks.length; b++) {
-            hcur = blocks[b].forward(hcur, blockP, blockRates, capacity, train, seed, streamBase + 1 + b,
+            hcur = blocks[b].forward(hcur, blockP, blockRates, capacity, train, step, seed, streamBase + 1 + b,
                     streamBase + 1 + blocks.length + b, firstExample);
             blocks[b].moe.addStats(stats, b, train);
         }
@@ -209,7 +209,7 @@ public final class MoeClassifier implements Model {
         }
         Tensor hcur = embed.forward(x);
         for (MoeBlock block : blocks) {
-            hcur = block.forward(hcur, 0f, null, 0, false, 0, 0, 0, 0);
+            hcur = block.forward(hcur, 0f, null, 0, false, Long.MAX_VALUE, 0, 0, 0, 0);
         }
         return head.forward(finalNorm.forward(hcur));
     }

@@ -25,8 +25,8 @@ import io.roundhouse.kernels.Tensor;
  * (a bf16 rounding of the logits would change which experts a token goes to; Switch Transformer's
  * "selective precision" does the same).
  *
- * <p>Legend: N tokens (≤ maxN), D width, E experts, El hosted experts, K top-k, F hidden, F1
- * pre-activation width, M kept copies.
+ * <p>Legend: N tokens (≤ maxN), D width, E experts, El hosted experts, S slots per token in the
+ * router's copy table (K for top-k), F hidden, F1 pre-activation width, M kept copies.
  */
 public final class MoeLayer {
     private final Backend be;
@@ -34,12 +34,12 @@ public final class MoeLayer {
     private final ExpertExchange exchange;
     private final int d;
     private final int e;
-    private final int k;
+    private final int slots;     // the router's copy table's width S
     private final int f;
     private final Activation act;
     private final Precision precision;   // the experts' GEMMs; the router's stay fp32
 
-    private final TopKRouter router;
+    private final LinearRouter router;
     public final Param w1;       // [El, D, F1]
     public final Param b1;       // [El, F1] or null
     public final Param w2;       // [El, F, D]
@@ -57,10 +57,10 @@ public final class MoeLayer {
     private final int[] sharedOffsets = new int[2];
 
     // Forward state, allocated once for maxN tokens.
-    private final Tensor rowToken;  // [maxN·K] int
-    private final Tensor copyRow;   // [maxN, K] int
-    private final Tensor xp;        // [maxN·K, D]
-    private final Tensor a;         // [rowsIn, F1] (rowsIn = maxN·K, or more when experts are remote)
+    private final Tensor rowToken;  // [maxN·S] int
+    private final Tensor copyRow;   // [maxN, S] int
+    private final Tensor xp;        // [maxN·S, D]
+    private final Tensor a;         // [rowsIn, F1] (rowsIn = maxN·S, or more when experts are remote)
     private final Tensor h;         // [rowsIn, F]
     private final Tensor yr;        // [rowsIn, D]
     private final Tensor y;         // [maxN, D]
@@ -69,8 +69,8 @@ public final class MoeLayer {
     private final int[] selected;
     private final float[] stats;          // the router's statistics, summed across workers
     // Backward state.
-    private final Tensor dyp;       // [maxN·K, D]
-    private final Tensor dGates;    // [maxN, K]
+    private final Tensor dyp;       // [maxN·S, D]
+    private final Tensor dGates;    // [maxN, S]
     private final Tensor dxr;       // [rowsIn, D]
     private final Tensor dh;        // [rowsIn, F]
     private final Tensor da;        // [rowsIn, F1]
@@ -85,6 +85,7 @@ public final class MoeLayer {
     private Tensor xr;              // rows received for the hosted experts
     private Tensor yp;              // expert outputs back in source layout
     private int m;
+    private int chosen;             // copies the router chose (m of them kept)
 
     public MoeLayer(Backend be, ParamStore ps, String name, ModelSpec spec, ExpertExchange exchange, int maxN) {
         this(be, ps, name, spec, exchange, maxN, true);
@@ -98,26 +99,26 @@ public final class MoeLayer {
         this.exchange = exchange;
         this.d = spec.dim();
         this.e = spec.experts();
-        this.k = spec.topK();
         this.f = spec.expertHidden();
         this.act = spec.activation();
         this.precision = spec.precision();
         int el = exchange.localExperts();
         int f1 = act.preWidth(f);
-        int rows = maxN * k;
+        router = LinearRouter.create(be, ps, name, spec, exchange, maxN);  // first: the parameters' draws keep their order
+        this.slots = router.slots();
+        int rows = maxN * slots;
         int rowsIn = exchange.maxRowsIn(rows); // expert side: rows received from every worker
         this.maxN = maxN;
         this.rowsIn = rowsIn;
-        router = new TopKRouter(be, ps, name, spec, maxN);  // first: the parameters' draws keep their order
         int first = exchange.firstLocalExpert();
         w1 = ps.normalSlice(name + ".experts.w1", 1 / Math.sqrt(d), true, first, el, e, d, f1);
-        b1 = bias ? ps.constant(name + ".experts.b1", 0f, false, el, f1) : null;
+        b1 = bias ? ps.expertConstant(name + ".experts.b1", 0f, false, el, f1) : null;
         w2 = ps.normalSlice(name + ".experts.w2", 1 / Math.sqrt(f) / Math.sqrt(2.0 * spec.blocks()), true, first, el, e,
                 f, d);
-        b2 = bias ? ps.constant(name + ".experts.b2", 0f, false, el, d) : null;
+        b2 = bias ? ps.expertConstant(name + ".experts.b2", 0f, false, el, d) : null;
         int fs = spec.sharedExperts() * f;
         if (fs > 0) {
-            // Dense parameters (no ".experts." in the name): every worker holds them, the all-reduce sums them.
+            // Dense parameters: every worker holds them, the all-reduce sums them.
             int fs1 = act.preWidth(fs);
             sw1 = ps.normal(name + ".shared.w1", 1 / Math.sqrt(d), true, 1, d, fs1);
             sb1 = bias ? ps.constant(name + ".shared.b1", 0f, false, 1, fs1) : null;
@@ -141,7 +142,7 @@ public final class MoeLayer {
         }
 
         rowToken = be.allocate(name + ".rowToken", DType.INT32, rows);
-        copyRow = be.allocate(name + ".copyRow", DType.INT32, maxN, k);
+        copyRow = be.allocate(name + ".copyRow", DType.INT32, maxN, slots);
         xp = be.allocate(name + ".xp", DType.FLOAT32, rows, d);
         a = be.allocate(name + ".a", DType.FLOAT32, rowsIn, f1);
         h = be.allocate(name + ".h", DType.FLOAT32, rowsIn, f);
@@ -152,7 +153,7 @@ public final class MoeLayer {
         selected = new int[e];
         stats = new float[router.statsSize()];
         dyp = be.allocate(name + ".dyp", DType.FLOAT32, rows, d);
-        dGates = be.allocate(name + ".dGates", DType.FLOAT32, maxN, k);
+        dGates = be.allocate(name + ".dGates", DType.FLOAT32, maxN, slots);
         dxr = be.allocate(name + ".dxr", DType.FLOAT32, rowsIn, d);
         dh = be.allocate(name + ".dh", DType.FLOAT32, rowsIn, f);
         da = be.allocate(name + ".da", DType.FLOAT32, rowsIn, f1);
@@ -175,7 +176,7 @@ public final class MoeLayer {
     public void attachExperts(ParamStore ps, Perturbation p) {
         this.perturbation = p;
         this.expertResponse = new ExpertResponse(be, ps, name, exchange.firstLocalExpert(), exchange.localExperts(),
-                e, d, p.spec().tuned().size(), maxN, maxN * k, rowsIn);
+                e, d, p.spec().tuned().size(), maxN, maxN * slots, rowsIn);
     }
 
     public StnResponse routerResponse() {
@@ -193,27 +194,30 @@ public final class MoeLayer {
      * @return y[n,D], valid until the next forward
      */
     public Tensor forward(Tensor input, int capacity) {
-        return forward(input, capacity, true, 0, 0, 0);
+        return forward(input, capacity, new RouterContext(true, 0, 0, 0, 0));
     }
 
     /**
-     * @param train    training (router jitter; router losses in backward) or evaluation (neither)
-     * @param seed     jitter seed
-     * @param stream   jitter stream
-     * @param firstRow global index of the input's first row (keys the jitter)
+     * @param capacity copies each expert accepts (0 = no limit; a router that bounds its experts'
+     *                 copies itself, expert choice, ignores it)
+     * @param ctx      training or evaluation, the step, and what keys the router's noise
      */
-    public Tensor forward(Tensor input, int capacity, boolean train, long seed, long stream, long firstRow) {
+    public Tensor forward(Tensor input, int capacity, RouterContext ctx) {
         x = input;
         int n = input.dim(0);
         long t0 = System.nanoTime();
         // 1. route
-        router.forward(input, train, seed, stream, firstRow);
-        Tensor topIdx = router.topIdx();
+        router.forward(input, ctx);
+        Tensor copies = router.copies();
         Tensor gates = router.gates();
         long t1 = System.nanoTime();
         timers.add(PhaseTimers.Phase.ROUTE, t1 - t0);
         // 2. plan (capacity limit; also counts each expert's pre-limit choices) and permute
-        m = be.dispatchPlan(rowToken, copyRow.rows(n), offsets, selected, topIdx, e, capacity);
+        m = be.dispatchPlan(rowToken, copyRow.rows(n), offsets, selected, copies, e, router.bounded() ? 0 : capacity);
+        chosen = 0;
+        for (int c : selected) {
+            chosen += c;
+        }
         // The router's statistics over every worker's tokens (the exchange sums them; local: as is).
         router.localStats(stats, selected);
         long tStats = System.nanoTime();
@@ -330,7 +334,7 @@ public final class MoeLayer {
 
     /** Copies of the last forward dropped by the capacity limit. */
     public int dropped() {
-        return x.dim(0) * k - m;
+        return chosen - m;
     }
 
     /**

@@ -174,7 +174,8 @@ public final class MoeTransformer implements Model {
         stats.droppedCopies = 0;
         int layer = 0;
         for (int b = 0; b < blocks.length; b++) {
-            h = blocks[b].forward(h, n, train, residual, residualRates, rates, capacity, seed, streamBase + 1 + 4L * b,
+            h = blocks[b].forward(h, n, train, residual, residualRates, rates, capacity, step, seed,
+                    streamBase + 1 + 4L * b,
                     firstExample);
             if (blocks[b].moe != null) {
                 blocks[b].moe.addStats(stats, layer++, train);

@@ -15,6 +15,10 @@ import io.roundhouse.kernels.Tensor;
  *                  the training loss (the Self-Tuning Network's hyperparameters, stepped by their own
  *                  optimizer, which keeps its moments in m and v) is checkpointed and digested with
  *                  the weights but skipped by AdamW and the gradient all-reduce
+ * @param expert    whether it belongs to the hosted experts, its first axis one entry per hosted
+ *                  expert: a worker holds only its experts' slice, the dense all-reduce skips it,
+ *                  checkpoints shard it by expert
  */
-public record Param(String name, Tensor value, Tensor grad, Tensor m, Tensor v, boolean decay, boolean trainable) {
+public record Param(String name, Tensor value, Tensor grad, Tensor m, Tensor v, boolean decay, boolean trainable,
+                    boolean expert) {
 }

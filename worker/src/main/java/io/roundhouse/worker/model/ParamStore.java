@@ -52,7 +52,8 @@ public final class ParamStore {
      * The slice {@code [first, first + count)} along the first axis of a parameter of
      * {@code fullShape} drawn from N(0, std²): the generator draws the whole tensor, so a worker
      * holding some experts gets exactly the values one worker holding all of them gets, and the
-     * parameters created after it are the same too.
+     * parameters created after it are the same too. The parameter is an expert's (see
+     * {@link Param#expert()}).
      */
     public Param normalSlice(String name, double std, boolean decay, int first, int count, int... fullShape) {
         return normalSlice(rnd, name, std, decay, first, count, fullShape);
@@ -71,7 +72,7 @@ public final class ParamStore {
         }
         int[] shape = fullShape.clone();
         shape[0] = count;
-        Param p = create(name, decay, shape);
+        Param p = create(name, decay, true, true, shape);
         int per = p.value().size() / count;
         float[] v = new float[p.value().size()];
         long skip = (long) first * per;
@@ -96,27 +97,38 @@ public final class ParamStore {
     }
 
     /**
+     * The hosted experts' slice of a parameter filled with a constant, its first axis the hosted
+     * experts (see {@link Param#expert()}).
+     */
+    public Param expertConstant(String name, float value, boolean decay, int... shape) {
+        Param p = create(name, decay, true, true, shape);
+        be.fill(p.value(), value);
+        return p;
+    }
+
+    /**
      * State that is checkpointed and digested with the weights but not trained by AdamW (see
      * {@link Param#trainable()}), zero at first.
      */
     public Param state(String name, int... shape) {
-        Param p = create(name, false, false, shape);
+        Param p = create(name, false, false, false, shape);
         be.fill(p.value(), 0f);
         return p;
     }
 
     private Param create(String name, boolean decay, int... shape) {
-        return create(name, decay, true, shape);
+        return create(name, decay, true, false, shape);
     }
 
-    private Param create(String name, boolean decay, boolean trainable, int... shape) {
+    private Param create(String name, boolean decay, boolean trainable, boolean expert, int... shape) {
         for (Param q : params) {
             if (q.name().equals(name)) {
                 throw new IllegalArgumentException("parameter " + name + " is defined twice");
             }
         }
         Param p = new Param(name, be.allocate(name, DType.FLOAT32, shape), be.allocate(name + ".grad", DType.FLOAT32, shape),
-                be.allocate(name + ".m", DType.FLOAT32, shape), be.allocate(name + ".v", DType.FLOAT32, shape), decay, trainable);
+                be.allocate(name + ".m", DType.FLOAT32, shape), be.allocate(name + ".v", DType.FLOAT32, shape), decay, trainable,
+                expert);
         params.add(p);
         return p;
     }

@@ -64,7 +64,7 @@ final class TransformerBlock {
      * @param firstSequence  global index of the first sequence
      */
     Tensor forward(Tensor x, int batch, boolean train, float residualDropout, Tensor residualRates,
-                   Tensor attentionRates, int capacity, long seed, long streams, long firstSequence) {
+                   Tensor attentionRates, int capacity, long step, long seed, long streams, long firstSequence) {
         int n = x.dim(0);
         long firstRow = firstSequence * (n / batch);
         this.p = residualDropout;
@@ -78,8 +78,8 @@ final class TransformerBlock {
         Tensor hh = h.rows(n);
         be.copy(hh, x);
         be.axpy(hh, 1f, dropout(a, 0));
-        Tensor f = moe != null ? moe.forward(norm2.forward(hh), capacity, train, seed, streams + 3, firstRow)
-                : ffn.forward(norm2.forward(hh));
+        Tensor f = moe != null ? moe.forward(norm2.forward(hh), capacity,
+                new RouterContext(train, step, seed, streams + 3, firstRow)) : ffn.forward(norm2.forward(hh));
         Tensor o = out.rows(n);
         be.copy(o, hh);
         be.axpy(o, 1f, dropout(f, 1));
@@ -135,7 +135,8 @@ final class TransformerBlock {
         Tensor hh = h.rows(1);
         be.copy(hh, x);
         be.axpy(hh, 1f, a);
-        Tensor f = moe != null ? moe.forward(norm2.forward(hh), 0, false, 0, 0, 0) : ffn.forward(norm2.forward(hh));
+        Tensor f = moe != null ? moe.forward(norm2.forward(hh), 0, RouterContext.EVALUATION)
+                : ffn.forward(norm2.forward(hh));
         Tensor o = out.rows(1);
         be.copy(o, hh);
         be.axpy(o, 1f, f);

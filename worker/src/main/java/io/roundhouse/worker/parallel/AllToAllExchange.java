@@ -60,6 +60,7 @@ public final class AllToAllExchange implements ExpertExchange {
     private int rowsIn;
     private float[] gatherSend = new float[0];  // [stats | rows per global expert]
     private float[] gathered = new float[0];    // [W · that]
+    private float[] allGathered = new float[0]; // allGather's result
     private boolean countsKnown;                // recvExpertRows came with the router statistics
     private Tensor sideR;                       // dispatchSide's rows at the experts, [maxIn, w]
     private Tensor sideP2;                      // combineSide's rows at the sources, [maxRowsOut, w]
@@ -162,6 +163,15 @@ public final class AllToAllExchange implements ExpertExchange {
             }
         }
         countsKnown = true;
+    }
+
+    @Override
+    public float[] allGather(float[] send, int len) {
+        if (allGathered.length < workers * len) {
+            allGathered = new float[workers * len];
+        }
+        c.allGather(send, 0, len, allGathered);
+        return allGathered;
     }
 
     @Override

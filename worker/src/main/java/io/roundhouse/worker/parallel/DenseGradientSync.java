@@ -83,7 +83,7 @@ public final class DenseGradientSync {
 
     /** Expert parameters are named {@code <block>.moe.experts.<w1|b1|w2|b2>}. */
     static boolean isExpert(Param p) {
-        return p.name().contains(".experts.");
+        return p.expert();
     }
 
     /**

@@ -1,0 +1,160 @@
+package io.roundhouse.worker.model;
+
+import io.roundhouse.kernels.Backend;
+import io.roundhouse.kernels.DType;
+import io.roundhouse.kernels.GateMode;
+import io.roundhouse.kernels.Tensor;
+import java.util.Arrays;
+
+/**
+ * Expert choice (Zhou et al. 2022): scores {@code S = softmax(h)} over the experts; each expert
+ * takes the {@code c = ceil(cf·K·T/E)} tokens of the global batch (T tokens over every worker)
+ * with the highest score in its column, gate = the score. Every expert gets exactly c copies
+ * (balanced by construction, no balancing loss, no capacity drop); a token gets between 0 and E,
+ * cf·K on average. Ties go to the lower global token index, so W workers choose what one worker
+ * holding every token chooses.
+ *
+ * <p>The choice needs every token's scores: each worker gathers all of them (T·E floats, through
+ * host memory; the selection then runs on the host, the same on every worker, E sorts of T keys).
+ *
+ * <p>In a causal language model a token's experts depend on later tokens of the batch, which the
+ * model cannot see when it generates: it trains that way only when asked
+ * ({@code model.expertChoiceCausal}), and evaluates and generates with token choice, the top
+ * {@code round(cf·K)} experts by the same scores and gates.
+ */
+final class ExpertChoiceRouter extends LinearRouter {
+    private final ExpertExchange exchange;
+    private final int k;               // mean experts per token cf·K, rounded: token choice's K
+    private final double perToken;     // cf·K
+    private final boolean causal;
+    private final Tensor topIdx;       // [maxN, E] int every expert, by score
+    private final Tensor copies;       // [maxN, E] int
+    private final Tensor gates;        // [maxN, E]
+    private final int[] hostIdx;       // [maxN·E]
+    private final float[] hostProbs;   // [maxN·E]
+    private final boolean[] chosen;    // [maxN·E] (token, expert)
+    private final float[] header = new float[2];
+    private float[] send = new float[0];
+    private long[] keys = new long[0];
+
+    ExpertChoiceRouter(Backend be, ParamStore ps, String name, ModelSpec spec, ExpertExchange exchange, int maxN) {
+        super(be, ps, name, spec, maxN, 0, false);
+        this.exchange = exchange;
+        this.perToken = spec.capacityFactor() * spec.topK();
+        this.k = (int) Math.max(1, Math.min(e, Math.round(perToken)));
+        this.causal = spec.router().causal();
+        topIdx = be.allocate(name + ".topIdx", DType.INT32, maxN, e);
+        copies = be.allocate(name + ".copies", DType.INT32, maxN, e);
+        gates = be.allocate(name + ".gates", DType.FLOAT32, maxN, e);
+        hostIdx = new int[maxN * e];
+        hostProbs = new float[maxN * e];
+        chosen = new boolean[maxN * e];
+    }
+
+    @Override
+    protected void choose(RouterContext ctx) {
+        // Every expert by score: the gates are the scores; expert choice keeps some slots of each row.
+        be.gateForward(probs.rows(n), lse.rows(n), topIdx.rows(n), gates.rows(n), logits.rows(n), GateMode.SOFTMAX_TOPK);
+        if (n > 0) {
+            be.read(topIdx.rows(n), hostIdx);
+        }
+        if (causal && !ctx.train()) {
+            for (int q = 0; q < n * e; q++) {
+                if (q % e >= k) {
+                    hostIdx[q] = -1;
+                }
+            }
+        } else {
+            chooseGlobally(ctx.firstRow());
+            for (int q = 0; q < n * e; q++) {
+                int r = q / e;
+                if (!chosen[r * e + hostIdx[q]]) {
+                    hostIdx[q] = -1;
+                }
+            }
+        }
+        if (n > 0) {
+            be.write(copies.rows(n), hostIdx);
+        }
+    }
+
+    /** Marks in {@link #chosen} the (local token, expert) pairs the experts pick over every worker's tokens. */
+    private void chooseGlobally(long firstRow) {
+        header[0] = n;
+        header[1] = firstRow;   // exact: global token indices < 2^24
+        float[] sizes = exchange.allGather(header, 2).clone();
+        int workers = sizes.length / 2;
+        int most = 0;
+        int total = 0;
+        for (int w = 0; w < workers; w++) {
+            most = Math.max(most, Math.round(sizes[2 * w]));
+            total += Math.round(sizes[2 * w]);
+        }
+        int len = most * e;
+        if (send.length < len) {
+            send = new float[len];
+        }
+        if (n > 0) {
+            be.read(probs.rows(n), hostProbs);
+        }
+        System.arraycopy(hostProbs, 0, send, 0, n * e);
+        float[] all = exchange.allGather(send, len);
+        int capacity = (int) Math.min(total, Math.ceil(perToken * total / e));
+        if (keys.length < total) {
+            keys = new long[total];
+        }
+        Arrays.fill(chosen, 0, n * e, false);
+        for (int j = 0; j < e; j++) {
+            int t = 0;
+            for (int w = 0; w < workers; w++) {
+                int nw = Math.round(sizes[2 * w]);
+                long first = Math.round(sizes[2 * w + 1]);
+                for (int r = 0; r < nw; r++) {
+                    // Scores are ≥ 0, so their bits order as they do; higher score first, then lower token.
+                    int bits = Float.floatToIntBits(all[w * len + r * e + j]);
+                    keys[t++] = ((long) (Integer.MAX_VALUE - bits) << 32) | (first + r);
+                }
+            }
+            Arrays.sort(keys, 0, total);
+            for (int c = 0; c < capacity; c++) {
+                long token = keys[c] & 0xFFFFFFFFL;
+                if (token >= firstRow && token < firstRow + n) {
+                    chosen[(int) (token - firstRow) * e + j] = true;
+                }
+            }
+        }
+    }
+
+    @Override
+    protected Tensor chooseBackward(Tensor dGates) {
+        // dGates is 0 at the slots not chosen: the full table is the gates' own.
+        be.gateBackward(dLogits.rows(n), dGates, dProbs.rows(n), dLse.rows(n), probs.rows(n), topIdx.rows(n),
+                gates.rows(n), GateMode.SOFTMAX_TOPK);
+        return dLogits.rows(n);
+    }
+
+    @Override
+    protected int copiesPerToken() {
+        return k;
+    }
+
+    @Override
+    public boolean bounded() {
+        return true;
+    }
+
+    @Override
+    public int slots() {
+        return e;
+    }
+
+    @Override
+    public Tensor copies() {
+        return copies.rows(n);
+    }
+
+    @Override
+    public Tensor gates() {
+        return gates.rows(n);
+    }
+}
