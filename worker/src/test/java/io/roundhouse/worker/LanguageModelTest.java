@@ -95,16 +95,19 @@ class LanguageModelTest {
      * The sigmoid router's selection bias moves by the global load after every step (a large rate
      * here, so it changes choices within the test): every worker must hold the one worker's bias.
      */
-    @ParameterizedTest(name = "W={0} tied embeddings={1} router={2} shared experts={3}")
-    @CsvSource({"2, false, SOFTMAX, 0", "3, true, SOFTMAX, 0", "4, false, SOFTMAX, 1", "2, false, SIGMOID, 0",
-            "3, true, SIGMOID, 2", "2, false, NOISY, 0", "3, false, NOISY, 1", "2, false, DENSE_TO_SPARSE, 0",
-            "4, false, DENSE_TO_SPARSE, 0", "2, false, EXPERT_CHOICE, 0", "3, true, EXPERT_CHOICE, 0",
-            "4, false, EXPERT_CHOICE, 1"})
-    void wWorkersEqualOneWorker(int w, boolean tied, RouterSpec.Kind router, int shared) throws Exception {
+    @ParameterizedTest(name = "W={0} tied embeddings={1} router={2} shared experts={3} pre-gating={4}")
+    @CsvSource({"2, false, SOFTMAX, 0, false", "3, true, SOFTMAX, 0, false", "4, false, SOFTMAX, 1, false",
+            "2, false, SIGMOID, 0, false", "3, true, SIGMOID, 2, false", "2, false, NOISY, 0, false",
+            "3, false, NOISY, 1, true", "2, false, DENSE_TO_SPARSE, 0, false", "4, false, DENSE_TO_SPARSE, 0, true",
+            "2, false, EXPERT_CHOICE, 0, false", "3, true, EXPERT_CHOICE, 0, false", "4, false, EXPERT_CHOICE, 1, false",
+            "2, false, SOFTMAX, 0, true", "3, true, SIGMOID, 0, true"})
+    void wWorkersEqualOneWorker(int w, boolean tied, RouterSpec.Kind router, int shared, boolean preGating)
+            throws Exception {
         // B sequences split over W workers: shards of B/W (4 sequences: W = 3 gets 2, 1, 1).
         LmSpec spec = new LmSpec(new ModelSpec(32, 32, 16, 3, E, 2, 8, Activation.SWIGLU, NormKind.RMSNORM,
                 GateMode.TOPK_SOFTMAX, 0, 0, 0.1, 0.01, 0.001, 0, StnSpec.NONE, Precision.FP32,
-                RouterFixtures.spec(router, STEPS).withCausal(true), shared), T, 4, 2, 10000, 1, 12,
+                RouterFixtures.spec(router, STEPS).withCausal(true).withPreGating(preGating), shared), T, 4, 2, 10000,
+                1, 12,
                 true, 0.1, tied);
         int rows = B * T;
         Backend refBe = new CpuBackend();
@@ -193,8 +196,8 @@ class LanguageModelTest {
                     }
                 }
             }
-            System.out.printf("LM W=%d tied=%s router=%s shared=%d: worst parameter difference after %d steps %.2e%n",
-                    w, tied, router, shared, STEPS, worst);
+            System.out.printf("LM W=%d tied=%s router=%s shared=%d pre-gating=%s: worst parameter difference after %d "
+                    + "steps %.2e%n", w, tied, router, shared, preGating, STEPS, worst);
             if (router == RouterSpec.Kind.SIGMOID) {
                 assertTrue(biasMoved > 0, "the selection bias moved during training");
             }

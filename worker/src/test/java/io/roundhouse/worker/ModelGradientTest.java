@@ -36,16 +36,19 @@ import org.junit.jupiter.params.provider.CsvSource;
  */
 class ModelGradientTest {
 
-    @ParameterizedTest(name = "{0} {1} {2} {3} shared experts {4}")
-    @CsvSource({"GELU, LAYERNORM, TOPK_SOFTMAX, SOFTMAX, 0", "SWIGLU, RMSNORM, SOFTMAX_TOPK, SOFTMAX, 0",
-            "GELU, RMSNORM, SOFTMAX_TOPK_RENORM, SOFTMAX, 1", "SWIGLU, RMSNORM, TOPK_SOFTMAX, SIGMOID, 2",
-            "GELU, LAYERNORM, TOPK_SOFTMAX, NOISY, 0", "SWIGLU, LAYERNORM, SOFTMAX_TOPK, NOISY, 1",
-            "GELU, RMSNORM, TOPK_SOFTMAX, DENSE_TO_SPARSE, 0", "GELU, LAYERNORM, TOPK_SOFTMAX, EXPERT_CHOICE, 0"})
-    void directionalDerivativesMatch(Activation act, NormKind norm, GateMode gate, RouterSpec.Kind router, int shared) {
+    @ParameterizedTest(name = "{0} {1} {2} {3} shared experts {4} pre-gating {5}")
+    @CsvSource({"GELU, LAYERNORM, TOPK_SOFTMAX, SOFTMAX, 0, false", "SWIGLU, RMSNORM, SOFTMAX_TOPK, SOFTMAX, 0, false",
+            "GELU, RMSNORM, SOFTMAX_TOPK_RENORM, SOFTMAX, 1, false", "SWIGLU, RMSNORM, TOPK_SOFTMAX, SIGMOID, 2, false",
+            "GELU, LAYERNORM, TOPK_SOFTMAX, NOISY, 0, false", "SWIGLU, LAYERNORM, SOFTMAX_TOPK, NOISY, 1, true",
+            "GELU, RMSNORM, TOPK_SOFTMAX, DENSE_TO_SPARSE, 0, false", "GELU, LAYERNORM, TOPK_SOFTMAX, EXPERT_CHOICE, 0, false",
+            "GELU, LAYERNORM, TOPK_SOFTMAX, SOFTMAX, 0, true", "SWIGLU, RMSNORM, TOPK_SOFTMAX, DENSE_TO_SPARSE, 1, true"})
+    void directionalDerivativesMatch(Activation act, NormKind norm, GateMode gate, RouterSpec.Kind router, int shared,
+                                     boolean preGating) {
         int n = 9;
         ModelSpec spec = new ModelSpec(12, 4, 6, 2, 4, 2, 5, act, norm, gate, 0.75, 0.2, 0.2, 0.05, 0.01)
                 .withRouter(router == RouterSpec.Kind.SIGMOID ? new RouterSpec(router, 0.01)
                         : RouterFixtures.spec(router, 10)).withSharedExperts(shared);
+        spec = spec.withRouter(spec.router().withPreGating(preGating));
         Backend be = new CpuBackend();
         MoeClassifier model = MoeClassifier.local(be, spec, 11, n);
         Random r = new Random(5);
@@ -68,7 +71,8 @@ class ModelGradientTest {
         model.backward();
 
         checkDirections(model, be, () -> model.forward(x, y, ys, true, 7, 3, stats).totalLoss(), r, 4,
-                String.format("model %s/%s/%s/%s (dropped copies %d)", act, norm, gate, router, dropped));
+                String.format("model %s/%s/%s/%s%s (dropped copies %d)", act, norm, gate, router,
+                        preGating ? " pre-gated" : "", dropped));
         if (router != RouterSpec.Kind.EXPERT_CHOICE) {
             assertTrue(dropped > 0, "the capacity limit should drop some copies in this test");
         } else {
@@ -81,14 +85,17 @@ class ModelGradientTest {
      * dense blocks, residual and attention dropout, router jitter and losses, and the output tied
      * to the embedding or not.
      */
-    @ParameterizedTest(name = "lm tied={0} gate={1} moeEvery={2} kvHeads={3} shared experts={4}")
-    @CsvSource({"false, true, 1, 2, 0", "true, true, 2, 4, 1", "true, false, 1, 1, 0"})
-    void languageModelDirectionalDerivativesMatch(boolean tied, boolean gate, int moeEvery, int kvHeads, int shared) {
+    @ParameterizedTest(name = "lm tied={0} gate={1} moeEvery={2} kvHeads={3} shared experts={4} pre-gating={5}")
+    @CsvSource({"false, true, 1, 2, 0, false", "true, true, 2, 4, 1, false", "true, false, 1, 1, 0, false",
+            "false, true, 1, 2, 1, true"})
+    void languageModelDirectionalDerivativesMatch(boolean tied, boolean gate, int moeEvery, int kvHeads, int shared,
+                                                  boolean preGating) {
         int b = 2;
         int t = 6;
         int v = 20;
         LmSpec spec = new LmSpec(new ModelSpec(v, v, 8, 2, 4, 2, 5, Activation.SWIGLU, NormKind.RMSNORM,
-                GateMode.TOPK_SOFTMAX, 0, 0, 0.2, 0.05, 0.01, 0.1, StnSpec.NONE, Precision.FP32).withSharedExperts(shared),
+                GateMode.TOPK_SOFTMAX, 0, 0, 0.2, 0.05, 0.01, 0.1, StnSpec.NONE, Precision.FP32).withSharedExperts(shared)
+                .withRouter(RouterSpec.SOFTMAX.withPreGating(preGating)),
                 t, 4, kvHeads, 10000,
                 moeEvery, 6, gate, 0.2, tied);
         Backend be = new CpuBackend();

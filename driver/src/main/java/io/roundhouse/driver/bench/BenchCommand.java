@@ -93,6 +93,11 @@ public final class BenchCommand implements Callable<Integer> {
             description = "routers: each run's steps as a fraction of the configured run's (default 1/3)")
     double fraction;
 
+    @Option(names = "--arms", paramLabel = "ARM[,ARM...]", split = ",",
+            description = "routers: only these arms (softmax, switch, sigmoid, noisy, dense-to-sparse, expert-choice, "
+                    + "shared, fine, dense; default every one)")
+    java.util.List<String> arms;
+
     @Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
@@ -109,6 +114,7 @@ public final class BenchCommand implements Callable<Integer> {
             Map.entry("--steps", List.of("train", "lm")),
             Map.entry("--seeds", List.of("stn", "routers")),
             Map.entry("--fraction", List.of("routers")),
+            Map.entry("--arms", List.of("routers")),
             Map.entry("--trials", List.of("stn")),
             Map.entry("--parallel", List.of("stn")),
             Map.entry("--out", List.of("stn", "routers")));
@@ -130,8 +136,9 @@ public final class BenchCommand implements Callable<Integer> {
                     outDir != null ? outDir : Path.of("runs", "stn-experiment")).run(out));
         } else if (what.equals("routers")) {
             Path dir = outDir != null ? outDir : Path.of("runs", "router-comparison");
-            writeJson(config == null && overrides.isEmpty() ? RouterBench.defaults(seeds, fraction, dir, out)
-                    : new RouterBench(c, seeds, fraction, dir).run(out));
+            List<String> only = arms == null ? List.of() : arms;
+            writeJson(config == null && overrides.isEmpty() ? RouterBench.defaults(seeds, fraction, only, dir, out)
+                    : new RouterBench(c, seeds, fraction, only, dir).run(out));
         } else if (what.equals("train")) {
             writeJson(new TrainBench(c, workers, steps).run(out, spec.commandLine().getErr()));
         } else if (what.equals("lm")) {

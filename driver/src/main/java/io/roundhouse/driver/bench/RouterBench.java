@@ -36,6 +36,12 @@ import java.util.Map;
  *   <li>{@code switch}: top-1 of E, width K·F, {@code softmax_topk} gates, capacity factor 1.25 and
  *   router jitter 0.01 (Switch Transformer);</li>
  *   <li>{@code sigmoid}: DeepSeek-V3's sigmoid router balanced by its bias, no load-balancing loss;</li>
+ *   <li>{@code noisy}: Shazeer's noisy top-K with its importance and load losses;</li>
+ *   <li>{@code dense-to-sparse}: the temperature gate annealed from 2 to 0.1 over the run, up to all E
+ *   experts per token while their gate is ≥ 0.1 (dense at first: more active width early, fewer
+ *   experts per token at the end, reported);</li>
+ *   <li>{@code expert-choice}: each expert takes K·T/E of the batch's T tokens (capacity factor 1: K
+ *   experts per token on average); the language model evaluates with token choice (top-K);</li>
  *   <li>{@code shared}: one shared expert of width F plus top-(K−1) routed (DeepSeekMoE; K ≥ 2);</li>
  *   <li>{@code fine}: 2E experts of width F/2, top-2K (fine-grained: equal total and active width);</li>
  *   <li>{@code dense}: no experts, one FFN of width K·F (the language model: {@code model.moeEvery=0};
@@ -46,18 +52,21 @@ final class RouterBench {
     private final JobConfig base;
     private final List<Long> seeds;
     private final double fraction;
+    private final List<String> only;
     private final Path out;
 
-    RouterBench(JobConfig base, List<Long> seeds, double fraction, Path out) {
+    /** @param only the arms to run (empty: every one) */
+    RouterBench(JobConfig base, List<Long> seeds, double fraction, List<String> only, Path out) {
         this.base = base;
         this.seeds = seeds;
         this.fraction = fraction;
+        this.only = only;
         this.out = out;
     }
 
     /** One run's arm, seed, settings and outcome. */
     record Run(String arm, long seed, Map<String, String> overrides, Trainer.Result result, JsonNode summary,
-               double loadMaxOverMean, double droppedPercent) {
+               double loadMaxOverMean, double droppedPercent, double expertsPerToken) {
     }
 
     /**
@@ -66,7 +75,8 @@ final class RouterBench {
      * (the built-in defaults, which the shipped {@code conf/fashion-mnist-moe.conf} states) with every
      * seed; each under its own folder of {@code out}, and one {@code report.md} of both.
      */
-    static Map<String, Object> defaults(List<Long> seeds, double fraction, Path out, PrintWriter console)
+    static Map<String, Object> defaults(List<Long> seeds, double fraction, List<String> only, Path out,
+                                        PrintWriter console)
             throws IOException {
         Path lmConf = Installation.file("conf/kjv-moe-lm.conf");
         if (lmConf == null) {
@@ -76,10 +86,10 @@ final class RouterBench {
         }
         long started = System.nanoTime();
         Map<String, Object> results = new LinkedHashMap<>();
-        RouterBench lm = new RouterBench(JobConfig.load(lmConf, Map.of()), seeds.subList(0, 1), fraction,
+        RouterBench lm = new RouterBench(JobConfig.load(lmConf, Map.of()), seeds.subList(0, 1), fraction, only,
                 out.resolve("lm"));
         results.put("lm", lm.run(console));
-        RouterBench classifier = new RouterBench(JobConfig.defaults(), seeds, fraction, out.resolve("classifier"));
+        RouterBench classifier = new RouterBench(JobConfig.defaults(), seeds, fraction, only, out.resolve("classifier"));
         results.put("classifier", classifier.run(console));
         double minutes = (System.nanoTime() - started) / 60e9;
         results.put("wallMinutes", minutes);
@@ -104,6 +114,13 @@ final class RouterBench {
                 "model.gate", "softmax_topk", "model.capacityFactor", "1.25", "model.routerJitter", "0.01"));
         arms.put("sigmoid", Map.of("model.router", "sigmoid", "model.gate", ConfigKeys.MODEL_GATE.defaultText(),
                 "loss.loadBalance", "0"));
+        String gate = ConfigKeys.MODEL_GATE.defaultText();
+        String alpha = ConfigKeys.LOSS_LOAD_BALANCE.defaultText();
+        arms.put("noisy", Map.of("model.router", "noisy", "loss.loadBalance", alpha));
+        arms.put("dense-to-sparse", Map.of("model.router", "dense-to-sparse", "model.gate", gate,
+                "model.topK", String.valueOf(e), "model.routerThreshold", "0.1"));
+        arms.put("expert-choice", Map.of("model.router", "expert-choice", "model.gate", gate, "loss.loadBalance", alpha,
+                "model.capacityFactor", "1", "model.expertChoiceCausal", lm ? "on" : "off"));
         if (k >= 2) {
             arms.put("shared", Map.of("model.sharedExperts", "1", "model.topK", String.valueOf(k - 1)));
         }
@@ -114,6 +131,15 @@ final class RouterBench {
         arms.put("dense", lm ? Map.of("model.moeEvery", "0")
                 : Map.of("model.experts", "1", "model.topK", "1", "model.expertHidden", String.valueOf(k * f),
                 "loss.loadBalance", "0", "loss.zLoss", "0"));
+        for (String arm : only) {
+            if (!arms.containsKey(arm)) {
+                throw new UserException(UserException.USAGE, "--arms: no arm '" + arm + "' for this model; choose "
+                        + "from " + String.join(", ", arms.keySet()));
+            }
+        }
+        if (!only.isEmpty()) {
+            arms.keySet().retainAll(only);
+        }
         return arms;
     }
 
@@ -134,8 +160,9 @@ final class RouterBench {
             for (Map.Entry<String, Map<String, String>> arm : arms.entrySet()) {
                 Run r = train(arm.getKey(), seed, arm.getValue(), steps);
                 runs.add(r);
-                console.printf("  %-8s seed %d: %s  %,.0f tok/s  load max/mean %.2f  dropped %.1f%%%n", r.arm, r.seed,
-                        figure(r), r.result.tokensPerSecond(), r.loadMaxOverMean, r.droppedPercent);
+                console.printf("  %-15s seed %d: %s  %,.0f tok/s  load max/mean %.2f  dropped %.1f%%  experts/token "
+                        + "%.2f%n", r.arm, r.seed, figure(r), r.result.tokensPerSecond(), r.loadMaxOverMean,
+                        r.droppedPercent, r.expertsPerToken);
                 console.flush();
             }
         }
@@ -200,16 +227,18 @@ final class RouterBench {
         }
         double load = 0;
         double dropped = 0;
+        double perToken = 0;
         int count = 0;
         for (JsonNode n : train) {
             for (JsonNode layer : n.path("balance")) {
                 load += layer.path("loadMaxOverMean").asDouble();
                 dropped += layer.path("droppedPercent").asDouble();
+                perToken += layer.path("expertsPerToken").asDouble();
                 count++;
             }
         }
         return new Run(arm, seed, overrides, r, summary, count == 0 ? Double.NaN : load / count,
-                count == 0 ? 0 : dropped / count);
+                count == 0 ? 0 : dropped / count, count == 0 ? Double.NaN : perToken / count);
     }
 
     /** The run's figure of merit, as the report writes it. */
@@ -246,6 +275,7 @@ final class RouterBench {
             a.put("tokensPerSecond", mine.stream().mapToDouble(r -> r.result.tokensPerSecond()).average().orElse(0));
             a.put("loadMaxOverMean", mine.stream().mapToDouble(Run::loadMaxOverMean).average().orElse(Double.NaN));
             a.put("droppedPercent", mine.stream().mapToDouble(Run::droppedPercent).average().orElse(0));
+            a.put("expertsPerToken", mine.stream().mapToDouble(Run::expertsPerToken).average().orElse(Double.NaN));
             a.put("parameters", mine.isEmpty() ? 0 : mine.get(0).summary.path("parameters").asLong());
             arms.put(arm, a);
         }
@@ -260,14 +290,17 @@ final class RouterBench {
                 results.get("model"), results.get("steps"), fraction, seeds));
         sb.append("Metric: ").append(results.get("metric")).append("; mean ± sd over the seeds. Balance over the last "
                 + "tenth of the steps, averaged over the MoE layers.\n\n");
-        sb.append("| arm | metric | tokens/s | load max/mean | dropped % | parameters | overrides |\n");
-        sb.append("| --- | --- | --- | --- | --- | --- | --- |\n");
+        sb.append("| arm | metric | tokens/s | load max/mean | dropped % | experts/token | parameters | overrides |\n");
+        sb.append("| --- | --- | --- | --- | --- | --- | --- | --- |\n");
         ((Map<String, Map<String, Object>>) results.get("arms")).forEach((arm, a) -> {
             double load = (double) a.get("loadMaxOverMean");
-            sb.append(String.format(Locale.ROOT, "| %s | %.4f ± %.4f | %,.0f | %s | %.2f | %,d | %s |%n", arm,
+            double perToken = (double) a.get("expertsPerToken");
+            sb.append(String.format(Locale.ROOT, "| %s | %.4f ± %.4f | %,.0f | %s | %.2f | %s | %,d | %s |%n", arm,
                     (double) a.get("mean"), (double) a.get("sd"), (double) a.get("tokensPerSecond"),
                     Double.isNaN(load) ? "– (no experts)" : String.format(Locale.ROOT, "%.2f", load),
-                    (double) a.get("droppedPercent"), (long) a.get("parameters"), a.get("overrides")));
+                    (double) a.get("droppedPercent"),
+                    Double.isNaN(perToken) || Double.isNaN(load) ? "–" : String.format(Locale.ROOT, "%.2f", perToken),
+                    (long) a.get("parameters"), a.get("overrides")));
         });
         return sb.toString();
     }

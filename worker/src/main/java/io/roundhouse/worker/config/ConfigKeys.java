@@ -99,6 +99,10 @@ public final class ConfigKeys {
             List.of("none", "inside", "outside"), "model.router=dense-to-sparse: a learnt per-expert bias b, none; "
             + "inside (added to xW, before the activation and the temperature); or outside (added after both: "
             + "softmax(a(xW)/tau + b))");
+    public static final ConfigKey<String> MODEL_PRE_GATING = choiceKey("model.preGating", "off", List.of("off", "on"),
+            "Pre-gated MoE: on, each MoE layer's router reads the previous MoE layer's input (the first layer routes "
+            + "itself too), so a layer's routing, capacity plan and expert counts are known, and its counts sent to "
+            + "the other workers, one layer early; needs two MoE layers or more; not with expert-choice");
     public static final ConfigKey<String> MODEL_EXPERT_CHOICE_CAUSAL = choiceKey("model.expertChoiceCausal", "off",
             List.of("off", "on"), "model.router=expert-choice in a language model: on accepts that a token's experts "
             + "depend on later tokens of the batch (information leaks backwards in training; evaluation and "
@@ -258,7 +262,8 @@ public final class ConfigKeys {
             MODEL_KIND, MODEL_DIM, MODEL_BLOCKS, MODEL_EXPERTS, MODEL_TOP_K, MODEL_EXPERT_HIDDEN, MODEL_ACTIVATION, MODEL_NORM,
             MODEL_GATE, MODEL_ROUTER, MODEL_ROUTER_BIAS_RATE, MODEL_TEMPERATURE_START,
             MODEL_TEMPERATURE_END, MODEL_TEMPERATURE_SHAPE, MODEL_TEMPERATURE_STEPS, MODEL_ROUTER_THRESHOLD,
-            MODEL_ROUTER_ACTIVATION, MODEL_ROUTER_BIAS, MODEL_EXPERT_CHOICE_CAUSAL, MODEL_SHARED_EXPERTS, MODEL_CAPACITY_FACTOR, MODEL_DROPOUT_INPUT, MODEL_DROPOUT_BLOCK, MODEL_ROUTER_JITTER,
+            MODEL_ROUTER_ACTIVATION, MODEL_ROUTER_BIAS, MODEL_PRE_GATING, MODEL_EXPERT_CHOICE_CAUSAL,
+            MODEL_SHARED_EXPERTS, MODEL_CAPACITY_FACTOR, MODEL_DROPOUT_INPUT, MODEL_DROPOUT_BLOCK, MODEL_ROUTER_JITTER,
             MODEL_HEADS, MODEL_KV_HEADS, MODEL_ROPE_THETA, MODEL_MOE_EVERY, MODEL_DENSE_HIDDEN, MODEL_ATTENTION_GATE,
             MODEL_TIE_EMBEDDINGS, MODEL_DROPOUT_ATTENTION, MODEL_PRECISION, AUGMENT_SHIFT, LOSS_LOAD_BALANCE, LOSS_Z, LOSS_IMPORTANCE, LOSS_LOAD,
             STN_TUNE, STN_LAYERS, STN_WARMUP_STEPS, STN_TRAIN_STEPS, STN_VALID_STEPS, STN_LR, STN_SIGMA,

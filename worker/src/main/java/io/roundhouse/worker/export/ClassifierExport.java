@@ -89,6 +89,9 @@ public final class ClassifierExport {
             case "norm.beta" -> st.add(to + "norm.bias", v, s[0]);
             case "moe.router.w" -> linear(st, to + "moe.gate.weight", v, s);  // [D, E] → [E, D]
             case "moe.router.bias" -> st.add(to + "moe.gate.e_score_correction_bias", v, s[0]);
+            case "moe.router.noise" -> {
+                // the noisy router's noise scale acts in training only
+            }
             case "moe.experts.w1" -> w1(st, jj -> expert(to, jj), v, s, act);
             case "moe.experts.b1" -> b1(st, jj -> expert(to, jj), v, s, act);
             case "moe.experts.w2" -> w2(st, jj -> expert(to, jj), v, s);

@@ -94,6 +94,9 @@ public final class LmExport {
             case "ffn.w2.w" -> linear(st, to + "mlp.down_proj.weight", v, s);
             case "moe.router.w" -> linear(st, to + "block_sparse_moe.gate.weight", v, s);  // [D,E] → [E,D]
             case "moe.router.bias" -> st.add(to + "block_sparse_moe.gate.e_score_correction_bias", v, s[0]);
+            case "moe.router.noise" -> {
+                // the noisy router's noise scale acts in training only
+            }
             case "moe.experts.w1" -> {
                 // [E, D, 2F] → per expert j: w1 (gate) [F, D], w3 (up) [F, D]; GELU's [E, D, F] → w1 [F, D]
                 int e = s[0];

@@ -47,14 +47,24 @@ public final class ModelExport {
     public static void run(Backend be, String checkpoint, Function<String, CheckpointStore> stores, Path out) {
         checkOutput(out);
         ModelCheckpoint c = ModelCheckpoint.open(checkpoint, stores);
-        switch (c.kind()) {
-            case LANGUAGE_MODEL -> LmExport.write(c.languageModel(be, 1, "(export)"), out);
-            case CLASSIFIER -> ClassifierExport.write(c.classifier(be, 1, "(export)"), out);
-        }
+        Model model = switch (c.kind()) {
+            case LANGUAGE_MODEL -> c.languageModel(be, 1, "(export)");
+            case CLASSIFIER -> c.classifier(be, 1, "(export)");
+        };
+        write(model, out);
     }
 
     /** Writes {@code model} into {@code out} (created). */
     public static void write(Model model, Path out) {
+        RouterSpec.Kind router = model.spec().router().kind();
+        if (router == RouterSpec.Kind.DENSE_TO_SPARSE || router == RouterSpec.Kind.EXPERT_CHOICE) {
+            throw new UserException(UserException.USAGE, "model.router=" + router.configName() + " has no PyTorch "
+                    + "export yet (the twins route by softmax or sigmoid top-k); train with another router to export");
+        }
+        if (model.spec().router().preGating()) {
+            throw new UserException(UserException.USAGE, "model.preGating=on has no PyTorch export yet (the twins "
+                    + "route each layer from its own input); train without it to export");
+        }
         if (model instanceof MoeTransformer lm) {
             LmExport.write(lm, out);
         } else if (model instanceof MoeClassifier classifier) {

@@ -41,6 +41,13 @@ public interface ExpertExchange {
     void sumRouterStats(float[] stats, int[] offsets);
 
     /**
+     * Pre-gating: {@link #sumRouterStats} for this layer (or, with {@code stats} null, only the
+     * next) and for the next MoE layer, whose routing is already known, in one round; the next
+     * layer's exchange {@code next} then dispatches without a round of its own.
+     */
+    void sumRouterStats(float[] stats, int[] offsets, float[] nextStats, int[] nextOffsets, ExpertExchange next);
+
+    /**
      * Every worker's {@code send[0, len)}, in rank order ({@code len} the same on every worker): a
      * router's statistics that are not sums (expert choice gathers every token's scores). Returns
      * [W·len], valid until the next call; one worker gets {@code send} back.

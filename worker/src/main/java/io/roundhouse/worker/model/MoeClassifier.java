@@ -62,6 +62,9 @@ public final class MoeClassifier implements Model {
         for (int b = 0; b < blocks.length; b++) {
             blocks[b] = new MoeBlock(be, params, "block" + b, spec, exchanges.apply(b), maxN);
             blocks[b].moe.setTimers(timers);
+            if (spec.router().preGating() && b > 0) {
+                blocks[b - 1].moe.preGate(blocks[b].moe);
+            }
         }
         this.finalNorm = new NormLayer(be, params, "final.norm", spec.norm(), spec.dim(), maxN);
         this.head = new LinearLayer(be, params, "head", spec.dim(), spec.classes(), true, 1 / Math.sqrt(spec.dim()), maxN,

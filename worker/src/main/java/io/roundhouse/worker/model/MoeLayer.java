@@ -86,6 +86,10 @@ public final class MoeLayer {
     private Tensor yp;              // expert outputs back in source layout
     private int m;
     private int chosen;             // copies the router chose (m of them kept)
+    private int routedRows;         // rows of the last routing
+    private MoeLayer previous;      // pre-gating: the MoE layer whose input routes this one, or null
+    private MoeLayer next;          // pre-gating: the MoE layer this one's input routes, or null
+    private Tensor routerDx;        // pre-gating: this router's dL/d(previous layer's input), from backward
 
     public MoeLayer(Backend be, ParamStore ps, String name, ModelSpec spec, ExpertExchange exchange, int maxN) {
         this(be, ps, name, spec, exchange, maxN, true);
@@ -206,28 +210,39 @@ public final class MoeLayer {
         x = input;
         int n = input.dim(0);
         long t0 = System.nanoTime();
-        // 1. route
-        router.forward(input, ctx);
-        Tensor copies = router.copies();
-        Tensor gates = router.gates();
+        // 1-2. route and plan: this layer's own, unless the previous MoE layer's input routed it
+        // (pre-gating); then the next layer's from this layer's input
+        if (previous == null) {
+            route(input, capacity, ctx);
+        } else if (routedRows != n) {
+            throw new IllegalStateException(name + ": pre-gated for " + routedRows + " rows, forward of " + n);
+        }
+        if (next != null) {
+            next.route(input, capacity, ctx.preGate());
+        }
         long t1 = System.nanoTime();
         timers.add(PhaseTimers.Phase.ROUTE, t1 - t0);
-        // 2. plan (capacity limit; also counts each expert's pre-limit choices) and permute
-        m = be.dispatchPlan(rowToken, copyRow.rows(n), offsets, selected, copies, e, router.bounded() ? 0 : capacity);
-        chosen = 0;
-        for (int c : selected) {
-            chosen += c;
+        // The router's statistics over every worker's tokens (the exchange sums them; local: as is),
+        // with the next layer's when it is pre-gated: its counts reach the other workers now.
+        if (next == null) {
+            if (previous == null) {
+                exchange.sumRouterStats(stats, offsets);
+            }
+        } else {
+            exchange.sumRouterStats(previous == null ? stats : null, offsets, next.stats, next.offsets, next.exchange);
         }
-        // The router's statistics over every worker's tokens (the exchange sums them; local: as is).
-        router.localStats(stats, selected);
         long tStats = System.nanoTime();
-        exchange.sumRouterStats(stats, offsets);
-        timers.add(PhaseTimers.Phase.DISPATCH, System.nanoTime() - tStats);
-        t1 += System.nanoTime() - tStats; // the sum counts as dispatch, not permute
-        router.globalStats(stats);
+        timers.add(PhaseTimers.Phase.DISPATCH, tStats - t1);
+        if (previous == null) {
+            router.globalStats(stats);
+        }
+        if (next != null) {
+            next.router.globalStats(next.stats);
+        }
+        Tensor gates = router.gates();
         be.permuteForward(xp.rows(m), input, rowToken, m);
         long t2 = System.nanoTime();
-        timers.add(PhaseTimers.Phase.PERMUTE, t2 - t1);
+        timers.add(PhaseTimers.Phase.PERMUTE, t2 - tStats);
         // 3. dispatch
         xr = exchange.dispatch(xp.rows(m), offsets, localOffsets);
         int mLocal = localOffsets[localOffsets.length - 1];
@@ -259,6 +274,36 @@ public final class MoeLayer {
             timers.add(PhaseTimers.Phase.EXPERTS, System.nanoTime() - t6);
         }
         return out;
+    }
+
+    /**
+     * Step 1 and the plan of step 2 for {@code routerInput}'s rows: the router's choice, the capacity
+     * plan and the router's local statistics (not yet summed over the workers).
+     */
+    private void route(Tensor routerInput, int capacity, RouterContext ctx) {
+        int n = routerInput.dim(0);
+        router.forward(routerInput, ctx);
+        m = be.dispatchPlan(rowToken, copyRow.rows(n), offsets, selected, router.copies(), e,
+                router.bounded() ? 0 : capacity);
+        chosen = 0;
+        for (int c : selected) {
+            chosen += c;
+        }
+        router.localStats(stats, selected);
+        routedRows = n;
+    }
+
+    /**
+     * Pre-gating (Pre-gated MoE): {@code next}, the next MoE layer, is routed from this layer's
+     * input during this layer's forward, and its counts travel with this layer's statistics; its
+     * router's input gradient flows back into this layer's input.
+     */
+    public void preGate(MoeLayer next) {
+        if (next.previous != null || this.next != null || next == this) {
+            throw new IllegalStateException("pre-gating chains each MoE layer to the next one once");
+        }
+        this.next = next;
+        next.previous = this;
     }
 
     /**
@@ -308,13 +353,27 @@ public final class MoeLayer {
         be.permuteBackward(out, dxp, rowToken, m);
         long t4 = System.nanoTime();
         timers.add(PhaseTimers.Phase.PERMUTE, t4 - t3);
-        // 1. router: gates and auxiliary losses → the input and the router's weights
-        be.axpy(out, 1f, router.backward(dGates.rows(n)));
+        // 1. router: gates and auxiliary losses → its input (this layer's, or with pre-gating the
+        // previous MoE layer's, which takes it in its own backward) and the router's weights
+        Tensor dRouter = router.backward(dGates.rows(n));
+        if (previous == null) {
+            be.axpy(out, 1f, dRouter);
+        } else {
+            routerDx = dRouter;
+        }
+        if (next != null) {
+            be.axpy(out, 1f, next.routerDx);  // the next layer's backward ran first
+        }
         if (sw1 != null) {
             be.axpy(out, 1f, sy.rows(n));
         }
         timers.add(PhaseTimers.Phase.ROUTE, System.nanoTime() - t4);
         return out;
+    }
+
+    /** Pre-gating: the last backward's gradient of this layer's router with respect to the previous layer's input. */
+    Tensor routerInputGradient() {
+        return routerDx;
     }
 
     /** After the optimizer's step: the router's own update (see {@link Router#afterStep}). */

@@ -84,6 +84,9 @@ public final class MoeTransformer implements Model {
             blocks[b] = new TransformerBlock(be, params, "block" + b, spec, spec.isMoe(b) ? exchanges.apply(b) : null,
                     maxN, timers);
             if (blocks[b].moe != null) {
+                if (spec.moe().router().preGating() && !moeLayers.isEmpty()) {
+                    moeLayers.get(moeLayers.size() - 1).preGate(blocks[b].moe);
+                }
                 moeLayers.add(blocks[b].moe);
             }
         }

@@ -13,4 +13,16 @@ package io.roundhouse.worker.model;
 public record RouterContext(boolean train, long step, long seed, long stream, long firstRow) {
     /** Evaluation after training: no noise, schedules at their end. */
     public static final RouterContext EVALUATION = new RouterContext(false, Long.MAX_VALUE, 0, 0, 0);
+
+    /** Rows whose noise a pre-gate draws are shifted by this many (2^36), past any batch's rows. */
+    static final long PRE_GATE_ROWS = 1L << 36;
+
+    /**
+     * The context of the next MoE layer's router when this layer's input routes it (pre-gating):
+     * its noise drawn at rows shifted by {@link #PRE_GATE_ROWS} of this layer's stream, apart from
+     * this layer's own router's.
+     */
+    public RouterContext preGate() {
+        return new RouterContext(train, step, seed, stream, firstRow + PRE_GATE_ROWS);
+    }
 }

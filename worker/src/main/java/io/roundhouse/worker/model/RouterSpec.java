@@ -27,9 +27,10 @@ import java.util.stream.Collectors;
  *                    choice then trains with the batch's choice and evaluates with token choice)
  * @param importance  {@link Kind#NOISY}: the importance loss's coefficient
  * @param load        {@link Kind#NOISY}: the load loss's coefficient
+ * @param preGating   each MoE layer's router reads the previous MoE layer's input (Pre-gated MoE)
  */
 public record RouterSpec(Kind kind, double biasRate, Temperature temperature, double threshold, boolean activation,
-                         BiasPlacement bias, boolean causal, double importance, double load) {
+                         BiasPlacement bias, boolean causal, double importance, double load, boolean preGating) {
     public static final RouterSpec SOFTMAX = of(Kind.SOFTMAX);
 
     public enum Kind {
@@ -88,24 +89,29 @@ public record RouterSpec(Kind kind, double biasRate, Temperature temperature, do
     /** A router of {@code kind} with every other setting at its key's default. */
     public static RouterSpec of(Kind kind) {
         return new RouterSpec(kind, kind == Kind.SIGMOID ? 0.001 : 0, Temperature.NONE, 0, false, BiasPlacement.NONE,
-                false, 0.01, 0.01);
+                false, 0.01, 0.01, false);
     }
 
     /** A softmax or sigmoid router (the sigmoid one's bias moving by {@code biasRate}). */
     public RouterSpec(Kind kind, double biasRate) {
-        this(kind, biasRate, Temperature.NONE, 0, false, BiasPlacement.NONE, false, 0.01, 0.01);
+        this(kind, biasRate, Temperature.NONE, 0, false, BiasPlacement.NONE, false, 0.01, 0.01, false);
     }
 
     public RouterSpec withTemperature(Temperature t, double threshold, boolean activation, BiasPlacement bias) {
-        return new RouterSpec(kind, biasRate, t, threshold, activation, bias, causal, importance, load);
+        return new RouterSpec(kind, biasRate, t, threshold, activation, bias, causal, importance, load, preGating);
     }
 
     public RouterSpec withCausal(boolean c) {
-        return new RouterSpec(kind, biasRate, temperature, threshold, activation, bias, c, importance, load);
+        return new RouterSpec(kind, biasRate, temperature, threshold, activation, bias, c, importance, load, preGating);
     }
 
     public RouterSpec withNoiseLosses(double importance, double load) {
-        return new RouterSpec(kind, biasRate, temperature, threshold, activation, bias, causal, importance, load);
+        return new RouterSpec(kind, biasRate, temperature, threshold, activation, bias, causal, importance, load,
+                preGating);
+    }
+
+    public RouterSpec withPreGating(boolean on) {
+        return new RouterSpec(kind, biasRate, temperature, threshold, activation, bias, causal, importance, load, on);
     }
 
     /** Keys only some routers read, and which. */
@@ -181,6 +187,21 @@ public record RouterSpec(Kind kind, double biasRate, Temperature temperature, do
                 r = r.withCausal(lm);
             }
             default -> throw new IllegalStateException("unhandled router " + kind);
+        }
+        if ("on".equals(c.get(ConfigKeys.MODEL_PRE_GATING))) {
+            if (kind == Kind.EXPERT_CHOICE) {
+                throw new ConfigException("model.preGating=on and model.router=expert-choice: expert choice picks "
+                        + "each layer's tokens from that layer's own scores over the global batch; turn one off");
+            }
+            int blocks = c.get(ConfigKeys.MODEL_BLOCKS);
+            int every = c.get(ConfigKeys.MODEL_MOE_EVERY);
+            int moeLayers = !lm ? blocks : every == 0 ? 0 : blocks / every;
+            if (moeLayers < 2) {
+                throw new ConfigException("model.preGating=on routes each MoE layer from the previous one's input, "
+                        + "and this model has " + moeLayers + " MoE layer" + (moeLayers == 1 ? "" : "s")
+                        + ": turn it off, or give the model more MoE blocks");
+            }
+            r = r.withPreGating(true);
         }
         return r;
     }

@@ -137,29 +137,64 @@ public final class AllToAllExchange implements ExpertExchange {
      */
     @Override
     public void sumRouterStats(float[] stats, int[] offsets) {
-        int s = stats.length;
-        int n = s + experts;
+        sumRouterStats(stats, offsets, null, null, null);
+    }
+
+    @Override
+    public void sumRouterStats(float[] stats, int[] offsets, float[] nextStats, int[] nextOffsets, ExpertExchange next) {
+        int s = stats == null ? 0 : stats.length + experts;        // this layer's part: stats | counts
+        int ns = nextStats == null ? 0 : nextStats.length + experts;
+        int n = s + ns;
         if (gatherSend.length != n) {
             gatherSend = new float[n];
             gathered = new float[workers * n];
         }
-        System.arraycopy(stats, 0, gatherSend, 0, s);
-        for (int e = 0; e < experts; e++) {
-            gatherSend[s + e] = offsets[e + 1] - offsets[e];  // exact: rows < 2^24
+        if (stats != null) {
+            pack(stats, offsets, 0);
+        }
+        if (nextStats != null) {
+            pack(nextStats, nextOffsets, s);
         }
         c.allGather(gatherSend, 0, n, gathered);
-        for (int j = 0; j < s; j++) {
-            float sum = gathered[j];
+        if (stats != null) {
+            sum(stats, n, 0);
+            counts(gathered, n, stats.length);
+        }
+        if (nextStats != null) {
+            if (!(next instanceof AllToAllExchange nextExchange)) {
+                throw new IllegalArgumentException("pre-gating: the next layer's exchange is a " + next);
+            }
+            sum(nextStats, n, s);
+            nextExchange.counts(gathered, n, s + nextStats.length);
+        }
+    }
+
+    /** Writes a layer's statistics and its rows per global expert at {@code at} of the send buffer. */
+    private void pack(float[] stats, int[] offsets, int at) {
+        System.arraycopy(stats, 0, gatherSend, at, stats.length);
+        for (int e = 0; e < experts; e++) {
+            gatherSend[at + stats.length + e] = offsets[e + 1] - offsets[e];  // exact: rows < 2^24
+        }
+    }
+
+    /** stats[j] = Σ over workers of the gathered entry at {@code at + j} (rank order: the same bits everywhere). */
+    private void sum(float[] stats, int n, int at) {
+        for (int j = 0; j < stats.length; j++) {
+            float sum = gathered[at + j];
             for (int r = 1; r < workers; r++) {
-                sum += gathered[r * n + j];
+                sum += gathered[r * n + at + j];
             }
             stats[j] = sum;
         }
+    }
+
+    /** The rows each source sends to each hosted expert, from the gathered counts {@code g} at {@code at}. */
+    private void counts(float[] g, int n, int at) {
         for (int w = 0; w < workers; w++) {
             for (int e = 0; e < local; e++) {
                 // With replicas, source w sends expert first+e's copies to one of its hosts only.
                 recvExpertRows[w * local + e] = placement.destination(w, first + e) == rank
-                        ? Math.round(gathered[w * n + s + first + e]) : 0;
+                        ? Math.round(g[w * n + at + first + e]) : 0;
             }
         }
         countsKnown = true;

@@ -170,6 +170,9 @@ final class ReportCharts {
                         + "copy on one expert.");
         Map<String, Object> entropy = chart("Experts", "router entropy", "nats", "lines",
                 "The router's mean entropy per token, per MoE layer: ln E when it spreads evenly, 0 when sure.");
+        Map<String, Object> perToken = chart("Experts", "experts per token", "copies / token", "lines",
+                "Kept copies per token, per MoE layer: K for top-k without drops; a dense-to-sparse router starts "
+                        + "near E and falls as its temperature does; expert choice gives tokens 0 to E copies.");
         Map<String, Object> similarity = chart("Experts", "expert similarity", "cosine", "lines",
                 "The mean pairwise cosine similarity of the experts' first weights, per MoE layer: near 1, "
                         + "experts that learnt the same function (over-provisioned); near 0, unrelated.");
@@ -185,6 +188,8 @@ final class ReportCharts {
                         n -> num(n.path("balance").path(layer).path("loadMaxOverMean")));
                 line(entropy, k, "layer " + b, "line", r.train,
                         n -> num(n.path("balance").path(layer).path("entropy")));
+                line(perToken, k, "layer " + b, "line", r.train,
+                        n -> num(n.path("balance").path(layer).path("expertsPerToken")));
                 List<JsonNode> logged = r.train.stream().filter(n -> n.has("expertSimilarity")).toList();
                 line(similarity, k, "layer " + b, "line", logged, n -> num(n.path("expertSimilarity").path(layer)));
             }

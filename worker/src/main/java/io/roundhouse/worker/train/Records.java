@@ -50,7 +50,9 @@ final class Records {
     /**
      * Per MoE layer of a step's global statistics: {@code loadMaxOverMean} (the busiest expert's
      * kept copies over the mean: 1 is perfect balance), {@code droppedPercent} (of the layer's
-     * copies) and {@code entropy} (the router's mean entropy per token, nats; ln E is uniform).
+     * copies), {@code entropy} (the router's mean entropy per token, nats; ln E is uniform) and
+     * {@code expertsPerToken} (kept copies per token: K for top-k without drops, falling as a
+     * dense-to-sparse router's temperature does, around cf·K for expert choice).
      */
     static List<Map<String, Double>> balance(StepStats s) {
         List<Map<String, Double>> layers = new ArrayList<>();
@@ -67,6 +69,7 @@ final class Records {
             long copies = kept + s.droppedByLayer[b];
             m.put("droppedPercent", copies == 0 ? 0 : 100.0 * s.droppedByLayer[b] / copies);
             m.put("entropy", s.tokens == 0 ? 0 : s.routerEntropy[b] / s.tokens);
+            m.put("expertsPerToken", s.tokens == 0 ? 0 : (double) kept / s.tokens);
             layers.add(m);
         }
         return layers;

@@ -20,6 +20,7 @@ import io.roundhouse.worker.config.ConfigKey;
 import io.roundhouse.worker.config.ConfigKeys;
 import io.roundhouse.worker.config.JobConfig;
 import io.roundhouse.worker.model.ParamStore;
+import io.roundhouse.worker.model.RouterSpec;
 import io.roundhouse.worker.parallel.WorkerGroup;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -85,12 +86,20 @@ public final class RunCheckpoints {
             model.put(k.name(), config.asMap().get(k.name()));
         }
         // The router and shared experts shape parameters (the sigmoid router's bias, the shared
-        // FFN); recorded when not their defaults, so the settings of a model without them read as
-        // they did before either existed.
-        for (ConfigKey<?> k : List.of(ConfigKeys.MODEL_ROUTER, ConfigKeys.MODEL_SHARED_EXPERTS)) {
+        // FFN) and how a rebuilt model routes (the dense-to-sparse temperature); recorded when not
+        // their defaults, so the settings of a model without them read as they did before either
+        // existed.
+        for (ConfigKey<?> k : List.of(ConfigKeys.MODEL_ROUTER, ConfigKeys.MODEL_SHARED_EXPERTS,
+                ConfigKeys.MODEL_TEMPERATURE_START, ConfigKeys.MODEL_TEMPERATURE_END, ConfigKeys.MODEL_TEMPERATURE_SHAPE,
+                ConfigKeys.MODEL_ROUTER_THRESHOLD, ConfigKeys.MODEL_ROUTER_ACTIVATION, ConfigKeys.MODEL_ROUTER_BIAS,
+                ConfigKeys.MODEL_PRE_GATING, ConfigKeys.MODEL_EXPERT_CHOICE_CAUSAL)) {
             if (!config.asMap().get(k.name()).equals(k.defaultText())) {
                 model.put(k.name(), config.asMap().get(k.name()));
             }
+        }
+        RouterSpec router = RouterSpec.from(config);
+        if (router.kind() == RouterSpec.Kind.DENSE_TO_SPARSE) {
+            model.put(ConfigKeys.MODEL_TEMPERATURE_STEPS.name(), Long.toString(router.temperature().steps()));
         }
         if (ModelKind.of(config) == ModelKind.LANGUAGE_MODEL) {
             for (ConfigKey<?> k : List.of(ConfigKeys.MODEL_KIND, ConfigKeys.MODEL_TOP_K, ConfigKeys.MODEL_GATE,
