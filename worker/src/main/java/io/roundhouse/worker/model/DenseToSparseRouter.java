@@ -20,7 +20,6 @@ import io.roundhouse.kernels.Tensor;
  * a dense softmax mixture truncated. Losses: Switch load balancing on g and the z-loss on s.
  */
 final class DenseToSparseRouter extends LinearRouter {
-    private final int k;
     private final RouterSpec spec;
     private final Param biasOut;    // [E] or null
     private final Tensor ones;      // [maxN, E]
@@ -29,13 +28,11 @@ final class DenseToSparseRouter extends LinearRouter {
     private final Tensor dAct;      // [maxN, E]
     private final Tensor scratch;   // [maxN, E]
     private final Tensor topIdx;    // [maxN, K] int
-    private final Tensor copies;    // [maxN, K] int
-    private final Tensor gates;     // [maxN, K]
     private float tau;
 
     DenseToSparseRouter(Backend be, ParamStore ps, String name, ModelSpec spec, int maxN) {
-        super(be, ps, name, spec, maxN, spec.loadBalance(), spec.router().bias() == RouterSpec.BiasPlacement.INSIDE);
-        this.k = spec.topK();
+        super(be, ps, name, spec, maxN, spec.topK(), spec.loadBalance(),
+                spec.router().bias() == RouterSpec.BiasPlacement.INSIDE);
         this.spec = spec.router();
         biasOut = this.spec.bias() == RouterSpec.BiasPlacement.OUTSIDE ? ps.constant(name + ".router.b", 0f, false, e)
                 : null;
@@ -45,9 +42,7 @@ final class DenseToSparseRouter extends LinearRouter {
         act = this.spec.activation() ? be.allocate(name + ".act", DType.FLOAT32, maxN, e) : null;
         dAct = be.allocate(name + ".dAct", DType.FLOAT32, maxN, e);
         scratch = be.allocate(name + ".dScratch", DType.FLOAT32, maxN, e);
-        topIdx = be.allocate(name + ".topIdx", DType.INT32, maxN, k);
-        copies = be.allocate(name + ".copies", DType.INT32, maxN, k);
-        gates = be.allocate(name + ".gates", DType.FLOAT32, maxN, k);
+        topIdx = be.allocate(name + ".topIdx", DType.INT32, maxN, slots);
     }
 
     /** The temperature of the last forward. */
@@ -89,25 +84,5 @@ final class DenseToSparseRouter extends LinearRouter {
             be.copy(dLogits.rows(n), ds);
         }
         return dLogits.rows(n);
-    }
-
-    @Override
-    protected int copiesPerToken() {
-        return k;
-    }
-
-    @Override
-    public int slots() {
-        return k;
-    }
-
-    @Override
-    public Tensor copies() {
-        return copies.rows(n);
-    }
-
-    @Override
-    public Tensor gates() {
-        return gates.rows(n);
     }
 }

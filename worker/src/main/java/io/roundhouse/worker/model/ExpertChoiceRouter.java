@@ -28,8 +28,6 @@ final class ExpertChoiceRouter extends LinearRouter {
     private final double perToken;     // cf·K
     private final boolean causal;
     private final Tensor topIdx;       // [maxN, E] int every expert, by score
-    private final Tensor copies;       // [maxN, E] int
-    private final Tensor gates;        // [maxN, E]
     private final int[] hostIdx;       // [maxN·E]
     private final float[] hostProbs;   // [maxN·E]
     private final boolean[] chosen;    // [maxN·E] (token, expert)
@@ -38,14 +36,12 @@ final class ExpertChoiceRouter extends LinearRouter {
     private long[] keys = new long[0];
 
     ExpertChoiceRouter(Backend be, ParamStore ps, String name, ModelSpec spec, ExpertExchange exchange, int maxN) {
-        super(be, ps, name, spec, maxN, 0, false);
+        super(be, ps, name, spec, maxN, spec.experts(), 0, false);
         this.exchange = exchange;
         this.perToken = spec.capacityFactor() * spec.topK();
         this.k = (int) Math.max(1, Math.min(e, Math.round(perToken)));
         this.causal = spec.router().causal();
         topIdx = be.allocate(name + ".topIdx", DType.INT32, maxN, e);
-        copies = be.allocate(name + ".copies", DType.INT32, maxN, e);
-        gates = be.allocate(name + ".gates", DType.FLOAT32, maxN, e);
         hostIdx = new int[maxN * e];
         hostProbs = new float[maxN * e];
         chosen = new boolean[maxN * e];
@@ -141,20 +137,5 @@ final class ExpertChoiceRouter extends LinearRouter {
     @Override
     public boolean bounded() {
         return true;
-    }
-
-    @Override
-    public int slots() {
-        return e;
-    }
-
-    @Override
-    public Tensor copies() {
-        return copies.rows(n);
-    }
-
-    @Override
-    public Tensor gates() {
-        return gates.rows(n);
     }
 }

@@ -29,6 +29,9 @@ abstract class LinearRouter implements Router {
     final Param router;   // [D, E]
     private final Param biasIn;   // [E] added to x·W, or null
 
+    protected final int slots;        // S
+    protected final Tensor copies;    // [maxN, S] int: the expert of each copy, −1 for an empty slot
+    protected final Tensor gates;     // [maxN, S]
     protected final Tensor logits;    // [maxN, E]
     protected final Tensor probs;     // [maxN, E]
     protected final Tensor lse;       // [maxN]
@@ -60,10 +63,12 @@ abstract class LinearRouter implements Router {
     protected final int baseStats;
 
     /**
+     * @param slots  copy slots per token S
      * @param alpha  the Switch load-balancing coefficient (0: the router balances otherwise)
      * @param biasIn whether a learnt per-expert bias is added to x·W
      */
-    LinearRouter(Backend be, ParamStore ps, String name, ModelSpec spec, int maxN, double alpha, boolean biasIn) {
+    LinearRouter(Backend be, ParamStore ps, String name, ModelSpec spec, int maxN, int slots, double alpha,
+                 boolean biasIn) {
         this.be = be;
         this.d = spec.dim();
         this.e = spec.experts();
@@ -72,6 +77,9 @@ abstract class LinearRouter implements Router {
         this.routerJitter = (float) spec.routerJitter();
         router = ps.normal(name + ".router.w", 0.1 / Math.sqrt(d), true, d, e);
         this.biasIn = biasIn ? ps.constant(name + ".router.b", 0f, false, e) : null;
+        this.slots = slots;
+        copies = be.allocate(name + ".copies", DType.INT32, maxN, slots);
+        gates = be.allocate(name + ".gates", DType.FLOAT32, maxN, slots);
         logits = be.allocate(name + ".logits", DType.FLOAT32, maxN, e);
         probs = be.allocate(name + ".probs", DType.FLOAT32, maxN, e);
         lse = be.allocate(name + ".lse", DType.FLOAT32, maxN);
@@ -118,8 +126,25 @@ abstract class LinearRouter implements Router {
      */
     protected abstract Tensor chooseBackward(Tensor dGates);
 
-    /** Copies per token the Switch loss's f counts against (f_e = choices / (T·k)). */
-    protected abstract int copiesPerToken();
+    /** Copies per token the Switch loss's f counts against (f_e = choices / (T·k)): the slots unless overridden. */
+    protected int copiesPerToken() {
+        return slots;
+    }
+
+    @Override
+    public final int slots() {
+        return slots;
+    }
+
+    @Override
+    public final Tensor copies() {
+        return copies.rows(n);
+    }
+
+    @Override
+    public final Tensor gates() {
+        return gates.rows(n);
+    }
 
     /** What the router's linear maps read: x, or x jittered. */
     protected Tensor routerInput() {

@@ -26,7 +26,6 @@ import io.roundhouse.kernels.Tensor;
  * <p>Statistics after the base ones: [base, base+E) importance, [base+E, base+2E) load.
  */
 final class NoisyTopKRouter extends LinearRouter {
-    private final int k;
     private final GateMode gateMode;
     private final float wImportance;
     private final float wLoad;
@@ -41,8 +40,6 @@ final class NoisyTopKRouter extends LinearRouter {
     private final Tensor ones;      // [maxN, E]
     private final Tensor row;       // [E]
     private final Tensor dxNoise;   // [maxN, D]
-    private final Tensor topIdx;    // [maxN, K] int
-    private final Tensor gates;     // [maxN, K]
     private final float[] importance;
     private final float[] loadSums;
     private final float[] dImportance;
@@ -53,8 +50,7 @@ final class NoisyTopKRouter extends LinearRouter {
     private float lastBalance;
 
     NoisyTopKRouter(Backend be, ParamStore ps, String name, ModelSpec spec, int maxN) {
-        super(be, ps, name, spec, maxN, 0, false);
-        this.k = spec.topK();
+        super(be, ps, name, spec, maxN, spec.topK(), 0, false);
         this.gateMode = spec.gate();
         this.wImportance = (float) spec.router().importance();
         this.wLoad = (float) spec.router().load();
@@ -70,8 +66,6 @@ final class NoisyTopKRouter extends LinearRouter {
         be.fill(ones, 1f);
         row = be.allocate(name + ".row", DType.FLOAT32, e);
         dxNoise = be.allocate(name + ".dxNoise", DType.FLOAT32, maxN, d);
-        topIdx = be.allocate(name + ".topIdx", DType.INT32, maxN, k);
-        gates = be.allocate(name + ".gates", DType.FLOAT32, maxN, k);
         importance = new float[e];
         loadSums = new float[e];
         dImportance = new float[e];
@@ -90,9 +84,9 @@ final class NoisyTopKRouter extends LinearRouter {
         } else {
             be.copy(h, logits.rows(n));
         }
-        be.gateForward(probs.rows(n), lse.rows(n), topIdx.rows(n), gates.rows(n), h, gateMode);
+        be.gateForward(probs.rows(n), lse.rows(n), copies.rows(n), gates.rows(n), h, gateMode);
         if (train) {
-            be.noisyTopKLoadForward(load.rows(n), logits.rows(n), h, raw.rows(n), k);
+            be.noisyTopKLoadForward(load.rows(n), logits.rows(n), h, raw.rows(n), slots);
         }
     }
 
@@ -105,7 +99,7 @@ final class NoisyTopKRouter extends LinearRouter {
     public void localStats(float[] stats, int[] selected) {
         super.localStats(stats, selected);
         if (train) {
-            be.expertGateSums(topIdx.rows(n), gates.rows(n), importance);
+            be.expertGateSums(copies.rows(n), gates.rows(n), importance);
             be.routerStats(load.rows(n), loadSums);  // column sums
         } else {
             java.util.Arrays.fill(importance, 0f);
@@ -159,9 +153,9 @@ final class NoisyTopKRouter extends LinearRouter {
     @Override
     protected Tensor chooseBackward(Tensor dGates) {
         if (train) {
-            be.addExpertValues(dGates, topIdx.rows(n), dImportance);
+            be.addExpertValues(dGates, copies.rows(n), dImportance);
         }
-        be.gateBackward(dNoisy.rows(n), dGates, dProbs.rows(n), dLse.rows(n), probs.rows(n), topIdx.rows(n),
+        be.gateBackward(dNoisy.rows(n), dGates, dProbs.rows(n), dLse.rows(n), probs.rows(n), copies.rows(n),
                 gates.rows(n), gateMode);
         if (!train) {
             return dNoisy.rows(n);
@@ -171,7 +165,7 @@ final class NoisyTopKRouter extends LinearRouter {
         be.fill(dLogits.rows(n), 0f);
         be.fill(dRaw.rows(n), 0f);
         be.noisyTopKLoadBackward(dLogits.rows(n), dNoisy.rows(n), dRaw.rows(n), dLoad.rows(n), logits.rows(n),
-                noisy.rows(n), raw.rows(n), k);
+                noisy.rows(n), raw.rows(n), slots);
         // H = clean + ε·softplus(raw): the clean logits get dH, raw gets dH·ε·σ(raw).
         be.axpy(dLogits.rows(n), 1f, dNoisy.rows(n));
         be.noisyLogitsBackward(dRawNoise.rows(n), dNoisy.rows(n), raw.rows(n), seed, stream, firstElement);
@@ -188,23 +182,4 @@ final class NoisyTopKRouter extends LinearRouter {
         be.axpy(dx, 1f, dxNoise.rows(n));
     }
 
-    @Override
-    protected int copiesPerToken() {
-        return k;
-    }
-
-    @Override
-    public int slots() {
-        return k;
-    }
-
-    @Override
-    public Tensor copies() {
-        return topIdx.rows(n);
-    }
-
-    @Override
-    public Tensor gates() {
-        return gates.rows(n);
-    }
 }

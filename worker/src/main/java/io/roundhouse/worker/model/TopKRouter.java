@@ -1,7 +1,6 @@
 package io.roundhouse.worker.model;
 
 import io.roundhouse.kernels.Backend;
-import io.roundhouse.kernels.DType;
 import io.roundhouse.kernels.GateMode;
 import io.roundhouse.kernels.Tensor;
 
@@ -20,34 +19,28 @@ import io.roundhouse.kernels.Tensor;
  * Every token fills its K slots.
  */
 final class TopKRouter extends LinearRouter {
-    private final int k;
     private final GateMode gateMode;
     private final RouterSpec.Kind kind;
     private final float biasRate;
     final Param bias;     // [E] the sigmoid router's selection bias (state), or null
     private final float[] hostBias;
-    private final Tensor topIdx;    // [maxN, K] int
-    private final Tensor gates;     // [maxN, K]
 
     TopKRouter(Backend be, ParamStore ps, String name, ModelSpec spec, int maxN) {
-        super(be, ps, name, spec, maxN, spec.loadBalance(), false);
-        this.k = spec.topK();
+        super(be, ps, name, spec, maxN, spec.topK(), spec.loadBalance(), false);
         this.gateMode = spec.gate();
         this.kind = spec.router().kind();
         this.biasRate = (float) spec.router().biasRate();
         bias = kind == RouterSpec.Kind.SIGMOID ? ps.state(name + ".router.bias", e) : null;
         hostBias = new float[e];
-        topIdx = be.allocate(name + ".topIdx", DType.INT32, maxN, k);
-        gates = be.allocate(name + ".gates", DType.FLOAT32, maxN, k);
     }
 
     @Override
     protected void choose(RouterContext ctx) {
         if (kind == RouterSpec.Kind.SIGMOID) {
-            be.sigmoidTopKForward(probs.rows(n), lse.rows(n), topIdx.rows(n), gates.rows(n), logits.rows(n),
+            be.sigmoidTopKForward(probs.rows(n), lse.rows(n), copies.rows(n), gates.rows(n), logits.rows(n),
                     bias.value());
         } else {
-            be.gateForward(probs.rows(n), lse.rows(n), topIdx.rows(n), gates.rows(n), logits.rows(n), gateMode);
+            be.gateForward(probs.rows(n), lse.rows(n), copies.rows(n), gates.rows(n), logits.rows(n), gateMode);
         }
     }
 
@@ -55,32 +48,12 @@ final class TopKRouter extends LinearRouter {
     protected Tensor chooseBackward(Tensor dGates) {
         if (kind == RouterSpec.Kind.SIGMOID) {
             be.sigmoidTopKBackward(dLogits.rows(n), dGates, dProbs.rows(n), dLse.rows(n), logits.rows(n), lse.rows(n),
-                    topIdx.rows(n), gates.rows(n));
+                    copies.rows(n), gates.rows(n));
         } else {
-            be.gateBackward(dLogits.rows(n), dGates, dProbs.rows(n), dLse.rows(n), probs.rows(n), topIdx.rows(n),
+            be.gateBackward(dLogits.rows(n), dGates, dProbs.rows(n), dLse.rows(n), probs.rows(n), copies.rows(n),
                     gates.rows(n), gateMode);
         }
         return dLogits.rows(n);
-    }
-
-    @Override
-    protected int copiesPerToken() {
-        return k;
-    }
-
-    @Override
-    public int slots() {
-        return k;
-    }
-
-    @Override
-    public Tensor copies() {
-        return topIdx.rows(n);
-    }
-
-    @Override
-    public Tensor gates() {
-        return gates.rows(n);
     }
 
     /**
