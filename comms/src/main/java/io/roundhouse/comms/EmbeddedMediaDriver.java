@@ -188,7 +188,7 @@ public final class EmbeddedMediaDriver implements AutoCloseable {
      * hold the logs: every publication and (over UDP) every image is 3 terms.
      */
     static void checkSpace(CommsConfig cfg, Path dir, int localMembers, int worldSize) {
-        long logs = (long) localMembers * (worldSize - 1) * (cfg.transport() == Transport.UDP ? 2 : 1);
+        long logs = (long) localMembers * (worldSize - 1) * (cfg.transport() != Transport.IPC ? 2 : 1);
         long needed = logs * 3L * cfg.termLengthBytes() + (16L << 20);
         long free;
         try {

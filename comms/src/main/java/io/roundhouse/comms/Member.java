@@ -58,13 +58,19 @@ public final class Member implements AutoCloseable {
     private final List<String> endpoints;
     private final EmbeddedMediaDriver driver;
     private final boolean ownsDriver;
-    private final Subscription sub;
+    private final Subscription[] subs;  // [0] UDP (or IPC in an IPC group), [1] IPC with AUTO, each or null
+    private final boolean[] ipcTo;      // [W] whether this member reaches rank r over IPC
     private final ExclusivePublication[] pubs;
-    private final Int2IntHashMap sessionToRank = new Int2IntHashMap(-1);
+    /** Per subscription: the rank each session (a peer's publication) speaks for. */
+    private final Int2IntHashMap[] sessionToRank = {new Int2IntHashMap(-1), new Int2IntHashMap(-1)};
+    private int polling;                // the subscription being polled
     private final boolean[] helloFrom;
     private final boolean[] gone;
-    /** Sessions whose image went away, posted by the Aeron client's thread, drained by ours. */
-    private final java.util.concurrent.ConcurrentLinkedQueue<Integer> goneSessions =
+    /**
+     * Sessions whose image went away (subscription index << 32 | session id), posted by the Aeron
+     * client's thread, drained by ours.
+     */
+    private final java.util.concurrent.ConcurrentLinkedQueue<Long> goneSessions =
             new java.util.concurrent.ConcurrentLinkedQueue<>();
     private final IdleStrategy idle;
     private final BufferClaim claim = new BufferClaim();
@@ -98,6 +104,11 @@ public final class Member implements AutoCloseable {
      *
      * @param localMembers how many members this JVM hosts (sizes the shared-memory check)
      */
+    /** Every member's endpoint, in rank order ({@code "ipc"}, or {@code host:port} over UDP). */
+    public List<String> endpoints() {
+        return endpoints;
+    }
+
     public static Member join(CommsConfig cfg, String jobKey, int rank, List<String> endpoints, int localMembers) {
         return join(cfg, EmbeddedMediaDriver.acquire(cfg, jobKey, localMembers, endpoints.size(), 0), rank, endpoints);
     }
@@ -144,7 +155,7 @@ public final class Member implements AutoCloseable {
             // (~100 ms; a yield leaves the core to others) before parking: a parked thread wakes
             // 50+ us late on Linux. UDP: the driver's threads move the data and need the cores,
             // so park soon and briefly. Chosen from bench alltoall on 2 cores.
-            default -> cfg.transport() == Transport.IPC
+            default -> cfg.transport() == Transport.IPC || cfg.transport() == Transport.AUTO && allOnOneHost(endpoints)
                     ? new BackoffIdleStrategy(100, 100_000, 10_000, 1_000_000)
                     : new BackoffIdleStrategy(100, 10, 1_000, 20_000);
         };
@@ -156,12 +167,35 @@ public final class Member implements AutoCloseable {
             outgoing[r] = new Message();
             incoming[r] = new Message();
         }
+        this.ipcTo = new boolean[size];
+        boolean anyIpc = false;
+        boolean anyUdp = false;
+        for (int r = 0; r < size; r++) {
+            ipcTo[r] = cfg.transport() == Transport.IPC
+                    || cfg.transport() == Transport.AUTO && host(endpoints.get(r)).equals(host(endpoints.get(rank)));
+            if (r != rank) {
+                anyIpc |= ipcTo[r];
+                anyUdp |= !ipcTo[r];
+            }
+        }
+        this.subs = new Subscription[2];
         try {
-            this.sub = driver.aeron().addSubscription(channel(rank, false), cfg.streamIdBase() + rank,
-                    image -> { }, this::onImageGone);
+            if (cfg.transport() == Transport.IPC) {
+                subs[0] = driver.aeron().addSubscription("aeron:ipc", cfg.streamIdBase() + rank, image -> { },
+                        image -> onImageGone(0, image));
+            } else {
+                if (anyUdp || !anyIpc) {
+                    subs[0] = driver.aeron().addSubscription(udpChannel(rank, false), cfg.streamIdBase() + rank,
+                            image -> { }, image -> onImageGone(0, image));
+                }
+                if (anyIpc) {
+                    subs[1] = driver.aeron().addSubscription("aeron:ipc", cfg.streamIdBase() + rank, image -> { },
+                            image -> onImageGone(1, image));
+                }
+            }
         } catch (io.aeron.exceptions.RegistrationException e) {
             throw new CommsException("comms: " + describe(rank) + " cannot listen there: " + e.getMessage()
-                    + (cfg.transport() == Transport.UDP ? "; another process holds that port (or the address is "
+                    + (cfg.transport() != Transport.IPC ? "; another process holds that port (or the address is "
                     + "not this host's): start the job again, which picks free ports" : ""), e);
         }
         this.pubs = new ExclusivePublication[size];
@@ -178,20 +212,39 @@ public final class Member implements AutoCloseable {
             if (!ep.equals("ipc")) {
                 throw new IllegalArgumentException("rank " + r + " endpoint '" + ep + "': an IPC group's endpoints are all 'ipc'");
             }
-            return publication ? "aeron:ipc?term-length=" + cfg.termLengthBytes() + "|mtu=" + cfg.mtuBytes() : "aeron:ipc";
-        }
-        if (!ep.matches("[^:]+:\\d{1,5}")) {
+        } else if (!ep.matches("[^:]+:\\d{1,5}")) {
             throw new IllegalArgumentException("rank " + r + " endpoint '" + ep + "': a UDP endpoint is host:port");
         }
+        if (ipcTo[r]) {
+            // With AUTO the IPC links use the UDP mtu: one frame size on every link.
+            return publication ? "aeron:ipc?term-length=" + cfg.termLengthBytes() + "|mtu=" + cfg.mtuBytes() : "aeron:ipc";
+        }
+        return udpChannel(r, publication);
+    }
+
+    private String udpChannel(int r, boolean publication) {
+        String ep = endpoints.get(r);
         return publication
                 ? "aeron:udp?endpoint=" + ep + "|term-length=" + cfg.termLengthBytes() + "|mtu=" + cfg.mtuBytes()
                 : "aeron:udp?endpoint=" + ep;
     }
 
-    /** "rank 2 (127.0.0.1:40125)". */
+    private static String host(String endpoint) {
+        int colon = endpoint.lastIndexOf(':');
+        return colon < 0 ? endpoint : endpoint.substring(0, colon);
+    }
+
+    /** Whether every endpoint names one host. */
+    private static boolean allOnOneHost(List<String> endpoints) {
+        return endpoints.stream().map(Member::host).distinct().count() == 1;
+    }
+
+    /** "rank 2 (127.0.0.1:40125)", "rank 1 (ipc stream 1001)", with AUTO "rank 3 (ipc 10.0.0.2:40125)". */
     public String describe(int r) {
-        return "rank " + r + " (" + (cfg.transport() == Transport.IPC ? "ipc stream " + (cfg.streamIdBase() + r)
-                : "udp " + endpoints.get(r)) + ")";
+        if (cfg.transport() == Transport.IPC) {
+            return "rank " + r + " (ipc stream " + (cfg.streamIdBase() + r) + ")";
+        }
+        return "rank " + r + " (" + (ipcTo != null && ipcTo[r] && r != rank ? "ipc " : "udp ") + endpoints.get(r) + ")";
     }
 
     public int rank() {
@@ -444,11 +497,18 @@ public final class Member implements AutoCloseable {
 
     private int poll() {
         int work = 0;
-        for (int i = 0, n = sub.imageCount(); i < n; i++) {
-            Image image = sub.imageAtIndex(i);
-            work += image.controlledPoll(handler, FRAGMENT_LIMIT);
-            if (failure != null) {
-                break;
+        for (int s = 0; s < subs.length; s++) {
+            Subscription sub = subs[s];
+            if (sub == null) {
+                continue;
+            }
+            polling = s;
+            for (int i = 0, n = sub.imageCount(); i < n; i++) {
+                Image image = sub.imageAtIndex(i);
+                work += image.controlledPoll(handler, FRAGMENT_LIMIT);
+                if (failure != null) {
+                    return work;
+                }
             }
         }
         return work;
@@ -468,9 +528,9 @@ public final class Member implements AutoCloseable {
         if (src < 0 || src >= size || src == rank) {
             return fail(-1, "a frame claiming to come from rank " + src + " on session " + header.sessionId());
         }
-        int known = sessionToRank.get(header.sessionId());
+        int known = sessionToRank[polling].get(header.sessionId());
         if (known == -1) {
-            sessionToRank.put(header.sessionId(), src);
+            sessionToRank[polling].put(header.sessionId(), src);
         } else if (known != src) {
             return fail(src, "session " + header.sessionId() + " sent frames as rank " + known + " and as rank " + src);
         }
@@ -528,14 +588,14 @@ public final class Member implements AutoCloseable {
     }
 
     /** Runs on the Aeron client's conductor thread: only posts the session id. */
-    private void onImageGone(Image image) {
-        goneSessions.add(image.sessionId());
+    private void onImageGone(int subscription, Image image) {
+        goneSessions.add((long) subscription << 32 | (image.sessionId() & 0xFFFFFFFFL));
     }
 
     private void drainGoneSessions() {
-        Integer session;
+        Long session;
         while ((session = goneSessions.poll()) != null) {
-            int r = sessionToRank.get(session);
+            int r = sessionToRank[(int) (session >>> 32)].get((int) (long) session);
             if (r >= 0) {
                 gone[r] = true;
             }
@@ -597,7 +657,11 @@ public final class Member implements AutoCloseable {
 
     @Override
     public void close() {
-        sub.close();
+        for (Subscription sub : subs) {
+            if (sub != null) {
+                sub.close();
+            }
+        }
         for (ExclusivePublication p : pubs) {
             if (p != null) {
                 p.close();

@@ -10,6 +10,7 @@ import java.util.Random;
 import java.util.stream.Stream;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -23,7 +24,7 @@ class CollectivesTest {
     Path aeron;
 
     static Stream<Arguments> groups() {
-        return Stream.of(Transport.values()).flatMap(t -> Stream.of(2, 3, 4).map(w -> Arguments.of(t, w)));
+        return Stream.of(Transport.IPC, Transport.UDP).flatMap(t -> Stream.of(2, 3, 4).map(w -> Arguments.of(t, w)));
     }
 
     /** The value rank src sends to rank dst at position i: checkable anywhere. */
@@ -137,6 +138,88 @@ class CollectivesTest {
                             "n=" + n + ": run " + run + " rank " + r + " holds the same bits as run 0 rank 0");
                 }
             }
+        }
+    }
+
+    /**
+     * {@link Transport#AUTO} across two "hosts" of this machine (127.0.0.1 and 127.0.0.2, each with
+     * its own media driver): IPC between the two members of a host, UDP between hosts. An all-to-all
+     * of every size and an all-reduce give what they give over UDP alone, to the bit.
+     */
+    @Test
+    void autoUsesIpcWithinAHostAndUdpBetweenHosts() throws Exception {
+        int w = 4;
+        int n = Collectives.DIRECT_MAX_FLOATS + 5;
+        List<String> eps = new java.util.ArrayList<>();
+        for (int r = 0; r < w; r++) {
+            eps.add((r < 2 ? "127.0.0.1:" : "127.0.0.2:") + GroupHarness.freeUdpPort());
+        }
+        CommsConfig cfg = GroupHarness.config(Transport.AUTO, aeron);
+        List<float[]> sums = new java.util.ArrayList<>();
+        try (EmbeddedMediaDriver a = EmbeddedMediaDriver.acquire(cfg, GroupHarness.jobKey("auto-a"), 2, w, 0);
+             EmbeddedMediaDriver b = EmbeddedMediaDriver.acquire(cfg, GroupHarness.jobKey("auto-b"), 2, w, 0)) {
+            java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(w);
+            try {
+                List<java.util.concurrent.Future<float[]>> futures = new java.util.ArrayList<>();
+                for (int r = 0; r < w; r++) {
+                    int rank = r;
+                    futures.add(pool.submit(() -> {
+                        try (Member m = new Member(cfg, rank < 2 ? a : b, rank, eps)) {
+                            m.connect();
+                            int peer = rank ^ 1;   // the other member of this host
+                            assertTrue(m.describe(peer).contains("ipc 127.0.0." + (rank < 2 ? 1 : 2)), m.describe(peer));
+                            assertTrue(m.describe(rank ^ 2).startsWith("rank " + (rank ^ 2) + " (udp "), m.describe(rank ^ 2));
+                            Collectives c = new Collectives(m);
+                            for (int round = 0; round < 3; round++) {
+                                int[] sendCounts = new int[w];
+                                int total = 0;
+                                for (int d = 0; d < w; d++) {
+                                    sendCounts[d] = count(rank, d, round);
+                                    total += sendCounts[d];
+                                }
+                                float[] send = new float[total];
+                                int at = 0;
+                                for (int d = 0; d < w; d++) {
+                                    for (int i = 0; i < sendCounts[d]; i++) {
+                                        send[at + i] = value(rank, d, i);
+                                    }
+                                    at += sendCounts[d];
+                                }
+                                int[] recvCounts = new int[w];
+                                float[] recv = new float[600_000];
+                                c.allToAll(send, 0, sendCounts, recv, 0, recvCounts);
+                                at = 0;
+                                for (int s = 0; s < w; s++) {
+                                    assertEquals(count(s, rank, round), recvCounts[s], "count from rank " + s);
+                                    for (int i = 0; i < recvCounts[s]; i++) {
+                                        if (recv[at + i] != value(s, rank, i)) {
+                                            throw new AssertionError("rank " + rank + " round " + round + ": element "
+                                                    + i + " from rank " + s + " is " + recv[at + i]);
+                                        }
+                                    }
+                                    at += recvCounts[s];
+                                }
+                            }
+                            float[] buf = input(rank, n);
+                            c.allReduceSum(buf, 0, n);
+                            return buf;
+                        }
+                    }));
+                }
+                for (java.util.concurrent.Future<float[]> f : futures) {
+                    sums.add(f.get(60, java.util.concurrent.TimeUnit.SECONDS));
+                }
+            } finally {
+                pool.shutdownNow();
+            }
+        }
+        List<float[]> udp = GroupHarness.run(GroupHarness.config(Transport.UDP, aeron), w, 0, c -> {
+            float[] buf = input(c.member().rank(), n);
+            c.allReduceSum(buf, 0, n);
+            return buf;
+        });
+        for (int r = 0; r < w; r++) {
+            assertArrayEquals(udp.get(0), sums.get(r), "rank " + r + ": the all-reduce over AUTO has UDP's bits");
         }
     }
 

@@ -81,6 +81,10 @@ public final class LocalLauncher {
 
     /** Launches the workers, waits for them, and returns the exit code (0 when every worker succeeded). */
     public int run() throws IOException, InterruptedException {
+        boolean auto = "auto".equals(config.get(ConfigKeys.COMMS_TRANSPORT));
+        // The launcher's workers share this host: comms.transport=auto is IPC on every link.
+        JobConfig config = auto ? this.config.with(java.util.Map.of(ConfigKeys.COMMS_TRANSPORT.name(), "ipc"))
+                : this.config;
         int w = config.get(ConfigKeys.WORKERS);
         new Trainer(config, new java.io.PrintStream(java.io.OutputStream.nullOutputStream())).preflight();
         // A checkpoint that cannot be resumed is refused here, once, not by every worker.
@@ -92,8 +96,8 @@ public final class LocalLauncher {
         Path conf = runDir.resolve("config.conf");
         RunFiles.writeAtomically(conf, config.describe());
         String jobKey = "local-" + ProcessHandle.current().pid() + "-" + runDir.getFileName();
-        out.printf("launching %d workers over %s (%s); run directory %s%n", w, comms.transport().name().toLowerCase(),
-                String.join(", ", endpoints), runDir);
+        out.printf("launching %d workers over %s%s (%s); run directory %s%n", w, comms.transport().name().toLowerCase(),
+                auto ? " (comms.transport=auto: one host)" : "", String.join(", ", endpoints), runDir);
 
         // IPC: the workers join this JVM's media driver.
         EmbeddedMediaDriver driver = comms.transport() == Transport.IPC

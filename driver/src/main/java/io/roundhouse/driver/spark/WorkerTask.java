@@ -113,8 +113,21 @@ final class WorkerTask extends AbstractFunction1<Iterator<Integer>, Iterator<Str
             endpoints.add(g.substring(g.indexOf('|') + 1));
         }
         String jobKey = appKey + "-s" + ctx.stageId() + "a" + ctx.stageAttemptNumber();
-        String key = cfg.transport() == Transport.UDP ? jobKey + "-w" + rank : jobKey;
-        int local = cfg.transport() == Transport.IPC ? workers : 1;
+        // udp: a media driver per worker; ipc: one for all; auto: one per host (IPC within it, UDP between hosts).
+        int onHost = 0;
+        for (String g : gathered) {
+            onHost += g.substring(0, g.indexOf('|')).equals(host) ? 1 : 0;
+        }
+        String key = switch (cfg.transport()) {
+            case UDP -> jobKey + "-w" + rank;
+            case AUTO -> jobKey + "-h" + host;
+            case IPC -> jobKey;
+        };
+        int local = switch (cfg.transport()) {
+            case UDP -> 1;
+            case AUTO -> onHost;
+            case IPC -> workers;
+        };
         Trainer.Result result;
         long[] controlNanos = new long[2];  // rank 0: time spent sending records to the driver, and how many
         try (EmbeddedMediaDriver driver = EmbeddedMediaDriver.acquire(cfg, key, local, workers, 0);

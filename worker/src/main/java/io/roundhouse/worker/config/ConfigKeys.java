@@ -229,8 +229,10 @@ public final class ConfigKeys {
     public static final ConfigKey<Integer> WORKERS = intKey("workers", 1, 1, 4096,
             "workers W: each hosts a share of the experts and trains on 1/W of every batch; "
             + "'roundhouse train' runs W > 1 as separate JVMs on this host");
-    public static final ConfigKey<String> COMMS_TRANSPORT = choiceKey("comms.transport", "ipc", List.of("ipc", "udp"),
-            "how workers exchange tokens and gradients: ipc (shared memory, one host) or udp");
+    public static final ConfigKey<String> COMMS_TRANSPORT = choiceKey("comms.transport", "auto",
+            List.of("auto", "ipc", "udp"), "how workers exchange tokens and gradients: auto (IPC between workers on "
+            + "one host, UDP between hosts, from each worker's host), ipc (shared memory, every worker on one host) "
+            + "or udp (every link, loopback included)");
     public static final ConfigKey<Integer> COMMS_TIMEOUT_MS = intKey("comms.timeoutMs", 30_000, 100, 3_600_000,
             "longest wait for a peer in any exchange once training runs, before failing with an error naming it "
             + "(how soon a dead worker is noticed)");

@@ -9,8 +9,9 @@ import io.roundhouse.kernels.Tensor;
 /**
  * A Mixture-of-Experts FFN as a sequence of named steps:
  * <ol>
- *   <li>{@code route}: the {@link Router} picks each token's experts and gates;</li>
- *   <li>{@code plan + permute}: capacity limit, token copies gathered into expert order;</li>
+ *   <li>{@code route}: the {@link Router}'s table of token copies (experts and gates), and the
+ *   capacity plan over it (timed as the route);</li>
+ *   <li>{@code permute}: the kept copies gathered into expert order;</li>
  *   <li>{@code dispatch}: rows to the workers owning their experts ({@link ExpertExchange});</li>
  *   <li>{@code expert compute}: grouped FFN over the hosted experts' variable-size groups;</li>
  *   <li>{@code combine}: results back to where their tokens live;</li>
@@ -19,7 +20,8 @@ import io.roundhouse.kernels.Tensor;
  * Backward runs the adjoint of each step in reverse. Dropped copies contribute nothing (the
  * block's residual carries their token). The router's auxiliary losses are computed in forward,
  * from statistics summed over the workers in the dispatch's first exchange, and their gradients
- * added in backward.
+ * added in backward. With pre-gating ({@link #preGate}) a layer's route runs in the previous MoE
+ * layer's forward, from that layer's input.
  *
  * <p>The expert FFN's GEMMs run at the model's {@link Precision}; the router's always run in fp32
  * (a bf16 rounding of the logits would change which experts a token goes to; Switch Transformer's

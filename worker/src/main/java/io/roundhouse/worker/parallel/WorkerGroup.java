@@ -51,6 +51,11 @@ public final class WorkerGroup {
         return size;
     }
 
+    /** Each worker's comms endpoint in rank order ({@code "ipc"}, or {@code host:port} over UDP); one worker: "local". */
+    public java.util.List<String> endpoints() {
+        return c == null ? java.util.List.of("local") : c.member().endpoints();
+    }
+
     public boolean distributed() {
         return c != null;
     }

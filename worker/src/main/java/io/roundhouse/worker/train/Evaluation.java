@@ -39,8 +39,10 @@ final class Evaluation {
      * stored order, in evaluation mode (no dropout, dropless), each worker evaluating its shards of
      * the {@link EvalPlan}'s batches; the result is summed over the workers. {@code batches} is
      * allocated once by the caller (for {@link EvalPlan#maxPiece()} examples) and never shuffled.
+     * {@code step} is the optimizer step the model has reached (its routers' schedules).
      */
-    static double[] of(Model model, WorkerGroup group, BatchSource batches, int evalBatch, StepStats stats) {
+    static double[] of(Model model, WorkerGroup group, BatchSource batches, int evalBatch, long step,
+                       StepStats stats) {
         EvalPlan plan = EvalPlan.of(batches.size(), evalBatch, group.size());
         double loss = 0;
         long correct = 0;
@@ -51,7 +53,7 @@ final class Evaluation {
             int lo = from + WorkerGroup.shardStart(len, group.rank(), group.size());
             int n = from + WorkerGroup.shardStart(len, group.rank() + 1, group.size()) - lo;
             batches.load(lo, n);
-            model.forward(batches, n, false, 0, 0, lo, stats);
+            model.forward(batches, n, false, 0, step, lo, stats);
             loss += stats.crossEntropy * stats.tokens;
             correct += stats.correct;
             predictions += stats.tokens;
@@ -66,7 +68,7 @@ final class Evaluation {
      * largest part needs (so every worker makes the same collective calls; each batch holds at
      * least one example, so every part must hold at least that many), and the sums are added.
      */
-    static double[] ofParts(Model model, WorkerGroup group, BatchSource batches, String name, int evalBatch,
+    static double[] ofParts(Model model, WorkerGroup group, BatchSource batches, String name, int evalBatch, long step,
                             StepStats stats) {
         float[] sizes = new float[group.size()];
         sizes[group.rank()] = batches.size();
@@ -90,7 +92,7 @@ final class Evaluation {
             int from = WorkerGroup.shardStart(size, b, batchCount);
             int n = WorkerGroup.shardStart(size, b + 1, batchCount) - from;
             batches.load(from, n);
-            model.forward(batches, n, false, 0, 0, 0, stats);
+            model.forward(batches, n, false, 0, step, 0, stats);
             loss += stats.crossEntropy * stats.tokens;
             correct += stats.correct;
             predictions += stats.tokens;

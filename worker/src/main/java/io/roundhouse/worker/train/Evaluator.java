@@ -59,18 +59,21 @@ final class Evaluator {
         return test;
     }
 
-    /** Mean cross-entropy per prediction and accuracy over the validation split. */
-    double[] validation() {
-        return evaluate(validBatches, valid);
+    /**
+     * Mean cross-entropy per prediction and accuracy over the validation split, the model as it is
+     * after optimizer step {@code step} (a router's schedule, e.g. a temperature, at that step).
+     */
+    double[] validation(long step) {
+        return evaluate(validBatches, valid, step);
     }
 
-    /** Mean cross-entropy per prediction and accuracy over the test set. */
-    double[] testSet() {
-        return evaluate(testBatches, test);
+    /** Mean cross-entropy per prediction and accuracy over the test set, after step {@code step}. */
+    double[] testSet(long step) {
+        return evaluate(testBatches, test, step);
     }
 
-    private double[] evaluate(BatchSource batches, Examples set) {
-        return partitioned ? Evaluation.ofParts(model, group, batches, set.name(), evalBatch, stats)
-                : Evaluation.of(model, group, batches, evalBatch, stats);
+    private double[] evaluate(BatchSource batches, Examples set, long step) {
+        return partitioned ? Evaluation.ofParts(model, group, batches, set.name(), evalBatch, step, stats)
+                : Evaluation.of(model, group, batches, evalBatch, step, stats);
     }
 }

@@ -23,6 +23,7 @@ final class Records {
             hosted[w] = java.util.stream.IntStream.range(f, f + group.placement().expertCount(w)).toArray();
         }
         r.put("expertsByWorker", hosted);
+        r.put("endpointByWorker", group.endpoints());
         return r;
     }
 

@@ -181,7 +181,7 @@ final class StepLoop {
                 tuner.off();
             }
             if (evaluator.validates() && (step % stepsPerEpoch == 0 || step == end)) {
-                double[] v = evaluator.validation();
+                double[] v = evaluator.validation(step);
                 lastValidation = v;
                 lastValidationStep = step;
                 validationAccuracy = v[1];
@@ -194,7 +194,7 @@ final class StepLoop {
         finalCheckpoint = checkpoints.savedOf(step);
         double trainSeconds = (System.nanoTime() - start) / 1e9;
         // A corpus's final figure is its validation split's: not evaluated twice at one step.
-        double[] t = evaluator.testIsValidation() && lastValidationStep == step ? lastValidation : evaluator.testSet();
+        double[] t = evaluator.testIsValidation() && lastValidationStep == step ? lastValidation : evaluator.testSet(step);
         double wall = (System.nanoTime() - start) / 1e9;
         String digest = group.digest(model.params());
         boolean accuracy = objective == Objective.ACCURACY;
