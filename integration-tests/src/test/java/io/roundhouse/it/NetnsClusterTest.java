@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.roundhouse.driver.RoundhouseCli;
+import io.roundhouse.worker.IdxFixtures;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.StringWriter;
@@ -25,8 +26,9 @@ import org.junit.jupiter.api.io.TempDir;
  * A Spark standalone cluster across network hosts ({@code scripts/netns-cluster}: Linux network
  * namespaces, each its own interface and address, joined by a bridge): the master and the driver on
  * one host, a Spark Worker of two cores on each of two others; the job's four workers, two per
- * host, exchange over Aeron UDP across the bridge and end with the parameters the same job trains
- * on one host. Skipped, saying why, where namespaces cannot be made (not root, no iproute2).
+ * host, exchange over Aeron across the bridge, all UDP ({@code comms.transport=udp}) or IPC within
+ * a host and UDP between ({@code auto}, the default), and end with the parameters the same job
+ * trains on one host. Skipped, saying why, where namespaces cannot be made (not root, no iproute2).
  */
 @Timeout(300)
 class NetnsClusterTest {
@@ -39,7 +41,7 @@ class NetnsClusterTest {
         return List.of("data.dir=" + data, "output.dir=" + runs, "data.validationExamples=100", "model.dim=16",
                 "model.experts=4", "model.expertHidden=16", "train.batchSize=40", "train.warmupSteps=5",
                 "train.evalBatchSize=50", "log.everySteps=5", "backend=cpu", "workers=4", "train.maxSteps=15",
-                "comms.timeoutMs=20000", "comms.transport=udp");
+                "comms.timeoutMs=20000");
     }
 
     @Test
@@ -52,20 +54,31 @@ class NetnsClusterTest {
         try {
             assertEquals(0, run(env, log, 120, SCRIPT.toString(), "up", "3", "--cores", "2"), log.toString());
             assertTrue(log.toString().contains("3 hosts on 10.214.0.0/24"), log.toString());
-            List<String> submit = new ArrayList<>(List.of(SCRIPT.toString(), "submit"));
-            submit.addAll(args(data, tmp.resolve("cluster")));
-            submit.add("checkpoint.dir=" + tmp.resolve("checkpoints").toUri());
-            assertEquals(0, run(env, log, 200, submit.toArray(String[]::new)), log.toString());
+            for (String transport : new String[] {"udp", "auto"}) {
+                List<String> submit = new ArrayList<>(List.of(SCRIPT.toString(), "submit"));
+                submit.addAll(args(data, tmp.resolve("cluster-" + transport)));
+                submit.add("comms.transport=" + transport);
+                submit.add("checkpoint.dir=" + tmp.resolve("checkpoints-" + transport).toUri());
+                assertEquals(0, run(env, log, 200, submit.toArray(String[]::new)), log.toString());
+            }
         } finally {
             run(env, log, 60, SCRIPT.toString(), "down");
         }
         assertTrue(log.toString().contains("netns-cluster: down"), log.toString());
         ObjectMapper json = new ObjectMapper();
-        Path clusterRun = onlyRun(tmp.resolve("cluster"));
-        String placement = Files.readAllLines(clusterRun.resolve("metrics.jsonl")).get(0);
-        assertTrue(placement.contains("10.214.0.11") && placement.contains("10.214.0.12"),
-                "the workers ran on both worker hosts: " + placement);
-        String digest = json.readTree(clusterRun.resolve("summary.json").toFile()).get("parameterDigest").asText();
+        String digest = null;
+        for (String transport : new String[] {"udp", "auto"}) {
+            Path clusterRun = onlyRun(tmp.resolve("cluster-" + transport));
+            String placement = Files.readAllLines(clusterRun.resolve("metrics.jsonl")).get(0);
+            assertEquals(2, placement.split("10\\.214\\.0\\.11:", -1).length - 1, placement);
+            assertEquals(2, placement.split("10\\.214\\.0\\.12:", -1).length - 1,
+                    "two workers on each worker host: " + placement);
+            String d = json.readTree(clusterRun.resolve("summary.json").toFile()).get("parameterDigest").asText();
+            if (digest != null) {
+                assertEquals(digest, d, "auto (IPC within a host, UDP between) trains what all-UDP trains");
+            }
+            digest = d;
+        }
 
         List<String> local = new ArrayList<>(List.of("train"));
         local.addAll(args(data, tmp.resolve("one-host")));
@@ -73,6 +86,7 @@ class NetnsClusterTest {
         StringWriter err = new StringWriter();
         assertEquals(0, RoundhouseCli.run(local.toArray(String[]::new), new PrintWriter(out, true),
                 new PrintWriter(err, true)), err.toString());
+        assertTrue(out.toString().contains("over ipc (comms.transport=auto: one host)"), out.toString());
         assertEquals(json.readTree(onlyRun(tmp.resolve("one-host")).resolve("summary.json").toFile())
                 .get("parameterDigest").asText(), digest, "four workers on two hosts train the one-host model");
     }
