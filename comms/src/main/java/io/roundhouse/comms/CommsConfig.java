@@ -26,9 +26,12 @@ import java.nio.file.Path;
  *                         ({@code /dev/shm} when it exists)
  * @param streamIdBase     Aeron stream id of rank 0; rank r listens on {@code streamIdBase + r}
  * @param sessionToken     random per job: frames without it are dropped and counted
+ * @param socketBufferBytes UDP socket send and receive buffer size asked of the OS for every
+ *                         channel ({@code so-sndbuf}, {@code so-rcvbuf}); 0 = the OS default
  */
 public record CommsConfig(Transport transport, int termLengthBytes, int mtuBytes, long connectTimeoutMs,
-                          long opTimeoutMs, String idle, String driverThreading, Path aeronDirBase, int streamIdBase, long sessionToken) {
+                          long opTimeoutMs, String idle, String driverThreading, Path aeronDirBase, int streamIdBase, long sessionToken,
+                          int socketBufferBytes) {
 
     public static final int DEFAULT_TERM_LENGTH = 4 << 20;
     public static final int DEFAULT_MTU_IPC = 65504;
@@ -58,6 +61,9 @@ public record CommsConfig(Transport transport, int termLengthBytes, int mtuBytes
             throw new IllegalArgumentException("comms driver threading '" + driverThreading
                     + "' must be shared, shared_network or dedicated");
         }
+        if (socketBufferBytes < 0) {
+            throw new IllegalArgumentException("comms socketBufferBytes " + socketBufferBytes + " must be >= 0");
+        }
         if (streamIdBase < 1) {
             throw new IllegalArgumentException("comms streamIdBase " + streamIdBase + " must be positive");
         }
@@ -77,31 +83,34 @@ public record CommsConfig(Transport transport, int termLengthBytes, int mtuBytes
         Path shm = Path.of("/dev/shm");
         return new CommsConfig(transport, DEFAULT_TERM_LENGTH,
                 transport == Transport.IPC ? DEFAULT_MTU_IPC : DEFAULT_MTU_UDP, 30_000, 30_000, "backoff", "shared",
-                Files.isDirectory(shm) ? shm : Path.of(System.getProperty("java.io.tmpdir")), 1000, sessionToken);
+                Files.isDirectory(shm) ? shm : Path.of(System.getProperty("java.io.tmpdir")), 1000, sessionToken, 0);
     }
 
     public CommsConfig withTimeouts(long connectMs, long opMs) {
-        return new CommsConfig(transport, termLengthBytes, mtuBytes, connectMs, opMs, idle, driverThreading, aeronDirBase, streamIdBase,
-                sessionToken);
+        return new CommsConfig(transport, termLengthBytes, mtuBytes, connectMs, opMs, idle, driverThreading, aeronDirBase, streamIdBase, sessionToken, socketBufferBytes);
     }
 
     public CommsConfig withTerm(int termBytes, int mtu) {
-        return new CommsConfig(transport, termBytes, mtu, connectTimeoutMs, opTimeoutMs, idle, driverThreading, aeronDirBase, streamIdBase,
-                sessionToken);
+        return new CommsConfig(transport, termBytes, mtu, connectTimeoutMs, opTimeoutMs, idle, driverThreading, aeronDirBase, streamIdBase, sessionToken, socketBufferBytes);
     }
 
     public CommsConfig withAeronDirBase(Path base) {
         return new CommsConfig(transport, termLengthBytes, mtuBytes, connectTimeoutMs, opTimeoutMs, idle, driverThreading, base,
-                streamIdBase, sessionToken);
+                streamIdBase, sessionToken, socketBufferBytes);
     }
 
     public CommsConfig withDriverThreading(String threading) {
         return new CommsConfig(transport, termLengthBytes, mtuBytes, connectTimeoutMs, opTimeoutMs, idle, threading,
-                aeronDirBase, streamIdBase, sessionToken);
+                aeronDirBase, streamIdBase, sessionToken, socketBufferBytes);
+    }
+
+    public CommsConfig withSocketBuffer(int bytes) {
+        return new CommsConfig(transport, termLengthBytes, mtuBytes, connectTimeoutMs, opTimeoutMs, idle, driverThreading,
+                aeronDirBase, streamIdBase, sessionToken, bytes);
     }
 
     public CommsConfig withIdle(String strategy) {
         return new CommsConfig(transport, termLengthBytes, mtuBytes, connectTimeoutMs, opTimeoutMs, strategy, driverThreading, aeronDirBase,
-                streamIdBase, sessionToken);
+                streamIdBase, sessionToken, socketBufferBytes);
     }
 }

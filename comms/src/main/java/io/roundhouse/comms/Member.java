@@ -224,9 +224,15 @@ public final class Member implements AutoCloseable {
 
     private String udpChannel(int r, boolean publication) {
         String ep = endpoints.get(r);
-        return publication
-                ? "aeron:udp?endpoint=" + ep + "|term-length=" + cfg.termLengthBytes() + "|mtu=" + cfg.mtuBytes()
-                : "aeron:udp?endpoint=" + ep;
+        int buffer = cfg.socketBufferBytes();
+        String buffers = buffer > 0 ? "|so-sndbuf=" + buffer + "|so-rcvbuf=" + buffer : "";
+        if (publication) {
+            return "aeron:udp?endpoint=" + ep + "|term-length=" + cfg.termLengthBytes() + "|mtu=" + cfg.mtuBytes()
+                    + buffers;
+        }
+        // Aeron's receiver window may not exceed the socket's receive buffer: a smaller buffer caps it.
+        return "aeron:udp?endpoint=" + ep + buffers
+                + (buffer > 0 ? "|rcv-wnd=" + Math.max(cfg.mtuBytes(), Math.min(buffer, cfg.termLengthBytes() / 2)) : "");
     }
 
     private static String host(String endpoint) {

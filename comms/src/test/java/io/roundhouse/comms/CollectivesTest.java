@@ -223,6 +223,27 @@ class CollectivesTest {
         }
     }
 
+    /** UDP channels with the socket buffers and a 1408-byte mtu asked for (what a 1500-byte network takes). */
+    @Test
+    void udpWithSocketBuffersAndASmallMtu() throws Exception {
+        int n = 50_000;
+        CommsConfig cfg = GroupHarness.config(Transport.UDP, aeron).withSocketBuffer(1 << 20)
+                .withTerm(CommsConfig.DEFAULT_TERM_LENGTH, 1408);
+        List<float[]> sums = GroupHarness.run(cfg, 3, 0, c -> {
+            float[] buf = input(c.member().rank(), n);
+            c.allReduceSum(buf, 0, n);
+            return buf;
+        });
+        List<float[]> plain = GroupHarness.run(GroupHarness.config(Transport.UDP, aeron), 3, 0, c -> {
+            float[] buf = input(c.member().rank(), n);
+            c.allReduceSum(buf, 0, n);
+            return buf;
+        });
+        for (int r = 0; r < 3; r++) {
+            assertArrayEquals(plain.get(0), sums.get(r), "rank " + r);
+        }
+    }
+
     /** A direct (off-heap) copy of {@code a}, in native byte order. */
     static ByteBuffer offHeap(float[] a) {
         ByteBuffer b = ByteBuffer.allocateDirect(4 * a.length).order(ByteOrder.nativeOrder());

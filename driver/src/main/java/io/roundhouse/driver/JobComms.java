@@ -2,6 +2,7 @@ package io.roundhouse.driver;
 
 import io.roundhouse.comms.CommsConfig;
 import io.roundhouse.comms.Transport;
+import io.roundhouse.worker.config.ConfigException;
 import io.roundhouse.worker.config.ConfigKeys;
 import io.roundhouse.worker.config.JobConfig;
 import java.nio.file.Path;
@@ -17,8 +18,15 @@ public final class JobComms {
         CommsConfig c = CommsConfig.defaults(t, token).withTimeouts(config.get(ConfigKeys.COMMS_START_TIMEOUT_MS),
                 config.get(ConfigKeys.COMMS_TIMEOUT_MS));
         int term = config.get(ConfigKeys.COMMS_TERM_LENGTH_BYTES);
-        // A frame may be at most an eighth of a term: small terms take smaller frames.
-        c = c.withTerm(term, Math.min(c.mtuBytes(), term / 8 / 32 * 32));
+        int mtu = config.get(ConfigKeys.COMMS_MTU_BYTES);
+        if (mtu == 0) {
+            // A frame may be at most an eighth of a term: small terms take smaller frames.
+            mtu = Math.min(c.mtuBytes(), term / 8 / 32 * 32);
+        } else if (mtu % 32 != 0 || mtu < 1408 || mtu > term / 8) {
+            throw new ConfigException("comms.mtuBytes = " + mtu + ": give a multiple of 32 in [1408, "
+                    + Math.min(65504, term / 8) + "] (at most comms.termLengthBytes / 8), or 0 for the default");
+        }
+        c = c.withTerm(term, mtu).withSocketBuffer(config.get(ConfigKeys.COMMS_SOCKET_BUFFER_BYTES));
         String dir = config.get(ConfigKeys.COMMS_AERON_DIR);
         return dir.isEmpty() ? c : c.withAeronDirBase(Path.of(dir));
     }

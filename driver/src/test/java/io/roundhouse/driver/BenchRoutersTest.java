@@ -42,7 +42,8 @@ class BenchRoutersTest {
                 e.toString());
         JsonNode r = new ObjectMapper().readTree(out.resolve("results.json").toFile());
         JsonNode arms = r.get("arms");
-        assertEquals(List.of("softmax", "switch", "sigmoid", "shared", "fine", "dense"), names(arms));
+        assertEquals(List.of("softmax", "switch", "sigmoid", "noisy", "dense-to-sparse", "expert-choice", "shared", "fine",
+                "dense"), names(arms));
         for (String arm : names(arms)) {
             double v = arms.get(arm).get("mean").asDouble();
             assertTrue(v > 0 && v < 9, arm + ": bits per byte of a byte model that trained a little: " + v);
@@ -53,6 +54,9 @@ class BenchRoutersTest {
                 || arms.get("dense").get("loadMaxOverMean").isNull() || arms.get("dense").get("loadMaxOverMean")
                 .asText().equals("NaN"), "the dense model has no experts to balance");
         assertTrue(arms.get("sigmoid").get("loadMaxOverMean").asDouble() >= 1);
+        assertEquals(1.0, arms.get("expert-choice").get("loadMaxOverMean").asDouble(), 1e-9, "expert choice balances");
+        double perToken = arms.get("dense-to-sparse").get("expertsPerToken").asDouble();
+        assertTrue(perToken >= 1 && perToken <= 4, "dense-to-sparse: experts per token at the end " + perToken);
         assertTrue(Files.readString(out.resolve("report.md")).contains("| sigmoid |"));
 
         // Each arm's run folder holds one finished run; a second invocation trains none again.
@@ -60,13 +64,27 @@ class BenchRoutersTest {
         try (var s = Files.walk(out)) {
             before = s.filter(p -> p.getFileName().toString().equals("summary.json")).count();
         }
-        assertEquals(6, before);
+        assertEquals(9, before);
         assertEquals(0, RoundhouseCli.run(args.toArray(String[]::new), new PrintWriter(new StringWriter(), true),
                 new PrintWriter(new StringWriter(), true)));
         try (var s = Files.walk(out)) {
             assertEquals(before, s.filter(p -> p.getFileName().toString().equals("summary.json")).count(),
                     "finished runs are reused, not run again");
         }
+        // --arms picks some; an arm the model has not is refused in one line.
+        List<String> two = new ArrayList<>(args);
+        two.addAll(List.of("--arms", "noisy,dense"));
+        assertEquals(0, RoundhouseCli.run(two.toArray(String[]::new), new PrintWriter(new StringWriter(), true),
+                new PrintWriter(new StringWriter(), true)));
+        assertEquals(List.of("noisy", "dense"), names(new ObjectMapper().readTree(out.resolve("results.json").toFile())
+                .get("arms")));
+        List<String> bad = new ArrayList<>(args);
+        bad.addAll(List.of("--arms", "nosiy"));
+        StringWriter err = new StringWriter();
+        assertEquals(2, RoundhouseCli.run(bad.toArray(String[]::new), new PrintWriter(new StringWriter(), true),
+                new PrintWriter(err, true)));
+        assertTrue(err.toString().contains("--arms: no arm 'nosiy' for this model; choose from softmax, switch"),
+                err.toString());
     }
 
     private static List<String> names(JsonNode arms) {

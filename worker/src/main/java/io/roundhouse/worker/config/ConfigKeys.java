@@ -242,6 +242,14 @@ public final class ConfigKeys {
     public static final ConfigKey<String> COMMS_AERON_DIR = optionalStringKey("comms.aeronDir",
             "folder for the Aeron media driver's files (its logs are memory-mapped: a RAM-backed folder is fastest); "
             + "empty: /dev/shm where it exists, else the temporary folder");
+    public static final ConfigKey<Integer> COMMS_MTU_BYTES = intKey("comms.mtuBytes", 0, 0, 65504,
+            "largest Aeron frame, a multiple of 32 in [1408, 65504]; 0 = the transport's default (8192 over UDP, which "
+            + "a 1500-byte network carries as IP fragments: across hosts without jumbo frames set 1408, or raise the "
+            + "network's MTU; 65504 over IPC); at most an eighth of comms.termLengthBytes");
+    public static final ConfigKey<Integer> COMMS_SOCKET_BUFFER_BYTES = intKey("comms.socketBufferBytes", 0, 0,
+            1 << 30, "UDP socket send and receive buffers asked of the OS for every channel (Aeron's so-sndbuf and "
+            + "so-rcvbuf; the OS caps them at net.core.wmem_max / rmem_max); 0 = the OS default; raise it for "
+            + "fast links with delay (about bandwidth x round trip)");
     public static final ConfigKey<Integer> COMMS_START_TIMEOUT_MS = intKey("comms.startTimeoutMs", 120_000, 100,
             3_600_000, "longest wait for every worker to start: to connect, then to load its data and set up its "
             + "backend (worker JVMs and Spark executors start at different speeds), before failing with an error "
@@ -274,6 +282,7 @@ public final class ConfigKeys {
             TRAIN_WEIGHT_DECAY, TRAIN_BETA1, TRAIN_BETA2, TRAIN_CLIP_NORM, TRAIN_SEED, TRAIN_EVAL_BATCH_SIZE,
             CHECKPOINT_EVERY_STEPS, CHECKPOINT_KEEP, CHECKPOINT_DIR, TRAIN_RESUME,
             WORKERS, COMMS_TRANSPORT, COMMS_TIMEOUT_MS, COMMS_START_TIMEOUT_MS, COMMS_TERM_LENGTH_BYTES,
+            COMMS_MTU_BYTES, COMMS_SOCKET_BUFFER_BYTES,
             COMMS_AERON_DIR,
             BACKEND, OUTPUT_DIR, LOG_EVERY_STEPS);
 
