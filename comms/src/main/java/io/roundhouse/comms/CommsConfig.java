@@ -28,10 +28,12 @@ import java.nio.file.Path;
  * @param sessionToken     random per job: frames without it are dropped and counted
  * @param socketBufferBytes UDP socket send and receive buffer size asked of the OS for every
  *                         channel ({@code so-sndbuf}, {@code so-rcvbuf}); 0 = the OS default
+ * @param twoLevelAllToAll whether the token exchange runs {@link Collectives#allToAllV2D} (within
+ *                         hosts, then between them) rather than the flat all-to-all
  */
 public record CommsConfig(Transport transport, int termLengthBytes, int mtuBytes, long connectTimeoutMs,
                           long opTimeoutMs, String idle, String driverThreading, Path aeronDirBase, int streamIdBase, long sessionToken,
-                          int socketBufferBytes) {
+                          int socketBufferBytes, boolean twoLevelAllToAll) {
 
     public static final int DEFAULT_TERM_LENGTH = 4 << 20;
     public static final int DEFAULT_MTU_IPC = 65504;
@@ -83,34 +85,39 @@ public record CommsConfig(Transport transport, int termLengthBytes, int mtuBytes
         Path shm = Path.of("/dev/shm");
         return new CommsConfig(transport, DEFAULT_TERM_LENGTH,
                 transport == Transport.IPC ? DEFAULT_MTU_IPC : DEFAULT_MTU_UDP, 30_000, 30_000, "backoff", "shared",
-                Files.isDirectory(shm) ? shm : Path.of(System.getProperty("java.io.tmpdir")), 1000, sessionToken, 0);
+                Files.isDirectory(shm) ? shm : Path.of(System.getProperty("java.io.tmpdir")), 1000, sessionToken, 0, false);
     }
 
     public CommsConfig withTimeouts(long connectMs, long opMs) {
-        return new CommsConfig(transport, termLengthBytes, mtuBytes, connectMs, opMs, idle, driverThreading, aeronDirBase, streamIdBase, sessionToken, socketBufferBytes);
+        return new CommsConfig(transport, termLengthBytes, mtuBytes, connectMs, opMs, idle, driverThreading, aeronDirBase, streamIdBase, sessionToken, socketBufferBytes, twoLevelAllToAll);
     }
 
     public CommsConfig withTerm(int termBytes, int mtu) {
-        return new CommsConfig(transport, termBytes, mtu, connectTimeoutMs, opTimeoutMs, idle, driverThreading, aeronDirBase, streamIdBase, sessionToken, socketBufferBytes);
+        return new CommsConfig(transport, termBytes, mtu, connectTimeoutMs, opTimeoutMs, idle, driverThreading, aeronDirBase, streamIdBase, sessionToken, socketBufferBytes, twoLevelAllToAll);
     }
 
     public CommsConfig withAeronDirBase(Path base) {
         return new CommsConfig(transport, termLengthBytes, mtuBytes, connectTimeoutMs, opTimeoutMs, idle, driverThreading, base,
-                streamIdBase, sessionToken, socketBufferBytes);
+                streamIdBase, sessionToken, socketBufferBytes, twoLevelAllToAll);
     }
 
     public CommsConfig withDriverThreading(String threading) {
         return new CommsConfig(transport, termLengthBytes, mtuBytes, connectTimeoutMs, opTimeoutMs, idle, threading,
-                aeronDirBase, streamIdBase, sessionToken, socketBufferBytes);
+                aeronDirBase, streamIdBase, sessionToken, socketBufferBytes, twoLevelAllToAll);
     }
 
     public CommsConfig withSocketBuffer(int bytes) {
         return new CommsConfig(transport, termLengthBytes, mtuBytes, connectTimeoutMs, opTimeoutMs, idle, driverThreading,
-                aeronDirBase, streamIdBase, sessionToken, bytes);
+                aeronDirBase, streamIdBase, sessionToken, bytes, twoLevelAllToAll);
+    }
+
+    public CommsConfig withTwoLevelAllToAll(boolean on) {
+        return new CommsConfig(transport, termLengthBytes, mtuBytes, connectTimeoutMs, opTimeoutMs, idle, driverThreading,
+                aeronDirBase, streamIdBase, sessionToken, socketBufferBytes, on);
     }
 
     public CommsConfig withIdle(String strategy) {
         return new CommsConfig(transport, termLengthBytes, mtuBytes, connectTimeoutMs, opTimeoutMs, strategy, driverThreading, aeronDirBase,
-                streamIdBase, sessionToken, socketBufferBytes);
+                streamIdBase, sessionToken, socketBufferBytes, twoLevelAllToAll);
     }
 }

@@ -235,7 +235,7 @@ public final class Member implements AutoCloseable {
                 + (buffer > 0 ? "|rcv-wnd=" + Math.max(cfg.mtuBytes(), Math.min(buffer, cfg.termLengthBytes() / 2)) : "");
     }
 
-    private static String host(String endpoint) {
+    static String host(String endpoint) {
         int colon = endpoint.lastIndexOf(':');
         return colon < 0 ? endpoint : endpoint.substring(0, colon);
     }

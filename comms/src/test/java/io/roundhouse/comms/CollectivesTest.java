@@ -223,6 +223,69 @@ class CollectivesTest {
         }
     }
 
+    /**
+     * The two-level all-to-all over "hosts" made of loopback addresses (their ranks interleaved, so
+     * a host's ranks are not contiguous): every block lands where the flat all-to-all puts it, for
+     * 2 hosts × 2 and 3 hosts × 2, sizes from zero to above a term's largest message; hosts of
+     * unequal sizes fall back to the flat one.
+     */
+    @ParameterizedTest(name = "hosts {0}")
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"1,2,1,2", "1,2,3,1,2,3", "1,1,2"})
+    void twoLevelAllToAllPutsEveryBlockWhereTheFlatOneDoes(String hostsByRank) throws Exception {
+        String[] hostOf = hostsByRank.split(",");
+        int w = hostOf.length;
+        List<String> eps = new java.util.ArrayList<>();
+        for (int r = 0; r < w; r++) {
+            eps.add("127.0.0." + hostOf[r] + ":" + GroupHarness.freeUdpPort());
+        }
+        CommsConfig cfg = GroupHarness.config(Transport.UDP, aeron);
+        try (EmbeddedMediaDriver driver = EmbeddedMediaDriver.acquire(cfg, GroupHarness.jobKey("2d"), w, w, 0)) {
+            GroupHarness.runOn(cfg, driver, eps, w, c -> {
+                int rank = c.member().rank();
+                for (int round = 0; round < 3; round++) {
+                    int[] matrix = new int[w * w];
+                    for (int s = 0; s < w; s++) {
+                        for (int d = 0; d < w; d++) {
+                            matrix[s * w + d] = count(s, d, round);
+                        }
+                    }
+                    int total = 0;
+                    for (int d = 0; d < w; d++) {
+                        total += matrix[rank * w + d];
+                    }
+                    float[] send = new float[total + 2];
+                    int at = 2;
+                    for (int d = 0; d < w; d++) {
+                        for (int i = 0; i < matrix[rank * w + d]; i++) {
+                            send[at + i] = value(rank, d, i);
+                        }
+                        at += matrix[rank * w + d];
+                    }
+                    float[] recv = new float[700_000];
+                    ByteBuffer sendBuf = offHeap(send);
+                    ByteBuffer recvBuf = offHeap(recv);
+                    if (round == 1) {
+                        c.allToAllV2D(sendBuf, 2, recvBuf, 1, matrix);
+                        recvBuf.asFloatBuffer().get(0, recv);
+                    } else {
+                        c.allToAllV2D(send, 2, recv, 1, matrix);
+                    }
+                    at = 1;
+                    for (int s = 0; s < w; s++) {
+                        for (int i = 0; i < matrix[s * w + rank]; i++) {
+                            if (recv[at + i] != value(s, rank, i)) {
+                                throw new AssertionError("rank " + rank + " round " + round + ": element " + i
+                                        + " from rank " + s + " is " + recv[at + i] + ", expected " + value(s, rank, i));
+                            }
+                        }
+                        at += matrix[s * w + rank];
+                    }
+                }
+                return true;
+            });
+        }
+    }
+
     /** UDP channels with the socket buffers and a 1408-byte mtu asked for (what a 1500-byte network takes). */
     @Test
     void udpWithSocketBuffersAndASmallMtu() throws Exception {

@@ -26,7 +26,8 @@ public final class JobComms {
             throw new ConfigException("comms.mtuBytes = " + mtu + ": give a multiple of 32 in [1408, "
                     + Math.min(65504, term / 8) + "] (at most comms.termLengthBytes / 8), or 0 for the default");
         }
-        c = c.withTerm(term, mtu).withSocketBuffer(config.get(ConfigKeys.COMMS_SOCKET_BUFFER_BYTES));
+        c = c.withTerm(term, mtu).withSocketBuffer(config.get(ConfigKeys.COMMS_SOCKET_BUFFER_BYTES))
+                .withTwoLevelAllToAll("hierarchical".equals(config.get(ConfigKeys.COMMS_ALL_TO_ALL)));
         String dir = config.get(ConfigKeys.COMMS_AERON_DIR);
         return dir.isEmpty() ? c : c.withAeronDirBase(Path.of(dir));
     }

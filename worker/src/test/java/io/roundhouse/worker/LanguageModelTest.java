@@ -95,13 +95,15 @@ class LanguageModelTest {
      * The sigmoid router's selection bias moves by the global load after every step (a large rate
      * here, so it changes choices within the test): every worker must hold the one worker's bias.
      */
-    @ParameterizedTest(name = "W={0} tied embeddings={1} router={2} shared experts={3} pre-gating={4}")
-    @CsvSource({"2, false, SOFTMAX, 0, false", "3, true, SOFTMAX, 0, false", "4, false, SOFTMAX, 1, false",
-            "2, false, SIGMOID, 0, false", "3, true, SIGMOID, 2, false", "2, false, NOISY, 0, false",
-            "3, false, NOISY, 1, true", "2, false, DENSE_TO_SPARSE, 0, false", "4, false, DENSE_TO_SPARSE, 0, true",
-            "2, false, EXPERT_CHOICE, 0, false", "3, true, EXPERT_CHOICE, 0, false", "4, false, EXPERT_CHOICE, 1, false",
-            "2, false, SOFTMAX, 0, true", "3, true, SIGMOID, 0, true"})
-    void wWorkersEqualOneWorker(int w, boolean tied, RouterSpec.Kind router, int shared, boolean preGating)
+    @ParameterizedTest(name = "W={0} tied embeddings={1} router={2} shared experts={3} pre-gating={4} hosts={5}")
+    @CsvSource({"2, false, SOFTMAX, 0, false, 1", "3, true, SOFTMAX, 0, false, 1", "4, false, SOFTMAX, 1, false, 1",
+            "2, false, SIGMOID, 0, false, 1", "3, true, SIGMOID, 2, false, 1", "2, false, NOISY, 0, false, 1",
+            "3, false, NOISY, 1, true, 1", "2, false, DENSE_TO_SPARSE, 0, false, 1",
+            "4, false, DENSE_TO_SPARSE, 0, true, 1", "2, false, EXPERT_CHOICE, 0, false, 1",
+            "3, true, EXPERT_CHOICE, 0, false, 1", "4, false, EXPERT_CHOICE, 1, false, 1",
+            "2, false, SOFTMAX, 0, true, 1", "3, true, SIGMOID, 0, true, 1", "4, false, SOFTMAX, 0, false, 2",
+            "4, true, NOISY, 1, true, 2"})
+    void wWorkersEqualOneWorker(int w, boolean tied, RouterSpec.Kind router, int shared, boolean preGating, int hosts)
             throws Exception {
         // B sequences split over W workers: shards of B/W (4 sequences: W = 3 gets 2, 1, 1).
         LmSpec spec = new LmSpec(new ModelSpec(32, 32, 16, 3, E, 2, 8, Activation.SWIGLU, NormKind.RMSNORM,
@@ -131,10 +133,12 @@ class LanguageModelTest {
         }
 
         ExpertPlacement placement = new ExpertPlacement(E, w);
-        CommsConfig cfg = CommsConfig.defaults(Transport.IPC, 98).withTimeouts(10_000, 10_000).withAeronDirBase(tmp);
+        // hosts = 2: UDP between "hosts" 127.0.0.1 and 127.0.0.2 (ranks alternating), the two-level all-to-all.
+        CommsConfig cfg = CommsConfig.defaults(hosts == 1 ? Transport.IPC : Transport.UDP, 98)
+                .withTimeouts(10_000, 10_000).withAeronDirBase(tmp).withTwoLevelAllToAll(hosts > 1);
         List<String> eps = new ArrayList<>();
         for (int r = 0; r < w; r++) {
-            eps.add("ipc");
+            eps.add(hosts == 1 ? "ipc" : "127.0.0." + (1 + r % hosts) + ":" + freeUdpPort());
         }
         ExecutorService pool = Executors.newFixedThreadPool(w);
         try (EmbeddedMediaDriver driver = EmbeddedMediaDriver.acquire(cfg, "lm-" + ProcessHandle.current().pid() + "-" + w,
@@ -196,13 +200,19 @@ class LanguageModelTest {
                     }
                 }
             }
-            System.out.printf("LM W=%d tied=%s router=%s shared=%d pre-gating=%s: worst parameter difference after %d "
-                    + "steps %.2e%n", w, tied, router, shared, preGating, STEPS, worst);
+            System.out.printf("LM W=%d tied=%s router=%s shared=%d pre-gating=%s hosts=%d: worst parameter difference "
+                    + "after %d steps %.2e%n", w, tied, router, shared, preGating, hosts, STEPS, worst);
             if (router == RouterSpec.Kind.SIGMOID) {
                 assertTrue(biasMoved > 0, "the selection bias moved during training");
             }
         } finally {
             pool.shutdownNow();
+        }
+    }
+
+    private static int freeUdpPort() throws java.io.IOException {
+        try (java.net.DatagramSocket s = new java.net.DatagramSocket(0)) {
+            return s.getLocalPort();
         }
     }
 

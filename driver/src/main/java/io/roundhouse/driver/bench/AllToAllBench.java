@@ -47,7 +47,7 @@ final class AllToAllBench {
         double memcpy = memcpyGBps();
         v.put("memcpy64MiBGBps", memcpy);
         out.printf("%-52s %9.2f GB/s%n", "memcpy 64 MiB", memcpy);
-        for (Transport t : Transport.values()) {
+        for (Transport t : new Transport[] {Transport.IPC, Transport.UDP}) {
             CommsConfig cfg = tune.apply(CommsConfig.defaults(t, CommsConfig.randomSessionToken()));
             if (t == Transport.IPC) {
                 double ring = handoffGBps(cfg.termLengthBytes(), cfg.mtuBytes() - 64);
@@ -78,7 +78,90 @@ final class AllToAllBench {
             out.printf("%-52s %9.1f us p50   %.1f us p99%n", "round trip " + t + " (16 bytes)",
                     r.get("RttP50Us"), r.get("RttP99Us"));
         }
+        twoLevel(out, v);
         return v;
+    }
+
+    private static final int[] TWO_LEVEL_BYTES = {1 << 10, 16 << 10, 256 << 10, 1 << 20};
+
+    /**
+     * The two-level all-to-all against the flat one: W = 4 over UDP as two "hosts" of this machine
+     * (127.0.0.1 and 127.0.0.2, two members each), the same bytes per peer, microseconds per
+     * all-to-all. Loopback has no network between the "hosts", so this prices the two-level
+     * algorithm's extra round and copies against its fewer messages, not a real network's latency.
+     */
+    private void twoLevel(PrintWriter out, Map<String, Object> v) throws Exception {
+        int w = 4;
+        CommsConfig cfg = tune.apply(CommsConfig.defaults(Transport.UDP, CommsConfig.randomSessionToken()));
+        List<String> eps = new ArrayList<>();
+        for (int r = 0; r < w; r++) {
+            eps.add("127.0.0." + (1 + r % 2) + ":" + freePort());
+        }
+        String job = "bench2d-" + ProcessHandle.current().pid();
+        List<Map<String, Double>> results = new ArrayList<>();
+        try (EmbeddedMediaDriver driver = EmbeddedMediaDriver.acquire(cfg, job, w, w, 0)) {
+            ExecutorService pool = Executors.newFixedThreadPool(w);
+            try {
+                List<Future<Map<String, Double>>> f = new ArrayList<>();
+                for (int r = 0; r < w; r++) {
+                    int rank = r;
+                    f.add(pool.submit(() -> {
+                        try (Member m = new Member(cfg, driver, rank, eps)) {
+                            m.connect();
+                            return twoLevelLoop(new Collectives(m), w);
+                        }
+                    }));
+                }
+                for (Future<Map<String, Double>> x : f) {
+                    results.add(x.get(10, TimeUnit.MINUTES));
+                }
+            } finally {
+                pool.shutdownNow();
+            }
+        }
+        Map<String, Double> r = results.get(0);
+        for (int bytes : TWO_LEVEL_BYTES) {
+            double flat = r.get("flat" + bytes);
+            double two = r.get("twoLevel" + bytes);
+            v.put("allToAllFlatW4UdpTwoHosts" + (bytes >> 10) + "KiBUs", flat);
+            v.put("allToAllTwoLevelW4UdpTwoHosts" + (bytes >> 10) + "KiBUs", two);
+            out.printf("%-52s flat %9.1f us   two-level %9.1f us (%.2fx)%n",
+                    String.format("all-to-all UDP W=4 on 2 loopback hosts, %d KiB/peer", bytes >> 10), flat, two,
+                    two / flat);
+        }
+    }
+
+    /** Both variants at each size, every member in lock step; rank 0's median microseconds per op. */
+    private Map<String, Double> twoLevelLoop(Collectives c, int w) {
+        Map<String, Double> r = new LinkedHashMap<>();
+        for (int bytes : TWO_LEVEL_BYTES) {
+            int floats = bytes / 4;
+            float[] send = new float[w * floats];
+            float[] recv = new float[w * floats];
+            int[] counts = new int[w];
+            Arrays.fill(counts, floats);
+            int[] matrix = new int[w * w];
+            Arrays.fill(matrix, floats);
+            int reps = Math.max(20, (int) Math.min(2_000, 2e7 / Math.max(1, bytes)));
+            for (String variant : new String[] {"flat", "twoLevel"}) {
+                long[] t = new long[reps];
+                c.barrier();
+                for (int i = -5; i < reps; i++) {
+                    long t0 = System.nanoTime();
+                    if (variant.equals("flat")) {
+                        c.allToAllV(send, 0, counts, recv, 0, counts);
+                    } else {
+                        c.allToAllV2D(send, 0, recv, 0, matrix);
+                    }
+                    if (i >= 0) {
+                        t[i] = System.nanoTime() - t0;
+                    }
+                }
+                Arrays.sort(t);
+                r.put(variant + bytes, t[reps / 2] / 1e3);
+            }
+        }
+        return r;
     }
 
     private Map<String, Double> measure(CommsConfig cfg) throws Exception {

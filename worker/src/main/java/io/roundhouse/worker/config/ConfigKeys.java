@@ -242,6 +242,11 @@ public final class ConfigKeys {
     public static final ConfigKey<String> COMMS_AERON_DIR = optionalStringKey("comms.aeronDir",
             "folder for the Aeron media driver's files (its logs are memory-mapped: a RAM-backed folder is fastest); "
             + "empty: /dev/shm where it exists, else the temporary folder");
+    public static final ConfigKey<String> COMMS_ALL_TO_ALL = choiceKey("comms.allToAll", "flat",
+            List.of("flat", "hierarchical"), "how tokens move between workers: flat (every worker sends every other "
+            + "one message) or hierarchical (within each host first, then one message per host pair and local rank: "
+            + "fewer, larger messages across hosts, two rounds and more copies; needs as many workers on every host, "
+            + "else it is flat)");
     public static final ConfigKey<Integer> COMMS_MTU_BYTES = intKey("comms.mtuBytes", 0, 0, 65504,
             "largest Aeron frame, a multiple of 32 in [1408, 65504]; 0 = the transport's default (8192 over UDP, which "
             + "a 1500-byte network carries as IP fragments: across hosts without jumbo frames set 1408, or raise the "
@@ -282,7 +287,7 @@ public final class ConfigKeys {
             TRAIN_WEIGHT_DECAY, TRAIN_BETA1, TRAIN_BETA2, TRAIN_CLIP_NORM, TRAIN_SEED, TRAIN_EVAL_BATCH_SIZE,
             CHECKPOINT_EVERY_STEPS, CHECKPOINT_KEEP, CHECKPOINT_DIR, TRAIN_RESUME,
             WORKERS, COMMS_TRANSPORT, COMMS_TIMEOUT_MS, COMMS_START_TIMEOUT_MS, COMMS_TERM_LENGTH_BYTES,
-            COMMS_MTU_BYTES, COMMS_SOCKET_BUFFER_BYTES,
+            COMMS_ALL_TO_ALL, COMMS_MTU_BYTES, COMMS_SOCKET_BUFFER_BYTES,
             COMMS_AERON_DIR,
             BACKEND, OUTPUT_DIR, LOG_EVERY_STEPS);
 

@@ -61,6 +61,9 @@ public final class AllToAllExchange implements ExpertExchange {
     private float[] gatherSend = new float[0];  // [stats | rows per global expert]
     private float[] gathered = new float[0];    // [W · that]
     private float[] allGathered = new float[0]; // allGather's result
+    private final boolean twoLevel;             // comms.allToAll=hierarchical
+    private final int[] pairRows;               // [W·W] rows source s sends rank t in the last dispatch
+    private final int[] matrix;                 // [W·W] floats s → t of the current exchange
     private boolean countsKnown;                // recvExpertRows came with the router statistics
     private Tensor sideR;                       // dispatchSide's rows at the experts, [maxIn, w]
     private Tensor sideP2;                      // combineSide's rows at the sources, [maxRowsOut, w]
@@ -77,6 +80,9 @@ public final class AllToAllExchange implements ExpertExchange {
         }
         this.be = be;
         this.c = c;
+        this.twoLevel = c.member().config().twoLevelAllToAll();
+        this.pairRows = new int[placement.workers() * placement.workers()];
+        this.matrix = new int[placement.workers() * placement.workers()];
         this.placement = placement;
         this.rank = c.member().rank();
         this.workers = placement.workers();
@@ -190,6 +196,12 @@ public final class AllToAllExchange implements ExpertExchange {
 
     /** The rows each source sends to each hosted expert, from the gathered counts {@code g} at {@code at}. */
     private void counts(float[] g, int n, int at) {
+        java.util.Arrays.fill(pairRows, 0);
+        for (int w = 0; w < workers; w++) {
+            for (int e = 0; e < experts; e++) {
+                pairRows[w * workers + placement.destination(w, e)] += Math.round(g[w * n + at + e]);
+            }
+        }
         for (int w = 0; w < workers; w++) {
             for (int e = 0; e < local; e++) {
                 // With replicas, source w sends expert first+e's copies to one of its hosts only.
@@ -296,8 +308,12 @@ public final class AllToAllExchange implements ExpertExchange {
             }
             send = outgoing;
         }
-        c.allToAllV(send.bytes(), 0, scaled(sendFloats, sendWidth, d), arrived.bytes(), 0,
-                scaled(recvFloats, recvWidth, d));
+        if (twoLevel) {
+            c.allToAllV2D(send.bytes(), 0, arrived.bytes(), 0, matrix(true, d));
+        } else {
+            c.allToAllV(send.bytes(), 0, scaled(sendFloats, sendWidth, d), arrived.bytes(), 0,
+                    scaled(recvFloats, recvWidth, d));
+        }
         int at = 0;
         for (int e = 0; e < local; e++) {
             for (int w = 0; w < workers; w++) {
@@ -322,8 +338,12 @@ public final class AllToAllExchange implements ExpertExchange {
                 at += n;
             }
         }
-        c.allToAllV(arrived.bytes(), 0, scaled(recvFloats, recvWidth, d), (reorder ? outgoing : flat).bytes(), 0,
-                scaled(sendFloats, sendWidth, d));
+        if (twoLevel) {
+            c.allToAllV2D(arrived.bytes(), 0, (reorder ? outgoing : flat).bytes(), 0, matrix(false, d));
+        } else {
+            c.allToAllV(arrived.bytes(), 0, scaled(recvFloats, recvWidth, d), (reorder ? outgoing : flat).bytes(), 0,
+                    scaled(sendFloats, sendWidth, d));
+        }
         if (reorder) {
             int from = 0;
             for (int e : sendOrder) {
@@ -335,6 +355,20 @@ public final class AllToAllExchange implements ExpertExchange {
         Tensor out = dst.rows(rowsOut);
         be.write(out, flat, 0);
         return out;
+    }
+
+    /**
+     * Every pair's floats for the two-level all-to-all, rows of width {@code w}: towards the
+     * experts ({@code toExperts}: s → t as dispatched) or back (t → s).
+     */
+    private int[] matrix(boolean toExperts, int w) {
+        for (int s = 0; s < workers; s++) {
+            for (int t = 0; t < workers; t++) {
+                int rows = toExperts ? pairRows[s * workers + t] : pairRows[t * workers + s];
+                matrix[s * workers + t] = rows * w;
+            }
+        }
+        return matrix;
     }
 
     /** The per-peer float counts of the last dispatch (at width d) for rows of width {@code w}. */
