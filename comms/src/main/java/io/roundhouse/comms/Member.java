@@ -104,11 +104,6 @@ public final class Member implements AutoCloseable {
      *
      * @param localMembers how many members this JVM hosts (sizes the shared-memory check)
      */
-    /** Every member's endpoint, in rank order ({@code "ipc"}, or {@code host:port} over UDP). */
-    public List<String> endpoints() {
-        return endpoints;
-    }
-
     public static Member join(CommsConfig cfg, String jobKey, int rank, List<String> endpoints, int localMembers) {
         return join(cfg, EmbeddedMediaDriver.acquire(cfg, jobKey, localMembers, endpoints.size(), 0), rank, endpoints);
     }
@@ -251,6 +246,11 @@ public final class Member implements AutoCloseable {
             return "rank " + r + " (ipc stream " + (cfg.streamIdBase() + r) + ")";
         }
         return "rank " + r + " (" + (ipcTo != null && ipcTo[r] && r != rank ? "ipc " : "udp ") + endpoints.get(r) + ")";
+    }
+
+    /** Every member's endpoint, in rank order ({@code "ipc"}, or {@code host:port} over UDP). */
+    public List<String> endpoints() {
+        return endpoints;
     }
 
     public int rank() {
