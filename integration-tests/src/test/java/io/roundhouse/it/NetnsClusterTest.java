@@ -28,7 +28,9 @@ import org.junit.jupiter.api.io.TempDir;
  * one host, a Spark Worker of two cores on each of two others; the job's four workers, two per
  * host, exchange over Aeron across the bridge, all UDP ({@code comms.transport=udp}) or IPC within
  * a host and UDP between ({@code auto}, the default), and end with the parameters the same job
- * trains on one host. Skipped, saying why, where namespaces cannot be made (not root, no iproute2).
+ * trains on one host. Then a host's link is cut mid-run: the workers on the other host fail within
+ * the comms timeout with an error that names the ranks of the cut host. Skipped, saying why, where
+ * namespaces cannot be made (not root, no iproute2).
  */
 @Timeout(300)
 class NetnsClusterTest {
@@ -61,6 +63,7 @@ class NetnsClusterTest {
                 submit.add("checkpoint.dir=" + tmp.resolve("checkpoints-" + transport).toUri());
                 assertEquals(0, run(env, log, 200, submit.toArray(String[]::new)), log.toString());
             }
+            cutLinkMidRun(env, data, log);
         } finally {
             run(env, log, 60, SCRIPT.toString(), "down");
         }
@@ -89,6 +92,64 @@ class NetnsClusterTest {
         assertTrue(out.toString().contains("over ipc (comms.transport=auto: one host)"), out.toString());
         assertEquals(json.readTree(onlyRun(tmp.resolve("one-host")).resolve("summary.json").toFile())
                 .get("parameterDigest").asText(), digest, "four workers on two hosts train the one-host model");
+    }
+
+    /**
+     * A long run; once it trains, host 1's link goes down: within the 5 s comms timeout (and a few
+     * seconds for Spark to report it) a worker on host 2 fails naming a rank on host 1.
+     */
+    private void cutLinkMidRun(Map<String, String> env, Path data, StringWriter log) throws Exception {
+        List<String> submit = new ArrayList<>(List.of(SCRIPT.toString(), "submit"));
+        submit.addAll(args(data, tmp.resolve("cut")));
+        submit.replaceAll(a -> a.equals("train.maxSteps=15") ? "train.maxSteps=100000" : a.equals("comms.timeoutMs=20000")
+                ? "comms.timeoutMs=5000" : a);
+        submit.add("train.epochs=10000");
+        submit.add("checkpoint.dir=" + tmp.resolve("checkpoints-cut").toUri());
+        ProcessBuilder pb = new ProcessBuilder(submit).redirectErrorStream(true)
+                .redirectOutput(tmp.resolve("cut.log").toFile());
+        pb.environment().putAll(env);
+        Process job = pb.start();
+        try {
+            long until = System.nanoTime() + 120_000_000_000L;
+            while (!trained(tmp.resolve("cut"))) {
+                assertTrue(System.nanoTime() < until && job.isAlive(), "the long run starts training: "
+                        + Files.readString(tmp.resolve("cut.log")));
+                Thread.sleep(200);
+            }
+            assertEquals(0, run(env, log, 20, SCRIPT.toString(), "link", "1", "down"), log.toString());
+            long cut = System.nanoTime();
+            String named = null;
+            while (named == null && System.nanoTime() - cut < 20_000_000_000L) {
+                named = Files.readAllLines(tmp.resolve("cut.log")).stream()
+                        .filter(l -> l.contains("PeerException") && l.contains("timed out after 5000 ms")).findFirst()
+                        .orElse(null);
+                Thread.sleep(100);
+            }
+            double seconds = (System.nanoTime() - cut) / 1e9;
+            assertTrue(named != null, "no named comms error within 20 s of the cut: " + Files.readString(tmp.resolve("cut.log")));
+            assertTrue(named.contains("(udp 10.214.0.11:") && named.contains("is late"),
+                    "the error names a rank on the cut host: " + named);
+            System.out.printf("host 1's link cut: \"%s\" %.1f s later%n", named.strip(), seconds);
+        } finally {
+            job.destroyForcibly();
+            job.waitFor(30, TimeUnit.SECONDS);
+        }
+    }
+
+    /** Whether the run under {@code runs} has recorded a training step. */
+    private static boolean trained(Path runs) throws IOException {
+        if (!Files.isDirectory(runs)) {
+            return false;
+        }
+        try (Stream<Path> s = Files.list(runs)) {
+            for (Path run : s.toList()) {
+                Path m = run.resolve("metrics.jsonl");
+                if (Files.exists(m) && Files.readAllLines(m).stream().anyMatch(l -> l.contains("\"type\":\"train\""))) {
+                    return true;
+                }
+            }
+        }
+        return false;
     }
 
     /** Whether this process may make (and remove) a network namespace. */
