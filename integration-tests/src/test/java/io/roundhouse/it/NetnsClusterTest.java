@@ -95,6 +95,48 @@ class NetnsClusterTest {
     }
 
     /**
+     * {@code --delay}: the hosts route through the TUN forwarder, which holds every packet 2 ms, so
+     * a UDP round trip between two hosts takes at least 4 ms (and, from the forwarder's own cost,
+     * not much more).
+     */
+    @Test
+    void delayedLinksHoldEveryPacket() throws Exception {
+        assumeTrue(namespacesWork(), "network namespaces cannot be made here (needs root and iproute2's ip netns)");
+        assumeTrue(Files.isExecutable(Path.of("/usr/bin/python3")), "the forwarder needs /usr/bin/python3");
+        Map<String, String> env = Map.of("ROUNDHOUSE_NETNS_DIR", tmp.resolve("netns-delay").toString(),
+                "ROUNDHOUSE_NETNS_PREFIX", "rh-itd", "ROUNDHOUSE_NETNS_SUBNET", "10.218.0");
+        StringWriter log = new StringWriter();
+        String echo = "import socket,sys\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+                + "s.bind(('10.218.0.10',9999))\ns.settimeout(15)\n"
+                + "while True:\n d,a=s.recvfrom(64)\n s.sendto(d,a)\n";
+        String ping = "import socket,time\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.settimeout(2)\nr=[]\n"
+                + "for i in range(41):\n t=time.perf_counter()\n s.sendto(b'x',('10.218.0.10',9999))\n s.recvfrom(64)\n"
+                + " r.append((time.perf_counter()-t)*1e3)\nr.sort()\nprint('rtt-ms',r[20])\n";
+        Process server = null;
+        try {
+            assertEquals(0, run(env, log, 120, SCRIPT.toString(), "up", "2", "--delay", "2ms"), log.toString());
+            assertTrue(log.toString().contains("through the forwarder: delay 2000 us"), log.toString());
+            ProcessBuilder pb = new ProcessBuilder(SCRIPT.toString(), "exec", "0", "/usr/bin/python3", "-c", echo)
+                    .redirectErrorStream(true).redirectOutput(tmp.resolve("echo.log").toFile());
+            pb.environment().putAll(env);
+            server = pb.start();
+            Thread.sleep(1000);
+            StringWriter out = new StringWriter();
+            assertEquals(0, run(env, out, 60, SCRIPT.toString(), "exec", "1", "/usr/bin/python3", "-c", ping),
+                    out + Files.readString(tmp.resolve("echo.log")));
+            String line = out.toString().lines().filter(l -> l.startsWith("rtt-ms")).findFirst().orElseThrow();
+            double rtt = Double.parseDouble(line.split(" ")[1]);
+            System.out.printf("UDP round trip through the forwarder at 2 ms each way: %.2f ms (median of 41)%n", rtt);
+            assertTrue(rtt >= 4.0 && rtt < 40, "round trip " + rtt + " ms with 2 ms each way");
+        } finally {
+            if (server != null) {
+                server.destroyForcibly();
+            }
+            run(env, log, 60, SCRIPT.toString(), "down");
+        }
+    }
+
+    /**
      * A long run; once it trains, host 1's link goes down: within the 5 s comms timeout (and a few
      * seconds for Spark to report it) a worker on host 2 fails naming a rank on host 1.
      */
