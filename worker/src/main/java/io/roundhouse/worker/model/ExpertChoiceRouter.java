@@ -11,7 +11,8 @@ import java.util.Arrays;
  * takes the {@code c = ceil(cf·K·T/E)} tokens of the global batch (T tokens over every worker)
  * with the highest score in its column, gate = the score. Every expert gets exactly c copies
  * (balanced by construction, no balancing loss, no capacity drop); a token gets between 0 and E,
- * cf·K on average. Ties go to the lower global token index, so W workers choose what one worker
+ * cf·K on average. Ties go to the token first in rank order (workers hold contiguous shards of
+ * the batch in rank order, so that is the global order), so W workers choose what one worker
  * holding every token chooses.
  *
  * <p>The choice needs every token's scores: each worker gathers all of them (T·E floats, through
@@ -31,7 +32,7 @@ final class ExpertChoiceRouter extends LinearRouter {
     private final int[] hostIdx;       // [maxN·E]
     private final float[] hostProbs;   // [maxN·E]
     private final boolean[] chosen;    // [maxN·E] (token, expert)
-    private final float[] header = new float[2];
+    private final float[] header = new float[1];
     private float[] send = new float[0];
     private long[] keys = new long[0];
 
@@ -61,7 +62,7 @@ final class ExpertChoiceRouter extends LinearRouter {
                 }
             }
         } else {
-            chooseGlobally(ctx.firstRow());
+            chooseGlobally();
             for (int q = 0; q < n * e; q++) {
                 int r = q / e;
                 if (!chosen[r * e + hostIdx[q]]) {
@@ -75,16 +76,19 @@ final class ExpertChoiceRouter extends LinearRouter {
     }
 
     /** Marks in {@link #chosen} the (local token, expert) pairs the experts pick over every worker's tokens. */
-    private void chooseGlobally(long firstRow) {
+    private void chooseGlobally() {
         header[0] = n;
-        header[1] = firstRow;   // exact: global token indices < 2^24
-        float[] sizes = exchange.allGather(header, 2).clone();
-        int workers = sizes.length / 2;
+        float[] sizes = exchange.allGather(header, 1).clone();
+        int workers = sizes.length;
         int most = 0;
         int total = 0;
+        long mine = 0;   // this worker's first token in rank order
         for (int w = 0; w < workers; w++) {
-            most = Math.max(most, Math.round(sizes[2 * w]));
-            total += Math.round(sizes[2 * w]);
+            most = Math.max(most, Math.round(sizes[w]));
+            if (w < exchange.rank()) {
+                mine += Math.round(sizes[w]);
+            }
+            total += Math.round(sizes[w]);
         }
         int len = most * e;
         if (send.length < len) {
@@ -103,19 +107,20 @@ final class ExpertChoiceRouter extends LinearRouter {
         for (int j = 0; j < e; j++) {
             int t = 0;
             for (int w = 0; w < workers; w++) {
-                int nw = Math.round(sizes[2 * w]);
-                long first = Math.round(sizes[2 * w + 1]);
+                int nw = Math.round(sizes[w]);
                 for (int r = 0; r < nw; r++) {
-                    // Scores are ≥ 0, so their bits order as they do; higher score first, then lower token.
+                    // Scores are ≥ 0, so their bits order as they do; higher score first, then the
+                    // token first in rank order (t counts the tokens in that order).
                     int bits = Float.floatToIntBits(all[w * len + r * e + j]);
-                    keys[t++] = ((long) (Integer.MAX_VALUE - bits) << 32) | (first + r);
+                    keys[t] = ((long) (Integer.MAX_VALUE - bits) << 32) | t;
+                    t++;
                 }
             }
             Arrays.sort(keys, 0, total);
             for (int c = 0; c < capacity; c++) {
                 long token = keys[c] & 0xFFFFFFFFL;
-                if (token >= firstRow && token < firstRow + n) {
-                    chosen[(int) (token - firstRow) * e + j] = true;
+                if (token >= mine && token < mine + n) {
+                    chosen[(int) (token - mine) * e + j] = true;
                 }
             }
         }

@@ -17,6 +17,9 @@ import io.roundhouse.kernels.Tensor;
  */
 public interface ExpertExchange {
 
+    /** This worker's rank among the workers (0 for one). */
+    int rank();
+
     /** Number of experts hosted here. */
     int localExperts();
 

@@ -11,6 +11,11 @@ public final class LocalExchange implements ExpertExchange {
     }
 
     @Override
+    public int rank() {
+        return 0;
+    }
+
+    @Override
     public int localExperts() {
         return experts;
     }

@@ -213,6 +213,11 @@ public final class AllToAllExchange implements ExpertExchange {
     }
 
     @Override
+    public int rank() {
+        return rank;
+    }
+
+    @Override
     public float[] allGather(float[] send, int len) {
         if (allGathered.length < workers * len) {
             allGathered = new float[workers * len];
