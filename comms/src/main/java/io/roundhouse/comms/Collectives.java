@@ -22,11 +22,13 @@ public final class Collectives {
     private final int size;
     private final int[] one = new int[1];
     private float[] scratch = new float[0];
+    private final TwoLevelAllToAll twoLevel;
 
     public Collectives(Member member) {
         this.m = member;
         this.rank = member.rank();
         this.size = member.size();
+        this.twoLevel = new TwoLevelAllToAll(member);
     }
 
     public Member member() {
@@ -138,204 +140,23 @@ public final class Collectives {
     }
 
     /**
-     * The hosts of the group as the members' endpoints name them: {@code [W]} each rank's host
-     * index (hosts in order of their first rank) and {@code [W]} its index among its host's ranks;
-     * null when the hosts hold different numbers of ranks (the two-level all-to-all needs a grid).
-     */
-    private int[][] grid() {
-        java.util.List<String> eps = m.endpoints();
-        java.util.Map<String, Integer> hosts = new java.util.LinkedHashMap<>();
-        int[] host = new int[size];
-        int[] local = new int[size];
-        java.util.List<Integer> perHost = new java.util.ArrayList<>();
-        for (int r = 0; r < size; r++) {
-            int h = hosts.computeIfAbsent(Member.host(eps.get(r)), k -> hosts.size());
-            if (h == perHost.size()) {
-                perHost.add(0);
-            }
-            host[r] = h;
-            local[r] = perHost.get(h);
-            perHost.set(h, local[r] + 1);
-        }
-        return perHost.stream().distinct().count() == 1 ? new int[][] {host, local} : null;
-    }
-
-    private int[][] grid;          // cached topology, or null: see grid()
-    private boolean gridKnown;
-    private float[] out1 = new float[0];
-    private float[] in1 = new float[0];
-    private float[] out2 = new float[0];
-    private float[] in2 = new float[0];
-
-    /**
      * The all-to-all of {@link #allToAllV} in two levels (as Tutel and DeepSpeed-MoE do), for
-     * groups over several hosts: first within each host, rank (h, l) hands local rank (h, l') every
-     * block bound for local index l' on any host; then between hosts, rank (h, l') sends rank
-     * (h', l') at once everything of its host bound for it. A rank sends H − 1 messages across hosts
-     * (H hosts) instead of W − W/H, each W/H times larger, for two rounds instead of one and three
-     * copies of the data. The sizes come from {@code matrix[s·W + d]}, the floats rank s sends rank d,
-     * which every member must know (and pass alike). With one host, or hosts of unequal sizes, it
-     * is the flat {@link #allToAllV}.
+     * groups over several hosts: see {@link TwoLevelAllToAll}. The sizes come from
+     * {@code matrix[s·W + d]}, the floats rank s sends rank d, which every member must know (and
+     * pass alike). With one host, or hosts of unequal sizes, it is the flat {@link #allToAllV}.
      */
     public void allToAllV2D(float[] send, int sendOff, float[] recv, int recvOff, int[] matrix) {
-        int[] sendCounts = row(matrix, rank);
-        int[] recvCounts = column(matrix, rank);
-        checkSpan("allToAllV2D: send", send.length, sendOff, sendCounts);
-        checkSpan("allToAllV2D: recv", recv.length, recvOff, recvCounts);
-        allToAllV2D(send, FLOAT_BASE + 4L * sendOff, recv, FLOAT_BASE + 4L * recvOff, matrix);
+        checkSpan("allToAllV2D: send", send.length, sendOff, twoLevel.sendCounts(matrix));
+        checkSpan("allToAllV2D: recv", recv.length, recvOff, twoLevel.recvCounts(matrix));
+        twoLevel.run(send, FLOAT_BASE + 4L * sendOff, recv, FLOAT_BASE + 4L * recvOff, matrix, this::allToAllV);
     }
 
     /** {@link #allToAllV2D(float[], int, float[], int, int[])} between buffers (offsets in floats). */
     public void allToAllV2D(ByteBuffer send, int sendOff, ByteBuffer recv, int recvOff, int[] matrix) {
-        int[] sendCounts = row(matrix, rank);
-        int[] recvCounts = column(matrix, rank);
-        checkSpan("allToAllV2D: send", send.capacity() / 4, sendOff, sendCounts);
-        checkSpan("allToAllV2D: recv", recv.capacity() / 4, recvOff, recvCounts);
-        allToAllV2D(base(send), address(send) + 4L * sendOff, base(recv), address(recv) + 4L * recvOff, matrix);
-    }
-
-    private int[] row(int[] matrix, int s) {
-        if (matrix.length != size * size) {
-            throw new IllegalArgumentException("allToAllV2D: a matrix of " + matrix.length + " counts for a group of "
-                    + size + " (needs W·W)");
-        }
-        return java.util.Arrays.copyOfRange(matrix, s * size, s * size + size);
-    }
-
-    private int[] column(int[] matrix, int d) {
-        int[] c = new int[size];
-        for (int s = 0; s < size; s++) {
-            c[s] = matrix[s * size + d];
-        }
-        return c;
-    }
-
-    private void allToAllV2D(Object send, long sendAt, Object recv, long recvAt, int[] matrix) {
-        if (!gridKnown) {
-            grid = grid();
-            gridKnown = true;
-        }
-        int[] sendCounts = row(matrix, rank);
-        int[] recvCounts = column(matrix, rank);
-        int hosts = grid == null ? 1 : java.util.Arrays.stream(grid[0]).max().orElse(0) + 1;
-        int perHost = size / hosts;
-        if (grid == null || hosts == 1 || perHost == 1) {
-            allToAllV(send, sendAt, sendCounts, recv, recvAt, recvCounts);  // one host, or one rank per host
-            return;
-        }
-        int[] host = grid[0];
-        int[] local = grid[1];
-        int[][] rankOf = new int[hosts][perHost];
-        for (int r = 0; r < size; r++) {
-            rankOf[host[r]][local[r]] = r;
-        }
-        int h = host[rank];
-        int l = local[rank];
-        // Phase 1 sizes: to local peer q = (h, j): Σ over hosts g of what I send (g, j); from local
-        // peer (h, j): Σ over g of what it sends (g, l).
-        int[] out1At = new int[perHost + 1];
-        int[] in1At = new int[perHost + 1];
-        for (int j = 0; j < perHost; j++) {
-            int o = 0;
-            int i = 0;
-            for (int g = 0; g < hosts; g++) {
-                o += matrix[rank * size + rankOf[g][j]];
-                i += matrix[rankOf[h][j] * size + rankOf[g][l]];
-            }
-            out1At[j + 1] = out1At[j] + o;
-            in1At[j + 1] = in1At[j] + i;
-        }
-        out1 = grow(out1, out1At[perHost]);
-        in1 = grow(in1, in1At[perHost]);
-        int[] sendAtOf = offsets(sendCounts);
-        for (int j = 0; j < perHost; j++) {
-            long at = FLOAT_BASE + 4L * out1At[j];
-            for (int g = 0; g < hosts; g++) {
-                int d = rankOf[g][j];
-                UnsafeApi.copyMemory(send, sendAt + 4L * sendAtOf[d], out1, at, 4L * sendCounts[d]);
-                at += 4L * sendCounts[d];
-            }
-        }
-        m.beginOp("allToAll 2D");
-        UnsafeApi.copyMemory(out1, FLOAT_BASE + 4L * out1At[l], in1, FLOAT_BASE + 4L * in1At[l],
-                4L * (out1At[l + 1] - out1At[l]));
-        for (int j = 0; j < perHost; j++) {
-            int q = rankOf[h][j];
-            if (q != rank) {
-                m.send(q, out1, FLOAT_BASE + 4L * out1At[j], 4 * (out1At[j + 1] - out1At[j]));
-                m.receive(q, in1, FLOAT_BASE + 4L * in1At[j], 4 * (in1At[j + 1] - in1At[j]),
-                        4 * (in1At[j + 1] - in1At[j]));
-            }
-        }
-        m.transfer();
-        m.nextStep();
-        // in1 holds, per local source (h, j), its blocks for (g, l), g = 0..H-1 in order.
-        // Phase 2: to (g, l), g ≠ h: the blocks of every local source j for (g, l), in j order.
-        int[] out2At = new int[hosts + 1];
-        int[] in2At = new int[hosts + 1];
-        for (int g = 0; g < hosts; g++) {
-            int o = 0;
-            int i = 0;
-            for (int j = 0; j < perHost; j++) {
-                o += matrix[rankOf[h][j] * size + rankOf[g][l]];
-                i += matrix[rankOf[g][j] * size + rank];
-            }
-            out2At[g + 1] = out2At[g] + (g == h ? 0 : o);
-            in2At[g + 1] = in2At[g] + (g == h ? 0 : i);
-        }
-        out2 = grow(out2, out2At[hosts]);
-        in2 = grow(in2, in2At[hosts]);
-        int[] recvAtOf = offsets(recvCounts);
-        for (int j = 0; j < perHost; j++) {
-            int src = rankOf[h][j];
-            long at = FLOAT_BASE + 4L * in1At[j];
-            for (int g = 0; g < hosts; g++) {
-                int n = matrix[src * size + rankOf[g][l]];
-                if (g == h) {  // bound for me: straight to its place
-                    UnsafeApi.copyMemory(in1, at, recv, recvAt + 4L * recvAtOf[src], 4L * n);
-                } else {
-                    long to = FLOAT_BASE + 4L * out2At[g];
-                    for (int jj = 0; jj < j; jj++) {
-                        to += 4L * matrix[rankOf[h][jj] * size + rankOf[g][l]];
-                    }
-                    UnsafeApi.copyMemory(in1, at, out2, to, 4L * n);
-                }
-                at += 4L * n;
-            }
-        }
-        for (int g = 0; g < hosts; g++) {
-            if (g != h) {
-                int q = rankOf[g][l];
-                m.send(q, out2, FLOAT_BASE + 4L * out2At[g], 4 * (out2At[g + 1] - out2At[g]));
-                m.receive(q, in2, FLOAT_BASE + 4L * in2At[g], 4 * (in2At[g + 1] - in2At[g]),
-                        4 * (in2At[g + 1] - in2At[g]));
-            }
-        }
-        m.transfer();
-        // in2 holds, per host g ≠ h, the blocks of its ranks (g, j) for me, in j order.
-        for (int g = 0; g < hosts; g++) {
-            if (g == h) {
-                continue;
-            }
-            long at = FLOAT_BASE + 4L * in2At[g];
-            for (int j = 0; j < perHost; j++) {
-                int src = rankOf[g][j];
-                UnsafeApi.copyMemory(in2, at, recv, recvAt + 4L * recvAtOf[src], 4L * recvCounts[src]);
-                at += 4L * recvCounts[src];
-            }
-        }
-    }
-
-    private static float[] grow(float[] a, int n) {
-        return a.length >= n ? a : new float[n];
-    }
-
-    private static int[] offsets(int[] counts) {
-        int[] o = new int[counts.length];
-        for (int r = 1; r < counts.length; r++) {
-            o[r] = o[r - 1] + counts[r - 1];
-        }
-        return o;
+        checkSpan("allToAllV2D: send", send.capacity() / 4, sendOff, twoLevel.sendCounts(matrix));
+        checkSpan("allToAllV2D: recv", recv.capacity() / 4, recvOff, twoLevel.recvCounts(matrix));
+        twoLevel.run(base(send), address(send) + 4L * sendOff, base(recv), address(recv) + 4L * recvOff, matrix,
+                this::allToAllV);
     }
 
     /** Refuses counts that run past the end of a buffer of {@code length} floats (they would be raw-copied). */

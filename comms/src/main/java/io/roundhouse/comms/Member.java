@@ -58,8 +58,8 @@ public final class Member implements AutoCloseable {
     private final List<String> endpoints;
     private final EmbeddedMediaDriver driver;
     private final boolean ownsDriver;
-    private final Subscription[] subs;  // [0] UDP (or IPC in an IPC group), [1] IPC with AUTO, each or null
-    private final boolean[] ipcTo;      // [W] whether this member reaches rank r over IPC
+    private final Subscription[] subs;  // [0] UDP, [1] IPC, each or null (see Links)
+    private final Links links;
     private final ExclusivePublication[] pubs;
     /** Per subscription: the rank each session (a peer's publication) speaks for. */
     private final Int2IntHashMap[] sessionToRank = {new Int2IntHashMap(-1), new Int2IntHashMap(-1)};
@@ -139,6 +139,7 @@ public final class Member implements AutoCloseable {
         this.cfg = cfg;
         this.rank = rank;
         this.endpoints = List.copyOf(endpoints);
+        this.links = new Links(cfg, rank, this.endpoints);
         this.driver = driver;
         this.ownsDriver = ownsDriver;
         this.token = cfg.sessionToken();
@@ -150,7 +151,7 @@ public final class Member implements AutoCloseable {
             // (~100 ms; a yield leaves the core to others) before parking: a parked thread wakes
             // 50+ us late on Linux. UDP: the driver's threads move the data and need the cores,
             // so park soon and briefly. Chosen from bench alltoall on 2 cores.
-            default -> cfg.transport() == Transport.IPC || cfg.transport() == Transport.AUTO && allOnOneHost(endpoints)
+            default -> links.allIpc()
                     ? new BackoffIdleStrategy(100, 100_000, 10_000, 1_000_000)
                     : new BackoffIdleStrategy(100, 10, 1_000, 20_000);
         };
@@ -162,31 +163,15 @@ public final class Member implements AutoCloseable {
             outgoing[r] = new Message();
             incoming[r] = new Message();
         }
-        this.ipcTo = new boolean[size];
-        boolean anyIpc = false;
-        boolean anyUdp = false;
-        for (int r = 0; r < size; r++) {
-            ipcTo[r] = cfg.transport() == Transport.IPC
-                    || cfg.transport() == Transport.AUTO && host(endpoints.get(r)).equals(host(endpoints.get(rank)));
-            if (r != rank) {
-                anyIpc |= ipcTo[r];
-                anyUdp |= !ipcTo[r];
-            }
-        }
         this.subs = new Subscription[2];
         try {
-            if (cfg.transport() == Transport.IPC) {
-                subs[0] = driver.aeron().addSubscription("aeron:ipc", cfg.streamIdBase() + rank, image -> { },
-                        image -> onImageGone(0, image));
-            } else {
-                if (anyUdp || !anyIpc) {
-                    subs[0] = driver.aeron().addSubscription(udpChannel(rank, false), cfg.streamIdBase() + rank,
-                            image -> { }, image -> onImageGone(0, image));
-                }
-                if (anyIpc) {
-                    subs[1] = driver.aeron().addSubscription("aeron:ipc", cfg.streamIdBase() + rank, image -> { },
-                            image -> onImageGone(1, image));
-                }
+            if (links.listensUdp()) {
+                subs[0] = driver.aeron().addSubscription(links.udpSubscription(), cfg.streamIdBase() + rank,
+                        image -> { }, image -> onImageGone(0, image));
+            }
+            if (links.listensIpc()) {
+                subs[1] = driver.aeron().addSubscription("aeron:ipc", cfg.streamIdBase() + rank, image -> { },
+                        image -> onImageGone(1, image));
             }
         } catch (io.aeron.exceptions.RegistrationException e) {
             throw new CommsException("comms: " + describe(rank) + " cannot listen there: " + e.getMessage()
@@ -196,56 +181,14 @@ public final class Member implements AutoCloseable {
         this.pubs = new ExclusivePublication[size];
         for (int r = 0; r < size; r++) {
             if (r != rank) {
-                pubs[r] = driver.aeron().addExclusivePublication(channel(r, true), cfg.streamIdBase() + r);
+                pubs[r] = driver.aeron().addExclusivePublication(links.publication(r), cfg.streamIdBase() + r);
             }
         }
     }
 
-    private String channel(int r, boolean publication) {
-        String ep = endpoints.get(r);
-        if (cfg.transport() == Transport.IPC) {
-            if (!ep.equals("ipc")) {
-                throw new IllegalArgumentException("rank " + r + " endpoint '" + ep + "': an IPC group's endpoints are all 'ipc'");
-            }
-        } else if (!ep.matches("[^:]+:\\d{1,5}")) {
-            throw new IllegalArgumentException("rank " + r + " endpoint '" + ep + "': a UDP endpoint is host:port");
-        }
-        if (ipcTo[r]) {
-            // With AUTO the IPC links use the UDP mtu: one frame size on every link.
-            return publication ? "aeron:ipc?term-length=" + cfg.termLengthBytes() + "|mtu=" + cfg.mtuBytes() : "aeron:ipc";
-        }
-        return udpChannel(r, publication);
-    }
-
-    private String udpChannel(int r, boolean publication) {
-        String ep = endpoints.get(r);
-        int buffer = cfg.socketBufferBytes();
-        String buffers = buffer > 0 ? "|so-sndbuf=" + buffer + "|so-rcvbuf=" + buffer : "";
-        if (publication) {
-            return "aeron:udp?endpoint=" + ep + "|term-length=" + cfg.termLengthBytes() + "|mtu=" + cfg.mtuBytes()
-                    + buffers;
-        }
-        // Aeron's receiver window may not exceed the socket's receive buffer: a smaller buffer caps it.
-        return "aeron:udp?endpoint=" + ep + buffers
-                + (buffer > 0 ? "|rcv-wnd=" + Math.max(cfg.mtuBytes(), Math.min(buffer, cfg.termLengthBytes() / 2)) : "");
-    }
-
-    static String host(String endpoint) {
-        int colon = endpoint.lastIndexOf(':');
-        return colon < 0 ? endpoint : endpoint.substring(0, colon);
-    }
-
-    /** Whether every endpoint names one host. */
-    private static boolean allOnOneHost(List<String> endpoints) {
-        return endpoints.stream().map(Member::host).distinct().count() == 1;
-    }
-
-    /** "rank 2 (127.0.0.1:40125)", "rank 1 (ipc stream 1001)", with AUTO "rank 3 (ipc 10.0.0.2:40125)". */
+    /** "rank 2 (udp 127.0.0.1:40125)", "rank 1 (ipc stream 1001)", with AUTO "rank 3 (ipc 10.0.0.2:40125)". */
     public String describe(int r) {
-        if (cfg.transport() == Transport.IPC) {
-            return "rank " + r + " (ipc stream " + (cfg.streamIdBase() + r) + ")";
-        }
-        return "rank " + r + " (" + (ipcTo != null && ipcTo[r] && r != rank ? "ipc " : "udp ") + endpoints.get(r) + ")";
+        return links.describe(r);
     }
 
     /** Every member's endpoint, in rank order ({@code "ipc"}, or {@code host:port} over UDP). */

@@ -196,10 +196,12 @@ public final class AllToAllExchange implements ExpertExchange {
 
     /** The rows each source sends to each hosted expert, from the gathered counts {@code g} at {@code at}. */
     private void counts(float[] g, int n, int at) {
-        java.util.Arrays.fill(pairRows, 0);
-        for (int w = 0; w < workers; w++) {
-            for (int e = 0; e < experts; e++) {
-                pairRows[w * workers + placement.destination(w, e)] += Math.round(g[w * n + at + e]);
+        if (twoLevel) {  // only the two-level all-to-all needs every pair's rows
+            java.util.Arrays.fill(pairRows, 0);
+            for (int w = 0; w < workers; w++) {
+                for (int e = 0; e < experts; e++) {
+                    pairRows[w * workers + placement.destination(w, e)] += Math.round(g[w * n + at + e]);
+                }
             }
         }
         for (int w = 0; w < workers; w++) {
