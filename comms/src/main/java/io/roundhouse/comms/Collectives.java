@@ -339,6 +339,30 @@ public final class Collectives {
         return (int) ((long) c * n / size);
     }
 
+    /**
+     * A point-to-point round (MPI's sendrecv): {@code send[sendOff, sendOff+sendN)} to rank
+     * {@code to} while {@code recvN} floats from rank {@code from} land at {@code recv[recvOff…]}.
+     * Like every collective, every member calls it: one with nothing to send or receive passes
+     * {@code -1} for {@code to} or {@code from} (a member may only pair with others, never itself),
+     * and a member that passes -1 for both returns at once. Sizes must agree between the pair.
+     */
+    public void sendRecv(int to, float[] send, int sendOff, int sendN, int from, float[] recv, int recvOff, int recvN) {
+        if (to == rank || from == rank || to < -1 || to >= size || from < -1 || from >= size) {
+            throw new IllegalArgumentException("sendRecv on rank " + rank + " of " + size + ": to " + to + ", from "
+                    + from + " (another member's rank, or -1 for none)");
+        }
+        m.beginOp("sendRecv");
+        if (to >= 0) {
+            m.sendFloats(to, send, sendOff, sendN);
+        }
+        if (from >= 0) {
+            m.receiveFloats(from, recv, recvOff, recvN);
+        }
+        if (to >= 0 || from >= 0) {
+            m.transfer();
+        }
+    }
+
     /** {@code data[off, off+n)} of {@code root} copied to every member (n must agree). */
     public void broadcast(int root, float[] data, int off, int n) {
         m.beginOp("broadcast");

@@ -2,6 +2,7 @@ package io.roundhouse.comms;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.file.Path;
@@ -391,6 +392,44 @@ class CollectivesTest {
             }
             c.barrier();
             assertTrue(c.member().counters().framesSent > 0);
+            return true;
+        });
+        assertEquals(w, ok.size());
+    }
+    /**
+     * Point-to-point rounds: a ring shift (every member sends and receives), one pair talking
+     * while the others pass -1 (and then a collective still lines up), a one-way stream of rounds
+     * that the receiver takes late; a member cannot pair with itself.
+     */
+    @ParameterizedTest(name = "{0} W={1}")
+    @MethodSource("groups")
+    void sendRecvPairsMembers(Transport t, int w) throws Exception {
+        List<Boolean> ok = GroupHarness.run(GroupHarness.config(t, aeron), w, 0, c -> {
+            int rank = c.member().rank();
+            float[] send = input(rank, 50_000);
+            float[] recv = new float[50_000];
+            int next = (rank + 1) % w;
+            int prev = (rank + w - 1) % w;
+            c.sendRecv(next, send, 0, send.length, prev, recv, 0, recv.length);
+            assertArrayEquals(input(prev, 50_000), recv);
+            // 0 streams 20 rounds to the last rank, which sleeps first; the others sit them out.
+            int last = w - 1;
+            for (int k = 0; k < 20; k++) {
+                if (rank == last && k == 0) {
+                    Thread.sleep(50);
+                }
+                send[0] = k;
+                c.sendRecv(rank == 0 ? last : -1, send, 0, 1000, rank == last ? 0 : -1, recv, 0, 1000);
+                if (rank == last) {
+                    assertEquals(k, recv[0], 0f);
+                }
+            }
+            float[] sum = {1};
+            c.allReduceSum(sum, 0, 1);
+            assertEquals(w, sum[0], 0f);
+            IllegalArgumentException self = assertThrows(IllegalArgumentException.class,
+                    () -> c.sendRecv(rank, send, 0, 1, -1, recv, 0, 0));
+            assertTrue(self.getMessage().contains("another member's rank"), self.getMessage());
             return true;
         });
         assertEquals(w, ok.size());

@@ -11,15 +11,18 @@ import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 
-/** Runs W members of one group on threads of this JVM, sharing one embedded media driver. */
-final class GroupHarness {
+/**
+ * Runs W members of one group on threads of this JVM, sharing one embedded media driver (also for
+ * the driver's tests, through this module's test jar).
+ */
+public final class GroupHarness {
     private static final AtomicLong JOBS = new AtomicLong();
 
-    interface PerRank<T> {
+    public interface PerRank<T> {
         T run(Collectives c) throws Exception;
     }
 
-    static CommsConfig config(Transport t, Path aeronBase) {
+    public static CommsConfig config(Transport t, Path aeronBase) {
         return CommsConfig.defaults(t, 0x5EC7E7L).withTimeouts(10_000, 10_000).withAeronDirBase(aeronBase);
     }
 
@@ -44,7 +47,7 @@ final class GroupHarness {
     }
 
     /** Runs {@code body} on every rank; returns each rank's result or rethrows the first failure. */
-    static <T> List<T> run(CommsConfig cfg, int w, double lossRate, PerRank<T> body) throws Exception {
+    public static <T> List<T> run(CommsConfig cfg, int w, double lossRate, PerRank<T> body) throws Exception {
         List<String> eps = endpoints(cfg.transport(), w);
         try (EmbeddedMediaDriver driver = EmbeddedMediaDriver.acquire(cfg, jobKey("t"), w, w, lossRate)) {
             return runOn(cfg, driver, eps, w, body);

@@ -1,9 +1,11 @@
 package io.roundhouse.it;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.roundhouse.driver.RoundhouseCli;
 import io.roundhouse.worker.IdxFixtures;
@@ -29,7 +31,8 @@ import org.junit.jupiter.api.io.TempDir;
  * host, exchange over Aeron across the bridge, all UDP ({@code comms.transport=udp}) or IPC within
  * a host and UDP between ({@code auto}, the default), and end with the parameters the same job
  * trains on one host. Then a host's link is cut mid-run: the workers on the other host fail within
- * the comms timeout with an error that names the ranks of the cut host. Skipped, saying why, where
+ * the comms timeout with an error that names the ranks of the cut host; {@code bench cluster}
+ * submitted to the same cluster measures its links within and between hosts. Skipped, saying why, where
  * namespaces cannot be made (not root, no iproute2).
  */
 @Timeout(300)
@@ -63,6 +66,7 @@ class NetnsClusterTest {
                 submit.add("checkpoint.dir=" + tmp.resolve("checkpoints-" + transport).toUri());
                 assertEquals(0, run(env, log, 200, submit.toArray(String[]::new)), log.toString());
             }
+            benchAcrossHosts(env, log);
             cutLinkMidRun(env, data, log);
         } finally {
             run(env, log, 60, SCRIPT.toString(), "down");
@@ -134,6 +138,30 @@ class NetnsClusterTest {
             }
             run(env, log, 60, SCRIPT.toString(), "down");
         }
+    }
+
+    /**
+     * {@code bench cluster} submitted to the cluster: its four workers sit two on each worker host,
+     * the links between hosts are measured apart from those within one (the fit has both), and the
+     * two-level all-to-all is measured beside the flat one.
+     */
+    private void benchAcrossHosts(Map<String, String> env, StringWriter log) throws Exception {
+        Path out = tmp.resolve("bench-cluster");
+        List<String> submit = new ArrayList<>(List.of(SCRIPT.toString(), "submit"));
+        submit.addAll(BenchClusterTest.tiny(out));
+        submit.addAll(List.of("--workers", "1,4", "workers=4"));
+        assertEquals(0, run(env, log, 200, submit.toArray(String[]::new)), log.toString());
+        JsonNode links = new ObjectMapper().readTree(out.resolve("results.json").toFile()).path("links");
+        List<String> hosts = new ArrayList<>();
+        links.path("hosts").forEach(h -> hosts.add(h.asText()));
+        assertEquals(2, hosts.stream().filter("10.214.0.11"::equals).count(), hosts.toString());
+        assertEquals(2, hosts.stream().filter("10.214.0.12"::equals).count(), hosts.toString());
+        List<String> ops = new ArrayList<>();
+        links.path("collectives").forEach(c -> ops.add(c.path("op").asText()));
+        assertTrue(ops.contains("alltoall-2level"), "two hosts of two: the two-level all-to-all too: " + ops);
+        JsonNode fit = new ObjectMapper().readTree(out.resolve("results.json").toFile()).path("costModel");
+        assertFalse(fit.has("note"), "both kinds of link were measured: " + fit);
+        assertEquals(2, fit.path("workersPerHost").asInt());
     }
 
     /**

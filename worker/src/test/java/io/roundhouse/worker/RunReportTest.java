@@ -7,20 +7,14 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.roundhouse.worker.report.RunReport;
-import java.awt.image.BufferedImage;
+
 import java.io.File;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
+
 import java.util.HashMap;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.TimeUnit;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
-import javax.imageio.ImageIO;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -37,8 +31,6 @@ import org.junit.jupiter.api.Timeout;
 class RunReportTest {
     /** Test output: the runs, the reports and their screenshots, kept for a person to look at. */
     private static final Path OUT = Path.of("target", "run-report").toAbsolutePath();
-    private static final Pattern CHART = Pattern.compile("<h3>([^<]*)</h3>\\s*<p class=\"note\">[^<]*</p>\\s*<div ([^>]*)>");
-    private static final Pattern ATTRIBUTE = Pattern.compile("([\\w-]+)=\"([^\"]*)\"");
     private static final ObjectMapper JSON = new ObjectMapper();
 
     static Path stn;
@@ -47,7 +39,7 @@ class RunReportTest {
 
     @BeforeAll
     static void runs() throws Exception {
-        Assumptions.assumeTrue(chromium() != null, "chromium is not installed (Debian: apt-get install chromium); "
+        Assumptions.assumeTrue(ChartPages.chromium() != null, "chromium is not installed (Debian: apt-get install chromium); "
                 + "the run report is not checked in a browser");
         if (Files.exists(OUT)) {
             try (var files = Files.walk(OUT)) {
@@ -90,7 +82,7 @@ class RunReportTest {
     void oneRunsReportDrawsEveryRecordWithoutErrors() throws Exception {
         Path page = RunReport.writeFor(stn);
         assertEquals(stn.resolve("report.html"), page);
-        Map<String, Chart> charts = render(page, "stn");
+        Map<String, ChartPages.Chart> charts = ChartPages.render(page, OUT, "stn");
         int steps = records(stn, "train").size();
         assertEquals(30, steps);
         assertEquals(steps, charts.get("loss").given("loss"));
@@ -118,7 +110,7 @@ class RunReportTest {
         }
         java.util.Set<String> plotted = new java.util.HashSet<>(timed);
         plotted.add("step");
-        assertEquals(plotted, charts.get("time per phase").given.keySet(), "a series per timed phase, and the step");
+        assertEquals(plotted, charts.get("time per phase").given().keySet(), "a series per timed phase, and the step");
         for (String p : plotted) {
             assertEquals(steps, charts.get("time per phase").given(p), p);
         }
@@ -129,27 +121,27 @@ class RunReportTest {
         Path page = RunReport.write(List.of(stn, capped, lm), OUT.resolve("compare.html"));
         assertTrue(Files.readString(page).contains("<tr><td>experts by worker</td><td>0: 0–3</td><td>0: 0–1 · 1: 2–3</td>"),
                 "the header has each run's placement");
-        Map<String, Chart> charts = render(page, "compare");
+        Map<String, ChartPages.Chart> charts = ChartPages.render(page, OUT, "compare");
         // The runs may share a folder name (started in one second): labelled by their parent folders too.
         String a = label(stn, capped, lm);
         String b = label(capped, stn, lm);
         String c = label(lm, stn, capped);
-        Chart loss = charts.get("loss");
+        ChartPages.Chart loss = charts.get("loss");
         assertEquals(30, loss.given(a + " loss"));
         assertEquals(30, loss.given(b + " loss"));
         assertEquals(12, loss.given(c + " loss"));
         assertEquals(records(lm, "eval").stream().filter(r -> r.get("split").asText().equals("validation")).count(),
                 charts.get("bits per byte").given(c + " validation bits/byte"));
-        assertFalse(charts.get("accuracy").given.containsKey(c + " accuracy"), "the LM has no accuracy");
+        assertFalse(charts.get("accuracy").given().containsKey(c + " accuracy"), "the LM has no accuracy");
         double dropped = records(capped, "train").stream().mapToDouble(r -> r.get("droppedCopies").asDouble()).sum();
         assertTrue(dropped > 0, "capacity factor 0.6 drops copies");
         assertEquals(30, charts.get("dropped copies").given(b + " dropped"));
-        assertEquals(2, charts.get(b + " · compute per worker").given.size(), "a line per worker");
+        assertEquals(2, charts.get(b + " · compute per worker").given().size(), "a line per worker");
         for (String run : List.of(a, b)) {
             assertEquals(30 * 4, charts.get(run + " · MoE layer 0: expert load").given("load"));
         }
         assertEquals(12 * 4, charts.get(c + " · MoE layer 1: expert load").given("load"), "the LM's second block");
-        assertEquals(Map.of(a + " λ", 8, a + " band", 8), charts.get("dropout.block").given);
+        assertEquals(Map.of(a + " λ", 8, a + " band", 8), charts.get("dropout.block").given());
     }
 
     @Test
@@ -167,107 +159,11 @@ class RunReportTest {
         return shared ? run.getParent().getFileName() + "/" + run.getFileName() : run.getFileName().toString();
     }
 
-    /** A chart's title and what its element says it was given and drew, per series. */
-    record Chart(String title, Map<String, Integer> given, Map<String, Integer> drawn, int[] rect) {
-        int given(String series) {
-            Integer n = given.get(series);
-            if (n == null) {
-                throw new AssertionError(title + " has no series " + series + ": " + given.keySet());
-            }
-            return n;
-        }
-    }
-
-    /**
-     * Opens {@code page} in headless Chromium twice: the DOM after the scripts ran (the charts'
-     * counts, the errors recorded), then a screenshot of the whole page ({@code name}.png in the test
-     * output), and checks what every page must show.
-     */
-    private static Map<String, Chart> render(Path page, String name) throws Exception {
-        String chromium = chromium();
-        String dom = run(chromium, "--window-size=1200,900", "--dump-dom", page.toUri().toString());
-        Matcher errors = Pattern.compile("<pre id=\"console-errors\"[^>]*data-count=\"(\\d+)\"[^>]*>([^<]*)</pre>").matcher(dom);
-        assertTrue(errors.find(), "the page's error hook ran");
-        assertEquals("0", errors.group(1), "errors in the page: " + unescape(errors.group(2)));
-        Map<String, Chart> charts = new LinkedHashMap<>();
-        Matcher m = CHART.matcher(dom);
-        while (m.find()) {
-            Map<String, String> attributes = new HashMap<>();
-            Matcher a = ATTRIBUTE.matcher(m.group(2));
-            while (a.find()) {
-                attributes.put(a.group(1), unescape(a.group(2)));
-            }
-            String title = unescape(m.group(1));
-            assertTrue(attributes.containsKey("data-drawn"), title + ": not drawn");
-            Chart chart = new Chart(title, counts(attributes.get("data-given")), counts(attributes.get("data-drawn")),
-                    java.util.Arrays.stream(attributes.get("data-rect").split(",")).mapToInt(Integer::parseInt).toArray());
-            assertFalse(chart.given.isEmpty(), title);
-            assertEquals(chart.given, chart.drawn, title + ": points given and laid out inside the plot, per series");
-            chart.given.forEach((s, n) -> assertTrue(n > 0, title + " " + s));
-            assertTrue(charts.put(title, chart) == null, "two charts titled " + title);
-        }
-        Matcher count = Pattern.compile("<body[^>]*data-charts=\"(\\d+)\"").matcher(dom);
-        assertTrue(count.find(), "the page's script finished");
-        assertEquals(Integer.parseInt(count.group(1)), charts.size(), "every chart found in the DOM");
-        Matcher height = Pattern.compile("<body[^>]*data-height=\"(\\d+)\"").matcher(dom);
-        assertTrue(height.find());
-        Path png = OUT.resolve(name + ".png");
-        run(chromium, "--window-size=1200," + height.group(1), "--screenshot=" + png, "--hide-scrollbars",
-                page.toUri().toString());
-        BufferedImage image = ImageIO.read(png.toFile());
-        for (Chart chart : charts.values()) {
-            int[] r = chart.rect;
-            int painted = 0;
-            for (int y = r[1]; y < Math.min(image.getHeight(), r[1] + r[3]); y++) {
-                for (int x = r[0]; x < Math.min(image.getWidth(), r[0] + r[2]); x++) {
-                    painted += (image.getRGB(x, y) & 0xffffff) != 0xffffff ? 1 : 0;
-                }
-            }
-            assertTrue(painted > r[2] * r[3] / 100, chart.title + ": " + painted + " of " + r[2] * r[3]
-                    + " pixels painted in the screenshot " + png);
-        }
-        return charts;
-    }
-
-    private static Map<String, Integer> counts(String json) throws Exception {
-        Map<String, Integer> m = new LinkedHashMap<>();
-        JSON.readTree(json).fields().forEachRemaining(e -> m.put(e.getKey(), e.getValue().asInt()));
-        return m;
-    }
-
-    private static String unescape(String s) {
-        return s.replace("&quot;", "\"").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&");
-    }
-
     private static List<JsonNode> records(Path run, String type) {
         try {
             return TrainerGroups.records(run, type);
         } catch (Exception e) {
             throw new AssertionError(e);
         }
-    }
-
-    /** Chromium's command on this machine, or null. */
-    private static String chromium() {
-        for (String dir : System.getenv().getOrDefault("PATH", "").split(File.pathSeparator)) {
-            for (String name : List.of("chromium", "chromium-browser")) {
-                if (Files.isExecutable(Path.of(dir, name))) {
-                    return Path.of(dir, name).toString();
-                }
-            }
-        }
-        return null;
-    }
-
-    /** Runs headless Chromium with {@code args}; returns its standard output. */
-    private static String run(String chromium, String... args) throws Exception {
-        List<String> command = new ArrayList<>(List.of(chromium, "--headless", "--no-sandbox", "--disable-gpu",
-                "--no-first-run", "--user-data-dir=" + OUT.resolve("chromium-profile")));
-        command.addAll(List.of(args));
-        Process p = new ProcessBuilder(command).redirectError(OUT.resolve("chromium.log").toFile()).start();
-        byte[] out = p.getInputStream().readAllBytes();
-        assertTrue(p.waitFor(60, TimeUnit.SECONDS), "chromium did not finish");
-        assertEquals(0, p.exitValue(), "chromium failed: " + Files.readString(OUT.resolve("chromium.log")));
-        return new String(out, StandardCharsets.UTF_8);
     }
 }

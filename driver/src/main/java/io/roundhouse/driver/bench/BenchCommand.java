@@ -15,11 +15,11 @@ import picocli.CommandLine.ParameterException;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
-/** {@code roundhouse bench kernels|alltoall|train|lm|stn|cuda}: throughput against baselines measured in the same run. */
+/** {@code roundhouse bench kernels|alltoall|train|lm|stn|routers|cuda|cluster}: throughput against baselines measured in the same run. */
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = "Benchmarks, each reported as a ratio against a baseline measured in the same run.")
 public final class BenchCommand implements Callable<Integer> {
-    private static final List<String> BENCHES = List.of("kernels", "alltoall", "train", "lm", "stn", "routers", "cuda");
+    private static final List<String> BENCHES = List.of("kernels", "alltoall", "train", "lm", "stn", "routers", "cuda", "cluster");
 
     @Parameters(index = "0", paramLabel = "WHAT", defaultValue = "kernels",
             description = "kernels: sgemm at 1024^3 and at the expert shapes, grouped expert FFN forward+backward; "
@@ -32,7 +32,12 @@ public final class BenchCommand implements Callable<Integer> {
                     + "its dense model (bits per byte or accuracy, tokens/s, balance); without -c or overrides the default "
                     + "LM (conf/kjv-moe-lm.conf, the first seed) and the classifier (every seed), unattended; "
                     + "cuda: GEMM TFLOP/s (fp32, bf16 tensor cores), pinned and pageable copy GB/s, and an MoE layer's "
-                    + "forward+backward (fp32, bf16) on GPU 0")
+                    + "forward+backward (fp32, bf16) on GPU 0; "
+                    + "cluster: on the Spark cluster it is submitted to (or an embedded local[W]), as barrier stages: the "
+                    + "point-to-point latency and bandwidth matrix, all-to-all and all-reduce bus bandwidth by size, one "
+                    + "MoE layer's step at W = 1..N (weak and strong scaling) by phase, and an alpha-beta cost model "
+                    + "fitted to the links predicting the model's step at W = 8..256 (default model: the default LM, "
+                    + "conf/kjv-moe-lm.conf, at its workers)")
     String what;
 
     @Parameters(index = "1..*", paramLabel = "KEY=VALUE", arity = "0..*",
@@ -42,6 +47,11 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = {"-c", "--config"}, paramLabel = "FILE",
             description = "job config whose model shapes to measure (default: the built-in defaults)")
     Path config;
+
+    @Option(names = "--max-size", paramLabel = "BYTES", defaultValue = "16777216",
+            description = "cluster: the largest collective size, bytes per worker; sizes go from 4 KiB by factors of 4 "
+                    + "(default 16 MiB)")
+    int maxSize;
 
     @Option(names = "--seconds", defaultValue = "1.0",
             description = "time per measurement, split over 5 timed trials after a warm-up trial; the median is reported (default 1.0)")
@@ -66,7 +76,9 @@ public final class BenchCommand implements Callable<Integer> {
     String idle;
 
     @Option(names = "--workers", paramLabel = "W[,W...]", split = ",", defaultValue = "1,2",
-            description = "train, lm: the worker counts to measure, the first being the baseline (default 1,2)")
+            description = "train, lm: the worker counts to measure, the first being the baseline (default 1,2); "
+                    + "cluster: the worker counts of the scaling stages, the largest also measuring the links "
+                    + "(default 1, 2, 4, ... up to the config's workers)")
     java.util.List<Integer> workers;
 
     @Option(names = "--steps", defaultValue = "200",
@@ -85,8 +97,8 @@ public final class BenchCommand implements Callable<Integer> {
     int parallel;
 
     @Option(names = "--out", paramLabel = "DIR",
-            description = "stn, routers: folder for the runs, report.md and results.json (default "
-                    + "runs/stn-experiment, runs/router-comparison)")
+            description = "stn, routers, cluster: folder for the runs, report.md and results.json (default "
+                    + "runs/stn-experiment, runs/router-comparison, runs/bench-cluster)")
     Path outDir;
 
     @Option(names = "--fraction", defaultValue = "0.3333",
@@ -103,21 +115,22 @@ public final class BenchCommand implements Callable<Integer> {
 
     /** Which benchmarks read each option; any other given to a benchmark is refused, never ignored. */
     private static final Map<String, List<String>> OPTION_BENCHES = Map.ofEntries(
-            Map.entry("--seconds", List.of("kernels", "alltoall", "lm", "cuda")),
-            Map.entry("--config", List.of("kernels", "train", "lm", "stn", "routers", "cuda")),
+            Map.entry("--seconds", List.of("kernels", "alltoall", "lm", "cuda", "cluster")),
+            Map.entry("--config", List.of("kernels", "train", "lm", "stn", "routers", "cuda", "cluster")),
+            Map.entry("--max-size", List.of("cluster")),
             Map.entry("--term-length", List.of("alltoall")),
             Map.entry("--mtu-udp", List.of("alltoall")),
             Map.entry("--mtu-ipc", List.of("alltoall")),
             Map.entry("--driver-threading", List.of("alltoall")),
             Map.entry("--idle", List.of("alltoall")),
-            Map.entry("--workers", List.of("train", "lm")),
+            Map.entry("--workers", List.of("train", "lm", "cluster")),
             Map.entry("--steps", List.of("train", "lm")),
             Map.entry("--seeds", List.of("stn", "routers")),
             Map.entry("--fraction", List.of("routers")),
             Map.entry("--arms", List.of("routers")),
             Map.entry("--trials", List.of("stn")),
             Map.entry("--parallel", List.of("stn")),
-            Map.entry("--out", List.of("stn", "routers")));
+            Map.entry("--out", List.of("stn", "routers", "cluster")));
 
     @Override
     public Integer call() throws Exception {
@@ -126,6 +139,10 @@ public final class BenchCommand implements Callable<Integer> {
         if (what.equals("alltoall")) {
             java.util.Map<String, Object> r = new AllToAllBench(seconds, this::tuned).run(out);
             writeJson(r);
+            return 0;
+        }
+        if (what.equals("cluster")) {
+            writeJson(cluster().run(out));
             return 0;
         }
         JobConfig c = JobConfig.load(config, io.roundhouse.driver.ConfigOptions.parseOverrides(overrides));
@@ -150,6 +167,31 @@ public final class BenchCommand implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    /** bench cluster on the given config, or the default language model's. */
+    private ClusterBench cluster() {
+        Path conf = config;
+        if (conf == null) {
+            conf = Installation.file("conf/kjv-moe-lm.conf");
+            if (conf == null) {
+                throw new io.roundhouse.worker.UserException(io.roundhouse.worker.UserException.USAGE, "bench cluster "
+                        + "without -c measures the default language model (conf/kjv-moe-lm.conf), which is not beside "
+                        + "this installation or in the working folder; give -c CONF");
+            }
+        }
+        JobConfig c = JobConfig.load(conf, io.roundhouse.driver.ConfigOptions.parseOverrides(overrides));
+        List<Integer> counts = workers;
+        if (!spec.commandLine().getParseResult().hasMatchedOption("--workers")) {
+            int w = c.get(io.roundhouse.worker.config.ConfigKeys.WORKERS);
+            java.util.TreeSet<Integer> set = new java.util.TreeSet<>(List.of(w));
+            for (int k = 1; k < w; k *= 2) {
+                set.add(k);
+            }
+            counts = List.copyOf(set);
+        }
+        return new ClusterBench(c, counts, ClusterBench.sizesUpTo(maxSize), seconds,
+                outDir != null ? outDir : Path.of("runs", "bench-cluster"));
     }
 
     /** Refuses, before anything runs, an unknown benchmark, an option it does not read, a value out of range. */
@@ -182,6 +224,9 @@ public final class BenchCommand implements Callable<Integer> {
         if (seeds.isEmpty() || trials < 1 || parallel < 1) {
             throw new ParameterException(cl, "bench stn needs at least one seed, one trial and --parallel of at least 1 "
                     + "(got --seeds " + seeds + " --trials " + trials + " --parallel " + parallel + ")");
+        }
+        if (ClusterBench.sizesUpTo(maxSize).isEmpty()) {
+            throw new ParameterException(cl, "--max-size " + maxSize + " is below the smallest size, 4096");
         }
         if (what.equals("alltoall")) {
             try {

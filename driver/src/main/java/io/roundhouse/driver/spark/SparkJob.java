@@ -93,26 +93,35 @@ public final class SparkJob {
         started = System.nanoTime();
         int w = config.get(ConfigKeys.WORKERS);
         new Trainer(config, new java.io.PrintStream(java.io.OutputStream.nullOutputStream())).preflight();
-        SparkConf conf = new SparkConf().setAppName("roundhouse");
+        SparkSession spark = session("roundhouse", w);
+        try {
+            return run(spark.sparkContext());
+        } finally {
+            spark.stop();
+        }
+    }
+
+    /**
+     * The Spark session {@code spark-submit} configured, or an embedded {@code local[threads]}, set
+     * up for Roundhouse's barrier stages: executors may host Aeron, run BLAS on the cores a task
+     * has, and the barrier slot check retries while executors register.
+     */
+    public static SparkSession session(String appName, int localThreads) {
+        SparkConf conf = new SparkConf().setAppName(appName);
         // Executors host Aeron (Agrona needs jdk.internal.misc) and copy through java.nio buffers.
         conf.setIfMissing("spark.executor.extraJavaOptions",
                 "--add-exports java.base/jdk.internal.misc=ALL-UNNAMED --add-opens java.base/java.nio=ALL-UNNAMED");
         // An executor's BLAS threads match the cores its task has, so workers never oversubscribe a host.
         conf.setIfMissing("spark.executorEnv.OPENBLAS_NUM_THREADS", conf.get("spark.task.cpus", "1"));
         if (!conf.contains("spark.master")) {
-            conf.setMaster("local[" + w + "]");
+            conf.setMaster("local[" + localThreads + "]");
             conf.setIfMissing("spark.ui.enabled", "false");
         }
         // Executors register after the context starts; the barrier stage's slot check then retries
         // every second (Spark's default waits 15 s between checks) for up to a minute.
         conf.setIfMissing("spark.scheduler.barrier.maxConcurrentTasksCheck.interval", "1s");
         conf.setIfMissing("spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures", "60");
-        SparkSession spark = SparkSession.builder().config(conf).getOrCreate();
-        try {
-            return run(spark.sparkContext());
-        } finally {
-            spark.stop();
-        }
+        return SparkSession.builder().config(conf).getOrCreate();
     }
 
     /** Runs the job on {@code sc}. */

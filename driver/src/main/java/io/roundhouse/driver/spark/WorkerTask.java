@@ -2,12 +2,9 @@ package io.roundhouse.driver.spark;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.roundhouse.comms.Collectives;
 import io.roundhouse.comms.CommsConfig;
 import io.roundhouse.comms.ControlChannel;
 import io.roundhouse.comms.EmbeddedMediaDriver;
-import io.roundhouse.comms.Member;
-import io.roundhouse.comms.Transport;
 import io.roundhouse.driver.JobComms;
 import io.roundhouse.driver.RoundhouseCli;
 import io.roundhouse.worker.checkpoint.Checkpointer;
@@ -25,7 +22,6 @@ import java.io.PrintStream;
 import java.io.Serializable;
 import java.io.UncheckedIOException;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -34,7 +30,6 @@ import org.apache.spark.BarrierTaskContext;
 import org.apache.spark.SparkEnv;
 import org.apache.spark.broadcast.Broadcast;
 import org.apache.spark.deploy.SparkHadoopUtil;
-import org.apache.spark.BarrierTaskInfo;
 import scala.collection.Iterator;
 import scala.jdk.javaapi.CollectionConverters;
 import scala.runtime.AbstractFunction1;
@@ -86,9 +81,6 @@ final class WorkerTask extends AbstractFunction1<Iterator<Integer>, Iterator<Str
      */
     Iterator<String> run(DataSplits splits, boolean partitioned) {
         BarrierTaskContext ctx = BarrierTaskContext.get();
-        int rank = ctx.partitionId();
-        BarrierTaskInfo[] infos = ctx.getTaskInfos();
-        int workers = infos.length;
         Configuration hadoop = SparkHadoopUtil.get().newConfiguration(SparkEnv.get().conf());
         Map<String, String> settings = new LinkedHashMap<>(config);
         String checkpoints = settings.getOrDefault(ConfigKeys.CHECKPOINT_DIR.name(), "");
@@ -98,46 +90,15 @@ final class WorkerTask extends AbstractFunction1<Iterator<Integer>, Iterator<Str
         }
         JobConfig job = JobConfig.of(settings);
         CommsConfig cfg = JobComms.config(job, token);
-        String host = hostOf(infos[rank].address());
-        String endpoint = cfg.transport() == Transport.IPC ? "ipc" : host + ":" + SparkJob.freePort(host);
-        // Every worker's host and endpoint, in rank order.
-        String[] gathered = ctx.allGather(host + "|" + endpoint);
-        List<String> endpoints = new ArrayList<>();
-        for (String g : gathered) {
-            String h = g.substring(0, g.indexOf('|'));
-            if (cfg.transport() == Transport.IPC && !h.equals(host)) {
-                throw new ConfigException("comms.transport = ipc needs every worker on one host, but the workers run on "
-                        + Arrays.toString(Arrays.stream(gathered).map(x -> x.substring(0, x.indexOf('|'))).toArray())
-                        + "; use comms.transport = udp");
-            }
-            endpoints.add(g.substring(g.indexOf('|') + 1));
-        }
-        String jobKey = appKey + "-s" + ctx.stageId() + "a" + ctx.stageAttemptNumber();
-        // udp: a media driver per worker; ipc: one for all; auto: one per host (IPC within it, UDP between hosts).
-        int onHost = 0;
-        for (String g : gathered) {
-            onHost += g.substring(0, g.indexOf('|')).equals(host) ? 1 : 0;
-        }
-        String key = switch (cfg.transport()) {
-            case UDP -> jobKey + "-w" + rank;
-            case AUTO -> jobKey + "-h" + host;
-            case IPC -> jobKey;
-        };
-        int local = switch (cfg.transport()) {
-            case UDP -> 1;
-            case AUTO -> onHost;
-            case IPC -> workers;
-        };
+        int rank = ctx.partitionId();
         Trainer.Result result;
         long[] controlNanos = new long[2];  // rank 0: time spent sending records to the driver, and how many
-        try (EmbeddedMediaDriver driver = EmbeddedMediaDriver.acquire(cfg, key, local, workers, 0);
-             Member member = new Member(cfg, driver, rank, endpoints);
-             DriverReport report = rank == 0 ? new DriverReport(driver, host, workers, controlNanos,
+        try (BarrierGroup group = BarrierGroup.join(ctx, cfg, appKey);
+             DriverReport report = rank == 0 ? new DriverReport(group.driver, group.host, group.workers, controlNanos,
                      ctx.stageAttemptNumber() == 0 ? Integer.getInteger(FAIL_AT_STEP, 0) : 0) : null) {
-            member.connect();
             // The driver shows progress; a worker's own console would repeat it (in local mode on the same stdout).
             PrintStream quiet = new PrintStream(OutputStream.nullOutputStream());
-            Trainer trainer = new Trainer(job, quiet, new Collectives(member), null, report)
+            Trainer trainer = new Trainer(job, quiet, group.collectives(), null, report)
                     .withCheckpointStores(dir -> new HadoopCheckpointStore(dir, hadoop))
                     .withGpu(gpuOf(ctx));
             result = (partitioned ? trainer.withPartition(splits) : trainer.withData(splits)).run();
@@ -307,10 +268,5 @@ final class WorkerTask extends AbstractFunction1<Iterator<Integer>, Iterator<Str
         } catch (IOException e) {
             throw new UncheckedIOException("cannot look for checkpoints in " + dir + ": " + e.getMessage(), e);
         }
-    }
-
-    private static String hostOf(String address) {
-        int colon = address.lastIndexOf(':');
-        return colon > 0 ? address.substring(0, colon) : address;
     }
 }

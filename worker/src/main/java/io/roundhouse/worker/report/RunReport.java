@@ -107,7 +107,8 @@ public final class RunReport {
         // In a script element only "</" can end it early: escaped as "<\/", which JSON reads back as "</".
         h.append("<script type=\"application/json\" id=\"report-data\">")
                 .append(MetricsWriter.toJson(data).replace("</", "<\\/")).append("</script>\n");
-        h.append("<script>\n").append(echarts()).append("\n</script>\n<script>\n").append(resource("report.js"))
+        h.append("<script>\n").append(echarts()).append("\n</script>\n<script>\n").append(resource("chart-record.js"))
+                .append(resource("report.js"))
                 .append("</script>\n</body>\n</html>\n");
         return h.toString();
     }
@@ -207,7 +208,7 @@ public final class RunReport {
     }
 
     /** echarts.min.js from the webjar, after its NOTICE and licenses. */
-    static String echarts() {
+    public static String echarts() {
         Properties pom = new Properties();
         try (InputStream in = stream("META-INF/maven/org.webjars.npm/echarts/pom.properties")) {
             pom.load(in);
@@ -242,7 +243,7 @@ public final class RunReport {
         return in;
     }
 
-    static String escape(String s) {
+    public static String escape(String s) {
         return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\"", "&quot;");
     }
 }

@@ -1,7 +1,5 @@
 // Draws the report's charts (the JSON in #report-data, made by ReportCharts) with ECharts, then
-// writes on each chart's element what it was given and what ECharts laid out, per series:
-// data-given / data-drawn = {"series name": points}; a point counts as drawn when its layout lies
-// inside the plot area (a heatmap cell: when it has a rectangle). data-rect: where the chart is.
+// records on each chart's element what it was given and what ECharts laid out (chart-record.js).
 (function () {
   var data = JSON.parse(document.getElementById('report-data').textContent);
   var palette = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#e377c2', '#17becf'];
@@ -111,38 +109,6 @@
     };
   }
 
-  function record(chart, spec, el) {
-    var given = {};
-    var drawn = {};
-    spec.series.forEach(function (s) { given[s.name] = s.data.length; });
-    var model = chart.getModel();
-    var grid = model.getComponent('grid').coordinateSystem.getRect();
-    model.eachSeries(function (sm) {
-      var d = sm.getData();
-      var n = 0;
-      // A line's layout is one array of x, y pairs (ECharts 5 keeps it typed); a heatmap's, a rectangle per cell.
-      var points = d.getLayout('points');
-      for (var i = 0; i < d.count(); i++) {
-        if (sm.subType === 'custom') {
-          n = bandDrawn[sm.name] || 0;
-          break;
-        } else if (sm.subType === 'heatmap') {
-          n += d.getItemGraphicEl(i) ? 1 : 0;
-        } else {
-          var x = points ? points[2 * i] : NaN;
-          var y = points ? points[2 * i + 1] : NaN;
-          n += x >= grid.x - 1 && x <= grid.x + grid.width + 1 && y >= grid.y - 1 && y <= grid.y + grid.height + 1 ? 1 : 0;
-        }
-      }
-      drawn[sm.name] = n;
-    });
-    var r = el.getBoundingClientRect();
-    el.setAttribute('data-given', JSON.stringify(given));
-    el.setAttribute('data-drawn', JSON.stringify(drawn));
-    el.setAttribute('data-rect', [Math.round(r.left + window.scrollX), Math.round(r.top + window.scrollY),
-      Math.round(r.width), Math.round(r.height)].join(','));
-  }
-
   var drawnCharts = 0;
   data.charts.forEach(function (spec) {
     var el = document.getElementById(spec.id);
@@ -152,7 +118,7 @@
     bandDrawn = {};
     var chart = echarts.init(el, null, {renderer: 'canvas'});
     chart.setOption(spec.kind === 'heatmap' ? heatmap(spec) : lines(spec));
-    record(chart, spec, el);
+    roundhouseRecord(chart, spec, el, bandDrawn);
     drawnCharts++;
   });
   document.body.setAttribute('data-charts', String(drawnCharts));
