@@ -15,14 +15,16 @@ import picocli.CommandLine.ParameterException;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
-/** {@code roundhouse bench kernels|alltoall|train|lm|stn|routers|cuda|cluster}: throughput against baselines measured in the same run. */
+/** {@code roundhouse bench kernels|layer|alltoall|train|lm|stn|routers|cuda|cluster}: throughput against baselines measured in the same run. */
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = "Benchmarks, each reported as a ratio against a baseline measured in the same run.")
 public final class BenchCommand implements Callable<Integer> {
-    private static final List<String> BENCHES = List.of("kernels", "alltoall", "train", "lm", "stn", "routers", "cuda", "cluster");
+    private static final List<String> BENCHES = List.of("kernels", "layer", "alltoall", "train", "lm", "stn", "routers", "cuda", "cluster");
 
     @Parameters(index = "0", paramLabel = "WHAT", defaultValue = "kernels",
             description = "kernels: sgemm at 1024^3 and at the expert shapes, grouped expert FFN forward+backward; "
+                    + "layer: one MoE layer's forward+backward on the CPU against the GEMM-only ideal, the sgemm peak and "
+                    + "PyTorch at the same shapes (--tokens --dim --ffn --experts --topk --activation); "
                     + "alltoall: all-to-all GB/s and round-trip latency over IPC and UDP against memcpy and raw UDP; "
                     + "train: training tokens/s with W workers against W=1, and the share of a step spent communicating; "
                     + "lm: the language model's training tokens/s by phase for each W beside its PyTorch twin at the same "
@@ -47,6 +49,24 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = {"-c", "--config"}, paramLabel = "FILE",
             description = "job config whose model shapes to measure (default: the built-in defaults)")
     Path config;
+
+    @Option(names = "--tokens", defaultValue = "4096", description = "layer: tokens N (default 4096)")
+    int tokens;
+
+    @Option(names = "--dim", defaultValue = "256", description = "layer: model width D (default 256)")
+    int dim;
+
+    @Option(names = "--ffn", defaultValue = "1024", description = "layer: expert hidden width F (default 1024)")
+    int ffn;
+
+    @Option(names = "--experts", defaultValue = "8", description = "layer: experts E (default 8)")
+    int experts;
+
+    @Option(names = "--topk", defaultValue = "2", description = "layer: experts per token K (default 2)")
+    int topK;
+
+    @Option(names = "--activation", defaultValue = "gelu", description = "layer: gelu or swiglu (default gelu)")
+    String activation;
 
     @Option(names = "--max-size", paramLabel = "BYTES", defaultValue = "16777216",
             description = "cluster: the largest collective size, bytes per worker; sizes go from 4 KiB by factors of 4 "
@@ -115,9 +135,15 @@ public final class BenchCommand implements Callable<Integer> {
 
     /** Which benchmarks read each option; any other given to a benchmark is refused, never ignored. */
     private static final Map<String, List<String>> OPTION_BENCHES = Map.ofEntries(
-            Map.entry("--seconds", List.of("kernels", "alltoall", "lm", "cuda", "cluster")),
+            Map.entry("--seconds", List.of("kernels", "layer", "alltoall", "lm", "cuda", "cluster")),
             Map.entry("--config", List.of("kernels", "train", "lm", "stn", "routers", "cuda", "cluster")),
             Map.entry("--max-size", List.of("cluster")),
+            Map.entry("--tokens", List.of("layer")),
+            Map.entry("--dim", List.of("layer")),
+            Map.entry("--ffn", List.of("layer")),
+            Map.entry("--experts", List.of("layer")),
+            Map.entry("--topk", List.of("layer")),
+            Map.entry("--activation", List.of("layer")),
             Map.entry("--term-length", List.of("alltoall")),
             Map.entry("--mtu-udp", List.of("alltoall")),
             Map.entry("--mtu-ipc", List.of("alltoall")),
@@ -143,6 +169,12 @@ public final class BenchCommand implements Callable<Integer> {
         }
         if (what.equals("cluster")) {
             writeJson(cluster().run(out));
+            return 0;
+        }
+        if (what.equals("layer")) {
+            writeJson(new LayerBench(tokens, dim, ffn, experts, topK,
+                    io.roundhouse.kernels.Activation.valueOf(activation.toUpperCase(java.util.Locale.ROOT)), seconds)
+                    .run(out));
             return 0;
         }
         JobConfig c = JobConfig.load(config, io.roundhouse.driver.ConfigOptions.parseOverrides(overrides));
@@ -206,8 +238,16 @@ public final class BenchCommand implements Callable<Integer> {
                         + String.join(", ", o.getValue()) + "); leave it out");
             }
         }
-        if (!overrides.isEmpty() && what.equals("alltoall")) {
-            throw new ParameterException(cl, "bench alltoall reads no job config; leave out " + overrides.get(0));
+        if (!overrides.isEmpty() && (what.equals("alltoall") || what.equals("layer"))) {
+            throw new ParameterException(cl, "bench " + what + " reads no job config; leave out " + overrides.get(0));
+        }
+        if (tokens < 1 || dim < 1 || ffn < 1 || experts < 1 || topK < 1 || topK > experts) {
+            throw new ParameterException(cl, "bench layer needs --tokens, --dim, --ffn, --experts of at least 1 and "
+                    + "--topk in [1, --experts] (got --tokens " + tokens + " --dim " + dim + " --ffn " + ffn
+                    + " --experts " + experts + " --topk " + topK + ")");
+        }
+        if (!List.of("gelu", "swiglu").contains(activation)) {
+            throw new ParameterException(cl, "--activation " + activation + ": use gelu or swiglu");
         }
         if (!(seconds > 0 && seconds <= 600)) {
             throw new ParameterException(cl, "--seconds " + seconds + " must be in (0, 600]");

@@ -95,7 +95,7 @@ final class LmBench {
     }
 
     /** OpenBLAS's threads in this JVM: its environment variable, else one per core (its default). */
-    private static int blasThreads() {
+    static int blasThreads() {
         String env = System.getenv("OPENBLAS_NUM_THREADS");
         try {
             return env == null || env.isBlank() ? Runtime.getRuntime().availableProcessors() : Integer.parseInt(env.trim());
@@ -210,6 +210,11 @@ final class LmBench {
         if (twinScript() == null) {
             return TWIN + " was not found beside this installation or in the working folder";
         }
+        return torchMissing();
+    }
+
+    /** Why {@link #PYTHON} cannot import torch here, or null when it can. */
+    static String torchMissing() throws InterruptedException {
         if (!Files.isExecutable(Path.of(PYTHON))) {
             return PYTHON + " is not installed (apt-get install python3-torch)";
         }

@@ -310,8 +310,10 @@ public final class CpuRouting {
         for (int s = 0; s < k; s++) {
             for (int r = 0; r < n; r++) {
                 int e = idx[io + r * k + s];
-                Check.that(e >= -1 && e < numExperts,
-                        "dispatchPlan: expert index " + e + " of token " + r + " is outside [0, " + numExperts + ")");
+                if (e < -1 || e >= numExperts) {  // the message only when it fails: this runs per copy per step
+                    throw new IllegalArgumentException("dispatchPlan: expert index " + e + " of token " + r
+                            + " is outside [0, " + numExperts + ")");
+                }
                 if (e < 0) {  // an empty slot: no copy
                     rows[co + r * k + s] = -1;
                     continue;
@@ -349,9 +351,11 @@ public final class CpuRouting {
         float[] src = f(x);
         float[] dst = f(xp);
         int[] tok = i(rowToken);
-        for (int r = 0; r < m; r++) {
-            System.arraycopy(src, o(x) + tok[o(rowToken) + r] * d, dst, o(xp) + r * d, d);
-        }
+        CpuThreads.rows(m, d, (c, first, end) -> {
+            for (int r = first; r < end; r++) {
+                System.arraycopy(src, o(x) + tok[o(rowToken) + r] * d, dst, o(xp) + r * d, d);
+            }
+        });
     }
 
     static void permuteBackward(Tensor dx, Tensor dxp, Tensor rowToken, int m) {
@@ -361,13 +365,21 @@ public final class CpuRouting {
         float[] src = f(dxp);
         int[] tok = i(rowToken);
         java.util.Arrays.fill(dst, o(dx), o(dx) + dx.size(), 0f);
-        for (int r = 0; r < m; r++) {
-            int to = o(dx) + tok[o(rowToken) + r] * d;
-            int so = o(dxp) + r * d;
-            for (int j = 0; j < d; j++) {
-                dst[to + j] += src[so + j];
+        int n = dx.dim(0);
+        // Each chunk owns a range of tokens and adds their copies in row order, as one thread would.
+        CpuThreads.rows(n, (long) m * d / Math.max(1, n), (c, first, end) -> {
+            for (int r = 0; r < m; r++) {
+                int t = tok[o(rowToken) + r];
+                if (t < first || t >= end) {
+                    continue;
+                }
+                int to = o(dx) + t * d;
+                int so = o(dxp) + r * d;
+                for (int j = 0; j < d; j++) {
+                    dst[to + j] += src[so + j];
+                }
             }
-        }
+        });
     }
 
     static void unpermuteForward(Tensor y, Tensor yp, Tensor copyRow, Tensor gates) {
@@ -379,7 +391,13 @@ public final class CpuRouting {
         float[] src = f(yp);
         int[] rows = i(copyRow);
         java.util.Arrays.fill(ya, o(y), o(y) + y.size(), 0f);
-        for (int r = 0; r < n; r++) {
+        CpuThreads.rows(n, (long) k * d, (chunk, first, end) -> unpermuteRows(ya, src, rows, y, yp, copyRow, gates,
+                first, end, d, k));
+    }
+
+    private static void unpermuteRows(float[] ya, float[] src, int[] rows, Tensor y, Tensor yp, Tensor copyRow,
+                                      Tensor gates, int first, int end, int d, int k) {
+        for (int r = first; r < end; r++) {
             int yr = o(y) + r * d;
             for (int s = 0; s < k; s++) {
                 int row = rows[o(copyRow) + r * k + s];
@@ -404,7 +422,14 @@ public final class CpuRouting {
         float[] dst = f(dyp);
         float[] ypa = f(yp);
         int[] rows = i(copyRow);
-        for (int r = 0; r < n; r++) {
+        CpuThreads.rows(n, 2L * k * d, (chunk, first, end) -> unpermuteBackwardRows(dst, dGates, dya, ypa, rows, dy,
+                dyp, yp, copyRow, gates, first, end, d, k));
+    }
+
+    private static void unpermuteBackwardRows(float[] dst, Tensor dGates, float[] dya, float[] ypa, int[] rows,
+                                              Tensor dy, Tensor dyp, Tensor yp, Tensor copyRow, Tensor gates,
+                                              int first, int end, int d, int k) {
+        for (int r = first; r < end; r++) {
             int dyr = o(dy) + r * d;
             for (int s = 0; s < k; s++) {
                 int c = r * k + s;
