@@ -27,7 +27,8 @@ public final class JobComms {
                     + Math.min(65504, term / 8) + "] (at most comms.termLengthBytes / 8), or 0 for the default");
         }
         c = c.withTerm(term, mtu).withSocketBuffer(config.get(ConfigKeys.COMMS_SOCKET_BUFFER_BYTES))
-                .withTwoLevelAllToAll("hierarchical".equals(config.get(ConfigKeys.COMMS_ALL_TO_ALL)));
+                .withTwoLevelAllToAll("hierarchical".equals(config.get(ConfigKeys.COMMS_ALL_TO_ALL)))
+                .withIdle(config.get(ConfigKeys.COMMS_IDLE));
         String dir = config.get(ConfigKeys.COMMS_AERON_DIR);
         return dir.isEmpty() ? c : c.withAeronDirBase(Path.of(dir));
     }

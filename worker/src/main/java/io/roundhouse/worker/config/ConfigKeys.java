@@ -192,6 +192,10 @@ public final class ConfigKeys {
     // ---- training -----------------------------------------------------------------------------
     public static final ConfigKey<Integer> TRAIN_EPOCHS = intKey("train.epochs", 12, 1, 100_000,
             "passes over the training split");
+    public static final ConfigKey<String> TRAIN_TRACE_STEPS = optionalStringKey("train.traceSteps",
+            "steps whose timeline is recorded, e.g. 100 or 100,200 or 100-102: every worker's phases as intervals, "
+            + "written to trace.json in the run directory (Chrome trace events: open it in Perfetto or "
+            + "chrome://tracing); empty: none");
     public static final ConfigKey<Integer> TRAIN_MAX_STEPS = intKey("train.maxSteps", 0, 0, Integer.MAX_VALUE,
             "stop after this many optimizer steps (0 = run all epochs); the LR schedule spans the shorter");
     public static final ConfigKey<Integer> TRAIN_BATCH_SIZE = intKey("train.batchSize", 256, 1, 1 << 20,
@@ -255,6 +259,11 @@ public final class ConfigKeys {
             1 << 30, "UDP socket send and receive buffers asked of the OS for every channel (Aeron's so-sndbuf and "
             + "so-rcvbuf; the OS caps them at net.core.wmem_max / rmem_max); 0 = the OS default; raise it for "
             + "fast links with delay (about bandwidth x round trip)");
+    public static final ConfigKey<String> COMMS_IDLE = choiceKey("comms.idle", "backoff",
+            List.of("backoff", "yielding", "busy"), "what a worker does while it waits for its peers: backoff (spin, "
+            + "yield, then park for microseconds: leaves the cores to others, but a parked thread wakes late), "
+            + "yielding (spin and yield: the lowest latency where workers and media drivers outnumber the cores) or "
+            + "busy (spin: the lowest latency where every worker has a core to spare)");
     public static final ConfigKey<Integer> COMMS_START_TIMEOUT_MS = intKey("comms.startTimeoutMs", 120_000, 100,
             3_600_000, "longest wait for every worker to start: to connect, then to load its data and set up its "
             + "backend (worker JVMs and Spark executors start at different speeds), before failing with an error "
@@ -284,9 +293,9 @@ public final class ConfigKeys {
             STN_TUNE, STN_LAYERS, STN_WARMUP_STEPS, STN_TRAIN_STEPS, STN_VALID_STEPS, STN_LR, STN_SIGMA,
             STN_ENTROPY_WEIGHT,
             TRAIN_EPOCHS, TRAIN_MAX_STEPS, TRAIN_BATCH_SIZE, TRAIN_LR, TRAIN_MIN_LR_FRACTION, TRAIN_WARMUP_STEPS,
-            TRAIN_WEIGHT_DECAY, TRAIN_BETA1, TRAIN_BETA2, TRAIN_CLIP_NORM, TRAIN_SEED, TRAIN_EVAL_BATCH_SIZE,
+            TRAIN_WEIGHT_DECAY, TRAIN_BETA1, TRAIN_BETA2, TRAIN_CLIP_NORM, TRAIN_SEED, TRAIN_EVAL_BATCH_SIZE, TRAIN_TRACE_STEPS,
             CHECKPOINT_EVERY_STEPS, CHECKPOINT_KEEP, CHECKPOINT_DIR, TRAIN_RESUME,
-            WORKERS, COMMS_TRANSPORT, COMMS_TIMEOUT_MS, COMMS_START_TIMEOUT_MS, COMMS_TERM_LENGTH_BYTES,
+            WORKERS, COMMS_TRANSPORT, COMMS_TIMEOUT_MS, COMMS_START_TIMEOUT_MS, COMMS_IDLE, COMMS_TERM_LENGTH_BYTES,
             COMMS_ALL_TO_ALL, COMMS_MTU_BYTES, COMMS_SOCKET_BUFFER_BYTES,
             COMMS_AERON_DIR,
             BACKEND, OUTPUT_DIR, LOG_EVERY_STEPS);

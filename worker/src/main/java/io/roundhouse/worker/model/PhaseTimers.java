@@ -17,9 +17,40 @@ public final class PhaseTimers {
     }
 
     private final long[] nanos = new long[Phase.values().length];
+    /** While tracing: each interval booked, as (phase, start, length) in System.nanoTime's terms; else null. */
+    private long[] spans;
+    private int spanCount;
 
+    /**
+     * Books {@code elapsedNanos} to {@code phase}, the interval that ends now (callers book right
+     * after measuring). While tracing, the interval is kept too; {@link Phase#BACKWARD} is not: it is
+     * booked as what the named phases left of the backward pass, not one interval.
+     */
     public void add(Phase phase, long elapsedNanos) {
         nanos[phase.ordinal()] += elapsedNanos;
+        if (spans != null && phase != Phase.BACKWARD) {
+            if (3 * spanCount + 3 > spans.length) {
+                spans = java.util.Arrays.copyOf(spans, 2 * spans.length);
+            }
+            spans[3 * spanCount] = phase.ordinal();
+            spans[3 * spanCount + 1] = System.nanoTime() - elapsedNanos;
+            spans[3 * spanCount + 2] = elapsedNanos;
+            spanCount++;
+        }
+    }
+
+    /** Starts keeping every interval booked (for a step's timeline) until {@link #stopTrace}. */
+    public void startTrace() {
+        spans = new long[3 * 256];
+        spanCount = 0;
+    }
+
+    /** Stops tracing; returns the intervals kept, (phase ordinal, start nanos, length nanos) each. */
+    public long[] stopTrace() {
+        long[] out = spans == null ? new long[0] : java.util.Arrays.copyOf(spans, 3 * spanCount);
+        spans = null;
+        spanCount = 0;
+        return out;
     }
 
     public long nanos(Phase phase) {

@@ -44,13 +44,16 @@ public final class RunReport {
 
     /**
      * Writes the report of the run in {@code runDir} to {@code runDir/report.html} (atomically) and
-     * returns its path: the one call for the end of a run.
+     * returns its path: the one call for the end of a run. A run that traced steps
+     * ({@code train.traceSteps}) also gets their timeline, {@code trace.json} ({@link TraceFile}).
      *
      * @throws UserException when {@code runDir} is not a run folder, a record is damaged, or the
      *                       file cannot be written
      */
     public static Path writeFor(Path runDir) {
-        return write(List.of(runDir), runDir.resolve(FILE));
+        Path page = write(List.of(runDir), runDir.resolve(FILE));
+        TraceFile.writeFor(runDir);  // the traced steps' timeline beside it, when the run traced any
+        return page;
     }
 
     /**

@@ -2,6 +2,7 @@ package io.roundhouse.worker.train;
 
 import io.roundhouse.kernels.Backend;
 import io.roundhouse.worker.checkpoint.CheckpointStore;
+import io.roundhouse.worker.config.ConfigKeys;
 import io.roundhouse.worker.data.BatchSource;
 import io.roundhouse.worker.data.Batcher;
 import io.roundhouse.worker.model.Hyper;
@@ -111,6 +112,7 @@ final class StepLoop {
             output.resumed(firstStep, checkpoints);
         }
         BatchSource batcher = sets.train().batches(be, shard, TrainingData.shuffleSeed(seed, sets.partitioned(), rank));
+        StepTrace trace = StepTrace.of(context.config().get(ConfigKeys.TRAIN_TRACE_STEPS));
         Records.Window window = new Records.Window();
         Eta eta = new Eta();
         long start = System.nanoTime();
@@ -133,6 +135,10 @@ final class StepLoop {
                 }
                 model.params().zeroGrads();
                 model.timers().reset();
+                boolean traced = trace.traces(step + 1);
+                if (traced) {
+                    model.timers().startTrace();
+                }
                 model.forward(batcher, shard, true, seed, step, lo, sums.local);
                 model.backward(batch);
                 step++;
@@ -149,7 +155,11 @@ final class StepLoop {
                 double gradNorm = opt.step(rate, norm);
                 model.afterStep();
                 model.timers().add(PhaseTimers.Phase.OPTIMIZER, System.nanoTime() - tOpt);
-                double seconds = (System.nanoTime() - t0) / 1e9;
+                long tEnd = System.nanoTime();
+                if (traced) {
+                    trace.keep(step, trace.events(model.timers().stopTrace(), t0, tEnd));
+                }
+                double seconds = (tEnd - t0) / 1e9;
                 window.add(sums.global, seconds);
                 eta.stepDone(step, (System.nanoTime() - start) / 1e9);
                 // Every worker at the same steps (a collective): the experts' similarity per layer.
@@ -191,6 +201,7 @@ final class StepLoop {
         if (tuner != null) {
             tuner.off();
         }
+        trace.flush(group, output);
         finalCheckpoint = checkpoints.savedOf(step);
         double trainSeconds = (System.nanoTime() - start) / 1e9;
         // A corpus's final figure is its validation split's: not evaluated twice at one step.
