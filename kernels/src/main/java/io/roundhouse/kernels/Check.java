@@ -7,6 +7,25 @@ public final class Check {
     private Check() {
     }
 
+    // One, two and three dims without the varargs array: these checks run for every op of every step.
+    public static void shape(String op, Tensor t, int d0) {
+        if (t.rank() != 1 || t.dim(0) != d0) {
+            shape(op, t, new int[] {d0});
+        }
+    }
+
+    public static void shape(String op, Tensor t, int d0, int d1) {
+        if (t.rank() != 2 || t.dim(0) != d0 || t.dim(1) != d1) {
+            shape(op, t, new int[] {d0, d1});
+        }
+    }
+
+    public static void shape(String op, Tensor t, int d0, int d1, int d2) {
+        if (t.rank() != 3 || t.dim(0) != d0 || t.dim(1) != d1 || t.dim(2) != d2) {
+            shape(op, t, new int[] {d0, d1, d2});
+        }
+    }
+
     public static void shape(String op, Tensor t, int... expected) {
         if (t.rank() != expected.length) {
             throw new IllegalArgumentException(op + ": " + t.name() + " has shape " + Arrays.toString(t.shape())
@@ -69,10 +88,17 @@ public final class Check {
 
     /** Expert group boundaries: E+1 of them, from 0, not decreasing; returns the rows they cover. */
     public static int groups(String op, int[] offsets, int e) {
-        that(offsets.length == e + 1, op + ": offsets has " + offsets.length + " entries, expected E+1 = " + (e + 1));
-        that(offsets[0] == 0, op + ": offsets[0] must be 0, got " + offsets[0]);
+        if (!(offsets.length == e + 1)) {
+            throw new IllegalArgumentException(op + ": offsets has " + offsets.length
+                    + " entries, expected E+1 = " + (e + 1));
+        }
+        if (!(offsets[0] == 0)) {
+            throw new IllegalArgumentException(op + ": offsets[0] must be 0, got " + offsets[0]);
+        }
         for (int j = 0; j < e; j++) {
-            that(offsets[j + 1] >= offsets[j], op + ": offsets must not decrease (expert " + j + ")");
+            if (!(offsets[j + 1] >= offsets[j])) {
+                throw new IllegalArgumentException(op + ": offsets must not decrease (expert " + j + ")");
+            }
         }
         return offsets[e];
     }
@@ -93,8 +119,10 @@ public final class Check {
         int f = w2.dim(1);
         int m = groups("expertFfnForward", offsets, e);
         shape("expertFfnForward", w2, e, f, d);
-        that(f1 == act.preWidth(f), "expertFfnForward: w1 width " + f1 + " does not match " + act
-                + " with hidden width " + f);
+        if (!(f1 == act.preWidth(f))) {
+            throw new IllegalArgumentException("expertFfnForward: w1 width " + f1 + " does not match " + act
+                    + " with hidden width " + f);
+        }
         atLeastRows("expertFfnForward", x, m, d);
         atLeastRows("expertFfnForward", y, m, d);
         atLeastRows("expertFfnForward", a, m, f1);
@@ -132,7 +160,9 @@ public final class Check {
         int n = logits.dim(0);
         int e = logits.dim(1);
         int k = topIdx.dim(1);
-        that(k >= 1 && k <= e, "gateForward: top-k " + k + " must be in [1, E=" + e + "]");
+        if (!(k >= 1 && k <= e)) {
+            throw new IllegalArgumentException("gateForward: top-k " + k + " must be in [1, E=" + e + "]");
+        }
         shape("gateForward", probs, n, e);
         shape("gateForward", lse, n);
         shape("gateForward", topIdx, n, k);
@@ -180,7 +210,9 @@ public final class Check {
         int n = noisy.dim(0);
         int e = noisy.dim(1);
         shape(op, noisy, n, e);
-        that(k >= 1, op + ": top-k " + k + " must be >= 1");
+        if (!(k >= 1)) {
+            throw new IllegalArgumentException(op + ": top-k " + k + " must be >= 1");
+        }
         for (Tensor t : others) {
             shape(op, t, n, e);
         }
@@ -188,27 +220,37 @@ public final class Check {
 
     /** values[N,K] beside topIdx[N,K], and the expert count of a per-expert host array. */
     public static void expertSlots(String op, Tensor topIdx, Tensor values, int experts) {
-        that(topIdx.rank() == 2, op + ": topIdx " + topIdx + " must be [N,K]");
+        if (!(topIdx.rank() == 2)) {
+            throw new IllegalArgumentException(op + ": topIdx " + topIdx + " must be [N,K]");
+        }
         shape(op, values, topIdx.dim(0), topIdx.dim(1));
-        that(experts >= 1, op + ": the per-expert array needs at least one entry, has " + experts);
+        if (!(experts >= 1)) {
+            throw new IllegalArgumentException(op + ": the per-expert array needs at least one entry, has " + experts);
+        }
     }
 
     /** An expert index a slot holds: negative (no copy: skipped) or in [0, E). */
     public static void expertSlot(String op, int index, int slot, int k, int experts) {
-        that(index < experts, op + ": expert index " + index + " of token " + slot / k + " (slot " + slot % k
-                + ") is not below E = " + experts + " (use −1 for a slot with no copy)");
+        if (!(index < experts)) {
+            throw new IllegalArgumentException(op + ": expert index " + index + " of token " + slot / k
+                    + " (slot " + slot % k + ") is not below E = " + experts + " (use −1 for a slot with no copy)");
+        }
     }
 
     public static void adamW(Tensor w, Tensor g, Tensor m, Tensor v, int t) {
         sameSize("adamWStep", w, g);
         sameSize("adamWStep", w, m);
         sameSize("adamWStep", w, v);
-        that(t >= 1, "adamWStep: step must be >= 1, got " + t);
+        if (!(t >= 1)) {
+            throw new IllegalArgumentException("adamWStep: step must be >= 1, got " + t);
+        }
     }
 
     public static void dropout(String op, Tensor out, Tensor in, float p, long firstElement) {
         sameSize(op, out, in);
-        that(p >= 0f && p < 1f, op + ": dropout rate must be in [0, 1), got " + p);
+        if (!(p >= 0f && p < 1f)) {
+            throw new IllegalArgumentException(op + ": dropout rate must be in [0, 1), got " + p);
+        }
         firstElement(op, firstElement);
     }
 
@@ -220,7 +262,9 @@ public final class Check {
 
     /** The dropout rate of one row, as each backend reads it. */
     public static void rowRate(String op, int row, float p) {
-        that(p >= 0f && p < 1f, op + ": dropout rate of row " + row + " must be in [0, 1), got " + p);
+        if (!(p >= 0f && p < 1f)) {
+            throw new IllegalArgumentException(op + ": dropout rate of row " + row + " must be in [0, 1), got " + p);
+        }
     }
 
     public static void jitter(Tensor y, Tensor x, Tensor amplitude, long firstElement) {
@@ -230,15 +274,18 @@ public final class Check {
     }
 
     private static void firstElement(String op, long firstElement) {
-        that(firstElement >= 0, op + ": firstElement must be >= 0, got " + firstElement);
+        if (!(firstElement >= 0)) {
+            throw new IllegalArgumentException(op + ": firstElement must be >= 0, got " + firstElement);
+        }
     }
 
     /** @return whether b is a row broadcast over a's rows (else it has a's shape) */
     public static boolean multiply(String op, Tensor y, Tensor a, Tensor b) {
         sameSize(op, y, a);
         boolean row = b.size() != a.size();
-        that(!row || (b.rank() == 1 && b.size() == a.rowSize()), op + ": " + b + " is neither the shape of " + a
-                + " nor a row of it");
+        if (!(!row || (b.rank() == 1 && b.size() == a.rowSize()))) {
+            throw new IllegalArgumentException(op + ": " + b + " is neither the shape of " + a + " nor a row of it");
+        }
         return row;
     }
 
@@ -252,9 +299,14 @@ public final class Check {
 
     public static void rope(Tensor y, Tensor x, int headDim, int period, int firstPos) {
         sameSize("rope", y, x);
-        that(headDim > 0 && headDim % 2 == 0 && x.rowSize() % headDim == 0, "rope: head width " + headDim
-                + " must be even and divide the row of " + x);
-        that(period > 0 && firstPos >= 0, "rope: period " + period + " must be > 0 and firstPos " + firstPos + " >= 0");
+        if (!(headDim > 0 && headDim % 2 == 0 && x.rowSize() % headDim == 0)) {
+            throw new IllegalArgumentException("rope: head width " + headDim
+                    + " must be even and divide the row of " + x);
+        }
+        if (!(period > 0 && firstPos >= 0)) {
+            throw new IllegalArgumentException("rope: period " + period + " must be > 0 and firstPos " + firstPos
+                    + " >= 0");
+        }
     }
 
     /**
@@ -265,20 +317,33 @@ public final class Check {
      */
     public static int[] attention(String op, Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, int batch,
                                   int heads, int kvHeads, Tensor rates, long firstSequence) {
-        that(heads > 0 && kvHeads > 0 && heads % kvHeads == 0, op + ": " + kvHeads
-                + " key/value heads must divide " + heads + " query heads");
-        that(q.rowSize() % heads == 0, op + ": " + q + " does not split into " + heads + " heads");
+        if (!(heads > 0 && kvHeads > 0 && heads % kvHeads == 0)) {
+            throw new IllegalArgumentException(op + ": " + kvHeads + " key/value heads must divide " + heads
+                    + " query heads");
+        }
+        if (!(q.rowSize() % heads == 0)) {
+            throw new IllegalArgumentException(op + ": " + q + " does not split into " + heads + " heads");
+        }
         int dh = q.rowSize() / heads;
-        that(k.rowSize() == kvHeads * dh && v.rowSize() == kvHeads * dh && k.dim(0) == v.dim(0), op + ": " + k
-                + " and " + v + " must both be [B·Tk, " + kvHeads + "·" + dh + "]");
-        that(batch > 0 && q.dim(0) % batch == 0 && k.dim(0) % batch == 0, op + ": " + q + " and " + k
-                + " must hold " + batch + " sequences each");
+        if (!(k.rowSize() == kvHeads * dh && v.rowSize() == kvHeads * dh && k.dim(0) == v.dim(0))) {
+            throw new IllegalArgumentException(op + ": " + k + " and " + v + " must both be [B·Tk, " + kvHeads
+                    + "·" + dh + "]");
+        }
+        if (!(batch > 0 && q.dim(0) % batch == 0 && k.dim(0) % batch == 0)) {
+            throw new IllegalArgumentException(op + ": " + q + " and " + k + " must hold " + batch + " sequences each");
+        }
         int tq = q.dim(0) / batch;
         int tk = k.dim(0) / batch;
-        that(tq <= tk, op + ": " + tq + " queries per sequence but only " + tk + " keys");
+        if (!(tq <= tk)) {
+            throw new IllegalArgumentException(op + ": " + tq + " queries per sequence but only " + tk + " keys");
+        }
         shape(op, out, q.dim(0), q.rowSize());
-        that(lse.size() == q.dim(0) * heads, op + ": " + lse + " must be [B·Tq, " + heads + "]");
-        that(firstSequence >= 0, op + ": firstSequence must be >= 0, got " + firstSequence);
+        if (!(lse.size() == q.dim(0) * heads)) {
+            throw new IllegalArgumentException(op + ": " + lse + " must be [B·Tq, " + heads + "]");
+        }
+        if (!(firstSequence >= 0)) {
+            throw new IllegalArgumentException(op + ": firstSequence must be >= 0, got " + firstSequence);
+        }
         if (rates != null) {
             shape(op, rates, q.dim(0));
         }

@@ -31,7 +31,9 @@ public final class HostBuffer {
 
     /** A direct buffer of plain (pageable) memory: the CPU backend's. */
     public static HostBuffer direct(String name, int floats) {
-        Check.that(floats >= 0, "host buffer " + name + ": a negative size " + floats);
+        if (!(floats >= 0)) {
+            throw new IllegalArgumentException("host buffer " + name + ": a negative size " + floats);
+        }
         return new HostBuffer(name, ByteBuffer.allocateDirect(4 * Math.max(1, floats)), floats, false);
     }
 
@@ -82,9 +84,13 @@ public final class HostBuffer {
 
     /** Refuses a tensor that does not fit from {@code off}: the copies are raw. */
     public void checkFits(String op, Tensor t, int off) {
-        Check.that(t.dtype() == DType.FLOAT32, op + ": " + t + " is not FLOAT32 (host buffers hold floats)");
-        Check.that(off >= 0 && (long) off + t.size() <= capacity(), op + ": " + t + " needs " + t.size()
-                + " floats, host buffer " + name + " has " + (capacity() - (long) off) + " from offset " + off);
+        if (!(t.dtype() == DType.FLOAT32)) {
+            throw new IllegalArgumentException(op + ": " + t + " is not FLOAT32 (host buffers hold floats)");
+        }
+        if (!(off >= 0 && (long) off + t.size() <= capacity())) {
+            throw new IllegalArgumentException(op + ": " + t + " needs " + t.size() + " floats, host buffer "
+                    + name + " has " + (capacity() - (long) off) + " from offset " + off);
+        }
     }
 
     @Override

@@ -159,9 +159,9 @@ final class LayerBench {
             }, () -> {
                 timers.reset();
                 reps[0] = 0;
-                allocated[0] = allocatedBytes();
+                allocated[0] = io.roundhouse.worker.train.Allocation.bytes();
             });
-            long bytes = allocatedBytes() - allocated[0];
+            long bytes = io.roundhouse.worker.train.Allocation.bytes() - allocated[0];
             r.put("allocated_bytes_per_rep", (double) bytes / reps[0]);
             Map<String, Double> phases = new LinkedHashMap<>();
             for (PhaseTimers.Phase p : PhaseTimers.Phase.values()) {
@@ -172,21 +172,6 @@ final class LayerBench {
             r.put("phases_ms", phases);
             return t;
         }
-    }
-
-    /**
-     * Bytes allocated so far by every live thread of this JVM (HotSpot's per-thread counters): the
-     * difference over the repetitions is what the layer's step allocates, on the calling thread
-     * and on the backend's row threads alike.
-     */
-    static long allocatedBytes() {
-        com.sun.management.ThreadMXBean mx = (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory
-                .getThreadMXBean();
-        long sum = 0;
-        for (long b : mx.getThreadAllocatedBytes(mx.getAllThreadIds())) {
-            sum += Math.max(0, b);
-        }
-        return sum;
     }
 
     /** The expert GEMMs alone at perfect balance: {median, min, max, mean} ms. */

@@ -75,8 +75,8 @@ final class TrainBench {
         out.printf("%s: %d steps per worker count (first %d left out), batch %d (%d tokens), transport %s, %d cores%n",
                 title, steps, warmup, base.get(ConfigKeys.TRAIN_BATCH_SIZE), tokensPerStep(),
                 base.get(ConfigKeys.COMMS_TRANSPORT), Runtime.getRuntime().availableProcessors());
-        out.printf("%3s %10s %8s %9s %9s %7s %9s   %s%n", "W", "tok/s", "vs W=1", "step ms", "comm ms", "comm %",
-                "wait ms", "phases (ms per step, rank 0, forward + backward each; other: outside every phase)");
+        out.printf("%3s %10s %8s %9s %9s %7s %9s %10s   %s%n", "W", "tok/s", "vs W=1", "step ms", "comm ms", "comm %",
+                "wait ms", "KB/step", "phases (ms per step, rank 0, forward + backward each; other: outside every phase)");
         double baseline = Double.NaN;
         for (int w : workers) {
             Map<String, Object> row = measure(w, scratch.resolve("w" + w), err);
@@ -94,8 +94,9 @@ final class TrainBench {
                     sb.append(k).append(' ').append(String.format("%.2f", v)).append("  ");
                 }
             });
-            out.printf("%3d %,10.0f %8.2f %9.2f %9.2f %6.1f%% %9.2f   %s%n", w, tps, tps / baseline, row.get("stepMs"),
-                    row.get("commMs"), 100 * (double) row.get("commShare"), row.get("waitMs"), sb.toString().trim());
+            out.printf("%3d %,10.0f %8.2f %9.2f %9.2f %6.1f%% %9.2f %10.1f   %s%n", w, tps, tps / baseline,
+                    row.get("stepMs"), row.get("commMs"), 100 * (double) row.get("commShare"), row.get("waitMs"),
+                    (double) row.get("allocatedBytesPerStep") / 1024, sb.toString().trim());
             out.flush();
         }
         report.put("runs", rows);
@@ -186,6 +187,9 @@ final class TrainBench {
         row.put("commShare", comm / stepSeconds);
         row.put("waitMs", wait / n);
         row.put("phaseMs", phases);
+        JsonNode summary = json.readTree(runDir.resolve("summary.json").toFile());
+        // rank 0's JVM, every thread, from 30% of the steps on (W = 1 runs in this JVM)
+        row.put("allocatedBytesPerStep", summary.path("allocatedBytesPerStep").asDouble(Double.NaN));
         return row;
     }
 

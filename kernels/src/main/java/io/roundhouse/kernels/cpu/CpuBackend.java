@@ -238,6 +238,10 @@ public final class CpuBackend implements Backend {
     /** The activation of n rows, their chunks on the backend's threads (the same bits as one thread). */
     private void activate(float[] h, int ho, float[] a, int ao, int n, int f, Activation act) {
         int f1 = act.preWidth(f);
+        if (CpuThreads.chunks(n, f1) == 1) {  // on the caller, without the lambda's allocation
+            activations(0).forward(h, ho, a, ao, n, f, act);
+            return;
+        }
         CpuThreads.rows(n, f1, (c, from, to) -> activations(c).forward(h, ho + from * f, a, ao + from * f1, to - from,
                 f, act));
     }
@@ -245,6 +249,10 @@ public final class CpuBackend implements Backend {
     private void activateBackward(float[] da, int dao, float[] dh, int dho, float[] a, int ao, int n, int f,
                                   Activation act) {
         int f1 = act.preWidth(f);
+        if (CpuThreads.chunks(n, f1) == 1) {
+            activations(0).backward(da, dao, dh, dho, a, ao, n, f, act);
+            return;
+        }
         CpuThreads.rows(n, f1, (c, from, to) -> activations(c).backward(da, dao + from * f1, dh, dho + from * f, a,
                 ao + from * f1, to - from, f, act));
     }

@@ -295,9 +295,16 @@ public final class CpuRouting {
         int n = topIdx.dim(0);
         int k = topIdx.dim(1);
         Check.shape("dispatchPlan", copyRow, n, k);
-        Check.that(rowToken.size() >= n * k, "dispatchPlan: rowToken " + rowToken + " needs N·K = " + (n * k) + " entries");
-        Check.that(offsets.length == numExperts + 1, "dispatchPlan: offsets needs E+1 = " + (numExperts + 1) + " entries");
-        Check.that(selected.length == numExperts, "dispatchPlan: selected needs E = " + numExperts + " entries");
+        if (!(rowToken.size() >= n * k)) {
+            throw new IllegalArgumentException("dispatchPlan: rowToken " + rowToken + " needs N·K = " + (n * k)
+                    + " entries");
+        }
+        if (!(offsets.length == numExperts + 1)) {
+            throw new IllegalArgumentException("dispatchPlan: offsets needs E+1 = " + (numExperts + 1) + " entries");
+        }
+        if (!(selected.length == numExperts)) {
+            throw new IllegalArgumentException("dispatchPlan: selected needs E = " + numExperts + " entries");
+        }
         int[] idx = i(topIdx);
         int[] rows = i(copyRow);
         int[] tok = i(rowToken);
@@ -351,11 +358,18 @@ public final class CpuRouting {
         float[] src = f(x);
         float[] dst = f(xp);
         int[] tok = i(rowToken);
-        CpuThreads.rows(m, d, (c, first, end) -> {
-            for (int r = first; r < end; r++) {
-                System.arraycopy(src, o(x) + tok[o(rowToken) + r] * d, dst, o(xp) + r * d, d);
-            }
-        });
+        if (CpuThreads.chunks(m, d) == 1) {  // on the caller, without a lambda's allocation
+            permuteRows(src, dst, tok, x, xp, rowToken, 0, m, d);
+        } else {
+            CpuThreads.rows(m, d, (c, first, end) -> permuteRows(src, dst, tok, x, xp, rowToken, first, end, d));
+        }
+    }
+
+    private static void permuteRows(float[] src, float[] dst, int[] tok, Tensor x, Tensor xp, Tensor rowToken,
+                                    int first, int end, int d) {
+        for (int r = first; r < end; r++) {
+            System.arraycopy(src, o(x) + tok[o(rowToken) + r] * d, dst, o(xp) + r * d, d);
+        }
     }
 
     static void permuteBackward(Tensor dx, Tensor dxp, Tensor rowToken, int m) {
@@ -367,19 +381,28 @@ public final class CpuRouting {
         java.util.Arrays.fill(dst, o(dx), o(dx) + dx.size(), 0f);
         int n = dx.dim(0);
         // Each chunk owns a range of tokens and adds their copies in row order, as one thread would.
-        CpuThreads.rows(n, (long) m * d / Math.max(1, n), (c, first, end) -> {
-            for (int r = 0; r < m; r++) {
-                int t = tok[o(rowToken) + r];
-                if (t < first || t >= end) {
-                    continue;
-                }
-                int to = o(dx) + t * d;
-                int so = o(dxp) + r * d;
-                for (int j = 0; j < d; j++) {
-                    dst[to + j] += src[so + j];
-                }
+        long perToken = (long) m * d / Math.max(1, n);
+        if (CpuThreads.chunks(n, perToken) == 1) {
+            addCopies(dst, src, tok, dx, dxp, rowToken, 0, n, m, d);
+        } else {
+            CpuThreads.rows(n, perToken, (c, first, end) -> addCopies(dst, src, tok, dx, dxp, rowToken, first, end, m, d));
+        }
+    }
+
+    /** Adds to tokens [first, end) their copies, in row order. */
+    private static void addCopies(float[] dst, float[] src, int[] tok, Tensor dx, Tensor dxp, Tensor rowToken,
+                                  int first, int end, int m, int d) {
+        for (int r = 0; r < m; r++) {
+            int t = tok[o(rowToken) + r];
+            if (t < first || t >= end) {
+                continue;
             }
-        });
+            int to = o(dx) + t * d;
+            int so = o(dxp) + r * d;
+            for (int j = 0; j < d; j++) {
+                dst[to + j] += src[so + j];
+            }
+        }
     }
 
     static void unpermuteForward(Tensor y, Tensor yp, Tensor copyRow, Tensor gates) {
@@ -391,8 +414,12 @@ public final class CpuRouting {
         float[] src = f(yp);
         int[] rows = i(copyRow);
         java.util.Arrays.fill(ya, o(y), o(y) + y.size(), 0f);
-        CpuThreads.rows(n, (long) k * d, (chunk, first, end) -> unpermuteRows(ya, src, rows, y, yp, copyRow, gates,
-                first, end, d, k));
+        if (CpuThreads.chunks(n, (long) k * d) == 1) {
+            unpermuteRows(ya, src, rows, y, yp, copyRow, gates, 0, n, d, k);
+        } else {
+            CpuThreads.rows(n, (long) k * d, (chunk, first, end) -> unpermuteRows(ya, src, rows, y, yp, copyRow, gates,
+                    first, end, d, k));
+        }
     }
 
     private static void unpermuteRows(float[] ya, float[] src, int[] rows, Tensor y, Tensor yp, Tensor copyRow,
@@ -422,8 +449,12 @@ public final class CpuRouting {
         float[] dst = f(dyp);
         float[] ypa = f(yp);
         int[] rows = i(copyRow);
-        CpuThreads.rows(n, 2L * k * d, (chunk, first, end) -> unpermuteBackwardRows(dst, dGates, dya, ypa, rows, dy,
-                dyp, yp, copyRow, gates, first, end, d, k));
+        if (CpuThreads.chunks(n, 2L * k * d) == 1) {
+            unpermuteBackwardRows(dst, dGates, dya, ypa, rows, dy, dyp, yp, copyRow, gates, 0, n, d, k);
+        } else {
+            CpuThreads.rows(n, 2L * k * d, (chunk, first, end) -> unpermuteBackwardRows(dst, dGates, dya, ypa, rows,
+                    dy, dyp, yp, copyRow, gates, first, end, d, k));
+        }
     }
 
     private static void unpermuteBackwardRows(float[] dst, Tensor dGates, float[] dya, float[] ypa, int[] rows,
@@ -458,7 +489,10 @@ public final class CpuRouting {
     static void routerStats(Tensor probs, float[] probSums) {
         int n = probs.dim(0);
         int e = probs.dim(1);
-        Check.that(probSums.length == e, "routerStats: probSums has " + probSums.length + " entries, expected E = " + e);
+        if (!(probSums.length == e)) {
+            throw new IllegalArgumentException("routerStats: probSums has " + probSums.length
+                    + " entries, expected E = " + e);
+        }
         float[] p = f(probs);
         for (int j = 0; j < e; j++) {
             double s = 0;
@@ -504,10 +538,14 @@ public final class CpuRouting {
     public static float[] routerLoss(Tensor lse, int[] selected, float[] probSums, int totalTokens, int k, float alpha,
                               float beta, double lseSquares) {
         int e = selected.length;
-        Check.that(probSums.length == e, "routerLossForward: probSums has " + probSums.length + " entries, selected "
-                + e);
-        Check.that(totalTokens >= lse.dim(0), "routerLossForward: totalTokens " + totalTokens + " < local tokens "
-                + lse.dim(0));
+        if (!(probSums.length == e)) {
+            throw new IllegalArgumentException("routerLossForward: probSums has " + probSums.length
+                    + " entries, selected " + e);
+        }
+        if (!(totalTokens >= lse.dim(0))) {
+            throw new IllegalArgumentException("routerLossForward: totalTokens " + totalTokens
+                    + " < local tokens " + lse.dim(0));
+        }
         double t = totalTokens;
         double lb = 0;
         for (int j = 0; j < e; j++) {

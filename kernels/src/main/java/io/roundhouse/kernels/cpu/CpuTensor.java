@@ -27,11 +27,23 @@ final class CpuTensor extends Tensor {
         return new CpuTensor(name(), dtype(), shape, f, i, off);
     }
 
+    // The last row view made, returned again for the same rows: a step asks for the same views of its
+    // tensors every time (a view is immutable, so sharing it is safe). One field, and the view itself
+    // says which rows it covers, so a thread that reads a stale one only makes a new view.
+    private CpuTensor lastView;
+
     @Override
     public Tensor rows(int from, int n) {
         if (from < 0 || n < 0 || from + n > dim(0)) {
             throw new IllegalArgumentException("rows [" + from + ", " + (from + n) + ") out of range for " + this);
         }
-        return new CpuTensor(name(), dtype(), shapeWithRows(n), f, i, off + from * rowSize());
+        int start = off + from * rowSize();
+        CpuTensor v = lastView;
+        if (v != null && v.off == start && v.dim(0) == n) {
+            return v;
+        }
+        v = new CpuTensor(name(), dtype(), shapeWithRows(n), f, i, start);
+        lastView = v;
+        return v;
     }
 }

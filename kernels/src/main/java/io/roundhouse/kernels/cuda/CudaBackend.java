@@ -78,8 +78,10 @@ public final class CudaBackend implements Backend {
 
     /** JCuda copies raw bytes: a host array shorter than the tensor must fail here, not read past its end. */
     private static void fits(String op, Tensor t, int length, int off) {
-        Check.that(off >= 0 && length - off >= t.size(), op + ": " + t + " needs " + t.size() + " values, the array has "
-                + (length - off) + " from offset " + off);
+        if (!(off >= 0 && length - off >= t.size())) {
+            throw new IllegalArgumentException(op + ": " + t + " needs " + t.size() + " values, the array has "
+                    + (length - off) + " from offset " + off);
+        }
     }
 
     @Override
@@ -282,7 +284,9 @@ public final class CudaBackend implements Backend {
         int m = transA ? a.dim(1) : a.dim(0);
         int k = transA ? a.dim(0) : a.dim(1);
         int n = transB ? b.dim(0) : b.dim(1);
-        Check.that((transB ? b.dim(1) : b.dim(0)) == k, "matmul: inner dimensions of " + a + " and " + b + " differ");
+        if (!((transB ? b.dim(1) : b.dim(0)) == k)) {
+            throw new IllegalArgumentException("matmul: inner dimensions of " + a + " and " + b + " differ");
+        }
         Check.shape("matmul", c, m, n);
         gemm("matmul " + kernel + " " + a + "·" + b, kernel, transA, transB, m, n, k, 1f, c(a), a.dim(1), c(b),
                 b.dim(1), 0f, c(c), n);
@@ -615,7 +619,8 @@ public final class CudaBackend implements Backend {
             int[] y = new int[n];
             read(labels, y);
             int r = bad[0] - 1;
-            throw new IllegalArgumentException("crossEntropyForward: label " + y[r] + " at row " + r + " is outside [0, "
+            throw new IllegalArgumentException("crossEntropyForward: label " + y[r] + " at row " + r
+                    + " is outside [0, "
                     + classes + ")");
         }
     }

@@ -316,7 +316,9 @@ class CudaDevice implements AutoCloseable {
 
     /** Page-locked host memory for {@code floats} floats, freed at close. */
     HostBuffer allocateHost(String name, int floats) {
-        Check.that(floats >= 0, "host buffer " + name + ": a negative size " + floats);
+        if (!(floats >= 0)) {
+            throw new IllegalArgumentException("host buffer " + name + ": a negative size " + floats);
+        }
         bind();
         long bytes = 4L * Math.max(1, floats);
         Pointer p = new Pointer();

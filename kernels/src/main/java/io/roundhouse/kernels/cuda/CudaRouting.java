@@ -107,11 +107,16 @@ final class CudaRouting {
         int n = topIdx.dim(0);
         int k = topIdx.dim(1);
         Check.shape("dispatchPlan", copyRow, n, k);
-        Check.that(rowToken.size() >= n * k, "dispatchPlan: rowToken " + rowToken + " needs N·K = " + (n * k)
-                + " entries");
-        Check.that(offsets.length == numExperts + 1, "dispatchPlan: offsets needs E+1 = " + (numExperts + 1)
-                + " entries");
-        Check.that(selected.length == numExperts, "dispatchPlan: selected needs E = " + numExperts + " entries");
+        if (!(rowToken.size() >= n * k)) {
+            throw new IllegalArgumentException("dispatchPlan: rowToken " + rowToken + " needs N·K = " + (n * k)
+                    + " entries");
+        }
+        if (!(offsets.length == numExperts + 1)) {
+            throw new IllegalArgumentException("dispatchPlan: offsets needs E+1 = " + (numExperts + 1) + " entries");
+        }
+        if (!(selected.length == numExperts)) {
+            throw new IllegalArgumentException("dispatchPlan: selected needs E = " + numExperts + " entries");
+        }
         java.util.Arrays.fill(offsets, 0);
         java.util.Arrays.fill(selected, 0);
         if (n == 0) {
@@ -135,8 +140,10 @@ final class CudaRouting {
             int r = bad[0] - 1;
             for (int s = 0; s < k; s++) {
                 int e = idx[r * k + s];
-                Check.that(e >= -1 && e < numExperts, "dispatchPlan: expert index " + e + " of token " + r
-                        + " is outside [0, " + numExperts + ")");
+                if (!(e >= -1 && e < numExperts)) {
+                    throw new IllegalArgumentException("dispatchPlan: expert index " + e + " of token " + r
+                            + " is outside [0, " + numExperts + ")");
+                }
             }
         }
         int[] c = new int[2 * numExperts];
@@ -214,7 +221,10 @@ final class CudaRouting {
     void routerStats(Tensor probs, float[] probSums) {
         int n = probs.dim(0);
         int e = probs.dim(1);
-        Check.that(probSums.length == e, "routerStats: probSums has " + probSums.length + " entries, expected E = " + e);
+        if (!(probSums.length == e)) {
+            throw new IllegalArgumentException("routerStats: probSums has " + probSums.length
+                    + " entries, expected E = " + e);
+        }
         CudaTensor out = floats(e);
         dev.bind();
         dev.launch("routerStats", "rh_column_sums_double", (e + 127) / 128, 1, 128, out, probs, n, e);

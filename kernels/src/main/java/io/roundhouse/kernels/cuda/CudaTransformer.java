@@ -117,8 +117,10 @@ final class CudaTransformer {
     /** The kernels for head width dh, once the grid fits CUDA's limits and every dropout rate is in [0, 1). */
     private Width launchable(String op, int dh, int batch, int heads, Tensor rates) {
         Width w = Width.of(op, dh);
-        Check.that(batch <= 65_535 && heads <= 65_535, op + ": " + batch + " sequences of " + heads + " heads: the "
-                + "CUDA attention launches a grid of at most 65,535 sequences and 65,535 heads; split the batch");
+        if (!(batch <= 65_535 && heads <= 65_535)) {
+            throw new IllegalArgumentException(op + ": " + batch + " sequences of " + heads + " heads: the "
+                    + "CUDA attention launches a grid of at most 65,535 sequences and 65,535 heads; split the batch");
+        }
         if (rates != null) {
             if (hostRates.length < rates.size()) {
                 hostRates = new float[rates.size()];

@@ -184,7 +184,8 @@ final class RunOutput implements AutoCloseable {
      * @param tuner      the Self-Tuning Network, or null
      */
     void finished(Trainer.Result result, Examples test, double[] t, Objective objective, long parameters,
-                  int workers, boolean stoppedEarly, String backend, StnTuner tuner) throws IOException {
+                  int workers, boolean stoppedEarly, String backend, StnTuner tuner, double allocatedPerStep)
+            throws IOException {
         if (objective == Objective.ACCURACY) {
             console.printf("%s: loss %.4f  accuracy %.2f%%  (%d steps in %.1f s, %,.0f tok/s)%n", test.name(),
                     t[0], 100 * t[1], result.steps(), result.wallSeconds(), result.tokensPerSecond());
@@ -196,6 +197,10 @@ final class RunOutput implements AutoCloseable {
         if (metrics != null) {
             metrics.write(Records.eval(test.name(), result.steps(), -1, t, objective));
             Map<String, Object> summary = Records.summary(result, parameters, workers, stoppedEarly, backend);
+            if (!Double.isNaN(allocatedPerStep)) {
+                // rank 0's JVM: under an embedded Spark every worker and Spark's own threads share it
+                summary.put("allocatedBytesPerStep", allocatedPerStep);
+            }
             if (tuner != null) {
                 summary.put("hyperparameters", tuner.lambda());
                 summary.put("hyperSteps", tuner.hyperStepCount());

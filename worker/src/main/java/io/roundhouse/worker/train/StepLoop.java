@@ -121,9 +121,23 @@ final class StepLoop {
         int lastValidationStep = -1;
         int step = firstStep;
         int end = total;  // earlier when the job's owner asks to stop
+        // Bytes allocated per step by every thread of this JVM, from 30% of the run's steps on (after
+        // the JIT and the first evaluation settle) up to its last step, whose end-of-run work (the
+        // final checkpoint, the similarity and progress of a log step) is left out; the periodic
+        // checkpoints and log steps in between count.
+        int allocationFrom = firstStep + (end - firstStep) * 3 / 10;
+        long allocatedAtFrom = -1;
+        long allocatedAtLast = -1;
+        int lastMeasured = -1;
         for (int epoch = firstStep / stepsPerEpoch; step < end; epoch++) {
             batcher.shuffle(epoch);
             for (int b = step % stepsPerEpoch; b < stepsPerEpoch && step < end; b++) {
+                if (step == allocationFrom) {
+                    allocatedAtFrom = Allocation.bytes();
+                } else if (step == end - 1 && allocatedAtFrom >= 0) {
+                    allocatedAtLast = Allocation.bytes();
+                    lastMeasured = step;
+                }
                 long t0 = System.nanoTime();
                 batcher.load(sets.partitioned() ? b * shard : b * batch + lo, shard);
                 if (tuner != null) {
@@ -201,6 +215,8 @@ final class StepLoop {
         if (tuner != null) {
             tuner.off();
         }
+        double allocatedPerStep = allocatedAtLast < 0 ? Double.NaN
+                : (double) (allocatedAtLast - allocatedAtFrom) / (lastMeasured - allocationFrom);
         trace.flush(group, output);
         finalCheckpoint = checkpoints.savedOf(step);
         double trainSeconds = (System.nanoTime() - start) / 1e9;
@@ -213,7 +229,7 @@ final class StepLoop {
                 accuracy ? validationAccuracy : Double.NaN, accuracy ? t[1] : Double.NaN, t[0],
                 (double) (step - firstStep) * batch * model.tokensPerExample() / trainSeconds, digest);
         output.finished(result, evaluator.test(), t, objective, group.globalParameterCount(model.params()), workers,
-                end < total, be.name(), tuner);
+                end < total, be.name(), tuner, allocatedPerStep);
         return result;
     }
 
