@@ -86,6 +86,22 @@ public final class Check {
         shape(op, post, n, f);
     }
 
+    /** The dispatch plan's outputs for n tokens of k slots over E experts: every backend's. */
+    public static void dispatchPlan(Tensor rowToken, Tensor copyRow, int[] offsets, int[] selected, int n, int k,
+                                    int numExperts) {
+        shape("dispatchPlan", copyRow, n, k);
+        if (rowToken.size() < n * k) {
+            throw new IllegalArgumentException("dispatchPlan: rowToken " + rowToken + " needs N·K = " + (n * k)
+                    + " entries");
+        }
+        if (offsets.length != numExperts + 1) {
+            throw new IllegalArgumentException("dispatchPlan: offsets needs E+1 = " + (numExperts + 1) + " entries");
+        }
+        if (selected.length != numExperts) {
+            throw new IllegalArgumentException("dispatchPlan: selected needs E = " + numExperts + " entries");
+        }
+    }
+
     /** Expert group boundaries: E+1 of them, from 0, not decreasing; returns the rows they cover. */
     public static int groups(String op, int[] offsets, int e) {
         if (!(offsets.length == e + 1)) {

@@ -294,17 +294,7 @@ public final class CpuRouting {
                             int numExperts, int capacity) {
         int n = topIdx.dim(0);
         int k = topIdx.dim(1);
-        Check.shape("dispatchPlan", copyRow, n, k);
-        if (!(rowToken.size() >= n * k)) {
-            throw new IllegalArgumentException("dispatchPlan: rowToken " + rowToken + " needs N·K = " + (n * k)
-                    + " entries");
-        }
-        if (!(offsets.length == numExperts + 1)) {
-            throw new IllegalArgumentException("dispatchPlan: offsets needs E+1 = " + (numExperts + 1) + " entries");
-        }
-        if (!(selected.length == numExperts)) {
-            throw new IllegalArgumentException("dispatchPlan: selected needs E = " + numExperts + " entries");
-        }
+        Check.dispatchPlan(rowToken, copyRow, offsets, selected, n, k, numExperts);
         int[] idx = i(topIdx);
         int[] rows = i(copyRow);
         int[] tok = i(rowToken);
