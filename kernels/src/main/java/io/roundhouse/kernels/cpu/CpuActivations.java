@@ -146,7 +146,9 @@ final class CpuActivations {
 
     private float[] scratch(int slot, int size) {
         if (scratch[slot].length < size) {
-            scratch[slot] = new float[size];
+            // Half again what is asked: the experts' row counts change every step, and growing to each
+            // new largest exactly reallocated these buffers for hundreds of steps (measured on the LM).
+            scratch[slot] = new float[Math.max(size, size + size / 2)];
         }
         return scratch[slot];
     }
