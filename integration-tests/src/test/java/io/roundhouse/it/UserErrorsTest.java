@@ -115,6 +115,7 @@ class UserErrorsTest {
             {job("train", "model.dim=abc"), USAGE, "model.dim = 'abc': not an integer"},
             {job("train", "model.topK=5"), USAGE, "model.topK = 5 is larger than model.experts = 4"},
             {job("train", "comms.termLengthBytes=100000"), USAGE, "is not a power of two"},
+            {job("train", "train.traceSteps=5-3"), USAGE, "train.traceSteps = 5-3: '5-3' is not a step"},
             {new String[] {"train", "-c", tmp.resolve("none.conf").toString()}, USAGE, "cannot read config file"},
             {new String[] {"train", "-c", tmp.resolve("bad.conf").toString()}, USAGE, "bad.conf:2: expected"},
             {new String[] {"train", "--bogus"}, USAGE, "Unknown option: '--bogus'"},

@@ -4,6 +4,7 @@ import io.roundhouse.comms.Collectives;
 import io.roundhouse.kernels.Backends;
 import io.roundhouse.worker.config.ConfigException;
 import io.roundhouse.worker.config.ConfigKey;
+import io.roundhouse.worker.config.ConfigKeys;
 import io.roundhouse.worker.data.FashionMnist;
 import java.util.Objects;
 
@@ -24,6 +25,7 @@ final class Preflight {
      */
     static void check(RunContext context, boolean dataGiven) {
         keysApply(context);
+        StepTrace.of(context.config().get(ConfigKeys.TRAIN_TRACE_STEPS));  // a malformed list fails before any work
         int workers = context.workers();
         int batch = context.batchSize();
         int validation = context.validationExamples();
