@@ -16,7 +16,7 @@ import org.junit.jupiter.api.Test;
 
 /**
  * The CPU backend's row-parallel loops: every row is visited once, a chunk's failure reaches the
- * caller, and the ops split over threads (activations, permute forward and backward, un-permute
+ * caller, row views are reused only for the same rows, and the ops split over threads (activations, permute forward and backward, un-permute
  * forward and backward) give the bits one thread gives, at sizes large enough to be split.
  */
 class CpuThreadsTest {
@@ -43,6 +43,26 @@ class CpuThreadsTest {
                 throw boom;
             }
         })));
+    }
+
+    /** A tensor hands out its last row view again for the same rows, and a new one for others. */
+    @Test
+    void rowViewsAreReusedOnlyForTheSameRows() {
+        CpuBackend be = new CpuBackend();
+        Tensor t = be.allocate("t", DType.FLOAT32, 6, 2);
+        be.write(t, new float[] {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11});
+        Tensor a = t.rows(2, 3);
+        assertSame(a, t.rows(2, 3));
+        Tensor b = t.rows(3, 3);
+        Tensor c = t.rows(3, 2);
+        float[] got = new float[6];
+        be.read(b, got);
+        assertArrayEquals(new float[] {6, 7, 8, 9, 10, 11}, got);
+        float[] two = new float[4];
+        be.read(c, two);
+        assertArrayEquals(new float[] {6, 7, 8, 9}, two);
+        be.read(t.rows(2, 3), got);
+        assertArrayEquals(new float[] {4, 5, 6, 7, 8, 9}, got);
     }
 
     @ParameterizedTest
