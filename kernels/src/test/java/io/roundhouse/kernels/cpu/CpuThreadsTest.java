@@ -16,8 +16,9 @@ import org.junit.jupiter.api.Test;
 
 /**
  * The CPU backend's row-parallel loops: every row is visited once, a chunk's failure reaches the
- * caller, row views are reused only for the same rows, and the ops split over threads (activations, permute forward and backward, un-permute
- * forward and backward) give the bits one thread gives, at sizes large enough to be split.
+ * caller, and the ops split over threads (activations, permute forward and backward, un-permute
+ * forward and backward) give the bits one thread gives, at sizes large enough to be split. Row
+ * views are reused only for the same rows.
  */
 class CpuThreadsTest {
     private static final Random RND = new Random(5);
