@@ -50,22 +50,22 @@ public final class BenchCommand implements Callable<Integer> {
             description = "job config whose model shapes to measure (default: the built-in defaults)")
     Path config;
 
-    @Option(names = "--tokens", defaultValue = "4096", description = "layer: tokens N (default 4096)")
+    @Option(names = "--tokens", paramLabel = "N", defaultValue = "4096", description = "layer: tokens N (default 4096)")
     int tokens;
 
-    @Option(names = "--dim", defaultValue = "256", description = "layer: model width D (default 256)")
+    @Option(names = "--dim", paramLabel = "D", defaultValue = "256", description = "layer: model width D (default 256)")
     int dim;
 
-    @Option(names = "--ffn", defaultValue = "1024", description = "layer: expert hidden width F (default 1024)")
+    @Option(names = "--ffn", paramLabel = "F", defaultValue = "1024", description = "layer: expert hidden width F (default 1024)")
     int ffn;
 
-    @Option(names = "--experts", defaultValue = "8", description = "layer: experts E (default 8)")
+    @Option(names = "--experts", paramLabel = "E", defaultValue = "8", description = "layer: experts E (default 8)")
     int experts;
 
-    @Option(names = "--topk", defaultValue = "2", description = "layer: experts per token K (default 2)")
+    @Option(names = "--topk", paramLabel = "K", defaultValue = "2", description = "layer: experts per token K (default 2)")
     int topK;
 
-    @Option(names = "--activation", defaultValue = "gelu", description = "layer: gelu or swiglu (default gelu)")
+    @Option(names = "--activation", paramLabel = "ACT", defaultValue = "gelu", description = "layer: gelu or swiglu (default gelu)")
     String activation;
 
     @Option(names = "--max-size", paramLabel = "BYTES", defaultValue = "16777216",
