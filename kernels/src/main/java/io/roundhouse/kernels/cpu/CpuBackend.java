@@ -300,8 +300,8 @@ public final class CpuBackend implements Backend {
             gemmBias(f(a), o(a) + r0 * f1, xg, xgo + r0 * d, w1g, w1go + ex * d * f1,
                     b1 == null ? null : f(b1), b1 == null ? 0 : o(b1) + ex * f1, rows, d, f1);
             activate(f(h), o(h) + r0 * f, f(a), o(a) + r0 * f1, rows, f, act);
-            Tensor hRows = h.rows(r0, rows);
-            gemmBias(f(y), o(y) + r0 * d, bf16 ? rounded(3, hRows) : f(h), bf16 ? 0 : o(hRows), w2g,
+            // fp32 reads h in place; bf16 rounds this expert's rows (a view only then: one per expert per step)
+            gemmBias(f(y), o(y) + r0 * d, bf16 ? rounded(3, h.rows(r0, rows)) : f(h), bf16 ? 0 : o(h) + r0 * f, w2g,
                     w2go + ex * f * d, b2 == null ? null : f(b2), b2 == null ? 0 : o(b2) + ex * d, rows, f, d);
         }
     }
