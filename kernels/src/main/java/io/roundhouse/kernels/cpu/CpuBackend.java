@@ -20,8 +20,7 @@ import io.roundhouse.kernels.Tensor;
  * instance per worker.
  */
 public final class CpuBackend implements Backend {
-    /** One per row chunk ({@link CpuThreads}): each keeps its own scratch. */
-    private final CpuActivations[] activations = new CpuActivations[CpuThreads.THREADS];
+    private final CpuActivationRows activations = new CpuActivationRows();
     private final CpuTransformer transformer = new CpuTransformer();
     /** Workspace for the bf16-rounded GEMM operands, by slot; each grows to its largest operand once. */
     private final float[][] roundedSlots = new float[6][0];
@@ -232,38 +231,7 @@ public final class CpuBackend implements Backend {
         int n = a.dim(0);
         int f = h.dim(1);
         Check.activation("activationForward", a, h, act);
-        activate(f(h), o(h), f(a), o(a), n, f, act);
-    }
-
-    /** The activation of n rows, their chunks on the backend's threads (the same bits as one thread). */
-    private void activate(float[] h, int ho, float[] a, int ao, int n, int f, Activation act) {
-        int f1 = act.preWidth(f);
-        if (CpuThreads.chunks(n, f1) == 1) {  // on the caller, without the lambda's allocation
-            activations(0).forward(h, ho, a, ao, n, f, act);
-            return;
-        }
-        CpuThreads.rows(n, f1, (c, from, to) -> activations(c).forward(h, ho + from * f, a, ao + from * f1, to - from,
-                f, act));
-    }
-
-    private void activateBackward(float[] da, int dao, float[] dh, int dho, float[] a, int ao, int n, int f,
-                                  Activation act) {
-        int f1 = act.preWidth(f);
-        if (CpuThreads.chunks(n, f1) == 1) {
-            activations(0).backward(da, dao, dh, dho, a, ao, n, f, act);
-            return;
-        }
-        CpuThreads.rows(n, f1, (c, from, to) -> activations(c).backward(da, dao + from * f1, dh, dho + from * f, a,
-                ao + from * f1, to - from, f, act));
-    }
-
-    private CpuActivations activations(int chunk) {
-        CpuActivations a = activations[chunk];
-        if (a == null) {
-            a = new CpuActivations();
-            activations[chunk] = a;
-        }
-        return a;
+        activations.forward(f(h), o(h), f(a), o(a), n, f, act);
     }
 
     @Override
@@ -272,7 +240,7 @@ public final class CpuBackend implements Backend {
         int f = dh.dim(1);
         Check.activation("activationBackward", a, dh, act);
         Check.activation("activationBackward", da, dh, act);
-        activateBackward(f(da), o(da), f(dh), o(dh), f(a), o(a), n, f, act);
+        activations.backward(f(da), o(da), f(dh), o(dh), f(a), o(a), n, f, act);
     }
 
     @Override
@@ -299,7 +267,7 @@ public final class CpuBackend implements Backend {
             }
             gemmBias(f(a), o(a) + r0 * f1, xg, xgo + r0 * d, w1g, w1go + ex * d * f1,
                     b1 == null ? null : f(b1), b1 == null ? 0 : o(b1) + ex * f1, rows, d, f1);
-            activate(f(h), o(h) + r0 * f, f(a), o(a) + r0 * f1, rows, f, act);
+            activations.forward(f(h), o(h) + r0 * f, f(a), o(a) + r0 * f1, rows, f, act);
             // fp32 reads h in place; bf16 rounds this expert's rows (a view only then: one per expert per step)
             gemmBias(f(y), o(y) + r0 * d, bf16 ? rounded(3, h.rows(r0, rows)) : f(h), bf16 ? 0 : o(h) + r0 * f, w2g,
                     w2go + ex * f * d, b2 == null ? null : f(b2), b2 == null ? 0 : o(b2) + ex * d, rows, f, d);
@@ -335,7 +303,7 @@ public final class CpuBackend implements Backend {
             gemmBiasBackward(dh, dho, f(dw2), o(dw2) + ex * f * d, db2 == null ? null : f(db2),
                     db2 == null ? 0 : o(db2) + ex * d, f(dy), o(dy) + r0 * d, dyg, (bf16 ? 0 : o(dy)) + r0 * d,
                     hg, (bf16 ? 0 : o(h)) + r0 * f, w2g, (bf16 ? 0 : o(w2)) + ex * f * d, rows, f, d);
-            activateBackward(da, dao, dh, dho, f(a), o(a) + r0 * f1, rows, f, act);
+            activations.backward(da, dao, dh, dho, f(a), o(a) + r0 * f1, rows, f, act);
             float[] dag = bf16 ? rounded(5, scratchDa.rows(r0, rows)) : da;
             gemmBiasBackward(f(dx), o(dx) + r0 * d, f(dw1), o(dw1) + ex * d * f1, db1 == null ? null : f(db1),
                     db1 == null ? 0 : o(db1) + ex * f1, da, dao, dag, bf16 ? 0 : dao, xg,
