@@ -120,8 +120,46 @@ public final class Collectives {
         return b.isDirect() ? BufferUtil.address(b) : BufferUtil.ARRAY_BASE_OFFSET + b.arrayOffset();
     }
 
+    /**
+     * Starts {@link #allToAllV(ByteBuffer, int, int[], ByteBuffer, int, int[])} and returns without
+     * waiting for the peers: the blocks are on their way (see {@link Member#start}) while the caller
+     * computes; {@link #finish} waits for what this member receives. Until then no other collective
+     * may run on this member, and neither buffer may be touched. The result is the blocking call's,
+     * and a peer may run the blocking call against it.
+     */
+    public void startAllToAllV(ByteBuffer send, int sendOff, int[] sendCounts, ByteBuffer recv, int recvOff,
+                               int[] recvCounts) {
+        checkSpan("allToAllV: send", send.capacity() / 4, sendOff, sendCounts);
+        checkSpan("allToAllV: recv", recv.capacity() / 4, recvOff, recvCounts);
+        queueAllToAllV(base(send), address(send) + 4L * sendOff, sendCounts, base(recv), address(recv) + 4L * recvOff,
+                recvCounts);
+        m.start();
+    }
+
+    /**
+     * Starts {@link #allToAllV2D(ByteBuffer, int, ByteBuffer, int, int[])}. The two-level exchange
+     * has rounds that depend on each other, so it runs whole here; {@link #finish} then returns at once.
+     */
+    public void startAllToAllV2D(ByteBuffer send, int sendOff, ByteBuffer recv, int recvOff, int[] matrix) {
+        allToAllV2D(send, sendOff, recv, recvOff, matrix);
+    }
+
+    /** Finishes the collective a {@code start…} call began (nothing to do when none is in flight). */
+    public void finish() {
+        if (m.started()) {
+            m.transfer();
+        }
+    }
+
     /** The all-to-all between floats at (base, address): a float[] and its offset, or off-heap memory. */
     private void allToAllV(Object send, long sendAt, int[] sendCounts, Object recv, long recvAt, int[] recvCounts) {
+        queueAllToAllV(send, sendAt, sendCounts, recv, recvAt, recvCounts);
+        m.transfer();
+    }
+
+    /** Begins the all-to-all and queues its blocks (the block to self is copied now). */
+    private void queueAllToAllV(Object send, long sendAt, int[] sendCounts, Object recv, long recvAt,
+                                int[] recvCounts) {
         m.beginOp("allToAll");
         if (sendCounts[rank] != recvCounts[rank]) {
             throw new IllegalArgumentException("allToAllV: the block to self has " + sendCounts[rank]
@@ -136,7 +174,6 @@ public final class Collectives {
             m.send(r, send, sendAt + 4L * offsetOf(sendCounts, r), 4 * sendCounts[r]);
             m.receive(r, recv, recvAt + 4L * offsetOf(recvCounts, r), 4 * recvCounts[r], 4 * recvCounts[r]);
         }
-        m.transfer();
     }
 
     /**

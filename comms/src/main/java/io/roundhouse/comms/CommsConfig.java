@@ -30,10 +30,12 @@ import java.nio.file.Path;
  *                         channel ({@code so-sndbuf}, {@code so-rcvbuf}); 0 = the OS default
  * @param twoLevelAllToAll whether the token exchange runs {@link Collectives#allToAllV2D} (within
  *                         hosts, then between them) rather than the flat all-to-all
+ * @param overlap          whether the MoE layers' exchanges that have independent work beside them
+ *                         run while it is computed ({@link Collectives#startAllToAllV}), or block first
  */
 public record CommsConfig(Transport transport, int termLengthBytes, int mtuBytes, long connectTimeoutMs,
                           long opTimeoutMs, String idle, String driverThreading, Path aeronDirBase, int streamIdBase, long sessionToken,
-                          int socketBufferBytes, boolean twoLevelAllToAll) {
+                          int socketBufferBytes, boolean twoLevelAllToAll, boolean overlap) {
 
     public static final int DEFAULT_TERM_LENGTH = 4 << 20;
     public static final int DEFAULT_MTU_IPC = 65504;
@@ -85,39 +87,44 @@ public record CommsConfig(Transport transport, int termLengthBytes, int mtuBytes
         Path shm = Path.of("/dev/shm");
         return new CommsConfig(transport, DEFAULT_TERM_LENGTH,
                 transport == Transport.IPC ? DEFAULT_MTU_IPC : DEFAULT_MTU_UDP, 30_000, 30_000, "backoff", "shared",
-                Files.isDirectory(shm) ? shm : Path.of(System.getProperty("java.io.tmpdir")), 1000, sessionToken, 0, false);
+                Files.isDirectory(shm) ? shm : Path.of(System.getProperty("java.io.tmpdir")), 1000, sessionToken, 0, false, true);
     }
 
     public CommsConfig withTimeouts(long connectMs, long opMs) {
-        return new CommsConfig(transport, termLengthBytes, mtuBytes, connectMs, opMs, idle, driverThreading, aeronDirBase, streamIdBase, sessionToken, socketBufferBytes, twoLevelAllToAll);
+        return new CommsConfig(transport, termLengthBytes, mtuBytes, connectMs, opMs, idle, driverThreading, aeronDirBase, streamIdBase, sessionToken, socketBufferBytes, twoLevelAllToAll, overlap);
     }
 
     public CommsConfig withTerm(int termBytes, int mtu) {
-        return new CommsConfig(transport, termBytes, mtu, connectTimeoutMs, opTimeoutMs, idle, driverThreading, aeronDirBase, streamIdBase, sessionToken, socketBufferBytes, twoLevelAllToAll);
+        return new CommsConfig(transport, termBytes, mtu, connectTimeoutMs, opTimeoutMs, idle, driverThreading, aeronDirBase, streamIdBase, sessionToken, socketBufferBytes, twoLevelAllToAll, overlap);
     }
 
     public CommsConfig withAeronDirBase(Path base) {
         return new CommsConfig(transport, termLengthBytes, mtuBytes, connectTimeoutMs, opTimeoutMs, idle, driverThreading, base,
-                streamIdBase, sessionToken, socketBufferBytes, twoLevelAllToAll);
+                streamIdBase, sessionToken, socketBufferBytes, twoLevelAllToAll, overlap);
     }
 
     public CommsConfig withDriverThreading(String threading) {
         return new CommsConfig(transport, termLengthBytes, mtuBytes, connectTimeoutMs, opTimeoutMs, idle, threading,
-                aeronDirBase, streamIdBase, sessionToken, socketBufferBytes, twoLevelAllToAll);
+                aeronDirBase, streamIdBase, sessionToken, socketBufferBytes, twoLevelAllToAll, overlap);
     }
 
     public CommsConfig withSocketBuffer(int bytes) {
         return new CommsConfig(transport, termLengthBytes, mtuBytes, connectTimeoutMs, opTimeoutMs, idle, driverThreading,
-                aeronDirBase, streamIdBase, sessionToken, bytes, twoLevelAllToAll);
+                aeronDirBase, streamIdBase, sessionToken, bytes, twoLevelAllToAll, overlap);
     }
 
     public CommsConfig withTwoLevelAllToAll(boolean on) {
         return new CommsConfig(transport, termLengthBytes, mtuBytes, connectTimeoutMs, opTimeoutMs, idle, driverThreading,
-                aeronDirBase, streamIdBase, sessionToken, socketBufferBytes, on);
+                aeronDirBase, streamIdBase, sessionToken, socketBufferBytes, on, overlap);
     }
 
     public CommsConfig withIdle(String strategy) {
         return new CommsConfig(transport, termLengthBytes, mtuBytes, connectTimeoutMs, opTimeoutMs, strategy, driverThreading, aeronDirBase,
-                streamIdBase, sessionToken, socketBufferBytes, twoLevelAllToAll);
+                streamIdBase, sessionToken, socketBufferBytes, twoLevelAllToAll, overlap);
+    }
+
+    public CommsConfig withOverlap(boolean on) {
+        return new CommsConfig(transport, termLengthBytes, mtuBytes, connectTimeoutMs, opTimeoutMs, idle, driverThreading,
+                aeronDirBase, streamIdBase, sessionToken, socketBufferBytes, twoLevelAllToAll, on);
     }
 }

@@ -87,6 +87,7 @@ public final class Member implements AutoCloseable {
     private String opName = "connect";
     private long roundTimeoutMs;
     private CommsException failure;
+    private boolean started;            // a round was started ({@link #start}) and not yet finished
 
     /**
      * Joins a group: opens the subscription on this member's endpoint and a publication to every
@@ -272,6 +273,10 @@ public final class Member implements AutoCloseable {
     /** Starts the next collective: clears the message slots and advances the sequence number. */
     int beginOp(String name) {
         checkUsable();
+        if (started) {
+            throw new IllegalStateException("comms " + name + " on " + describe(rank) + ": " + opName + " #" + op
+                    + " was started and not finished; finish it first (one collective at a time per member)");
+        }
         op++;
         step = 0;
         opName = name;
@@ -372,8 +377,42 @@ public final class Member implements AutoCloseable {
         transfer(cfg.opTimeoutMs());
     }
 
+    /**
+     * Starts the queued messages of this round without waiting: sends what the publications take
+     * now (all of it unless a message outruns the peer's window) and takes what has arrived. The
+     * caller computes, then {@link #transfer()} finishes the round; nothing else may run on this
+     * member in between. The bytes of a started round move while the caller computes: IPC frames
+     * are in the peer's log once sent, UDP frames go out on the media driver's thread.
+     */
+    void start() {
+        if (failure != null) {
+            throw failure;
+        }
+        int work;
+        do {
+            work = 0;
+            for (int r = 0; r < size; r++) {
+                Message m = outgoing[r];
+                if (m.active && !m.complete()) {
+                    work += sendSome(r, m);
+                }
+            }
+        } while (work > 0);
+        poll();
+        if (failure != null) {
+            throw failure;
+        }
+        started = true;
+    }
+
+    /** Whether a round was {@link #start}ed and not yet finished by {@link #transfer()}. */
+    boolean started() {
+        return started;
+    }
+
     /** {@link #transfer()} with its own deadline, {@code timeoutMs} from now. */
     void transfer(long timeoutMs) {
+        started = false;
         roundTimeoutMs = timeoutMs;
         long deadline = System.nanoTime() + timeoutMs * 1_000_000L;
         while (true) {

@@ -92,6 +92,66 @@ class CollectivesTest {
         assertEquals(w, ok.size());
     }
 
+    /**
+     * A started all-to-all (even ranks: start, compute, finish; odd ranks: the blocking call)
+     * delivers what the blocking one does, with messages larger than a peer's window (their sends
+     * finish in finish); no other collective may run on a member meanwhile.
+     */
+    @ParameterizedTest(name = "{0} W={1}")
+    @MethodSource("groups")
+    void startedAllToAllFinishesLikeTheBlockingOne(Transport t, int w) throws Exception {
+        List<Boolean> ok = GroupHarness.run(GroupHarness.config(t, aeron), w, 0, c -> {
+            int rank = c.member().rank();
+            for (int round = 0; round < 4; round++) {
+                int[] sendCounts = new int[w];
+                int[] recvCounts = new int[w];
+                int total = 0;
+                for (int d = 0; d < w; d++) {
+                    sendCounts[d] = count(rank, d, round);
+                    recvCounts[d] = count(d, rank, round);
+                    total += sendCounts[d];
+                }
+                float[] send = new float[total];
+                int at = 0;
+                for (int d = 0; d < w; d++) {
+                    for (int i = 0; i < sendCounts[d]; i++) {
+                        send[at + i] = value(rank, d, i);
+                    }
+                    at += sendCounts[d];
+                }
+                ByteBuffer sendBuf = offHeap(send);
+                ByteBuffer recvBuf = offHeap(new float[w * 150_000]);
+                if (rank % 2 == 0) {
+                    c.startAllToAllV(sendBuf, 0, sendCounts, recvBuf, 0, recvCounts);
+                    IllegalStateException busy = assertThrows(IllegalStateException.class,
+                            () -> c.allReduceSum(new float[4], 0, 4));
+                    assertTrue(busy.getMessage().contains("started and not finished"), busy.getMessage());
+                    Thread.sleep(round * 5L);  // the caller's computation
+                    c.finish();
+                } else {
+                    c.allToAllV(sendBuf, 0, sendCounts, recvBuf, 0, recvCounts);
+                }
+                c.finish();  // nothing in flight: returns
+                at = 0;
+                for (int s = 0; s < w; s++) {
+                    for (int i = 0; i < recvCounts[s]; i++) {
+                        float v = recvBuf.getFloat(4 * (at + i));
+                        if (v != value(s, rank, i)) {
+                            throw new AssertionError("rank " + rank + " round " + round + ": element " + i
+                                    + " from rank " + s + " is " + v + ", expected " + value(s, rank, i));
+                        }
+                    }
+                    at += recvCounts[s];
+                }
+            }
+            float[] after = {rank};
+            c.allReduceSum(after, 0, 1);
+            assertEquals(w * (w - 1) / 2f, after[0], "a collective after the started ones");
+            return true;
+        });
+        assertEquals(w, ok.size());
+    }
+
     @ParameterizedTest(name = "{0} W={1}")
     @MethodSource("groups")
     void allReduceIsCorrectAndBitIdentical(Transport t, int w) throws Exception {

@@ -180,10 +180,31 @@ public interface Backend extends AutoCloseable {
                 Precision.FP32);
     }
 
-    /** The expert FFN's backward with its GEMMs at {@code p} (the bias gradients sum in fp32). */
-    void expertFfnBackward(Tensor dx, Tensor dw1, Tensor db1, Tensor dw2, Tensor db2, Tensor dy,
-                           Tensor x, Tensor a, Tensor h, Tensor w1, Tensor w2, int[] offsets,
-                           Activation act, Tensor scratchDh, Tensor scratchDa, Precision p);
+    /**
+     * The expert FFN's backward with its GEMMs at {@code p} (the bias gradients sum in fp32): its
+     * input half, then its weight half. A caller that overlaps sends dx on its way between the two.
+     */
+    default void expertFfnBackward(Tensor dx, Tensor dw1, Tensor db1, Tensor dw2, Tensor db2, Tensor dy,
+                                   Tensor x, Tensor a, Tensor h, Tensor w1, Tensor w2, int[] offsets,
+                                   Activation act, Tensor scratchDh, Tensor scratchDa, Precision p) {
+        expertFfnBackwardData(dx, dy, a, w1, w2, offsets, act, scratchDh, scratchDa, p);
+        expertFfnBackwardWeights(dw1, db1, dw2, db2, dy, x, h, offsets, scratchDa, p);
+    }
+
+    /**
+     * The input half of {@link #expertFfnBackward}: per expert {@code dh = dy·w2ᵀ} into scratchDh,
+     * {@code da = act'(a)·dh} into scratchDa, dx[M,D] = {@code da·w1ᵀ} assigned.
+     */
+    void expertFfnBackwardData(Tensor dx, Tensor dy, Tensor a, Tensor w1, Tensor w2, int[] offsets,
+                               Activation act, Tensor scratchDh, Tensor scratchDa, Precision p);
+
+    /**
+     * The weight half of {@link #expertFfnBackward}, after {@link #expertFfnBackwardData} left da in
+     * scratchDa: per expert {@code dw2 += hᵀ·dy}, {@code db2 += Σ dy}, {@code dw1 += xᵀ·da},
+     * {@code db1 += Σ da} (db1, db2 may be null). Independent of dx, so it may run while dx travels.
+     */
+    void expertFfnBackwardWeights(Tensor dw1, Tensor db1, Tensor dw2, Tensor db2, Tensor dy, Tensor x, Tensor h,
+                                  int[] offsets, Tensor scratchDa, Precision p);
 
     /**
      * y = norm(x)·gamma (+ beta). LayerNorm when beta is non-null ({@code (x−μ)/√(var+eps)}),

@@ -146,19 +146,34 @@ public final class Check {
         return m;
     }
 
-    /** The grouped FFN backward's tensors; returns the rows the groups cover. */
-    public static int expertFfnBackward(Tensor dx, Tensor dw1, Tensor dw2, Tensor dy, Tensor w1, Tensor w2, int[] offsets,
-                                 Tensor scratchDh, Tensor scratchDa) {
+    /** {@link io.roundhouse.kernels.Backend#expertFfnBackwardData}'s tensors; returns the rows the groups cover. */
+    public static int expertFfnBackwardData(Tensor dx, Tensor dy, Tensor w1, Tensor w2, int[] offsets,
+                                            Tensor scratchDh, Tensor scratchDa) {
         int e = w1.dim(0);
         int d = w1.dim(1);
         int f1 = w1.dim(2);
         int f = w2.dim(1);
         int m = groups("expertFfnBackward", offsets, e);
-        shape("expertFfnBackward", dw1, e, d, f1);
-        shape("expertFfnBackward", dw2, e, f, d);
+        shape("expertFfnBackward", w2, e, f, d);
         atLeastRows("expertFfnBackward", dx, m, d);
         atLeastRows("expertFfnBackward", dy, m, d);
         atLeastRows("expertFfnBackward", scratchDh, m, f);
+        atLeastRows("expertFfnBackward", scratchDa, m, f1);
+        return m;
+    }
+
+    /** {@link io.roundhouse.kernels.Backend#expertFfnBackwardWeights}'s tensors; returns the rows the groups cover. */
+    public static int expertFfnBackwardWeights(Tensor dw1, Tensor dw2, Tensor dy, Tensor x, Tensor h, int[] offsets,
+                                               Tensor scratchDa) {
+        int e = dw1.dim(0);
+        int d = dw1.dim(1);
+        int f1 = dw1.dim(2);
+        int f = dw2.dim(1);
+        int m = groups("expertFfnBackward", offsets, e);
+        shape("expertFfnBackward", dw2, e, f, d);
+        atLeastRows("expertFfnBackward", dy, m, d);
+        atLeastRows("expertFfnBackward", x, m, d);
+        atLeastRows("expertFfnBackward", h, m, f);
         atLeastRows("expertFfnBackward", scratchDa, m, f1);
         return m;
     }

@@ -41,7 +41,8 @@ public final class TrainerGroups {
         if (w == 1) {
             return List.of(customize.apply(0, new Trainer(cfg, new PrintStream(new ByteArrayOutputStream()))).run());
         }
-        CommsConfig comms = CommsConfig.defaults(Transport.IPC, 5).withTimeouts(20_000, 20_000).withAeronDirBase(aeronBase);
+        CommsConfig comms = CommsConfig.defaults(Transport.IPC, 5).withTimeouts(20_000, 20_000).withAeronDirBase(aeronBase)
+                .withOverlap(!"off".equals(m.get("comms.overlap")));
         List<String> eps = new ArrayList<>();
         for (int r = 0; r < w; r++) {
             eps.add("ipc");

@@ -275,21 +275,18 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public void expertFfnBackward(Tensor dx, Tensor dw1, Tensor db1, Tensor dw2, Tensor db2, Tensor dy,
-                                  Tensor x, Tensor a, Tensor h, Tensor w1, Tensor w2, int[] offsets,
-                                  Activation act, Tensor scratchDh, Tensor scratchDa, Precision p) {
+    public void expertFfnBackwardData(Tensor dx, Tensor dy, Tensor a, Tensor w1, Tensor w2, int[] offsets,
+                                      Activation act, Tensor scratchDh, Tensor scratchDa, Precision p) {
         int e = w1.dim(0);
         int d = w1.dim(1);
         int f1 = w1.dim(2);
         int f = w2.dim(1);
-        int m = Check.expertFfnBackward(dx, dw1, dw2, dy, w1, w2, offsets, scratchDh, scratchDa);
+        int m = Check.expertFfnBackwardData(dx, dy, w1, w2, offsets, scratchDh, scratchDa);
         boolean bf16 = p == Precision.BF16;
         float[] dh = f(scratchDh);
         float[] da = f(scratchDa);
         // The GEMMs' operands at the precision: offsets into them are r0·width (+ the tensor's own).
         float[] dyg = bf16 ? rounded(0, dy.rows(m)) : f(dy);
-        float[] hg = bf16 ? rounded(1, h.rows(m)) : f(h);
-        float[] xg = bf16 ? rounded(2, x.rows(m)) : f(x);
         float[] w1g = bf16 ? rounded(3, w1) : f(w1);
         float[] w2g = bf16 ? rounded(4, w2) : f(w2);
         for (int ex = 0; ex < e; ex++) {
@@ -300,14 +297,42 @@ public final class CpuBackend implements Backend {
             }
             int dho = o(scratchDh) + r0 * f;
             int dao = o(scratchDa) + r0 * f1;
-            gemmBiasBackward(dh, dho, f(dw2), o(dw2) + ex * f * d, db2 == null ? null : f(db2),
-                    db2 == null ? 0 : o(db2) + ex * d, f(dy), o(dy) + r0 * d, dyg, (bf16 ? 0 : o(dy)) + r0 * d,
-                    hg, (bf16 ? 0 : o(h)) + r0 * f, w2g, (bf16 ? 0 : o(w2)) + ex * f * d, rows, f, d);
+            Blas.sgemm(false, true, rows, f, d, 1f, dyg, (bf16 ? 0 : o(dy)) + r0 * d, d, w2g,
+                    (bf16 ? 0 : o(w2)) + ex * f * d, d, 0f, dh, dho, f);
             activations.backward(da, dao, dh, dho, f(a), o(a) + r0 * f1, rows, f, act);
             float[] dag = bf16 ? rounded(5, scratchDa.rows(r0, rows)) : da;
-            gemmBiasBackward(f(dx), o(dx) + r0 * d, f(dw1), o(dw1) + ex * d * f1, db1 == null ? null : f(db1),
+            Blas.sgemm(false, true, rows, d, f1, 1f, dag, bf16 ? 0 : dao, f1, w1g,
+                    (bf16 ? 0 : o(w1)) + ex * d * f1, f1, 0f, f(dx), o(dx) + r0 * d, d);
+        }
+    }
+
+    @Override
+    public void expertFfnBackwardWeights(Tensor dw1, Tensor db1, Tensor dw2, Tensor db2, Tensor dy, Tensor x,
+                                         Tensor h, int[] offsets, Tensor scratchDa, Precision p) {
+        int e = dw1.dim(0);
+        int d = dw1.dim(1);
+        int f1 = dw1.dim(2);
+        int f = dw2.dim(1);
+        int m = Check.expertFfnBackwardWeights(dw1, dw2, dy, x, h, offsets, scratchDa);
+        boolean bf16 = p == Precision.BF16;
+        float[] da = f(scratchDa);
+        float[] dyg = bf16 ? rounded(0, dy.rows(m)) : f(dy);
+        float[] hg = bf16 ? rounded(1, h.rows(m)) : f(h);
+        float[] xg = bf16 ? rounded(2, x.rows(m)) : f(x);
+        for (int ex = 0; ex < e; ex++) {
+            int r0 = offsets[ex];
+            int rows = offsets[ex + 1] - r0;
+            if (rows == 0) {
+                continue;
+            }
+            int dao = o(scratchDa) + r0 * f1;
+            gemmBiasBackward(null, 0, f(dw2), o(dw2) + ex * f * d, db2 == null ? null : f(db2),
+                    db2 == null ? 0 : o(db2) + ex * d, f(dy), o(dy) + r0 * d, dyg, (bf16 ? 0 : o(dy)) + r0 * d,
+                    hg, (bf16 ? 0 : o(h)) + r0 * f, null, 0, rows, f, d);
+            float[] dag = bf16 ? rounded(5, scratchDa.rows(r0, rows)) : da;
+            gemmBiasBackward(null, 0, f(dw1), o(dw1) + ex * d * f1, db1 == null ? null : f(db1),
                     db1 == null ? 0 : o(db1) + ex * f1, da, dao, dag, bf16 ? 0 : dao, xg,
-                    (bf16 ? 0 : o(x)) + r0 * d, w1g, (bf16 ? 0 : o(w1)) + ex * d * f1, rows, d, f1);
+                    (bf16 ? 0 : o(x)) + r0 * d, null, 0, rows, d, f1);
         }
     }
 

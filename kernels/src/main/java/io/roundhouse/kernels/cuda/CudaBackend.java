@@ -371,10 +371,15 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public void expertFfnBackward(Tensor dx, Tensor dw1, Tensor db1, Tensor dw2, Tensor db2, Tensor dy, Tensor x,
-                                  Tensor a, Tensor h, Tensor w1, Tensor w2, int[] offsets, Activation act,
-                                  Tensor scratchDh, Tensor scratchDa, Precision p) {
-        experts.backward(dx, dw1, db1, dw2, db2, dy, x, a, h, w1, w2, offsets, act, scratchDh, scratchDa, p);
+    public void expertFfnBackwardData(Tensor dx, Tensor dy, Tensor a, Tensor w1, Tensor w2, int[] offsets,
+                                      Activation act, Tensor scratchDh, Tensor scratchDa, Precision p) {
+        experts.backwardData(dx, dy, a, w1, w2, offsets, act, scratchDh, scratchDa, p);
+    }
+
+    @Override
+    public void expertFfnBackwardWeights(Tensor dw1, Tensor db1, Tensor dw2, Tensor db2, Tensor dy, Tensor x,
+                                         Tensor h, int[] offsets, Tensor scratchDa, Precision p) {
+        experts.backwardWeights(dw1, db1, dw2, db2, dy, x, h, offsets, scratchDa, p);
     }
 
     @Override

@@ -81,27 +81,40 @@ final class CudaExperts {
         groupedRows("expertFfnForward h·W2", p, e, most, false, d, f, h, w2, b2 == null ? 0f : 1f, y);
     }
 
-    /** {@link Backend#expertFfnBackward}. */
-    void backward(Tensor dx, Tensor dw1, Tensor db1, Tensor dw2, Tensor db2, Tensor dy, Tensor x, Tensor a, Tensor h,
-                  Tensor w1, Tensor w2, int[] offsets, Activation act, Tensor scratchDh, Tensor scratchDa,
-                  Precision p) {
+    /** {@link Backend#expertFfnBackwardData}. */
+    void backwardData(Tensor dx, Tensor dy, Tensor a, Tensor w1, Tensor w2, int[] offsets, Activation act,
+                      Tensor scratchDh, Tensor scratchDa, Precision p) {
         int e = w1.dim(0);
         int d = w1.dim(1);
         int f1 = w1.dim(2);
         int f = w2.dim(1);
-        int m = Check.expertFfnBackward(dx, dw1, dw2, dy, w1, w2, offsets, scratchDh, scratchDa);
+        int m = Check.expertFfnBackwardData(dx, dy, w1, w2, offsets, scratchDh, scratchDa);
         if (m == 0) {
             return;
         }
         int most = uploadGroups(offsets);
         groupedRows("expertFfnBackward dh", p, e, most, true, f, d, dy, w2, 0f, scratchDh);
+        be.activationBackward(scratchDa.rows(m), scratchDh.rows(m), a.rows(m), act);
+        groupedRows("expertFfnBackward dx", p, e, most, true, d, f1, scratchDa, w1, 0f, dx);
+    }
+
+    /** {@link Backend#expertFfnBackwardWeights}. */
+    void backwardWeights(Tensor dw1, Tensor db1, Tensor dw2, Tensor db2, Tensor dy, Tensor x, Tensor h,
+                         int[] offsets, Tensor scratchDa, Precision p) {
+        int e = dw1.dim(0);
+        int d = dw1.dim(1);
+        int f1 = dw1.dim(2);
+        int f = dw2.dim(1);
+        int m = Check.expertFfnBackwardWeights(dw1, dw2, dy, x, h, offsets, scratchDa);
+        if (m == 0) {
+            return;
+        }
+        uploadGroups(offsets);
         groupedWeights("expertFfnBackward dW2", p, e, f, d, h, dy, dw2);
         if (db2 != null) {
             dev.launchGrid("expertFfnBackward db2", "rh_column_sums_grouped", (d + 255) / 256, e, 1, 256, db2, dy,
                     offsetsDev, d);
         }
-        be.activationBackward(scratchDa.rows(m), scratchDh.rows(m), a.rows(m), act);
-        groupedRows("expertFfnBackward dx", p, e, most, true, d, f1, scratchDa, w1, 0f, dx);
         groupedWeights("expertFfnBackward dW1", p, e, d, f1, x, scratchDa, dw1);
         if (db1 != null) {
             dev.launchGrid("expertFfnBackward db1", "rh_column_sums_grouped", (f1 + 255) / 256, e, 1, 256, db1,

@@ -106,6 +106,8 @@ class CudaLaunchTest {
                 be.expertFfnForward(y, a, hid, x, w1, null, w2, null, offsets, act);
                 be.expertFfnBackward(x, w1, b1, w2, b2, y, x, a, hid, w1, w2, offsets, act, hid, a, p);
                 be.expertFfnBackward(x, w1, null, w2, null, y, x, a, hid, w1, w2, offsets, act, hid, a);
+                be.expertFfnBackwardData(x, y, a, w1, w2, offsets, act, hid, a, p);
+                be.expertFfnBackwardWeights(w1, b1, w2, b2, y, x, hid, offsets, a, p);
                 be.activationForward(hid, a, act);
                 be.activationBackward(a, hid, a, act);
             }

@@ -264,6 +264,10 @@ public final class ConfigKeys {
             + "yield, then park for microseconds: leaves the cores to others, but a parked thread wakes late), "
             + "yielding (spin and yield: the lowest latency where workers and media drivers outnumber the cores) or "
             + "busy (spin: the lowest latency where every worker has a core to spare)");
+    public static final ConfigKey<String> COMMS_OVERLAP = choiceKey("comms.overlap", "on", List.of("on", "off"),
+            "on: an MoE layer's exchanges run while the work that does not need them is computed (the experts' "
+            + "weight gradients while the input gradients travel back, the shared experts while their rows travel); "
+            + "off: every exchange finishes before the next computation; the results are the same bits either way");
     public static final ConfigKey<Integer> COMMS_START_TIMEOUT_MS = intKey("comms.startTimeoutMs", 120_000, 100,
             3_600_000, "longest wait for every worker to start: to connect, then to load its data and set up its "
             + "backend (worker JVMs and Spark executors start at different speeds), before failing with an error "
@@ -295,7 +299,7 @@ public final class ConfigKeys {
             TRAIN_EPOCHS, TRAIN_MAX_STEPS, TRAIN_BATCH_SIZE, TRAIN_LR, TRAIN_MIN_LR_FRACTION, TRAIN_WARMUP_STEPS,
             TRAIN_WEIGHT_DECAY, TRAIN_BETA1, TRAIN_BETA2, TRAIN_CLIP_NORM, TRAIN_SEED, TRAIN_EVAL_BATCH_SIZE, TRAIN_TRACE_STEPS,
             CHECKPOINT_EVERY_STEPS, CHECKPOINT_KEEP, CHECKPOINT_DIR, TRAIN_RESUME,
-            WORKERS, COMMS_TRANSPORT, COMMS_TIMEOUT_MS, COMMS_START_TIMEOUT_MS, COMMS_IDLE, COMMS_TERM_LENGTH_BYTES,
+            WORKERS, COMMS_TRANSPORT, COMMS_TIMEOUT_MS, COMMS_START_TIMEOUT_MS, COMMS_IDLE, COMMS_OVERLAP, COMMS_TERM_LENGTH_BYTES,
             COMMS_ALL_TO_ALL, COMMS_MTU_BYTES, COMMS_SOCKET_BUFFER_BYTES,
             COMMS_AERON_DIR,
             BACKEND, OUTPUT_DIR, LOG_EVERY_STEPS);

@@ -66,13 +66,40 @@ public interface ExpertExchange {
     Tensor dispatch(Tensor xp, int[] offsets, int[] localOffsets);
 
     /** Sends expert outputs yr[M_local,D] back; returns yp[M,D] in the layout {@code xp} had. */
-    Tensor combine(Tensor yr, int[] localOffsets, int[] offsets);
+    default Tensor combine(Tensor yr, int[] localOffsets, int[] offsets) {
+        startCombine(yr, localOffsets, offsets);
+        return finish();
+    }
 
     /** Backward of {@link #dispatch}: dxr[M_local,D] → dxp[M,D]. */
-    Tensor dispatchBackward(Tensor dxr, int[] localOffsets, int[] offsets);
+    default Tensor dispatchBackward(Tensor dxr, int[] localOffsets, int[] offsets) {
+        startDispatchBackward(dxr, localOffsets, offsets);
+        return finish();
+    }
 
     /** Backward of {@link #combine}: dyp[M,D] → dyr[M_local,D]. */
-    Tensor combineBackward(Tensor dyp, int[] offsets, int[] localOffsets);
+    default Tensor combineBackward(Tensor dyp, int[] offsets, int[] localOffsets) {
+        startCombineBackward(dyp, offsets, localOffsets);
+        return finish();
+    }
+
+    /**
+     * Overlap: starts {@link #combine} and returns once the rows are on their way, so the caller can
+     * compute what does not depend on the result (the MoE layer's shared experts) while they
+     * travel; {@link #finish} then returns what combine would have. Until then the caller makes no
+     * other call on this exchange, runs no other collective, and leaves {@code yr} as it is. The
+     * bits are the blocking call's.
+     */
+    void startCombine(Tensor yr, int[] localOffsets, int[] offsets);
+
+    /** Overlap: starts {@link #dispatchBackward} (the experts' weight gradients are computed meanwhile); see {@link #startCombine}. */
+    void startDispatchBackward(Tensor dxr, int[] localOffsets, int[] offsets);
+
+    /** Overlap: starts {@link #combineBackward} (the router's and shared experts' backward run meanwhile); see {@link #startCombine}. */
+    void startCombineBackward(Tensor dyp, int[] offsets, int[] localOffsets);
+
+    /** Waits for the exchange a {@code start…} call began and returns its result. */
+    Tensor finish();
 
     /**
      * After {@link #dispatch}: rows of another width that ride with the same copies (the Self-Tuning

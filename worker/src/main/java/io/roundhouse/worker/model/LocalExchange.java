@@ -5,6 +5,7 @@ import io.roundhouse.kernels.Tensor;
 /** One worker hosts all E experts: every exchange is the identity and copies nothing. */
 public final class LocalExchange implements ExpertExchange {
     private final int experts;
+    private Tensor pending;  // what the started exchange returns (the identity moves nothing)
 
     public LocalExchange(int experts) {
         this.experts = experts;
@@ -52,18 +53,25 @@ public final class LocalExchange implements ExpertExchange {
     }
 
     @Override
-    public Tensor combine(Tensor yr, int[] localOffsets, int[] offsets) {
-        return yr;
+    public void startCombine(Tensor yr, int[] localOffsets, int[] offsets) {
+        pending = yr;
     }
 
     @Override
-    public Tensor dispatchBackward(Tensor dxr, int[] localOffsets, int[] offsets) {
-        return dxr;
+    public void startDispatchBackward(Tensor dxr, int[] localOffsets, int[] offsets) {
+        pending = dxr;
     }
 
     @Override
-    public Tensor combineBackward(Tensor dyp, int[] offsets, int[] localOffsets) {
-        return dyp;
+    public void startCombineBackward(Tensor dyp, int[] offsets, int[] localOffsets) {
+        pending = dyp;
+    }
+
+    @Override
+    public Tensor finish() {
+        Tensor t = pending;
+        pending = null;
+        return t;
     }
 
     @Override

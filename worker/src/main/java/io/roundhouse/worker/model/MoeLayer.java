@@ -258,23 +258,28 @@ public final class MoeLayer {
         }
         long t4 = System.nanoTime();
         timers.add(PhaseTimers.Phase.EXPERTS, t4 - t3);
-        // 5. combine
-        yp = exchange.combine(yr.rows(mLocal), localOffsets, offsets);
+        // 5. combine, started: the shared experts (every token, gate 1) run while the rows travel
+        exchange.startCombine(yr.rows(mLocal), localOffsets, offsets);
         long t5 = System.nanoTime();
         timers.add(PhaseTimers.Phase.COMBINE, t5 - t4);
-        // 6. un-permute, weighted by the gates
-        Tensor out = y.rows(n);
-        be.unpermuteForward(out, yp, copyRow.rows(n), gates);
-        long t6 = System.nanoTime();
-        timers.add(PhaseTimers.Phase.UNPERMUTE, t6 - t5);
-        // 7. shared experts: every token, gate 1
         if (sw1 != null) {
             sharedOffsets[1] = n;
             be.expertFfnForward(sy.rows(n), sa.rows(n), sh.rows(n), input, sw1.value(), sb1 == null ? null : sb1.value(),
                     sw2.value(), sb2 == null ? null : sb2.value(), sharedOffsets, act, precision);
-            be.axpy(out, 1f, sy.rows(n));
-            timers.add(PhaseTimers.Phase.EXPERTS, System.nanoTime() - t6);
+            long t = System.nanoTime();
+            timers.add(PhaseTimers.Phase.EXPERTS, t - t5);
+            t5 = t;
         }
+        yp = exchange.finish();
+        long t6 = System.nanoTime();
+        timers.add(PhaseTimers.Phase.COMBINE, t6 - t5);
+        // 6. un-permute, weighted by the gates; 7. the shared experts' output added
+        Tensor out = y.rows(n);
+        be.unpermuteForward(out, yp, copyRow.rows(n), gates);
+        if (sw1 != null) {
+            be.axpy(out, 1f, sy.rows(n));
+        }
+        timers.add(PhaseTimers.Phase.UNPERMUTE, System.nanoTime() - t6);
         return out;
     }
 
@@ -315,46 +320,51 @@ public final class MoeLayer {
     public Tensor backward(Tensor dy) {
         int n = x.dim(0);
         int mLocal = localOffsets[localOffsets.length - 1];
-        // 7. shared experts (their input gradient lands in sy, added to the routed path's below)
+        // 6. un-permute → gradient for each kept copy and for each gate
         long tStart = System.nanoTime();
+        be.unpermuteBackward(dyp.rows(m), dGates.rows(n), dy, yp, copyRow.rows(n), router.gates());
+        long t0 = System.nanoTime();
+        timers.add(PhaseTimers.Phase.UNPERMUTE, t0 - tStart);
+        // 5. combine's backward is a dispatch, started: the shared experts' backward (their input
+        // gradient lands in sy, added to the routed path's below) runs while the rows travel
+        exchange.startCombineBackward(dyp.rows(m), offsets, localOffsets);
+        long t1 = System.nanoTime();
+        timers.add(PhaseTimers.Phase.DISPATCH, t1 - t0);
         if (sw1 != null) {
             be.expertFfnBackward(sy.rows(n), sw1.grad(), sb1 == null ? null : sb1.grad(), sw2.grad(),
                     sb2 == null ? null : sb2.grad(), dy, x, sa.rows(n), sh.rows(n), sw1.value(), sw2.value(),
                     sharedOffsets, act, sdh.rows(n), sda.rows(n), precision);
             long t = System.nanoTime();
-            timers.add(PhaseTimers.Phase.EXPERTS, t - tStart);
-            tStart = t;
+            timers.add(PhaseTimers.Phase.EXPERTS, t - t1);
+            t1 = t;
         }
-        // 6. un-permute → gradient for each kept copy and for each gate
-        be.unpermuteBackward(dyp.rows(m), dGates.rows(n), dy, yp, copyRow.rows(n), router.gates());
-        // 5. combine's backward is a dispatch
-        long t0 = System.nanoTime();
-        timers.add(PhaseTimers.Phase.UNPERMUTE, t0 - tStart);
-        Tensor dyr = exchange.combineBackward(dyp.rows(m), offsets, localOffsets);
-        long t1 = System.nanoTime();
-        timers.add(PhaseTimers.Phase.DISPATCH, t1 - t0);
-        // 4. experts (the expert response's exchange books itself as combine)
-        be.expertFfnBackward(dxr.rows(mLocal), w1.grad(), b1 == null ? null : b1.grad(), w2.grad(),
-                b2 == null ? null : b2.grad(), dyr, xr, a.rows(mLocal),
-                h.rows(mLocal), w1.value(), w2.value(), localOffsets, act, dh, da, precision);
-        if (expertResponse != null) {
-            long tSide = System.nanoTime();
-            timers.add(PhaseTimers.Phase.EXPERTS, tSide - t1);
-            expertResponse.backward(dxr.rows(mLocal), dyr, xr, localOffsets, rowToken, m, exchange, perturbation);
-            t1 = System.nanoTime();
-            timers.add(PhaseTimers.Phase.COMBINE, t1 - tSide);
-        }
-        // 3. dispatch's backward is a combine
+        Tensor dyr = exchange.finish();
         long t2 = System.nanoTime();
-        timers.add(PhaseTimers.Phase.EXPERTS, t2 - t1);
-        Tensor dxp = exchange.dispatchBackward(dxr.rows(mLocal), localOffsets, offsets);
+        timers.add(PhaseTimers.Phase.DISPATCH, t2 - t1);
+        // 4. experts: the input half; the Self-Tuning Network's response (its exchange books itself
+        // as combine); 3. dispatch's backward, a combine, started: the weight half runs meanwhile
+        be.expertFfnBackwardData(dxr.rows(mLocal), dyr, a.rows(mLocal), w1.value(), w2.value(), localOffsets, act,
+                dh, da, precision);
         long t3 = System.nanoTime();
-        timers.add(PhaseTimers.Phase.COMBINE, t3 - t2);
+        timers.add(PhaseTimers.Phase.EXPERTS, t3 - t2);
+        if (expertResponse != null) {
+            expertResponse.backward(dxr.rows(mLocal), dyr, xr, localOffsets, rowToken, m, exchange, perturbation);
+        }
+        exchange.startDispatchBackward(dxr.rows(mLocal), localOffsets, offsets);
+        long t4 = System.nanoTime();
+        timers.add(PhaseTimers.Phase.COMBINE, t4 - t3);
+        be.expertFfnBackwardWeights(w1.grad(), b1 == null ? null : b1.grad(), w2.grad(), b2 == null ? null : b2.grad(),
+                dyr, xr, h.rows(mLocal), localOffsets, da, precision);
+        long t5 = System.nanoTime();
+        timers.add(PhaseTimers.Phase.EXPERTS, t5 - t4);
+        Tensor dxp = exchange.finish();
+        long t6 = System.nanoTime();
+        timers.add(PhaseTimers.Phase.COMBINE, t6 - t5);
         // 2. permute's backward is the (unweighted) un-permute
         Tensor out = dx.rows(n);
         be.permuteBackward(out, dxp, rowToken, m);
-        long t4 = System.nanoTime();
-        timers.add(PhaseTimers.Phase.PERMUTE, t4 - t3);
+        long t7 = System.nanoTime();
+        timers.add(PhaseTimers.Phase.PERMUTE, t7 - t6);
         // 1. router: gates and auxiliary losses → its input (this layer's, or with pre-gating the
         // previous MoE layer's, which takes it in its own backward) and the router's weights
         Tensor dRouter = router.backward(dGates.rows(n));
@@ -369,7 +379,7 @@ public final class MoeLayer {
         if (sw1 != null) {
             be.axpy(out, 1f, sy.rows(n));
         }
-        timers.add(PhaseTimers.Phase.ROUTE, System.nanoTime() - t4);
+        timers.add(PhaseTimers.Phase.ROUTE, System.nanoTime() - t7);
         return out;
     }
 

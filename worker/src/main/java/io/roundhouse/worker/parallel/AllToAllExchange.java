@@ -27,6 +27,11 @@ import io.roundhouse.worker.model.ExpertExchange;
  * GPU), which the comms send from and receive into in place; they are sized once for the worst
  * case (every worker sends all its copies here). Every worker must make the same sequence of calls
  * (they are collectives).
+ *
+ * <p>Overlap ({@code comms.overlap}, on by default): a started exchange ({@link #startCombine} and
+ * the backward ones) sends its rows and returns; the layer computes what does not need the result,
+ * and {@link #finish} takes the rows that arrived. Off, or with the two-level all-to-all, the rows
+ * move before start returns. The bits are the same either way.
  */
 public final class AllToAllExchange implements ExpertExchange {
     private final Backend be;
@@ -62,6 +67,7 @@ public final class AllToAllExchange implements ExpertExchange {
     private float[] gathered = new float[0];    // [W · that]
     private float[] allGathered = new float[0]; // allGather's result
     private final boolean twoLevel;             // comms.allToAll=hierarchical
+    private final boolean overlap;              // comms.overlap: started exchanges return before the rows arrive
     private final int[] pairRows;               // [W·W] rows source s sends rank t in the last dispatch
     private final int[] matrix;                 // [W·W] floats s → t of the current exchange
     private boolean countsKnown;                // recvExpertRows came with the router statistics
@@ -69,6 +75,9 @@ public final class AllToAllExchange implements ExpertExchange {
     private Tensor sideP2;                      // combineSide's rows at the sources, [maxRowsOut, w]
     private final int[] sendWidth;              // sendFloats at another width
     private final int[] recvWidth;              // recvFloats at another width
+    private Tensor pendingDst;                  // where the started exchange's rows go, or null
+    private int pendingWidth;                   // its row width
+    private boolean pendingToExperts;           // its direction
 
     /**
      * @param maxRowsOut most rows this worker dispatches per call (maxN·K)
@@ -81,6 +90,7 @@ public final class AllToAllExchange implements ExpertExchange {
         this.be = be;
         this.c = c;
         this.twoLevel = c.member().config().twoLevelAllToAll();
+        this.overlap = c.member().config().overlap();
         this.pairRows = new int[placement.workers() * placement.workers()];
         this.matrix = new int[placement.workers() * placement.workers()];
         this.placement = placement;
@@ -264,18 +274,29 @@ public final class AllToAllExchange implements ExpertExchange {
     }
 
     @Override
-    public Tensor combine(Tensor yr, int[] localOffsets, int[] offsets) {
-        return toSources(yr, yp, d);
+    public void startCombine(Tensor yr, int[] localOffsets, int[] offsets) {
+        startToSources(yr, yp, d);
     }
 
     @Override
-    public Tensor dispatchBackward(Tensor dxr, int[] localOffsets, int[] offsets) {
-        return toSources(dxr, dxp, d);
+    public void startDispatchBackward(Tensor dxr, int[] localOffsets, int[] offsets) {
+        startToSources(dxr, dxp, d);
     }
 
     @Override
-    public Tensor combineBackward(Tensor dyp, int[] offsets, int[] localOffsets) {
-        return toExperts(dyp, dyr, d);
+    public void startCombineBackward(Tensor dyp, int[] offsets, int[] localOffsets) {
+        startToExperts(dyp, dyr, d);
+    }
+
+    @Override
+    public Tensor finish() {
+        if (pendingDst == null) {
+            throw new IllegalStateException("finish: no exchange was started");
+        }
+        Tensor dst = pendingDst;
+        pendingDst = null;
+        c.finish();
+        return pendingToExperts ? arrivedToExperts(dst) : arrivedToSources(dst, pendingWidth);
     }
 
     @Override
@@ -304,6 +325,28 @@ public final class AllToAllExchange implements ExpertExchange {
 
     /** Rows in dispatched layout here → expert-major rows at their hosts (layout of the last dispatch). */
     private Tensor toExperts(Tensor src, Tensor dst, int d) {
+        startToExperts(src, dst, d);
+        return finish();
+    }
+
+    /** Expert-major rows here → back to the workers they came from, in their dispatched layout. */
+    private Tensor toSources(Tensor src, Tensor dst, int d) {
+        startToSources(src, dst, d);
+        return finish();
+    }
+
+    private void pending(Tensor dst, int width, boolean toExperts) {
+        if (pendingDst != null) {
+            throw new IllegalStateException("an exchange was started and not finished");
+        }
+        pendingDst = dst;
+        pendingWidth = width;
+        pendingToExperts = toExperts;
+    }
+
+    /** {@link #toExperts} up to the rows being on their way. */
+    private void startToExperts(Tensor src, Tensor dst, int d) {
+        pending(dst, d, true);
         be.read(src.rows(rowsOut), flat, 0);
         HostBuffer send = flat;
         if (reorder) {
@@ -316,11 +359,15 @@ public final class AllToAllExchange implements ExpertExchange {
             send = outgoing;
         }
         if (twoLevel) {
-            c.allToAllV2D(send.bytes(), 0, arrived.bytes(), 0, matrix(true, d));
+            c.startAllToAllV2D(send.bytes(), 0, arrived.bytes(), 0, matrix(true, d));
         } else {
-            c.allToAllV(send.bytes(), 0, scaled(sendFloats, sendWidth, d), arrived.bytes(), 0,
-                    scaled(recvFloats, recvWidth, d));
+            allToAllV(send, scaled(sendFloats, sendWidth, d), arrived, scaled(recvFloats, recvWidth, d));
         }
+    }
+
+    /** The rows that arrived, expert-major, into {@code dst}. */
+    private Tensor arrivedToExperts(Tensor dst) {
+        int d = pendingWidth;
         int at = 0;
         for (int e = 0; e < local; e++) {
             for (int w = 0; w < workers; w++) {
@@ -334,8 +381,9 @@ public final class AllToAllExchange implements ExpertExchange {
         return out;
     }
 
-    /** Expert-major rows here → back to the workers they came from, in their dispatched layout. */
-    private Tensor toSources(Tensor src, Tensor dst, int d) {
+    /** {@link #toSources} up to the rows being on their way. */
+    private void startToSources(Tensor src, Tensor dst, int d) {
+        pending(dst, d, false);
         be.read(src.rows(rowsIn), ordered, 0);
         int at = 0;
         for (int e = 0; e < local; e++) {
@@ -346,11 +394,23 @@ public final class AllToAllExchange implements ExpertExchange {
             }
         }
         if (twoLevel) {
-            c.allToAllV2D(arrived.bytes(), 0, (reorder ? outgoing : flat).bytes(), 0, matrix(false, d));
+            c.startAllToAllV2D(arrived.bytes(), 0, (reorder ? outgoing : flat).bytes(), 0, matrix(false, d));
         } else {
-            c.allToAllV(arrived.bytes(), 0, scaled(recvFloats, recvWidth, d), (reorder ? outgoing : flat).bytes(), 0,
-                    scaled(sendFloats, sendWidth, d));
+            allToAllV(arrived, scaled(recvFloats, recvWidth, d), reorder ? outgoing : flat, scaled(sendFloats, sendWidth, d));
         }
+    }
+
+    /** The flat all-to-all: started (overlap on; {@link #finish} completes it), or whole. */
+    private void allToAllV(HostBuffer send, int[] sendCounts, HostBuffer recv, int[] recvCounts) {
+        if (overlap) {
+            c.startAllToAllV(send.bytes(), 0, sendCounts, recv.bytes(), 0, recvCounts);
+        } else {
+            c.allToAllV(send.bytes(), 0, sendCounts, recv.bytes(), 0, recvCounts);
+        }
+    }
+
+    /** The rows that came back, in their dispatched layout, into {@code dst}. */
+    private Tensor arrivedToSources(Tensor dst, int d) {
         if (reorder) {
             int from = 0;
             for (int e : sendOrder) {

@@ -1,0 +1,81 @@
+package io.roundhouse.worker;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import io.roundhouse.worker.train.Trainer;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * {@code comms.overlap}: an MoE layer's started exchanges (the experts' weight gradients computed
+ * while the input gradients travel back, the shared experts while their rows travel) give the bits
+ * of the serial schedule, where every exchange finishes before the next computation: the same
+ * parameter digest on and off, for the classifier with pre-gating, shared experts and a Self-Tuning
+ * Network whose expert response has exchanges of its own, with expert replicas (W = 3 over 2
+ * experts), and for the language model with shared experts.
+ */
+@Timeout(300)
+class OverlapTest {
+    @TempDir
+    Path tmp;
+
+    private void sameBitsOnAndOff(Map<String, String> config, int w, String tag) throws Exception {
+        Map<String, String> off = new HashMap<>(config);
+        off.put("comms.overlap", "off");
+        off.put("output.dir", tmp.resolve(tag + "-off").toString());
+        Map<String, String> on = new HashMap<>(config);
+        on.put("comms.overlap", "on");
+        on.put("output.dir", tmp.resolve(tag + "-on").toString());
+        List<Trainer.Result> serial = TrainerGroups.train(off, w, tmp.resolve("aeron"), tag + "off");
+        List<Trainer.Result> overlapped = TrainerGroups.train(on, w, tmp.resolve("aeron"), tag + "on");
+        assertEquals(serial.get(0).parameterDigest(), overlapped.get(0).parameterDigest(),
+                tag + ": the overlapped schedule's parameters against the serial one's");
+        assertEquals(serial.get(0).steps(), overlapped.get(0).steps());
+    }
+
+    private Map<String, String> classifier(int experts) throws Exception {
+        Map<String, String> m = new HashMap<>();
+        m.put("data.dir", IdxFixtures.write(tmp.resolve("data"), 300, 40, 3).toString());
+        m.put("data.validationExamples", "40");
+        m.put("model.dim", "16");
+        m.put("model.blocks", "2");
+        m.put("model.experts", String.valueOf(experts));
+        m.put("model.expertHidden", "12");
+        m.put("model.sharedExperts", "1");
+        m.put("model.preGating", "on");
+        m.put("stn.tune", "dropout.block");
+        m.put("stn.layers", "embed,router,experts,head");
+        m.put("stn.warmupSteps", "4");
+        m.put("stn.trainSteps", "3");
+        m.put("train.maxSteps", "14");
+        m.put("train.batchSize", "30");
+        m.put("train.evalBatchSize", "20");
+        m.put("checkpoint.everySteps", "0");
+        m.put("backend", "cpu");
+        return m;
+    }
+
+    @Test
+    void classifierWithSharedExpertsPreGatingAndAnStnKeepsItsBits() throws Exception {
+        sameBitsOnAndOff(classifier(4), 2, "classifier");
+    }
+
+    @Test
+    void expertReplicasKeepTheirBits() throws Exception {
+        sameBitsOnAndOff(classifier(2), 3, "replicas");
+    }
+
+    @Test
+    void languageModelWithSharedExpertsKeepsItsBits() throws Exception {
+        Map<String, String> m = LmFixtures.config(LmFixtures.corpus(tmp.resolve("text.txt"), 3, 20_000, 8),
+                tmp.resolve("lm"), 10);
+        m.put("model.sharedExperts", "1");
+        m.put("checkpoint.everySteps", "0");
+        sameBitsOnAndOff(m, 2, "lm");
+    }
+}
