@@ -16,7 +16,8 @@ import java.nio.file.Path;
  *                         wait for every peer: members start and set up at different speeds
  * @param opTimeoutMs      how long one collective may take before the peers it still waits on
  *                         are named in an error
- * @param idle             idle strategy of a member while it waits: {@code backoff} (default: spins,
+ * @param idle             idle strategy of a member while it waits: {@code auto} (default: chosen
+ *                         from the host's cores, see {@link Member#autoIdle}), {@code backoff} (spins,
  *                         then yields, then parks), {@code yielding} or {@code busy}
  * @param driverThreading  media driver threads: {@code shared} (one thread, default: busy driver
  *                         threads starve the members on small machines), {@code shared_network}
@@ -57,8 +58,8 @@ public record CommsConfig(Transport transport, int termLengthBytes, int mtuBytes
             throw new IllegalArgumentException("comms timeouts must be positive (connect " + connectTimeoutMs
                     + " ms, op " + opTimeoutMs + " ms)");
         }
-        if (!idle.equals("backoff") && !idle.equals("yielding") && !idle.equals("busy")) {
-            throw new IllegalArgumentException("comms idle strategy '" + idle + "' must be backoff, yielding or busy");
+        if (!idle.equals("auto") && !idle.equals("backoff") && !idle.equals("yielding") && !idle.equals("busy")) {
+            throw new IllegalArgumentException("comms idle strategy '" + idle + "' must be auto, backoff, yielding or busy");
         }
         if (!driverThreading.equals("shared") && !driverThreading.equals("shared_network")
                 && !driverThreading.equals("dedicated")) {
@@ -86,7 +87,7 @@ public record CommsConfig(Transport transport, int termLengthBytes, int mtuBytes
     public static CommsConfig defaults(Transport transport, long sessionToken) {
         Path shm = Path.of("/dev/shm");
         return new CommsConfig(transport, DEFAULT_TERM_LENGTH,
-                transport == Transport.IPC ? DEFAULT_MTU_IPC : DEFAULT_MTU_UDP, 30_000, 30_000, "backoff", "shared",
+                transport == Transport.IPC ? DEFAULT_MTU_IPC : DEFAULT_MTU_UDP, 30_000, 30_000, "auto", "shared",
                 Files.isDirectory(shm) ? shm : Path.of(System.getProperty("java.io.tmpdir")), 1000, sessionToken, 0, false, true);
     }
 

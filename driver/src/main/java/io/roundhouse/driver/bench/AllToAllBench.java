@@ -55,8 +55,14 @@ final class AllToAllBench {
                 out.printf("%-52s %9.2f GB/s%n", String.format("two-thread ring hand-off, %d KiB ring", cfg.termLengthBytes() >> 10),
                         ring);
             }
+            String idle = cfg.idle().equals("auto")
+                    ? "auto: " + Member.idleFor(cfg, 0, t == Transport.IPC ? List.of("ipc", "ipc")
+                            : List.of("127.0.0.1:1", "127.0.0.1:2")) + " on " + Runtime.getRuntime().availableProcessors()
+                            + " cores"
+                    : cfg.idle();
+            v.put(t.name().toLowerCase() + "Idle", idle);
             out.printf("%s: term %d KiB, mtu %d, driver threading %s, idle %s%n", t, cfg.termLengthBytes() >> 10,
-                    cfg.mtuBytes(), cfg.driverThreading(), cfg.idle());
+                    cfg.mtuBytes(), cfg.driverThreading(), idle);
             int datagram = cfg.mtuBytes() - 32;
             if (t == Transport.UDP) {
                 double raw = rawUdpGBps(datagram);
@@ -77,6 +83,14 @@ final class AllToAllBench {
             }
             out.printf("%-52s %9.1f us p50   %.1f us p99%n", "round trip " + t + " (16 bytes)",
                     r.get("RttP50Us"), r.get("RttP99Us"));
+            if (t == Transport.UDP) {
+                double[] raw = rawUdpRoundTripUs();
+                v.put("rawUdpRttP50Us", raw[0]);
+                v.put("rawUdpRttP99Us", raw[1]);
+                out.printf("%-52s %9.1f us p50   %.1f us p99   (comms: %.1fx at p50, its p99 %.1fx its p50)%n",
+                        "raw Java UDP ping-pong (16 bytes, spinning)", raw[0], raw[1], r.get("RttP50Us") / raw[0],
+                        r.get("RttP99Us") / r.get("RttP50Us"));
+            }
         }
         twoLevel(out, v);
         return v;
@@ -314,6 +328,59 @@ final class AllToAllBench {
     }
 
     /** One sender thread, one receiver thread, blocking DatagramChannels on loopback. */
+    /**
+     * The floor for a UDP round trip: two threads ping-pong a 16-byte datagram over loopback, each
+     * spinning on a non-blocking channel (no media driver, no frames); p50 and p99 in µs.
+     */
+    private double[] rawUdpRoundTripUs() throws Exception {
+        try (DatagramChannel a = DatagramChannel.open(); DatagramChannel b = DatagramChannel.open()) {
+            a.bind(new InetSocketAddress("127.0.0.1", 0));
+            b.bind(new InetSocketAddress("127.0.0.1", 0));
+            a.connect(b.getLocalAddress());
+            b.connect(a.getLocalAddress());
+            a.configureBlocking(false);
+            b.configureBlocking(false);
+            int rounds = (int) Math.max(2_000, Math.min(200_000, seconds * 50_000));
+            Thread echo = new Thread(() -> {
+                ByteBuffer buf = ByteBuffer.allocateDirect(64);
+                try {
+                    for (int i = 0; i < rounds; i++) {
+                        buf.clear();
+                        while (b.read(buf) <= 0) {
+                            Thread.onSpinWait();
+                        }
+                        buf.flip();
+                        b.write(buf);
+                    }
+                } catch (IOException e) {
+                    // closed at the end
+                }
+            }, "raw-udp-echo");
+            echo.setDaemon(true);
+            echo.start();
+            ByteBuffer buf = ByteBuffer.allocateDirect(64);
+            long[] t = new long[rounds];
+            long deadline = System.nanoTime() + 60_000_000_000L;
+            int done = 0;
+            for (; done < rounds && System.nanoTime() < deadline; done++) {
+                long t0 = System.nanoTime();
+                buf.clear().limit(16);
+                a.write(buf);
+                buf.clear();
+                while (a.read(buf) <= 0) {
+                    Thread.onSpinWait();
+                }
+                t[done] = System.nanoTime() - t0;
+            }
+            a.close();
+            b.close();
+            echo.join(1_000);
+            long[] kept = Arrays.copyOfRange(t, done / 10, done);  // the first tenth warms up
+            Arrays.sort(kept);
+            return new double[] {kept[kept.length / 2] / 1e3, kept[(int) (kept.length * 0.99)] / 1e3};
+        }
+    }
+
     private double rawUdpGBps(int datagram) throws Exception {
         try (DatagramChannel rx = DatagramChannel.open(); DatagramChannel tx = DatagramChannel.open()) {
             rx.setOption(java.net.StandardSocketOptions.SO_RCVBUF, 4 << 20);

@@ -92,7 +92,7 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--driver-threading", paramLabel = "MODE", description = "alltoall: shared, shared_network or dedicated")
     String driverThreading;
 
-    @Option(names = "--idle", paramLabel = "STRATEGY", description = "alltoall: member idle strategy: backoff, yielding or busy")
+    @Option(names = "--idle", paramLabel = "STRATEGY", description = "alltoall: member idle strategy: auto (default: from the cores), backoff, yielding or busy")
     String idle;
 
     @Option(names = "--workers", paramLabel = "W[,W...]", split = ",", defaultValue = "1,2",

@@ -259,11 +259,13 @@ public final class ConfigKeys {
             1 << 30, "UDP socket send and receive buffers asked of the OS for every channel (Aeron's so-sndbuf and "
             + "so-rcvbuf; the OS caps them at net.core.wmem_max / rmem_max); 0 = the OS default; raise it for "
             + "fast links with delay (about bandwidth x round trip)");
-    public static final ConfigKey<String> COMMS_IDLE = choiceKey("comms.idle", "backoff",
-            List.of("backoff", "yielding", "busy"), "what a worker does while it waits for its peers: backoff (spin, "
-            + "yield, then park for microseconds: leaves the cores to others, but a parked thread wakes late), "
-            + "yielding (spin and yield: the lowest latency where workers and media drivers outnumber the cores) or "
-            + "busy (spin: the lowest latency where every worker has a core to spare)");
+    public static final ConfigKey<String> COMMS_IDLE = choiceKey("comms.idle", "auto",
+            List.of("auto", "backoff", "yielding", "busy"), "what a worker does while it waits for its peers: auto "
+            + "(busy where the host has a core to spare: one per worker on it, the media driver's threads and one "
+            + "more; else yielding when a link is UDP and backoff when all are IPC), backoff (spin, yield, then park "
+            + "for microseconds: leaves the cores to others, but a parked thread wakes late), yielding (spin and "
+            + "yield: the lowest latency where workers and media drivers outnumber the cores) or busy (spin: the "
+            + "lowest latency where every worker has a core to spare)");
     public static final ConfigKey<String> COMMS_OVERLAP = choiceKey("comms.overlap", "on", List.of("on", "off"),
             "on: an MoE layer's exchanges run while the work that does not need them is computed (the experts' "
             + "weight gradients while the input gradients travel back, the shared experts while their rows travel); "
