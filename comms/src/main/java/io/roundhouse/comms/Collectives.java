@@ -455,6 +455,27 @@ public final class Collectives {
     }
 
     /**
+     * Every member's {@code send[0, counts[rank])} to the root, landing at
+     * {@code recv[offsets[r], offsets[r] + counts[r])} for rank r (counts and offsets agree
+     * everywhere; only the root reads recv). Allocates nothing.
+     */
+    public void gatherV(int root, float[] send, int[] counts, float[] recv, int[] offsets) {
+        m.beginOp("gather");
+        if (rank == root) {
+            for (int r = 0; r < size; r++) {
+                if (r == root) {
+                    System.arraycopy(send, 0, recv, offsets[r], counts[r]);
+                } else {
+                    m.receiveFloats(r, recv, offsets[r], counts[r]);
+                }
+            }
+        } else {
+            m.sendFloats(root, send, 0, counts[rank]);
+        }
+        m.transfer();
+    }
+
+    /**
      * Variable-length byte messages to the root: rank r's lands in {@code recv[r]} (each at most
      * its length), its length in {@code recvLengths[r]}. Only the root reads recv and recvLengths.
      */

@@ -187,6 +187,18 @@ final class WorkerTask extends AbstractFunction1<Iterator<Integer>, Iterator<Str
         }
 
         @Override
+        public void writeStep(int step, CharSequence json) {
+            if (failAtStep > 0 && step == failAtStep) {
+                throw new IllegalStateException("worker 0: failing at step " + failAtStep + " as "
+                        + FAIL_AT_STEP + " asks (stage attempt 0 only)");
+            }
+            long t0 = System.nanoTime();
+            channel.send(0, json.toString());
+            cost[0] += System.nanoTime() - t0;
+            cost[1]++;
+        }
+
+        @Override
         public void flush() {
             // every record is sent as it is written
         }

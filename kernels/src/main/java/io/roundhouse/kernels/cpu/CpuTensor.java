@@ -27,10 +27,12 @@ final class CpuTensor extends Tensor {
         return new CpuTensor(name(), dtype(), shape, f, i, off);
     }
 
-    // The last row view made, returned again for the same rows: a step asks for the same views of its
-    // tensors every time (a view is immutable, so sharing it is safe). One field, and the view itself
-    // says which rows it covers, so a thread that reads a stale one only makes a new view.
-    private CpuTensor lastView;
+    // The last few row views made, returned again for the same rows: a step asks for the same views
+    // of its tensors every time (a view is immutable, so sharing it is safe), some tensors at two or
+    // three row counts or offsets in turn. Each view says which rows it covers, so a thread that
+    // reads a stale slot only makes a new view.
+    private final CpuTensor[] views = new CpuTensor[4];
+    private int nextView;
 
     @Override
     public Tensor rows(int from, int n) {
@@ -38,12 +40,15 @@ final class CpuTensor extends Tensor {
             throw new IllegalArgumentException("rows [" + from + ", " + (from + n) + ") out of range for " + this);
         }
         int start = off + from * rowSize();
-        CpuTensor v = lastView;
-        if (v != null && v.off == start && v.dim(0) == n) {
-            return v;
+        for (CpuTensor v : views) {
+            if (v != null && v.off == start && v.dim(0) == n) {
+                return v;
+            }
         }
+        CpuTensor v;
         v = new CpuTensor(name(), dtype(), shapeWithRows(n), f, i, start);
-        lastView = v;
+        views[nextView] = v;
+        nextView = (nextView + 1) & 3;
         return v;
     }
 }

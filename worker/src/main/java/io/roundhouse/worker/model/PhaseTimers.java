@@ -13,7 +13,17 @@ package io.roundhouse.worker.model;
 public final class PhaseTimers {
     /** The phases, in the order a step runs them. */
     public enum Phase {
-        EMBED, ATTENTION, ROUTE, PERMUTE, DISPATCH, EXPERTS, COMBINE, UNPERMUTE, HEAD, BACKWARD, ALL_REDUCE, OPTIMIZER
+        EMBED, ATTENTION, ROUTE, PERMUTE, DISPATCH, EXPERTS, COMBINE, UNPERMUTE, HEAD, BACKWARD, ALL_REDUCE, OPTIMIZER;
+
+        private final String key = name().toLowerCase(java.util.Locale.ROOT);
+
+        /** Every phase in order, shared (values() copies its array at each call). */
+        public static final java.util.List<Phase> ALL = java.util.List.of(values());
+
+        /** The phase's name in records: lower case. */
+        public String key() {
+            return key;
+        }
     }
 
     private final long[] nanos = new long[Phase.values().length];
@@ -79,7 +89,7 @@ public final class PhaseTimers {
     public java.util.Map<String, Double> millis() {
         java.util.Map<String, Double> m = new java.util.LinkedHashMap<>();
         for (Phase p : Phase.values()) {
-            m.put(p.name().toLowerCase(java.util.Locale.ROOT), nanos[p.ordinal()] / 1e6);
+            m.put(p.key(), nanos[p.ordinal()] / 1e6);
         }
         return m;
     }

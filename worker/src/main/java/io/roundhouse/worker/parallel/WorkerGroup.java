@@ -22,12 +22,16 @@ public final class WorkerGroup {
     private final ExpertPlacement placement;
     private final int rank;
     private final int size;
+    private final int[] gatherCounts;   // gatherExpert's per-rank floats
+    private final int[] gatherOffsets;  // and where they land
 
     private WorkerGroup(Collectives c, ExpertPlacement placement) {
         this.c = c;
         this.placement = placement;
         this.rank = c == null ? 0 : c.member().rank();
         this.size = c == null ? 1 : c.member().size();
+        this.gatherCounts = new int[size];
+        this.gatherOffsets = new int[size];
     }
 
     /** One worker hosting every expert. */
@@ -150,6 +154,24 @@ public final class WorkerGroup {
                     .get(whole, per * placement.firstExpert(r), lengths[r] / 4);
         }
         return whole;
+    }
+
+    /**
+     * {@link #gatherExpert} into the caller's buffers, allocating nothing: {@code mine} holds this
+     * worker's slice of an expert parameter, {@code whole} (read at rank 0 only) gets every expert's
+     * in expert order. A collective.
+     */
+    public void gatherExpert(float[] mine, float[] whole) {
+        if (c == null) {
+            System.arraycopy(mine, 0, whole, 0, mine.length);
+            return;
+        }
+        int per = mine.length / placement.expertCount(rank);
+        for (int r = 0; r < size; r++) {
+            gatherCounts[r] = per * placement.expertCount(r);
+            gatherOffsets[r] = per * placement.firstExpert(r);
+        }
+        c.gatherV(0, mine, gatherCounts, whole, gatherOffsets);
     }
 
     /** Every worker's {@code text} at rank 0, in rank order; null elsewhere. A collective. */

@@ -13,24 +13,45 @@ import java.util.List;
  * experts, as at initialisation. Over every worker's experts: a collective.
  */
 final class ExpertSimilarity {
-    private ExpertSimilarity() {
+    private final WorkerGroup group;
+    private final ParamStore params;
+    private final List<Param> w1s = new ArrayList<>();  // each MoE layer's expert w1, in creation order
+    private final float[][] mine;                       // this worker's slice of each
+    private final float[][] whole;                      // every expert's, at rank 0
+
+    /** Buffers for every MoE layer's {@code .moe.experts.w1}, made once: {@link #of} allocates next to nothing. */
+    ExpertSimilarity(WorkerGroup group, ParamStore params) {
+        this.group = group;
+        this.params = params;
+        for (Param p : params.all()) {
+            if (p.name().endsWith(".moe.experts.w1")) {
+                w1s.add(p);
+            }
+        }
+        this.mine = new float[w1s.size()][];
+        this.whole = new float[w1s.size()][];
+        for (int i = 0; i < w1s.size(); i++) {
+            int n = w1s.get(i).value().size();
+            mine[i] = new float[n];
+            whole[i] = new float[group.rank() == 0 ? n / group.placement().expertCount(group.rank())
+                    * group.placement().experts() : 0];
+        }
     }
 
     /**
      * Per MoE layer (the {@code .moe.experts.w1} parameters in creation order), the mean pairwise
      * cosine similarity; at rank 0, null elsewhere. Every worker must call it at the same step.
      */
-    static double[] of(WorkerGroup group, ParamStore params) {
-        List<Double> layers = new ArrayList<>();
-        for (Param p : params.all()) {
-            if (p.name().endsWith(".moe.experts.w1")) {
-                float[] whole = group.gatherExpert(params, p);
-                if (whole != null) {
-                    layers.add(meanPairwiseCosine(whole, group.placement().experts()));
-                }
+    double[] of() {
+        double[] layers = group.rank() == 0 ? new double[w1s.size()] : null;
+        for (int i = 0; i < w1s.size(); i++) {
+            params.backend().read(w1s.get(i).value(), mine[i]);
+            group.gatherExpert(mine[i], whole[i]);
+            if (layers != null) {
+                layers[i] = meanPairwiseCosine(whole[i], group.placement().experts());
             }
         }
-        return group.rank() == 0 ? layers.stream().mapToDouble(Double::doubleValue).toArray() : null;
+        return layers;
     }
 
     /** The mean over pairs i < j of cos(v_i, v_j), v_e the e-th of {@code e} equal slices of {@code whole}. */

@@ -12,6 +12,15 @@ public interface MetricsSink extends AutoCloseable {
     /** One line of {@code metrics.jsonl}. */
     void write(Map<String, Object> record);
 
+    /**
+     * Step {@code step}'s {@code train} record, already one JSON line ({@link StepLine}; valid only
+     * during the call). By default parsed into a map for {@link #write}; the run directory writes
+     * the line as it is, allocating nothing.
+     */
+    default void writeStep(int step, CharSequence json) {
+        write(MetricsWriter.parse(json));
+    }
+
     /** Makes what was written visible (called with each progress line). */
     void flush();
 
@@ -75,6 +84,11 @@ public interface MetricsSink extends AutoCloseable {
             @Override
             public void write(Map<String, Object> record) {
                 w.write(record);
+            }
+
+            @Override
+            public void writeStep(int step, CharSequence json) {
+                w.writeLine(json);
             }
 
             @Override

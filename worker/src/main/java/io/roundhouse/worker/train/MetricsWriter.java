@@ -15,6 +15,7 @@ public final class MetricsWriter implements AutoCloseable {
     private static final ObjectMapper JSON = new ObjectMapper();
     private final BufferedWriter out;
     private final Path file;
+    private char[] chars = new char[4096];
 
     public MetricsWriter(Path file) {
         this.file = file;
@@ -31,6 +32,33 @@ public final class MetricsWriter implements AutoCloseable {
             out.write('\n');
         } catch (IOException e) {
             throw UserException.cannotWrite(file, e);
+        }
+    }
+
+    /** {@code json}, one JSON object, as the next line, through a reused char buffer (no allocation once grown). */
+    public void writeLine(CharSequence json) {
+        int n = json.length();
+        if (chars.length < n) {
+            chars = new char[Math.max(n, 2 * chars.length)];
+        }
+        for (int i = 0; i < n; i++) {
+            chars[i] = json.charAt(i);
+        }
+        try {
+            out.write(chars, 0, n);
+            out.write('\n');
+        } catch (IOException e) {
+            throw UserException.cannotWrite(file, e);
+        }
+    }
+
+    /** A JSON object back into a map (for a sink that takes records as maps). */
+    @SuppressWarnings("unchecked")
+    static Map<String, Object> parse(CharSequence json) {
+        try {
+            return JSON.readValue(json.toString(), Map.class);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
         }
     }
 

@@ -27,27 +27,6 @@ final class Records {
         return r;
     }
 
-    static Map<String, Object> step(int step, int epoch, double lr, double gradNorm, StepStats s,
-                                     double tokensPerSecond, double elapsed) {
-        Map<String, Object> r = new LinkedHashMap<>();
-        r.put("type", "train");
-        r.put("step", step);
-        r.put("epoch", epoch + 1);
-        r.put("lr", lr);
-        r.put("loss", s.totalLoss());
-        r.put("crossEntropy", s.crossEntropy);
-        r.put("loadBalanceLoss", s.loadBalanceLoss);
-        r.put("zLoss", s.zLoss);
-        r.put("accuracy", s.accuracy());
-        r.put("gradNorm", gradNorm);
-        r.put("droppedCopies", s.droppedCopies);
-        r.put("expertLoad", s.expertLoad);
-        r.put("balance", balance(s));
-        r.put("tokensPerSecond", tokensPerSecond);
-        r.put("elapsedSeconds", elapsed);
-        return r;
-    }
-
     /**
      * Per MoE layer of a step's global statistics: {@code loadMaxOverMean} (the busiest expert's
      * kept copies over the mean: 1 is perfect balance), {@code droppedPercent} (of the layer's
@@ -57,23 +36,36 @@ final class Records {
      */
     static List<Map<String, Double>> balance(StepStats s) {
         List<Map<String, Double>> layers = new ArrayList<>();
+        double[] f = new double[4];
         for (int b = 0; b < s.expertLoad.length; b++) {
-            long kept = 0;
-            int max = 0;
-            for (int v : s.expertLoad[b]) {
-                kept += v;
-                max = Math.max(max, v);
-            }
+            balance(s, b, f);
             Map<String, Double> m = new LinkedHashMap<>();
-            double mean = (double) kept / s.expertLoad[b].length;
-            m.put("loadMaxOverMean", kept == 0 ? 0 : max / mean);
-            long copies = kept + s.droppedByLayer[b];
-            m.put("droppedPercent", copies == 0 ? 0 : 100.0 * s.droppedByLayer[b] / copies);
-            m.put("entropy", s.tokens == 0 ? 0 : s.routerEntropy[b] / s.tokens);
-            m.put("expertsPerToken", s.tokens == 0 ? 0 : (double) kept / s.tokens);
+            m.put("loadMaxOverMean", f[0]);
+            m.put("droppedPercent", f[1]);
+            m.put("entropy", f[2]);
+            m.put("expertsPerToken", f[3]);
             layers.add(m);
         }
         return layers;
+    }
+
+    /**
+     * Layer {@code b}'s figures of {@link #balance(StepStats)} into {@code out}: loadMaxOverMean,
+     * droppedPercent, entropy, expertsPerToken (a caller's array: nothing allocated).
+     */
+    static void balance(StepStats s, int b, double[] out) {
+        long kept = 0;
+        int max = 0;
+        for (int v : s.expertLoad[b]) {
+            kept += v;
+            max = Math.max(max, v);
+        }
+        double mean = (double) kept / s.expertLoad[b].length;
+        long copies = kept + s.droppedByLayer[b];
+        out[0] = kept == 0 ? 0 : max / mean;
+        out[1] = copies == 0 ? 0 : 100.0 * s.droppedByLayer[b] / copies;
+        out[2] = s.tokens == 0 ? 0 : s.routerEntropy[b] / s.tokens;
+        out[3] = s.tokens == 0 ? 0 : (double) kept / s.tokens;
     }
 
     static Map<String, Object> eval(String split, int step, int epoch, double[] v,

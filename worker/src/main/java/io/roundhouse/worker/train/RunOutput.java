@@ -77,6 +77,13 @@ final class RunOutput implements AutoCloseable {
         }
     }
 
+    /** Step {@code step}'s {@code train} record, one JSON line (see {@link StepLine}). */
+    void writeStep(int step, CharSequence json) {
+        if (metrics != null) {
+            metrics.writeStep(step, json);
+        }
+    }
+
     /** Makes the records written so far visible (with each progress line). */
     void flush() {
         if (metrics != null) {

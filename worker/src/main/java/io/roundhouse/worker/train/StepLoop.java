@@ -10,6 +10,7 @@ import io.roundhouse.worker.model.Model;
 import io.roundhouse.worker.model.ModelSpec;
 import io.roundhouse.worker.model.Objective;
 import io.roundhouse.worker.model.PhaseTimers;
+import io.roundhouse.worker.model.StepStats;
 import io.roundhouse.worker.parallel.DenseGradientSync;
 import io.roundhouse.worker.parallel.WorkerGroup;
 import java.io.IOException;
@@ -46,6 +47,9 @@ final class StepLoop {
     private final Evaluator evaluator;
     private final DenseGradientSync sync;     // null for one worker
     private final StnTuner tuner;             // null without a Self-Tuning Network
+    private final ExpertSimilarity similarity;
+    private final StepLine line = new StepLine();
+    private final double[] balance = new double[4];  // one layer's balance figures
     private final int[] augmentShift;         // the fixed augment.shift per row, or null (off or tuned)
     private String finalCheckpoint;
 
@@ -70,6 +74,7 @@ final class StepLoop {
         this.sums = new StepSums(model, group.size());
         this.evaluator = new Evaluator(context, be, model, group, sets, sums.local);
         this.sync = group.gradientSync(be, model.params(), sums.buffer().length);
+        this.similarity = new ExpertSimilarity(group, model.params());
         this.tuner = spec.stn().enabled()
                 ? new StnTuner(context.config(), be, model, group, sets.validation(), sets.partitioned()) : null;
         int shift = context.augmentShift();
@@ -177,14 +182,9 @@ final class StepLoop {
                 window.add(sums.global, seconds);
                 eta.stepDone(step, (System.nanoTime() - start) / 1e9);
                 // Every worker at the same steps (a collective): the experts' similarity per layer.
-                double[] similarity = step % context.logEverySteps() == 0 || step == total
-                        ? ExpertSimilarity.of(group, model.params()) : null;
+                double[] similar = step % context.logEverySteps() == 0 || step == total ? similarity.of() : null;
                 if (output.records()) {
-                    Map<String, Object> record = stepRecord(step, epoch, rate, gradNorm, seconds, start, total);
-                    if (similarity != null) {
-                        record.put("expertSimilarity", similarity);
-                    }
-                    output.write(record);
+                    output.writeStep(step, stepRecord(step, epoch, rate, gradNorm, seconds, start, total, similar));
                 }
                 if (tuner != null && tuner.due(step)) {
                     output.write(tuner.hyperSteps(step));
@@ -233,22 +233,43 @@ final class StepLoop {
         return result;
     }
 
-    /** Step {@code step}'s record: the global batch's statistics, the schedule, the phases' times. */
-    private Map<String, Object> stepRecord(int step, int epoch, double rate, double gradNorm, double seconds,
-                                           long start, int total) {
-        Map<String, Object> record = Records.step(step, epoch, rate, gradNorm, sums.global,
-                sums.global.tokens / seconds, (System.nanoTime() - start) / 1e9);
-        record.put("totalSteps", total);
-        record.put("stepMs", seconds * 1000);
-        record.put("phaseMs", model.timers().millis());
-        record.put("commShare", model.timers().communicationNanos() / 1e9 / seconds);
+    /**
+     * Step {@code step}'s {@code train} record: the global batch's statistics, the
+     * schedule, the phases' times, and on log steps the experts' similarity; one JSON line in
+     * {@link #line}'s reused buffer.
+     */
+    private CharSequence stepRecord(int step, int epoch, double rate, double gradNorm, double seconds, long start,
+                                    int total, double[] similarity) {
+        StepStats s = sums.global;
+        StepLine l = line.begin().field("type", "train").field("step", step).field("epoch", epoch + 1)
+                .field("lr", rate).field("loss", s.totalLoss()).field("crossEntropy", s.crossEntropy)
+                .field("loadBalanceLoss", s.loadBalanceLoss).field("zLoss", s.zLoss).field("accuracy", s.accuracy())
+                .field("gradNorm", gradNorm).field("droppedCopies", s.droppedCopies).field("expertLoad", s.expertLoad);
+        l.openArray("balance");
+        for (int b = 0; b < s.expertLoad.length; b++) {
+            Records.balance(s, b, balance);
+            l.open(null).field("loadMaxOverMean", balance[0]).field("droppedPercent", balance[1])
+                    .field("entropy", balance[2]).field("expertsPerToken", balance[3]).close();
+        }
+        l.closeArray().field("tokensPerSecond", s.tokens / seconds)
+                .field("elapsedSeconds", (System.nanoTime() - start) / 1e9).field("totalSteps", total)
+                .field("stepMs", seconds * 1000);
+        PhaseTimers timers = model.timers();
+        l.open("phaseMs");
+        for (PhaseTimers.Phase p : PhaseTimers.Phase.ALL) {
+            l.field(p.key(), timers.nanos(p) / 1e6);
+        }
+        l.close().field("commShare", timers.communicationNanos() / 1e9 / seconds);
         if (group.size() > 1) {
-            record.put("computeMsByWorker", sums.computeMs);
+            l.field("computeMsByWorker", sums.computeMs);
         }
         if (tuner != null) {
-            record.put("hyper", tuner.lambda());
+            l.field("hyper", tuner.lambda());
         }
-        return record;
+        if (similarity != null) {
+            l.field("expertSimilarity", similarity);
+        }
+        return l.end();
     }
 
     /** The progress line: averages since the last one, the schedule, the expected end. */
