@@ -214,6 +214,9 @@ public final class CpuRouting {
         }
     }
 
+    /** dispatchPlan's fill cursor per expert, one per thread (workers of one JVM plan at once). */
+    private static final ThreadLocal<int[]> CURSOR = ThreadLocal.withInitial(() -> new int[0]);
+
     /** σ(x) = 1/(1 + e^(−x)) without overflow for large |x|. */
     static float sigmoid(float x) {
         return x >= 0 ? (float) (1 / (1 + Math.exp(-x))) : (float) (Math.exp(x) / (1 + Math.exp(x)));
@@ -327,7 +330,12 @@ public final class CpuRouting {
             offsets[e + 1] += offsets[e];
         }
         // Pass 2: the same order fills each expert's group.
-        int[] cursor = offsets.clone();
+        int[] cursor = CURSOR.get();
+        if (cursor.length < offsets.length) {
+            cursor = new int[offsets.length];
+            CURSOR.set(cursor);
+        }
+        System.arraycopy(offsets, 0, cursor, 0, offsets.length);
         for (int s = 0; s < k; s++) {
             for (int r = 0; r < n; r++) {
                 int c = co + r * k + s;

@@ -26,6 +26,26 @@ final class CpuTransformer {
     private float[] keep = new float[0];     // [TILE, Tk] dropout's keep/(1−p) or 0
     private float[] dropped = new float[0];  // [TILE, Tk] probabilities after dropout
 
+    /** The last rotary frequencies made, for their theta and head width (immutable: shared by threads). */
+    private record Frequencies(float theta, int headDim, double[] inv) {
+    }
+
+    private static volatile Frequencies frequencies = new Frequencies(0f, 0, new double[0]);
+
+    /** θ^(−2i/headDim) for i < headDim/2; made once per (θ, head width), not per call. */
+    private static double[] frequencies(float theta, int headDim) {
+        Frequencies f = frequencies;
+        if (f.theta() != theta || f.headDim() != headDim) {
+            double[] inv = new double[headDim / 2];
+            for (int i = 0; i < inv.length; i++) {
+                inv[i] = Math.pow(theta, -2.0 * i / headDim);
+            }
+            f = new Frequencies(theta, headDim, inv);
+            frequencies = f;
+        }
+        return f.inv();
+    }
+
     static void rope(Tensor y, Tensor x, int headDim, int period, int firstPos, float theta, boolean inverse) {
         Check.rope(y, x, headDim, period, firstPos);
         float[] ya = f(y);
@@ -35,10 +55,7 @@ final class CpuTransformer {
         int n = x.dim(0);
         int row = x.rowSize();
         int half = headDim / 2;
-        double[] invFreq = new double[half];
-        for (int i = 0; i < half; i++) {
-            invFreq[i] = Math.pow(theta, -2.0 * i / headDim);
-        }
+        double[] invFreq = frequencies(theta, headDim);
         double sign = inverse ? -1 : 1;
         for (int r = 0; r < n; r++) {
             long pos = firstPos + r % period;

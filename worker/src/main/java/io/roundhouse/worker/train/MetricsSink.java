@@ -62,6 +62,8 @@ public interface MetricsSink extends AutoCloseable {
         MetricsWriter w = new MetricsWriter(runDir.resolve("metrics.jsonl"));
         return new MetricsSink() {
             private long nextLook;
+            private final java.io.File stop = runDir.resolve("STOP").toFile();
+            private final java.io.File checkpoint = runDir.resolve("CHECKPOINT").toFile();
 
             @Override
             public int pollCommand() {
@@ -70,11 +72,16 @@ public interface MetricsSink extends AutoCloseable {
                     return NONE;
                 }
                 nextLook = now + 200_000_000L;
+                // java.io.File's existence check allocates nothing (the NIO calls allocate a few KB
+                // when the file is missing, which is every look); only a file that is there is removed.
+                if (!stop.exists() && !checkpoint.exists()) {
+                    return NONE;
+                }
                 try {
-                    if (java.nio.file.Files.deleteIfExists(runDir.resolve("STOP"))) {
+                    if (java.nio.file.Files.deleteIfExists(stop.toPath())) {
                         return STOP;
                     }
-                    return java.nio.file.Files.deleteIfExists(runDir.resolve("CHECKPOINT")) ? CHECKPOINT : NONE;
+                    return java.nio.file.Files.deleteIfExists(checkpoint.toPath()) ? CHECKPOINT : NONE;
                 } catch (IOException e) {
                     throw io.roundhouse.worker.UserException.cannotWrite("the command file (STOP, CHECKPOINT) in "
                             + runDir, e);
