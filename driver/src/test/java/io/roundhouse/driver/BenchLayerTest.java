@@ -49,6 +49,16 @@ class BenchLayerTest {
             JsonNode torch = r.path("pytorch");
             assertTrue(torch.has("layer_ms") ? r.path("speed_vs_pytorch").asDouble() > 0
                     : torch.path("skipped").asText().contains("python3"), torch.toString());
+            // PyTorch 2.7 through DJL: measured (its routed output equal to every expert run on every
+            // token, weighted where chosen) where scripts/djl-layer-bench --fetch ran once, else skipped
+            JsonNode djl = r.path("pytorch_djl");
+            if (djl.has("layer_ms")) {
+                assertTrue(r.path("speed_vs_pytorch_djl").asDouble() > 0, djl.toString());
+                assertTrue(djl.path("check_max_abs_diff").asDouble(1) < 1e-4, djl.toString());
+                assertTrue(djl.path("torch").asText().startsWith("2."), djl.toString());
+            } else {
+                assertTrue(djl.path("skipped").asText().contains("--fetch"), djl.toString());
+            }
         }
         assertTrue(o.toString().contains("layer / ideal:"), o.toString());
         StringWriter bad = new StringWriter();

@@ -51,6 +51,7 @@ import java.util.concurrent.TimeUnit;
  */
 final class LayerBench {
     static final String TORCH_SCRIPT = "scripts/torch_layer_bench.py";
+    static final String DJL_SCRIPT = "scripts/djl-layer-bench";
 
     private final int tokens;
     private final int dim;
@@ -120,15 +121,8 @@ final class LayerBench {
                 + "mean):", layer[3]));
         phases.forEach((k, v) -> sb.append(String.format(Locale.ROOT, " %s %.2f", k, v)));
         out.println(sb);
-        Map<String, Object> torch = torch(threads, out);
-        r.put("pytorch", torch);
-        if (torch.containsKey("layer_ms")) {
-            double t = ((Number) torch.get("layer_ms")).doubleValue();
-            r.put("pytorch_ms", t);
-            r.put("speed_vs_pytorch", t / layer[0]);
-            out.printf(Locale.ROOT, "pytorch %s, %d threads: %.2f ms median: Roundhouse runs at %.2fx PyTorch's speed%n",
-                    torch.get("torch"), torch.get("threads"), t, t / layer[0]);
-        }
+        peer("pytorch", torch(threads, out), layer[0], r, out);
+        peer("pytorch_djl", djl(threads, out), layer[0], r, out);
         out.flush();
         return r;
     }
@@ -243,34 +237,81 @@ final class LayerBench {
         return v;
     }
 
+    /** A peer's result under {@code key} (and {@code key_ms}, {@code speed_vs_key}), and its line. */
+    private static void peer(String key, Map<String, Object> peer, double layerMs, Map<String, Object> r,
+                             PrintWriter out) {
+        r.put(key, peer);
+        if (peer.containsKey("layer_ms")) {
+            double t = ((Number) peer.get("layer_ms")).doubleValue();
+            r.put(key + "_ms", t);
+            r.put("speed_vs_" + key, t / layerMs);
+            out.printf(Locale.ROOT, "pytorch %s, %d threads: %.2f ms median: Roundhouse runs at %.2fx its speed%n",
+                    peer.get("torch"), ((Number) peer.get("threads")).intValue(), t, t / layerMs);
+        }
+    }
+
     /** PyTorch's layer at the same shapes and threads; a map with "skipped" when it cannot run. */
     private Map<String, Object> torch(int threads, PrintWriter out) throws IOException, InterruptedException {
-        Map<String, Object> r = new LinkedHashMap<>();
         Path script = Installation.file(TORCH_SCRIPT);
         String why = script == null ? TORCH_SCRIPT + " was not found beside this installation or in the working folder"
                 : LmBench.torchMissing();
         if (why != null) {
             out.println("pytorch: skipped: " + why);
-            r.put("skipped", why);
-            return r;
+            return new LinkedHashMap<>(Map.of("skipped", why));
         }
-        List<String> cmd = List.of(LmBench.PYTHON, script.toString(), "--tokens", String.valueOf(tokens), "--dim",
-                String.valueOf(dim), "--ffn", String.valueOf(ffn), "--experts", String.valueOf(experts), "--topk",
-                String.valueOf(topK), "--activation", activation.name().toLowerCase(Locale.ROOT), "--threads",
-                String.valueOf(threads), "--seconds", String.valueOf(seconds));
+        List<String> cmd = new java.util.ArrayList<>(List.of(LmBench.PYTHON, script.toString()));
+        cmd.addAll(shapeArgs(threads));
+        return run(cmd, "PyTorch's layer");
+    }
+
+    /**
+     * PyTorch 2.7 through DJL ({@code scripts/djl-layer-bench}) at the same shapes and threads; a
+     * map with "skipped" when the script or its libraries (fetched once with {@code --fetch}) are absent.
+     */
+    private Map<String, Object> djl(int threads, PrintWriter out) throws IOException, InterruptedException {
+        Path script = Installation.file(DJL_SCRIPT);
+        if (script == null) {
+            String why = DJL_SCRIPT + " was not found beside this installation or in the working folder";
+            out.println("pytorch (DJL): skipped: " + why);
+            return new LinkedHashMap<>(Map.of("skipped", why));
+        }
+        List<String> cmd = new java.util.ArrayList<>(List.of(script.toString()));
+        cmd.addAll(shapeArgs(threads));
+        try {
+            return run(cmd, "PyTorch's layer through DJL");
+        } catch (io.roundhouse.worker.UserException e) {
+            if (e.getMessage().contains("--fetch")) {
+                String why = "DJL's PyTorch is not in the local Maven repository: run " + DJL_SCRIPT + " --fetch once";
+                out.println("pytorch (DJL): skipped: " + why);
+                return new LinkedHashMap<>(Map.of("skipped", why));
+            }
+            throw e;
+        }
+    }
+
+    private List<String> shapeArgs(int threads) {
+        return List.of("--tokens", String.valueOf(tokens), "--dim", String.valueOf(dim), "--ffn", String.valueOf(ffn),
+                "--experts", String.valueOf(experts), "--topk", String.valueOf(topK), "--activation",
+                activation.name().toLowerCase(Locale.ROOT), "--threads", String.valueOf(threads), "--seconds",
+                String.valueOf(seconds));
+    }
+
+    /** Runs a peer's command; its last line is its JSON result. */
+    private static Map<String, Object> run(List<String> cmd, String what) throws IOException, InterruptedException {
+        Map<String, Object> r = new LinkedHashMap<>();
         Path log = Files.createTempFile("roundhouse-torch-layer", ".log");
         try {
             Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
             if (!p.waitFor(30, TimeUnit.MINUTES)) {
                 p.destroyForcibly();
                 throw new io.roundhouse.worker.UserException(io.roundhouse.worker.UserException.RUNTIME,
-                        "bench layer: PyTorch's layer ran past 30 minutes");
+                        "bench layer: " + what + " ran past 30 minutes");
             }
             List<String> lines = Files.readAllLines(log, StandardCharsets.UTF_8);
             String last = lines.isEmpty() ? "" : lines.get(lines.size() - 1);
             if (p.exitValue() != 0 || !last.startsWith("{")) {
                 throw new io.roundhouse.worker.UserException(io.roundhouse.worker.UserException.RUNTIME,
-                        "bench layer: PyTorch's layer failed (exit " + p.exitValue() + "): " + String.join("\n", lines));
+                        "bench layer: " + what + " failed (exit " + p.exitValue() + "): " + String.join("\n", lines));
             }
             JsonNode j = new ObjectMapper().readTree(last);
             j.fields().forEachRemaining(e -> r.put(e.getKey(), e.getValue().isNumber() ? e.getValue().numberValue()

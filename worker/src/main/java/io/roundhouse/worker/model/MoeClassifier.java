@@ -160,7 +160,7 @@ public final class MoeClassifier implements Model {
             be.dropoutForward(in, x, inputP, seed, streamBase, firstExample * spec.inputs());
         }
         Tensor hcur = embed.forward(in);
-        timers.add(PhaseTimers.Phase.EMBED, System.nanoTime() - tEmbed);
+        timers.add(PhaseTimers.Phase.EMBED, tEmbed, System.nanoTime());
         int capacity = train ? spec.capacity(n) : 0;
         float blockP = train ? (float) current(Hyper.DROPOUT_BLOCK) : 0f;
         Tensor blockRates = train && perturbation != null ? perturbation.perExample(Hyper.DROPOUT_BLOCK) : null;
@@ -190,7 +190,7 @@ public final class MoeClassifier implements Model {
             }
             correct += best == hostLabels[r] ? 1 : 0;
         }
-        timers.add(PhaseTimers.Phase.HEAD, System.nanoTime() - tHead);
+        timers.add(PhaseTimers.Phase.HEAD, tHead, System.nanoTime());
         stats.examples = n;
         stats.tokens = n;
         stats.crossEntropy = sum / n;
@@ -237,14 +237,14 @@ public final class MoeClassifier implements Model {
         be.crossEntropyBackward(dLogits.rows(n), probs.rows(n), labels, 1f / globalExamples);
         Tensor d = finalNorm.backward(head.backward(dLogits.rows(n), true));
         long tBlocks = System.nanoTime();
-        timers.add(PhaseTimers.Phase.HEAD, tBlocks - t0);
+        timers.add(PhaseTimers.Phase.HEAD, t0, tBlocks);
         for (int b = blocks.length - 1; b >= 0; b--) {
             d = blocks[b].backward(d);
         }
         long tEmbed = System.nanoTime();
         embed.backward(d, false);
         long end = System.nanoTime();
-        timers.add(PhaseTimers.Phase.EMBED, end - tEmbed);
+        timers.add(PhaseTimers.Phase.EMBED, tEmbed, end);
         // What the named phases (the head, the embedding, the MoE layers and their exchanges) did not take
         timers.add(PhaseTimers.Phase.BACKWARD, end - t0 - (timers.total() - named));
     }

@@ -223,7 +223,7 @@ public final class MoeLayer {
             next.route(input, capacity, ctx.preGate());
         }
         long t1 = System.nanoTime();
-        timers.add(PhaseTimers.Phase.ROUTE, t1 - t0);
+        timers.add(PhaseTimers.Phase.ROUTE, t0, t1);
         // The router's statistics over every worker's tokens (the exchange sums them; local: as is),
         // with the next layer's when it is pre-gated: its counts reach the other workers now.
         if (next == null) {
@@ -234,7 +234,7 @@ public final class MoeLayer {
             exchange.sumRouterStats(previous == null ? stats : null, offsets, next.stats, next.offsets, next.exchange);
         }
         long tStats = System.nanoTime();
-        timers.add(PhaseTimers.Phase.DISPATCH, tStats - t1);
+        timers.add(PhaseTimers.Phase.DISPATCH, t1, tStats);
         if (previous == null) {
             router.globalStats(stats);
         }
@@ -244,12 +244,12 @@ public final class MoeLayer {
         Tensor gates = router.gates();
         be.permuteForward(xp.rows(m), input, rowToken, m);
         long t2 = System.nanoTime();
-        timers.add(PhaseTimers.Phase.PERMUTE, t2 - tStats);
+        timers.add(PhaseTimers.Phase.PERMUTE, tStats, t2);
         // 3. dispatch
         xr = exchange.dispatch(xp.rows(m), offsets, localOffsets);
         int mLocal = localOffsets[localOffsets.length - 1];
         long t3 = System.nanoTime();
-        timers.add(PhaseTimers.Phase.DISPATCH, t3 - t2);
+        timers.add(PhaseTimers.Phase.DISPATCH, t2, t3);
         // 4. expert compute
         be.expertFfnForward(yr.rows(mLocal), a.rows(mLocal), h.rows(mLocal), xr, w1.value(), b1 == null ? null : b1.value(),
                 w2.value(), b2 == null ? null : b2.value(), localOffsets, act, precision);
@@ -257,29 +257,29 @@ public final class MoeLayer {
             expertResponse.forward(yr.rows(mLocal), xr, localOffsets, rowToken, m, exchange, perturbation);
         }
         long t4 = System.nanoTime();
-        timers.add(PhaseTimers.Phase.EXPERTS, t4 - t3);
+        timers.add(PhaseTimers.Phase.EXPERTS, t3, t4);
         // 5. combine, started: the shared experts (every token, gate 1) run while the rows travel
         exchange.startCombine(yr.rows(mLocal), localOffsets, offsets);
         long t5 = System.nanoTime();
-        timers.add(PhaseTimers.Phase.COMBINE, t5 - t4);
+        timers.add(PhaseTimers.Phase.COMBINE, t4, t5);
         if (sw1 != null) {
             sharedOffsets[1] = n;
             be.expertFfnForward(sy.rows(n), sa.rows(n), sh.rows(n), input, sw1.value(), sb1 == null ? null : sb1.value(),
                     sw2.value(), sb2 == null ? null : sb2.value(), sharedOffsets, act, precision);
             long t = System.nanoTime();
-            timers.add(PhaseTimers.Phase.EXPERTS, t - t5);
+            timers.add(PhaseTimers.Phase.EXPERTS, t5, t);
             t5 = t;
         }
         yp = exchange.finish();
         long t6 = System.nanoTime();
-        timers.add(PhaseTimers.Phase.COMBINE, t6 - t5);
+        timers.add(PhaseTimers.Phase.COMBINE, t5, t6);
         // 6. un-permute, weighted by the gates; 7. the shared experts' output added
         Tensor out = y.rows(n);
         be.unpermuteForward(out, yp, copyRow.rows(n), gates);
         if (sw1 != null) {
             be.axpy(out, 1f, sy.rows(n));
         }
-        timers.add(PhaseTimers.Phase.UNPERMUTE, System.nanoTime() - t6);
+        timers.add(PhaseTimers.Phase.UNPERMUTE, t6, System.nanoTime());
         return out;
     }
 
@@ -324,47 +324,47 @@ public final class MoeLayer {
         long tStart = System.nanoTime();
         be.unpermuteBackward(dyp.rows(m), dGates.rows(n), dy, yp, copyRow.rows(n), router.gates());
         long t0 = System.nanoTime();
-        timers.add(PhaseTimers.Phase.UNPERMUTE, t0 - tStart);
+        timers.add(PhaseTimers.Phase.UNPERMUTE, tStart, t0);
         // 5. combine's backward is a dispatch, started: the shared experts' backward (their input
         // gradient lands in sy, added to the routed path's below) runs while the rows travel
         exchange.startCombineBackward(dyp.rows(m), offsets, localOffsets);
         long t1 = System.nanoTime();
-        timers.add(PhaseTimers.Phase.DISPATCH, t1 - t0);
+        timers.add(PhaseTimers.Phase.DISPATCH, t0, t1);
         if (sw1 != null) {
             be.expertFfnBackward(sy.rows(n), sw1.grad(), sb1 == null ? null : sb1.grad(), sw2.grad(),
                     sb2 == null ? null : sb2.grad(), dy, x, sa.rows(n), sh.rows(n), sw1.value(), sw2.value(),
                     sharedOffsets, act, sdh.rows(n), sda.rows(n), precision);
             long t = System.nanoTime();
-            timers.add(PhaseTimers.Phase.EXPERTS, t - t1);
+            timers.add(PhaseTimers.Phase.EXPERTS, t1, t);
             t1 = t;
         }
         Tensor dyr = exchange.finish();
         long t2 = System.nanoTime();
-        timers.add(PhaseTimers.Phase.DISPATCH, t2 - t1);
+        timers.add(PhaseTimers.Phase.DISPATCH, t1, t2);
         // 4. experts: the input half; the Self-Tuning Network's response (its exchange books itself
         // as combine); 3. dispatch's backward, a combine, started: the weight half runs meanwhile
         be.expertFfnBackwardData(dxr.rows(mLocal), dyr, a.rows(mLocal), w1.value(), w2.value(), localOffsets, act,
                 dh, da, precision);
         long t3 = System.nanoTime();
-        timers.add(PhaseTimers.Phase.EXPERTS, t3 - t2);
+        timers.add(PhaseTimers.Phase.EXPERTS, t2, t3);
         if (expertResponse != null) {
             expertResponse.backward(dxr.rows(mLocal), dyr, xr, localOffsets, rowToken, m, exchange, perturbation);
         }
         exchange.startDispatchBackward(dxr.rows(mLocal), localOffsets, offsets);
         long t4 = System.nanoTime();
-        timers.add(PhaseTimers.Phase.COMBINE, t4 - t3);
+        timers.add(PhaseTimers.Phase.COMBINE, t3, t4);
         be.expertFfnBackwardWeights(w1.grad(), b1 == null ? null : b1.grad(), w2.grad(), b2 == null ? null : b2.grad(),
                 dyr, xr, h.rows(mLocal), localOffsets, da, precision);
         long t5 = System.nanoTime();
-        timers.add(PhaseTimers.Phase.EXPERTS, t5 - t4);
+        timers.add(PhaseTimers.Phase.EXPERTS, t4, t5);
         Tensor dxp = exchange.finish();
         long t6 = System.nanoTime();
-        timers.add(PhaseTimers.Phase.COMBINE, t6 - t5);
+        timers.add(PhaseTimers.Phase.COMBINE, t5, t6);
         // 2. permute's backward is the (unweighted) un-permute
         Tensor out = dx.rows(n);
         be.permuteBackward(out, dxp, rowToken, m);
         long t7 = System.nanoTime();
-        timers.add(PhaseTimers.Phase.PERMUTE, t7 - t6);
+        timers.add(PhaseTimers.Phase.PERMUTE, t6, t7);
         // 1. router: gates and auxiliary losses → its input (this layer's, or with pre-gating the
         // previous MoE layer's, which takes it in its own backward) and the router's weights
         Tensor dRouter = router.backward(dGates.rows(n));
@@ -379,7 +379,7 @@ public final class MoeLayer {
         if (sw1 != null) {
             be.axpy(out, 1f, sy.rows(n));
         }
-        timers.add(PhaseTimers.Phase.ROUTE, System.nanoTime() - t7);
+        timers.add(PhaseTimers.Phase.ROUTE, t7, System.nanoTime());
         return out;
     }
 

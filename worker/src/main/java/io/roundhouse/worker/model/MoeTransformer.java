@@ -162,7 +162,7 @@ public final class MoeTransformer implements Model {
         if (embedResponse != null) {
             embedResponse.forward(h, ids, perturbation);
         }
-        timers.add(PhaseTimers.Phase.EMBED, System.nanoTime() - t0);
+        timers.add(PhaseTimers.Phase.EMBED, t0, System.nanoTime());
         float residual = train ? (float) current(Hyper.DROPOUT_BLOCK) : 0f;
         Tensor residualRates = train ? perExample(Hyper.DROPOUT_BLOCK) : null;
         Tensor rates = train ? perExample(Hyper.DROPOUT_ATTENTION) : null;
@@ -192,7 +192,7 @@ public final class MoeTransformer implements Model {
         for (int r = 0; r < rowsN; r++) {
             sum += hostLosses[r];
         }
-        timers.add(PhaseTimers.Phase.HEAD, System.nanoTime() - tHead);
+        timers.add(PhaseTimers.Phase.HEAD, tHead, System.nanoTime());
         stats.examples = n;
         stats.tokens = rowsN;
         stats.crossEntropy = sum / rowsN;
@@ -207,7 +207,7 @@ public final class MoeTransformer implements Model {
         be.crossEntropyBackward(dLogits.rows(rows), probs.rows(rows), targets, 1f / ((long) globalExamples * spec.seqLen()));
         Tensor d = finalNorm.backward(head.backward(dLogits.rows(rows), true));
         long tBlocks = System.nanoTime();
-        timers.add(PhaseTimers.Phase.HEAD, tBlocks - t0);
+        timers.add(PhaseTimers.Phase.HEAD, t0, tBlocks);
         for (int b = blocks.length - 1; b >= 0; b--) {
             d = blocks[b].backward(d);
         }
@@ -218,7 +218,7 @@ public final class MoeTransformer implements Model {
             embedResponse.backward(null, d, ids, perturbation);
         }
         long end = System.nanoTime();
-        timers.add(PhaseTimers.Phase.EMBED, end - tEmbed);
+        timers.add(PhaseTimers.Phase.EMBED, tEmbed, end);
         // What the named phases (the head, the embedding, the blocks' attention, MoE and exchanges) did not take
         timers.add(PhaseTimers.Phase.BACKWARD, end - t0 - (timers.total() - named));
     }

@@ -39,14 +39,30 @@ public final class PhaseTimers {
     public void add(Phase phase, long elapsedNanos) {
         nanos[phase.ordinal()] += elapsedNanos;
         if (spans != null && phase != Phase.BACKWARD) {
-            if (3 * spanCount + 3 > spans.length) {
-                spans = java.util.Arrays.copyOf(spans, 2 * spans.length);
-            }
-            spans[3 * spanCount] = phase.ordinal();
-            spans[3 * spanCount + 1] = System.nanoTime() - elapsedNanos;
-            spans[3 * spanCount + 2] = elapsedNanos;
-            spanCount++;
+            keep(phase, System.nanoTime() - elapsedNanos, elapsedNanos);
         }
+    }
+
+    /**
+     * Books the interval [{@code start}, {@code end}) (System.nanoTime's terms, as measured) to
+     * {@code phase}; while tracing it is kept as measured, so a thread descheduled between measuring
+     * and booking cannot shift it onto the next phase.
+     */
+    public void add(Phase phase, long start, long end) {
+        nanos[phase.ordinal()] += end - start;
+        if (spans != null && phase != Phase.BACKWARD) {
+            keep(phase, start, end - start);
+        }
+    }
+
+    private void keep(Phase phase, long start, long length) {
+        if (3 * spanCount + 3 > spans.length) {
+            spans = java.util.Arrays.copyOf(spans, 2 * spans.length);
+        }
+        spans[3 * spanCount] = phase.ordinal();
+        spans[3 * spanCount + 1] = start;
+        spans[3 * spanCount + 2] = length;
+        spanCount++;
     }
 
     /** Starts keeping every interval booked (for a step's timeline) until {@link #stopTrace}. */

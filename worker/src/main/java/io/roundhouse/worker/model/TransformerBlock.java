@@ -74,7 +74,7 @@ final class TransformerBlock {
         this.firstElement = firstRow * d;
         long t0 = System.nanoTime();
         Tensor a = attention.forward(norm1.forward(x), batch, attentionRates, seed, streams, firstSequence);
-        timers.add(PhaseTimers.Phase.ATTENTION, System.nanoTime() - t0);
+        timers.add(PhaseTimers.Phase.ATTENTION, t0, System.nanoTime());
         Tensor hh = h.rows(n);
         be.copy(hh, x);
         be.axpy(hh, 1f, dropout(a, 0));
@@ -110,7 +110,7 @@ final class TransformerBlock {
         be.copy(d, dH);
         long t0 = System.nanoTime();
         Tensor dNorm1 = norm1.backward(attention.backward(dA));
-        timers.add(PhaseTimers.Phase.ATTENTION, System.nanoTime() - t0);
+        timers.add(PhaseTimers.Phase.ATTENTION, t0, System.nanoTime());
         be.axpy(d, 1f, dNorm1);
         return d;
     }

@@ -168,12 +168,12 @@ final class StepLoop {
                 double norm = sync != null ? sync.allReduce(sums.buffer()) : opt.gradNorm();
                 sums.unpack();
                 if (sync != null) {
-                    model.timers().add(PhaseTimers.Phase.ALL_REDUCE, System.nanoTime() - tSync);
+                    model.timers().add(PhaseTimers.Phase.ALL_REDUCE, tSync, System.nanoTime());
                 }
                 long tOpt = System.nanoTime();
                 double gradNorm = opt.step(rate, norm);
                 model.afterStep();
-                model.timers().add(PhaseTimers.Phase.OPTIMIZER, System.nanoTime() - tOpt);
+                model.timers().add(PhaseTimers.Phase.OPTIMIZER, tOpt, System.nanoTime());
                 long tEnd = System.nanoTime();
                 if (traced) {
                     trace.keep(step, trace.events(model.timers().stopTrace(), t0, tEnd));
