@@ -2,9 +2,7 @@ package io.roundhouse.worker.train;
 
 import io.roundhouse.worker.model.StepStats;
 import io.roundhouse.worker.parallel.WorkerGroup;
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Map;
 
 /** The run's records (metrics.jsonl lines) and the progress line's running averages. */
@@ -28,30 +26,12 @@ final class Records {
     }
 
     /**
-     * Per MoE layer of a step's global statistics: {@code loadMaxOverMean} (the busiest expert's
-     * kept copies over the mean: 1 is perfect balance), {@code droppedPercent} (of the layer's
-     * copies), {@code entropy} (the router's mean entropy per token, nats; ln E is uniform) and
-     * {@code expertsPerToken} (kept copies per token: K for top-k without drops, falling as a
-     * dense-to-sparse router's temperature does, around cf·K for expert choice).
-     */
-    static List<Map<String, Double>> balance(StepStats s) {
-        List<Map<String, Double>> layers = new ArrayList<>();
-        double[] f = new double[4];
-        for (int b = 0; b < s.expertLoad.length; b++) {
-            balance(s, b, f);
-            Map<String, Double> m = new LinkedHashMap<>();
-            m.put("loadMaxOverMean", f[0]);
-            m.put("droppedPercent", f[1]);
-            m.put("entropy", f[2]);
-            m.put("expertsPerToken", f[3]);
-            layers.add(m);
-        }
-        return layers;
-    }
-
-    /**
-     * Layer {@code b}'s figures of {@link #balance(StepStats)} into {@code out}: loadMaxOverMean,
-     * droppedPercent, entropy, expertsPerToken (a caller's array: nothing allocated).
+     * MoE layer {@code b}'s balance in a step's global statistics, into {@code out} (a caller's
+     * array: nothing allocated): {@code loadMaxOverMean} (the busiest expert's kept copies over the
+     * mean: 1 is perfect balance), {@code droppedPercent} (of the layer's copies), {@code entropy}
+     * (the router's mean entropy per token, nats; ln E is uniform) and {@code expertsPerToken} (kept
+     * copies per token: K for top-k without drops, falling as a dense-to-sparse router's temperature
+     * does, around cf·K for expert choice).
      */
     static void balance(StepStats s, int b, double[] out) {
         long kept = 0;
