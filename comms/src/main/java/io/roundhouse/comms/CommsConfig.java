@@ -17,7 +17,7 @@ import java.nio.file.Path;
  * @param opTimeoutMs      how long one collective may take before the peers it still waits on
  *                         are named in an error
  * @param idle             idle strategy of a member while it waits: {@code auto} (default: chosen
- *                         from the host's cores, see {@link Member#autoIdle}), {@code backoff} (spins,
+ *                         from the host's cores, see {@link IdleChoice#autoIdle}), {@code backoff} (spins,
  *                         then yields, then parks), {@code yielding} or {@code busy}
  * @param driverThreading  media driver threads: {@code shared} (one thread, default: busy driver
  *                         threads starve the members on small machines), {@code shared_network}

@@ -12,12 +12,12 @@ import org.junit.jupiter.api.Test;
 class IdleChoiceTest {
     @Test
     void autoFollowsTheCores() {
-        assertEquals("busy", Member.autoIdle(16, 4, 1, false));
-        assertEquals("busy", Member.autoIdle(6, 4, 1, true), "4 members + 1 driver thread + 1 spare");
-        assertEquals("yielding", Member.autoIdle(5, 4, 1, false), "no core to spare, a UDP link");
-        assertEquals("backoff", Member.autoIdle(5, 4, 1, true), "no core to spare, all IPC");
-        assertEquals("yielding", Member.autoIdle(2, 2, 1, false), "this 2-core machine over UDP");
-        assertEquals("yielding", Member.autoIdle(7, 4, 3, false), "dedicated driver threads count");
+        assertEquals("busy", IdleChoice.autoIdle(16, 4, 1, false));
+        assertEquals("busy", IdleChoice.autoIdle(6, 4, 1, true), "4 members + 1 driver thread + 1 spare");
+        assertEquals("yielding", IdleChoice.autoIdle(5, 4, 1, false), "no core to spare, a UDP link");
+        assertEquals("backoff", IdleChoice.autoIdle(5, 4, 1, true), "no core to spare, all IPC");
+        assertEquals("yielding", IdleChoice.autoIdle(2, 2, 1, false), "this 2-core machine over UDP");
+        assertEquals("yielding", IdleChoice.autoIdle(7, 4, 3, false), "dedicated driver threads count");
     }
 
     @Test
@@ -26,11 +26,11 @@ class IdleChoiceTest {
         int cores = Runtime.getRuntime().availableProcessors();
         // Two of four members on 10.0.0.1: rank 0 counts two on its host.
         List<String> eps = List.of("10.0.0.1:1", "10.0.0.2:1", "10.0.0.1:2", "10.0.0.2:2");
-        assertEquals(Member.autoIdle(cores, 2, 1, false), Member.idleFor(udp, 0, eps));
-        assertEquals(Member.autoIdle(cores, 2, 1, true),
-                Member.idleFor(CommsConfig.defaults(Transport.IPC, 1), 0, List.of("ipc", "ipc")));
+        assertEquals(IdleChoice.autoIdle(cores, 2, 1, false), IdleChoice.idleFor(udp, 0, eps));
+        assertEquals(IdleChoice.autoIdle(cores, 2, 1, true),
+                IdleChoice.idleFor(CommsConfig.defaults(Transport.IPC, 1), 0, List.of("ipc", "ipc")));
         for (String explicit : List.of("backoff", "yielding", "busy")) {
-            assertEquals(explicit, Member.idleFor(udp.withIdle(explicit), 0, eps));
+            assertEquals(explicit, IdleChoice.idleFor(udp.withIdle(explicit), 0, eps));
         }
     }
 }

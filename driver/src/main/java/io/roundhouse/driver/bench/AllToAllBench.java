@@ -3,6 +3,7 @@ package io.roundhouse.driver.bench;
 import io.roundhouse.comms.Collectives;
 import io.roundhouse.comms.CommsConfig;
 import io.roundhouse.comms.EmbeddedMediaDriver;
+import io.roundhouse.comms.IdleChoice;
 import io.roundhouse.comms.Member;
 import io.roundhouse.comms.Transport;
 import java.io.IOException;
@@ -56,7 +57,7 @@ final class AllToAllBench {
                         ring);
             }
             String idle = cfg.idle().equals("auto")
-                    ? "auto: " + Member.idleFor(cfg, 0, t == Transport.IPC ? List.of("ipc", "ipc")
+                    ? "auto: " + IdleChoice.idleFor(cfg, 0, t == Transport.IPC ? List.of("ipc", "ipc")
                             : List.of("127.0.0.1:1", "127.0.0.1:2")) + " on " + Runtime.getRuntime().availableProcessors()
                             + " cores"
                     : cfg.idle();
