@@ -21,6 +21,7 @@ import io.roundhouse.kernels.Tensor;
  */
 public final class CpuBackend implements Backend {
     private final CpuActivationRows activations = new CpuActivationRows();
+    private final CpuExperts experts = new CpuExperts(this, activations);
     private final CpuTransformer transformer = new CpuTransformer();
     /** Workspace for the bf16-rounded GEMM operands, by slot; each grows to its largest operand once. */
     private final float[][] roundedSlots = new float[6][0];
@@ -190,7 +191,7 @@ public final class CpuBackend implements Backend {
     }
 
     /** {@code t}'s values rounded to bf16, in workspace slot {@code slot} from index 0. */
-    private float[] rounded(int slot, Tensor t) {
+    float[] rounded(int slot, Tensor t) {
         if (roundedSlots[slot].length < t.size()) {
             roundedSlots[slot] = new float[t.size()];
         }
@@ -199,7 +200,7 @@ public final class CpuBackend implements Backend {
     }
 
     /** y[n,out] = x[n,in]·w[in,out] + b[out] on raw arrays. */
-    private static void gemmBias(float[] y, int yo, float[] x, int xo, float[] w, int wo, float[] b, int bo,
+    static void gemmBias(float[] y, int yo, float[] x, int xo, float[] w, int wo, float[] b, int bo,
                                  int n, int in, int out) {
         if (b != null) {
             // Start every row from the bias and let the GEMM accumulate onto it (beta = 1).
@@ -214,7 +215,7 @@ public final class CpuBackend implements Backend {
      * dx = dyG·wᵀ (if dx != null), dw += xᵀ·dyG, db += Σ dy (if db != null), on raw arrays; dyG is
      * dy as the GEMMs take it (dy itself, or rounded to bf16).
      */
-    private static void gemmBiasBackward(float[] dx, int dxo, float[] dw, int dwo, float[] db, int dbo,
+    static void gemmBiasBackward(float[] dx, int dxo, float[] dw, int dwo, float[] db, int dbo,
                                          float[] dy, int dyo, float[] dyG, int dyGo, float[] x, int xo, float[] w,
                                          int wo, int n, int in, int out) {
         if (dx != null) {
@@ -246,94 +247,19 @@ public final class CpuBackend implements Backend {
     @Override
     public void expertFfnForward(Tensor y, Tensor a, Tensor h, Tensor x, Tensor w1, Tensor b1, Tensor w2,
                                  Tensor b2, int[] offsets, Activation act, Precision p) {
-        int e = w1.dim(0);
-        int d = w1.dim(1);
-        int f1 = w1.dim(2);
-        int f = w2.dim(1);
-        int m = Check.expertFfnForward(y, a, h, x, w1, w2, offsets, act);
-        boolean bf16 = p == Precision.BF16;
-        // The GEMMs' operands: the tensors themselves, or their bf16 roundings (h's once it exists).
-        float[] xg = bf16 ? rounded(0, x.rows(m)) : f(x);
-        float[] w1g = bf16 ? rounded(1, w1) : f(w1);
-        float[] w2g = bf16 ? rounded(2, w2) : f(w2);
-        int xgo = bf16 ? 0 : o(x);
-        int w1go = bf16 ? 0 : o(w1);
-        int w2go = bf16 ? 0 : o(w2);
-        for (int ex = 0; ex < e; ex++) {
-            int r0 = offsets[ex];
-            int rows = offsets[ex + 1] - r0;
-            if (rows == 0) {
-                continue;
-            }
-            gemmBias(f(a), o(a) + r0 * f1, xg, xgo + r0 * d, w1g, w1go + ex * d * f1,
-                    b1 == null ? null : f(b1), b1 == null ? 0 : o(b1) + ex * f1, rows, d, f1);
-            activations.forward(f(h), o(h) + r0 * f, f(a), o(a) + r0 * f1, rows, f, act);
-            // fp32 reads h in place; bf16 rounds this expert's rows (a view only then: one per expert per step)
-            gemmBias(f(y), o(y) + r0 * d, bf16 ? rounded(3, h.rows(r0, rows)) : f(h), bf16 ? 0 : o(h) + r0 * f, w2g,
-                    w2go + ex * f * d, b2 == null ? null : f(b2), b2 == null ? 0 : o(b2) + ex * d, rows, f, d);
-        }
+        experts.forward(y, a, h, x, w1, b1, w2, b2, offsets, act, p);
     }
 
     @Override
     public void expertFfnBackwardData(Tensor dx, Tensor dy, Tensor a, Tensor w1, Tensor w2, int[] offsets,
                                       Activation act, Tensor scratchDh, Tensor scratchDa, Precision p) {
-        int e = w1.dim(0);
-        int d = w1.dim(1);
-        int f1 = w1.dim(2);
-        int f = w2.dim(1);
-        int m = Check.expertFfnBackwardData(dx, dy, w1, w2, offsets, scratchDh, scratchDa);
-        boolean bf16 = p == Precision.BF16;
-        float[] dh = f(scratchDh);
-        float[] da = f(scratchDa);
-        // The GEMMs' operands at the precision: offsets into them are r0·width (+ the tensor's own).
-        float[] dyg = bf16 ? rounded(0, dy.rows(m)) : f(dy);
-        float[] w1g = bf16 ? rounded(3, w1) : f(w1);
-        float[] w2g = bf16 ? rounded(4, w2) : f(w2);
-        for (int ex = 0; ex < e; ex++) {
-            int r0 = offsets[ex];
-            int rows = offsets[ex + 1] - r0;
-            if (rows == 0) {
-                continue;
-            }
-            int dho = o(scratchDh) + r0 * f;
-            int dao = o(scratchDa) + r0 * f1;
-            Blas.sgemm(false, true, rows, f, d, 1f, dyg, (bf16 ? 0 : o(dy)) + r0 * d, d, w2g,
-                    (bf16 ? 0 : o(w2)) + ex * f * d, d, 0f, dh, dho, f);
-            activations.backward(da, dao, dh, dho, f(a), o(a) + r0 * f1, rows, f, act);
-            float[] dag = bf16 ? rounded(5, scratchDa.rows(r0, rows)) : da;
-            Blas.sgemm(false, true, rows, d, f1, 1f, dag, bf16 ? 0 : dao, f1, w1g,
-                    (bf16 ? 0 : o(w1)) + ex * d * f1, f1, 0f, f(dx), o(dx) + r0 * d, d);
-        }
+        experts.backwardData(dx, dy, a, w1, w2, offsets, act, scratchDh, scratchDa, p);
     }
 
     @Override
     public void expertFfnBackwardWeights(Tensor dw1, Tensor db1, Tensor dw2, Tensor db2, Tensor dy, Tensor x,
                                          Tensor h, int[] offsets, Tensor scratchDa, Precision p) {
-        int e = dw1.dim(0);
-        int d = dw1.dim(1);
-        int f1 = dw1.dim(2);
-        int f = dw2.dim(1);
-        int m = Check.expertFfnBackwardWeights(dw1, dw2, dy, x, h, offsets, scratchDa);
-        boolean bf16 = p == Precision.BF16;
-        float[] da = f(scratchDa);
-        float[] dyg = bf16 ? rounded(0, dy.rows(m)) : f(dy);
-        float[] hg = bf16 ? rounded(1, h.rows(m)) : f(h);
-        float[] xg = bf16 ? rounded(2, x.rows(m)) : f(x);
-        for (int ex = 0; ex < e; ex++) {
-            int r0 = offsets[ex];
-            int rows = offsets[ex + 1] - r0;
-            if (rows == 0) {
-                continue;
-            }
-            int dao = o(scratchDa) + r0 * f1;
-            gemmBiasBackward(null, 0, f(dw2), o(dw2) + ex * f * d, db2 == null ? null : f(db2),
-                    db2 == null ? 0 : o(db2) + ex * d, f(dy), o(dy) + r0 * d, dyg, (bf16 ? 0 : o(dy)) + r0 * d,
-                    hg, (bf16 ? 0 : o(h)) + r0 * f, null, 0, rows, f, d);
-            float[] dag = bf16 ? rounded(5, scratchDa.rows(r0, rows)) : da;
-            gemmBiasBackward(null, 0, f(dw1), o(dw1) + ex * d * f1, db1 == null ? null : f(db1),
-                    db1 == null ? 0 : o(db1) + ex * f1, da, dao, dag, bf16 ? 0 : dao, xg,
-                    (bf16 ? 0 : o(x)) + r0 * d, null, 0, rows, d, f1);
-        }
+        experts.backwardWeights(dw1, db1, dw2, db2, dy, x, h, offsets, scratchDa, p);
     }
 
     @Override
