@@ -30,7 +30,7 @@ final class TrainCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         JobConfig config = options.resolve();
         Trainer trainer = new Trainer(config, new java.io.PrintStream(new WriterOutputStream(spec.commandLine().getOut()), true));
-        trainer.preflight();
+        trainer.preflightStandalone();
         spec.commandLine().getOut().println("resolved configuration:");
         spec.commandLine().getOut().print(config.describe().lines().filter(l -> !l.startsWith("#"))
                 .map(l -> "  " + l + "\n").reduce("", String::concat));

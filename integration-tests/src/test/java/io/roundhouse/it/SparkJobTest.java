@@ -60,14 +60,14 @@ class SparkJobTest {
                 .get("parameterDigest").asText();
 
         withCheckpoints[2] = "output.dir=" + tmp.resolve("failing");
+        String[] failing = java.util.Arrays.copyOf(withCheckpoints, withCheckpoints.length + 1);
+        failing[withCheckpoints.length] = "fault.failAtStep=12";
         System.setProperty("spark.master", "local[2,4]");
-        System.setProperty("roundhouse.test.failAtStep", "12");
         StringWriter out = new StringWriter();
         try {
-            assertEquals(0, cli(out, new StringWriter(), withCheckpoints));
+            assertEquals(0, cli(out, new StringWriter(), failing));
         } finally {
             System.clearProperty("spark.master");
-            System.clearProperty("roundhouse.test.failAtStep");
         }
         Path run = onlyRun(tmp.resolve("failing"));
         List<String> resumes = Files.readAllLines(run.resolve("metrics.jsonl")).stream()

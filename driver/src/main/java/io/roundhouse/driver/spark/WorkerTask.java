@@ -44,12 +44,6 @@ import scala.runtime.AbstractFunction1;
 final class WorkerTask extends AbstractFunction1<Iterator<Integer>, Iterator<String>> implements Serializable {
     private static final long serialVersionUID = 1L;
     private static final ObjectMapper JSON = new ObjectMapper();
-    /**
-     * Fault injection for the recovery tests: a JVM system property (not a job setting) that makes
-     * rank 0 throw when it reports that step, in the stage's first attempt only.
-     */
-    static final String FAIL_AT_STEP = "roundhouse.test.failAtStep";
-
     private final Map<String, String> config;
     private final long token;
     private final String driverEndpoint;
@@ -95,7 +89,7 @@ final class WorkerTask extends AbstractFunction1<Iterator<Integer>, Iterator<Str
         long[] controlNanos = new long[2];  // rank 0: time spent sending records to the driver, and how many
         try (BarrierGroup group = BarrierGroup.join(ctx, cfg, appKey);
              DriverReport report = rank == 0 ? new DriverReport(group.driver, group.host, group.workers, controlNanos,
-                     ctx.stageAttemptNumber() == 0 ? Integer.getInteger(FAIL_AT_STEP, 0) : 0) : null) {
+                     ctx.stageAttemptNumber() == 0 ? job.get(ConfigKeys.FAULT_FAIL_AT_STEP) : 0) : null) {
             // The driver shows progress; a worker's own console would repeat it (in local mode on the same stdout).
             PrintStream quiet = new PrintStream(OutputStream.nullOutputStream());
             Trainer trainer = new Trainer(job, quiet, group.collectives(), null, report)
@@ -178,7 +172,7 @@ final class WorkerTask extends AbstractFunction1<Iterator<Integer>, Iterator<Str
         public void write(Map<String, Object> record) {
             if (failAtStep > 0 && "train".equals(record.get("type")) && Integer.valueOf(failAtStep).equals(record.get("step"))) {
                 throw new IllegalStateException("worker 0: failing at step " + failAtStep + " as "
-                        + FAIL_AT_STEP + " asks (stage attempt 0 only)");
+                        + ConfigKeys.FAULT_FAIL_AT_STEP.name() + " asks (fault injection, stage attempt 0 only)");
             }
             long t0 = System.nanoTime();
             channel.send(0, MetricsWriter.toJson(record));
@@ -190,7 +184,7 @@ final class WorkerTask extends AbstractFunction1<Iterator<Integer>, Iterator<Str
         public void writeStep(int step, CharSequence json) {
             if (failAtStep > 0 && step == failAtStep) {
                 throw new IllegalStateException("worker 0: failing at step " + failAtStep + " as "
-                        + FAIL_AT_STEP + " asks (stage attempt 0 only)");
+                        + ConfigKeys.FAULT_FAIL_AT_STEP.name() + " asks (fault injection, stage attempt 0 only)");
             }
             long t0 = System.nanoTime();
             channel.send(0, json.toString());

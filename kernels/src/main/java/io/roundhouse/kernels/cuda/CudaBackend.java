@@ -47,6 +47,15 @@ public final class CudaBackend implements Backend {
         this.transformer = new CudaTransformer(this, dev);
     }
 
+    /**
+     * Debugging ({@code backend.cudaSync}): waits for every kernel as it is launched, so an
+     * asynchronous error is reported by the kernel that raised it, not by a later call. Slow.
+     */
+    public CudaBackend syncEveryKernel(boolean on) {
+        dev.syncEveryOp(on);
+        return this;
+    }
+
     /** Why this backend cannot run on this machine, or null when it can. */
     public static String unavailableReason() {
         return CudaDevice.unavailableReason();

@@ -63,7 +63,7 @@ class CudaDevice implements AutoCloseable {
     private final Map<String, CUfunction> functions = new HashMap<>();
     private final List<CUdeviceptr> blocks = new ArrayList<>();
     private final Map<HostBuffer, Pointer> pinned = new java.util.IdentityHashMap<>();
-    private final boolean syncEveryOp = Boolean.getBoolean("roundhouse.cuda.sync");
+    private boolean syncEveryOp;  // backend.cudaSync: wait for every kernel, so an error names its own
     private CUdeviceptr current;
     private long used;
     private long capacity;
@@ -258,8 +258,16 @@ class CudaDevice implements AutoCloseable {
             throw new IllegalStateException(op + " (kernel " + fn + ", grid " + gridX + "x" + gridY + "x" + gridZ
                     + ") failed on GPU "
                     + ordinal + ": " + e.getMessage() + (syncEveryOp ? "" : " (the error may come from an earlier "
-                    + "kernel: run with -Droundhouse.cuda.sync=true to check after every op)"), e);
+                    + "kernel: set backend.cudaSync = true to check after every kernel)"), e);
         }
+    }
+
+    /**
+     * Debugging: wait for every kernel as it is launched, so a failing kernel is named by its own
+     * launch instead of by a later call (slow; off by default).
+     */
+    void syncEveryOp(boolean on) {
+        this.syncEveryOp = on;
     }
 
     /** Blocks of 256 threads for a grid-stride loop over n elements. */
@@ -309,8 +317,8 @@ class CudaDevice implements AutoCloseable {
             r.run();
         } catch (CudaException e) {
             throw new IllegalStateException(op + " failed on GPU " + ordinal + " (" + name + "): " + e.getMessage()
-                    + (syncEveryOp ? "" : " (the error may come from an earlier kernel: run with "
-                    + "-Droundhouse.cuda.sync=true to check after every op)"), e);
+                    + (syncEveryOp ? "" : " (the error may come from an earlier kernel: set "
+                    + "backend.cudaSync = true to check after every kernel)"), e);
         }
     }
 

@@ -280,6 +280,13 @@ public final class ConfigKeys {
             "where the math runs: cpu, cuda (GPU 0, or the GPU Spark assigns; refused if it fails its start-up check "
             + "against the CPU), or auto (cuda where a GPU is and it passes that check, else cpu; the choice and why "
             + "are logged)");
+    public static final ConfigKey<String> BACKEND_CUDA_SYNC = choiceKey("backend.cudaSync", "off", List.of("off", "on"),
+            "debugging: on waits for every CUDA kernel as it is launched, so a kernel's error is reported by that "
+            + "kernel instead of by a later call (slow); off for training");
+    public static final ConfigKey<Integer> FAULT_FAIL_AT_STEP = intKey("fault.failAtStep", 0, 0, Integer.MAX_VALUE,
+            "fault injection for recovery drills (scripts/fault-matrix, docs/reliability.md): in the Spark job, "
+            + "worker 0 fails its task when it reports this step, in the stage's first attempt only, so Spark "
+            + "retries the stage from the last checkpoint; 0: off (never set it for real training)");
     public static final ConfigKey<String> OUTPUT_DIR = stringKey("output.dir", "runs",
             "folder under which each run gets its own directory (created if missing)");
     public static final ConfigKey<Integer> LOG_EVERY_STEPS = intKey("log.everySteps", 50, 1, Integer.MAX_VALUE,
@@ -304,7 +311,7 @@ public final class ConfigKeys {
             WORKERS, COMMS_TRANSPORT, COMMS_TIMEOUT_MS, COMMS_START_TIMEOUT_MS, COMMS_IDLE, COMMS_OVERLAP, COMMS_TERM_LENGTH_BYTES,
             COMMS_ALL_TO_ALL, COMMS_MTU_BYTES, COMMS_SOCKET_BUFFER_BYTES,
             COMMS_AERON_DIR,
-            BACKEND, OUTPUT_DIR, LOG_EVERY_STEPS);
+            BACKEND, BACKEND_CUDA_SYNC, FAULT_FAIL_AT_STEP, OUTPUT_DIR, LOG_EVERY_STEPS);
 
     /** The key called {@code name}, or null. */
     public static ConfigKey<?> byName(String name) {

@@ -65,11 +65,23 @@ final class Preflight {
         }
     }
 
-    /** Parquet data is read by the Spark job; a run of its own reads IDX files. */
-    static void dataReadable(RunContext context, boolean dataGiven) {
-        if (!dataGiven && context.kind() == ModelKind.CLASSIFIER && !context.dataFormat().equals("idx")) {
+    /**
+     * Refuses what only the Spark job reads, for a run of its own ({@code dataGiven}: the Spark
+     * job's tasks hand the data over): Parquet data (a run of its own reads IDX files) and
+     * fault injection (a failed task is retried by Spark's stage retry, which a run of its own lacks).
+     */
+    static void sparkOnly(RunContext context, boolean dataGiven) {
+        if (dataGiven) {
+            return;
+        }
+        if (context.kind() == ModelKind.CLASSIFIER && !context.dataFormat().equals("idx")) {
             throw new ConfigException("data.format = " + context.dataFormat() + " is read by the Spark job: run "
                     + "'roundhouse spark' (an embedded local[W] master is enough), or use IDX files");
+        }
+        int failAt = context.config().get(ConfigKeys.FAULT_FAIL_AT_STEP);
+        if (failAt > 0) {
+            throw new ConfigException(ConfigKeys.FAULT_FAIL_AT_STEP.name() + " = " + failAt + " is fault injection "
+                    + "for the Spark job's stage retry: run 'roundhouse spark', or set it to 0");
         }
     }
 

@@ -4,6 +4,7 @@ import io.roundhouse.comms.Collectives;
 import io.roundhouse.kernels.Backend;
 import io.roundhouse.kernels.Backends;
 import io.roundhouse.worker.checkpoint.CheckpointStore;
+import io.roundhouse.worker.config.ConfigKeys;
 import io.roundhouse.worker.config.JobConfig;
 import io.roundhouse.worker.data.DataSplits;
 import io.roundhouse.worker.data.Examples;
@@ -136,14 +137,23 @@ public final class Trainer {
         Preflight.check(context, data != null);
     }
 
+    /** {@link #preflight}, for a run of its own or the launcher's (not the Spark job): writes nothing. */
+    public void preflightStandalone() {
+        preflight();
+        Preflight.sparkOnly(context, data != null);
+    }
+
     /** Trains: preflight, the data, the model, the run directory, the step loop, the final evaluation. */
     public Result run() throws IOException {
         preflight();
-        Preflight.dataReadable(context, this.data != null);
+        Preflight.sparkOnly(context, this.data != null);
         DataSplits data = this.data != null ? this.data : context.kind().loadLocal(context.config());
         Preflight.groupMatches(context, comms);
         TrainingData sets = TrainingData.of(context, data, partitioned, comms);
         try (Backend be = Backends.create(context.backend(), gpu, BackendCheck::differences)) {
+            if (be instanceof io.roundhouse.kernels.cuda.CudaBackend cuda) {
+                cuda.syncEveryKernel(context.config().get(ConfigKeys.BACKEND_CUDA_SYNC).equals("on"));
+            }
             return train(be, sets);
         }
     }
