@@ -92,6 +92,17 @@ class CliEndToEndTest {
             step10.toString()}, common));
         assertEquals(0, resumed.code(), resumed.err());
         assertTrue(resumed.out().contains("resumed at step 10 from " + step10), resumed.out());
+        // Resume equals uninterrupted: the same final parameters, bit for bit.
+        Path resumedRun;
+        try (Stream<Path> s = Files.list(tmp.resolve("b"))) {
+            resumedRun = s.findFirst().orElseThrow();
+        }
+        ObjectMapper json = new ObjectMapper();
+        JsonNode whole = json.readTree(run.resolve("summary.json").toFile());
+        JsonNode continued = json.readTree(resumedRun.resolve("summary.json").toFile());
+        assertEquals(whole.get("steps").asInt(), continued.get("steps").asInt());
+        assertEquals(whole.get("parameterDigest").asText(), continued.get("parameterDigest").asText(),
+                "the resumed run ends with the uninterrupted run's parameters");
         Cli.Outcome both = cli(concat(new String[] {"train", "--resume", step10.toString(), "train.resume=" + step10}, common));
         assertEquals(RoundhouseCli.EXIT_USAGE, both.code());
         assertTrue(both.err().contains("--resume and train.resume are both given"), both.err());

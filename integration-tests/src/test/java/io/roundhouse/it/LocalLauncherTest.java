@@ -128,7 +128,34 @@ class LocalLauncherTest {
                 + runs.get(0).get("commShare"));
         double share = runs.get(1).get("commShare").asDouble();
         assertTrue(share > 0 && share < 1, "two workers communicate for part of the step: " + share);
-        assertTrue(runs.get(1).get("phaseMs").get("dispatch").asDouble() > 0);
+        int tokensPerStep = new ObjectMapper().readTree(json.toFile()).get("tokensPerStep").asInt();
+        for (JsonNode run : runs) {
+            String w = "workers " + run.get("workers").asInt() + ": ";
+            double stepMs = run.get("stepMs").asDouble();
+            JsonNode phases = run.get("phaseMs");
+            // The report's figures agree with each other: the communication is the exchange and
+            // all-reduce phases, the phases (with "other") make up the step, and the throughput is
+            // the tokens of a step over its time.
+            double comm = phases.get("dispatch").asDouble() + phases.get("combine").asDouble()
+                    + phases.get("all_reduce").asDouble();
+            assertEquals(comm, run.get("commMs").asDouble(), 0.01 * comm + 1e-3, w + "commMs = its phases");
+            assertEquals(run.get("commMs").asDouble() / stepMs, run.get("commShare").asDouble(), 1e-6, w + "share");
+            double sum = 0;
+            for (JsonNode v : phases) {
+                sum += v.asDouble();
+            }
+            assertEquals(stepMs, sum, 1e-6 * stepMs, w + "the phases make up the step");
+            assertEquals(tokensPerStep / (stepMs / 1000), run.get("tokensPerSecond").asDouble(),
+                    1e-6 * run.get("tokensPerSecond").asDouble(), w + "tokens/s from the step time");
+            for (String phase : new String[] {"experts", "backward", "optimizer"}) {
+                assertTrue(phases.get(phase).asDouble() > 0, w + phase + " is timed: " + phases);
+            }
+        }
+        for (String phase : new String[] {"dispatch", "combine", "all_reduce"}) {
+            assertTrue(runs.get(1).get("phaseMs").get(phase).asDouble() > 0, "two workers exchange: " + phase);
+        }
+        assertEquals(runs.get(1).get("tokensPerSecond").asDouble() / runs.get(0).get("tokensPerSecond").asDouble(),
+                runs.get(1).get("vsFirst").asDouble(), 1e-9, "vsFirst is the ratio of throughputs");
     }
 
     @ParameterizedTest(name = "{0}")

@@ -35,13 +35,33 @@ import org.junit.jupiter.api.Test;
 class CudaModelLaunchTest {
     private final LaunchCheckDevice dev = new LaunchCheckDevice(Path.of("../kernels/src/main/cuda"));
 
+    /**
+     * The start-up check's every launch is well formed, and it covers what it claims: each of its
+     * three models (fp32 GELU/LayerNorm, bf16 SwiGLU/RMSNorm, a Self-Tuning Network) and AdamW
+     * launch their kernels and are compared (the checker computes nothing, so every comparison
+     * the check makes reports a difference: one missing is a model or step the check skipped).
+     */
     @Test
     void theStartUpCheckRunsOnTheCudaBackend() {
+        List<String> differences;
         try (CpuBackend cpu = new CpuBackend(); CudaBackend cuda = new CudaBackend(dev)) {
-            // The checker computes nothing, so the check sees differences; what matters is the launches.
-            assertFalse(BackendCheck.differences(cpu, cuda).isEmpty());
+            differences = BackendCheck.differences(cpu, cuda);
         }
         assertEquals("[]", dev.problems.toString(), String.join("\n", dev.problems));
+        // fp32 and bf16 GEMMs, norms, the router and its losses, routing, dropout and jitter, the STN
+        // responses, the loss and AdamW (the activations run inside the GEMM kernels)
+        for (String kernel : new String[] {"rh_sgemm", "rh_gemm_bf16", "rh_norm_forward", "rh_norm_backward_dx",
+            "rh_norm_backward_params", "rh_gate_forward", "rh_gate_backward", "rh_router_loss_backward",
+            "rh_plan_fill", "rh_unpermute_forward", "rh_unpermute_backward_rows", "rh_dropout_rows", "rh_jitter",
+            "rh_multiply", "rh_sum_row_products", "rh_cross_entropy_forward", "rh_cross_entropy_backward",
+            "rh_adamw"}) {
+            assertTrue(dev.launched.containsKey(kernel), kernel + " launched by the check: " + dev.launched.keySet());
+        }
+        for (String compared : new String[] {"fp32 gelu/layernorm: ", "bf16 swiglu/rmsnorm: ",
+            "fp32 gelu/layernorm STN: the perturbation's gradient", "AdamW w", "AdamW m", "AdamW v"}) {
+            assertTrue(differences.stream().anyMatch(d -> d.startsWith(compared)), "the check compares " + compared
+                    + String.join("\n", differences));
+        }
     }
 
     @Test
