@@ -46,6 +46,13 @@ public final class RoundhouseCli {
         cli.setOut(out);
         cli.setErr(err);
         cli.setParameterExceptionHandler((ex, a) -> {
+            if (ex instanceof CommandLine.UnmatchedArgumentException u && ex.getCommandLine() == cli
+                    && !u.getUnmatched().isEmpty() && !u.getUnmatched().get(0).startsWith("-")) {
+                err.println("error: unknown command '" + u.getUnmatched().get(0) + "'; the commands are "
+                        + String.join(", ", cli.getSubcommands().keySet()));
+                err.println("  see 'roundhouse --help'");
+                return EXIT_USAGE;
+            }
             err.println("error: " + ex.getMessage());
             err.println("  see '" + ex.getCommandLine().getCommandSpec().qualifiedName() + " --help'");
             return EXIT_USAGE;

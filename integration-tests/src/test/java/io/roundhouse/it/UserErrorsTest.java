@@ -22,10 +22,10 @@ import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * Every kind of error caused by the user's input or environment prints one line (two at most)
- * naming the problem and the fix, no stack trace, and exits with 2 when the job cannot run as
- * given or 1 when it failed while running; nothing is written for a job that cannot run. A bug
- * prints a line saying so and its trace. The cases are listed in docs/architecture.md ("Errors").
+ * Errors of the environment and of the Spark job print one line (two at most) naming the problem
+ * and the fix, no stack trace, and exit with 2 when the job cannot run as given or 1 when it
+ * failed while running. Bad input (config, data, checkpoints, the command line) is
+ * {@link BadInputTest}'s. The cases are listed in docs/architecture.md ("Errors").
  */
 @Timeout(600)
 class UserErrorsTest {
@@ -107,55 +107,6 @@ class UserErrorsTest {
         return copy;
     }
 
-    @Test
-    void configAndCommandLineErrors() throws IOException {
-        Files.writeString(tmp.resolve("bad.conf"), "model.experts = 4\nthis is not a setting\n");
-        Object[][] cases = {
-            {job("train", "model.expert=4"), USAGE, "unknown key 'model.expert'"},
-            {job("train", "model.dim=abc"), USAGE, "model.dim = 'abc': not an integer"},
-            {job("train", "model.topK=5"), USAGE, "model.topK = 5 is larger than model.experts = 4"},
-            {job("train", "comms.termLengthBytes=100000"), USAGE, "is not a power of two"},
-            {job("train", "train.traceSteps=5-3"), USAGE, "train.traceSteps = 5-3: '5-3' is not a step"},
-            {new String[] {"train", "-c", tmp.resolve("none.conf").toString()}, USAGE, "cannot read config file"},
-            {new String[] {"train", "-c", tmp.resolve("bad.conf").toString()}, USAGE, "bad.conf:2: expected"},
-            {new String[] {"train", "--bogus"}, USAGE, "Unknown option: '--bogus'"},
-            {job("train", "model.dim"), USAGE, "is not KEY=VALUE"},
-            {new String[] {"bench", "allgather"}, USAGE, "unknown benchmark 'allgather'"},
-            {new String[] {"bench", "kernels", "--workers", "1,2"}, USAGE, "--workers is not read by bench kernels"},
-            {new String[] {"bench", "alltoall", "--seconds", "0"}, USAGE, "--seconds 0.0 must be in (0, 600]"},
-            {new String[] {"bench", "alltoall", "--mtu-udp", "100"}, USAGE, "mtuBytes 100 must be a multiple of 32"},
-        };
-        for (Object[] c : cases) {
-            assertUserError(Cli.run((String[]) c[0]), (int) c[1], (String) c[2], String.join(" ", (String[]) c[0]));
-        }
-        assertFalse(Files.exists(runs), "nothing written");
-    }
-
-    @Test
-    void dataAndPathErrors() throws IOException {
-        Path truncated = Files.createDirectories(tmp.resolve("truncated"));
-        try (Stream<Path> s = Files.list(data)) {
-            for (Path p : s.toList()) {
-                byte[] b = Files.readAllBytes(p);
-                Files.write(truncated.resolve(p.getFileName()), p.getFileName().toString().startsWith("train-images")
-                        ? java.util.Arrays.copyOf(b, b.length / 2) : b);
-            }
-        }
-        Path file = Files.writeString(tmp.resolve("a-file"), "x");
-        Object[][] cases = {
-            {job("train", "data.dir=" + tmp.resolve("none")), USAGE, "is not a folder"},
-            {job("train", "data.dir=" + truncated), USAGE, "train-images-idx3-ubyte.gz"},
-            {job("train", "data.format=parquet"), USAGE, "data.format = parquet is read by the Spark job"},
-            {job("train", "output.dir=" + file.resolve("x")), USAGE, "is a file, not a folder; set output.dir"},
-            {job("train", "checkpoint.dir=" + file), USAGE, "is a file, not a folder; set checkpoint.dir"},
-            {job("train", "comms.aeronDir=" + file.resolve("x"), "workers=2"), USAGE, "set comms.aeronDir"},
-        };
-        for (Object[] c : cases) {
-            assertUserError(Cli.run((String[]) c[0]), (int) c[1], (String) c[2], String.join(" ", (String[]) c[0]));
-        }
-        assertFalse(Files.exists(runs), "nothing written");
-    }
-
     /** A small private tmpfs (needs root to mount), unmounted when closed. */
     private static AutoCloseable tmpfs(Path at, String size) throws Exception {
         Files.createDirectories(at);
@@ -186,27 +137,6 @@ class UserErrorsTest {
                 assertEquals(List.of(), s.filter(Files::isRegularFile).toList(), "no partial file left");
             }
         }
-    }
-
-    @Test
-    void checkpointErrors() throws IOException {
-        Path corrupt = damagedCopy("corrupt", false);
-        Path incomplete = damagedCopy("incomplete", true);
-        Object[][] cases = {
-            {job("train", "--resume", tmp.resolve("none").toString()), "no complete checkpoint there"},
-            {job("train", "--resume", checkpoints.toString(), "model.experts=8"),
-                "was written by another model: model.experts = 8 here, 4 in the checkpoint"},
-            {job("train", "--resume", checkpoints.toString(), "model.experts=8", "workers=2"),
-                "was written by another model"},
-            {job("train", "--resume", corrupt.toString()), "is corrupt (its checksum does not match"},
-            {job("train", "--resume", corrupt.toString(), "workers=2"), "is corrupt"},
-            {job("train", "--resume", incomplete.toString()), "no complete checkpoint there"},
-            {job("train", "--resume", incomplete.resolve("step-00000010").toString()), "has no manifest.json"},
-        };
-        for (Object[] c : cases) {
-            assertUserError(Cli.run((String[]) c[0]), USAGE, (String) c[1], String.join(" ", (String[]) c[0]));
-        }
-        assertFalse(Files.exists(runs), "nothing written");
     }
 
     /**

@@ -44,6 +44,13 @@ public final class FashionMnist {
         if (Files.isRegularFile(gz)) {
             return gz;
         }
+        for (Path p : new Path[] {gz, plain}) {
+            if (Files.isDirectory(p)) {
+                throw new DataException("data file " + p + " is a folder, not a file; put the IDX file there (data.dir "
+                        + "must hold train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and "
+                        + "t10k-labels-idx1-ubyte, plain or .gz)");
+            }
+        }
         throw new DataException("missing data file " + gz + " (or " + plain + "): data.dir must hold "
                 + "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and "
                 + "t10k-labels-idx1-ubyte, plain or .gz (apt-get install dataset-fashion-mnist)");
