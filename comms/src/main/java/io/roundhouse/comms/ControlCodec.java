@@ -14,10 +14,14 @@ import java.util.List;
  * Every side must register the same classes in the same order. One codec per thread.
  */
 public final class ControlCodec {
+    private static final int FIRST_ARRAY_ID = 10;   // String and the arrays, with bounded serializers
+    private static final int LAST_ARRAY_ID = 15;
+    private static final int FIRST_TYPE_ID = 100;   // the message types, in the order given
     private final Kryo kryo = new Kryo();
     private final Output output;
     private final Input input = new Input();
     private final int maxBytes;
+    private final int types;
 
     /**
      * @param maxBytes largest encoded message
@@ -29,20 +33,24 @@ public final class ControlCodec {
         this.output = new Output(256, maxBytes);
         kryo.setRegistrationRequired(true);
         kryo.setReferences(false);
-        kryo.register(String.class, new BoundedString(), 10);
+        kryo.register(String.class, new BoundedString(), FIRST_ARRAY_ID);
         kryo.register(byte[].class, new BoundedBytes(), 11);
         kryo.register(int[].class, new BoundedInts(), 12);
         kryo.register(long[].class, new BoundedLongs(), 13);
         kryo.register(float[].class, new BoundedFloats(), 14);
-        kryo.register(double[].class, new BoundedDoubles(), 15);
-        int id = 100;
+        kryo.register(double[].class, new BoundedDoubles(), LAST_ARRAY_ID);
+        int id = FIRST_TYPE_ID;
         for (Class<?> t : types) {
             kryo.register(t, id++);
         }
+        this.types = types.size();
     }
 
-    /** Encodes {@code message}; the bytes are valid until the next call. */
+    /** Encodes {@code message} (not null); the bytes are valid until the next call. */
     public byte[] encode(Object message, int[] length) {
+        if (message == null) {
+            throw new IllegalArgumentException("a control message cannot be null");
+        }
         output.reset();
         try {
             kryo.writeClassAndObject(output, message);
@@ -61,6 +69,15 @@ public final class ControlCodec {
         }
         input.setBuffer(bytes, offset, length);
         try {
+            // The class id comes first (Kryo writes id + 2; 0 is null, 1 a class by name). Only the ids
+            // registered here are read on: Kryo's own registrations (String with its unbounded
+            // serializer, Integer, ...) and names, read before registration is checked, are refused unread.
+            int id = input.readVarInt(true) - 2;
+            if (!(id >= FIRST_ARRAY_ID && id <= LAST_ARRAY_ID) && !(id >= FIRST_TYPE_ID && id < FIRST_TYPE_ID + types)) {
+                throw new CommsException("malformed control message (" + length + " bytes): class id " + id
+                        + " is no message type of this channel");
+            }
+            input.setPosition(offset);
             Object o = kryo.readClassAndObject(input);
             if (input.position() != offset + length) {
                 throw new CommsException("control message has " + (offset + length - input.position())

@@ -271,7 +271,12 @@ public final class Checkpointer {
                     + io.roundhouse.worker.UserException.reason(e) + "; check the path and its permissions", e);
         }
         List<String> differ = new ArrayList<>();
-        if (manifest.path("format").asInt(-1) != VERSION || !manifest.path("model").isObject()) {
+        int format = manifest.path("format").asInt(-1);
+        if (format > VERSION && manifest.path("model").isObject()) {
+            throw new CheckpointException("checkpoint " + store.describe(dir) + " is of format " + format + ", newer "
+                    + "than this Roundhouse reads (format " + VERSION + "): resume it with the version that wrote it");
+        }
+        if (format != VERSION || !manifest.path("model").isObject()) {
             throw new CheckpointException(store.describe(manifestFile) + " is not the manifest of a Roundhouse "
                     + "checkpoint (format " + VERSION + "); name a step-NNNNNNNN folder a run wrote (by default in its "
                     + "run directory's checkpoints/), or the folder that holds them");
@@ -397,17 +402,37 @@ public final class Checkpointer {
         }
         int count = b.getInt();
         Map<String, float[][]> out = new HashMap<>();
-        for (int e = 0; e < count; e++) {
-            byte[] name = new byte[b.getShort()];
-            b.get(name);
-            int expert = b.getInt();
-            int n = b.getInt();
-            float[][] v = new float[3][n];
-            for (int k = 0; k < 3; k++) {
-                b.asFloatBuffer().get(v[k]);
-                b.position(b.position() + 4 * n);
+        // The checksum matched, so the bytes are as written; a shard that still does not parse was
+        // written by something else (or checksummed after damage): refused by name, like a bad checksum.
+        b.limit(bytes.length - 8);
+        try {
+            for (int e = 0; e < count; e++) {
+                int nameLength = b.getShort() & 0xFFFF;
+                byte[] name = new byte[Math.min(nameLength, b.remaining())];
+                b.get(name);
+                if (name.length != nameLength) {
+                    throw new java.nio.BufferUnderflowException();
+                }
+                int expert = b.getInt();
+                int n = b.getInt();
+                if (n < 0 || 12L * n > b.remaining()) {
+                    throw new java.nio.BufferUnderflowException();
+                }
+                float[][] v = new float[3][n];
+                for (int k = 0; k < 3; k++) {
+                    b.asFloatBuffer().get(v[k]);
+                    b.position(b.position() + 4 * n);
+                }
+                out.put(new String(name, StandardCharsets.UTF_8) + "#" + expert, v);
             }
-            out.put(new String(name, StandardCharsets.UTF_8) + "#" + expert, v);
+        } catch (java.nio.BufferUnderflowException e) {
+            throw new CheckpointException(what + " is malformed (its entries run past its end, though its checksum "
+                    + "matches: it was not written by Roundhouse); resume from an earlier checkpoint");
+        }
+        if (b.remaining() != 0 || count < 0) {
+            throw new CheckpointException(what + " is malformed (" + (count < 0 ? "a negative entry count"
+                    : b.remaining() + " bytes after its last entry") + ", though its checksum matches: it was not "
+                    + "written by Roundhouse); resume from an earlier checkpoint");
         }
         return out;
     }

@@ -138,6 +138,7 @@ public final class JobConfig {
             }
             Object v;
             try {
+                refuseControlCharacters(k, text);
                 v = k.parse(text);
             } catch (ConfigException e) {
                 throw new ConfigException(e.getMessage() + " [set in " + source + "]");
@@ -149,6 +150,21 @@ public final class JobConfig {
         JobConfig c = new JobConfig(values, texts, sources);
         c.checkTogether();
         return c;
+    }
+
+    /**
+     * No setting's value holds a control character (a NUL cannot even be part of a path): one is a
+     * typo or a broken file, named here instead of failing wherever the value is first used.
+     */
+    private static void refuseControlCharacters(ConfigKey<?> k, String text) {
+        for (int i = 0; i < text.length(); i++) {
+            char ch = text.charAt(i);
+            if (ch < 0x20 && ch != '\t' || ch == 0x7F) {
+                throw new ConfigException(k.name() + " = '" + text.replaceAll("\\p{Cntrl}", "?") + "': character "
+                        + (i + 1) + " is a control character (U+" + String.format("%04X", (int) ch) + "); "
+                        + "retype the value");
+            }
+        }
     }
 
     /** Rules that involve more than one key. */
