@@ -99,6 +99,12 @@ public record CommsConfig(Transport transport, int termLengthBytes, int mtuBytes
         return new CommsConfig(transport, termBytes, mtu, connectTimeoutMs, opTimeoutMs, idle, driverThreading, aeronDirBase, streamIdBase, sessionToken, socketBufferBytes, twoLevelAllToAll, overlap);
     }
 
+    /** The same settings under another job's session token. */
+    public CommsConfig withSessionToken(long token) {
+        return new CommsConfig(transport, termLengthBytes, mtuBytes, connectTimeoutMs, opTimeoutMs, idle, driverThreading,
+                aeronDirBase, streamIdBase, token, socketBufferBytes, twoLevelAllToAll, overlap);
+    }
+
     public CommsConfig withAeronDirBase(Path base) {
         return new CommsConfig(transport, termLengthBytes, mtuBytes, connectTimeoutMs, opTimeoutMs, idle, driverThreading, base,
                 streamIdBase, sessionToken, socketBufferBytes, twoLevelAllToAll, overlap);

@@ -89,6 +89,51 @@ class ControlChannelTest {
         }
     }
 
+    /**
+     * A party of another job (another session token) on this job's control endpoints: its frames
+     * are dropped and counted, never decoded or delivered; the job's own party gets through.
+     */
+    @ParameterizedTest
+    @EnumSource(Transport.class)
+    void framesWithoutTheJobsTokenAreDroppedAndCounted(Transport t) throws Exception {
+        CommsConfig cfg = GroupHarness.config(t, aeron);
+        List<String> eps = GroupHarness.endpoints(t, 3);
+        try (EmbeddedMediaDriver driver = EmbeddedMediaDriver.acquire(cfg, GroupHarness.jobKey("tok"), 3, 3, 0);
+             ControlChannel coord = new ControlChannel(cfg, driver, 0, eps, new ControlCodec(1 << 16, TYPES), 1 << 16);
+             ControlChannel stranger = new ControlChannel(cfg.withSessionToken(0xBADL), driver, 1, eps,
+                     new ControlCodec(1 << 16, TYPES), 1 << 16);
+             ControlChannel member = new ControlChannel(cfg, driver, 2, eps, new ControlCodec(1 << 16, TYPES), 1 << 16)) {
+            ExecutorService pool = Executors.newFixedThreadPool(2);
+            try {
+                Future<?> a = pool.submit(() -> {
+                    stranger.connect();
+                    for (int i = 0; i < 5; i++) {
+                        stranger.send(0, new Command("stop", i));
+                    }
+                    return null;
+                });
+                Future<?> b = pool.submit(() -> {
+                    member.connect();
+                    return null;
+                });
+                coord.connect();
+                a.get(30, TimeUnit.SECONDS);
+                b.get(30, TimeUnit.SECONDS);
+                member.send(0, new Command("checkpoint", 9));
+                List<Object> got = new ArrayList<>();
+                long deadline = System.nanoTime() + 20_000_000_000L;
+                while ((got.isEmpty() || coord.dropped() < 5) && System.nanoTime() < deadline) {
+                    coord.poll((from, msg) -> got.add(from + ":" + msg), 16);
+                    Thread.onSpinWait();
+                }
+                assertEquals(List.of("2:" + new Command("checkpoint", 9)), got, "only the job's own party gets through");
+                assertEquals(5, coord.dropped(), "the stranger's frames are counted");
+            } finally {
+                pool.shutdownNow();
+            }
+        }
+    }
+
     private static int sum(int[] a) {
         int s = 0;
         for (int v : a) {
