@@ -19,7 +19,8 @@ import org.slf4j.LoggerFactory;
 /**
  * One Aeron media driver per JVM and job, shared by the members in it, with one Aeron client.
  * Its directory is {@code aeronDirBase/roundhouse-<jobKey>}, deleted on start and on shutdown, so a
- * crashed run leaves nothing that the next attempt trips over. If another JVM on this host already
+ * crashed run leaves nothing that the next attempt trips over; what a killed JVM could not delete is
+ * removed by the next driver started there once it is stale ({@link #sweepStale}). If another JVM on this host already
  * runs a driver in that directory, this one connects to it as a client instead (IPC between JVMs of
  * one host then works through that driver; if its JVM exits, the others lose their transport).
  * {@link #attach} only ever connects, for members whose launcher hosts the driver.
@@ -32,6 +33,11 @@ public final class EmbeddedMediaDriver implements AutoCloseable {
     private static final Map<Path, EmbeddedMediaDriver> RUNNING = new HashMap<>();
     /** How stale another JVM's driver heartbeat may be: Aeron's own client default, 10 s. */
     private static final long DRIVER_TIMEOUT_MS = CommonContext.DEFAULT_DRIVER_TIMEOUT_MS;
+    /**
+     * How long a dead run's Aeron directory stays before a new driver removes it: long enough that
+     * a live driver whose JVM is paused (a debugger, SIGSTOP, a long GC) keeps its directory.
+     */
+    static final long STALE_AFTER_MS = TimeUnit.MINUTES.toMillis(10);
 
     private final Path dir;
     private final CommsConfig cfg;
@@ -128,6 +134,7 @@ public final class EmbeddedMediaDriver implements AutoCloseable {
             LOG.info("comms: using the media driver already running in {}", dir);
             return new EmbeddedMediaDriver(dir, cfg, null, connect(dir));
         }
+        sweepStale(dir.getParent(), STALE_AFTER_MS);
         checkSpace(cfg, dir, localMembers, worldSize);
         MediaDriver.Context ctx = new MediaDriver.Context()
                 .aeronDirectoryName(dir.toString())
@@ -187,6 +194,55 @@ public final class EmbeddedMediaDriver implements AutoCloseable {
      * Fails, saying how much is needed and how to change it, when the driver's file system cannot
      * hold the logs: every publication and (over UDP) every image is 3 terms.
      */
+    /**
+     * Removes the Aeron directories in {@code base} that runs which died without cleaning up left
+     * behind (a SIGKILLed worker, executor or driver: tens of MiB of logs each, in /dev/shm by
+     * default, until the space for the next run's logs runs out). A directory goes only when it is
+     * a {@code roundhouse-*} one, no driver of this JVM uses it, its driver's heartbeat (if it ever
+     * had one) is older than {@code olderThanMs}, and it was itself last changed before that; one
+     * that cannot be removed (another user's) is left alone.
+     *
+     * @return how many were removed
+     */
+    static int sweepStale(Path base, long olderThanMs) {
+        if (base == null || !Files.isDirectory(base)) {
+            return 0;
+        }
+        int removed = 0;
+        long bytes = 0;
+        long now = System.currentTimeMillis();
+        try (java.nio.file.DirectoryStream<Path> dirs = Files.newDirectoryStream(base, "roundhouse-*")) {
+            for (Path d : dirs) {
+                Path abs = d.toAbsolutePath();
+                try {
+                    if (!Files.isDirectory(d, java.nio.file.LinkOption.NOFOLLOW_LINKS) || RUNNING.containsKey(abs)
+                            || now - Files.getLastModifiedTime(d).toMillis() < olderThanMs
+                            || CommonContext.isDriverActive(d.toFile(), olderThanMs, m -> { })) {
+                        continue;
+                    }
+                    long size = 0;
+                    try (java.util.stream.Stream<Path> files = Files.walk(d)) {
+                        for (Path f : files.sorted(java.util.Comparator.reverseOrder()).toList()) {
+                            size += Files.isRegularFile(f) ? Files.size(f) : 0;
+                            Files.delete(f);
+                        }
+                    }
+                    removed++;
+                    bytes += size;
+                } catch (IOException | RuntimeException e) {
+                    LOG.debug("comms: left {} in place ({})", d, e.toString());
+                }
+            }
+        } catch (IOException e) {
+            LOG.debug("comms: could not list {} for stale Aeron directories ({})", base, e.toString());
+        }
+        if (removed > 0) {
+            LOG.info("comms: removed {} Aeron director{} ({} MiB) left in {} by runs that ended without cleaning up",
+                    removed, removed == 1 ? "y" : "ies", bytes >> 20, base);
+        }
+        return removed;
+    }
+
     static void checkSpace(CommsConfig cfg, Path dir, int localMembers, int worldSize) {
         long logs = (long) localMembers * (worldSize - 1) * (cfg.transport() != Transport.IPC ? 2 : 1);
         long needed = logs * 3L * cfg.termLengthBytes() + (16L << 20);
