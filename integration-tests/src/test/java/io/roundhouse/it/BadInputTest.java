@@ -13,7 +13,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
@@ -49,7 +48,7 @@ class BadInputTest {
 
     /** The small classifier every case starts from; {@code more}: options, or key=value replacing the defaults. */
     private String[] classifier(String command, String... more) {
-        return job(CLASSIFIER, List.of("data.dir=" + data, "output.dir=" + runs, "data.validationExamples=100",
+        return Cli.job(CLASSIFIER, List.of("data.dir=" + data, "output.dir=" + runs, "data.validationExamples=100",
                 "model.dim=16", "model.experts=4", "model.expertHidden=16", "train.batchSize=40",
                 "train.warmupSteps=2", "train.maxSteps=10", "train.evalBatchSize=50", "log.everySteps=5",
                 "backend=cpu", "comms.timeoutMs=20000"), command, more);
@@ -57,29 +56,9 @@ class BadInputTest {
 
     /** A small language model on the text {@code text}. */
     private String[] lm(Path text, String... more) {
-        return job(LM, List.of("data.text=" + text, "output.dir=" + runs, "model.dim=16", "model.blocks=1",
+        return Cli.job(LM, List.of("data.text=" + text, "output.dir=" + runs, "model.dim=16", "model.blocks=1",
                 "model.heads=2", "model.experts=4", "model.expertHidden=16", "data.seqLen=16", "train.batchSize=4",
                 "train.maxSteps=4", "train.warmupSteps=1", "train.evalBatchSize=4", "backend=cpu"), "train", more);
-    }
-
-    private static String[] job(Path conf, List<String> defaults, String command, String... more) {
-        Map<String, String> keys = new LinkedHashMap<>();
-        for (String kv : defaults) {
-            keys.put(kv.substring(0, kv.indexOf('=')), kv);
-        }
-        List<String> a = new ArrayList<>(List.of(command, "-c", conf.toString()));
-        for (int i = 0; i < more.length; i++) {
-            if (more[i].startsWith("-")) {
-                a.add(more[i]);
-                a.add(more[++i]);
-            } else if (more[i].contains("=")) {
-                keys.put(more[i].substring(0, more[i].indexOf('=')), more[i]);
-            } else {
-                a.add(more[i]);
-            }
-        }
-        a.addAll(keys.values());
-        return a.toArray(String[]::new);
     }
 
     @TestFactory

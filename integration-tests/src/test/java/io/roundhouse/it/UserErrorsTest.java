@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.fasterxml.jackson.databind.ObjectMapper;
 import io.roundhouse.driver.RoundhouseCli;
 import io.roundhouse.worker.IdxFixtures;
 import java.io.IOException;
@@ -42,26 +43,10 @@ class UserErrorsTest {
 
     /** The small model every case starts from; {@code more}: options, or key=value that replace the defaults. */
     private String[] job(String command, String... more) {
-        java.util.Map<String, String> keys = new java.util.LinkedHashMap<>();
-        for (String kv : List.of("data.dir=" + data, "output.dir=" + runs, "data.validationExamples=100",
+        return Cli.job(SHIPPED, List.of("data.dir=" + data, "output.dir=" + runs, "data.validationExamples=100",
                 "model.dim=16", "model.experts=4", "model.expertHidden=16", "train.batchSize=40",
                 "train.warmupSteps=2", "train.maxSteps=10", "train.evalBatchSize=50", "log.everySteps=5",
-                "backend=cpu", "comms.timeoutMs=20000")) {
-            keys.put(kv.substring(0, kv.indexOf('=')), kv);
-        }
-        List<String> a = new ArrayList<>(List.of(command, "-c", SHIPPED.toString()));
-        for (int i = 0; i < more.length; i++) {
-            if (more[i].startsWith("-")) {
-                a.add(more[i]);
-                a.add(more[++i]);
-            } else if (more[i].contains("=")) {
-                keys.put(more[i].substring(0, more[i].indexOf('=')), more[i]);
-            } else {
-                a.add(more[i]);
-            }
-        }
-        a.addAll(keys.values());
-        return a.toArray(String[]::new);
+                "backend=cpu", "comms.timeoutMs=20000"), command, more);
     }
 
     @BeforeEach
@@ -119,7 +104,8 @@ class UserErrorsTest {
 
     /**
      * A full /dev/shm, played by a 4 MiB tmpfs given as comms.aeronDir, and a disk that fills up
-     * as a checkpoint is written, played by a 64 KiB one given as checkpoint.dir.
+     * as a checkpoint is written, played by a 64 KiB one given as checkpoint.dir, then by one that
+     * holds one checkpoint and a half.
      */
     @Test
     void fullFileSystemsAreNamed() throws Exception {
@@ -136,6 +122,40 @@ class UserErrorsTest {
             try (Stream<Path> s = Files.walk(disk)) {
                 assertEquals(List.of(), s.filter(Files::isRegularFile).toList(), "no partial file left");
             }
+        }
+        // A disk with room for one checkpoint and half of the next: the second fails, the first
+        // stays as written (the same bytes as the fixture run's) and resumes to the digest of a
+        // run that was never interrupted.
+        Path step5 = checkpoints.resolve("step-00000005");
+        long pages = 0;
+        try (Stream<Path> s = Files.list(step5)) {
+            for (Path f : s.toList()) {
+                pages += (Files.size(f) + 4095) / 4096;
+            }
+        }
+        Path half = tmp.resolve("one-checkpoint-disk");
+        try (AutoCloseable mounted = tmpfs(half, (pages * 3 / 2) * 4 + "k")) {
+            Cli.Outcome o = Cli.run(job("train", "checkpoint.dir=" + half, "checkpoint.everySteps=5",
+                    "checkpoint.keep=0", "output.dir=" + tmp.resolve("half-runs")));
+            assertUserError(o, RUNTIME, "cannot write checkpoint file " + half.resolve("step-00000010")
+                    .resolve("shard-0.bin") + ": No space left on device", "disk full at the second checkpoint");
+            for (String f : new String[] {"shard-0.bin", "manifest.json"}) {
+                assertEquals(-1L, Files.mismatch(step5.resolve(f), half.resolve("step-00000005").resolve(f)),
+                        "the earlier checkpoint's " + f + " is intact");
+            }
+            Cli.Outcome resumed = Cli.run(job("train", "--resume", half.resolve("step-00000005").toString(),
+                    "output.dir=" + tmp.resolve("resumed"), "checkpoint.everySteps=0"));
+            assertEquals(0, resumed.code(), resumed.err());
+            ObjectMapper json = new ObjectMapper();
+            assertEquals(json.readTree(checkpoints.getParent().resolve("summary.json").toFile()).get("parameterDigest"),
+                    json.readTree(onlyRun(tmp.resolve("resumed")).resolve("summary.json").toFile()).get("parameterDigest"),
+                    "resumed from the surviving checkpoint: the uninterrupted run's parameters");
+        }
+    }
+
+    private static Path onlyRun(Path runs) throws IOException {
+        try (Stream<Path> s = Files.list(runs)) {
+            return s.findFirst().orElseThrow();
         }
     }
 

@@ -258,7 +258,7 @@ class CudaDevice implements AutoCloseable {
             throw new IllegalStateException(op + " (kernel " + fn + ", grid " + gridX + "x" + gridY + "x" + gridZ
                     + ") failed on GPU "
                     + ordinal + ": " + e.getMessage() + (syncEveryOp ? "" : " (the error may come from an earlier "
-                    + "kernel: set backend.cudaSync = true to check after every kernel)"), e);
+                    + "kernel: set backend.cudaSync = on to check after every kernel)"), e);
         }
     }
 
@@ -318,7 +318,7 @@ class CudaDevice implements AutoCloseable {
         } catch (CudaException e) {
             throw new IllegalStateException(op + " failed on GPU " + ordinal + " (" + name + "): " + e.getMessage()
                     + (syncEveryOp ? "" : " (the error may come from an earlier kernel: set "
-                    + "backend.cudaSync = true to check after every kernel)"), e);
+                    + "backend.cudaSync = on to check after every kernel)"), e);
         }
     }
 
