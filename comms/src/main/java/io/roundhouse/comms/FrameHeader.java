@@ -1,6 +1,7 @@
 package io.roundhouse.comms;
 
 import java.nio.ByteOrder;
+import org.agrona.MutableDirectBuffer;
 
 /**
  * The header every Roundhouse frame starts with, little-endian, 32 bytes, followed by the payload:
@@ -32,6 +33,18 @@ final class FrameHeader {
     static final byte DATA = 2;
     /** A whole control message (Kryo-encoded payload; Aeron fragments and reassembles it). */
     static final byte CONTROL = 3;
+
+    /** Writes a header at {@code at}. */
+    static void write(MutableDirectBuffer b, int at, long token, byte type, int src, int op, int step, int byteOffset,
+                      int total) {
+        b.putLong(at + TOKEN, token, ORDER);
+        b.putInt(at + TYPE, type, ORDER); // type in the low byte, 3 reserved zero bytes
+        b.putInt(at + SRC, src, ORDER);
+        b.putInt(at + OP, op, ORDER);
+        b.putInt(at + STEP, step, ORDER);
+        b.putInt(at + BYTE_OFFSET, byteOffset, ORDER);
+        b.putInt(at + TOTAL_BYTES, total, ORDER);
+    }
 
     private FrameHeader() {
     }

@@ -1,16 +1,8 @@
 package io.roundhouse.comms;
 
-import static io.roundhouse.comms.FrameHeader.BYTE_OFFSET;
 import static io.roundhouse.comms.FrameHeader.DATA;
 import static io.roundhouse.comms.FrameHeader.HELLO;
 import static io.roundhouse.comms.FrameHeader.LENGTH;
-import static io.roundhouse.comms.FrameHeader.OP;
-import static io.roundhouse.comms.FrameHeader.ORDER;
-import static io.roundhouse.comms.FrameHeader.SRC;
-import static io.roundhouse.comms.FrameHeader.STEP;
-import static io.roundhouse.comms.FrameHeader.TOKEN;
-import static io.roundhouse.comms.FrameHeader.TOTAL_BYTES;
-import static io.roundhouse.comms.FrameHeader.TYPE;
 
 import io.aeron.ExclusivePublication;
 import io.aeron.Image;
@@ -26,7 +18,6 @@ import java.util.List;
 import org.agrona.DirectBuffer;
 import org.agrona.MutableDirectBuffer;
 import org.agrona.UnsafeApi;
-import org.agrona.collections.Int2IntHashMap;
 import org.agrona.concurrent.IdleStrategy;
 
 /**
@@ -58,10 +49,9 @@ public final class Member implements AutoCloseable {
     private final Subscription[] subs;  // [0] UDP, [1] IPC, each or null (see Links)
     private final Links links;
     private final ExclusivePublication[] pubs;
-    /** Per subscription: the rank each session (a peer's publication) speaks for. */
-    private final Int2IntHashMap[] sessionToRank = {new Int2IntHashMap(-1), new Int2IntHashMap(-1)};
     private int polling;                // the subscription being polled
     private final boolean[] helloFrom;
+    private final Intake intake;
     private final boolean[] gone;
     /**
      * Sessions whose image went away (subscription index << 32 | session id), posted by the Aeron
@@ -153,6 +143,7 @@ public final class Member implements AutoCloseable {
             outgoing[r] = new Message();
             incoming[r] = new Message();
         }
+        this.intake = new Intake(token, rank, size, helloFrom, incoming, counters, this::describe);
         this.subs = new Subscription[2];
         try {
             if (links.listensUdp()) {
@@ -468,13 +459,7 @@ public final class Member implements AutoCloseable {
     }
 
     private void writeHeader(MutableDirectBuffer b, int at, byte type, int opId, int stepId, int byteOffset, int total) {
-        b.putLong(at + TOKEN, token, ORDER);
-        b.putInt(at + TYPE, type, ORDER); // type in the low byte, 3 reserved zero bytes
-        b.putInt(at + SRC, rank, ORDER);
-        b.putInt(at + OP, opId, ORDER);
-        b.putInt(at + STEP, stepId, ORDER);
-        b.putInt(at + BYTE_OFFSET, byteOffset, ORDER);
-        b.putInt(at + TOTAL_BYTES, total, ORDER);
+        FrameHeader.write(b, at, token, type, rank, opId, stepId, byteOffset, total);
     }
 
     private int poll() {
@@ -497,70 +482,11 @@ public final class Member implements AutoCloseable {
     }
 
     private Action onFragment(DirectBuffer buffer, int offset, int length, Header header) {
-        if (length < LENGTH) {
-            return fail(-1, "a frame of " + length + " bytes (shorter than the " + LENGTH + "-byte header) on session "
-                    + header.sessionId());
-        }
-        if (buffer.getLong(offset + TOKEN, ORDER) != token) {
-            counters.droppedFrames++;
+        int verdict = intake.accept(buffer, offset, length, polling, header.sessionId(), op, step, opName);
+        if (verdict == Intake.TAKEN) {
             return Action.CONTINUE;
         }
-        int type = buffer.getByte(offset + TYPE);
-        int src = buffer.getInt(offset + SRC, ORDER);
-        if (src < 0 || src >= size || src == rank) {
-            return fail(-1, "a frame claiming to come from rank " + src + " on session " + header.sessionId());
-        }
-        int known = sessionToRank[polling].get(header.sessionId());
-        if (known == -1) {
-            sessionToRank[polling].put(header.sessionId(), src);
-        } else if (known != src) {
-            return fail(src, "session " + header.sessionId() + " sent frames as rank " + known + " and as rank " + src);
-        }
-        if (type == HELLO) {
-            helloFrom[src] = true;
-            return Action.CONTINUE;
-        }
-        if (type != DATA) {
-            return fail(src, "a frame of unknown type " + type + " from " + describe(src));
-        }
-        int frameOp = buffer.getInt(offset + OP, ORDER);
-        int frameStep = buffer.getInt(offset + STEP, ORDER);
-        long key = ((long) frameOp << 32) | frameStep;
-        long current = ((long) op << 32) | step;
-        if (key > current) {
-            counters.deferredFrames++;
-            return Action.ABORT; // a later collective's: stays in the image until we get there
-        }
-        Message m = incoming[src];
-        if (key < current || !m.active) {
-            return fail(src, "an unexpected frame from " + describe(src) + " for collective #" + frameOp + " round "
-                    + frameStep + " while in " + opName + " #" + op + " round " + step
-                    + " (do all members run the same collectives in the same order?)");
-        }
-        int byteOffset = buffer.getInt(offset + BYTE_OFFSET, ORDER);
-        int total = buffer.getInt(offset + TOTAL_BYTES, ORDER);
-        int payload = length - LENGTH;
-        if (m.bytes < 0) {
-            if (total < 0 || total > m.capacity) {
-                return fail(src, describe(src) + " sent a " + total + "-byte message where at most " + m.capacity
-                        + " fit (" + opName + " #" + op + ")");
-            }
-            m.bytes = total;
-        }
-        if (total != m.bytes || byteOffset != m.done || byteOffset + payload > m.bytes) {
-            return fail(src, describe(src) + " sent bytes [" + byteOffset + ", " + (byteOffset + payload) + ") of a "
-                    + total + "-byte message; expected bytes from " + m.done + " of " + m.bytes + " (" + opName
-                    + " #" + op + ")");
-        }
-        if (payload > 0) {
-            UnsafeApi.copyMemory(buffer.byteArray(), buffer.addressOffset() + offset + LENGTH, m.base, m.address + m.done,
-                    payload);
-        }
-        m.done += payload;
-        m.frames++;
-        counters.framesReceived++;
-        counters.bytesReceived += payload;
-        return Action.CONTINUE;
+        return verdict == Intake.LATER ? Action.ABORT : fail(intake.failedSrc(), intake.failedWhat());
     }
 
     private Action fail(int src, String what) {
@@ -577,7 +503,7 @@ public final class Member implements AutoCloseable {
     private void drainGoneSessions() {
         Long session;
         while ((session = goneSessions.poll()) != null) {
-            int r = sessionToRank[(int) (session >>> 32)].get((int) (long) session);
+            int r = intake.rankOfSession((int) (session >>> 32), (int) (long) session);
             if (r >= 0) {
                 gone[r] = true;
             }
