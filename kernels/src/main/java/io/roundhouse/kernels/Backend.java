@@ -10,7 +10,8 @@ import java.util.List;
  * <p>Dimension legend used in every shape comment: N tokens, D model width, I/O a linear layer's
  * input/output width, F expert hidden width, F1 pre-activation width ({@link Activation#preWidth}),
  * E experts, K experts per token (top-k), M kept token copies in expert order, C classes; attention: B
- * sequences, T tokens each (Tq queries, Tk keys), H query heads and Hkv key/value heads of dh.
+ * sequences, T tokens each (Tq queries, Tk keys), H query heads and Hkv key/value heads of dh; images:
+ * G images (groups) of c channels of S×S pixels, cut into P = (S/p)² patches of p×p.
  *
  * <p>Conventions: ops come in {@code xxxForward}/{@code xxxBackward} pairs. Forward writes every
  * output, including what backward needs ("saved" tensors). Backward <b>assigns</b> activation
@@ -291,6 +292,35 @@ public interface Backend extends AutoCloseable {
 
     /** {@code dx = dy ⊙ σ(g)} and {@code dg = dy ⊙ x ⊙ σ(g)·(1 − σ(g))}, both assigned. */
     void sigmoidGateBackward(Tensor dx, Tensor dg, Tensor dy, Tensor x, Tensor g);
+
+    // ---- images (patch models) ----------------------------------------------------------------
+
+    /**
+     * Cuts images into patches: x[G, c·S·S] (each image channel-major, rows of pixels) into
+     * xp[G·P, c·p·p], patch (py, px) of image g at row {@code g·P + py·(S/p) + px}, its columns
+     * channel-major then rows of the patch: {@code xp[g·P + py·(S/p) + px, (ch·p + dy)·p + dx] =
+     * x[g, ch·S·S + (py·p + dy)·S + px·p + dx]}. p divides S. With a linear layer after it, this is
+     * a convolution of kernel p and stride p (a ViT's or a Mixer's patch embedding).
+     */
+    void patchesForward(Tensor xp, Tensor x, int channels, int side, int patch);
+
+    /** Backward of {@link #patchesForward} (a permutation, so its inverse): dx[G, c·S·S] assigned from dxp. */
+    void patchesBackward(Tensor dx, Tensor dxp, int channels, int side, int patch);
+
+    /**
+     * Transposes each of {@code groups} blocks: x[G·A, B] into y[G·B, A], {@code y[g·B + b, a] =
+     * x[g·A + a, b]}. With A = P positions and B = D channels, a linear layer on y's rows mixes
+     * across an image's positions (a Mixer's token mixing), and the transpose back returns the
+     * rows to positions. Its own adjoint with A and B swapped: the backward of y = T(x) is
+     * {@code transposeGroups(dx, dy, groups)}. y is not x.
+     */
+    void transposeGroups(Tensor y, Tensor x, int groups);
+
+    /** y[G, D] = the mean of each group's rows of x[G·P, D] (P = x's rows / G), summed in row order. */
+    void meanGroupsForward(Tensor y, Tensor x, int groups);
+
+    /** dx[G·P, D] = dy[g]/P for every row of group g (assigned). */
+    void meanGroupsBackward(Tensor dx, Tensor dy, int groups);
 
     // ---- element-wise (STN responses, per-example coefficients) -------------------------------
 

@@ -386,6 +386,36 @@ public final class Check {
         sameSize(op, g, x);
     }
 
+    /** The patch count P of {@code side}-pixel images in patches of {@code patch}, checking both shapes. */
+    public static int patches(String op, Tensor xp, Tensor x, int channels, int side, int patch) {
+        if (channels < 1 || side < 1 || patch < 1 || side % patch != 0) {
+            throw new IllegalArgumentException(op + ": " + channels + " channel(s) of " + side + "×" + side
+                    + " pixels do not cut into patches of " + patch + "×" + patch + " (the patch side must divide "
+                    + "the image side)");
+        }
+        int g = x.rank() == 2 ? x.dim(0) : -1;
+        shape(op, x, g, channels * side * side);
+        int perSide = side / patch;
+        int p = perSide * perSide;
+        shape(op, xp, g * p, channels * patch * patch);
+        return p;
+    }
+
+    public static void transposeGroups(String op, Tensor y, Tensor x, int groups) {
+        that(groups >= 1 && x.rank() == 2 && x.dim(0) % groups == 0, op + ": " + x + " does not split into "
+                + groups + " groups of rows");
+        int a = x.dim(0) / groups;
+        shape(op, y, groups * x.dim(1), a);
+    }
+
+    /** The rows per group, P, checking y[G, D] against x[G·P, D]. */
+    public static int meanGroups(String op, Tensor y, Tensor x, int groups) {
+        that(groups >= 1 && x.rank() == 2 && x.dim(0) % groups == 0 && x.dim(0) >= groups, op + ": " + x
+                + " does not split into " + groups + " groups of rows");
+        shape(op, y, groups, x.dim(1));
+        return x.dim(0) / groups;
+    }
+
     public static void that(boolean ok, String message) {
         if (!ok) {
             throw new IllegalArgumentException(message);

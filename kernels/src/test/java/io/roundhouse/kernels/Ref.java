@@ -310,4 +310,53 @@ final class Ref {
         }
         return y;
     }
+
+    /** Patches by the definition: for each image, patch, channel and pixel of the patch, in that order. */
+    static double[] patches(double[] x, int images, int channels, int side, int patch) {
+        int perSide = side / patch;
+        double[] y = new double[x.length];
+        int at = 0;
+        for (int g = 0; g < images; g++) {
+            for (int py = 0; py < perSide; py++) {
+                for (int px = 0; px < perSide; px++) {
+                    for (int ch = 0; ch < channels; ch++) {
+                        for (int dy = 0; dy < patch; dy++) {
+                            for (int dx = 0; dx < patch; dx++) {
+                                int row = py * patch + dy;
+                                int col = px * patch + dx;
+                                y[at++] = x[((g * channels + ch) * side + row) * side + col];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return y;
+    }
+
+    /** x[G·A, B] → y[G·B, A]. */
+    static double[] transposeGroups(double[] x, int groups, int a, int b) {
+        double[] y = new double[x.length];
+        for (int g = 0; g < groups; g++) {
+            for (int i = 0; i < a; i++) {
+                for (int j = 0; j < b; j++) {
+                    y[(g * b + j) * a + i] = x[(g * a + i) * b + j];
+                }
+            }
+        }
+        return y;
+    }
+
+    /** y[G, D] = the mean of each group's P rows of x[G·P, D]. */
+    static double[] meanGroups(double[] x, int groups, int p, int d) {
+        double[] y = new double[groups * d];
+        for (int g = 0; g < groups; g++) {
+            for (int r = 0; r < p; r++) {
+                for (int j = 0; j < d; j++) {
+                    y[g * d + j] += x[(g * p + r) * d + j] / p;
+                }
+            }
+        }
+        return y;
+    }
 }

@@ -397,6 +397,31 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public void patchesForward(Tensor xp, Tensor x, int channels, int side, int patch) {
+        CpuImage.patchesForward(xp, x, channels, side, patch);
+    }
+
+    @Override
+    public void patchesBackward(Tensor dx, Tensor dxp, int channels, int side, int patch) {
+        CpuImage.patchesBackward(dx, dxp, channels, side, patch);
+    }
+
+    @Override
+    public void transposeGroups(Tensor y, Tensor x, int groups) {
+        CpuImage.transposeGroups(y, x, groups);
+    }
+
+    @Override
+    public void meanGroupsForward(Tensor y, Tensor x, int groups) {
+        CpuImage.meanGroupsForward(y, x, groups);
+    }
+
+    @Override
+    public void meanGroupsBackward(Tensor dx, Tensor dy, int groups) {
+        CpuImage.meanGroupsBackward(dx, dy, groups);
+    }
+
+    @Override
     public void multiply(Tensor y, Tensor a, Tensor b) {
         CpuElementwise.multiply("multiply", y, a, b, false);
     }

@@ -16,7 +16,8 @@ import jcuda.Pointer;
  * The CUDA backend: every tensor in GPU memory, every op as our own kernels
  * ({@code kernels/src/main/cuda}), launched through the driver API.
  *
- * <p>The routing ops are in {@link CudaRouting}, the transformer's in {@link CudaTransformer}. The expert
+ * <p>The routing ops are in {@link CudaRouting}, the transformer's in {@link CudaTransformer}, the images' in
+ * {@link CudaImage}. The expert
  * FFN runs each of its GEMMs over every expert's group in one launch.
  */
 public final class CudaBackend implements Backend {
@@ -28,6 +29,7 @@ public final class CudaBackend implements Backend {
     private final CudaElementwise elementwise;
     private final CudaExperts experts;
     private final CudaTransformer transformer;
+    private final CudaImage image;
     private CudaTensor batchPartial;   // the batched sumSquares' per-block sums, grown once
 
     /** @param ordinal the GPU, as numbered by the CUDA driver */
@@ -45,6 +47,7 @@ public final class CudaBackend implements Backend {
         this.elementwise = new CudaElementwise(this, dev);
         this.experts = new CudaExperts(this, dev);
         this.transformer = new CudaTransformer(this, dev);
+        this.image = new CudaImage(this);
     }
 
     /**
@@ -479,6 +482,33 @@ public final class CudaBackend implements Backend {
     @Override
     public void sigmoidGateBackward(Tensor dx, Tensor dg, Tensor dy, Tensor x, Tensor g) {
         transformer.sigmoidGateBackward(dx, dg, dy, x, g);
+    }
+
+    // ---- images (CudaImage) --------------------------------------------------------------------
+
+    @Override
+    public void patchesForward(Tensor xp, Tensor x, int channels, int side, int patch) {
+        image.patchesForward(xp, x, channels, side, patch);
+    }
+
+    @Override
+    public void patchesBackward(Tensor dx, Tensor dxp, int channels, int side, int patch) {
+        image.patchesBackward(dx, dxp, channels, side, patch);
+    }
+
+    @Override
+    public void transposeGroups(Tensor y, Tensor x, int groups) {
+        image.transposeGroups(y, x, groups);
+    }
+
+    @Override
+    public void meanGroupsForward(Tensor y, Tensor x, int groups) {
+        image.meanGroupsForward(y, x, groups);
+    }
+
+    @Override
+    public void meanGroupsBackward(Tensor dx, Tensor dy, int groups) {
+        image.meanGroupsBackward(dx, dy, groups);
     }
 
     // ---- element-wise (CudaElementwise) --------------------------------------------------------

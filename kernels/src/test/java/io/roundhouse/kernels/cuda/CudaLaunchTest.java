@@ -190,6 +190,20 @@ class CudaLaunchTest {
         Tensor dGate = be.allocate("dGate", DType.FLOAT32, n, d);
         be.sigmoidGateForward(y, x, gate);
         be.sigmoidGateBackward(x, dGate, y, x, gate);
+        // Images: patches of 28×28 in 4×4 and of 3 channels of 6×6 in 3×3; transposes and means.
+        Tensor images = be.allocate("images", DType.FLOAT32, 3, 28 * 28);
+        Tensor patches = be.allocate("patches", DType.FLOAT32, 3 * 49, 16);
+        be.patchesForward(patches, images, 1, 28, 4);
+        be.patchesBackward(images, patches, 1, 28, 4);
+        Tensor rgb = be.allocate("rgb", DType.FLOAT32, 2, 3 * 36);
+        Tensor rgbPatches = be.allocate("rgbPatches", DType.FLOAT32, 2 * 4, 27);
+        be.patchesForward(rgbPatches, rgb, 3, 6, 3);
+        Tensor mixed = be.allocate("mixed", DType.FLOAT32, 3 * 16, 49);
+        be.transposeGroups(mixed, patches, 3);
+        be.transposeGroups(patches, mixed, 3);
+        Tensor pooled = be.allocate("pooled", DType.FLOAT32, 3, 16);
+        be.meanGroupsForward(pooled, patches, 3);
+        be.meanGroupsBackward(patches, pooled, 3);
         be.name();
         be.close();
 

@@ -815,4 +815,30 @@ class CudaOpsTest {
         same("sigmoidGateBackward dx", dx, 1e-6);
         same("sigmoidGateBackward dg", dg, 1e-6);
     }
+
+    @Test
+    void imageOps() {
+        int g = 5;
+        Tensor[] x = randn("images", g, 2 * 28 * 28);
+        Tensor[] xp = poisoned("patches", g * 49, 2 * 16);
+        cpu.patchesForward(xp[0], x[0], 2, 28, 4);
+        gpu.patchesForward(xp[1], x[1], 2, 28, 4);
+        same("patchesForward", xp, 0);
+        Tensor[] dx = poisoned("dImages", g, 2 * 28 * 28);
+        cpu.patchesBackward(dx[0], xp[0], 2, 28, 4);
+        gpu.patchesBackward(dx[1], xp[1], 2, 28, 4);
+        same("patchesBackward", dx, 0);
+        Tensor[] t = randn("t", g * 49, 24);
+        Tensor[] tt = poisoned("tt", g * 24, 49);
+        cpu.transposeGroups(tt[0], t[0], g);
+        gpu.transposeGroups(tt[1], t[1], g);
+        same("transposeGroups", tt, 0);
+        Tensor[] mean = poisoned("mean", g, 24);
+        cpu.meanGroupsForward(mean[0], t[0], g);
+        gpu.meanGroupsForward(mean[1], t[1], g);
+        same("meanGroupsForward", mean, 0);
+        cpu.meanGroupsBackward(t[0], mean[0], g);
+        gpu.meanGroupsBackward(t[1], mean[1], g);
+        same("meanGroupsBackward", t, 0);
+    }
 }
