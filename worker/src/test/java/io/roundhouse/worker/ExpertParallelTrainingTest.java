@@ -14,11 +14,18 @@ import io.roundhouse.kernels.DType;
 import io.roundhouse.kernels.GateMode;
 import io.roundhouse.kernels.Precision;
 import io.roundhouse.kernels.Tensor;
+import io.roundhouse.worker.model.Batch;
+import io.roundhouse.worker.model.ExpertExchange;
+import io.roundhouse.worker.model.LocalExchange;
+import io.roundhouse.worker.model.Model;
 import io.roundhouse.worker.model.ModelSpec;
 import io.roundhouse.worker.model.MoeClassifier;
+import io.roundhouse.worker.model.Ninformer;
+import io.roundhouse.worker.model.NinformerSpec;
 import io.roundhouse.worker.model.NormKind;
 import io.roundhouse.worker.model.Param;
 import io.roundhouse.worker.model.StepStats;
+import io.roundhouse.worker.model.StnSpec;
 import io.roundhouse.worker.parallel.AllToAllExchange;
 import io.roundhouse.worker.parallel.DenseGradientSync;
 import io.roundhouse.worker.parallel.ExpertPlacement;
@@ -32,6 +39,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
+import java.util.function.IntFunction;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -62,8 +70,12 @@ class ExpertParallelTrainingTest {
     }
 
     static float[] batchX(int step) {
+        return batchX(step, 12);
+    }
+
+    static float[] batchX(int step, int inputs) {
         Random r = new Random(1000 + step);
-        float[] x = new float[B * 12];
+        float[] x = new float[B * inputs];
         for (int j = 0; j < x.length; j++) {
             x[j] = (float) r.nextGaussian();
         }
@@ -79,8 +91,16 @@ class ExpertParallelTrainingTest {
         return y;
     }
 
-    static AdamW optimizer(Backend be, MoeClassifier m) {
+    static AdamW optimizer(Backend be, Model m) {
         return new AdamW(be, m.params(), 0.9, 0.999, 1e-8, 0.01, 1.0);
+    }
+
+    /** A model of at most {@code maxN} examples with the given expert exchanges. */
+    interface ModelMaker {
+        Model make(Backend be, int maxN, IntFunction<ExpertExchange> exchanges);
+    }
+
+    record TensorBatch(Tensor inputs, Tensor targets, int[] hostTargets) implements Batch {
     }
 
     /**
@@ -91,24 +111,48 @@ class ExpertParallelTrainingTest {
     // 6 workers, 4 experts: experts 0 and 1 have two replicas
     @CsvSource({"2, FP32", "3, FP32", "4, FP32", "6, FP32", "2, BF16", "6, BF16"})
     void wWorkersEqualOneWorker(int w, Precision precision) throws Exception {
-        double tol = precision == Precision.BF16 ? 1e-4 : 1e-5;
+        trainAndCompare(w, precision == Precision.BF16 ? 1e-4 : 1e-5, 12, 1,
+                (be, n, ex) -> new MoeClassifier(be, spec(precision), 5, n, ex), "classifier " + precision);
+    }
+
+    /**
+     * The NiNformer's patches are the MoE layers' tokens: a worker routes rows [f·P, (f+n)·P) of
+     * the global batch, and its masks and router noise are keyed by them (6×6 images in 9 patches,
+     * every other block's FFN MoE).
+     */
+    @ParameterizedTest(name = "NiNformer W={0}")
+    @CsvSource({"2", "3"})
+    void wWorkersEqualOneWorkerForTheNinformer(int w) throws Exception {
+        NinformerSpec spec = new NinformerSpec(new ModelSpec(36, 4, 8, 2, 4, 2, 6, Activation.GELU,
+                NormKind.LAYERNORM, GateMode.TOPK_SOFTMAX, 0, 0.2, 0.2, 0.01, 0.001, 0.1, StnSpec.NONE,
+                Precision.FP32), 1, 6, 2, 5, 10, 1, 12);
+        trainAndCompare(w, 1e-5, 36, spec.patches(), (be, n, ex) -> new Ninformer(be, spec, 5, n, ex), "NiNformer");
+    }
+
+    /**
+     * One worker with batch B, then W workers each with B/W examples and its share of the experts,
+     * 20 AdamW steps each; every worker's parameters must equal the one worker's (its slice of the
+     * experts) within {@code tol}.
+     */
+    private void trainAndCompare(int w, double tol, int inputs, int rowsPerExample, ModelMaker maker, String label)
+            throws Exception {
         // One worker, batch B.
         Backend refBe = new CpuBackend();
-        MoeClassifier ref = MoeClassifier.local(refBe, spec(precision), 5, B);
+        Model ref = maker.make(refBe, B, b -> new LocalExchange(4));
         List<float[]> initial = new ArrayList<>();
         for (Param p : ref.params().all()) {
             initial.add(ref.params().read(p));
         }
         AdamW refOpt = optimizer(refBe, ref);
-        Tensor rx = refBe.allocate("x", DType.FLOAT32, B, 12);
+        Tensor rx = refBe.allocate("x", DType.FLOAT32, B, inputs);
         Tensor ry = refBe.allocate("y", DType.INT32, B);
-        StepStats rs = new StepStats(2, 4);
+        StepStats rs = new StepStats(ref.moeLayers(), 4);
         for (int step = 0; step < STEPS; step++) {
-            refBe.write(rx, batchX(step));
+            refBe.write(rx, batchX(step, inputs));
             refBe.write(ry, batchY(step));
             ref.params().zeroGrads();
-            ref.forward(rx, ry, batchY(step), true, 7, step, rs);
-            ref.backward();
+            ref.forward(new TensorBatch(rx, ry, batchY(step)), B, true, 7, step, 0, rs);
+            ref.backward(B);
             refOpt.step(1e-2);
         }
 
@@ -131,8 +175,8 @@ class ExpertParallelTrainingTest {
                         m.connect();
                         Collectives c = new Collectives(m);
                         Backend be = new CpuBackend();
-                        MoeClassifier model = new MoeClassifier(be, spec(precision), 5, shard,
-                                b -> new AllToAllExchange(be, c, placement, 8, shard * 2));
+                        Model model = maker.make(be, shard,
+                                b -> new AllToAllExchange(be, c, placement, 8, shard * rowsPerExample * 2));
                         int f = placement.firstExpert(rank);
                         int n = placement.expertCount(rank);
                         // Built from the same seed, each worker starts with exactly its slice of the
@@ -151,15 +195,16 @@ class ExpertParallelTrainingTest {
                         }
                         AdamW opt = optimizer(be, model);
                         DenseGradientSync sync = new DenseGradientSync(be, model.params(), c, placement, 0);
-                        Tensor x = be.allocate("x", DType.FLOAT32, shard, 12);
+                        Tensor x = be.allocate("x", DType.FLOAT32, shard, inputs);
                         Tensor y = be.allocate("y", DType.INT32, shard);
-                        StepStats st = new StepStats(2, 4);
+                        StepStats st = new StepStats(model.moeLayers(), 4);
                         for (int step = 0; step < STEPS; step++) {
-                            be.write(x, Arrays.copyOfRange(batchX(step), rank * shard * 12, (rank + 1) * shard * 12));
+                            be.write(x, Arrays.copyOfRange(batchX(step, inputs), rank * shard * inputs,
+                                    (rank + 1) * shard * inputs));
                             int[] labels = Arrays.copyOfRange(batchY(step), rank * shard, (rank + 1) * shard);
                             be.write(y, labels);
                             model.params().zeroGrads();
-                            model.forward(x, y, labels, true, 7, step, (long) rank * shard, st);
+                            model.forward(new TensorBatch(x, y, labels), shard, true, 7, step, (long) rank * shard, st);
                             model.backward(B);
                             opt.step(1e-2, sync.allReduce(new float[0]));
                         }
@@ -191,7 +236,7 @@ class ExpertParallelTrainingTest {
                     }
                 }
             }
-            System.out.printf("W=%d %s: worst parameter difference after %d steps %.2e%n", w, precision, STEPS, worst);
+            System.out.printf("W=%d %s: worst parameter difference after %d steps %.2e%n", w, label, STEPS, worst);
         } finally {
             pool.shutdownNow();
         }

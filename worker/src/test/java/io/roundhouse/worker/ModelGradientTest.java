@@ -16,6 +16,8 @@ import io.roundhouse.worker.model.ModelSpec;
 import io.roundhouse.worker.model.MoeClassifier;
 import io.roundhouse.worker.model.Model;
 import io.roundhouse.worker.model.MoeTransformer;
+import io.roundhouse.worker.model.Ninformer;
+import io.roundhouse.worker.model.NinformerSpec;
 import io.roundhouse.worker.model.NormKind;
 import io.roundhouse.worker.model.Param;
 import io.roundhouse.worker.model.RouterSpec;
@@ -132,6 +134,51 @@ class ModelGradientTest {
                 "a tied model has no head.w");
         checkDirections(model, be, () -> model.forward(batch, b, true, 7, 3, 0, stats).totalLoss(), r, 3,
                 String.format("lm tied=%s gate=%s moeEvery=%d kv=%d", tied, gate, moeEvery, kvHeads));
+    }
+
+    /**
+     * The NiNformer's backward the same way: patches, the gating unit (gate ⊙ mixer, the token
+     * mixing across patches, the channel mixing), MoE and dense FFN blocks, residual and input
+     * dropout, a capacity limit that drops copies, router jitter and losses, any router.
+     */
+    @ParameterizedTest(name = "ninformer patch {0} moeEvery {1} {2} capacity {3}")
+    @CsvSource({"3, 1, SOFTMAX, 0.75", "3, 2, SOFTMAX, 0", "2, 1, NOISY, 0.75", "3, 1, EXPERT_CHOICE, 1",
+            "2, 0, SOFTMAX, 0", "3, 1, SIGMOID, 0.75", "2, 1, SOFTMAX, 0"})
+    void ninformerDirectionalDerivativesMatch(int patch, int moeEvery, RouterSpec.Kind router, double capacity) {
+        int n = 3;
+        int side = 6;
+        ModelSpec moe = new ModelSpec(side * side, 4, 6, 2, 4, 2, 5, Activation.GELU, NormKind.LAYERNORM,
+                GateMode.TOPK_SOFTMAX, capacity, 0.2, 0.2, 0.05, 0.01, 0.1, StnSpec.NONE, Precision.FP32)
+                .withRouter(router == RouterSpec.Kind.SIGMOID ? new RouterSpec(router, 0.01)
+                        : RouterFixtures.spec(router, 10));
+        NinformerSpec spec = new NinformerSpec(moe, 1, side, patch, 5, 7, moeEvery, 6);
+        Backend be = new CpuBackend();
+        Ninformer model = Ninformer.local(be, spec, 11, n);
+        Random r = new Random(7);
+        float[] xs = new float[n * side * side];
+        for (int j = 0; j < xs.length; j++) {
+            xs[j] = (float) r.nextGaussian();
+        }
+        int[] ys = new int[n];
+        for (int j = 0; j < n; j++) {
+            ys[j] = r.nextInt(4);
+        }
+        Tensor x = be.allocate("x", DType.FLOAT32, n, side * side);
+        Tensor y = be.allocate("y", DType.INT32, n);
+        be.write(x, xs);
+        be.write(y, ys);
+        StepStats stats = new StepStats(model.moeLayers(), 4);
+        model.params().zeroGrads();
+        model.forward(x, y, ys, true, 7, 3, 0, stats);
+        int dropped = stats.droppedCopies;
+        model.backward(n);
+        assertEquals(n * spec.patches(), stats.routedRows, "every patch is a token of the MoE layers");
+        checkDirections(model, be, () -> model.forward(x, y, ys, true, 7, 3, 0, stats).totalLoss(), r, 4,
+                String.format("ninformer patch %d moeEvery %d %s (dropped copies %d)", patch, moeEvery, router,
+                        dropped));
+        if (capacity == 0.75 && router != RouterSpec.Kind.EXPERT_CHOICE) {
+            assertTrue(dropped > 0, "the capacity limit should drop some copies in this test");
+        }
     }
 
     /**

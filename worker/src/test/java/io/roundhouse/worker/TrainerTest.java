@@ -102,7 +102,7 @@ class TrainerTest {
             }
             assertTrue(n.get("tokensPerSecond").asDouble() > 0);
             JsonNode phases = n.get("phaseMs");
-            assertEquals(List.of("embed", "attention", "route", "permute", "dispatch", "experts", "combine", "unpermute", "head",
+            assertEquals(List.of("embed", "attention", "mixer", "route", "permute", "dispatch", "experts", "combine", "unpermute", "head",
                     "backward", "all_reduce", "optimizer"), iterableToList(phases.fieldNames()));
             double sum = 0;
             for (JsonNode v : phases) {

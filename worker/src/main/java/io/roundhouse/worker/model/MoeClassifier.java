@@ -193,6 +193,7 @@ public final class MoeClassifier implements Model {
         timers.add(PhaseTimers.Phase.HEAD, tHead, System.nanoTime());
         stats.examples = n;
         stats.tokens = n;
+        stats.routedRows = n;
         stats.crossEntropy = sum / n;
         stats.correct = correct;
         return stats;

@@ -195,6 +195,7 @@ public final class MoeTransformer implements Model {
         timers.add(PhaseTimers.Phase.HEAD, tHead, System.nanoTime());
         stats.examples = n;
         stats.tokens = rowsN;
+        stats.routedRows = rowsN;
         stats.crossEntropy = sum / rowsN;
         stats.correct = 0;
         return stats;

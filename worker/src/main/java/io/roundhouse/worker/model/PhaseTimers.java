@@ -3,7 +3,8 @@ package io.roundhouse.worker.model;
 /**
  * Wall time per phase of a step, accumulated over the blocks; reset by the trainer each step.
  * Each compute phase holds its forward and its backward: embed, attention (the language model's
- * norm, projections, rotary, attention and gate), route (router, gates, router losses), permute,
+ * norm, projections, rotary, attention and gate), mixer (a NiNformer's gating unit: its norms, the
+ * gate, token and channel mixing), route (router, gates, router losses), permute,
  * experts, unpermute, head (final norm, output layer, loss). Dispatch and combine hold every
  * exchange of the step, forward and backward (dispatch also the sum of router statistics over the
  * workers), so they include waiting for slower peers. Backward is the rest of the backward pass
@@ -13,7 +14,7 @@ package io.roundhouse.worker.model;
 public final class PhaseTimers {
     /** The phases, in the order a step runs them. */
     public enum Phase {
-        EMBED, ATTENTION, ROUTE, PERMUTE, DISPATCH, EXPERTS, COMBINE, UNPERMUTE, HEAD, BACKWARD, ALL_REDUCE, OPTIMIZER;
+        EMBED, ATTENTION, MIXER, ROUTE, PERMUTE, DISPATCH, EXPERTS, COMBINE, UNPERMUTE, HEAD, BACKWARD, ALL_REDUCE, OPTIMIZER;
 
         private final String key = name().toLowerCase(java.util.Locale.ROOT);
 

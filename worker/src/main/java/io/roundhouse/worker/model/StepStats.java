@@ -6,6 +6,11 @@ public final class StepStats {
     public int examples;
     /** Predictions in the batch: examples for the classifier, examples × T for a language model. */
     public int tokens;
+    /**
+     * Rows each MoE layer routes: the predictions for the classifier and the language model,
+     * examples × P patches for a NiNformer (experts per token and the dropped share count these).
+     */
+    public int routedRows;
     /** Mean cross-entropy over the batch's predictions. */
     public double crossEntropy;
     /** Load-balancing loss, summed over blocks (already weighted by its coefficient). */

@@ -44,8 +44,8 @@ final class Records {
         long copies = kept + s.droppedByLayer[b];
         out[0] = kept == 0 ? 0 : max / mean;
         out[1] = copies == 0 ? 0 : 100.0 * s.droppedByLayer[b] / copies;
-        out[2] = s.tokens == 0 ? 0 : s.routerEntropy[b] / s.tokens;
-        out[3] = s.tokens == 0 ? 0 : (double) kept / s.tokens;
+        out[2] = s.routedRows == 0 ? 0 : s.routerEntropy[b] / s.routedRows;
+        out[3] = s.routedRows == 0 ? 0 : (double) kept / s.routedRows;
     }
 
     static Map<String, Object> eval(String split, int step, int epoch, double[] v,
@@ -103,6 +103,7 @@ final class Records {
         double crossEntropy;
         long correct;
         long tokens;
+        long routed;
         long dropped;
         double seconds;
 
@@ -111,6 +112,7 @@ final class Records {
             crossEntropy += s.crossEntropy * s.tokens;
             correct += s.correct;
             tokens += s.tokens;
+            routed += s.routedRows;
             dropped += s.droppedCopies;
             seconds += sec;
         }
@@ -129,7 +131,7 @@ final class Records {
         }
 
         double droppedFraction(int k) {
-            return dropped / (double) (tokens * k);
+            return dropped / (double) (routed * k);
         }
 
         double tokensPerSecond() {
@@ -141,6 +143,7 @@ final class Records {
             crossEntropy = 0;
             correct = 0;
             tokens = 0;
+            routed = 0;
             dropped = 0;
             seconds = 0;
         }

@@ -8,14 +8,14 @@ import io.roundhouse.worker.model.StepStats;
  * this worker's {@link #local} statistics packed into {@link #buffer}, the sums unpacked into
  * {@link #global}. Allocated once per run.
  *
- * <p>Layout (B MoE layers, E experts, W workers): [0, 6) cross-entropy·tokens, correct, examples,
- * dropped copies, z-loss, tokens; then B·E expert loads; then B dropped copies and B router
+ * <p>Layout (B MoE layers, E experts, W workers): [0, 7) cross-entropy·tokens, correct, examples,
+ * dropped copies, z-loss, tokens, routed rows; then B·E expert loads; then B dropped copies and B router
  * entropy sums, per layer; then W compute times in ms (each worker writes its own, the rest are 0);
  * then the job owner's command (rank 0 writes it).
  */
 final class StepSums {
     /** Statistics before the expert loads. */
-    private static final int STATS = 6;
+    private static final int STATS = 7;
 
     /** This worker's statistics of the step's forward (evaluation reuses it). */
     final StepStats local;
@@ -52,6 +52,7 @@ final class StepSums {
         sums[3] = local.droppedCopies;
         sums[4] = (float) local.zLoss;  // each worker's share of the global z-loss
         sums[5] = local.tokens;
+        sums[6] = local.routedRows;
         for (int b = 0; b < layers; b++) {
             for (int j = 0; j < experts; j++) {
                 sums[STATS + b * experts + j] = local.expertLoad[b][j];
@@ -86,6 +87,7 @@ final class StepSums {
         }
         global.examples = Math.round(sums[2]);
         global.tokens = Math.round(sums[5]);
+        global.routedRows = Math.round(sums[6]);
         global.crossEntropy = sums[0] / global.tokens;
         global.correct = Math.round(sums[1]);
         global.droppedCopies = Math.round(sums[3]);

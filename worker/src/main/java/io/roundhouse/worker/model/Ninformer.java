@@ -1,0 +1,277 @@
+package io.roundhouse.worker.model;
+
+import io.roundhouse.kernels.Backend;
+import io.roundhouse.kernels.DType;
+import io.roundhouse.kernels.Tensor;
+import io.roundhouse.worker.config.ConfigException;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.function.IntFunction;
+
+/**
+ * The NiNformer image classifier (PAPERS.md): input[N, c·S·S] → dropout → patches of p×p
+ * ({@link Backend#patchesForward}) → a linear embedding to D → L × {@link NinBlock} → norm →
+ * the mean over each image's P patches → head (linear to C) → softmax cross-entropy. Each patch is
+ * a token of the MoE layers, so a batch of N images routes N·P rows; a worker holding images
+ * [f, f + n) of a global batch routes rows [f·P, (f + n)·P), and its masks and router noise are
+ * those one worker with the whole batch draws.
+ *
+ * <p>No Self-Tuning Network yet. All buffers are allocated here, for at most {@code maxN} images
+ * per forward.
+ */
+public final class Ninformer implements Model {
+    /**
+     * Dropout and jitter streams: stream = step·STREAMS_PER_STEP + site (0 input dropout; block b:
+     * 1+3b the gating unit's residual, 2+3b the FFN's, 3+3b the router's jitter).
+     */
+    static final long STREAMS_PER_STEP = 1024;
+
+    private final Backend be;
+    private final NinformerSpec spec;
+    private final ParamStore params;
+    private final int maxN;
+    private final int p;
+    final LinearLayer embed;
+    final NinBlock[] blocks;
+    final NormLayer finalNorm;
+    final LinearLayer head;
+    private final List<MoeLayer> moeLayers = new ArrayList<>();
+    private final Tensor inputDropped;  // [maxN, inputs]
+    private final Tensor patches;       // [maxN·P, c·p²]
+    private final Tensor pooled;        // [maxN, D]
+    private final Tensor dNormed;       // [maxN·P, D]
+    private final Tensor losses;        // [maxN]
+    private final Tensor probs;         // [maxN, C]
+    private final Tensor dLogits;       // [maxN, C]
+    private final PhaseTimers timers = new PhaseTimers();
+    private final float[] hostLosses;
+    private final float[] hostProbs;
+    private Tensor labels;
+
+    /** @param exchanges the expert exchange of MoE block b (a {@link LocalExchange} in one process) */
+    public Ninformer(Backend be, NinformerSpec spec, long seed, int maxN, IntFunction<ExpertExchange> exchanges) {
+        ModelSpec s = spec.moe();
+        if (s.blocks() > (STREAMS_PER_STEP - 1) / 3) {
+            throw new IllegalArgumentException("at most " + (STREAMS_PER_STEP - 1) / 3 + " blocks");
+        }
+        if (s.stn().enabled()) {
+            throw new ConfigException("model.kind = ninformer has no Self-Tuning Network yet; leave stn.tune empty");
+        }
+        this.be = be;
+        this.spec = spec;
+        this.maxN = maxN;
+        this.p = spec.patches();
+        this.params = new ParamStore(be, seed);
+        int rows = maxN * p;
+        this.embed = new LinearLayer(be, params, "embed", spec.patchInputs(), s.dim(), true,
+                1 / Math.sqrt(spec.patchInputs()), rows, s.precision());
+        this.blocks = new NinBlock[s.blocks()];
+        MoeLayer previous = null;
+        for (int b = 0; b < blocks.length; b++) {
+            blocks[b] = new NinBlock(be, params, "block" + b, spec, spec.isMoe(b) ? exchanges.apply(b) : null, maxN,
+                    timers);
+            MoeLayer moe = blocks[b].moe;
+            if (moe != null) {
+                moeLayers.add(moe);
+                if (s.router().preGating() && previous != null) {
+                    previous.preGate(moe);
+                }
+                previous = moe;
+            }
+        }
+        this.finalNorm = new NormLayer(be, params, "final.norm", s.norm(), s.dim(), rows);
+        this.head = new LinearLayer(be, params, "head", s.dim(), s.classes(), true, 1 / Math.sqrt(s.dim()), maxN,
+                s.precision());
+        this.inputDropped = be.allocate("input.dropped", DType.FLOAT32, maxN, s.inputs());
+        this.patches = be.allocate("patches", DType.FLOAT32, rows, spec.patchInputs());
+        this.pooled = be.allocate("pooled", DType.FLOAT32, maxN, s.dim());
+        this.dNormed = be.allocate("dNormed", DType.FLOAT32, rows, s.dim());
+        this.losses = be.allocate("losses", DType.FLOAT32, maxN);
+        this.probs = be.allocate("probs", DType.FLOAT32, maxN, s.classes());
+        this.dLogits = be.allocate("dLogits", DType.FLOAT32, maxN, s.classes());
+        this.hostLosses = new float[maxN];
+        this.hostProbs = new float[maxN * s.classes()];
+    }
+
+    /** A single-process model: every MoE block hosts all experts. */
+    public static Ninformer local(Backend be, NinformerSpec spec, long seed, int maxN) {
+        return new Ninformer(be, spec, seed, maxN, b -> new LocalExchange(spec.moe().experts()));
+    }
+
+    @Override
+    public StepStats forward(Batch batch, int n, boolean train, long seed, long step, long firstExample,
+                             StepStats stats) {
+        return forward(batch.inputs().rows(n), batch.targets().rows(n), batch.hostTargets(), train, seed, step,
+                firstExample, stats);
+    }
+
+    /**
+     * Forward pass and loss of a worker holding images [firstExample, firstExample + n) of a global
+     * batch.
+     *
+     * @param x inputs[n, c·S·S]; @param y labels[n] (int); @param hostLabels the same on the host
+     */
+    public StepStats forward(Tensor x, Tensor y, int[] hostLabels, boolean train, long seed, long step,
+                             long firstExample, StepStats stats) {
+        ModelSpec s = spec.moe();
+        int n = x.dim(0);
+        if (n < 1 || n > maxN || x.rowSize() != s.inputs()) {
+            throw new IllegalArgumentException("batch " + x + " does not fit the model: need 1.." + maxN
+                    + " rows of " + s.inputs() + " features");
+        }
+        this.labels = y;
+        long t0 = System.nanoTime();
+        long streamBase = step * STREAMS_PER_STEP;
+        Tensor in = x;
+        if (train && s.dropoutInput() > 0) {
+            in = inputDropped.rows(n);
+            be.dropoutForward(in, x, (float) s.dropoutInput(), seed, streamBase, firstExample * s.inputs());
+        }
+        int rows = n * p;
+        Tensor xp = patches.rows(rows);
+        be.patchesForward(xp, in, spec.channels(), spec.side(), spec.patch());
+        Tensor hcur = embed.forward(xp);
+        timers.add(PhaseTimers.Phase.EMBED, t0, System.nanoTime());
+        int capacity = train ? s.capacity(rows) : 0;
+        float rate = train ? (float) s.dropoutBlock() : 0f;
+        stats.loadBalanceLoss = 0;
+        stats.zLoss = 0;
+        stats.droppedCopies = 0;
+        long firstRow = firstExample * p;
+        int layer = 0;
+        for (int b = 0; b < blocks.length; b++) {
+            hcur = blocks[b].forward(hcur, rate, capacity, train, step, seed, streamBase + 1 + 3L * b, firstRow);
+            if (blocks[b].moe != null) {
+                blocks[b].moe.addStats(stats, layer++, train);
+            }
+        }
+        long tHead = System.nanoTime();
+        Tensor pool = pooled.rows(n);
+        be.meanGroupsForward(pool, finalNorm.forward(hcur), n);
+        Tensor logits = head.forward(pool);
+        be.crossEntropyForward(losses.rows(n), probs.rows(n), logits, y);
+        be.read(losses.rows(n), hostLosses);
+        be.read(probs.rows(n), hostProbs);
+        double sum = 0;
+        int correct = 0;
+        int c = s.classes();
+        for (int r = 0; r < n; r++) {
+            sum += hostLosses[r];
+            int best = 0;
+            for (int j = 1; j < c; j++) {
+                if (hostProbs[r * c + j] > hostProbs[r * c + best]) {
+                    best = j;
+                }
+            }
+            correct += best == hostLabels[r] ? 1 : 0;
+        }
+        timers.add(PhaseTimers.Phase.HEAD, tHead, System.nanoTime());
+        stats.examples = n;
+        stats.tokens = n;
+        stats.routedRows = rows;
+        stats.crossEntropy = sum / n;
+        stats.correct = correct;
+        return stats;
+    }
+
+    @Override
+    public void backward(int globalExamples) {
+        long t0 = System.nanoTime();
+        long named = timers.total();
+        int n = labels.dim(0);
+        be.crossEntropyBackward(dLogits.rows(n), probs.rows(n), labels, 1f / globalExamples);
+        Tensor dPool = head.backward(dLogits.rows(n), true);
+        Tensor dN = dNormed.rows(n * p);
+        be.meanGroupsBackward(dN, dPool, n);
+        Tensor d = finalNorm.backward(dN);
+        long tBlocks = System.nanoTime();
+        timers.add(PhaseTimers.Phase.HEAD, t0, tBlocks);
+        for (int b = blocks.length - 1; b >= 0; b--) {
+            d = blocks[b].backward(d);
+        }
+        long tEmbed = System.nanoTime();
+        embed.backward(d, false);
+        long end = System.nanoTime();
+        timers.add(PhaseTimers.Phase.EMBED, tEmbed, end);
+        timers.add(PhaseTimers.Phase.BACKWARD, end - t0 - (timers.total() - named));
+    }
+
+    @Override
+    public void afterStep() {
+        for (MoeLayer m : moeLayers) {
+            m.afterStep();
+        }
+    }
+
+    public NinformerSpec ninformerSpec() {
+        return spec;
+    }
+
+    @Override
+    public ModelSpec spec() {
+        return spec.moe();
+    }
+
+    @Override
+    public Objective objective() {
+        return Objective.ACCURACY;
+    }
+
+    @Override
+    public String describe() {
+        ModelSpec s = spec.moe();
+        return String.format(Locale.ROOT, "NiNformer: %d×%d image(s) of %d channel(s) in %d patches of %d×%d, %d "
+                + "classes, D=%d L=%d token hidden %d, channel hidden %d; FFN: %s", spec.side(), spec.side(),
+                spec.channels(), p, spec.patch(), spec.patch(), s.classes(), s.dim(), s.blocks(), spec.tokenHidden(),
+                spec.channelHidden(), moeLayers.isEmpty() ? "dense, hidden " + spec.denseHidden()
+                        : String.format(Locale.ROOT, "MoE in %d of %d blocks, E=%d top-%d F=%d %s (dense hidden %d)",
+                        moeLayers.size(), s.blocks(), s.experts(), s.topK(), s.expertHidden(),
+                        s.activation().name().toLowerCase(Locale.ROOT), spec.denseHidden()));
+    }
+
+    @Override
+    public ParamStore params() {
+        return params;
+    }
+
+    @Override
+    public Backend backend() {
+        return be;
+    }
+
+    @Override
+    public PhaseTimers timers() {
+        return timers;
+    }
+
+    @Override
+    public int maxBatch() {
+        return maxN;
+    }
+
+    @Override
+    public int tokensPerExample() {
+        return 1;
+    }
+
+    @Override
+    public int moeLayers() {
+        return moeLayers.size();
+    }
+
+    @Override
+    public Perturbation perturbation() {
+        return null;
+    }
+
+    @Override
+    public Param hyperLambda() {
+        return null;
+    }
+
+    @Override
+    public Param hyperSigma() {
+        return null;
+    }
+}
