@@ -40,8 +40,26 @@ class PreflightTest {
             "model.denseHidden", "64", "model.attentionGate", "off", "model.dropout.attention", "0.1",
             "data.text", "/srv/text.txt", "data.seqLen", "64", "data.validationFraction", "0.1"));
 
+    /** The keys only the NiNformer reads (patches). */
+    private static final Map<String, String> PATCH_KEYS = Map.of("model.patchSize", "7", "model.tokenHidden", "32",
+            "model.channelHidden", "64");
+    private static final Map<String, String> NINFORMER_IGNORES = new LinkedHashMap<>(Map.of(
+            "model.heads", "8", "model.kvHeads", "2", "model.ropeTheta", "500000", "model.attentionGate", "off",
+            "model.dropout.attention", "0.1", "model.tieEmbeddings", "on", "data.text", "/srv/text.txt",
+            "data.seqLen", "64", "data.validationFraction", "0.1", "stn.tune", "dropout.block"));
+
     static {
         CLASSIFIER_IGNORES.put("model.tieEmbeddings", "on");
+        CLASSIFIER_IGNORES.putAll(PATCH_KEYS);
+        LM_IGNORES.putAll(PATCH_KEYS);
+    }
+
+    private static Map<String, String> ignoredBy(ModelKind kind) {
+        return switch (kind) {
+            case CLASSIFIER -> CLASSIFIER_IGNORES;
+            case LANGUAGE_MODEL -> LM_IGNORES;
+            case NINFORMER -> NINFORMER_IGNORES;
+        };
     }
 
     private Map<String, String> base(String kind) {
@@ -82,7 +100,7 @@ class PreflightTest {
     @Test
     void everyKeyOfTheTableIsRefusedForItsKindAndOnlyThose() throws Exception {
         for (ModelKind kind : ModelKind.values()) {
-            Map<String, String> ignored = kind == ModelKind.LANGUAGE_MODEL ? LM_IGNORES : CLASSIFIER_IGNORES;
+            Map<String, String> ignored = ignoredBy(kind);
             assertEquals(ignored.keySet(), kind.ignoredKeys().stream().map(k -> k.key().name())
                     .collect(Collectors.toSet()), kind + "'s table");
             for (Map.Entry<String, String> e : ignored.entrySet()) {
@@ -94,10 +112,15 @@ class PreflightTest {
                 assertFalse(message.contains("\n"), "one line: " + message);
             }
         }
-        // What one kind ignores, the other reads: the tables do not overlap.
+        // What the language model ignores, the classifier reads, but for the patches only the NiNformer reads.
         Set<String> both = LM_IGNORES.keySet().stream().filter(CLASSIFIER_IGNORES::containsKey)
                 .collect(Collectors.toSet());
-        assertEquals(Set.of(), both);
+        assertEquals(PATCH_KEYS.keySet(), both);
+        // The NiNformer reads every key the classifier reads but the language model's and stn.tune.
+        Set<String> ninformerReads = new java.util.HashSet<>(CLASSIFIER_IGNORES.keySet());
+        ninformerReads.removeAll(NINFORMER_IGNORES.keySet());
+        assertEquals(Set.of("model.moeEvery", "model.denseHidden", "model.patchSize", "model.tokenHidden",
+                "model.channelHidden"), ninformerReads);
     }
 
     @Test

@@ -403,9 +403,9 @@ public final class ClusterProbe {
                 }
             }
             Map<String, Object> r = new LinkedHashMap<>();
-            r.put("kind", lm ? "lm" : "classifier");
+            r.put("kind", kind.configName());
             r.put("examplesPerStep", examples);
-            r.put("tokensPerStep", rows);
+            r.put("tokensPerStep", examples * model.routedRowsPerExample());  // the rows the MoE layers route
             r.put("moeLayers", model.moeLayers());
             r.put("denseParameters", dense);
             r.put("expertParameters", expert);

@@ -32,6 +32,9 @@ import java.util.zip.CRC32;
  * before it.
  */
 public final class Checkpointer {
+    /** The model settings' key for the kind of model (config key model.kind). */
+    private static final String KIND = "model.kind";
+
     private static final int MAGIC = 0x52484B31;  // "RHK1"
     private static final int VERSION = 1;
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -282,7 +285,17 @@ public final class Checkpointer {
                     + "run directory's checkpoints/), or the folder that holds them");
         }
         JsonNode saved = manifest.path("model");
+        // The kind is recorded for every kind but the first (a classifier's manifest has none), so
+        // it is compared both ways: a classifier's run must not load another kind's checkpoint.
+        String kind = model.getOrDefault(KIND, "classifier");
+        String savedKind = saved.path(KIND).asText("classifier");
+        if (!kind.equals(savedKind)) {
+            differ.add(KIND + " = " + kind + " here, " + savedKind + " in the checkpoint");
+        }
         for (Map.Entry<String, String> m : model.entrySet()) {
+            if (m.getKey().equals(KIND)) {
+                continue;
+            }
             String was = saved.path(m.getKey()).asText("");  // a setting newer than the checkpoint: ""
             if (!m.getValue().equals(was)) {
                 differ.add(m.getKey() + " = " + m.getValue() + " here, " + was + " in the checkpoint");

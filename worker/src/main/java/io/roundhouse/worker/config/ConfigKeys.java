@@ -46,11 +46,12 @@ public final class ConfigKeys {
             + "is the tuning split the hyper steps read");
 
     // ---- model --------------------------------------------------------------------------------
-    public static final ConfigKey<String> MODEL_KIND = choiceKey("model.kind", "classifier", List.of("classifier", "lm"),
+    public static final ConfigKey<String> MODEL_KIND = choiceKey("model.kind", "classifier", List.of("classifier", "lm", "ninformer"),
             "classifier: the MoE-MLP image classifier (data.dir); lm: the MoE transformer language model on bytes "
-            + "(data.text)");
+            + "(data.text); ninformer: the NiNformer image classifier (data.dir: patches, gated MLP-Mixer blocks, "
+            + "MoE or dense FFNs)");
     public static final ConfigKey<Integer> MODEL_DIM = intKey("model.dim", 192, 1, 65_536,
-            "model width D: each 28x28 image (or each byte of text) is embedded to D");
+            "model width D: each 28x28 image (each patch of one in the NiNformer, each byte of text) is embedded to D");
     public static final ConfigKey<Integer> MODEL_BLOCKS = intKey("model.blocks", 2, 1, 256,
             "number of [norm -> MoE FFN -> residual] blocks L");
     public static final ConfigKey<Integer> MODEL_EXPERTS = intKey("model.experts", 8, 1, 4096,
@@ -113,7 +114,7 @@ public final class ConfigKeys {
     public static final ConfigKey<Double> MODEL_CAPACITY_FACTOR = doubleKey("model.capacityFactor", 1.25, 0, 64, true,
             "expert capacity C = ceil(factor * K * tokens / E) per batch; 0 = dropless (no limit)");
     public static final ConfigKey<Double> MODEL_DROPOUT_INPUT = doubleKey("model.dropout.input", 0.1, 0, 0.9, true,
-            "the classifier's dropout rate on the input pixels");
+            "the image classifiers' dropout rate on the input pixels");
     public static final ConfigKey<Double> MODEL_DROPOUT_BLOCK = doubleKey("model.dropout.block", 0.1, 0, 0.9, true,
             "dropout rate on each block's residual branch before the add (model.kind=lm: after attention and after the FFN)");
     public static final ConfigKey<Integer> MODEL_HEADS = intKey("model.heads", 4, 1, 1024,
@@ -123,11 +124,20 @@ public final class ConfigKeys {
     public static final ConfigKey<Double> MODEL_ROPE_THETA = doubleKey("model.ropeTheta", 10000, 1, 1e9, true,
             "model.kind=lm: base of the rotary position embedding");
     public static final ConfigKey<Integer> MODEL_MOE_EVERY = intKey("model.moeEvery", 1, 0, 256,
-            "model.kind=lm: block b's FFN is MoE when (b+1) % moeEvery == 0 (1: every block, 2: every other, "
-            + "0: none, the dense baseline); the other blocks have a dense SwiGLU FFN");
+            "model.kind=lm or ninformer: block b's FFN is MoE when (b+1) % moeEvery == 0 (1: every block, 2: every "
+            + "other, 0: none, the dense baseline); the other blocks have a dense FFN (SwiGLU in the language model, "
+            + "GELU in the NiNformer)");
     public static final ConfigKey<Integer> MODEL_DENSE_HIDDEN = intKey("model.denseHidden", 0, 0, 1 << 20,
-            "model.kind=lm: hidden width of the dense blocks' FFN; 0 = topK * expertHidden (the active width of an MoE "
+            "model.kind=lm or ninformer: hidden width of the dense blocks' FFN; 0 = topK * expertHidden (the active width of an MoE "
             + "block, so dense and MoE models of equal active parameters differ by one key)");
+    public static final ConfigKey<Integer> MODEL_PATCH_SIZE = intKey("model.patchSize", 4, 1, 1024,
+            "model.kind=ninformer: the side of the square patches each image is cut into, in pixels; it must divide "
+            + "the image side (28: 1, 2, 4, 7, 14 or 28); each patch is a token of the MoE layers");
+    public static final ConfigKey<Integer> MODEL_TOKEN_HIDDEN = intKey("model.tokenHidden", 0, 0, 1 << 20,
+            "model.kind=ninformer: hidden width of the token-mixing MLP (across an image's patches); 0 = twice the "
+            + "patches per image");
+    public static final ConfigKey<Integer> MODEL_CHANNEL_HIDDEN = intKey("model.channelHidden", 0, 0, 1 << 20,
+            "model.kind=ninformer: hidden width of the channel-mixing MLP; 0 = 2 * model.dim");
     public static final ConfigKey<String> MODEL_ATTENTION_GATE = choiceKey("model.attentionGate", "on",
             List.of("on", "off"), "model.kind=lm: a sigmoid gate on each head's attention output, from a DxD "
             + "projection of the block's normalised input (gated attention)");
@@ -301,7 +311,8 @@ public final class ConfigKeys {
             MODEL_TEMPERATURE_END, MODEL_TEMPERATURE_SHAPE, MODEL_TEMPERATURE_STEPS, MODEL_ROUTER_THRESHOLD,
             MODEL_ROUTER_ACTIVATION, MODEL_ROUTER_BIAS, MODEL_PRE_GATING, MODEL_EXPERT_CHOICE_CAUSAL,
             MODEL_SHARED_EXPERTS, MODEL_CAPACITY_FACTOR, MODEL_DROPOUT_INPUT, MODEL_DROPOUT_BLOCK, MODEL_ROUTER_JITTER,
-            MODEL_HEADS, MODEL_KV_HEADS, MODEL_ROPE_THETA, MODEL_MOE_EVERY, MODEL_DENSE_HIDDEN, MODEL_ATTENTION_GATE,
+            MODEL_HEADS, MODEL_KV_HEADS, MODEL_ROPE_THETA, MODEL_MOE_EVERY, MODEL_DENSE_HIDDEN, MODEL_PATCH_SIZE,
+            MODEL_TOKEN_HIDDEN, MODEL_CHANNEL_HIDDEN, MODEL_ATTENTION_GATE,
             MODEL_TIE_EMBEDDINGS, MODEL_DROPOUT_ATTENTION, MODEL_PRECISION, AUGMENT_SHIFT, LOSS_LOAD_BALANCE, LOSS_Z, LOSS_IMPORTANCE, LOSS_LOAD,
             STN_TUNE, STN_LAYERS, STN_WARMUP_STEPS, STN_TRAIN_STEPS, STN_VALID_STEPS, STN_LR, STN_SIGMA,
             STN_ENTROPY_WEIGHT,

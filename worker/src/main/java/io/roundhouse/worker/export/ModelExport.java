@@ -50,6 +50,8 @@ public final class ModelExport {
         Model model = switch (c.kind()) {
             case LANGUAGE_MODEL -> c.languageModel(be, 1, "(export)");
             case CLASSIFIER -> c.classifier(be, 1, "(export)");
+            case NINFORMER -> throw new UserException(UserException.USAGE, "model.kind=ninformer has no PyTorch "
+                    + "export yet (checkpoint " + c.describe() + ")");
         };
         write(model, out);
     }
@@ -70,8 +72,8 @@ public final class ModelExport {
         } else if (model instanceof MoeClassifier classifier) {
             ClassifierExport.write(classifier, out);
         } else {
-            throw new IllegalStateException("export does not know the model " + model.getClass().getSimpleName()
-                    + ": give it an export class beside LmExport and ClassifierExport");
+            throw new UserException(UserException.USAGE, "a " + model.getClass().getSimpleName() + " has no PyTorch "
+                    + "export yet (LmExport and ClassifierExport export the language model and the MoE-MLP)");
         }
     }
 

@@ -30,6 +30,11 @@ public interface Model {
     /** Predictions per example: 1 for the classifier, the sequence length for a language model. */
     int tokensPerExample();
 
+    /** Rows each MoE layer routes per example: the predictions, or a NiNformer's P patches. */
+    default int routedRowsPerExample() {
+        return tokensPerExample();
+    }
+
     /** MoE layers, for the expert load per layer in {@link StepStats}. */
     int moeLayers();
 

@@ -256,6 +256,11 @@ public final class Ninformer implements Model {
     }
 
     @Override
+    public int routedRowsPerExample() {
+        return p;
+    }
+
+    @Override
     public int moeLayers() {
         return moeLayers.size();
     }

@@ -1,6 +1,8 @@
 package io.roundhouse.worker.model;
 
 import io.roundhouse.worker.config.ConfigException;
+import io.roundhouse.worker.config.ConfigKeys;
+import io.roundhouse.worker.config.JobConfig;
 
 /**
  * The shape of a NiNformer beyond its MoE parts ({@link #moe}: width D, blocks, experts, top-k,
@@ -46,6 +48,24 @@ public record NinformerSpec(ModelSpec moe, int channels, int side, int patch, in
 
     public boolean isMoe(int block) {
         return moeEvery > 0 && (block + 1) % moeEvery == 0;
+    }
+
+    /** The NiNformer a job configuration describes for single-channel square images of {@code inputs} pixels. */
+    public static NinformerSpec from(JobConfig c, int inputs, int classes) {
+        ModelSpec m = ModelSpec.from(c, inputs, classes);
+        int side = (int) Math.round(Math.sqrt(inputs));
+        if (side * side != inputs) {
+            throw new ConfigException("model.kind = ninformer needs square images; the data has " + inputs
+                    + " features per example; use image data (data.format = idx)");
+        }
+        int patch = c.get(ConfigKeys.MODEL_PATCH_SIZE);
+        int perSide = patch >= 1 && side % patch == 0 ? side / patch : 1;
+        int token = c.get(ConfigKeys.MODEL_TOKEN_HIDDEN);
+        int channel = c.get(ConfigKeys.MODEL_CHANNEL_HIDDEN);
+        int dense = c.get(ConfigKeys.MODEL_DENSE_HIDDEN);
+        return new NinformerSpec(m, 1, side, patch, token > 0 ? token : 2 * perSide * perSide,
+                channel > 0 ? channel : 2 * m.dim(), c.get(ConfigKeys.MODEL_MOE_EVERY),
+                dense > 0 ? dense : m.topK() * m.expertHidden());
     }
 
     private static String divisors(int n) {

@@ -55,7 +55,7 @@ public final class ModelCheckpoint {
 
     /** The kind of model that wrote it. */
     public ModelKind kind() {
-        return "lm".equals(saved.get(ConfigKeys.MODEL_KIND.name())) ? ModelKind.LANGUAGE_MODEL : ModelKind.CLASSIFIER;
+        return ModelKind.byConfigName(saved.get(ConfigKeys.MODEL_KIND.name()));
     }
 
     /** The step folder, for messages. */
@@ -71,7 +71,7 @@ public final class ModelCheckpoint {
     public MoeTransformer languageModel(Backend be, int maxSeqs, String ifNot) {
         if (kind() != ModelKind.LANGUAGE_MODEL) {
             throw new CheckpointException("checkpoint " + describe() + " is not a language model's (it was written by "
-                    + "the classifier); " + ifNot);
+                    + "model.kind=" + kind().configName() + "); " + ifNot);
         }
         JobConfig config = JobConfig.of(modelKeys(saved));
         // A Self-Tuning Network's parameters are part of the checkpoint ("tuned on layers"); generation
@@ -96,7 +96,7 @@ public final class ModelCheckpoint {
     public MoeClassifier classifier(Backend be, int maxN, String ifNot) {
         if (kind() != ModelKind.CLASSIFIER) {
             throw new CheckpointException("checkpoint " + describe() + " is not the classifier's (it was written by "
-                    + "the language model); " + ifNot);
+                    + "model.kind=" + kind().configName() + "); " + ifNot);
         }
         // Top-k and the gate shape no parameter, so a classifier's checkpoint records them among the
         // settings a resume may change; one written before it did cannot say how the model routes.

@@ -14,12 +14,14 @@ import io.roundhouse.worker.model.Model;
 import io.roundhouse.worker.model.ModelSpec;
 import io.roundhouse.worker.model.MoeClassifier;
 import io.roundhouse.worker.model.MoeTransformer;
+import io.roundhouse.worker.model.Ninformer;
+import io.roundhouse.worker.model.NinformerSpec;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
 
 /**
- * The two things that differ between the kinds of model ({@code model.kind}): where the data comes
+ * The things that differ between the kinds of model ({@code model.kind}): where the data comes
  * from and which model is built on it. Everything else (the step loop, evaluation, checkpoints,
  * metrics, the Spark job) goes through {@link Model} and {@link io.roundhouse.worker.data.Examples}.
  */
@@ -27,15 +29,24 @@ public enum ModelKind {
     /** The MoE-MLP classifier on (Fashion-)MNIST images. */
     CLASSIFIER,
     /** The MoE transformer language model on bytes of text. */
-    LANGUAGE_MODEL;
+    LANGUAGE_MODEL,
+    /** The NiNformer image classifier: patches, gated MLP-Mixer blocks, MoE or dense FFNs. */
+    NINFORMER;
+
+    /** Keys only the NiNformer reads. */
+    private static final List<IgnoredKey> PATCH_KEYS = List.of(
+            ninformerOnly(ConfigKeys.MODEL_PATCH_SIZE), ninformerOnly(ConfigKeys.MODEL_TOKEN_HIDDEN),
+            ninformerOnly(ConfigKeys.MODEL_CHANNEL_HIDDEN));
 
     /** Keys the classifier does not read. */
     private static final List<IgnoredKey> CLASSIFIER_IGNORES = List.of(
             lmOnly(ConfigKeys.MODEL_HEADS, "the classifier has no attention"),
             lmOnly(ConfigKeys.MODEL_KV_HEADS, "the classifier has no attention"),
             lmOnly(ConfigKeys.MODEL_ROPE_THETA, "the classifier has no attention"),
-            lmOnly(ConfigKeys.MODEL_MOE_EVERY, "every block of the classifier is an MoE block"),
-            lmOnly(ConfigKeys.MODEL_DENSE_HIDDEN, "the classifier has no dense blocks"),
+            new IgnoredKey(ConfigKeys.MODEL_MOE_EVERY, "every block of the classifier is an MoE block; remove it, "
+                    + "or set model.kind=lm or ninformer, whose blocks may be dense"),
+            new IgnoredKey(ConfigKeys.MODEL_DENSE_HIDDEN, "the classifier has no dense blocks; remove it, or set "
+                    + "model.kind=lm or ninformer, whose blocks may be dense"),
             lmOnly(ConfigKeys.MODEL_ATTENTION_GATE, "the classifier has no attention"),
             lmOnly(ConfigKeys.MODEL_DROPOUT_ATTENTION, "the classifier has no attention"),
             lmOnly(ConfigKeys.MODEL_TIE_EMBEDDINGS, "the classifier's input is pixels, not a token table to tie"),
@@ -44,7 +55,24 @@ public enum ModelKind {
             new IgnoredKey(ConfigKeys.DATA_SEQ_LEN, "the classifier's examples are images, not token sequences; "
                     + "remove it"),
             new IgnoredKey(ConfigKeys.DATA_VALIDATION_FRACTION, "the classifier holds out data.validationExamples "
-                    + "images; remove it, and set data.validationExamples instead"));
+                    + "images; remove it, and set data.validationExamples instead"),
+            PATCH_KEYS.get(0), PATCH_KEYS.get(1), PATCH_KEYS.get(2));
+
+    /** Keys the NiNformer does not read. */
+    private static final List<IgnoredKey> NINFORMER_IGNORES = List.of(
+            lmOnly(ConfigKeys.MODEL_HEADS, "the NiNformer mixes its patches with MLPs, not attention"),
+            lmOnly(ConfigKeys.MODEL_KV_HEADS, "the NiNformer has no attention"),
+            lmOnly(ConfigKeys.MODEL_ROPE_THETA, "the NiNformer has no attention"),
+            lmOnly(ConfigKeys.MODEL_ATTENTION_GATE, "the NiNformer has no attention (its gate is the gating unit's, "
+                    + "always on)"),
+            lmOnly(ConfigKeys.MODEL_DROPOUT_ATTENTION, "the NiNformer has no attention"),
+            lmOnly(ConfigKeys.MODEL_TIE_EMBEDDINGS, "the NiNformer's input is pixels, not a token table to tie"),
+            new IgnoredKey(ConfigKeys.DATA_TEXT, "the NiNformer reads images from data.dir; remove it"),
+            new IgnoredKey(ConfigKeys.DATA_SEQ_LEN, "the NiNformer's examples are images; remove it"),
+            new IgnoredKey(ConfigKeys.DATA_VALIDATION_FRACTION, "the NiNformer holds out data.validationExamples "
+                    + "images; remove it, and set data.validationExamples instead"),
+            new IgnoredKey(ConfigKeys.STN_TUNE, "the NiNformer has no Self-Tuning Network yet; remove it, or tune "
+                    + "model.kind=classifier or lm"));
 
     /** Keys the language model does not read. */
     private static final List<IgnoredKey> LANGUAGE_MODEL_IGNORES = List.of(
@@ -58,15 +86,30 @@ public enum ModelKind {
             new IgnoredKey(ConfigKeys.DATA_VALIDATION_EXAMPLES, "the language model holds out the last "
                     + "data.validationFraction of the text; remove it, and set data.validationFraction instead"),
             new IgnoredKey(ConfigKeys.DATA_DISTRIBUTION, "every language-model worker reads the whole text; "
-                    + "remove it"));
+                    + "remove it"),
+            PATCH_KEYS.get(0), PATCH_KEYS.get(1), PATCH_KEYS.get(2));
 
     public static ModelKind of(JobConfig config) {
-        return config.get(ConfigKeys.MODEL_KIND).equals("lm") ? LANGUAGE_MODEL : CLASSIFIER;
+        return byConfigName(config.get(ConfigKeys.MODEL_KIND));
+    }
+
+    /** The kind whose {@code model.kind} value is {@code name} (a checkpoint's records: absent is the classifier). */
+    public static ModelKind byConfigName(String name) {
+        return "lm".equals(name) ? LANGUAGE_MODEL : "ninformer".equals(name) ? NINFORMER : CLASSIFIER;
     }
 
     /** This kind's {@code model.kind} value. */
     public String configName() {
-        return this == LANGUAGE_MODEL ? "lm" : "classifier";
+        return switch (this) {
+            case CLASSIFIER -> "classifier";
+            case LANGUAGE_MODEL -> "lm";
+            case NINFORMER -> "ninformer";
+        };
+    }
+
+    /** Whether its examples are labelled images (data.dir's IDX files, or Parquet in the Spark job). */
+    public boolean readsImages() {
+        return this != LANGUAGE_MODEL;
     }
 
     /**
@@ -79,6 +122,7 @@ public enum ModelKind {
         return switch (this) {
             case CLASSIFIER -> CLASSIFIER_IGNORES;
             case LANGUAGE_MODEL -> LANGUAGE_MODEL_IGNORES;
+            case NINFORMER -> NINFORMER_IGNORES;
         };
     }
 
@@ -95,10 +139,15 @@ public enum ModelKind {
         return new IgnoredKey(key, why + "; remove it, or set model.kind=lm to train the language model");
     }
 
+    private static IgnoredKey ninformerOnly(ConfigKey<?> key) {
+        return new IgnoredKey(key, "only the NiNformer cuts images into patches; remove it, or set "
+                + "model.kind=ninformer");
+    }
+
     /** The data read on this machine ({@code data.dir}'s IDX files, or {@code data.text}). */
     public DataSplits loadLocal(JobConfig config) {
         return switch (this) {
-            case CLASSIFIER -> FashionMnist.load(Path.of(config.get(ConfigKeys.DATA_DIR)));
+            case CLASSIFIER, NINFORMER -> FashionMnist.load(Path.of(config.get(ConfigKeys.DATA_DIR)));
             case LANGUAGE_MODEL -> corpus(config, TextCorpus.readLocal(config.get(ConfigKeys.DATA_TEXT)));
         };
     }
@@ -132,6 +181,12 @@ public enum ModelKind {
                 int rows = maxBatch * spec.seqLen();
                 yield new MoeTransformer(be, spec, seed, maxBatch, b -> exchanges.exchange(b, rows * spec.moe().topK()));
             }
+            case NINFORMER -> {
+                NinformerSpec spec = NinformerSpec.from(config, Integer.parseInt(shape.get("inputs")),
+                        Integer.parseInt(shape.get("classes")));
+                int rows = maxBatch * spec.patches();
+                yield new Ninformer(be, spec, seed, maxBatch, b -> exchanges.exchange(b, rows * spec.moe().topK()));
+            }
         };
     }
 
@@ -146,9 +201,12 @@ public enum ModelKind {
         }
     }
 
-    /** Evaluation batch in examples: a language model's at most the training batch (its rows are T tokens each). */
+    /**
+     * Evaluation batch in examples: a language model's and a NiNformer's at most the training batch
+     * (their examples are T tokens or P patches each, and every buffer is sized for the larger batch).
+     */
     public int evalBatch(JobConfig config) {
         int e = config.get(ConfigKeys.TRAIN_EVAL_BATCH_SIZE);
-        return this == LANGUAGE_MODEL ? Math.min(e, config.get(ConfigKeys.TRAIN_BATCH_SIZE)) : e;
+        return this == CLASSIFIER ? e : Math.min(e, config.get(ConfigKeys.TRAIN_BATCH_SIZE));
     }
 }

@@ -29,7 +29,7 @@ final class Preflight {
         int workers = context.workers();
         int batch = context.batchSize();
         int validation = context.validationExamples();
-        boolean classifier = context.kind() == ModelKind.CLASSIFIER;
+        boolean classifier = context.kind().readsImages();
         if (batch < workers) {
             throw new ConfigException("train.batchSize = " + batch + " gives some of the " + workers
                     + " workers no examples; use a batch of at least " + workers + " or fewer workers");
@@ -74,7 +74,7 @@ final class Preflight {
         if (dataGiven) {
             return;
         }
-        if (context.kind() == ModelKind.CLASSIFIER && !context.dataFormat().equals("idx")) {
+        if (context.kind().readsImages() && !context.dataFormat().equals("idx")) {
             throw new ConfigException("data.format = " + context.dataFormat() + " is read by the Spark job: run "
                     + "'roundhouse spark' (an embedded local[W] master is enough), or use IDX files");
         }

@@ -109,6 +109,13 @@ public final class RunCheckpoints {
                 model.put(k.name(), config.asMap().get(k.name()));
             }
         }
+        if (ModelKind.of(config) == ModelKind.NINFORMER) {
+            for (ConfigKey<?> k : List.of(ConfigKeys.MODEL_KIND, ConfigKeys.MODEL_TOP_K, ConfigKeys.MODEL_GATE,
+                    ConfigKeys.MODEL_PATCH_SIZE, ConfigKeys.MODEL_TOKEN_HIDDEN, ConfigKeys.MODEL_CHANNEL_HIDDEN,
+                    ConfigKeys.MODEL_MOE_EVERY, ConfigKeys.MODEL_DENSE_HIDDEN)) {
+                model.put(k.name(), config.asMap().get(k.name()));
+            }
+        }
         if (shape != null) {
             shape.forEach((k, v) -> {
                 if (!k.equals("seqLen")) {

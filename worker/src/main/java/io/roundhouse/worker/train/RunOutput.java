@@ -107,7 +107,7 @@ final class RunOutput implements AutoCloseable {
                 int batch, int shard, String gpu) {
         ModelSpec spec = model.spec();
         int workers = group.size();
-        int rowsPerShard = shard * model.tokensPerExample();
+        int rowsPerShard = shard * model.routedRowsPerExample();
         console.printf("model: %s; gate=%s capacity=%s, %,d parameters; backend %s%n", model.describe(),
                 spec.gate().name().toLowerCase(), spec.capacityFactor() > 0 ? spec.capacityFactor() + " ("
                         + spec.capacity(rowsPerShard) + " copies/expert/batch" + (workers > 1 ? " per worker" : "")

@@ -17,6 +17,8 @@ import io.roundhouse.worker.model.MoeTransformer;
 import io.roundhouse.worker.model.Hyper;
 import io.roundhouse.worker.model.ModelSpec;
 import io.roundhouse.worker.model.MoeClassifier;
+import io.roundhouse.worker.model.Ninformer;
+import io.roundhouse.worker.model.NinformerSpec;
 import io.roundhouse.worker.model.NormKind;
 import io.roundhouse.worker.model.StepStats;
 import io.roundhouse.worker.model.StnSpec;
@@ -138,6 +140,32 @@ class CudaModelLaunchTest {
         assertEquals("[]", dev.problems.toString(), String.join("\n", dev.problems));
         for (String kernel : new String[] {"rh_rope", "rh_sigmoid_gate_forward", "rh_sigmoid_gate_backward",
             "rh_attention_row_dots"}) {
+            assertTrue(dev.launched.containsKey(kernel), kernel + " ran: " + dev.launched.keySet());
+        }
+    }
+
+    /** A NiNformer step, MoE and dense blocks, fp32 and bf16: patches, transposes, means and the gating unit. */
+    @Test
+    void aNinformerStep() {
+        int images = 3;
+        for (Precision precision : Precision.values()) {
+            ModelSpec moe = new ModelSpec(28 * 28, 10, 16, 2, 4, 2, 8, Activation.GELU, NormKind.LAYERNORM,
+                    GateMode.TOPK_SOFTMAX, 1.25, 0.1, 0.1, 0.01, 0.001, 0.1, StnSpec.NONE, precision);
+            NinformerSpec spec = new NinformerSpec(moe, 1, 28, 7, 8, 24, 2, 12);
+            try (CudaBackend cuda = new CudaBackend(dev)) {
+                Ninformer model = Ninformer.local(cuda, spec, 11, images);
+                Tensor x = cuda.allocate("x", DType.FLOAT32, images, 28 * 28);
+                Tensor y = cuda.allocate("y", DType.INT32, images);
+                for (boolean train : new boolean[] {true, false}) {
+                    model.params().zeroGrads();
+                    model.forward(x, y, new int[images], train, 7, 3, 0, new StepStats(model.moeLayers(), 4));
+                    model.backward(images);
+                }
+            }
+        }
+        assertEquals("[]", dev.problems.toString(), String.join("\n", dev.problems));
+        for (String kernel : new String[] {"rh_patches_forward", "rh_transpose_groups", "rh_mean_groups_forward",
+            "rh_mean_groups_backward"}) {
             assertTrue(dev.launched.containsKey(kernel), kernel + " ran: " + dev.launched.keySet());
         }
     }
