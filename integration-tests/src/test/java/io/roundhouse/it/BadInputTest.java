@@ -116,6 +116,10 @@ class BadInputTest {
                 "gives some of the 4 workers no examples");
         add(cases, "config: a key the model kind ignores", classifier("train", "data.seqLen=64"),
                 "but model.kind=classifier ignores it");
+        add(cases, "config: a patch key on the classifier", classifier("train", "model.patchSize=7"),
+                "only the NiNformer cuts images into patches");
+        add(cases, "config: a patch that does not divide the image", classifier("train", "model.kind=ninformer",
+                "model.patchSize=5"), "model.patchSize = 5 does not divide the image side 28; choose one of 1, 2, 4, 7");
         add(cases, "config: fault injection outside Spark", classifier("train", "fault.failAtStep=3"),
                 "fault.failAtStep = 3 is fault injection for the Spark job");
         add(cases, "config: Parquet outside Spark", classifier("train", "data.format=parquet"),
