@@ -198,6 +198,16 @@ public final class SparkJob {
             String checkpointDir;  // where the executors write the run's checkpoints
             TaskFailures taskFailures = new TaskFailures(sc, jobGroup);
             sc.addSparkListener(taskFailures);
+            // As long as Spark's barrier slot check waits at a job's start (a minute by default here).
+            long slotGraceMs = sc.getConf().getTimeAsMs("spark.scheduler.barrier.maxConcurrentTasksCheck.interval", "15s")
+                    * sc.getConf().getInt("spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures", 40);
+            String checkpoints = config.get(ConfigKeys.CHECKPOINT_DIR).isEmpty()
+                    ? runDir.resolve("checkpoints").toString() : config.get(ConfigKeys.CHECKPOINT_DIR);
+            SlotWatch slots = new SlotWatch(w, slotGraceMs, "run the job again with --resume " + checkpoints, e -> {
+                failed.compareAndSet(null, e);
+                sc.cancelJobGroup(jobGroup);
+            });
+            sc.addSparkListener(slots);
             sc.setJobGroup(jobGroup, "roundhouse " + runDir.getFileName(), false);
             try {
                 java.util.Map<String, String> taskConfig = new java.util.LinkedHashMap<>(config.asMap());
@@ -247,6 +257,8 @@ public final class SparkJob {
             } finally {
                 sc.clearJobGroup();
                 sc.removeSparkListener(taskFailures);
+                sc.removeSparkListener(slots);
+                slots.close();
                 done.set(true);
                 try {
                     monitor.join(10_000);
