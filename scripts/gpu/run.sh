@@ -44,6 +44,19 @@ $(grep -ho '"parameterDigest" : "[0-9a-f]\{12\}' "$out"/runs/$1-$2/*/summary.jso
   grep -E "Backends - |backend check" "$out/train-$1-$2.txt" | head -3
   if [ "$rc" -eq 0 ]; then grep -E "step .*/" "$out/train-$1-$2.txt" | tail -2; else tail -5 "$out/train-$1-$2.txt"; fi
 done
+echo "== NiNformer: the same 3,000 images, 60 steps (patches 7x7, MoE every other block), CPU against GPU"
+for run in "cpu fp32" "cuda fp32" "cuda bf16"; do
+  set -- $run
+  timeout 60 "$java" "${flags[@]}" -cp "$here/roundhouse.jar" io.roundhouse.driver.RoundhouseCli train \
+    -c "$here/fashion-mnist-moe.conf" model.kind=ninformer model.patchSize=7 model.dim=64 model.blocks=2 \
+    model.moeEvery=2 model.expertHidden=128 model.capacityFactor=0 data.dir="$here/data" \
+    data.validationExamples=500 train.maxSteps=60 train.batchSize=100 train.warmupSteps=10 log.everySteps=20 \
+    checkpoint.everySteps=0 backend="$1" model.precision="$2" output.dir="$out/runs/nin-$1-$2" \
+    > "$out/nin-$1-$2.txt" 2>&1
+  rc=$?
+  echo "ninformer $1 $2: exit $rc, $(grep -E '^test:' "$out/nin-$1-$2.txt")"
+  if [ "$rc" -eq 0 ]; then grep -E "step .*/" "$out/nin-$1-$2.txt" | tail -2; else tail -5 "$out/nin-$1-$2.txt"; fi
+done
 if [ -f "$here/kjv-head.txt" ]; then
   echo "== language model: 400 KB of the King James Bible, 60 steps of the default LM (then tied, then STN)"
   for run in "cpu plain" "cuda plain" "cuda tied" "cuda stn" "cpu stn"; do
