@@ -99,18 +99,19 @@ final class Intake {
         }
         int frameOp = buffer.getInt(offset + OP, ORDER);
         int frameStep = buffer.getInt(offset + STEP, ORDER);
-        if (frameOp < 0 || frameStep < 0) {
+        if (frameStep < 0) {
             return malformed(src, "a frame for collective #" + frameOp + " round " + frameStep + " from "
                     + describe.apply(src));
         }
-        long key = ((long) frameOp << 32) | frameStep;
-        long current = ((long) op << 32) | step;
-        if (key > current) {
+        // Collectives are numbered in sequence-number arithmetic: the int wraps after 2^32 of them
+        // (weeks of a long run), and the sign of the difference says which comes first.
+        int ahead = frameOp - op;
+        if (ahead > 0 || ahead == 0 && frameStep > step) {
             counters.deferredFrames++;
             return LATER;
         }
         Message m = incoming[src];
-        if (key < current || !m.active) {
+        if (ahead < 0 || frameStep < step || !m.active) {
             return malformed(src, "an unexpected frame from " + describe.apply(src) + " for collective #" + frameOp
                     + " round " + frameStep + " while in " + opName + " #" + op + " round " + step
                     + " (do all members run the same collectives in the same order?)");

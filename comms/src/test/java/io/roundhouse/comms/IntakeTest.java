@@ -104,6 +104,22 @@ class IntakeTest {
     }
 
     @Test
+    void collectiveNumbersWrapAround() {
+        byte[] frame = new byte[FrameHeader.LENGTH + 1];
+        // At collective 2^31 − 1 the next one is −2^31: later, not earlier.
+        FrameHeader.write(new UnsafeBuffer(frame), 0, TOKEN, FrameHeader.DATA, 1, Integer.MIN_VALUE, 0, 0, 1);
+        assertEquals(Intake.LATER, intake.accept(new UnsafeBuffer(frame), 0, frame.length, 1, 11, Integer.MAX_VALUE,
+                1, "allToAll"));
+        // And the one before −2^31 is 2^31 − 1: earlier.
+        FrameHeader.write(new UnsafeBuffer(frame), 0, TOKEN, FrameHeader.DATA, 1, Integer.MAX_VALUE, 1, 0, 1);
+        assertMalformed(intake.accept(new UnsafeBuffer(frame), 0, frame.length, 1, 11, Integer.MIN_VALUE, 1,
+                "allToAll"), "unexpected frame");
+        FrameHeader.write(new UnsafeBuffer(frame), 0, TOKEN, FrameHeader.DATA, 1, Integer.MIN_VALUE, 1, 0, 1);
+        assertEquals(Intake.TAKEN, intake.accept(new UnsafeBuffer(frame), 0, frame.length, 1, 11, Integer.MIN_VALUE,
+                1, "allToAll"), "the current one, past the wrap");
+    }
+
+    @Test
     void aSessionCannotSpeakForTwoRanks() {
         assertEquals(Intake.TAKEN, accept(TOKEN, FrameHeader.HELLO, 1, 0, 0, 0, 0, 7));
         assertMalformed(accept(TOKEN, FrameHeader.HELLO, 2, 0, 0, 0, 0, 7), "session 7 sent frames as rank 1 and as rank 2");
