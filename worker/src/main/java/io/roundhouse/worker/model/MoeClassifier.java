@@ -33,13 +33,8 @@ public final class MoeClassifier implements Model {
     public final NormLayer finalNorm;
     public final LinearLayer head;
     private final Tensor inputDropped;  // [maxN, inputs]
-    private final Tensor losses;        // [maxN]
-    private final Tensor probs;         // [maxN, C]
-    private final Tensor dLogits;       // [maxN, C]
+    private final ClassificationLoss loss;
     private final PhaseTimers timers = new PhaseTimers();
-    private final float[] hostLosses;
-    private final float[] hostProbs;
-    private Tensor labels;
     private final Perturbation perturbation;  // null without a Self-Tuning Network
     private final Param hyperU;               // the STN's unconstrained λ (and its Adam moments)
     private final Param hyperRho;             // the STN's unconstrained σ (and its Adam moments)
@@ -70,11 +65,7 @@ public final class MoeClassifier implements Model {
         this.head = new LinearLayer(be, params, "head", spec.dim(), spec.classes(), true, 1 / Math.sqrt(spec.dim()), maxN,
                 spec.precision());
         this.inputDropped = be.allocate("input.dropped", DType.FLOAT32, maxN, spec.inputs());
-        this.losses = be.allocate("losses", DType.FLOAT32, maxN);
-        this.probs = be.allocate("probs", DType.FLOAT32, maxN, spec.classes());
-        this.dLogits = be.allocate("dLogits", DType.FLOAT32, maxN, spec.classes());
-        this.hostLosses = new float[maxN];
-        this.hostProbs = new float[maxN * spec.classes()];
+        this.loss = new ClassificationLoss(be, maxN, spec.classes());
         // A Self-Tuning Network's parameters come after every plain one (and from their own
         // generator), so the plain parameters start exactly as without it.
         StnSpec stn = spec.stn();
@@ -146,7 +137,6 @@ public final class MoeClassifier implements Model {
             throw new IllegalArgumentException("batch " + x + " does not fit the model: need 1.." + maxN
                     + " rows of " + spec.inputs() + " features");
         }
-        this.labels = y;
         long tEmbed = System.nanoTime();
         long streamBase = step * STREAMS_PER_STEP;
         Tensor in = x;
@@ -174,28 +164,10 @@ public final class MoeClassifier implements Model {
         }
         long tHead = System.nanoTime();
         Tensor logits = head.forward(finalNorm.forward(hcur));
-        be.crossEntropyForward(losses.rows(n), probs.rows(n), logits, y);
-        be.read(losses.rows(n), hostLosses);
-        be.read(probs.rows(n), hostProbs);
-        double sum = 0;
-        int correct = 0;
-        int c = spec.classes();
-        for (int r = 0; r < n; r++) {
-            sum += hostLosses[r];
-            int best = 0;
-            for (int j = 1; j < c; j++) {
-                if (hostProbs[r * c + j] > hostProbs[r * c + best]) {
-                    best = j;
-                }
-            }
-            correct += best == hostLabels[r] ? 1 : 0;
-        }
+        loss.forward(logits, y, hostLabels, stats);
         timers.add(PhaseTimers.Phase.HEAD, tHead, System.nanoTime());
-        stats.examples = n;
         stats.tokens = n;
         stats.routedRows = n;
-        stats.crossEntropy = sum / n;
-        stats.correct = correct;
         return stats;
     }
 
@@ -223,7 +195,7 @@ public final class MoeClassifier implements Model {
      * {@code mean cross-entropy + router losses}.
      */
     public void backward() {
-        backward(labels.dim(0));
+        backward(loss.examples());
     }
 
     /**
@@ -234,9 +206,7 @@ public final class MoeClassifier implements Model {
     public void backward(int globalExamples) {
         long t0 = System.nanoTime();
         long named = timers.total();
-        int n = labels.dim(0);
-        be.crossEntropyBackward(dLogits.rows(n), probs.rows(n), labels, 1f / globalExamples);
-        Tensor d = finalNorm.backward(head.backward(dLogits.rows(n), true));
+        Tensor d = finalNorm.backward(head.backward(loss.backward(globalExamples), true));
         long tBlocks = System.nanoTime();
         timers.add(PhaseTimers.Phase.HEAD, t0, tBlocks);
         for (int b = blocks.length - 1; b >= 0; b--) {

@@ -41,13 +41,8 @@ public final class Ninformer implements Model {
     private final Tensor patches;       // [maxN·P, c·p²]
     private final Tensor pooled;        // [maxN, D]
     private final Tensor dNormed;       // [maxN·P, D]
-    private final Tensor losses;        // [maxN]
-    private final Tensor probs;         // [maxN, C]
-    private final Tensor dLogits;       // [maxN, C]
+    private final ClassificationLoss loss;
     private final PhaseTimers timers = new PhaseTimers();
-    private final float[] hostLosses;
-    private final float[] hostProbs;
-    private Tensor labels;
 
     /** @param exchanges the expert exchange of MoE block b (a {@link LocalExchange} in one process) */
     public Ninformer(Backend be, NinformerSpec spec, long seed, int maxN, IntFunction<ExpertExchange> exchanges) {
@@ -87,11 +82,7 @@ public final class Ninformer implements Model {
         this.patches = be.allocate("patches", DType.FLOAT32, rows, spec.patchInputs());
         this.pooled = be.allocate("pooled", DType.FLOAT32, maxN, s.dim());
         this.dNormed = be.allocate("dNormed", DType.FLOAT32, rows, s.dim());
-        this.losses = be.allocate("losses", DType.FLOAT32, maxN);
-        this.probs = be.allocate("probs", DType.FLOAT32, maxN, s.classes());
-        this.dLogits = be.allocate("dLogits", DType.FLOAT32, maxN, s.classes());
-        this.hostLosses = new float[maxN];
-        this.hostProbs = new float[maxN * s.classes()];
+        this.loss = new ClassificationLoss(be, maxN, s.classes());
     }
 
     /** A single-process model: every MoE block hosts all experts. */
@@ -120,7 +111,6 @@ public final class Ninformer implements Model {
             throw new IllegalArgumentException("batch " + x + " does not fit the model: need 1.." + maxN
                     + " rows of " + s.inputs() + " features");
         }
-        this.labels = y;
         long t0 = System.nanoTime();
         long streamBase = step * STREAMS_PER_STEP;
         Tensor in = x;
@@ -150,28 +140,10 @@ public final class Ninformer implements Model {
         Tensor pool = pooled.rows(n);
         be.meanGroupsForward(pool, finalNorm.forward(hcur), n);
         Tensor logits = head.forward(pool);
-        be.crossEntropyForward(losses.rows(n), probs.rows(n), logits, y);
-        be.read(losses.rows(n), hostLosses);
-        be.read(probs.rows(n), hostProbs);
-        double sum = 0;
-        int correct = 0;
-        int c = s.classes();
-        for (int r = 0; r < n; r++) {
-            sum += hostLosses[r];
-            int best = 0;
-            for (int j = 1; j < c; j++) {
-                if (hostProbs[r * c + j] > hostProbs[r * c + best]) {
-                    best = j;
-                }
-            }
-            correct += best == hostLabels[r] ? 1 : 0;
-        }
+        loss.forward(logits, y, hostLabels, stats);
         timers.add(PhaseTimers.Phase.HEAD, tHead, System.nanoTime());
-        stats.examples = n;
         stats.tokens = n;
         stats.routedRows = rows;
-        stats.crossEntropy = sum / n;
-        stats.correct = correct;
         return stats;
     }
 
@@ -179,9 +151,8 @@ public final class Ninformer implements Model {
     public void backward(int globalExamples) {
         long t0 = System.nanoTime();
         long named = timers.total();
-        int n = labels.dim(0);
-        be.crossEntropyBackward(dLogits.rows(n), probs.rows(n), labels, 1f / globalExamples);
-        Tensor dPool = head.backward(dLogits.rows(n), true);
+        int n = loss.examples();
+        Tensor dPool = head.backward(loss.backward(globalExamples), true);
         Tensor dN = dNormed.rows(n * p);
         be.meanGroupsBackward(dN, dPool, n);
         Tensor d = finalNorm.backward(dN);
