@@ -187,7 +187,7 @@ class ModelGradientTest {
      * h is small enough that no token changes experts between θ−hv and θ+hv (routing is piecewise
      * constant; at h = 1e-2 these tiny models do cross such boundaries).
      */
-    private static void checkDirections(Model model, Backend be, DoubleSupplier loss, Random r, int trials,
+    static void checkDirections(Model model, Backend be, DoubleSupplier loss, Random r, int trials,
                                         String label) {
         List<Param> params = model.params().all();
         for (int trial = 0; trial < trials; trial++) {

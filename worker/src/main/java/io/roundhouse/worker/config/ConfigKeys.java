@@ -158,6 +158,23 @@ public final class ConfigKeys {
             "training images are shifted by up to this many pixels along each axis (uniform per image, the border "
             + "filled with background); 0 = off; square images (IDX data) only");
 
+    // ---- adversarial training -----------------------------------------------------------------
+    public static final ConfigKey<String> ADV_TRAINING = choiceKey("adv.training", "off",
+            List.of("off", "trades", "advmoe"),
+            "image models: adversarial training against L-inf PGD; trades = TRADES (CE(f(x), y) + beta*KL(f(x) || "
+            + "f(x'))), advmoe = AdvMoE's alternation (per batch: experts and backbone on TRADES with the routers "
+            + "frozen, then the routers alone on fresh adversarial examples); off = plain training");
+    public static final ConfigKey<Double> ADV_EPSILON = doubleKey("adv.epsilon", 0.1, 0, 1, true,
+            "adversarial training: the attack's L-inf radius in pixel units ([0, 1], before normalisation)");
+    public static final ConfigKey<Integer> ADV_STEPS = intKey("adv.steps", 5, 1, 1000,
+            "adversarial training: PGD steps per adversarial batch");
+    public static final ConfigKey<Double> ADV_STEP_SIZE = doubleKey("adv.stepSize", 0, 0, 1, true,
+            "adversarial training: PGD step size in pixel units; 0 = adv.epsilon/4");
+    public static final ConfigKey<String> ADV_RANDOM_START = choiceKey("adv.randomStart", "on", List.of("on", "off"),
+            "adversarial training: PGD starts from a uniform random point of the epsilon ball (on) or the image (off)");
+    public static final ConfigKey<Double> ADV_BETA = doubleKey("adv.beta", 6.0, 0, 1000, true,
+            "adversarial training: TRADES's beta, the weight of the KL term (robustness against clean accuracy)");
+
     // ---- loss ---------------------------------------------------------------------------------
     public static final ConfigKey<Double> LOSS_LOAD_BALANCE = doubleKey("loss.loadBalance", 0.01, 0, 100, true,
             "coefficient alpha of the Switch load-balancing loss alpha*E*sum_e f_e*P_e, per block");
@@ -313,7 +330,8 @@ public final class ConfigKeys {
             MODEL_SHARED_EXPERTS, MODEL_CAPACITY_FACTOR, MODEL_DROPOUT_INPUT, MODEL_DROPOUT_BLOCK, MODEL_ROUTER_JITTER,
             MODEL_HEADS, MODEL_KV_HEADS, MODEL_ROPE_THETA, MODEL_MOE_EVERY, MODEL_DENSE_HIDDEN, MODEL_PATCH_SIZE,
             MODEL_TOKEN_HIDDEN, MODEL_CHANNEL_HIDDEN, MODEL_ATTENTION_GATE,
-            MODEL_TIE_EMBEDDINGS, MODEL_DROPOUT_ATTENTION, MODEL_PRECISION, AUGMENT_SHIFT, LOSS_LOAD_BALANCE, LOSS_Z, LOSS_IMPORTANCE, LOSS_LOAD,
+            MODEL_TIE_EMBEDDINGS, MODEL_DROPOUT_ATTENTION, MODEL_PRECISION, AUGMENT_SHIFT,
+            ADV_TRAINING, ADV_EPSILON, ADV_STEPS, ADV_STEP_SIZE, ADV_RANDOM_START, ADV_BETA, LOSS_LOAD_BALANCE, LOSS_Z, LOSS_IMPORTANCE, LOSS_LOAD,
             STN_TUNE, STN_LAYERS, STN_WARMUP_STEPS, STN_TRAIN_STEPS, STN_VALID_STEPS, STN_LR, STN_SIGMA,
             STN_ENTROPY_WEIGHT,
             TRAIN_EPOCHS, TRAIN_MAX_STEPS, TRAIN_BATCH_SIZE, TRAIN_LR, TRAIN_MIN_LR_FRACTION, TRAIN_WARMUP_STEPS,

@@ -12,7 +12,7 @@ import java.util.function.IntFunction;
  *
  * <p>All buffers are allocated here, for at most {@code maxN} examples per forward.
  */
-public final class MoeClassifier implements Model {
+public final class MoeClassifier implements ImageModel {
     /**
      * Dropout and jitter streams: stream = step·STREAMS_PER_STEP + site (0 input dropout, 1+b
      * block b's dropout, 1+L+b block b's router jitter).
@@ -33,6 +33,11 @@ public final class MoeClassifier implements Model {
     public final NormLayer finalNorm;
     public final LinearLayer head;
     private final Tensor inputDropped;  // [maxN, inputs]
+    private Tensor dInput;              // [maxN, inputs], allocated at the first input gradient
+    private float inputDropout;         // the last forward's input dropout rate (< 0: per example, the STN's)
+    private long inputDropoutSeed;
+    private long inputDropoutStream;
+    private long inputDropoutFirst;
     private final ClassificationLoss loss;
     private final PhaseTimers timers = new PhaseTimers();
     private final Perturbation perturbation;  // null without a Self-Tuning Network
@@ -142,12 +147,18 @@ public final class MoeClassifier implements Model {
         Tensor in = x;
         Tensor inputRates = train && perturbation != null ? perturbation.perExample(Hyper.DROPOUT_INPUT) : null;
         float inputP = (float) current(Hyper.DROPOUT_INPUT);
+        inputDropout = 0;
         if (inputRates != null) {
             in = inputDropped.rows(n);
             be.dropoutRowsForward(in, x, inputRates, seed, streamBase, firstExample * spec.inputs());
+            inputDropout = -1;
         } else if (train && inputP > 0) {
             in = inputDropped.rows(n);
             be.dropoutForward(in, x, inputP, seed, streamBase, firstExample * spec.inputs());
+            inputDropout = inputP;
+            inputDropoutSeed = seed;
+            inputDropoutStream = streamBase;
+            inputDropoutFirst = firstExample * spec.inputs();
         }
         Tensor hcur = embed.forward(in);
         timers.add(PhaseTimers.Phase.EMBED, tEmbed, System.nanoTime());
@@ -204,6 +215,38 @@ public final class MoeClassifier implements Model {
      * gives the gradient one worker would compute on the whole batch.
      */
     public void backward(int globalExamples) {
+        backward(globalExamples, false);
+    }
+
+    @Override
+    public Tensor backwardToInput(int globalExamples) {
+        if (inputDropout < 0) {
+            throw new IllegalStateException("no input gradient through the Self-Tuning Network's per-example dropout");
+        }
+        Tensor d = backward(globalExamples, true);
+        if (inputDropout > 0) {
+            if (dInput == null) {
+                dInput = be.allocate("dInput", DType.FLOAT32, maxN, spec.inputs());
+            }
+            Tensor dx = dInput.rows(d.dim(0));
+            be.dropoutBackward(dx, d, inputDropout, inputDropoutSeed, inputDropoutStream, inputDropoutFirst);
+            return dx;
+        }
+        return d;
+    }
+
+    @Override
+    public ClassificationLoss loss() {
+        return loss;
+    }
+
+    @Override
+    public Tensor routedExperts(int layer) {
+        return blocks[layer].moe.copies();
+    }
+
+    /** The backward; with {@code needDx} the embedding's input gradient (before any input dropout's). */
+    private Tensor backward(int globalExamples, boolean needDx) {
         long t0 = System.nanoTime();
         long named = timers.total();
         Tensor d = finalNorm.backward(head.backward(loss.backward(globalExamples), true));
@@ -213,11 +256,12 @@ public final class MoeClassifier implements Model {
             d = blocks[b].backward(d);
         }
         long tEmbed = System.nanoTime();
-        embed.backward(d, false);
+        Tensor dx = embed.backward(d, needDx);
         long end = System.nanoTime();
         timers.add(PhaseTimers.Phase.EMBED, tEmbed, end);
         // What the named phases (the head, the embedding, the MoE layers and their exchanges) did not take
         timers.add(PhaseTimers.Phase.BACKWARD, end - t0 - (timers.total() - named));
+        return dx;
     }
 
     @Override

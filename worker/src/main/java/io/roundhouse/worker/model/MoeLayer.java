@@ -408,6 +408,11 @@ public final class MoeLayer {
         return chosen - m;
     }
 
+    /** The router's copy table of the last forward, [n, S] int: the expert of each copy, −1 for an empty slot. */
+    public Tensor copies() {
+        return router.copies();
+    }
+
     /**
      * The last forward's statistics into {@code stats}, as MoE layer {@code layer}: its router
      * losses and dropped copies added to the model's, its kept copies per expert and dropped

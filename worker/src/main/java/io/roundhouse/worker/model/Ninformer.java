@@ -20,7 +20,7 @@ import java.util.function.IntFunction;
  * <p>No Self-Tuning Network yet. All buffers are allocated here, for at most {@code maxN} images
  * per forward.
  */
-public final class Ninformer implements Model {
+public final class Ninformer implements ImageModel {
     /**
      * Dropout and jitter streams: stream = step·STREAMS_PER_STEP + site (0 input dropout; block b:
      * 1+3b the gating unit's residual, 2+3b the FFN's, 3+3b the router's jitter).
@@ -37,7 +37,12 @@ public final class Ninformer implements Model {
     final NormLayer finalNorm;
     final LinearLayer head;
     private final List<MoeLayer> moeLayers = new ArrayList<>();
-    private final Tensor inputDropped;  // [maxN, inputs]
+    private final Tensor inputDropped;  // [maxN, inputs]; after a forward, the input gradient's scratch
+    private Tensor dInput;              // [maxN, inputs], allocated at the first input gradient
+    private float inputDropout;         // the last forward's input dropout rate
+    private long inputDropoutSeed;
+    private long inputDropoutStream;
+    private long inputDropoutFirst;
     private final Tensor patches;       // [maxN·P, c·p²]
     private final Tensor pooled;        // [maxN, D]
     private final Tensor dNormed;       // [maxN·P, D]
@@ -114,9 +119,14 @@ public final class Ninformer implements Model {
         long t0 = System.nanoTime();
         long streamBase = step * STREAMS_PER_STEP;
         Tensor in = x;
+        inputDropout = 0;
         if (train && s.dropoutInput() > 0) {
             in = inputDropped.rows(n);
             be.dropoutForward(in, x, (float) s.dropoutInput(), seed, streamBase, firstExample * s.inputs());
+            inputDropout = (float) s.dropoutInput();
+            inputDropoutSeed = seed;
+            inputDropoutStream = streamBase;
+            inputDropoutFirst = firstExample * s.inputs();
         }
         int rows = n * p;
         Tensor xp = patches.rows(rows);
@@ -149,9 +159,41 @@ public final class Ninformer implements Model {
 
     @Override
     public void backward(int globalExamples) {
+        backward(globalExamples, false);
+    }
+
+    @Override
+    public Tensor backwardToInput(int globalExamples) {
+        Tensor dPatches = backward(globalExamples, true);
+        int n = loss.rows();
+        if (dInput == null) {
+            dInput = be.allocate("dInput", DType.FLOAT32, maxN, spec.moe().inputs());
+        }
+        Tensor dx = dInput.rows(n);
+        be.patchesBackward(dx, dPatches, spec.channels(), spec.side(), spec.patch());
+        if (inputDropout > 0) {
+            Tensor dIn = inputDropped.rows(n);
+            be.dropoutBackward(dIn, dx, inputDropout, inputDropoutSeed, inputDropoutStream, inputDropoutFirst);
+            return dIn;
+        }
+        return dx;
+    }
+
+    @Override
+    public ClassificationLoss loss() {
+        return loss;
+    }
+
+    @Override
+    public Tensor routedExperts(int layer) {
+        return moeLayers.get(layer).copies();
+    }
+
+    /** The backward; with {@code needDx} the embedding's input gradient, [n·P, c·p²]. */
+    private Tensor backward(int globalExamples, boolean needDx) {
         long t0 = System.nanoTime();
         long named = timers.total();
-        int n = loss.examples();
+        int n = loss.rows();
         Tensor dPool = head.backward(loss.backward(globalExamples), true);
         Tensor dN = dNormed.rows(n * p);
         be.meanGroupsBackward(dN, dPool, n);
@@ -162,10 +204,11 @@ public final class Ninformer implements Model {
             d = blocks[b].backward(d);
         }
         long tEmbed = System.nanoTime();
-        embed.backward(d, false);
+        Tensor dx = embed.backward(d, needDx);
         long end = System.nanoTime();
         timers.add(PhaseTimers.Phase.EMBED, tEmbed, end);
         timers.add(PhaseTimers.Phase.BACKWARD, end - t0 - (timers.total() - named));
+        return dx;
     }
 
     @Override

@@ -52,6 +52,17 @@ public final class AdamW {
      * @return {@code norm}
      */
     public double step(double lr, double norm) {
+        return step(lr, norm, p -> true, true);
+    }
+
+    /**
+     * Clips to {@code norm} and steps only the parameters {@code which} accepts (AdvMoE's
+     * alternation: the routers frozen, then the routers alone); {@code advance} counts a new
+     * optimizer step (its bias correction), else this continues the last one with other parameters.
+     *
+     * @return {@code norm}
+     */
+    public double step(double lr, double norm, java.util.function.Predicate<Param> which, boolean advance) {
         if (!Double.isFinite(norm)) {
             throw new IllegalStateException("gradient norm is " + norm + " at optimizer step " + (t + 1)
                     + ": training diverged; lower train.lr or keep train.clipNorm > 0");
@@ -59,11 +70,18 @@ public final class AdamW {
         if (clipNorm > 0 && norm > clipNorm) {
             float scale = (float) (clipNorm / norm);
             for (Param p : trainable) {
-                be.scale(p.grad(), scale);
+                if (which.test(p)) {
+                    be.scale(p.grad(), scale);
+                }
             }
         }
-        t++;
+        if (advance || t == 0) {
+            t++;
+        }
         for (Param p : trainable) {
+            if (!which.test(p)) {
+                continue;
+            }
             be.adamWStep(p.value(), p.grad(), p.m(), p.v(), (float) lr, beta1, beta2, eps,
                     p.decay() ? weightDecay : 0f, t);
         }

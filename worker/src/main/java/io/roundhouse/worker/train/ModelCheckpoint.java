@@ -8,10 +8,13 @@ import io.roundhouse.worker.config.ConfigKey;
 import io.roundhouse.worker.config.ConfigKeys;
 import io.roundhouse.worker.config.JobConfig;
 import io.roundhouse.worker.model.Hyper;
+import io.roundhouse.worker.model.ImageModel;
 import io.roundhouse.worker.model.LmSpec;
 import io.roundhouse.worker.model.ModelSpec;
 import io.roundhouse.worker.model.MoeClassifier;
 import io.roundhouse.worker.model.MoeTransformer;
+import io.roundhouse.worker.model.Ninformer;
+import io.roundhouse.worker.model.NinformerSpec;
 import io.roundhouse.worker.model.StnSpec;
 import io.roundhouse.worker.parallel.WorkerGroup;
 import java.util.Arrays;
@@ -118,6 +121,30 @@ public final class ModelCheckpoint {
         MoeClassifier model = MoeClassifier.local(be, spec, 0, maxN);
         new Checkpointer(store, WorkerGroup.single(spec.experts()), model.params(), saved).load(folder);
         return model;
+    }
+
+    /**
+     * The image model (the classifier or the NiNformer), for at most {@code maxN} examples per
+     * forward, its layers at fp32.
+     *
+     * @param ifNot the end of the refusal when the checkpoint is a language model's
+     */
+    public ImageModel imageModel(Backend be, int maxN, String ifNot) {
+        return switch (kind()) {
+            case CLASSIFIER -> classifier(be, maxN, ifNot);
+            case LANGUAGE_MODEL -> throw new CheckpointException("checkpoint " + describe() + " is a language model's "
+                    + "(model.kind=lm), not an image model's; " + ifNot);
+            case NINFORMER -> {
+                NinformerSpec spec = NinformerSpec.from(JobConfig.of(modelKeys(saved)),
+                        Integer.parseInt(saved.get("inputs")), Integer.parseInt(saved.get("classes")));
+                spec = new NinformerSpec(spec.moe().withPrecision(io.roundhouse.kernels.Precision.FP32), spec.channels(),
+                        spec.side(), spec.patch(), spec.tokenHidden(), spec.channelHidden(), spec.moeEvery(),
+                        spec.denseHidden());
+                Ninformer model = Ninformer.local(be, spec, 0, maxN);
+                new Checkpointer(store, WorkerGroup.single(spec.moe().experts()), model.params(), saved).load(folder);
+                yield model;
+            }
+        };
     }
 
     /** The recorded settings that are configuration keys. */

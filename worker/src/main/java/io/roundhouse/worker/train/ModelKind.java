@@ -87,6 +87,8 @@ public enum ModelKind {
                     + "data.validationFraction of the text; remove it, and set data.validationFraction instead"),
             new IgnoredKey(ConfigKeys.DATA_DISTRIBUTION, "every language-model worker reads the whole text; "
                     + "remove it"),
+            new IgnoredKey(ConfigKeys.ADV_TRAINING, "adversarial training attacks images, and the language model "
+                    + "reads text; remove it, or train model.kind=classifier or ninformer"),
             PATCH_KEYS.get(0), PATCH_KEYS.get(1), PATCH_KEYS.get(2));
 
     public static ModelKind of(JobConfig config) {

@@ -6,6 +6,7 @@ import io.roundhouse.worker.config.ConfigException;
 import io.roundhouse.worker.config.ConfigKey;
 import io.roundhouse.worker.config.ConfigKeys;
 import io.roundhouse.worker.data.FashionMnist;
+import io.roundhouse.worker.robust.AdversarialSpec;
 import java.util.Objects;
 
 /**
@@ -30,6 +31,11 @@ final class Preflight {
         int batch = context.batchSize();
         int validation = context.validationExamples();
         boolean classifier = context.kind().readsImages();
+        if (AdversarialSpec.from(context.config()).on() && context.stn().on()) {
+            throw new ConfigException("adv.training = " + context.config().get(ConfigKeys.ADV_TRAINING) + " with a "
+                    + "Self-Tuning Network is not built (the hyper steps would need adversarial validation); clear "
+                    + "stn.tune or set adv.training=off");
+        }
         if (batch < workers) {
             throw new ConfigException("train.batchSize = " + batch + " gives some of the " + workers
                     + " workers no examples; use a batch of at least " + workers + " or fewer workers");

@@ -5,7 +5,10 @@ import io.roundhouse.worker.checkpoint.CheckpointStore;
 import io.roundhouse.worker.config.ConfigKeys;
 import io.roundhouse.worker.data.BatchSource;
 import io.roundhouse.worker.data.Batcher;
+import io.roundhouse.worker.config.ConfigException;
+import io.roundhouse.worker.model.Batch;
 import io.roundhouse.worker.model.Hyper;
+import io.roundhouse.worker.model.ImageModel;
 import io.roundhouse.worker.model.Model;
 import io.roundhouse.worker.model.ModelSpec;
 import io.roundhouse.worker.model.Objective;
@@ -13,6 +16,7 @@ import io.roundhouse.worker.model.PhaseTimers;
 import io.roundhouse.worker.model.StepStats;
 import io.roundhouse.worker.parallel.DenseGradientSync;
 import io.roundhouse.worker.parallel.WorkerGroup;
+import io.roundhouse.worker.robust.AdversarialSpec;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.util.Map;
@@ -51,6 +55,7 @@ final class StepLoop {
     private final StepLine line = new StepLine();
     private final double[] balance = new double[4];  // one layer's balance figures
     private final int[] augmentShift;         // the fixed augment.shift per row, or null (off or tuned)
+    private final AdversarialStep adversary;  // null without adversarial training
     private String finalCheckpoint;
 
     StepLoop(RunContext context, RunOutput output, Backend be, WorkerGroup group, Model model, AdamW opt,
@@ -77,6 +82,19 @@ final class StepLoop {
         this.similarity = new ExpertSimilarity(group, model.params());
         this.tuner = spec.stn().enabled()
                 ? new StnTuner(context.config(), be, model, group, sets.validation(), sets.partitioned()) : null;
+        AdversarialSpec adv = AdversarialSpec.from(context.config());
+        if (adv.on()) {
+            if (!(model instanceof ImageModel image)) {
+                throw new ConfigException("adv.training = " + context.config().get(ConfigKeys.ADV_TRAINING)
+                        + " attacks images, and model.kind=" + context.kind().configName() + " reads text; set "
+                        + "adv.training=off");
+            }
+            int workers = group.size();
+            this.adversary = new AdversarialStep(adv, image, (context.batchSize() + workers - 1) / workers,
+                    sums.buffer().length);
+        } else {
+            this.adversary = null;
+        }
         int shift = context.augmentShift();
         if (shift == 0 || (tuner != null && tuner.tunes(Hyper.AUGMENT_SHIFT))) {
             this.augmentShift = null;
@@ -152,14 +170,19 @@ final class StepLoop {
                 if (shifts != null) {
                     ((Batcher) batcher).shift(shard, shifts, seed ^ AUGMENT_SEED, step, lo);
                 }
-                model.params().zeroGrads();
                 model.timers().reset();
                 boolean traced = trace.traces(step + 1);
                 if (traced) {
                     model.timers().startTrace();
                 }
-                model.forward(batcher, shard, true, seed, step, lo, sums.local);
+                Batch rows = adversary == null ? batcher
+                        : adversary.pairs(batcher, shard, batch, seed, step, lo, AdversarialStep.firstSalt());
+                model.params().zeroGrads();
+                model.forward(rows, adversary == null ? shard : 2 * shard, true, seed, step, lo, sums.local);
                 model.backward(batch);
+                if (adversary != null) {
+                    adversary.done(sums.local, shard);
+                }
                 step++;
                 double rate = lr.at(step);
                 // One collective: dense gradients, expert-gradient norms and this step's metrics.
@@ -171,9 +194,14 @@ final class StepLoop {
                     model.timers().add(PhaseTimers.Phase.ALL_REDUCE, tSync, System.nanoTime());
                 }
                 long tOpt = System.nanoTime();
-                double gradNorm = opt.step(rate, norm);
+                double gradNorm = adversary == null ? opt.step(rate, norm)
+                        : opt.step(rate, norm, adversary.firstStepMoves(), true);
                 model.afterStep();
                 model.timers().add(PhaseTimers.Phase.OPTIMIZER, tOpt, System.nanoTime());
+                if (adversary != null && adversary.alternates()) {
+                    // AdvMoE: the routers alone, on fresh adversarial examples of the updated model
+                    adversary.routerStep(batcher, shard, batch, seed, step - 1, lo, opt, sync, rate);
+                }
                 long tEnd = System.nanoTime();
                 if (traced) {
                     trace.keep(step, trace.events(model.timers().stopTrace(), t0, tEnd));

@@ -11,6 +11,7 @@ import io.roundhouse.worker.data.Examples;
 import io.roundhouse.worker.model.BackendCheck;
 import io.roundhouse.worker.model.Model;
 import io.roundhouse.worker.parallel.WorkerGroup;
+import io.roundhouse.worker.robust.AdversarialSpec;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.io.PrintStream;
@@ -167,6 +168,9 @@ public final class Trainer {
         int batch = context.batchSize();
         int workers = group.size();
         int maxN = (batch + workers - 1) / workers;
+        if (AdversarialSpec.from(context.config()).on()) {
+            maxN = AdversarialStep.rowsFor(maxN);  // the clean shard and its adversarial copies in one forward
+        }
         for (Examples set : new Examples[] {sets.validation(), sets.test()}) {
             if (set != null) {
                 maxN = Math.max(maxN, Evaluator.maxRows(set, context.evalBatch(), workers, sets.partitioned()));
