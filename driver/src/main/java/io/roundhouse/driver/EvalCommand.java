@@ -82,13 +82,13 @@ final class EvalCommand implements Callable<Integer> {
             throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--epsilon must be in [0, 1], "
                     + "--step-size in [0, 1], --batch >= 1, --examples >= 0 and every --steps >= 1");
         }
+        ModelCheckpoint ckpt = ModelCheckpoint.open(checkpoint, CheckpointStore::local);
         FashionMnist.checkFolder(data);
         LabeledData test = (LabeledData) FashionMnist.load(data).test();
         int n = examples == 0 ? test.size() : Math.min(examples, test.size());
         Backends.checkAvailable(backend);
         PrintWriter out = spec.commandLine().getOut();
         try (Backend be = Backends.create(backend, null, BackendCheck::differences)) {
-            ModelCheckpoint ckpt = ModelCheckpoint.open(checkpoint, CheckpointStore::local);
             ImageModel model = ckpt.imageModel(be, batch, "roundhouse eval attacks image models");
             out.printf(Locale.ROOT, "%s%n%s: %,d test images; L-inf PGD, epsilon %.4g (pixels), step %.4g, %s%n",
                     ckpt.describe(), model.describe(), n, epsilon, step, randomStart ? "random start" : "from the image");

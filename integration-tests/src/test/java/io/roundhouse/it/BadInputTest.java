@@ -120,6 +120,10 @@ class BadInputTest {
                 "only the NiNformer cuts images into patches");
         add(cases, "config: a patch that does not divide the image", classifier("train", "model.kind=ninformer",
                 "model.patchSize=5"), "model.patchSize = 5 does not divide the image side 28; choose one of 1, 2, 4, 7");
+        add(cases, "config: an attack key without adversarial training", classifier("train", "adv.epsilon=0.2"),
+                "adv.epsilon = 0.2, but adv.training = off does not read it");
+        add(cases, "config: adversarial training with a Self-Tuning Network", classifier("train",
+                "adv.training=advmoe", "stn.tune=dropout.block"), "with a Self-Tuning Network is not built");
         add(cases, "config: fault injection outside Spark", classifier("train", "fault.failAtStep=3"),
                 "fault.failAtStep = 3 is fault injection for the Spark job");
         add(cases, "config: Parquet outside Spark", classifier("train", "data.format=parquet"),
@@ -231,6 +235,10 @@ class BadInputTest {
                 checkpoints.toString(), "--out", earlierRun.resolve("summary.json").toString()}, "summary.json");
         add(cases, "CLI: report of a folder that is no run", new String[] {"report", tmp.resolve("data").toString()},
                 "metrics.jsonl");
+        add(cases, "CLI: eval without a checkpoint", new String[] {"eval", "--checkpoint",
+                tmp.resolve("none").toString()}, "none");
+        add(cases, "CLI: eval with epsilon out of range", new String[] {"eval", "--checkpoint", checkpoints.toString(),
+                "--epsilon", "2"}, "--epsilon must be in [0, 1]");
         add(cases, "CLI: generate from a classifier", new String[] {"generate", "--checkpoint",
                 checkpoints.toString()}, "classifier");
     }

@@ -52,6 +52,7 @@ class PreflightTest {
         CLASSIFIER_IGNORES.put("model.tieEmbeddings", "on");
         CLASSIFIER_IGNORES.putAll(PATCH_KEYS);
         LM_IGNORES.putAll(PATCH_KEYS);
+        LM_IGNORES.put("adv.training", "trades");
     }
 
     private static Map<String, String> ignoredBy(ModelKind kind) {

@@ -64,6 +64,11 @@ final class AdversarialStep {
         return 2 * shard;
     }
 
+    /** One line for the run's header. */
+    String describe() {
+        return spec.describe();
+    }
+
     boolean alternates() {
         return spec.mode() == AdversarialSpec.Mode.ADVMOE;
     }

@@ -121,6 +121,9 @@ final class StepLoop {
         int lo = WorkerGroup.shardStart(batch, rank, workers);
         int shard = WorkerGroup.shardStart(batch, rank + 1, workers) - lo;
         output.header(model, group, be, sets, total, stepsPerEpoch, batch, shard, gpu);
+        if (adversary != null && rank == 0) {
+            console.println(adversary.describe());
+        }
 
         RunCheckpoints checkpoints = new RunCheckpoints(context.config(), group, model.params(), sets.train().shape(),
                 output.runDir(), checkpointStores, remote);
