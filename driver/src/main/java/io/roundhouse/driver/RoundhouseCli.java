@@ -19,7 +19,7 @@ import picocli.CommandLine.Command;
  */
 @Command(name = "roundhouse", mixinStandardHelpOptions = true, version = "roundhouse 0.1.0",
         description = "Train Mixture-of-Experts models: one process, W worker JVMs on this host, or a Spark application.",
-        subcommands = {TrainCommand.class, GenerateCommand.class, EvalCommand.class, ExportCommand.class, ReportCommand.class, SparkCommand.class, WorkerCommand.class, ConfigCommand.class, BenchCommand.class})
+        subcommands = {TrainCommand.class, GenerateCommand.class, EvalCommand.class, EarlyExitCommand.class, ExportCommand.class, ReportCommand.class, SparkCommand.class, WorkerCommand.class, ConfigCommand.class, BenchCommand.class})
 public final class RoundhouseCli {
 
     /** Exit code for a job that cannot run as given (bad config, data, checkpoint, output folder). */

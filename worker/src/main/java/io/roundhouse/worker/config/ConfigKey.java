@@ -145,6 +145,50 @@ public final class ConfigKey<T> {
         });
     }
 
+    /** A comma-separated list of numbers in [min, max], at least one (e.g. a sweep). */
+    static ConfigKey<List<Double>> doubleListKey(String name, String def, double min, double max, String doc) {
+        return new ConfigKey<>(name, def, doc, t -> {
+            List<Double> out = new java.util.ArrayList<>();
+            for (String w : t.split(",")) {
+                double v;
+                try {
+                    v = Double.parseDouble(w.trim());
+                } catch (NumberFormatException e) {
+                    throw new IllegalArgumentException("'" + w.trim() + "' is not a number");
+                }
+                if (!(v >= min && v <= max)) {
+                    throw new IllegalArgumentException(w.trim() + " is not in [" + min + ", " + max + "]");
+                }
+                out.add(v);
+            }
+            return List.copyOf(out);
+        });
+    }
+
+    /** A comma-separated list of distinct whole numbers in [min, max]; empty allowed. */
+    static ConfigKey<List<Integer>> intListKey(String name, String def, int min, int max, String doc) {
+        return new ConfigKey<>(name, def, doc, t -> {
+            List<Integer> out = new java.util.ArrayList<>();
+            for (String w : t.split(",")) {
+                if (w.isBlank()) {
+                    continue;
+                }
+                int v;
+                try {
+                    v = Integer.parseInt(w.trim());
+                } catch (NumberFormatException e) {
+                    throw new IllegalArgumentException("'" + w.trim() + "' is not a whole number");
+                }
+                if (v < min || v > max || out.contains(v)) {
+                    throw new IllegalArgumentException(v + (out.contains(v) ? " is listed twice" : " is not in ["
+                            + min + ", " + max + "]"));
+                }
+                out.add(v);
+            }
+            return List.copyOf(out);
+        });
+    }
+
     /** One of a fixed set of words. */
     static ConfigKey<String> choiceKey(String name, String def, List<String> allowed, String doc) {
         return new ConfigKey<>(name, def, doc, t -> {

@@ -4,6 +4,8 @@ import static io.roundhouse.worker.config.ConfigKey.choiceKey;
 import static io.roundhouse.worker.config.ConfigKey.doubleKey;
 import static io.roundhouse.worker.config.ConfigKey.enumKey;
 import static io.roundhouse.worker.config.ConfigKey.intKey;
+import static io.roundhouse.worker.config.ConfigKey.doubleListKey;
+import static io.roundhouse.worker.config.ConfigKey.intListKey;
 import static io.roundhouse.worker.config.ConfigKey.listKey;
 import static io.roundhouse.worker.config.ConfigKey.longKey;
 import static io.roundhouse.worker.config.ConfigKey.optionalStringKey;
@@ -175,6 +177,22 @@ public final class ConfigKeys {
     public static final ConfigKey<Double> ADV_BETA = doubleKey("adv.beta", 6.0, 0, 1000, true,
             "adversarial training: TRADES's beta, the weight of the KL term (robustness against clean accuracy)");
 
+    // ---- early exits (roundhouse early-exit) --------------------------------------------------
+    public static final ConfigKey<List<Double>> EXIT_LAMBDA = doubleListKey("exit.lambda", "0.7", 0, 1000,
+            "roundhouse early-exit: lambda, the price of compute in the gates' target exit argmin_l CE_l + "
+            + "lambda*cost_l (cost: the FLOPs fraction of leaving at exit l); a comma-separated list is a sweep, "
+            + "one set of exits trained per value");
+    public static final ConfigKey<List<Integer>> EXIT_BLOCKS = intListKey("exit.blocks", "", 0, 1 << 16,
+            "roundhouse early-exit: the blocks after which an exit (linear head and gate) sits, e.g. 0,1,2; empty = "
+            + "every block but the last (whose exit is the model's own head)");
+    public static final ConfigKey<Integer> EXIT_EPOCHS = intKey("exit.epochs", 10, 1, 1000,
+            "roundhouse early-exit: passes over the training images to train the exits");
+    public static final ConfigKey<Integer> EXIT_ALTERNATE_STEPS = intKey("exit.alternateSteps", 200, 1, 1_000_000,
+            "roundhouse early-exit: batches between switches of the alternation (heads with the gates frozen, then "
+            + "gates with the heads frozen)");
+    public static final ConfigKey<Double> EXIT_LR = doubleKey("exit.lr", 0.02, 0, 10, true,
+            "roundhouse early-exit: Adam's learning rate for the exits' heads and gates");
+
     // ---- loss ---------------------------------------------------------------------------------
     public static final ConfigKey<Double> LOSS_LOAD_BALANCE = doubleKey("loss.loadBalance", 0.01, 0, 100, true,
             "coefficient alpha of the Switch load-balancing loss alpha*E*sum_e f_e*P_e, per block");
@@ -331,7 +349,8 @@ public final class ConfigKeys {
             MODEL_HEADS, MODEL_KV_HEADS, MODEL_ROPE_THETA, MODEL_MOE_EVERY, MODEL_DENSE_HIDDEN, MODEL_PATCH_SIZE,
             MODEL_TOKEN_HIDDEN, MODEL_CHANNEL_HIDDEN, MODEL_ATTENTION_GATE,
             MODEL_TIE_EMBEDDINGS, MODEL_DROPOUT_ATTENTION, MODEL_PRECISION, AUGMENT_SHIFT,
-            ADV_TRAINING, ADV_EPSILON, ADV_STEPS, ADV_STEP_SIZE, ADV_RANDOM_START, ADV_BETA, LOSS_LOAD_BALANCE, LOSS_Z, LOSS_IMPORTANCE, LOSS_LOAD,
+            ADV_TRAINING, ADV_EPSILON, ADV_STEPS, ADV_STEP_SIZE, ADV_RANDOM_START, ADV_BETA,
+            EXIT_LAMBDA, EXIT_BLOCKS, EXIT_EPOCHS, EXIT_ALTERNATE_STEPS, EXIT_LR, LOSS_LOAD_BALANCE, LOSS_Z, LOSS_IMPORTANCE, LOSS_LOAD,
             STN_TUNE, STN_LAYERS, STN_WARMUP_STEPS, STN_TRAIN_STEPS, STN_VALID_STEPS, STN_LR, STN_SIGMA,
             STN_ENTROPY_WEIGHT,
             TRAIN_EPOCHS, TRAIN_MAX_STEPS, TRAIN_BATCH_SIZE, TRAIN_LR, TRAIN_MIN_LR_FRACTION, TRAIN_WARMUP_STEPS,

@@ -48,6 +48,8 @@ public final class Ninformer implements ImageModel {
     private final Tensor dNormed;       // [maxN·P, D]
     private final ClassificationLoss loss;
     private final PhaseTimers timers = new PhaseTimers();
+    private final Tensor[] blockOutputs;  // block b's output in the last forward, [n·P, D]
+    private final long[] blockNanos;      // each block's forward time, summed since construction
 
     /** @param exchanges the expert exchange of MoE block b (a {@link LocalExchange} in one process) */
     public Ninformer(Backend be, NinformerSpec spec, long seed, int maxN, IntFunction<ExpertExchange> exchanges) {
@@ -67,6 +69,8 @@ public final class Ninformer implements ImageModel {
         this.embed = new LinearLayer(be, params, "embed", spec.patchInputs(), s.dim(), true,
                 1 / Math.sqrt(spec.patchInputs()), rows, s.precision());
         this.blocks = new NinBlock[s.blocks()];
+        this.blockOutputs = new Tensor[s.blocks()];
+        this.blockNanos = new long[s.blocks()];
         MoeLayer previous = null;
         for (int b = 0; b < blocks.length; b++) {
             blocks[b] = new NinBlock(be, params, "block" + b, spec, spec.isMoe(b) ? exchanges.apply(b) : null, maxN,
@@ -141,7 +145,10 @@ public final class Ninformer implements ImageModel {
         long firstRow = firstExample * p;
         int layer = 0;
         for (int b = 0; b < blocks.length; b++) {
+            long tBlock = System.nanoTime();
             hcur = blocks[b].forward(hcur, rate, capacity, train, step, seed, streamBase + 1 + 3L * b, firstRow);
+            blockOutputs[b] = hcur;
+            blockNanos[b] += System.nanoTime() - tBlock;
             if (blocks[b].moe != null) {
                 blocks[b].moe.addStats(stats, layer++, train);
             }
@@ -216,6 +223,22 @@ public final class Ninformer implements ImageModel {
         for (MoeLayer m : moeLayers) {
             m.afterStep();
         }
+    }
+
+    /**
+     * Block {@code b}'s output in the last forward, [n·P, D] (what early-exit heads read), valid
+     * until the next forward.
+     */
+    public Tensor blockOutput(int b) {
+        return blockOutputs[b];
+    }
+
+    /**
+     * Each block's forward time in ns, summed over every forward so far (on a GPU, the time to
+     * launch it unless the backend syncs every kernel).
+     */
+    public long[] blockNanos() {
+        return blockNanos.clone();
     }
 
     public NinformerSpec ninformerSpec() {

@@ -50,6 +50,7 @@ final class ReportCharts {
         c.balance();
         c.time();
         c.selfTuning();
+        c.earlyExits();
         List<Map<String, Object>> drawn = new ArrayList<>();
         for (Map<String, Object> chart : c.charts) {
             if (!((List<?>) chart.get("series")).isEmpty()) {
@@ -297,6 +298,39 @@ final class ReportCharts {
 
     private static List<JsonNode> evals(RunRecords r, String split) {
         return r.eval.stream().filter(n -> n.path("split").asText().equals(split)).toList();
+    }
+
+    /**
+     * {@code roundhouse early-exit}'s curve: test accuracy against the average compute per image, as
+     * a share of the full-depth forward's FLOPs and of its measured wall time (one point per λ), and
+     * the full depth.
+     */
+    private void earlyExits() {
+        Map<String, Object> c = chart("Early exits", "accuracy against compute", "%", "lines",
+                "Test accuracy of JEI-DNN exits against the average compute per image (percent of the full-depth "
+                        + "forward: FLOPs from the shapes, and wall time composed of each block's measured time), one "
+                        + "point per lambda of the sweep; the full depth at 100.");
+        c.put("xName", "compute, % of full depth");
+        for (int k = 0; k < runs.size(); k++) {
+            RunRecords r = runs.get(k);
+            if (r.earlyExit.isEmpty()) {
+                continue;
+            }
+            List<JsonNode> sorted = new ArrayList<>(r.earlyExit);
+            sorted.sort(java.util.Comparator.comparingDouble(n -> n.path("flopsFraction").asDouble()));
+            for (String[] axis : new String[][] {{"flopsFraction", "FLOPs"}, {"wallFraction", "wall time"}}) {
+                List<double[]> data = new ArrayList<>();
+                for (JsonNode n : sorted) {
+                    data.add(new double[] {100 * n.path(axis[0]).asDouble(), 100 * n.path("accuracy").asDouble()});
+                }
+                series(c, k, "exits (" + axis[1] + ")", axis[1].equals("FLOPs") ? "line" : "dashed", data);
+            }
+            for (JsonNode ref : r.earlyExitReference) {
+                List<double[]> full = new ArrayList<>();
+                full.add(new double[] {100, 100 * ref.path("accuracy").asDouble()});
+                series(c, k, "full depth", "points", full);
+            }
+        }
     }
 
     private Map<String, Object> chart(String section, String title, String yName, String kind, String note) {

@@ -41,6 +41,9 @@ final class RunRecords {
     public final List<JsonNode> eval = new ArrayList<>();
     /** One record per Self-Tuning round. */
     public final List<JsonNode> hyper = new ArrayList<>();
+    /** {@code roundhouse early-exit}: one record per λ of its sweep, and the full-depth reference. */
+    public final List<JsonNode> earlyExit = new ArrayList<>();
+    public final List<JsonNode> earlyExitReference = new ArrayList<>();
     /** 1 when the last line was cut short (left out), else 0. */
     public final int partialLines;
 
@@ -56,6 +59,8 @@ final class RunRecords {
                 case "train" -> train.add(r);
                 case "eval" -> eval.add(r);
                 case "hyper" -> hyper.add(r);
+                case "earlyExit" -> earlyExit.add(r);
+                case "earlyExitReference" -> earlyExitReference.add(r);
                 default -> {
                     // placement (kept above) and record types a later version adds
                 }

@@ -31,6 +31,7 @@ final class Preflight {
         int batch = context.batchSize();
         int validation = context.validationExamples();
         boolean classifier = context.kind().readsImages();
+        io.roundhouse.worker.exit.EarlyExitRun.refuseInTraining(context.config());
         if (AdversarialSpec.from(context.config()).on() && context.stn().on()) {
             throw new ConfigException("adv.training = " + context.config().get(ConfigKeys.ADV_TRAINING) + " with a "
                     + "Self-Tuning Network is not built (the hyper steps would need adversarial validation); clear "

@@ -58,7 +58,7 @@
       tooltip: {trigger: 'axis'},
       xAxis: steps ? {type: 'category', data: steps.map(String), boundaryGap: false, name: 'step',
         nameLocation: 'middle', nameGap: 24}
-        : {type: 'value', name: 'step', nameLocation: 'middle', nameGap: 24, min: 'dataMin', max: 'dataMax'},
+        : {type: 'value', name: spec.xName || 'step', nameLocation: 'middle', nameGap: 24, min: 'dataMin', max: 'dataMax'},
       yAxis: {type: 'value', name: spec.yName, scale: true},
       dataZoom: [{type: 'inside'}, {type: 'slider', height: 16, bottom: 6}],
       series: series
