@@ -14,7 +14,8 @@ import picocli.CommandLine.Spec;
 @Command(name = "export", mixinStandardHelpOptions = true,
         description = "Export a checkpoint for PyTorch: DIR/model.safetensors (float32) and DIR/config.json. A language "
                 + "model (model.kind=lm) gets Mixtral/Hugging Face names (scripts/roundhouse_twin.py runs it), the "
-                + "classifier names of its own (scripts/roundhouse_classifier_twin.py runs it); docs/architecture.md "
+                + "classifier and the NiNformer names of their own (scripts/roundhouse_classifier_twin.py and "
+                + "scripts/roundhouse_ninformer_twin.py run them); docs/architecture.md "
                 + "lists them. A run leaves the same export in its run directory's export/.")
 final class ExportCommand implements Callable<Integer> {
     @Option(names = "--checkpoint", required = true, paramLabel = "DIR",

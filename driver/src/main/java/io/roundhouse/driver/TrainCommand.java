@@ -15,7 +15,8 @@ import picocli.CommandLine.Spec;
  * JVMs on this host through the {@link LocalLauncher}.
  */
 @Command(name = "train", mixinStandardHelpOptions = true,
-        description = "Train a model (model.kind: the MoE classifier, or lm: the MoE transformer language model) and "
+        description = "Train a model (model.kind: the MoE classifier, ninformer: the NiNformer, or lm: the MoE transformer "
+                + "language model) and "
                 + "write a run directory (config.conf, metrics.jsonl, "
                 + "summary.json, checkpoints/, export/: the model for PyTorch). workers=W > 1 runs W worker JVMs "
                 + "on this host.")

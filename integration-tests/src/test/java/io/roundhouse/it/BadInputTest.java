@@ -239,6 +239,12 @@ class BadInputTest {
                 tmp.resolve("none").toString()}, "none");
         add(cases, "CLI: eval with epsilon out of range", new String[] {"eval", "--checkpoint", checkpoints.toString(),
                 "--epsilon", "2"}, "--epsilon must be in [0, 1]");
+        add(cases, "CLI: early exits on a classifier", new String[] {"early-exit", "--checkpoint", checkpoints.toString(),
+                "data.dir=" + data}, "early exits are built for the NiNformer");
+        add(cases, "CLI: early exits with a model key", new String[] {"early-exit", "--checkpoint",
+                checkpoints.toString(), "model.dim=32"}, "model.dim = 32, but roundhouse early-exit does not read it");
+        add(cases, "config: an exit key in training", classifier("train", "exit.lambda=0.5"),
+                "exit.lambda = 0.5 is read by 'roundhouse early-exit");
         add(cases, "CLI: generate from a classifier", new String[] {"generate", "--checkpoint",
                 checkpoints.toString()}, "classifier");
     }

@@ -114,7 +114,7 @@ public final class EarlyExitRun {
                 lambdas, config.get(ConfigKeys.EXIT_EPOCHS), config.get(ConfigKeys.EXIT_ALTERNATE_STEPS), batch,
                 config.get(ConfigKeys.EXIT_LR), config.get(ConfigKeys.TRAIN_SEED), console::println);
         double seconds = (System.nanoTime() - start) / 1e9;
-        write(config, runDir, ckpt.describe(), r, seconds);
+        write(config, ckpt.modelSettings(), runDir, ckpt.describe(), r, seconds);
         Path report = RunReport.writeFor(runDir);
         EarlyExit.Sweep best = bestWithin(r, 0.005);
         console.printf(java.util.Locale.ROOT, "full depth: test accuracy %.2f%% at %.0f FLOPs per image (%.3f ms per "
@@ -147,7 +147,8 @@ public final class EarlyExitRun {
         return best;
     }
 
-    private static void write(JobConfig config, Path runDir, String checkpoint, EarlyExit.Result r, double seconds) {
+    private static void write(JobConfig config, java.util.Map<String, String> model, Path runDir, String checkpoint,
+                              EarlyExit.Result r, double seconds) {
         ObjectMapper json = new ObjectMapper();
         StringBuilder lines = new StringBuilder();
         ObjectNode ref = json.createObjectNode().put("type", "earlyExitReference").put("checkpoint", checkpoint)
@@ -177,7 +178,16 @@ public final class EarlyExitRun {
             }
             lines.append(o).append('\n');
         }
-        RunFiles.writeAtomically(runDir.resolve("config.conf"), config.describe());
+        // The keys this command read, and the model's as its checkpoint records them (what the report shows).
+        StringBuilder conf = new StringBuilder("# roundhouse early-exit on " + checkpoint + "\n");
+        for (ConfigKey<?> k : ConfigKeys.ALL) {
+            if (READS.contains(k.name())) {
+                conf.append(k.name()).append(" = ").append(config.asMap().get(k.name())).append('\n');
+            }
+        }
+        conf.append("# the model, as the checkpoint records it\n");
+        model.forEach((k, v) -> conf.append(k).append(" = ").append(v).append('\n'));
+        RunFiles.writeAtomically(runDir.resolve("config.conf"), conf.toString());
         RunFiles.writeAtomically(runDir.resolve("metrics.jsonl"), lines.toString());
         EarlyExit.Sweep best = bestWithin(r, 0.005);
         ObjectNode summary = json.createObjectNode().put("kind", "earlyExit").put("checkpoint", checkpoint)

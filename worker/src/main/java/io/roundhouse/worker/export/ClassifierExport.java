@@ -106,7 +106,7 @@ public final class ClassifierExport {
     }
 
     /** [E, D, F1] → per expert j: w1 [F, D] (GELU's input, or SwiGLU's gate), w3 [F, D] (SwiGLU's up). */
-    private static void w1(SafetensorsWriter st, IntFunction<String> at, float[] v, int[] s, Activation act) {
+    static void w1(SafetensorsWriter st, IntFunction<String> at, float[] v, int[] s, Activation act) {
         int d = s[1];
         int f1 = s[2];
         int f = act == Activation.SWIGLU ? f1 / 2 : f1;
@@ -120,7 +120,7 @@ public final class ClassifierExport {
     }
 
     /** [E, F1] → per expert j: w1.bias [F] (and SwiGLU's w3.bias [F]). */
-    private static void b1(SafetensorsWriter st, IntFunction<String> at, float[] v, int[] s, Activation act) {
+    static void b1(SafetensorsWriter st, IntFunction<String> at, float[] v, int[] s, Activation act) {
         int f1 = s[1];
         int f = act == Activation.SWIGLU ? f1 / 2 : f1;
         for (int j = 0; j < s[0]; j++) {
@@ -132,14 +132,14 @@ public final class ClassifierExport {
     }
 
     /** [E, F, D] → per expert j: w2 [D, F]. */
-    private static void w2(SafetensorsWriter st, IntFunction<String> at, float[] v, int[] s) {
+    static void w2(SafetensorsWriter st, IntFunction<String> at, float[] v, int[] s) {
         for (int j = 0; j < s[0]; j++) {
             st.add(at.apply(j) + "w2.weight", columns(v, j * s[1] * s[2], s[1], s[2], 0, s[2]), s[2], s[1]);
         }
     }
 
     /** [E, D] → per expert j: w2.bias [D]. */
-    private static void b2(SafetensorsWriter st, IntFunction<String> at, float[] v, int[] s) {
+    static void b2(SafetensorsWriter st, IntFunction<String> at, float[] v, int[] s) {
         for (int j = 0; j < s[0]; j++) {
             st.add(at.apply(j) + "w2.bias", Arrays.copyOfRange(v, j * s[1], (j + 1) * s[1]), s[1]);
         }

@@ -50,8 +50,7 @@ public final class ModelExport {
         Model model = switch (c.kind()) {
             case LANGUAGE_MODEL -> c.languageModel(be, 1, "(export)");
             case CLASSIFIER -> c.classifier(be, 1, "(export)");
-            case NINFORMER -> throw new UserException(UserException.USAGE, "model.kind=ninformer has no PyTorch "
-                    + "export yet (checkpoint " + c.describe() + ")");
+            case NINFORMER -> c.imageModel(be, 1, "(export)");
         };
         write(model, out);
     }
@@ -71,9 +70,12 @@ public final class ModelExport {
             LmExport.write(lm, out);
         } else if (model instanceof MoeClassifier classifier) {
             ClassifierExport.write(classifier, out);
+        } else if (model instanceof io.roundhouse.worker.model.Ninformer ninformer) {
+            NinformerExport.write(ninformer, out);
         } else {
             throw new UserException(UserException.USAGE, "a " + model.getClass().getSimpleName() + " has no PyTorch "
-                    + "export yet (LmExport and ClassifierExport export the language model and the MoE-MLP)");
+                    + "export yet (LmExport, ClassifierExport and NinformerExport export the language model, the MoE-MLP and "
+                    + "the NiNformer)");
         }
     }
 

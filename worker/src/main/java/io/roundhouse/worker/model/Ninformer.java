@@ -164,6 +164,29 @@ public final class Ninformer implements ImageModel {
         return stats;
     }
 
+    /**
+     * The logits of {@code x} [n, inputs] in evaluation (no dropout, router jitter or capacity
+     * limit): what the forward of the model's export computes.
+     *
+     * @return logits[n, C], valid until the next forward
+     */
+    public Tensor logits(Tensor x) {
+        int n = x.dim(0);
+        if (n < 1 || n > maxN || x.rowSize() != spec.moe().inputs()) {
+            throw new IllegalArgumentException("batch " + x + " does not fit the model: need 1.." + maxN
+                    + " rows of " + spec.moe().inputs() + " features");
+        }
+        Tensor xp = patches.rows(n * p);
+        be.patchesForward(xp, x, spec.channels(), spec.side(), spec.patch());
+        Tensor hcur = embed.forward(xp);
+        for (NinBlock block : blocks) {
+            hcur = block.forward(hcur, 0f, 0, false, Long.MAX_VALUE, 0, 0, 0);
+        }
+        Tensor pool = pooled.rows(n);
+        be.meanGroupsForward(pool, finalNorm.forward(hcur), n);
+        return head.forward(pool);
+    }
+
     @Override
     public void backward(int globalExamples) {
         backward(globalExamples, false);

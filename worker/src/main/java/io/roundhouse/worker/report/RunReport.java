@@ -153,13 +153,15 @@ public final class RunReport {
             }
             h.append("</tr>\n");
         }
-        h.append("<tr><td>steps recorded</td>");
-        for (RunRecords r : runs) {
-            String state = r.summary == null ? " (no summary.json: running, or stopped by a failure)" : "";
-            String partial = r.partialLines > 0 ? "; its last metrics line was cut short and left out" : "";
-            h.append("<td>").append(r.train.size()).append(escape(state + partial)).append("</td>");
+        if (runs.stream().anyMatch(r -> r.earlyExit.isEmpty())) {  // not for early-exit runs alone: they train no steps
+            h.append("<tr><td>steps recorded</td>");
+            for (RunRecords r : runs) {
+                String state = r.summary == null ? " (no summary.json: running, or stopped by a failure)" : "";
+                String partial = r.partialLines > 0 ? "; its last metrics line was cut short and left out" : "";
+                h.append("<td>").append(r.train.size()).append(escape(state + partial)).append("</td>");
+            }
+            h.append("</tr>\n");
         }
-        h.append("</tr>\n");
         for (String k : summaryKeys) {
             h.append("<tr class=\"summary\"><td>").append(escape(k)).append("</td>");
             for (RunRecords r : runs) {

@@ -35,7 +35,6 @@ final class AdversarialStep {
     private final Tensor pairLabels;  // [2·maxShard] int
     private final int[] hostLabels;
     private final Tensor adversarial; // [maxShard, inputs], the attack's output
-    private final float[] hostRows;
     private final StepStats scratch;
     private final float[] syncScratch;
 
@@ -49,7 +48,6 @@ final class AdversarialStep {
         this.pairLabels = be.allocate("adv.pairLabels", io.roundhouse.kernels.DType.INT32, 2 * maxShard);
         this.hostLabels = new int[2 * maxShard];
         this.adversarial = Pgd.buffer(be, "adv.examples", maxShard, inputs);
-        this.hostRows = new float[maxShard * inputs];
         this.scratch = new StepStats(model.moeLayers(), model.spec().experts());
         this.syncScratch = new float[syncExtra];
         if (spec.mode() == AdversarialSpec.Mode.ADVMOE && model.params().trainable().stream().noneMatch(ROUTERS)) {
@@ -80,10 +78,8 @@ final class AdversarialStep {
     Batch pairs(BatchSource batch, int n, int globalExamples, long seed, long step, long firstExample, long salt) {
         pgd.attack(batch, n, spec.attack(), Pgd.Objective.KL_TO_CLEAN, globalExamples, seed, step, salt, firstExample,
                 adversarial);
-        be.read(batch.inputs().rows(n), hostRows, 0);
-        be.write(pairs.rows(n), hostRows, 0);
-        be.read(adversarial.rows(n), hostRows, 0);
-        be.write(pairs.rows(n, n), hostRows, 0);
+        be.copy(pairs.rows(n), batch.inputs().rows(n));
+        be.copy(pairs.rows(n, n), adversarial.rows(n));
         int[] labels = batch.hostTargets();
         System.arraycopy(labels, 0, hostLabels, 0, n);
         System.arraycopy(labels, 0, hostLabels, n, n);

@@ -61,6 +61,11 @@ public final class ModelCheckpoint {
         return ModelKind.byConfigName(saved.get(ConfigKeys.MODEL_KIND.name()));
     }
 
+    /** The model settings its manifest records that are configuration keys (model.kind, model.dim, …). */
+    public Map<String, String> modelSettings() {
+        return new java.util.TreeMap<>(modelKeys(saved));
+    }
+
     /** The step folder, for messages. */
     public String describe() {
         return store.describe(folder);

@@ -2,10 +2,10 @@ package io.roundhouse.worker.train;
 
 import io.roundhouse.kernels.Backend;
 import io.roundhouse.worker.checkpoint.CheckpointStore;
+import io.roundhouse.worker.config.ConfigException;
 import io.roundhouse.worker.config.ConfigKeys;
 import io.roundhouse.worker.data.BatchSource;
 import io.roundhouse.worker.data.Batcher;
-import io.roundhouse.worker.config.ConfigException;
 import io.roundhouse.worker.model.Batch;
 import io.roundhouse.worker.model.Hyper;
 import io.roundhouse.worker.model.ImageModel;
