@@ -122,8 +122,14 @@ class NinformerTrainingTest {
         assertEquals("model.heads = 8, but model.kind=ninformer ignores it: the NiNformer mixes its patches with "
                 + "MLPs, not attention; remove it, or set model.kind=lm to train the language model", refusal(m));
         m = config(data, tmp.resolve("x"));
-        m.put("stn.tune", "dropout.block");
-        assertTrue(refusal(m).contains("the NiNformer has no Self-Tuning Network yet"), refusal(m));
+        m.put("stn.tune", "dropout.input");
+        m.put("stn.layers", "router");
+        assertTrue(refusal(m).startsWith("stn.tune includes dropout.input, which the NiNformer does not have; it can "
+                + "tune dropout.block, router.jitter, loss.loadBalance, loss.zLoss"), refusal(m));
+        m = config(data, tmp.resolve("x"));
+        m.put("stn.tune", "dropout.block");  // stn.layers' default holds the head, an image's, not a patch's
+        assertTrue(refusal(m).startsWith("stn.layers includes head, which the NiNformer does not have; choose from "
+                + "embed, router, experts"), refusal(m));
         m = config(data, tmp.resolve("x"));
         m.put("model.patchSize", "5");
         assertEquals("model.patchSize = 5 does not divide the image side 28; choose one of 1, 2, 4, 7, 14, 28",

@@ -46,7 +46,7 @@ class PreflightTest {
     private static final Map<String, String> NINFORMER_IGNORES = new LinkedHashMap<>(Map.of(
             "model.heads", "8", "model.kvHeads", "2", "model.ropeTheta", "500000", "model.attentionGate", "off",
             "model.dropout.attention", "0.1", "model.tieEmbeddings", "on", "data.text", "/srv/text.txt",
-            "data.seqLen", "64", "data.validationFraction", "0.1", "stn.tune", "dropout.block"));
+            "data.seqLen", "64", "data.validationFraction", "0.1"));
 
     static {
         CLASSIFIER_IGNORES.put("model.tieEmbeddings", "on");
@@ -117,7 +117,7 @@ class PreflightTest {
         Set<String> both = LM_IGNORES.keySet().stream().filter(CLASSIFIER_IGNORES::containsKey)
                 .collect(Collectors.toSet());
         assertEquals(PATCH_KEYS.keySet(), both);
-        // The NiNformer reads every key the classifier reads but the language model's and stn.tune.
+        // The NiNformer reads every key the classifier reads but the language model's.
         Set<String> ninformerReads = new java.util.HashSet<>(CLASSIFIER_IGNORES.keySet());
         ninformerReads.removeAll(NINFORMER_IGNORES.keySet());
         assertEquals(Set.of("model.moeEvery", "model.denseHidden", "model.patchSize", "model.tokenHidden",

@@ -214,13 +214,14 @@ public final class ConfigKeys {
             + "the classifier: dropout.input, dropout.block, router.jitter, loss.loadBalance, loss.zLoss, "
             + "augment.shift; model.kind=lm: dropout.block, dropout.attention, router.jitter, loss.loadBalance, "
             + "loss.zLoss (one perturbation per token; its hyper steps read a tuning split held out before the "
-            + "validation split); empty = off");
+            + "validation split); model.kind=ninformer: dropout.block, router.jitter, loss.loadBalance, loss.zLoss "
+            + "(one perturbation per patch; stn.layers from embed, router, experts); empty = off");
     public static final ConfigKey<List<String>> STN_LAYERS = listKey("stn.layers", "embed,router,head",
             List.of("embed", "attention", "router", "experts", "head"), Map.of(),
             "layers that get a best-response (y += s*(x W_r) + t*b_r with [s;t] = U*(perturbation)): embed (a "
             + "language model's: a response table), attention (model.kind=lm: each block's output projection), "
             + "router, experts (each expert, from its input to its output; costs two more exchange rounds per layer), "
-            + "head");
+            + "head (not the NiNformer's)");
     public static final ConfigKey<Integer> STN_WARMUP_STEPS = intKey("stn.warmupSteps", 300, 0, Integer.MAX_VALUE,
             "weight steps (on perturbed hyperparameters) before the first hyper step");
     public static final ConfigKey<Integer> STN_TRAIN_STEPS = intKey("stn.trainSteps", 5, 1, 10_000,

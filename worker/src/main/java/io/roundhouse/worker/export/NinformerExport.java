@@ -49,6 +49,9 @@ public final class NinformerExport {
         SafetensorsWriter st = new SafetensorsWriter().meta("format", "pt");
         for (Param p : model.params().all()) {
             String name = p.name();
+            if (ModelExport.stn(name)) {
+                continue;  // the Self-Tuning Network: not part of the exported network
+            }
             float[] v = model.params().read(p);
             int[] s = p.value().shape();
             switch (name) {

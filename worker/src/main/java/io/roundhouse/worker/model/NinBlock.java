@@ -36,6 +36,7 @@ final class NinBlock {
     private Tensor g;
     private Tensor m;
     private float rate;
+    private Tensor rates;  // per-row residual dropout (a Self-Tuning Network's), or null
     private long seed;
     private long stream;
     private long firstElement;
@@ -85,8 +86,15 @@ final class NinBlock {
      */
     Tensor forward(Tensor x, float rate, int capacity, boolean train, long step, long seed, long streams,
                    long firstRow) {
+        return forward(x, rate, null, capacity, train, step, seed, streams, firstRow);
+    }
+
+    /** @param rates a residual-dropout rate per row instead of {@code rate} (a Self-Tuning Network's), or null */
+    Tensor forward(Tensor x, float rate, Tensor rates, int capacity, boolean train, long step, long seed, long streams,
+                   long firstRow) {
         int n = x.dim(0);
         this.rate = rate;
+        this.rates = rates;
         this.seed = seed;
         this.stream = streams;
         this.firstElement = firstRow * d;
@@ -109,19 +117,27 @@ final class NinBlock {
     }
 
     private Tensor dropout(Tensor branch, int which) {
+        Tensor t = dropped.rows(branch.dim(0));
+        if (rates != null) {
+            be.dropoutRowsForward(t, branch, rates, seed, stream + which, firstElement);
+            return t;
+        }
         if (rate <= 0f) {
             return branch;
         }
-        Tensor t = dropped.rows(branch.dim(0));
         be.dropoutForward(t, branch, rate, seed, stream + which, firstElement);
         return t;
     }
 
     private Tensor undrop(Tensor dy, int which) {
+        Tensor t = dBranch.rows(dy.dim(0));
+        if (rates != null) {
+            be.dropoutRowsBackward(t, dy, rates, seed, stream + which, firstElement);
+            return t;
+        }
         if (rate <= 0f) {
             return dy;
         }
-        Tensor t = dBranch.rows(dy.dim(0));
         be.dropoutBackward(t, dy, rate, seed, stream + which, firstElement);
         return t;
     }

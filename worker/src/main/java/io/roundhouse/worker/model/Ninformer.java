@@ -3,7 +3,6 @@ package io.roundhouse.worker.model;
 import io.roundhouse.kernels.Backend;
 import io.roundhouse.kernels.DType;
 import io.roundhouse.kernels.Tensor;
-import io.roundhouse.worker.config.ConfigException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -17,8 +16,8 @@ import java.util.function.IntFunction;
  * [f, f + n) of a global batch routes rows [f·P, (f + n)·P), and its masks and router noise are
  * those one worker with the whole batch draws.
  *
- * <p>No Self-Tuning Network yet. All buffers are allocated here, for at most {@code maxN} images
- * per forward.
+ * <p>A Self-Tuning Network perturbs each routed row (patch), as the language model's tokens
+ * ({@link #TUNABLE}). All buffers are allocated here, for at most {@code maxN} images per forward.
  */
 public final class Ninformer implements ImageModel {
     /**
@@ -26,6 +25,16 @@ public final class Ninformer implements ImageModel {
      * 1+3b the gating unit's residual, 2+3b the FFN's, 3+3b the router's jitter).
      */
     static final long STREAMS_PER_STEP = 1024;
+
+    /**
+     * What a Self-Tuning Network can tune in this model, and where it can add responses: as for the
+     * language model's tokens, one perturbation per routed row (patch), which every per-row consumer
+     * reads (the residual dropout, the router's jitter and losses, the embedding's, routers' and
+     * experts' responses). The input dropout and the head act on whole images: not tunable here.
+     */
+    public static final List<Hyper> TUNABLE = List.of(Hyper.DROPOUT_BLOCK, Hyper.ROUTER_JITTER, Hyper.LOAD_BALANCE,
+            Hyper.Z_LOSS);
+    public static final List<String> STN_LAYERS = List.of("embed", "router", "experts");
 
     private final Backend be;
     private final NinformerSpec spec;
@@ -48,6 +57,9 @@ public final class Ninformer implements ImageModel {
     private final Tensor dNormed;       // [maxN·P, D]
     private final ClassificationLoss loss;
     private final PhaseTimers timers = new PhaseTimers();
+    private final Perturbation perturbation;  // null without a Self-Tuning Network
+    private final Param hyperU;               // the STN's unconstrained λ (and its Adam moments)
+    private final Param hyperRho;             // the STN's unconstrained σ (and its Adam moments)
     private final Tensor[] blockOutputs;  // block b's output in the last forward, [n·P, D]
     private final long[] blockNanos;      // each block's forward time, summed since construction
 
@@ -57,9 +69,7 @@ public final class Ninformer implements ImageModel {
         if (s.blocks() > (STREAMS_PER_STEP - 1) / 3) {
             throw new IllegalArgumentException("at most " + (STREAMS_PER_STEP - 1) / 3 + " blocks");
         }
-        if (s.stn().enabled()) {
-            throw new ConfigException("model.kind = ninformer has no Self-Tuning Network yet; leave stn.tune empty");
-        }
+        s.stn().check("NiNformer", TUNABLE, STN_LAYERS);
         this.be = be;
         this.spec = spec;
         this.maxN = maxN;
@@ -92,6 +102,34 @@ public final class Ninformer implements ImageModel {
         this.pooled = be.allocate("pooled", DType.FLOAT32, maxN, s.dim());
         this.dNormed = be.allocate("dNormed", DType.FLOAT32, rows, s.dim());
         this.loss = new ClassificationLoss(be, maxN, s.classes());
+        // A Self-Tuning Network's parameters come after every plain one (and from their own
+        // generator), so the plain parameters start exactly as without it.
+        StnSpec stn = s.stn();
+        if (stn.enabled()) {
+            int h = stn.tuned().size();
+            this.perturbation = new Perturbation(be, stn, rows);
+            if (stn.has("embed")) {
+                embed.attach(new StnResponse(be, params, "embed", spec.patchInputs(), s.dim(), h,
+                        1 / Math.sqrt(spec.patchInputs()), rows), perturbation);
+            }
+            for (MoeLayer moe : moeLayers) {
+                if (stn.has("experts")) {
+                    moe.attachExperts(params, perturbation);
+                }
+                if (stn.has("router")) {
+                    moe.attach(new StnResponse(be, params, moe.name() + ".router", s.dim(), s.experts(), h,
+                            0.1 / Math.sqrt(s.dim()), rows), perturbation);
+                } else {
+                    moe.attach(perturbation);
+                }
+            }
+            this.hyperU = params.state("stn.lambda", h);
+            this.hyperRho = params.state("stn.sigma", h);
+        } else {
+            this.perturbation = null;
+            this.hyperU = null;
+            this.hyperRho = null;
+        }
     }
 
     /** A single-process model: every MoE block hosts all experts. */
@@ -138,7 +176,8 @@ public final class Ninformer implements ImageModel {
         Tensor hcur = embed.forward(xp);
         timers.add(PhaseTimers.Phase.EMBED, t0, System.nanoTime());
         int capacity = train ? s.capacity(rows) : 0;
-        float rate = train ? (float) s.dropoutBlock() : 0f;
+        float rate = train ? (float) current(Hyper.DROPOUT_BLOCK) : 0f;
+        Tensor rates = train && perturbation != null ? perturbation.perExample(Hyper.DROPOUT_BLOCK) : null;
         stats.loadBalanceLoss = 0;
         stats.zLoss = 0;
         stats.droppedCopies = 0;
@@ -146,7 +185,8 @@ public final class Ninformer implements ImageModel {
         int layer = 0;
         for (int b = 0; b < blocks.length; b++) {
             long tBlock = System.nanoTime();
-            hcur = blocks[b].forward(hcur, rate, capacity, train, step, seed, streamBase + 1 + 3L * b, firstRow);
+            hcur = blocks[b].forward(hcur, rate, rates, capacity, train, step, seed, streamBase + 1 + 3L * b,
+                    firstRow);
             blockOutputs[b] = hcur;
             blockNanos[b] += System.nanoTime() - tBlock;
             if (blocks[b].moe != null) {
@@ -325,18 +365,23 @@ public final class Ninformer implements ImageModel {
         return moeLayers.size();
     }
 
+    /** λ of {@code h}: the tuner's current value when a Self-Tuning Network tunes it, else the spec's. */
+    private double current(Hyper h) {
+        return perturbation == null ? spec.moe().fixed(h) : perturbation.current(h, spec.moe().fixed(h));
+    }
+
     @Override
     public Perturbation perturbation() {
-        return null;
+        return perturbation;
     }
 
     @Override
     public Param hyperLambda() {
-        return null;
+        return hyperU;
     }
 
     @Override
     public Param hyperSigma() {
-        return null;
+        return hyperRho;
     }
 }

@@ -142,7 +142,9 @@ public final class ModelCheckpoint {
             case NINFORMER -> {
                 NinformerSpec spec = NinformerSpec.from(JobConfig.of(modelKeys(saved)),
                         Integer.parseInt(saved.get("inputs")), Integer.parseInt(saved.get("classes")));
-                spec = new NinformerSpec(spec.moe().withPrecision(io.roundhouse.kernels.Precision.FP32), spec.channels(),
+                // A Self-Tuning Network's parameters are part of the checkpoint; evaluation runs without them.
+                spec = new NinformerSpec(spec.moe().withStn(stnSpec(saved.getOrDefault("stn", "")))
+                        .withPrecision(io.roundhouse.kernels.Precision.FP32), spec.channels(),
                         spec.side(), spec.patch(), spec.tokenHidden(), spec.channelHidden(), spec.moeEvery(),
                         spec.denseHidden());
                 Ninformer model = Ninformer.local(be, spec, 0, maxN);

@@ -70,9 +70,7 @@ public enum ModelKind {
             new IgnoredKey(ConfigKeys.DATA_TEXT, "the NiNformer reads images from data.dir; remove it"),
             new IgnoredKey(ConfigKeys.DATA_SEQ_LEN, "the NiNformer's examples are images; remove it"),
             new IgnoredKey(ConfigKeys.DATA_VALIDATION_FRACTION, "the NiNformer holds out data.validationExamples "
-                    + "images; remove it, and set data.validationExamples instead"),
-            new IgnoredKey(ConfigKeys.STN_TUNE, "the NiNformer has no Self-Tuning Network yet; remove it, or tune "
-                    + "model.kind=classifier or lm"));
+                    + "images; remove it, and set data.validationExamples instead"));
 
     /** Keys the language model does not read. */
     private static final List<IgnoredKey> LANGUAGE_MODEL_IGNORES = List.of(

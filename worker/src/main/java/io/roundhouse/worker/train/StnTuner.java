@@ -86,7 +86,7 @@ final class StnTuner {
         this.pert = model.perturbation();
         this.tuned = model.spec().stn().tuned();
         this.h = tuned.size();
-        this.rowsPer = model.tokensPerExample();
+        this.rowsPer = model.routedRowsPerExample();  // the NiNformer perturbs each patch, the LM each token
         this.warmup = config.get(STN_WARMUP_STEPS);
         this.trainSteps = config.get(STN_TRAIN_STEPS);
         this.validSteps = config.get(STN_VALID_STEPS);
