@@ -163,9 +163,36 @@ class CudaModelLaunchTest {
                 }
             }
         }
+        // Adversarial training's and the Self-Tuning Network's paths: the input gradient (through input
+        // dropout and the patch cut), a TRADES pair batch, per-patch residual dropout rates.
+        ModelSpec moe = new ModelSpec(28 * 28, 10, 16, 2, 4, 2, 8, Activation.GELU, NormKind.LAYERNORM,
+                GateMode.TOPK_SOFTMAX, 0, 0.1, 0.1, 0.01, 0.001, 0.1,
+                new StnSpec(Ninformer.TUNABLE, java.util.Set.of("embed", "router", "experts")), Precision.FP32);
+        NinformerSpec spec = new NinformerSpec(moe, 1, 28, 7, 8, 24, 1, 12);
+        try (CudaBackend cuda = new CudaBackend(dev)) {
+            Ninformer model = Ninformer.local(cuda, spec, 11, 2 * images);
+            Tensor x = cuda.allocate("x", DType.FLOAT32, 2 * images, 28 * 28);
+            Tensor y = cuda.allocate("y", DType.INT32, 2 * images);
+            int rows = 2 * images * spec.patches();
+            int h = Ninformer.TUNABLE.size();
+            float[][] values = new float[h][rows];
+            for (float[] v : values) {
+                java.util.Arrays.fill(v, 0.05f);
+            }
+            model.perturbation().set(rows / 2, new float[rows / 2 * h], values);  // a perturbation per patch row
+            model.params().zeroGrads();
+            model.forward(x.rows(images), y.rows(images), new int[images], true, 7, 3, 0,
+                    new StepStats(model.moeLayers(), 4));
+            model.backwardToInput(images);
+            model.perturbation().set(rows, new float[rows * h], values);
+            model.loss().trades(6.0);
+            model.forward(x, y, new int[2 * images], true, 7, 4, 0, new StepStats(model.moeLayers(), 4));
+            model.backward(images);
+            model.loss().crossEntropy();
+        }
         assertEquals("[]", dev.problems.toString(), String.join("\n", dev.problems));
-        for (String kernel : new String[] {"rh_patches_forward", "rh_transpose_groups", "rh_mean_groups_forward",
-            "rh_mean_groups_backward"}) {
+        for (String kernel : new String[] {"rh_patches_forward", "rh_patches_backward", "rh_transpose_groups",
+            "rh_mean_groups_forward", "rh_mean_groups_backward", "rh_dropout_rows"}) {
             assertTrue(dev.launched.containsKey(kernel), kernel + " ran: " + dev.launched.keySet());
         }
     }
