@@ -153,6 +153,18 @@ class PreflightTest {
         Map<String, String> switched = new HashMap<>(out);
         switched.put("model.kind", "lm");
         preflight(JobConfig.load(classifierConf, switched));
+
+        // The image models' configs: the NiNformer's and AdvMoE's train; the early exits' is read by
+        // roundhouse early-exit alone (a training run refuses its keys).
+        JobConfig ninformer = JobConfig.load(Path.of("..", "conf", "fashion-ninformer.conf"), images);
+        assertEquals(ModelKind.NINFORMER, ModelKind.of(ninformer));
+        preflight(ninformer);
+        JobConfig advmoe = JobConfig.load(Path.of("..", "conf", "fashion-advmoe.conf"), images);
+        assertEquals("advmoe", advmoe.get(io.roundhouse.worker.config.ConfigKeys.ADV_TRAINING));
+        preflight(advmoe);
+        JobConfig exits = JobConfig.load(Path.of("..", "conf", "fashion-early-exit.conf"), images);
+        io.roundhouse.worker.exit.EarlyExitRun.check(exits);
+        assertThrows(ConfigException.class, () -> preflight(exits));
         assertFalse(Files.exists(tmp.resolve("runs")), "preflight writes nothing");
     }
 }
