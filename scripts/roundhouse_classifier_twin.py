@@ -140,17 +140,18 @@ def load(model_dir):
     return model.eval(), cfg
 
 
-def main(argv):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def run(argv, doc, load_model, input_size):
+    """A twin's command line: --model, --inputs, --logits-out (shared by the image twins)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
     ap.add_argument("--model", required=True, help="the export folder (model.safetensors, config.json)")
-    ap.add_argument("--inputs", required=True, help="raw little-endian float32 [N, input_size]")
+    ap.add_argument("--inputs", required=True, help="raw little-endian float32 [N, input features]")
     ap.add_argument("--logits-out", required=True, help="where to write the logits, raw little-endian float32 [N, C]")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)  # a fixed summation order
-    model, cfg = load(a.model)
+    model, cfg = load_model(a.model)
     with open(a.inputs, "rb") as f:
         raw = f.read()
-    i = cfg["input_size"]
+    i = input_size(cfg)
     if len(raw) % (4 * i):
         raise SystemExit(f"{a.inputs}: {len(raw)} bytes is not a whole number of rows of {i} float32")
     x = torch.tensor(struct.unpack(f"<{len(raw) // 4}f", raw), dtype=torch.float32).reshape(-1, i)
@@ -160,6 +161,10 @@ def main(argv):
         f.write(struct.pack(f"<{logits.numel()}f", *logits.flatten().tolist()))
     margins = model.router_margins()
     print(json.dumps({"min_router_margin": min(margins) if margins else None, "shape": list(logits.shape)}))
+
+
+def main(argv):
+    run(argv, __doc__, load, lambda cfg: cfg["input_size"])
 
 
 if __name__ == "__main__":

@@ -15,10 +15,8 @@ Usage: roundhouse_ninformer_twin.py --model DIR --inputs X.f32 --logits-out OUT.
 Prints one JSON line: {"min_router_margin": ..., "shape": [N, C]}.
 """
 
-import argparse
 import json
 import os
-import struct
 import sys
 
 import torch
@@ -26,7 +24,7 @@ import torch.nn.functional as nnf
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from roundhouse_classifier_twin import Moe, norm_layer  # noqa: E402
+from roundhouse_classifier_twin import Moe, norm_layer, run  # noqa: E402
 from roundhouse_twin import load_safetensors  # noqa: E402
 
 
@@ -114,25 +112,7 @@ def load(model_dir):
 
 
 def main(argv):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", required=True, help="the export folder (model.safetensors, config.json)")
-    ap.add_argument("--inputs", required=True, help="raw little-endian float32 [N, num_channels * image_size^2]")
-    ap.add_argument("--logits-out", required=True, help="where to write the logits, raw little-endian float32 [N, C]")
-    a = ap.parse_args(argv)
-    torch.set_num_threads(1)  # a fixed summation order
-    model, cfg = load(a.model)
-    with open(a.inputs, "rb") as f:
-        raw = f.read()
-    i = cfg["num_channels"] * cfg["image_size"] ** 2
-    if len(raw) % (4 * i):
-        raise SystemExit(f"{a.inputs}: {len(raw)} bytes is not a whole number of rows of {i} float32")
-    x = torch.tensor(struct.unpack(f"<{len(raw) // 4}f", raw), dtype=torch.float32).reshape(-1, i)
-    with torch.no_grad():
-        logits = model(x).contiguous()
-    with open(a.logits_out, "wb") as f:
-        f.write(struct.pack(f"<{logits.numel()}f", *logits.flatten().tolist()))
-    margins = model.router_margins()
-    print(json.dumps({"min_router_margin": min(margins) if margins else None, "shape": list(logits.shape)}))
+    run(argv, __doc__, load, lambda cfg: cfg["num_channels"] * cfg["image_size"] ** 2)
 
 
 if __name__ == "__main__":

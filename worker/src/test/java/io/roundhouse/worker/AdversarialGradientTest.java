@@ -9,6 +9,7 @@ import io.roundhouse.kernels.GateMode;
 import io.roundhouse.kernels.Precision;
 import io.roundhouse.kernels.Tensor;
 import io.roundhouse.kernels.cpu.CpuBackend;
+import io.roundhouse.worker.model.Batch;
 import io.roundhouse.worker.model.ClassificationLoss;
 import io.roundhouse.worker.model.ImageModel;
 import io.roundhouse.worker.model.ModelSpec;
@@ -58,7 +59,7 @@ class AdversarialGradientTest {
         Tensor y = be.allocate("y", DType.INT32, n);
         be.write(x, xs);
         be.write(y, ys);
-        Pgd.Rows batch = new Pgd.Rows(x, y, ys);
+        Batch.Of batch = new Batch.Of(x, y, ys);
         StepStats stats = new StepStats(model.moeLayers(), CLASSES);
         model.params().zeroGrads();
         model.forward(batch, n, train, 7, 3, 0, stats);
@@ -83,7 +84,7 @@ class AdversarialGradientTest {
         assertTrue(!train || dropout == 0 || someZero, "input dropout zeroes the gradient of dropped pixels");
     }
 
-    private static double lossAt(ImageModel model, Pgd.Rows batch, Tensor x, float[] xs, float[] v, double h,
+    private static double lossAt(ImageModel model, Batch.Of batch, Tensor x, float[] xs, float[] v, double h,
                                  boolean train, StepStats stats) {
         float[] at = new float[xs.length];
         for (int j = 0; j < at.length; j++) {
@@ -129,7 +130,7 @@ class AdversarialGradientTest {
         Tensor y = be.allocate("y", DType.INT32, n);
         be.write(x, xs);
         be.write(y, ys);
-        Pgd.Rows batch = new Pgd.Rows(x, y, ys);
+        Batch.Of batch = new Batch.Of(x, y, ys);
         StepStats stats = new StepStats(model.moeLayers(), CLASSES);
         model.params().zeroGrads();
         model.forward(batch, n, true, 7, 3, 0, stats);

@@ -40,32 +40,15 @@ class AdversarialTrainingTest {
     Path tmp;
 
     private static Map<String, String> config(Path data, Path out) {
-        Map<String, String> m = new HashMap<>();
-        m.put("model.kind", "ninformer");
-        m.put("data.dir", data.toString());
-        m.put("data.validationExamples", "60");
-        m.put("model.patchSize", "7");
-        m.put("model.dim", "16");
-        m.put("model.tokenHidden", "8");
-        m.put("model.channelHidden", "24");
-        m.put("model.experts", "4");
-        m.put("model.expertHidden", "12");
-        m.put("model.blocks", "2");
-        m.put("model.capacityFactor", "0");
+        Map<String, String> m = NinformerFixtures.config(data, out);
         m.put("model.dropout.input", "0");
         m.put("model.dropout.block", "0");
         m.put("adv.training", "advmoe");
         m.put("adv.steps", "2");
         m.put("adv.epsilon", "0.03");
         m.put("train.maxSteps", "16");
-        m.put("train.batchSize", "30");
-        m.put("train.warmupSteps", "3");
-        m.put("train.evalBatchSize", "500");
         m.put("checkpoint.everySteps", "8");
-        m.put("checkpoint.keep", "0");
-        m.put("output.dir", out.toString());
         m.put("log.everySteps", "4");
-        m.put("backend", "cpu");
         return m;
     }
 

@@ -1,6 +1,8 @@
 package io.roundhouse.worker;
 
+import static io.roundhouse.worker.TensorFixtures.randn;
 import static io.roundhouse.worker.TensorFixtures.read;
+import static io.roundhouse.worker.TensorFixtures.repeatRows;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
@@ -90,23 +92,6 @@ class LanguageModelStnTest {
         }
     }
 
-    private static float[] randn(Random r, int n, double scale) {
-        float[] v = new float[n];
-        for (int j = 0; j < n; j++) {
-            v[j] = (float) (r.nextGaussian() * scale);
-        }
-        return v;
-    }
-
-    /** Every row's perturbation is {@code delta}. */
-    private static float[] rows(float[] delta, int n) {
-        float[] out = new float[n * delta.length];
-        for (int i = 0; i < n; i++) {
-            System.arraycopy(delta, 0, out, i * delta.length, delta.length);
-        }
-        return out;
-    }
-
     @Test
     void withUZeroTheModelIsThePlainModel() {
         Backend be = new CpuBackend();
@@ -156,7 +141,7 @@ class LanguageModelStnTest {
         FixedBatch batch = FixedBatch.random(be, r);
         float[] delta0 = randn(r, h, 0.3);
         model.params().zeroGrads();
-        model.perturbation().set(n, rows(delta0, n), null);
+        model.perturbation().set(n, repeatRows(delta0, n), null);
         model.forward(batch, B, false, 7, 3, 0, new StepStats(2, E));
         model.backward(B);
         float[] dd = read(be, model.perturbation().dDelta());
@@ -178,7 +163,7 @@ class LanguageModelStnTest {
     }
 
     private static double lossAt(MoeTransformer model, float[] delta, FixedBatch batch) {
-        model.perturbation().set(B * T, rows(delta, B * T), null);
+        model.perturbation().set(B * T, repeatRows(delta, B * T), null);
         return model.forward(batch, B, false, 7, 3, 0, new StepStats(2, E)).crossEntropy;
     }
 

@@ -1,6 +1,8 @@
 package io.roundhouse.worker;
 
+import static io.roundhouse.worker.TensorFixtures.randn;
 import static io.roundhouse.worker.TensorFixtures.read;
+import static io.roundhouse.worker.TensorFixtures.repeatRows;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
@@ -14,6 +16,7 @@ import io.roundhouse.kernels.GateMode;
 import io.roundhouse.kernels.Precision;
 import io.roundhouse.kernels.Tensor;
 import io.roundhouse.kernels.cpu.CpuBackend;
+import io.roundhouse.worker.model.Batch;
 import io.roundhouse.worker.model.ModelSpec;
 import io.roundhouse.worker.model.Ninformer;
 import io.roundhouse.worker.model.NinformerSpec;
@@ -25,7 +28,6 @@ import io.roundhouse.worker.robust.Pgd;
 import io.roundhouse.worker.train.Trainer;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
@@ -61,7 +63,7 @@ class NinformerStnTest {
         return new StnSpec(Ninformer.TUNABLE, Set.of(layers.split(",")));
     }
 
-    private static Pgd.Rows batch(Backend be, Random r) {
+    private static Batch.Of batch(Backend be, Random r) {
         float[] x = randn(r, B * SIDE * SIDE, 1);
         int[] y = new int[B];
         for (int i = 0; i < B; i++) {
@@ -71,23 +73,7 @@ class NinformerStnTest {
         Tensor yt = be.allocate("y", DType.INT32, B);
         be.write(xt, x);
         be.write(yt, y);
-        return new Pgd.Rows(xt, yt, y);
-    }
-
-    private static float[] randn(Random r, int n, double scale) {
-        float[] v = new float[n];
-        for (int j = 0; j < n; j++) {
-            v[j] = (float) (r.nextGaussian() * scale);
-        }
-        return v;
-    }
-
-    private static float[] rows(float[] delta, int n) {
-        float[] out = new float[n * delta.length];
-        for (int i = 0; i < n; i++) {
-            System.arraycopy(delta, 0, out, i * delta.length, delta.length);
-        }
-        return out;
+        return new Batch.Of(xt, yt, y);
     }
 
     @Test
@@ -100,7 +86,7 @@ class NinformerStnTest {
                     q.name() + " starts as without the STN");
         }
         Random r = new Random(3);
-        Pgd.Rows batch = batch(be, r);
+        Batch.Of batch = batch(be, r);
         int h = Ninformer.TUNABLE.size();
         int n = B * P;
         tuned.perturbation().set(n, randn(r, n * h, 1), null);
@@ -132,10 +118,10 @@ class NinformerStnTest {
                 be.write(q.value(), randn(r, q.value().size(), 0.5));
             }
         }
-        Pgd.Rows batch = batch(be, r);
+        Batch.Of batch = batch(be, r);
         float[] delta0 = randn(r, h, 0.3);
         model.params().zeroGrads();
-        model.perturbation().set(n, rows(delta0, n), null);
+        model.perturbation().set(n, repeatRows(delta0, n), null);
         model.forward(batch, B, false, 7, 3, 0, new StepStats(2, E));
         model.backward(B);
         float[] dd = read(be, model.perturbation().dDelta());
@@ -174,7 +160,7 @@ class NinformerStnTest {
     }
 
     /** Every MoE layer's copy table at perturbation δ. */
-    private static int[][] routes(Ninformer model, float[] delta, Pgd.Rows batch) {
+    private static int[][] routes(Ninformer model, float[] delta, Batch.Of batch) {
         lossAt(model, delta, batch);
         int[][] out = new int[model.moeLayers()][];
         for (int l = 0; l < out.length; l++) {
@@ -185,24 +171,13 @@ class NinformerStnTest {
         return out;
     }
 
-    private static double lossAt(Ninformer model, float[] delta, Pgd.Rows batch) {
-        model.perturbation().set(B * P, rows(delta, B * P), null);
+    private static double lossAt(Ninformer model, float[] delta, Batch.Of batch) {
+        model.perturbation().set(B * P, repeatRows(delta, B * P), null);
         return model.forward(batch, B, false, 7, 3, 0, new StepStats(2, E)).crossEntropy;
     }
 
     private Map<String, String> config(Path data, Path out) {
-        Map<String, String> m = new HashMap<>();
-        m.put("model.kind", "ninformer");
-        m.put("data.dir", data.toString());
-        m.put("data.validationExamples", "60");
-        m.put("model.patchSize", "7");
-        m.put("model.dim", "16");
-        m.put("model.tokenHidden", "8");
-        m.put("model.channelHidden", "24");
-        m.put("model.experts", "4");
-        m.put("model.expertHidden", "12");
-        m.put("model.blocks", "2");
-        m.put("model.capacityFactor", "0");
+        Map<String, String> m = NinformerFixtures.config(data, out);
         m.put("model.routerJitter", "0.05");
         m.put("stn.tune", "dropout.block,router.jitter,loss.loadBalance");
         m.put("stn.layers", "embed,router,experts");
@@ -211,13 +186,7 @@ class NinformerStnTest {
         m.put("stn.validSteps", "2");
         m.put("stn.lr", "0.1");
         m.put("train.maxSteps", "12");
-        m.put("train.batchSize", "30");
-        m.put("train.warmupSteps", "3");
-        m.put("train.evalBatchSize", "500");
         m.put("checkpoint.everySteps", "6");
-        m.put("checkpoint.keep", "0");
-        m.put("output.dir", out.toString());
-        m.put("backend", "cpu");
         return m;
     }
 

@@ -82,6 +82,41 @@ final class PyTorchTwin {
         assertTrue(maxDiff <= 1e-4 * maxAbs, tag + ": max |Δlogit| " + maxDiff + " > 1e-4 × max |logit| " + maxAbs);
     }
 
+    /**
+     * Gaussian batches of {@code n} rows of {@code inputs} features, drawn by seed 1, 2, … until the
+     * twin reports every router margin at least {@code minMargin} (a near-tie between the k-th and
+     * (k+1)-th router logit could send a row to another expert under a rounding difference); on that
+     * batch the twin's logits of the export in {@code export} must match {@code javaLogits}' ({@link #assertMatch}).
+     *
+     * @param files where the batch's inputs and the twin's logits are written
+     */
+    void assertMatchesOnABatch(String tag, Path export, Path files, int n, int inputs, int classes, double minMargin,
+                               java.util.function.Function<float[], float[]> javaLogits)
+            throws IOException, InterruptedException {
+        for (long seed = 1; seed <= 20; seed++) {
+            float[] x = new float[n * inputs];
+            java.util.SplittableRandom rnd = new java.util.SplittableRandom(seed);
+            for (int i = 0; i < x.length; i++) {
+                x[i] = (float) rnd.nextGaussian();
+            }
+            String name = tag.replace(' ', '-');
+            Path inputsFile = files.resolve(name + "-inputs-" + seed + ".f32");
+            ByteBuffer b = ByteBuffer.allocate(4 * x.length).order(ByteOrder.LITTLE_ENDIAN);
+            b.asFloatBuffer().put(x);
+            Files.write(inputsFile, b.array());
+            Path logitsFile = files.resolve(name + "-logits-" + seed + ".f32");
+            JsonNode report = run("--model", export.toString(), "--inputs", inputsFile.toString(),
+                    "--logits-out", logitsFile.toString());
+            double margin = margin(report);
+            if (margin < minMargin) {
+                continue;
+            }
+            assertMatch(tag, seed, margin, javaLogits.apply(x), readFloats(logitsFile, n * classes));
+            return;
+        }
+        throw new AssertionError(tag + ": no batch seed in 1..20 keeps every router margin ≥ " + minMargin);
+    }
+
     /** The repository root: the worker module's parent (tests run in the module folder). */
     static Path repoRoot() {
         Path here = Path.of("").toAbsolutePath();

@@ -4,6 +4,7 @@ import io.roundhouse.kernels.Backend;
 import io.roundhouse.kernels.DType;
 import io.roundhouse.kernels.Tensor;
 import io.roundhouse.worker.data.LabeledData;
+import io.roundhouse.worker.model.Batch;
 import io.roundhouse.worker.model.Ninformer;
 import io.roundhouse.worker.model.StepStats;
 import io.roundhouse.worker.robust.Pgd;
@@ -98,7 +99,7 @@ public final class EarlyExit {
             be.write(x.rows(m), hostX, 0);
             be.write(y.rows(m), hostY);
             long t0 = System.nanoTime();
-            model.forward(new Pgd.Rows(x.rows(m), y.rows(m), hostY), m, false, 0, 0, from, stats);
+            model.forward(new Batch.Of(x.rows(m), y.rows(m), hostY), m, false, 0, 0, from, stats);
             forward += System.nanoTime() - t0;
             float[] probs = model.loss().hostProbs();
             for (int r = 0; r < m; r++) {

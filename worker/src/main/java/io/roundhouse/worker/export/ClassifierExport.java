@@ -87,6 +87,23 @@ public final class ClassifierExport {
         switch (m.group(2)) {
             case "norm.gamma" -> st.add(to + "norm.weight", v, s[0]);
             case "norm.beta" -> st.add(to + "norm.bias", v, s[0]);
+            default -> {
+                if (!moe(st, to, m.group(2), v, s, act)) {
+                    throw unknown(name);
+                }
+            }
+        }
+    }
+
+    /**
+     * Block parameter {@code rest} of an MoE layer ({@code moe.router.*}, {@code moe.experts.*},
+     * {@code moe.shared.*}) under its export names after {@code to} ("layers.{i}."); the NiNformer's
+     * MoE layers export the same way.
+     *
+     * @return false when {@code rest} is not an MoE layer's parameter
+     */
+    static boolean moe(SafetensorsWriter st, String to, String rest, float[] v, int[] s, Activation act) {
+        switch (rest) {
             case "moe.router.w" -> linear(st, to + "moe.gate.weight", v, s);  // [D, E] → [E, D]
             case "moe.router.bias" -> st.add(to + "moe.gate.e_score_correction_bias", v, s[0]);
             case "moe.router.noise" -> {
@@ -101,12 +118,15 @@ public final class ClassifierExport {
             case "moe.shared.b1" -> b1(st, jj -> to + "moe.shared_experts.", v, s, act);
             case "moe.shared.w2" -> w2(st, jj -> to + "moe.shared_experts.", v, s);
             case "moe.shared.b2" -> b2(st, jj -> to + "moe.shared_experts.", v, s);
-            default -> throw unknown(name);
+            default -> {
+                return false;
+            }
         }
+        return true;
     }
 
     /** [E, D, F1] → per expert j: w1 [F, D] (GELU's input, or SwiGLU's gate), w3 [F, D] (SwiGLU's up). */
-    static void w1(SafetensorsWriter st, IntFunction<String> at, float[] v, int[] s, Activation act) {
+    private static void w1(SafetensorsWriter st, IntFunction<String> at, float[] v, int[] s, Activation act) {
         int d = s[1];
         int f1 = s[2];
         int f = act == Activation.SWIGLU ? f1 / 2 : f1;
@@ -120,7 +140,7 @@ public final class ClassifierExport {
     }
 
     /** [E, F1] → per expert j: w1.bias [F] (and SwiGLU's w3.bias [F]). */
-    static void b1(SafetensorsWriter st, IntFunction<String> at, float[] v, int[] s, Activation act) {
+    private static void b1(SafetensorsWriter st, IntFunction<String> at, float[] v, int[] s, Activation act) {
         int f1 = s[1];
         int f = act == Activation.SWIGLU ? f1 / 2 : f1;
         for (int j = 0; j < s[0]; j++) {
@@ -132,14 +152,14 @@ public final class ClassifierExport {
     }
 
     /** [E, F, D] → per expert j: w2 [D, F]. */
-    static void w2(SafetensorsWriter st, IntFunction<String> at, float[] v, int[] s) {
+    private static void w2(SafetensorsWriter st, IntFunction<String> at, float[] v, int[] s) {
         for (int j = 0; j < s[0]; j++) {
             st.add(at.apply(j) + "w2.weight", columns(v, j * s[1] * s[2], s[1], s[2], 0, s[2]), s[2], s[1]);
         }
     }
 
     /** [E, D] → per expert j: w2.bias [D]. */
-    static void b2(SafetensorsWriter st, IntFunction<String> at, float[] v, int[] s) {
+    private static void b2(SafetensorsWriter st, IntFunction<String> at, float[] v, int[] s) {
         for (int j = 0; j < s[0]; j++) {
             st.add(at.apply(j) + "w2.bias", Arrays.copyOfRange(v, j * s[1], (j + 1) * s[1]), s[1]);
         }

@@ -85,23 +85,8 @@ public final class NinformerExport {
             linear(st, to + mapped.substring(0, mapped.length() - 2) + ".weight", v, s);
         } else if (mapped.matches("(gate|mixer\\.token\\.fc[12]|mixer\\.channel\\.fc[12]|ffn\\.fc[12])\\.b")) {
             st.add(to + mapped.substring(0, mapped.length() - 2) + ".bias", v, s[0]);
-        } else {
-            switch (rest) {
-                case "moe.router.w" -> linear(st, to + "moe.gate.weight", v, s);
-                case "moe.router.bias" -> st.add(to + "moe.gate.e_score_correction_bias", v, s[0]);
-                case "moe.router.noise" -> {
-                    // the noisy router's noise scale acts in training only
-                }
-                case "moe.experts.w1" -> ClassifierExport.w1(st, j -> to + "moe.experts." + j + ".", v, s, act);
-                case "moe.experts.b1" -> ClassifierExport.b1(st, j -> to + "moe.experts." + j + ".", v, s, act);
-                case "moe.experts.w2" -> ClassifierExport.w2(st, j -> to + "moe.experts." + j + ".", v, s);
-                case "moe.experts.b2" -> ClassifierExport.b2(st, j -> to + "moe.experts." + j + ".", v, s);
-                case "moe.shared.w1" -> ClassifierExport.w1(st, j -> to + "moe.shared_experts.", v, s, act);
-                case "moe.shared.b1" -> ClassifierExport.b1(st, j -> to + "moe.shared_experts.", v, s, act);
-                case "moe.shared.w2" -> ClassifierExport.w2(st, j -> to + "moe.shared_experts.", v, s);
-                case "moe.shared.b2" -> ClassifierExport.b2(st, j -> to + "moe.shared_experts.", v, s);
-                default -> throw unknown(name);
-            }
+        } else if (!ClassifierExport.moe(st, to, rest, v, s, act)) {
+            throw unknown(name);
         }
     }
 

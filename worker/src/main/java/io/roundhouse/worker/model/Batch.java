@@ -15,4 +15,8 @@ public interface Batch {
 
     /** {@link #targets()} on the host, for metrics counted there (the classifier's accuracy). */
     int[] hostTargets();
+
+    /** A batch over given tensors (an attack's adversarial inputs with the clean batch's labels, a set's slice). */
+    record Of(Tensor inputs, Tensor targets, int[] hostTargets) implements Batch {
+    }
 }

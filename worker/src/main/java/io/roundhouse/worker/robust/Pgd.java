@@ -1,7 +1,6 @@
 package io.roundhouse.worker.robust;
 
 import io.roundhouse.kernels.Backend;
-import io.roundhouse.kernels.DType;
 import io.roundhouse.kernels.Tensor;
 import io.roundhouse.worker.model.Batch;
 import io.roundhouse.worker.model.ClassificationLoss;
@@ -95,7 +94,7 @@ public final class Pgd {
         float eps = (float) (a.epsilon() * scale);
         float alpha = (float) (a.stepSize() * scale);
         ClassificationLoss loss = model.loss();
-        Rows adversarial = new Rows(dst, batch.targets().rows(n), batch.hostTargets());
+        Batch.Of adversarial = new Batch.Of(dst, batch.targets().rows(n), batch.hostTargets());
         try {
             if (objective == Objective.KL_TO_CLEAN) {
                 loss.crossEntropy();
@@ -153,14 +152,5 @@ public final class Pgd {
         h = (h ^ salt) * 0x94D049BB133111EBL;
         h = (h ^ example) * 0x9E3779B97F4A7C15L;
         return h ^ (h >>> 31);
-    }
-
-    /** A batch over tensors: the attack's adversarial inputs with the clean batch's labels. */
-    public record Rows(Tensor inputs, Tensor targets, int[] hostTargets) implements Batch {
-    }
-
-    /** A tensor for {@code maxN} adversarial examples of this model. */
-    public static Tensor buffer(Backend be, String name, int maxN, int inputs) {
-        return be.allocate(name, DType.FLOAT32, maxN, inputs);
     }
 }

@@ -5,6 +5,7 @@ import io.roundhouse.kernels.DType;
 import io.roundhouse.kernels.Tensor;
 import io.roundhouse.worker.data.FashionMnist;
 import io.roundhouse.worker.data.LabeledData;
+import io.roundhouse.worker.model.Batch;
 import io.roundhouse.worker.model.ImageModel;
 import io.roundhouse.worker.model.StepStats;
 import java.util.Arrays;
@@ -61,7 +62,7 @@ public final class RobustEvaluation {
         }
         Tensor x = be.allocate("eval.x", DType.FLOAT32, batch, inputs);
         Tensor y = be.allocate("eval.y", DType.INT32, batch);
-        Tensor adv = Pgd.buffer(be, "eval.adv", batch, inputs);
+        Tensor adv = be.allocate("eval.adv", DType.FLOAT32, batch, inputs);
         float[] hostX = new float[batch * inputs];
         int[] hostY = new int[batch];
         Pgd pgd = new Pgd(model, batch, FashionMnist.MEAN, FashionMnist.STD);
@@ -80,7 +81,7 @@ public final class RobustEvaluation {
             }
             be.write(x.rows(n), hostX, 0);
             be.write(y.rows(n), hostY);
-            Pgd.Rows cleanRows = new Pgd.Rows(x.rows(n), y.rows(n), hostY);
+            Batch.Of cleanRows = new Batch.Of(x.rows(n), y.rows(n), hostY);
             model.loss().crossEntropy();
             model.forward(cleanRows, n, false, seed, 0, from, stats);
             correct[0] += stats.correct;
@@ -91,7 +92,7 @@ public final class RobustEvaluation {
             for (int a = 0; a < stepCounts.length; a++) {
                 pgd.attack(cleanRows, n, new Pgd.Attack(epsilon, stepSize, stepCounts[a], randomStart),
                         Pgd.Objective.CROSS_ENTROPY, n, seed, 0, SALT + stepCounts[a], from, adv);
-                model.forward(new Pgd.Rows(adv.rows(n), y.rows(n), hostY), n, false, seed, 0, from, stats);
+                model.forward(new Batch.Of(adv.rows(n), y.rows(n), hostY), n, false, seed, 0, from, stats);
                 correct[a + 1] += stats.correct;
                 for (int l = 0; l < layers; l++) {
                     Tensor t = model.routedExperts(l);

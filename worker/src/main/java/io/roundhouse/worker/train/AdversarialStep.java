@@ -1,6 +1,7 @@
 package io.roundhouse.worker.train;
 
 import io.roundhouse.kernels.Backend;
+import io.roundhouse.kernels.DType;
 import io.roundhouse.kernels.Tensor;
 import io.roundhouse.worker.data.BatchSource;
 import io.roundhouse.worker.data.FashionMnist;
@@ -44,10 +45,10 @@ final class AdversarialStep {
         this.be = model.backend();
         int inputs = model.spec().inputs();
         this.pgd = new Pgd(model, maxShard, FashionMnist.MEAN, FashionMnist.STD);
-        this.pairs = Pgd.buffer(be, "adv.pairs", 2 * maxShard, inputs);
-        this.pairLabels = be.allocate("adv.pairLabels", io.roundhouse.kernels.DType.INT32, 2 * maxShard);
+        this.pairs = be.allocate("adv.pairs", DType.FLOAT32, 2 * maxShard, inputs);
+        this.pairLabels = be.allocate("adv.pairLabels", DType.INT32, 2 * maxShard);
         this.hostLabels = new int[2 * maxShard];
-        this.adversarial = Pgd.buffer(be, "adv.examples", maxShard, inputs);
+        this.adversarial = be.allocate("adv.examples", DType.FLOAT32, maxShard, inputs);
         this.scratch = new StepStats(model.moeLayers(), model.spec().experts());
         this.syncScratch = new float[syncExtra];
         if (spec.mode() == AdversarialSpec.Mode.ADVMOE && model.params().trainable().stream().noneMatch(ROUTERS)) {
@@ -85,7 +86,7 @@ final class AdversarialStep {
         System.arraycopy(labels, 0, hostLabels, n, n);
         be.write(pairLabels.rows(2 * n), hostLabels);  // copies the view's 2n
         model.loss().trades(spec.beta());
-        return new Pgd.Rows(pairs.rows(2 * n), pairLabels.rows(2 * n), hostLabels);
+        return new Batch.Of(pairs.rows(2 * n), pairLabels.rows(2 * n), hostLabels);
     }
 
     /** The first attack's salt. */

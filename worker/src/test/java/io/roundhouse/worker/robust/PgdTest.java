@@ -14,6 +14,7 @@ import io.roundhouse.kernels.Tensor;
 import io.roundhouse.kernels.cpu.CpuBackend;
 import io.roundhouse.worker.config.ConfigException;
 import io.roundhouse.worker.config.JobConfig;
+import io.roundhouse.worker.model.Batch;
 import io.roundhouse.worker.model.ImageModel;
 import io.roundhouse.worker.model.ModelSpec;
 import io.roundhouse.worker.model.MoeClassifier;
@@ -45,7 +46,7 @@ class PgdTest {
     }
 
     /** n images of pixels in [0, 1], normalised as the model reads them, and their labels. */
-    private static Pgd.Rows images(Backend be, int n, Random r, float[] host, int[] labels) {
+    private static Batch.Of images(Backend be, int n, Random r, float[] host, int[] labels) {
         for (int j = 0; j < n * INPUTS; j++) {
             host[j] = (float) ((r.nextDouble() - MEAN) / STD);
         }
@@ -56,7 +57,7 @@ class PgdTest {
         Tensor y = be.allocate("y", DType.INT32, n);
         be.write(x, host);
         be.write(y, labels);
-        return new Pgd.Rows(x, y, labels);
+        return new Batch.Of(x, y, labels);
     }
 
     @ParameterizedTest
@@ -67,7 +68,7 @@ class PgdTest {
         Backend be = model.backend();
         float[] clean = new float[n * INPUTS];
         int[] labels = new int[n];
-        Pgd.Rows batch = images(be, n, new Random(1), clean, labels);
+        Batch.Of batch = images(be, n, new Random(1), clean, labels);
         StepStats stats = new StepStats(model.moeLayers(), 4);
         double cleanLoss = model.forward(batch, n, false, 1, 0, 0, stats).crossEntropy;
         Tensor out = be.allocate("adv", DType.FLOAT32, n, INPUTS);
@@ -85,7 +86,7 @@ class PgdTest {
             moved |= Math.abs(delta) > eps / 2;
         }
         assertTrue(moved, "the attack should use its budget");
-        double advLoss = model.forward(new Pgd.Rows(out, batch.targets(), labels), n, false, 1, 0, 0, stats)
+        double advLoss = model.forward(new Batch.Of(out, batch.targets(), labels), n, false, 1, 0, 0, stats)
                 .crossEntropy;
         assertTrue(advLoss > cleanLoss + 0.01, "PGD should raise the loss: clean " + cleanLoss + ", attacked " + advLoss);
     }
@@ -96,7 +97,7 @@ class PgdTest {
         ImageModel model = model("classifier", n);
         Backend be = model.backend();
         float[] clean = new float[n * INPUTS];
-        Pgd.Rows batch = images(be, n, new Random(2), clean, new int[n]);
+        Batch.Of batch = images(be, n, new Random(2), clean, new int[n]);
         Tensor out = be.allocate("adv", DType.FLOAT32, n, INPUTS);
         new Pgd(model, n, MEAN, STD).attack(batch, n, new Pgd.Attack(0.1, 0.01, 0, false),
                 Pgd.Objective.CROSS_ENTROPY, n, 1, 0, 0, 0, out);
@@ -117,7 +118,7 @@ class PgdTest {
         Backend be = model.backend();
         float[] clean = new float[n * INPUTS];
         int[] labels = new int[n];
-        Pgd.Rows batch = images(be, n, new Random(3), clean, labels);
+        Batch.Of batch = images(be, n, new Random(3), clean, labels);
         Pgd pgd = new Pgd(model, n, MEAN, STD);
         Pgd.Attack a = new Pgd.Attack(0.1, 0.02, 4, true);
         Tensor whole = be.allocate("whole", DType.FLOAT32, n, INPUTS);
@@ -134,7 +135,7 @@ class PgdTest {
             be.write(x, xs);
             be.write(y, ys);
             Tensor out = be.allocate("out" + part, DType.FLOAT32, h, INPUTS);
-            pgd.attack(new Pgd.Rows(x, y, ys), h, a, Pgd.Objective.KL_TO_CLEAN, n, 9, 5, 1, (long) part * h, out);
+            pgd.attack(new Batch.Of(x, y, ys), h, a, Pgd.Objective.KL_TO_CLEAN, n, 9, 5, 1, (long) part * h, out);
             be.read(out, got, part * h * INPUTS);
         }
         for (int j = 0; j < want.length; j++) {
