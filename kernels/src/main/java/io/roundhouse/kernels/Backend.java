@@ -98,8 +98,8 @@ public interface Backend extends AutoCloseable {
      */
     default double sumSquares(List<Tensor> ts) {
         double s = 0;
-        for (Tensor t : ts) {
-            s += sumSquares(t);
+        for (int i = 0; i < ts.size(); i++) {  // every step: no iterator
+            s += sumSquares(ts.get(i));
         }
         return s;
     }
@@ -427,10 +427,11 @@ public interface Backend extends AutoCloseable {
      * (summed over workers, so W workers give what one worker with all tokens gives).
      * Load balancing (Switch): {@code alpha·E·Σ_e f_e·P_e} with {@code f_e = selected[e]/(T·K)}
      * (a constant) and {@code P_e = probSums[e]/T}, T = totalTokens. Z-loss (ST-MoE): this
-     * worker's share {@code beta·Σ_{n local} lse[n]²/T}. Returns {loadBalance, zLossShare}.
+     * worker's share {@code beta·Σ_{n local} lse[n]²/T}. Writes {loadBalance, zLossShare} into
+     * {@code out} (two floats) and returns it.
      */
     float[] routerLossForward(Tensor lse, int[] selected, float[] probSums, int totalTokens, int k, float alpha,
-                              float beta);
+                              float beta, float[] out);
 
     /**
      * dProbs[N,E] = dLoss·alpha·E·f_e/T and dLse[N] = dLoss·2·beta·lse/T (assigned), the gradients

@@ -341,12 +341,12 @@ public final class Check {
     }
 
     /**
-     * The attention's shapes, for forward and backward.
+     * The attention's shapes, for forward and backward: afterwards Tq = q.dim(0) / batch,
+     * Tk = k.dim(0) / batch and dh = q.rowSize() / heads are whole.
      *
      * @param rates per-query-row dropout rates, or null
-     * @return {Tq, Tk, dh}
      */
-    public static int[] attention(String op, Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, int batch,
+    public static void attention(String op, Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, int batch,
                                   int heads, int kvHeads, Tensor rates, long firstSequence) {
         if (!(heads > 0 && kvHeads > 0 && heads % kvHeads == 0)) {
             throw new IllegalArgumentException(op + ": " + kvHeads + " key/value heads must divide " + heads
@@ -378,7 +378,6 @@ public final class Check {
         if (rates != null) {
             shape(op, rates, q.dim(0));
         }
-        return new int[] {tq, tk, dh};
     }
 
     public static void sigmoidGate(String op, Tensor y, Tensor x, Tensor g) {

@@ -49,6 +49,16 @@ public final class Philox {
         return toUnit(w[(int) (index & 3)]);
     }
 
+    private static final ThreadLocal<int[]> WORDS = ThreadLocal.withInitial(() -> new int[4]);
+
+    /**
+     * This thread's 4-word scratch for {@link #block4}, so a loop drawing numbers allocates none
+     * (for leaf loops that call nothing else that uses it).
+     */
+    public static int[] scratch() {
+        return WORDS.get();
+    }
+
     /** The 4 words of block {@code blockIndex} (elements 4·blockIndex … 4·blockIndex+3). */
     public static void block4(long seed, long stream, long blockIndex, int[] out) {
         block((int) blockIndex, (int) (blockIndex >>> 32), (int) stream, (int) (stream >>> 32),

@@ -74,10 +74,68 @@ public abstract class Tensor {
     }
 
     /** A view of rows {@code [0, n)} sharing this tensor's storage. */
-    public abstract Tensor rows(int n);
+    public final Tensor rows(int n) {
+        return rows(0, n);
+    }
 
-    /** A view of rows {@code [from, from + n)} sharing this tensor's storage. */
-    public abstract Tensor rows(int from, int n);
+    /**
+     * A view of rows {@code [from, from + n)} sharing this tensor's storage. Views are made once
+     * and returned again for the same rows (a view is immutable, so sharing it is safe): a step asks
+     * for the same views of its tensors every step, and the leading-row views of buffers whose row
+     * count changes from step to step (routed rows) are kept per count, so a steady-state step makes
+     * none. Any thread may ask; one that reads a slot another is filling only makes a view of its own.
+     */
+    public final Tensor rows(int from, int n) {
+        if (from < 0 || n < 0 || from + n > dim(0)) {
+            throw new IllegalArgumentException("rows [" + from + ", " + (from + n) + ") out of range for " + this);
+        }
+        if (from == 0 && n == dim(0)) {
+            return this;
+        }
+        if (from == 0 && dim(0) <= MAX_ROWS_BY_COUNT) {
+            Tensor[] byCount = leadingViews;
+            if (byCount == null) {
+                byCount = new Tensor[dim(0)];
+                leadingViews = byCount;
+            }
+            Tensor v = byCount[n];
+            if (v == null) {
+                v = makeRows(0, n);
+                byCount[n] = v;
+            }
+            return v;
+        }
+        RowView[] recent = otherViews;
+        if (recent == null) {
+            recent = new RowView[RECENT_VIEWS];
+            otherViews = recent;
+        }
+        for (RowView v : recent) {
+            if (v != null && v.from == from && v.n == n) {
+                return v.view;
+            }
+        }
+        RowView v = new RowView(from, n, makeRows(from, n));
+        recent[nextView] = v;
+        nextView = (nextView + 1) % RECENT_VIEWS;
+        return v.view;
+    }
+
+    /** Tensors of at most this many rows keep one view per leading-row count (a reference per row). */
+    private static final int MAX_ROWS_BY_COUNT = 1 << 14;
+    /** How many views of other row ranges a tensor keeps (some are asked at two or three offsets in turn). */
+    private static final int RECENT_VIEWS = 4;
+
+    /** A view and the rows it covers (immutable: a racing reader sees all of it or none). */
+    private record RowView(int from, int n, Tensor view) {
+    }
+
+    private Tensor[] leadingViews;   // [dim(0)]: the view of rows [0, n) at n, made on first use
+    private RowView[] otherViews;    // the last few views of other ranges
+    private int nextView;
+
+    /** A new view of rows {@code [from, from + n)} (in range) sharing this tensor's storage. */
+    protected abstract Tensor makeRows(int from, int n);
 
     /**
      * The same elements with another shape of the same size (e.g. expert e's [D, F] slice of an

@@ -373,7 +373,7 @@ class RoutingOpsTest {
         Tensor tl = s.tensor("lse", lse, n);
         float[] probSums = new float[e];
         s.be.routerStats(tp, probSums);
-        float[] got = s.be.routerLossForward(tl, selected, probSums, n, k, alpha, beta);
+        float[] got = s.be.routerLossForward(tl, selected, probSums, n, k, alpha, beta, new float[2]);
         assertClose("router losses fwd", ref.apply(both), new double[] {got[0], got[1]}, 1e-6);
         Tensor dp = s.poisoned("dProbs", n, e);
         Tensor dl = s.poisoned("dLse", n);
@@ -395,8 +395,8 @@ class RoutingOpsTest {
         for (int j = 0; j < e; j++) {
             global[j] = sums1[j] + sums2[j];
         }
-        float[] a = s.be.routerLossForward(tl.rows(0, n1), selected, global, n, k, alpha, beta);
-        float[] b = s.be.routerLossForward(tl.rows(n1, n - n1), selected, global, n, k, alpha, beta);
+        float[] a = s.be.routerLossForward(tl.rows(0, n1), selected, global, n, k, alpha, beta, new float[2]);
+        float[] b = s.be.routerLossForward(tl.rows(n1, n - n1), selected, global, n, k, alpha, beta, new float[2]);
         assertEquals(got[0], a[0], 1e-7, "every worker sees the global load-balancing loss");
         assertEquals(got[1], a[1] + b[1], 1e-7, "z-loss shares add up");
         Tensor dp1 = s.poisoned("dProbs1", n1, e);

@@ -21,6 +21,7 @@ import io.roundhouse.kernels.Tensor;
  */
 public final class CpuBackend implements Backend {
     private final CpuActivationRows activations = new CpuActivationRows();
+    private final CpuPermutes permutes = new CpuPermutes();
     private final CpuExperts experts = new CpuExperts(this, activations);
     private final CpuTransformer transformer = new CpuTransformer();
     /** Workspace for the bf16-rounded GEMM operands, by slot; each grows to its largest operand once. */
@@ -478,22 +479,22 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void permuteForward(Tensor xp, Tensor x, Tensor rowToken, int m) {
-        CpuRouting.permuteForward(xp, x, rowToken, m);
+        permutes.permuteForward(xp, x, rowToken, m);
     }
 
     @Override
     public void permuteBackward(Tensor dx, Tensor dxp, Tensor rowToken, int m) {
-        CpuRouting.permuteBackward(dx, dxp, rowToken, m);
+        permutes.permuteBackward(dx, dxp, rowToken, m);
     }
 
     @Override
     public void unpermuteForward(Tensor y, Tensor yp, Tensor copyRow, Tensor gates) {
-        CpuRouting.unpermuteForward(y, yp, copyRow, gates);
+        permutes.unpermuteForward(y, yp, copyRow, gates);
     }
 
     @Override
     public void unpermuteBackward(Tensor dyp, Tensor dGates, Tensor dy, Tensor yp, Tensor copyRow, Tensor gates) {
-        CpuRouting.unpermuteBackward(dyp, dGates, dy, yp, copyRow, gates);
+        permutes.unpermuteBackward(dyp, dGates, dy, yp, copyRow, gates);
     }
 
     @Override
@@ -508,8 +509,8 @@ public final class CpuBackend implements Backend {
 
     @Override
     public float[] routerLossForward(Tensor lse, int[] selected, float[] probSums, int totalTokens, int k, float alpha,
-                                     float beta) {
-        return CpuRouting.routerLossForward(lse, selected, probSums, totalTokens, k, alpha, beta);
+                                     float beta, float[] out) {
+        return CpuRouting.routerLossForward(lse, selected, probSums, totalTokens, k, alpha, beta, out);
     }
 
     @Override

@@ -29,7 +29,7 @@ public final class CpuElementwise {
             return;
         }
         float scale = 1f / (1f - p);
-        int[] words = new int[4];
+        int[] words = Philox.scratch();
         long block = -1;
         for (int j = 0; j < n; j++) {
             long g = firstElement + j;
@@ -53,7 +53,7 @@ public final class CpuElementwise {
         float[] ra = f(rates);
         int oo = o(out);
         int io = o(in);
-        int[] words = new int[4];
+        int[] words = Philox.scratch();
         long block = -1;
         for (int r = 0; r < n; r++) {
             float p = ra[o(rates) + r];
@@ -78,7 +78,7 @@ public final class CpuElementwise {
         float[] ya = f(y);
         float[] xa = f(x);
         float[] aa = f(amplitude);
-        int[] words = new int[4];
+        int[] words = Philox.scratch();
         long block = -1;
         for (int r = 0; r < n; r++) {
             float a = aa[o(amplitude) + r];

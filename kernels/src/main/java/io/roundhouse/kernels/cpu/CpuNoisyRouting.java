@@ -50,7 +50,7 @@ public final class CpuNoisyRouting {
         int oo = o(out);
         int io = o(in);
         int ro = o(raw);
-        int[] words = new int[4];
+        int[] words = Philox.scratch();
         long block = -1;
         for (int j = 0, n = raw.size(); j < n; j++) {
             long g = first + j;

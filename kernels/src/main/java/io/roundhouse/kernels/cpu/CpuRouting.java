@@ -350,140 +350,6 @@ public final class CpuRouting {
         return offsets[numExperts];
     }
 
-    static void permuteForward(Tensor xp, Tensor x, Tensor rowToken, int m) {
-        int d = x.rowSize();
-        Check.atLeastRows("permuteForward", xp, m, d);
-        float[] src = f(x);
-        float[] dst = f(xp);
-        int[] tok = i(rowToken);
-        if (CpuThreads.chunks(m, d) == 1) {  // on the caller, without a lambda's allocation
-            permuteRows(src, dst, tok, x, xp, rowToken, 0, m, d);
-        } else {
-            CpuThreads.rows(m, d, (c, first, end) -> permuteRows(src, dst, tok, x, xp, rowToken, first, end, d));
-        }
-    }
-
-    private static void permuteRows(float[] src, float[] dst, int[] tok, Tensor x, Tensor xp, Tensor rowToken,
-                                    int first, int end, int d) {
-        for (int r = first; r < end; r++) {
-            System.arraycopy(src, o(x) + tok[o(rowToken) + r] * d, dst, o(xp) + r * d, d);
-        }
-    }
-
-    static void permuteBackward(Tensor dx, Tensor dxp, Tensor rowToken, int m) {
-        int d = dx.rowSize();
-        Check.atLeastRows("permuteBackward", dxp, m, d);
-        float[] dst = f(dx);
-        float[] src = f(dxp);
-        int[] tok = i(rowToken);
-        java.util.Arrays.fill(dst, o(dx), o(dx) + dx.size(), 0f);
-        int n = dx.dim(0);
-        // Each chunk owns a range of tokens and adds their copies in row order, as one thread would.
-        long perToken = (long) m * d / Math.max(1, n);
-        if (CpuThreads.chunks(n, perToken) == 1) {
-            addCopies(dst, src, tok, dx, dxp, rowToken, 0, n, m, d);
-        } else {
-            CpuThreads.rows(n, perToken, (c, first, end) -> addCopies(dst, src, tok, dx, dxp, rowToken, first, end, m, d));
-        }
-    }
-
-    /** Adds to tokens [first, end) their copies, in row order. */
-    private static void addCopies(float[] dst, float[] src, int[] tok, Tensor dx, Tensor dxp, Tensor rowToken,
-                                  int first, int end, int m, int d) {
-        for (int r = 0; r < m; r++) {
-            int t = tok[o(rowToken) + r];
-            if (t < first || t >= end) {
-                continue;
-            }
-            int to = o(dx) + t * d;
-            int so = o(dxp) + r * d;
-            for (int j = 0; j < d; j++) {
-                dst[to + j] += src[so + j];
-            }
-        }
-    }
-
-    static void unpermuteForward(Tensor y, Tensor yp, Tensor copyRow, Tensor gates) {
-        int n = y.dim(0);
-        int d = y.rowSize();
-        int k = copyRow.dim(1);
-        Check.shape("unpermuteForward", copyRow, n, k);
-        float[] ya = f(y);
-        float[] src = f(yp);
-        int[] rows = i(copyRow);
-        java.util.Arrays.fill(ya, o(y), o(y) + y.size(), 0f);
-        if (CpuThreads.chunks(n, (long) k * d) == 1) {
-            unpermuteRows(ya, src, rows, y, yp, copyRow, gates, 0, n, d, k);
-        } else {
-            CpuThreads.rows(n, (long) k * d, (chunk, first, end) -> unpermuteRows(ya, src, rows, y, yp, copyRow, gates,
-                    first, end, d, k));
-        }
-    }
-
-    private static void unpermuteRows(float[] ya, float[] src, int[] rows, Tensor y, Tensor yp, Tensor copyRow,
-                                      Tensor gates, int first, int end, int d, int k) {
-        for (int r = first; r < end; r++) {
-            int yr = o(y) + r * d;
-            for (int s = 0; s < k; s++) {
-                int row = rows[o(copyRow) + r * k + s];
-                if (row < 0) {
-                    continue;
-                }
-                float w = gates == null ? 1f : f(gates)[o(gates) + r * k + s];
-                int so = o(yp) + row * d;
-                for (int j = 0; j < d; j++) {
-                    ya[yr + j] += w * src[so + j];
-                }
-            }
-        }
-    }
-
-    static void unpermuteBackward(Tensor dyp, Tensor dGates, Tensor dy, Tensor yp, Tensor copyRow, Tensor gates) {
-        int n = dy.dim(0);
-        int d = dy.rowSize();
-        int k = copyRow.dim(1);
-        Check.shape("unpermuteBackward", copyRow, n, k);
-        float[] dya = f(dy);
-        float[] dst = f(dyp);
-        float[] ypa = f(yp);
-        int[] rows = i(copyRow);
-        if (CpuThreads.chunks(n, 2L * k * d) == 1) {
-            unpermuteBackwardRows(dst, dGates, dya, ypa, rows, dy, dyp, yp, copyRow, gates, 0, n, d, k);
-        } else {
-            CpuThreads.rows(n, 2L * k * d, (chunk, first, end) -> unpermuteBackwardRows(dst, dGates, dya, ypa, rows,
-                    dy, dyp, yp, copyRow, gates, first, end, d, k));
-        }
-    }
-
-    private static void unpermuteBackwardRows(float[] dst, Tensor dGates, float[] dya, float[] ypa, int[] rows,
-                                              Tensor dy, Tensor dyp, Tensor yp, Tensor copyRow, Tensor gates,
-                                              int first, int end, int d, int k) {
-        for (int r = first; r < end; r++) {
-            int dyr = o(dy) + r * d;
-            for (int s = 0; s < k; s++) {
-                int c = r * k + s;
-                int row = rows[o(copyRow) + c];
-                if (row < 0) {
-                    if (dGates != null) {
-                        f(dGates)[o(dGates) + c] = 0f;
-                    }
-                    continue;
-                }
-                float w = gates == null ? 1f : f(gates)[o(gates) + c];
-                int ro = o(dyp) + row * d;
-                int yo = o(yp) + row * d;
-                double dot = 0;
-                for (int j = 0; j < d; j++) {
-                    dst[ro + j] = w * dya[dyr + j];
-                    dot += dya[dyr + j] * ypa[yo + j];
-                }
-                if (dGates != null) {
-                    f(dGates)[o(dGates) + c] = (float) dot;
-                }
-            }
-        }
-    }
-
     static void routerStats(Tensor probs, float[] probSums) {
         int n = probs.dim(0);
         int e = probs.dim(1);
@@ -520,21 +386,21 @@ public final class CpuRouting {
     }
 
     static float[] routerLossForward(Tensor lse, int[] selected, float[] probSums, int totalTokens, int k, float alpha,
-                                     float beta) {
+                                     float beta, float[] out) {
         double z = 0;
         float[] l = f(lse);
         for (int r = 0, n = lse.dim(0); r < n; r++) {
             z += (double) l[o(lse) + r] * l[o(lse) + r];
         }
-        return routerLoss(lse, selected, probSums, totalTokens, k, alpha, beta, z);
+        return routerLoss(lse, selected, probSums, totalTokens, k, alpha, beta, z, out);
     }
 
     /**
      * The router losses from the statistics and this worker's Σ lse² (any backend computes that
-     * sum its own way): {@code [α·E·Σ f_e·P_e, β·Σ lse²/T]}.
+     * sum its own way): {@code [α·E·Σ f_e·P_e, β·Σ lse²/T]}, written into {@code out} (returned).
      */
     public static float[] routerLoss(Tensor lse, int[] selected, float[] probSums, int totalTokens, int k, float alpha,
-                              float beta, double lseSquares) {
+                              float beta, double lseSquares, float[] out) {
         int e = selected.length;
         if (!(probSums.length == e)) {
             throw new IllegalArgumentException("routerLossForward: probSums has " + probSums.length
@@ -549,7 +415,9 @@ public final class CpuRouting {
         for (int j = 0; j < e; j++) {
             lb += (selected[j] / (t * k)) * (probSums[j] / t);
         }
-        return new float[] {(float) (alpha * e * lb), (float) (beta * lseSquares / t)};
+        out[0] = (float) (alpha * e * lb);
+        out[1] = (float) (beta * lseSquares / t);
+        return out;
     }
 
     static void routerLossBackward(Tensor dProbs, Tensor dLse, Tensor lse, int[] selected, int totalTokens, int k,

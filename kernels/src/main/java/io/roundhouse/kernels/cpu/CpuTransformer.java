@@ -75,10 +75,10 @@ final class CpuTransformer {
 
     void attentionForward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, int batch, int heads, int kvHeads,
                           float scale, Tensor rates, long seed, long stream, long firstSequence) {
-        int[] dims = Check.attention("attentionForward", out, lse, q, k, v, batch, heads, kvHeads, rates, firstSequence);
-        int tq = dims[0];
-        int tk = dims[1];
-        int dh = dims[2];
+        Check.attention("attentionForward", out, lse, q, k, v, batch, heads, kvHeads, rates, firstSequence);
+        int tq = q.dim(0) / batch;
+        int tk = k.dim(0) / batch;
+        int dh = q.rowSize() / heads;
         grow(tk);
         int group = heads / kvHeads;
         int qld = heads * dh;
@@ -143,15 +143,15 @@ final class CpuTransformer {
     void attentionBackward(Tensor dq, Tensor dk, Tensor dv, Tensor dOut, Tensor out, Tensor lse, Tensor q, Tensor k,
                            Tensor v, int batch, int heads, int kvHeads, float scale, Tensor rates, long seed,
                            long stream, long firstSequence) {
-        int[] dims = Check.attention("attentionBackward", out, lse, q, k, v, batch, heads, kvHeads, rates,
+        Check.attention("attentionBackward", out, lse, q, k, v, batch, heads, kvHeads, rates,
                 firstSequence);
         Check.sameSize("attentionBackward", dOut, out);
         Check.sameSize("attentionBackward", dq, q);
         Check.sameSize("attentionBackward", dk, k);
         Check.sameSize("attentionBackward", dv, v);
-        int tq = dims[0];
-        int tk = dims[1];
-        int dh = dims[2];
+        int tq = q.dim(0) / batch;
+        int tk = k.dim(0) / batch;
+        int dh = q.rowSize() / heads;
         grow(tk);
         int group = heads / kvHeads;
         int qld = heads * dh;
@@ -237,7 +237,7 @@ final class CpuTransformer {
     private void masks(int m, int kend, int i0, int tk, long element, Tensor rates, int firstRow, long seed,
                        long stream) {
         float[] ra = f(rates);
-        int[] words = new int[4];
+        int[] words = Philox.scratch();
         long block = -1;
         for (int r = 0; r < m; r++) {
             float rate = ra[o(rates) + firstRow + i0 + r];

@@ -600,8 +600,8 @@ public final class CudaBackend implements Backend {
 
     @Override
     public float[] routerLossForward(Tensor lse, int[] selected, float[] probSums, int totalTokens, int k, float alpha,
-                                     float beta) {
-        return CpuRouting.routerLoss(lse, selected, probSums, totalTokens, k, alpha, beta, sumSquares(lse));
+                                     float beta, float[] out) {
+        return CpuRouting.routerLoss(lse, selected, probSums, totalTokens, k, alpha, beta, sumSquares(lse), out);
     }
 
     @Override

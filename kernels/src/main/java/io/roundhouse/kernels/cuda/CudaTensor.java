@@ -31,27 +31,8 @@ final class CudaTensor extends Tensor {
     }
 
     @Override
-    public Tensor rows(int n) {
-        return rows(0, n);
-    }
-
-    // The last row view made, returned again for the same rows (as CpuTensor does): a view is
-    // immutable and says itself which rows it covers, so a stale read only makes a new one.
-    private CudaTensor lastView;
-
-    @Override
-    public Tensor rows(int from, int n) {
-        if (from < 0 || n < 0 || from + n > dim(0)) {
-            throw new IllegalArgumentException("rows [" + from + ", " + (from + n) + ") out of range for " + this);
-        }
-        long start = byteOffset + 4L * from * rowSize();
-        CudaTensor v = lastView;
-        if (v != null && v.byteOffset == start && v.dim(0) == n) {
-            return v;
-        }
-        v = new CudaTensor(name(), dtype(), shapeWithRows(n), base, start);
-        lastView = v;
-        return v;
+    protected Tensor makeRows(int from, int n) {
+        return new CudaTensor(name(), dtype(), shapeWithRows(n), base, byteOffset + 4L * from * rowSize());
     }
 
     @Override

@@ -72,10 +72,10 @@ final class CudaTransformer {
     void attentionForward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, int batch, int heads, int kvHeads,
                           float scale, Tensor rates, long seed, long stream, long firstSequence) {
         String op = "attentionForward";
-        int[] dims = Check.attention(op, out, lse, q, k, v, batch, heads, kvHeads, rates, firstSequence);
-        int tq = dims[0];
-        int tk = dims[1];
-        int dh = dims[2];
+        Check.attention(op, out, lse, q, k, v, batch, heads, kvHeads, rates, firstSequence);
+        int tq = q.dim(0) / batch;
+        int tk = k.dim(0) / batch;
+        int dh = q.rowSize() / heads;
         Width w = launchable(op, dh, batch, heads, rates);
         if (tq == 0) {
             return;
@@ -89,14 +89,14 @@ final class CudaTransformer {
                            Tensor v, int batch, int heads, int kvHeads, float scale, Tensor rates, long seed,
                            long stream, long firstSequence) {
         String op = "attentionBackward";
-        int[] dims = Check.attention(op, out, lse, q, k, v, batch, heads, kvHeads, rates, firstSequence);
+        Check.attention(op, out, lse, q, k, v, batch, heads, kvHeads, rates, firstSequence);
         Check.sameSize(op, dOut, out);
         Check.sameSize(op, dq, q);
         Check.sameSize(op, dk, k);
         Check.sameSize(op, dv, v);
-        int tq = dims[0];
-        int tk = dims[1];
-        int dh = dims[2];
+        int tq = q.dim(0) / batch;
+        int tk = k.dim(0) / batch;
+        int dh = q.rowSize() / heads;
         Width w = launchable(op, dh, batch, heads, rates);
         if (tk == 0) {
             return;  // then Tq = 0 too: nothing to assign

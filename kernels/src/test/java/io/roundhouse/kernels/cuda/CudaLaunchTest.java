@@ -147,7 +147,7 @@ class CudaLaunchTest {
             be.permuteBackward(x, xp.rows(m), rowToken, m);
             float[] probSums = new float[e];
             be.routerStats(probs, probSums);
-            be.routerLossForward(lse, selected, probSums, n, k, 0.01f, 0.001f);
+            be.routerLossForward(lse, selected, probSums, n, k, 0.01f, 0.001f, new float[2]);
             be.routerLossBackward(dProbs, dLse, lse, selected, n, k, 0.01f, 0.001f, 1f);
             be.gateBackward(logits, dGates, dProbs, dLse, probs, top, gates, mode);
             be.gateBackward(logits, dGates, null, null, probs, top, gates, mode);

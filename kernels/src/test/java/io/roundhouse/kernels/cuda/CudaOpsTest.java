@@ -527,8 +527,8 @@ class CudaOpsTest {
             cpu.routerStats(probs[0], sumC);
             gpu.routerStats(probs[1], sumG);
             assertArrayEquals(sumC, sumG, 1e-5f, "routerStats");
-            float[] lossC = cpu.routerLossForward(lse[0], selC, sumC, n, k, 0.01f, 0.001f);
-            float[] lossG = gpu.routerLossForward(lse[1], selG, sumG, n, k, 0.01f, 0.001f);
+            float[] lossC = cpu.routerLossForward(lse[0], selC, sumC, n, k, 0.01f, 0.001f, new float[2]);
+            float[] lossG = gpu.routerLossForward(lse[1], selG, sumG, n, k, 0.01f, 0.001f, new float[2]);
             assertArrayEquals(lossC, lossG, 1e-6f, "routerLossForward");
             Tensor[] dProbs = poisoned("dProbs", n, e);
             Tensor[] dLse = poisoned("dLse", n);

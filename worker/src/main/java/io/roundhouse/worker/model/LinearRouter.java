@@ -58,6 +58,7 @@ abstract class LinearRouter implements Router {
     protected int totalTokens;
     private float lastLoadBalance;
     private float lastZLoss;
+    private final float[] aux = new float[2];  // the router losses: {load balance, z-loss share}
 
     /** Statistics the base class writes: a subclass's own start here. */
     protected final int baseStats;
@@ -204,8 +205,8 @@ abstract class LinearRouter implements Router {
             probSums[j] = stats[e + j];
         }
         totalTokens = Math.round(stats[2 * e]);
-        float[] aux = be.routerLossForward(lse.rows(n), globalSelected, probSums, totalTokens, copiesPerToken(),
-                current(Hyper.LOAD_BALANCE, alpha), current(Hyper.Z_LOSS, beta));
+        be.routerLossForward(lse.rows(n), globalSelected, probSums, totalTokens, copiesPerToken(),
+                current(Hyper.LOAD_BALANCE, alpha), current(Hyper.Z_LOSS, beta), aux);
         lastLoadBalance = aux[0];
         lastZLoss = aux[1];
     }

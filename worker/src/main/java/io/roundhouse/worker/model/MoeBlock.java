@@ -14,6 +14,7 @@ public final class MoeBlock {
     private final Tensor out;      // [maxN, D]
     private final Tensor dBranch;  // [maxN, D]
     private final Tensor dx;       // [maxN, D]
+    private final RouterContext context = new RouterContext(false, 0, 0, 0, 0);  // set at each forward
     private float p;
     private Tensor rates;   // per-row dropout rates (a Self-Tuning Network's weight step), or null
     private long seed;
@@ -54,8 +55,7 @@ public final class MoeBlock {
         this.seed = seed;
         this.stream = stream;
         this.firstElement = firstRow * spec.dim();
-        Tensor branch = moe.forward(norm.forward(x), capacity, new RouterContext(train, step, seed, jitterStream,
-                firstRow));
+        Tensor branch = moe.forward(norm.forward(x), capacity, context.set(train, step, seed, jitterStream, firstRow));
         Tensor o = out.rows(n);
         if (rates != null) {
             be.dropoutRowsForward(dropped.rows(n), branch, rates, seed, stream, firstElement);

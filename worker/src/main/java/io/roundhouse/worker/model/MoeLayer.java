@@ -93,6 +93,9 @@ public final class MoeLayer {
     private MoeLayer next;          // pre-gating: the MoE layer this one's input routes, or null
     private Tensor routerDx;        // pre-gating: this router's dL/d(previous layer's input), from backward
 
+    /** The context of {@link #forward(Tensor, int)}: training, step 0, no noise keys (never set). */
+    private static final RouterContext TRAINING = new RouterContext(true, 0, 0, 0, 0);
+
     public MoeLayer(Backend be, ParamStore ps, String name, ModelSpec spec, ExpertExchange exchange, int maxN) {
         this(be, ps, name, spec, exchange, maxN, true);
     }
@@ -200,7 +203,7 @@ public final class MoeLayer {
      * @return y[n,D], valid until the next forward
      */
     public Tensor forward(Tensor input, int capacity) {
-        return forward(input, capacity, new RouterContext(true, 0, 0, 0, 0));
+        return forward(input, capacity, TRAINING);
     }
 
     /**

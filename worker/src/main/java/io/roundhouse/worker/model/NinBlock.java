@@ -33,6 +33,7 @@ final class NinBlock {
     private final Tensor dMix;     // [maxN, D]
     private final Tensor du;       // [maxN, D]
     private final Tensor dx;       // [maxN, D]
+    private final RouterContext context = new RouterContext(false, 0, 0, 0, 0);  // set at each forward
     private Tensor g;
     private Tensor m;
     private float rate;
@@ -109,7 +110,7 @@ final class NinBlock {
         be.axpy(hh, 1f, dropout(gm, 0));
         timers.add(PhaseTimers.Phase.MIXER, t0, System.nanoTime());
         Tensor f = moe != null ? moe.forward(norm2.forward(hh), capacity,
-                new RouterContext(train, step, seed, streams + 2, firstRow)) : ffn.forward(norm2.forward(hh));
+                context.set(train, step, seed, streams + 2, firstRow)) : ffn.forward(norm2.forward(hh));
         Tensor o = out.rows(n);
         be.copy(o, hh);
         be.axpy(o, 1f, dropout(f, 1));

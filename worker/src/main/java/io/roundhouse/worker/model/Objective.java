@@ -1,5 +1,6 @@
 package io.roundhouse.worker.model;
 
+import io.roundhouse.worker.report.Decimals;
 import java.util.Locale;
 
 /** What a model's figure of merit is: the classifier's accuracy, or a byte-level model's bits per byte. */
@@ -13,8 +14,13 @@ public enum Objective {
 
     /** The figure for a mean cross-entropy (nats) and an accuracy, as the console shows it. */
     public String format(double crossEntropy, double accuracy) {
-        return this == ACCURACY ? String.format(Locale.ROOT, "acc %.1f%%", 100 * accuracy)
-                : String.format(Locale.ROOT, "%.3f bits/byte", crossEntropy / LN2);
+        return appendTo(new StringBuilder(), crossEntropy, accuracy).toString();
+    }
+
+    /** {@link #format} appended to {@code sb} (a progress line's reused buffer), allocating nothing. */
+    public StringBuilder appendTo(StringBuilder sb, double crossEntropy, double accuracy) {
+        return this == ACCURACY ? Decimals.fixed(sb.append("acc "), 100 * accuracy, 1).append('%')
+                : Decimals.fixed(sb, crossEntropy / LN2, 3).append(" bits/byte");
     }
 
     /** The figure an evaluation reports (more digits). */

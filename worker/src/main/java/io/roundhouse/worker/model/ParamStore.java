@@ -163,8 +163,8 @@ public final class ParamStore {
     }
 
     public void zeroGrads() {
-        for (Param p : params) {
-            be.fill(p.grad(), 0f);
+        for (int i = 0; i < params.size(); i++) {  // every step: no iterator
+            be.fill(params.get(i).grad(), 0f);
         }
     }
 

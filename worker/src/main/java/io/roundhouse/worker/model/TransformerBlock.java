@@ -22,6 +22,7 @@ final class TransformerBlock {
     private final Tensor dBranch;  // [maxN, D]
     private final Tensor dh;       // [maxN, D]
     private final Tensor dx;       // [maxN, D]
+    private final RouterContext context = new RouterContext(false, 0, 0, 0, 0);  // set at each forward
     private final int d;
     private final PhaseTimers timers;
     private float p;
@@ -79,7 +80,7 @@ final class TransformerBlock {
         be.copy(hh, x);
         be.axpy(hh, 1f, dropout(a, 0));
         Tensor f = moe != null ? moe.forward(norm2.forward(hh), capacity,
-                new RouterContext(train, step, seed, streams + 3, firstRow)) : ffn.forward(norm2.forward(hh));
+                context.set(train, step, seed, streams + 3, firstRow)) : ffn.forward(norm2.forward(hh));
         Tensor o = out.rows(n);
         be.copy(o, hh);
         be.axpy(o, 1f, dropout(f, 1));

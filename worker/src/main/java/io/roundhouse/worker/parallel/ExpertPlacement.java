@@ -17,6 +17,7 @@ public final class ExpertPlacement {
     private final int workers;
     private final int[] first;   // [W] first hosted expert
     private final int[] count;   // [W] hosted experts
+    private final int[][] hosts; // [E] the workers hosting each expert, in rank order
 
     public ExpertPlacement(int experts, int workers) {
         if (experts < 1 || workers < 1) {
@@ -41,6 +42,12 @@ public final class ExpertPlacement {
                 first[w] = w % experts;
                 count[w] = 1;
             }
+        }
+        this.hosts = new int[experts][];
+        for (int e = 0; e < experts; e++) {
+            int expert = e;
+            hosts[e] = java.util.stream.IntStream.range(0, workers)
+                    .filter(w -> expert >= first[w] && expert < first[w] + count[w]).toArray();
         }
     }
 
@@ -67,8 +74,7 @@ public final class ExpertPlacement {
 
     /** The workers hosting {@code expert}, in rank order. */
     public int[] hosts(int expert) {
-        return java.util.stream.IntStream.range(0, workers)
-                .filter(w -> expert >= first[w] && expert < first[w] + count[w]).toArray();
+        return hosts[expert].clone();
     }
 
     /** The worker that computes {@code expert} for the copies routed on worker {@code source}. */
@@ -76,7 +82,7 @@ public final class ExpertPlacement {
         if (expert >= first[source] && expert < first[source] + count[source]) {
             return source;
         }
-        int[] h = hosts(expert);
+        int[] h = hosts[expert];  // every step: computed once
         return h[source % h.length];
     }
 

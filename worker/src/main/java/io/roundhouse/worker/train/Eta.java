@@ -1,5 +1,7 @@
 package io.roundhouse.worker.train;
 
+import io.roundhouse.worker.report.Decimals;
+
 /**
  * The time a run has left, from the measured time per step over the last {@link #WINDOW} steps (so
  * start-up and JIT warm-up fade out of it, and evaluations and checkpoints count in proportion):
@@ -48,10 +50,15 @@ public final class Eta {
 
     /** For a progress line: {@code 1m05s}, {@code 42s}, or {@code ?} while there is no estimate. */
     public String format(int total) {
+        return appendTo(new StringBuilder(), total).toString();
+    }
+
+    /** {@link #format} appended to {@code sb}, allocating nothing. */
+    public StringBuilder appendTo(StringBuilder sb, int total) {
         long s = secondsLeft(total);
         if (s < 0) {
-            return "?";
+            return sb.append('?');
         }
-        return s >= 60 ? (s / 60) + "m" + String.format("%02d", s % 60) + "s" : s + "s";
+        return s >= 60 ? Decimals.digits(sb.append(s / 60).append('m'), s % 60, 2).append('s') : sb.append(s).append('s');
     }
 }

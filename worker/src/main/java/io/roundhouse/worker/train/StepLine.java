@@ -2,11 +2,13 @@ package io.roundhouse.worker.train;
 
 /**
  * A {@code train} record written as one JSON line into a buffer that is reused from step to step,
- * so a steady-state step's record allocates nothing: numbers are appended as text directly
- * ({@link StringBuilder#append(double)} formats as {@link Double#toString} does, which is what
- * Jackson writes; NaN and the infinities are quoted, as Jackson quotes them). Names are plain
- * identifiers and are not escaped. The same record through {@link MetricsWriter#toJson} parses to
- * the same tree (a test pins it).
+ * so a steady-state step's record allocates nothing: numbers are appended as text directly, at
+ * float precision ({@link Float#toString}'s shortest form, up to 9 significant digits: JDK 17's
+ * {@link Double#toString} allocates for most doubles, its float conversion does not), and as
+ * doubles only beyond float's range; NaN and the infinities are quoted, as Jackson quotes them.
+ * Names are plain identifiers and are not escaped. The same record through
+ * {@link MetricsWriter#toJson} with every number rounded to float parses to the same tree (a test
+ * pins it).
  */
 final class StepLine {
     private final StringBuilder sb = new StringBuilder(4096);
@@ -118,10 +120,13 @@ final class StepLine {
     }
 
     private void number(double v) {
+        float f = (float) v;
         if (Double.isNaN(v) || Double.isInfinite(v)) {
             sb.append('"').append(v).append('"');
+        } else if (Float.isFinite(f) && (f != 0f || v == 0)) {
+            sb.append(f);
         } else {
-            sb.append(v);
+            sb.append(v);  // beyond float's range: as a double
         }
     }
 

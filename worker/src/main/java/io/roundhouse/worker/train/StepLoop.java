@@ -16,6 +16,7 @@ import io.roundhouse.worker.model.PhaseTimers;
 import io.roundhouse.worker.model.StepStats;
 import io.roundhouse.worker.parallel.DenseGradientSync;
 import io.roundhouse.worker.parallel.WorkerGroup;
+import io.roundhouse.worker.report.Decimals;
 import io.roundhouse.worker.robust.AdversarialSpec;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -53,6 +54,7 @@ final class StepLoop {
     private final StnTuner tuner;             // null without a Self-Tuning Network
     private final ExpertSimilarity similarity;
     private final StepLine line = new StepLine();
+    private final StringBuilder progressLine = new StringBuilder(256);
     private final double[] balance = new double[4];  // one layer's balance figures
     private final int[] augmentShift;         // the fixed augment.shift per row, or null (off or tuned)
     private final AdversarialStep adversary;  // null without adversarial training
@@ -287,7 +289,8 @@ final class StepLoop {
                 .field("stepMs", seconds * 1000);
         PhaseTimers timers = model.timers();
         l.open("phaseMs");
-        for (PhaseTimers.Phase p : PhaseTimers.Phase.ALL) {
+        for (int i = 0; i < PhaseTimers.Phase.ALL.size(); i++) {  // every step: no iterator
+            PhaseTimers.Phase p = PhaseTimers.Phase.ALL.get(i);
             l.field(p.key(), timers.nanos(p) / 1e6);
         }
         l.close().field("commShare", timers.communicationNanos() / 1e9 / seconds);
@@ -306,10 +309,19 @@ final class StepLoop {
     /** The progress line: averages since the last one, the schedule, the expected end. */
     private void progress(int epoch, int step, int total, Records.Window window, double rate, double gradNorm,
                           Eta eta) {
-        console.printf("[epoch %d] step %d/%d  loss %.4f  %s  lr %.2e  |g| %.2f  dropped %.1f%%  %,.0f tok/s  ETA %s%n",
-                epoch + 1, step, total, window.loss(), objective.format(window.crossEntropy(), window.accuracy()),
-                rate, gradNorm, 100 * window.droppedFraction(spec.topK() * model.moeLayers()),
-                window.tokensPerSecond(), eta.format(total));
+        // "[epoch %d] step %d/%d  loss %.4f  <objective>  lr %.2e  |g| %.2f  dropped %.1f%%  %,.0f tok/s  ETA <eta>",
+        // built in a reused buffer: a log step allocates next to nothing
+        StringBuilder sb = progressLine;
+        sb.setLength(0);
+        sb.append("[epoch ").append(epoch + 1).append("] step ").append(step).append('/').append(total);
+        Decimals.fixed(sb.append("  loss "), window.loss(), 4).append("  ");
+        objective.appendTo(sb, window.crossEntropy(), window.accuracy());
+        Decimals.scientific(sb.append("  lr "), rate, 2);
+        Decimals.fixed(sb.append("  |g| "), gradNorm, 2);
+        Decimals.fixed(sb.append("  dropped "), 100 * window.droppedFraction(spec.topK() * model.moeLayers()), 1);
+        Decimals.grouped(sb.append("%  "), window.tokensPerSecond()).append(" tok/s  ETA ");
+        eta.appendTo(sb, total).append(System.lineSeparator());
+        console.append(sb);
         output.flush();
         if (tuner != null) {
             console.printf("[epoch %d] step %d  hyperparameters %s after %d hyper steps%n", epoch + 1, step,

@@ -11,11 +11,17 @@ import org.junit.jupiter.api.Test;
 
 /**
  * A step record written by {@link StepLine} reads back as the tree Jackson writes for the same
- * values (NaN and infinities quoted, the extremes of double, negative zero, nested arrays and
- * objects), and the reused buffer starts clean at each record.
+ * values rounded to float (NaN and infinities quoted, the extremes of double kept as doubles,
+ * negative zero, nested arrays and objects), and the reused buffer starts clean at each record.
  */
 class StepLineTest {
     private static final ObjectMapper JSON = new ObjectMapper();
+
+    /** What a record holds for {@code v}: the float nearest it, or beyond float's range the double. */
+    private static Object written(double v) {
+        float f = (float) v;
+        return Float.isFinite(f) && (f != 0f || v == 0) ? (Object) f : (Object) v;
+    }
 
     @Test
     void writesWhatJacksonWrites() throws Exception {
@@ -24,6 +30,9 @@ class StepLineTest {
         int[][] load = {{13, 80, 0}, {}, {7}};
         Map<String, Object> hyper = new LinkedHashMap<>();
         hyper.put("dropout.block", 0.097);
+        Map<String, Object> hyperWritten = new LinkedHashMap<>();
+        hyperWritten.put("dropout.block", 0.097f);
+        hyperWritten.put("augment.shift", Double.NaN);
         hyper.put("augment.shift", Double.NaN);
         StepLine line = new StepLine();
         line.begin().field("type", "stale").field("step", 99).close();  // whatever a last record left
@@ -38,18 +47,18 @@ class StepLineTest {
             Map<String, Object> m = new LinkedHashMap<>();
             m.put("type", "train");
             m.put("step", 7L);
-            m.put("lr", v);
-            m.put("odd", odd);
+            m.put("lr", written(v));
+            m.put("odd", java.util.Arrays.stream(odd).mapToObj(StepLineTest::written).toList());
             m.put("expertLoad", load);
             Map<String, Object> b0 = new LinkedHashMap<>();
-            b0.put("a", v);
-            b0.put("b", -v);
+            b0.put("a", written(v));
+            b0.put("b", written(-v));
             m.put("balance", List.of(b0, Map.of("a", 1.5)));
             Map<String, Object> phases = new LinkedHashMap<>();
-            phases.put("embed", v);
+            phases.put("embed", written(v));
             phases.put("experts", 2.25);
             m.put("phaseMs", phases);
-            m.put("hyper", hyper);
+            m.put("hyper", hyperWritten);
             m.put("last", Long.MIN_VALUE);
             JsonNode expected = JSON.readTree(JSON.writeValueAsString(m));
             assertEquals(expected, JSON.readTree(written), "lr = " + v + ": " + written);
