@@ -104,8 +104,16 @@ class StnTrainingTest {
         }
         // The run's records and report.
         JsonNode step = records(one.runDir(), "train").get(STEPS - 1);
-        assertEquals(oneHyper.get(oneHyper.size() - 2).get("lambda").toString(), step.get("hyper").toString(),
-                "each step record carries the λ it trained with (the last step: λ after step 14's round)");
+        // (a step record's numbers are floats, the STN round's doubles)
+        JsonNode trainedWith = oneHyper.get(oneHyper.size() - 2).get("lambda");
+        java.util.List<String> names = new java.util.ArrayList<>();
+        trainedWith.fieldNames().forEachRemaining(names::add);
+        java.util.List<String> written = new java.util.ArrayList<>();
+        step.get("hyper").fieldNames().forEachRemaining(written::add);
+        assertEquals(names, written);
+        trainedWith.fieldNames().forEachRemaining(name -> assertEquals((float) trainedWith.get(name).asDouble(),
+                (float) step.get("hyper").get(name).asDouble(),
+                "each step record carries the λ it trained with (the last step: λ after step 14's round): " + name));
         JsonNode summary = new ObjectMapper().readTree(one.runDir().resolve("summary.json").toFile());
         assertEquals(last.toString(), summary.get("hyperparameters").toString());
         // The run report (RunReportTest checks in a browser that its charts draw every round).
