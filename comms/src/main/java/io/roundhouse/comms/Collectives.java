@@ -35,6 +35,15 @@ public final class Collectives {
         return m;
     }
 
+    /**
+     * Collectives of the same group on a {@link Member#sibling} of this member: a collective
+     * (every member calls it at the same point). The two run beside each other on two threads
+     * (say, a gradient all-reduce on a comms thread while the compute thread exchanges tokens).
+     */
+    public Collectives sibling() {
+        return new Collectives(m.sibling());
+    }
+
     /** Returns once every member has entered the barrier. */
     public void barrier() {
         barrier("barrier", m.config().opTimeoutMs());

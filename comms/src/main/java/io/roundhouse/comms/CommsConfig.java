@@ -115,6 +115,12 @@ public record CommsConfig(Transport transport, int termLengthBytes, int mtuBytes
                 aeronDirBase, streamIdBase, sessionToken, socketBufferBytes, twoLevelAllToAll, overlap);
     }
 
+    /** The same settings with rank r listening on stream {@code base + r}. */
+    public CommsConfig withStreamIdBase(int base) {
+        return new CommsConfig(transport, termLengthBytes, mtuBytes, connectTimeoutMs, opTimeoutMs, idle, driverThreading,
+                aeronDirBase, base, sessionToken, socketBufferBytes, twoLevelAllToAll, overlap);
+    }
+
     public CommsConfig withSocketBuffer(int bytes) {
         return new CommsConfig(transport, termLengthBytes, mtuBytes, connectTimeoutMs, opTimeoutMs, idle, driverThreading,
                 aeronDirBase, streamIdBase, sessionToken, bytes, twoLevelAllToAll, overlap);

@@ -167,6 +167,26 @@ public final class Member implements AutoCloseable {
         }
     }
 
+    /** How far a sibling's streams are from this member's ({@link #sibling}); the control channel uses +500. */
+    static final int SIBLING_STREAMS = 100_000;
+    private final List<Member> siblings = new ArrayList<>();
+
+    /**
+     * A second member of this group, at this rank, on streams of its own ({@code streamIdBase +}
+     * {@link #SIBLING_STREAMS}) through the same media driver and endpoints, connected: a
+     * collective, every member calls it at the same point. Its collectives run beside this
+     * member's, on another thread (one thread per member: a member is not thread-safe). Closed
+     * with this member.
+     */
+    public Member sibling() {
+        checkUsable();
+        Member s = new Member(cfg.withStreamIdBase(cfg.streamIdBase() + SIBLING_STREAMS * (siblings.size() + 1)),
+                driver, false, rank, endpoints);
+        siblings.add(s);
+        s.connect();
+        return s;
+    }
+
     /** The idle strategy this member waits with ({@code comms.idle}, with {@code auto} resolved). */
     public String idleStrategy() {
         return idleName;
@@ -565,6 +585,9 @@ public final class Member implements AutoCloseable {
 
     @Override
     public void close() {
+        for (Member s : siblings) {
+            s.close();
+        }
         for (Subscription sub : subs) {
             if (sub != null) {
                 sub.close();

@@ -194,7 +194,7 @@ class ExpertParallelTrainingTest {
                             }
                         }
                         AdamW opt = optimizer(be, model);
-                        DenseGradientSync sync = new DenseGradientSync(be, model.params(), c, placement, 0);
+                        DenseGradientSync sync = new DenseGradientSync(be, model.params(), c, placement, 0, false);
                         Tensor x = be.allocate("x", DType.FLOAT32, shard, inputs);
                         Tensor y = be.allocate("y", DType.INT32, shard);
                         StepStats st = new StepStats(model.moeLayers(), 4);

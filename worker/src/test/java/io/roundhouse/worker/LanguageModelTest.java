@@ -157,7 +157,9 @@ class LanguageModelTest {
                         MoeTransformer model = new MoeTransformer(be, spec, 5, most,
                                 b -> new AllToAllExchange(be, c, placement, 16, most * T * 2));
                         AdamW opt = optimizer(be, model);
-                        DenseGradientSync sync = new DenseGradientSync(be, model.params(), c, placement, 0);
+                        // The blocks' gradient buckets start during backward, on a comms thread.
+                        DenseGradientSync sync = new DenseGradientSync(be, model.params(), c, placement, 0, true);
+                        model.onBlockBackward(sync::blockDone);
                         StepStats st = new StepStats(model.moeLayers(), E);
                         for (int step = 0; step < STEPS; step++) {
                             int[] all = tokens(step, rows + 1);
@@ -165,10 +167,12 @@ class LanguageModelTest {
                                     Arrays.copyOfRange(all, lo * T + 1, (lo + n) * T + 1));
                             model.params().zeroGrads();
                             model.forward(batch, n, true, 7, step, lo, st);
+                            sync.backwardStarts();
                             model.backward(B);
                             opt.step(1e-2, sync.allReduce(new float[0]));
                             model.afterStep();
                         }
+                        sync.close();
                         java.util.Map<String, float[]> out = new java.util.LinkedHashMap<>();
                         for (Param p : model.params().all()) {
                             out.put(p.name(), model.params().read(p));

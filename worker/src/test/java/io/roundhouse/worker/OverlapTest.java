@@ -13,8 +13,9 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * {@code comms.overlap}: an MoE layer's started exchanges (the experts' weight gradients computed
- * while the input gradients travel back, the shared experts while their rows travel) give the bits
- * of the serial schedule, where every exchange finishes before the next computation: the same
+ * while the input gradients travel back, the shared experts while their rows travel) and the dense
+ * gradients' buckets summed on a comms thread while backward goes on below their block give the
+ * bits of the serial schedule, where every exchange finishes before the next computation: the same
  * parameter digest on and off, for the classifier with pre-gating, shared experts and a Self-Tuning
  * Network whose expert response has exchanges of its own, with expert replicas (W = 3 over 2
  * experts), and for the language model with shared experts.

@@ -24,7 +24,8 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * {@code train.traceSteps}: two workers trace steps 3 and 5 to 6; trace.json then holds, for each
  * worker and traced step, the step and its phases as complete events on the worker's tracks, every
- * phase inside its step and none overlapping another on the compute thread; tracing changes no
+ * phase inside its step and none overlapping another on the compute thread, and the dense
+ * gradients' buckets one after another on the comms thread's track; tracing changes no
  * parameter; a malformed list is refused naming the key.
  */
 @Timeout(120)
@@ -63,6 +64,7 @@ class StepTraceTest {
         Map<String, TreeSet<long[]>> phases = new HashMap<>();  // [start, end, index of its name]
         List<String> nameOf = new java.util.ArrayList<>();
         Set<String> names = new TreeSet<>();
+        Map<String, TreeSet<long[]>> buckets = new HashMap<>();  // the gradient comms thread's
         for (JsonNode e : doc.path("traceEvents")) {
             if (!e.path("ph").asText().equals("X")) {
                 continue;
@@ -73,6 +75,11 @@ class StepTraceTest {
             if (e.path("cat").asText().equals("step")) {
                 assertEquals(0, e.path("tid").asInt());
                 steps.put(key, new long[] {ts, end});
+            } else if (e.path("cat").asText().equals("all_reduce")) {
+                assertEquals(2, e.path("tid").asInt(), "a bucket on the comms thread's track");
+                assertTrue(e.path("name").asText().startsWith(TraceFile.BUCKET), e.toString());
+                buckets.computeIfAbsent(key, k -> new TreeSet<>((a, b) -> Long.compare(a[0], b[0])))
+                        .add(new long[] {ts, end});
             } else {
                 assertEquals(1, e.path("tid").asInt());
                 names.add(e.path("name").asText());
@@ -95,6 +102,16 @@ class StepTraceTest {
                         + (last - span[0]) + " us before " + lastName + " ends, on the compute thread");
                 last = span[1];
                 lastName = nameOf.get((int) span[2]);
+            }
+        }
+        assertEquals(steps.keySet(), buckets.keySet(), "each worker's traced steps have their gradient buckets");
+        for (Map.Entry<String, TreeSet<long[]>> b : buckets.entrySet()) {
+            long[] step = steps.get(b.getKey());
+            long last = step[0];
+            for (long[] span : b.getValue()) {
+                assertTrue(span[0] >= last - 1 && span[1] <= step[1] + 1, b.getKey() + ": buckets one after another, "
+                        + "inside their step");
+                last = span[1];
             }
         }
         assertThrows(ConfigException.class, () -> TrainerGroups.train(config(tmp.resolve("bad"), "5-3"), 1,

@@ -56,6 +56,13 @@ public interface Model {
     void backward(int globalExamples);
 
     /**
+     * Has {@link #backward} call {@code done} with b as soon as block b is done, the gradients of
+     * its parameters ({@code block<b>.…}) final then: the dense-gradient all-reduce starts their
+     * buckets while the blocks below compute (PyTorch DDP's overlap).
+     */
+    void onBlockBackward(java.util.function.IntConsumer done);
+
+    /**
      * After the optimizer's step: routers with state move it by the step's choices (the sigmoid
      * router's selection bias). Called once per training step, before any other forward.
      */

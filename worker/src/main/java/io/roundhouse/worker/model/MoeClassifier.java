@@ -25,6 +25,7 @@ public final class MoeClassifier implements ImageModel {
     public static final List<String> STN_LAYERS = List.of("embed", "router", "experts", "head");
 
     private final Backend be;
+    private java.util.function.IntConsumer blockDone = b -> { };  // see onBlockBackward
     private final ModelSpec spec;
     private final ParamStore params;
     private final int maxN;
@@ -214,6 +215,11 @@ public final class MoeClassifier implements ImageModel {
      * {@code globalExamples}: the loss is the global mean, so summing the workers' gradients
      * gives the gradient one worker would compute on the whole batch.
      */
+    @Override
+    public void onBlockBackward(java.util.function.IntConsumer done) {
+        this.blockDone = done;
+    }
+
     public void backward(int globalExamples) {
         backward(globalExamples, false);
     }
@@ -254,6 +260,7 @@ public final class MoeClassifier implements ImageModel {
         timers.add(PhaseTimers.Phase.HEAD, t0, tBlocks);
         for (int b = blocks.length - 1; b >= 0; b--) {
             d = blocks[b].backward(d);
+            blockDone.accept(b);
         }
         long tEmbed = System.nanoTime();
         Tensor dx = embed.backward(d, needDx);

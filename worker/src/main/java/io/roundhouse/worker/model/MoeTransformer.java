@@ -35,6 +35,7 @@ public final class MoeTransformer implements Model {
     public static final List<String> STN_LAYERS = List.of("embed", "attention", "router", "experts", "head");
 
     private final Backend be;
+    private java.util.function.IntConsumer blockDone = b -> { };  // see onBlockBackward
     private final LmSpec spec;
     private final ParamStore params;
     private final int maxSeqs;
@@ -202,6 +203,11 @@ public final class MoeTransformer implements Model {
     }
 
     @Override
+    public void onBlockBackward(java.util.function.IntConsumer done) {
+        this.blockDone = done;
+    }
+
+    @Override
     public void backward(int globalExamples) {
         long t0 = System.nanoTime();
         long named = timers.total();
@@ -211,6 +217,7 @@ public final class MoeTransformer implements Model {
         timers.add(PhaseTimers.Phase.HEAD, t0, tBlocks);
         for (int b = blocks.length - 1; b >= 0; b--) {
             d = blocks[b].backward(d);
+            blockDone.accept(b);
         }
         long tEmbed = System.nanoTime();
         be.permuteBackward(dTable, d, ids, rows);

@@ -37,6 +37,7 @@ public final class Ninformer implements ImageModel {
     public static final List<String> STN_LAYERS = List.of("embed", "router", "experts");
 
     private final Backend be;
+    private java.util.function.IntConsumer blockDone = b -> { };  // see onBlockBackward
     private final NinformerSpec spec;
     private final ParamStore params;
     private final int maxN;
@@ -228,6 +229,11 @@ public final class Ninformer implements ImageModel {
     }
 
     @Override
+    public void onBlockBackward(java.util.function.IntConsumer done) {
+        this.blockDone = done;
+    }
+
+    @Override
     public void backward(int globalExamples) {
         backward(globalExamples, false);
     }
@@ -272,6 +278,7 @@ public final class Ninformer implements ImageModel {
         timers.add(PhaseTimers.Phase.HEAD, t0, tBlocks);
         for (int b = blocks.length - 1; b >= 0; b--) {
             d = blocks[b].backward(d);
+            blockDone.accept(b);
         }
         long tEmbed = System.nanoTime();
         Tensor dx = embed.backward(d, needDx);

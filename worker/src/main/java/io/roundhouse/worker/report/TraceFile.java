@@ -17,9 +17,9 @@ import java.util.Map;
 /**
  * A run's traced steps ({@code train.traceSteps}: the {@code trace} records of its
  * {@code metrics.jsonl}) as {@code trace.json} in Chrome's trace-event format, which Perfetto
- * (ui.perfetto.dev) and chrome://tracing open: a process per worker, with a track for its steps
- * and one for the phases its compute thread ran, each a complete event ({@code ph: X}) in
- * microseconds.
+ * (ui.perfetto.dev) and chrome://tracing open: a process per worker, with a track for its steps,
+ * one for the phases its compute thread ran and one for the dense-gradient buckets its comms
+ * thread summed meanwhile, each a complete event ({@code ph: X}) in microseconds.
  */
 public final class TraceFile {
     /** The file {@link #writeFor} writes in the run folder. */
@@ -64,6 +64,9 @@ public final class TraceFile {
         return out;
     }
 
+    /** The name prefix of a gradient bucket's all-reduce: drawn on its worker's comms-thread track. */
+    public static final String BUCKET = "bucket ";
+
     /** The trace-event document of {@code traces} (trace records). */
     static Map<String, Object> events(List<JsonNode> traces) {
         List<Map<String, Object>> events = new ArrayList<>();
@@ -76,17 +79,19 @@ public final class TraceFile {
                     events.add(meta("process_name", rank, null, "worker " + rank));
                     events.add(meta("thread_name", rank, 0, "steps"));
                     events.add(meta("thread_name", rank, 1, "compute thread"));
+                    events.add(meta("thread_name", rank, 2, "gradient comms thread"));
                 }
                 for (JsonNode e : w.path("events")) {
                     String name = e.path(0).asText();
                     Map<String, Object> x = new LinkedHashMap<>();
                     x.put("name", name.equals("step") ? "step " + step : name);
-                    x.put("cat", name.equals("step") ? "step" : "phase");
+                    boolean bucket = name.startsWith(BUCKET);
+                    x.put("cat", name.equals("step") ? "step" : bucket ? "all_reduce" : "phase");
                     x.put("ph", "X");
                     x.put("ts", e.path(1).asLong());
                     x.put("dur", e.path(2).asLong());
                     x.put("pid", rank);
-                    x.put("tid", name.equals("step") ? 0 : 1);
+                    x.put("tid", name.equals("step") ? 0 : bucket ? 2 : 1);
                     x.put("args", Map.of("step", step));
                     events.add(x);
                 }

@@ -30,7 +30,7 @@ import java.util.function.Function;
  * progress line every {@code log.everySteps}, the Self-Tuning Network's hyper steps, checkpoints,
  * and the job owner's commands. Validation follows every epoch, the test set the last step.
  */
-final class StepLoop {
+final class StepLoop implements AutoCloseable {
     private static final long AUGMENT_SEED = 0x4155474D454E5453L;  // keys the augmentation's shifts
 
     private final RunContext context;
@@ -81,6 +81,9 @@ final class StepLoop {
         this.sums = new StepSums(model, group.size());
         this.evaluator = new Evaluator(context, be, model, group, sets, sums.local);
         this.sync = group.gradientSync(be, model.params(), sums.buffer().length);
+        if (sync != null) {
+            model.onBlockBackward(sync::blockDone);
+        }
         this.similarity = new ExpertSimilarity(group, model.params());
         this.tuner = spec.stn().enabled()
                 ? new StnTuner(context.config(), be, model, group, sets.validation(), sets.partitioned()) : null;
@@ -184,6 +187,9 @@ final class StepLoop {
                         : adversary.pairs(batcher, shard, batch, seed, step, lo, AdversarialStep.firstSalt());
                 model.params().zeroGrads();
                 model.forward(rows, adversary == null ? shard : 2 * shard, true, seed, step, lo, sums.local);
+                if (sync != null) {
+                    sync.backwardStarts();  // the blocks' gradient buckets start as backward finishes each
+                }
                 model.backward(batch);
                 if (adversary != null) {
                     adversary.done(sums.local, shard);
@@ -209,7 +215,8 @@ final class StepLoop {
                 }
                 long tEnd = System.nanoTime();
                 if (traced) {
-                    trace.keep(step, trace.events(model.timers().stopTrace(), t0, tEnd));
+                    trace.keep(step, trace.events(model.timers().stopTrace(), t0, tEnd,
+                            sync == null ? null : sync.bucketSpans()));
                 }
                 double seconds = (tEnd - t0) / 1e9;
                 window.add(sums.global, seconds);
@@ -304,6 +311,14 @@ final class StepLoop {
             l.field("expertSimilarity", similarity);
         }
         return l.end();
+    }
+
+    /** Stops the gradient all-reduce's comms thread. */
+    @Override
+    public void close() {
+        if (sync != null) {
+            sync.close();
+        }
     }
 
     /** The progress line: averages since the last one, the schedule, the expected end. */

@@ -69,16 +69,27 @@ final class StepTrace {
         return java.util.Arrays.binarySearch(steps, step) >= 0;  // no boxing: asked every step
     }
 
-    /** This worker's intervals of a traced step that ran [start, end) in System.nanoTime's terms, as JSON. */
-    String events(long[] spans, long start, long end) {
+    /**
+     * This worker's intervals of a traced step that ran [start, end) in System.nanoTime's terms, as
+     * JSON: the compute thread's phases ({phase, start, nanos} triples) and the gradient comms
+     * thread's bucket all-reduces ({bucket, start, nanos}; null without one), named
+     * {@code bucket <k>}.
+     */
+    String events(long[] spans, long start, long end, long[] bucketSpans) {
         StringBuilder sb = new StringBuilder(64 + 24 * spans.length);
         sb.append("[[\"step\",").append(micros(start)).append(',').append((end - start) / 1000).append(']');
         for (int i = 0; i < spans.length; i += 3) {
             sb.append(",[\"").append(PHASES[(int) spans[i]].name().toLowerCase(java.util.Locale.ROOT)).append("\",")
                     .append(micros(spans[i + 1])).append(',').append(spans[i + 2] / 1000).append(']');
         }
+        for (int i = 0; bucketSpans != null && i < bucketSpans.length; i += 3) {
+            sb.append(",[\"").append(io.roundhouse.worker.report.TraceFile.BUCKET).append(bucketSpans[i]).append("\",").append(micros(bucketSpans[i + 1]))
+                    .append(',').append(bucketSpans[i + 2] / 1000).append(']');
+        }
         return sb.append(']').toString();
     }
+
+
 
     private long micros(long nanos) {
         return wallMicrosAtOrigin + (nanos - nanosAtOrigin) / 1000;

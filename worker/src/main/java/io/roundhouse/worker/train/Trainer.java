@@ -187,7 +187,7 @@ public final class Trainer {
         Result result;
         StepLoop loop = new StepLoop(context, output, be, group, model, opt, lr, sets, stepsPerEpoch, gpu,
                 checkpointStores, remote);
-        try (output) {
+        try (output; loop) {
             result = loop.run();
         }
         output.report();
