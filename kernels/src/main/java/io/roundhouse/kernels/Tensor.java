@@ -154,10 +154,16 @@ public abstract class Tensor {
         }
     }
 
-    protected final int[] shapeWithRows(int n) {
-        int[] s = shape.clone();
-        s[0] = n;
-        return s;
+    /**
+     * For a view of {@code rows} leading rows of {@code parent}'s shape (in range): its shape is
+     * made once here, not copied again.
+     */
+    protected Tensor(Tensor parent, int rows) {
+        this.name = parent.name;
+        this.dtype = parent.dtype;
+        this.shape = parent.shape.clone();
+        this.shape[0] = rows;
+        this.size = rows * parent.rowSize();
     }
 
     @Override

@@ -22,8 +22,15 @@ final class CpuTensor extends Tensor {
         return new CpuTensor(name(), dtype(), shape, f, i, off);
     }
 
+    private CpuTensor(CpuTensor parent, int rows, int off) {
+        super(parent, rows);
+        this.f = parent.f;
+        this.i = parent.i;
+        this.off = off;
+    }
+
     @Override
     protected Tensor makeRows(int from, int n) {
-        return new CpuTensor(name(), dtype(), shapeWithRows(n), f, i, off + from * rowSize());
+        return new CpuTensor(this, n, off + from * rowSize());
     }
 }

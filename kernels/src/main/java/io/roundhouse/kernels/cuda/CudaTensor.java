@@ -15,6 +15,12 @@ final class CudaTensor extends Tensor {
         this.byteOffset = byteOffset;
     }
 
+    private CudaTensor(CudaTensor parent, int rows, CUdeviceptr base, long byteOffset) {
+        super(parent, rows);
+        this.base = base;
+        this.byteOffset = byteOffset;
+    }
+
     /** The arena block this tensor lies in (its allocation). */
     CUdeviceptr base() {
         return base;
@@ -32,7 +38,7 @@ final class CudaTensor extends Tensor {
 
     @Override
     protected Tensor makeRows(int from, int n) {
-        return new CudaTensor(name(), dtype(), shapeWithRows(n), base, byteOffset + 4L * from * rowSize());
+        return new CudaTensor(this, n, base, byteOffset + 4L * from * rowSize());
     }
 
     @Override

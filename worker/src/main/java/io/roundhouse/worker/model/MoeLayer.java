@@ -254,7 +254,9 @@ public final class MoeLayer {
         long t3 = System.nanoTime();
         timers.add(PhaseTimers.Phase.DISPATCH, t2, t3);
         // 4. expert compute
-        be.expertFfnForward(yr.rows(mLocal), a.rows(mLocal), h.rows(mLocal), xr, w1.value(), b1 == null ? null : b1.value(),
+        // (the scratch buffers whole: the op reads the rows the offsets cover, and no view is made
+        // for a row count that changes every step)
+        be.expertFfnForward(yr.rows(mLocal), a, h, xr, w1.value(), b1 == null ? null : b1.value(),
                 w2.value(), b2 == null ? null : b2.value(), localOffsets, act, precision);
         if (expertResponse != null) {
             expertResponse.forward(yr.rows(mLocal), xr, localOffsets, rowToken, m, exchange, perturbation);
@@ -346,7 +348,7 @@ public final class MoeLayer {
         timers.add(PhaseTimers.Phase.DISPATCH, t1, t2);
         // 4. experts: the input half; the Self-Tuning Network's response (its exchange books itself
         // as combine); 3. dispatch's backward, a combine, started: the weight half runs meanwhile
-        be.expertFfnBackwardData(dxr.rows(mLocal), dyr, a.rows(mLocal), w1.value(), w2.value(), localOffsets, act,
+        be.expertFfnBackwardData(dxr.rows(mLocal), dyr, a, w1.value(), w2.value(), localOffsets, act,
                 dh, da, precision);
         long t3 = System.nanoTime();
         timers.add(PhaseTimers.Phase.EXPERTS, t2, t3);
@@ -357,7 +359,7 @@ public final class MoeLayer {
         long t4 = System.nanoTime();
         timers.add(PhaseTimers.Phase.COMBINE, t3, t4);
         be.expertFfnBackwardWeights(w1.grad(), b1 == null ? null : b1.grad(), w2.grad(), b2 == null ? null : b2.grad(),
-                dyr, xr, h.rows(mLocal), localOffsets, da, precision);
+                dyr, xr, h, localOffsets, da, precision);
         long t5 = System.nanoTime();
         timers.add(PhaseTimers.Phase.EXPERTS, t4, t5);
         Tensor dxp = exchange.finish();

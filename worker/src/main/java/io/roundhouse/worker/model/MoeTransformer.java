@@ -233,8 +233,8 @@ public final class MoeTransformer implements Model {
 
     @Override
     public void afterStep() {
-        for (MoeLayer moe : moeLayers) {
-            moe.afterStep();
+        for (int i = 0; i < moeLayers.size(); i++) {  // every step: no iterator
+            moeLayers.get(i).afterStep();
         }
     }
 

@@ -78,7 +78,8 @@ public final class AdamW {
         if (advance || t == 0) {
             t++;
         }
-        for (Param p : trainable) {
+        for (int i = 0; i < trainable.size(); i++) {  // every step: no iterator
+            Param p = trainable.get(i);
             if (!which.test(p)) {
                 continue;
             }
