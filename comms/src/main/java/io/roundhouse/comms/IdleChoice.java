@@ -8,6 +8,13 @@ import org.agrona.concurrent.YieldingIdleStrategy;
 
 /** What a {@link Member} does while it waits ({@code comms.idle}), with {@code auto} chosen from the host's cores. */
 public final class IdleChoice {
+    /**
+     * A background member's strategy ({@link Member#sibling}: the gradient buckets' comms thread):
+     * spin and yield briefly, then park for up to 100 µs, so that waiting for a late peer takes no
+     * core from the compute threads; its results are due only later, so a late wake-up costs little.
+     */
+    static final String BACKGROUND = "background";
+
     private IdleChoice() {
     }
 
@@ -57,6 +64,7 @@ public final class IdleChoice {
         return switch (name) {
             case "busy" -> new BusySpinIdleStrategy();
             case "yielding" -> new YieldingIdleStrategy();
+            case BACKGROUND -> new BackoffIdleStrategy(20, 20, 1_000, 100_000);
             // IPC: nothing but the peers moves the data, so spin, then yield for a long while
             // (~100 ms; a yield leaves the core to others) before parking: a parked thread wakes
             // 50+ us late on Linux. UDP: the driver's threads move the data and need the cores,

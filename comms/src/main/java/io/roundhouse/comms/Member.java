@@ -60,7 +60,7 @@ public final class Member implements AutoCloseable {
     private final java.util.concurrent.ConcurrentLinkedQueue<Long> goneSessions =
             new java.util.concurrent.ConcurrentLinkedQueue<>();
     private final IdleStrategy idle;
-    private final String idleName;      // busy, yielding or backoff (auto resolved)
+    private final String idleName;      // busy, yielding or backoff (auto resolved); background for a sibling
     private final BufferClaim claim = new BufferClaim();
     private final int framePayload;
     private final long token;
@@ -118,6 +118,12 @@ public final class Member implements AutoCloseable {
     }
 
     private Member(CommsConfig cfg, EmbeddedMediaDriver driver, boolean ownsDriver, int rank, List<String> endpoints) {
+        this(cfg, driver, ownsDriver, rank, endpoints, null);
+    }
+
+    /** @param idleName the idle strategy, or null for {@code comms.idle} (auto resolved) */
+    private Member(CommsConfig cfg, EmbeddedMediaDriver driver, boolean ownsDriver, int rank, List<String> endpoints,
+                   String idleName) {
         if (ByteOrder.nativeOrder() != ByteOrder.LITTLE_ENDIAN) {
             throw new CommsException("comms copies floats in native byte order and needs a little-endian host");
         }
@@ -133,8 +139,8 @@ public final class Member implements AutoCloseable {
         this.ownsDriver = ownsDriver;
         this.token = cfg.sessionToken();
         this.framePayload = cfg.mtuBytes() - 32 - LENGTH; // Aeron's data header, then ours
-        this.idleName = IdleChoice.idleFor(cfg, rank, this.endpoints);
-        this.idle = IdleChoice.strategy(idleName, links.allIpc());
+        this.idleName = idleName != null ? idleName : IdleChoice.idleFor(cfg, rank, this.endpoints);
+        this.idle = IdleChoice.strategy(this.idleName, links.allIpc());
         this.helloFrom = new boolean[size];
         this.gone = new boolean[size];
         this.outgoing = new Message[size];
@@ -175,13 +181,14 @@ public final class Member implements AutoCloseable {
      * A second member of this group, at this rank, on streams of its own ({@code streamIdBase +}
      * {@link #SIBLING_STREAMS}) through the same media driver and endpoints, connected: a
      * collective, every member calls it at the same point. Its collectives run beside this
-     * member's, on another thread (one thread per member: a member is not thread-safe). Closed
-     * with this member.
+     * member's, on another thread (one thread per member: a member is not thread-safe), in the
+     * background: it waits with {@link IdleChoice#BACKGROUND} (parks soon), leaving the cores to
+     * the compute, since nothing waits on it until its results are due. Closed with this member.
      */
     public Member sibling() {
         checkUsable();
         Member s = new Member(cfg.withStreamIdBase(cfg.streamIdBase() + SIBLING_STREAMS * (siblings.size() + 1)),
-                driver, false, rank, endpoints);
+                driver, false, rank, endpoints, IdleChoice.BACKGROUND);
         siblings.add(s);
         s.connect();
         return s;

@@ -12,10 +12,11 @@ import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * {@code comms.overlap}: an MoE layer's started exchanges (the experts' weight gradients computed
- * while the input gradients travel back, the shared experts while their rows travel) and the dense
- * gradients' buckets summed on a comms thread while backward goes on below their block give the
- * bits of the serial schedule, where every exchange finishes before the next computation: the same
+ * {@code comms.overlap}: an MoE layer's started exchanges (on: the experts' weight gradients
+ * computed while the input gradients travel back, the shared experts while their rows travel) and
+ * also the dense gradients' buckets summed on a comms thread while backward goes on below their
+ * block (all) give the bits of the serial schedule (off), where every exchange finishes before the
+ * next computation: the same
  * parameter digest on and off, for the classifier with pre-gating, shared experts and a Self-Tuning
  * Network whose expert response has exchanges of its own, with expert replicas (W = 3 over 2
  * experts), and for the language model with shared experts.
@@ -26,17 +27,20 @@ class OverlapTest {
     Path tmp;
 
     private void sameBitsOnAndOff(Map<String, String> config, int w, String tag) throws Exception {
-        Map<String, String> off = new HashMap<>(config);
-        off.put("comms.overlap", "off");
-        off.put("output.dir", tmp.resolve(tag + "-off").toString());
-        Map<String, String> on = new HashMap<>(config);
-        on.put("comms.overlap", "on");
-        on.put("output.dir", tmp.resolve(tag + "-on").toString());
-        List<Trainer.Result> serial = TrainerGroups.train(off, w, tmp.resolve("aeron"), tag + "off");
-        List<Trainer.Result> overlapped = TrainerGroups.train(on, w, tmp.resolve("aeron"), tag + "on");
-        assertEquals(serial.get(0).parameterDigest(), overlapped.get(0).parameterDigest(),
-                tag + ": the overlapped schedule's parameters against the serial one's");
-        assertEquals(serial.get(0).steps(), overlapped.get(0).steps());
+        List<Trainer.Result> serial = null;
+        for (String overlap : List.of("off", "on", "all")) {
+            Map<String, String> m = new HashMap<>(config);
+            m.put("comms.overlap", overlap);
+            m.put("output.dir", tmp.resolve(tag + "-" + overlap).toString());
+            List<Trainer.Result> r = TrainerGroups.train(m, w, tmp.resolve("aeron"), tag + overlap);
+            if (serial == null) {
+                serial = r;
+                continue;
+            }
+            assertEquals(serial.get(0).parameterDigest(), r.get(0).parameterDigest(),
+                    tag + ": comms.overlap=" + overlap + "'s parameters against the serial schedule's");
+            assertEquals(serial.get(0).steps(), r.get(0).steps());
+        }
     }
 
     private Map<String, String> classifier(int experts) throws Exception {

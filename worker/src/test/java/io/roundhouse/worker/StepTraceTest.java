@@ -47,6 +47,7 @@ class StepTraceTest {
         m.put("output.dir", out.toString());
         m.put("backend", "cpu");
         m.put("train.traceSteps", trace);
+        m.put("comms.overlap", "all");  // the gradient buckets on their comms thread's track
         return m;
     }
 

@@ -312,10 +312,13 @@ public final class ConfigKeys {
             + "for microseconds: leaves the cores to others, but a parked thread wakes late), yielding (spin and "
             + "yield: the lowest latency where workers and media drivers outnumber the cores) or busy (spin: the "
             + "lowest latency where every worker has a core to spare)");
-    public static final ConfigKey<String> COMMS_OVERLAP = choiceKey("comms.overlap", "on", List.of("on", "off"),
+    public static final ConfigKey<String> COMMS_OVERLAP = choiceKey("comms.overlap", "on", List.of("on", "all", "off"),
             "on: an MoE layer's exchanges run while the work that does not need them is computed (the experts' "
             + "weight gradients while the input gradients travel back, the shared experts while their rows travel); "
-            + "off: every exchange finishes before the next computation; the results are the same bits either way");
+            + "all: also the dense gradients' all-reduce, in buckets started as each block's backward ends, on a comms "
+            + "thread (where the link is idle during backward; on a slow link shared with the token exchanges it "
+            + "delays them); off: every exchange finishes before the next computation; the results are the same "
+            + "bits every way");
     public static final ConfigKey<Integer> COMMS_START_TIMEOUT_MS = intKey("comms.startTimeoutMs", 120_000, 100,
             3_600_000, "longest wait for every worker to start: to connect, then to load its data and set up its "
             + "backend (worker JVMs and Spark executors start at different speeds), before failing with an error "

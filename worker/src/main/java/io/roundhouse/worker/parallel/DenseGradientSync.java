@@ -21,7 +21,7 @@ import java.util.concurrent.locks.LockSupport;
  * <p>The dense gradients are summed in buckets of about {@link #BUCKET_FLOATS} floats, each one
  * all-reduce, then a last one for the rest (replica slots, the expert norm, the extra values). A
  * bucket holds whole parameters of one block ({@code block<b>.…}, cut from the block's last
- * parameter back) or of the parameters outside blocks. With overlap ({@code comms.overlap}, as
+ * parameter back) or of the parameters outside blocks. With overlap ({@code comms.overlap=all}, as
  * PyTorch DDP does) a block's buckets start as soon as its backward is done ({@link #blockDone},
  * between {@link #backwardStarts} and {@link #allReduce}), on a comms thread over a
  * {@link Collectives#sibling} of the group's members, while the compute thread goes on with the

@@ -83,12 +83,11 @@ public final class WorkerGroup {
 
     /**
      * The dense-gradient all-reduce for {@code params} (also summing {@code extra} values), or
-     * null for one worker; its buckets overlap the backward when {@code comms.overlap} is on (a
-     * collective then: it opens the members' siblings).
+     * null for one worker; with {@code overlapBuckets} ({@code comms.overlap=all}) its buckets
+     * overlap the backward (a collective then: it opens the members' siblings).
      */
-    public DenseGradientSync gradientSync(Backend be, ParamStore params, int extra) {
-        return c == null ? null
-                : new DenseGradientSync(be, params, c, placement, extra, c.member().config().overlap());
+    public DenseGradientSync gradientSync(Backend be, ParamStore params, int extra, boolean overlapBuckets) {
+        return c == null ? null : new DenseGradientSync(be, params, c, placement, extra, overlapBuckets);
     }
 
     /** Sums {@code v} over the workers, in place (every worker gets the same bits). */

@@ -80,7 +80,8 @@ final class StepLoop implements AutoCloseable {
         this.objective = model.objective();
         this.sums = new StepSums(model, group.size());
         this.evaluator = new Evaluator(context, be, model, group, sets, sums.local);
-        this.sync = group.gradientSync(be, model.params(), sums.buffer().length);
+        this.sync = group.gradientSync(be, model.params(), sums.buffer().length,
+                "all".equals(context.config().get(ConfigKeys.COMMS_OVERLAP)));
         if (sync != null) {
             model.onBlockBackward(sync::blockDone);
         }
