@@ -59,7 +59,7 @@ public final class IdleChoice {
         };
     }
 
-    /** The strategy named {@code name} (busy, yielding or backoff), backoff tuned for IPC or UDP. */
+    /** The strategy named {@code name} (busy, yielding, backoff or background), backoff tuned for IPC or UDP. */
     static IdleStrategy strategy(String name, boolean allIpc) {
         return switch (name) {
             case "busy" -> new BusySpinIdleStrategy();

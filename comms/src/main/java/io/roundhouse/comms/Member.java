@@ -194,7 +194,7 @@ public final class Member implements AutoCloseable {
         return s;
     }
 
-    /** The idle strategy this member waits with ({@code comms.idle}, with {@code auto} resolved). */
+    /** The idle strategy this member waits with ({@code comms.idle}, with {@code auto} resolved; a sibling: background). */
     public String idleStrategy() {
         return idleName;
     }
