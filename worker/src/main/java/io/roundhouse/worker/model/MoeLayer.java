@@ -94,7 +94,7 @@ public final class MoeLayer {
     private Tensor routerDx;        // pre-gating: this router's dL/d(previous layer's input), from backward
 
     /** The context of {@link #forward(Tensor, int)}: training, step 0, no noise keys (never set). */
-    private static final RouterContext TRAINING = new RouterContext(true, 0, 0, 0, 0);
+    private static final RouterContext TRAINING = new RouterContext(true, 0, 0, 0, 0).fixed();
 
     public MoeLayer(Backend be, ParamStore ps, String name, ModelSpec spec, ExpertExchange exchange, int maxN) {
         this(be, ps, name, spec, exchange, maxN, true);

@@ -20,7 +20,7 @@ public final class RouterContext {
     private long stream;
     private long firstRow;
     private boolean fixed;
-    private RouterContext preGate;  // made on first use, then set again each time
+    private RouterContext preGate;  // made on first use, then set again each time (fixed: made once)
 
     public RouterContext(boolean train, long step, long seed, long stream, long firstRow) {
         set(train, step, seed, stream, firstRow);
@@ -32,7 +32,7 @@ public final class RouterContext {
      */
     public RouterContext set(boolean train, long step, long seed, long stream, long firstRow) {
         if (fixed) {
-            throw new IllegalStateException("RouterContext.EVALUATION is shared and cannot be set");
+            throw new IllegalStateException("a fixed RouterContext (" + this + ") is shared and cannot be set");
         }
         this.train = train;
         this.step = step;
@@ -42,7 +42,13 @@ public final class RouterContext {
         return this;
     }
 
-    private RouterContext fixed() {
+    /**
+     * Makes this context (and its pre-gate's, made now) unsettable, for a shared constant such as
+     * {@link #EVALUATION}: any thread may read it.
+     */
+    RouterContext fixed() {
+        preGate = new RouterContext(train, step, seed, stream, firstRow + PRE_GATE_ROWS);
+        preGate.fixed = true;
         fixed = true;
         return this;
     }
@@ -73,6 +79,9 @@ public final class RouterContext {
      * this layer's own router's. The same object each time, set from this one's fields.
      */
     public RouterContext preGate() {
+        if (fixed) {
+            return preGate;
+        }
         if (preGate == null) {
             preGate = new RouterContext(train, step, seed, stream, firstRow + PRE_GATE_ROWS);
         }
