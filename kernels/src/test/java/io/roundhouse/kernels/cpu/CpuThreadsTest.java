@@ -17,8 +17,8 @@ import org.junit.jupiter.api.Test;
 /**
  * The CPU backend's row-parallel loops: every row is visited once, a chunk's failure reaches the
  * caller, and the ops split over threads (activations, permute forward and backward, un-permute
- * forward and backward) give the bits one thread gives, at sizes large enough to be split. Row
- * views are reused only for the same rows.
+ * forward and backward, attention forward and backward, the rotation, the attention gate) give the bits one thread
+ * gives, at sizes large enough to be split. Row views are reused only for the same rows.
  */
 class CpuThreadsTest {
     private static final Random RND = new Random(5);
@@ -165,6 +165,90 @@ class CpuThreadsTest {
             }
         }
         assertArrayEquals(wantDx, CpuBackend.f(dx));
+    }
+
+    /**
+     * Attention (grouped heads, dropout on some rows), the rotation and the gate split over the threads give
+     * the bits of the same calls run as one chunk: made inside another split call's first chunk,
+     * while it holds the helpers, a call runs alone on its thread.
+     */
+    @Test
+    void attentionAndRotationSplitGiveOneThreadsBits() {
+        int batch = 4;
+        int t = 80;  // two query tiles, the second partial
+        int heads = 4;
+        int kvHeads = 2;
+        int dh = 8;
+        float scale = 0.35f;
+        CpuBackend split = new CpuBackend();
+        CpuBackend alone = new CpuBackend();
+        Tensor q = tensor(split, batch * t, heads * dh);
+        Tensor k = tensor(split, batch * t, kvHeads * dh);
+        Tensor v = tensor(split, batch * t, kvHeads * dh);
+        Tensor dOut = tensor(split, batch * t, heads * dh);
+        Tensor rates = split.allocate("rates", DType.FLOAT32, batch * t);
+        float[] r = new float[batch * t];
+        for (int i = t; i < 2 * t; i++) {
+            r[i] = 0.2f;  // the second sequence drops
+        }
+        split.write(rates, r);
+        assertEquals(Math.min(2, CpuThreads.THREADS), Math.min(2, CpuThreads.chunks(batch * kvHeads, 2L * t * t)),
+                "large enough to split");
+
+        Tensor[] a = attention(split, q, k, v, dOut, rates, batch, heads, kvHeads, scale);
+        Tensor[][] b = new Tensor[1][];
+        CpuThreads.rows(2, 1 << 20, (c, from, to) -> {
+            if (c == 0) {
+                b[0] = attention(alone, q, k, v, dOut, rates, batch, heads, kvHeads, scale);
+            }
+        });
+        String[] names = {"out", "lse", "dq", "dk", "dv"};
+        for (int i = 0; i < names.length; i++) {
+            assertArrayEquals(CpuBackend.f(b[0][i]), CpuBackend.f(a[i]), names[i]);
+        }
+
+        int n = 700;
+        Tensor x = tensor(split, n, heads * dh * 4);
+        Tensor y = split.allocate("y", DType.FLOAT32, n, heads * dh * 4);
+        Tensor want = split.allocate("want", DType.FLOAT32, n, heads * dh * 4);
+        split.rope(y, x, dh, 100, 3, 10_000f, true);
+        CpuThreads.rows(2, 1 << 20, (c, from, to) -> {
+            if (c == 0) {
+                alone.rope(want, x, dh, 100, 3, 10_000f, true);
+            }
+        });
+        assertArrayEquals(CpuBackend.f(want), CpuBackend.f(y), "rope");
+
+        Tensor g = tensor(split, n, heads * dh * 4);
+        Tensor dy = tensor(split, n, heads * dh * 4);
+        Tensor[] gates = new Tensor[6];
+        for (int i = 0; i < gates.length; i++) {
+            gates[i] = split.allocate("gate" + i, DType.FLOAT32, n, heads * dh * 4);
+        }
+        split.sigmoidGateForward(gates[0], x, g);
+        split.sigmoidGateBackward(gates[1], gates[2], dy, x, g);
+        CpuThreads.rows(2, 1 << 20, (c, from, to) -> {
+            if (c == 0) {
+                alone.sigmoidGateForward(gates[3], x, g);
+                alone.sigmoidGateBackward(gates[4], gates[5], dy, x, g);
+            }
+        });
+        for (int i = 0; i < 3; i++) {
+            assertArrayEquals(CpuBackend.f(gates[3 + i]), CpuBackend.f(gates[i]), "sigmoid gate " + i);
+        }
+    }
+
+    /** out, lse, dq, dk, dv of one attention forward and backward on {@code be}. */
+    private static Tensor[] attention(CpuBackend be, Tensor q, Tensor k, Tensor v, Tensor dOut, Tensor rates, int batch,
+                                      int heads, int kvHeads, float scale) {
+        Tensor out = be.allocate("out", DType.FLOAT32, q.dim(0), q.rowSize());
+        Tensor lse = be.allocate("lse", DType.FLOAT32, q.dim(0), heads);
+        Tensor dq = be.allocate("dq", DType.FLOAT32, q.dim(0), q.rowSize());
+        Tensor dk = be.allocate("dk", DType.FLOAT32, k.dim(0), k.rowSize());
+        Tensor dv = be.allocate("dv", DType.FLOAT32, v.dim(0), v.rowSize());
+        be.attentionForward(out, lse, q, k, v, batch, heads, kvHeads, scale, rates, 11L, 3L, 5L);
+        be.attentionBackward(dq, dk, dv, dOut, out, lse, q, k, v, batch, heads, kvHeads, scale, rates, 11L, 3L, 5L);
+        return new Tensor[] {out, lse, dq, dk, dv};
     }
 
     private static int[] shuffled(int n) {
