@@ -16,7 +16,9 @@ import io.roundhouse.kernels.Tensor;
  * scores against the keys it can see (the causal blocks past the tile's last query are never
  * computed), a row softmax in place, one GEMM for the output. Backward rebuilds each tile's
  * probabilities from the saved log-sum-exp (memory O(TILE·T) per call, never T×T per head) and
- * accumulates dk and dv with GEMMs. The scratch grows once to the longest sequence.
+ * accumulates dk and dv with GEMMs. The scratch grows once to the longest sequence. The softmax's
+ * exponentials are {@link CpuActivations#exp}'s (Math.exp cost three times as much, and the
+ * softmax was most of attention's time outside the GEMMs).
  *
  * <p>Attention and the rotation split over the backend's threads ({@link CpuThreads}): forward by
  * (sequence, head), backward by (sequence, key/value head) with the heads that share it in order,
@@ -267,7 +269,7 @@ final class CpuTransformer {
                 }
                 double sum = 0;
                 for (int j = 0; j <= last; j++) {
-                    float e = (float) Math.exp(scores[at + j] - max);
+                    float e = CpuActivations.exp(scores[at + j] - max);
                     scores[at + j] = e;
                     sum += e;
                 }
@@ -348,7 +350,7 @@ final class CpuTransformer {
                 int at = r * kend;
                 float l = la[o(lse) + (b * tq + i) * heads + h];
                 for (int j = 0; j <= last; j++) {
-                    scores[at + j] = (float) Math.exp(scores[at + j] - l);
+                    scores[at + j] = CpuActivations.exp(scores[at + j] - l);
                 }
                 for (int j = last + 1; j < kend; j++) {
                     scores[at + j] = 0f;
@@ -536,13 +538,24 @@ final class CpuTransformer {
         }
     }
 
-    /** y = x ⊙ σ(g) over elements [from, to). */
+    /**
+     * y = x ⊙ σ(g) over elements [from, to), σ through the activations' rational tanh (no call,
+     * no branch): with the tensors at one offset (whole tensors, the usual case) C2 vectorises
+     * the loop; at others the same arithmetic runs element by element, so the bits are the same.
+     */
     private static void gateForward(Tensor y, Tensor x, Tensor g, int from, int to) {
         float[] ya = f(y);
         float[] xa = f(x);
         float[] ga = f(g);
+        int at = o(y);
+        if (o(x) == at && o(g) == at) {
+            for (int j = at + from, end = at + to; j < end; j++) {
+                ya[j] = xa[j] * CpuActivations.sigmoid(ga[j]);
+            }
+            return;
+        }
         for (int j = from; j < to; j++) {
-            ya[o(y) + j] = xa[o(x) + j] * sigmoid(ga[o(g) + j]);
+            ya[o(y) + j] = xa[o(x) + j] * CpuActivations.sigmoid(ga[o(g) + j]);
         }
     }
 
@@ -553,16 +566,22 @@ final class CpuTransformer {
         float[] dya = f(dy);
         float[] xa = f(x);
         float[] ga = f(g);
+        int at = o(g);
+        if (o(dx) == at && o(dg) == at && o(dy) == at && o(x) == at) {
+            for (int j = at + from, end = at + to; j < end; j++) {
+                float s = CpuActivations.sigmoid(ga[j]);
+                float d = dya[j];
+                dxa[j] = d * s;
+                dga[j] = d * xa[j] * s * (1f - s);
+            }
+            return;
+        }
         for (int j = from; j < to; j++) {
-            float s = sigmoid(ga[o(g) + j]);
+            float s = CpuActivations.sigmoid(ga[o(g) + j]);
             float d = dya[o(dy) + j];
             float xv = xa[o(x) + j];
             dxa[o(dx) + j] = d * s;
             dga[o(dg) + j] = d * xv * s * (1f - s);
         }
-    }
-
-    static float sigmoid(float z) {
-        return z >= 0 ? 1f / (1f + (float) Math.exp(-z)) : (float) (Math.exp(z) / (1 + Math.exp(z)));
     }
 }
