@@ -31,7 +31,9 @@ import java.util.concurrent.TimeUnit;
  * <p>Two rates: what one member sends to its peer per second (NCCL's "bus bandwidth" for an
  * all-to-all of W = 2), and the group's total (both members send at once). The raw UDP baseline
  * moves bytes one way with two threads (the whole machine), so the group total is the comparable
- * figure there; memcpy is one thread, so for IPC the per-member rate is the strict one.
+ * figure there; a second raw baseline moves them both ways at once (two flows, four threads: the
+ * all-to-all's own pattern), against which the per-member rate compares. memcpy is one thread, so
+ * for IPC the per-member rate is the strict one.
  */
 final class AllToAllBench {
     private static final int[] MESSAGE_BYTES = {64 << 10, 1 << 20, 8 << 20};
@@ -69,6 +71,9 @@ final class AllToAllBench {
                 double raw = rawUdpGBps(datagram);
                 v.put("rawUdpGBps", raw);
                 out.printf("%-52s %9.2f GB/s%n", "raw Java UDP loopback, " + datagram + "-byte datagrams", raw);
+                double exchange = rawUdpExchangeGBps(datagram);
+                v.put("rawUdpExchangeGBps", exchange);
+                out.printf("%-52s %9.2f GB/s per direction%n", "raw Java UDP both ways at once (4 threads)", exchange);
             }
             Map<String, Double> r = measure(cfg);
             r.forEach((k, x) -> v.put(t.name().toLowerCase() + k, x));
@@ -80,7 +85,7 @@ final class AllToAllBench {
                         String.format("all-to-all %s W=2, %d KiB per peer", t, bytes >> 10), gbps, gbps / base, name,
                         2 * gbps, 2 * gbps / base, t == Transport.IPC
                                 ? String.format(", %.2f of the ring hand-off", 2 * gbps / (double) v.get("crossCoreRingGBps"))
-                                : "");
+                                : String.format(", %.2f of raw UDP both ways", gbps / (double) v.get("rawUdpExchangeGBps")));
             }
             out.printf("%-52s %9.1f us p50   %.1f us p99%n", "round trip " + t + " (16 bytes)",
                     r.get("RttP50Us"), r.get("RttP99Us"));
@@ -379,6 +384,75 @@ final class AllToAllBench {
             long[] kept = Arrays.copyOfRange(t, done / 10, done);  // the first tenth warms up
             Arrays.sort(kept);
             return new double[] {kept[kept.length / 2] / 1e3, kept[(int) (kept.length * 0.99)] / 1e3};
+        }
+    }
+
+    /**
+     * Raw Java UDP in the all-to-all's pattern at W = 2: two flows at once, one each way, each with
+     * a sender and a receiver thread (four threads on the machine, as the two members and the media
+     * driver share it); the mean rate per direction, what arrived.
+     */
+    private double rawUdpExchangeGBps(int datagram) throws Exception {
+        try (DatagramChannel rxA = DatagramChannel.open(); DatagramChannel txA = DatagramChannel.open();
+             DatagramChannel rxB = DatagramChannel.open(); DatagramChannel txB = DatagramChannel.open()) {
+            DatagramChannel[][] flows = {{txA, rxA}, {txB, rxB}};
+            long[] received = new long[2];
+            List<Thread> threads = new ArrayList<>();
+            long end = System.nanoTime() + (long) (seconds * 1e9);
+            for (int f = 0; f < 2; f++) {
+                DatagramChannel tx = flows[f][0];
+                DatagramChannel rx = flows[f][1];
+                rx.setOption(java.net.StandardSocketOptions.SO_RCVBUF, 4 << 20);
+                tx.setOption(java.net.StandardSocketOptions.SO_SNDBUF, 4 << 20);
+                rx.bind(new InetSocketAddress("127.0.0.1", 0));
+                tx.connect(rx.getLocalAddress());
+                int flow = f;
+                threads.add(new Thread(() -> {
+                    ByteBuffer buf = ByteBuffer.allocateDirect(65536);
+                    try {
+                        while (!Thread.currentThread().isInterrupted()) {
+                            buf.clear();
+                            rx.receive(buf);
+                            synchronized (received) {
+                                received[flow] += buf.position();
+                            }
+                        }
+                    } catch (IOException e) {
+                        // closed at the end
+                    }
+                }));
+                threads.add(new Thread(() -> {
+                    ByteBuffer out = ByteBuffer.allocateDirect(datagram);
+                    try {
+                        while (System.nanoTime() < end) {
+                            out.clear();
+                            tx.write(out);
+                        }
+                    } catch (IOException e) {
+                        // closed at the end
+                    }
+                }));
+            }
+            long start = System.nanoTime();
+            threads.forEach(Thread::start);
+            for (int i = 1; i < threads.size(); i += 2) {
+                threads.get(i).join();
+            }
+            double s = (System.nanoTime() - start) / 1e9;
+            Thread.sleep(50);
+            long got;
+            synchronized (received) {
+                got = received[0] + received[1];
+            }
+            for (int i = 0; i < threads.size(); i += 2) {
+                threads.get(i).interrupt();
+            }
+            rxA.close();
+            rxB.close();
+            for (Thread th : threads) {
+                th.join(1_000);
+            }
+            return got / 2.0 / s / 1e9;
         }
     }
 
