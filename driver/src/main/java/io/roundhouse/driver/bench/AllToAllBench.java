@@ -387,41 +387,55 @@ final class AllToAllBench {
         }
     }
 
+    /** Raw Java UDP one way: a sender and a receiver thread (the whole machine on one flow). */
+    private double rawUdpGBps(int datagram) throws Exception {
+        return rawUdpFlowsGBps(datagram, 1);
+    }
+
     /**
-     * Raw Java UDP in the all-to-all's pattern at W = 2: two flows at once, one each way, each with
-     * a sender and a receiver thread (four threads on the machine, as the two members and the media
-     * driver share it); the mean rate per direction, what arrived.
+     * Raw Java UDP in the all-to-all's pattern at W = 2: two flows at once, one each way (four
+     * threads on the machine, as the two members and the media driver share it).
      */
     private double rawUdpExchangeGBps(int datagram) throws Exception {
-        try (DatagramChannel rxA = DatagramChannel.open(); DatagramChannel txA = DatagramChannel.open();
-             DatagramChannel rxB = DatagramChannel.open(); DatagramChannel txB = DatagramChannel.open()) {
-            DatagramChannel[][] flows = {{txA, rxA}, {txB, rxB}};
-            long[] received = new long[2];
-            List<Thread> threads = new ArrayList<>();
-            long end = System.nanoTime() + (long) (seconds * 1e9);
-            for (int f = 0; f < 2; f++) {
-                DatagramChannel tx = flows[f][0];
-                DatagramChannel rx = flows[f][1];
+        return rawUdpFlowsGBps(datagram, 2);
+    }
+
+    /**
+     * {@code n} flows of {@code datagram}-byte datagrams on loopback at once, each with a sender and
+     * a receiver thread, for the bench's seconds; the mean rate per flow of what arrived (loopback
+     * drops what a receiver could not keep up with).
+     */
+    private double rawUdpFlowsGBps(int datagram, int n) throws Exception {
+        List<DatagramChannel> channels = new ArrayList<>();
+        List<Thread> receivers = new ArrayList<>();
+        List<Thread> senders = new ArrayList<>();
+        long[] received = {0};
+        long end = System.nanoTime() + (long) (seconds * 1e9);
+        try {
+            for (int f = 0; f < n; f++) {
+                DatagramChannel rx = DatagramChannel.open();
+                channels.add(rx);
+                DatagramChannel tx = DatagramChannel.open();
+                channels.add(tx);
                 rx.setOption(java.net.StandardSocketOptions.SO_RCVBUF, 4 << 20);
                 tx.setOption(java.net.StandardSocketOptions.SO_SNDBUF, 4 << 20);
                 rx.bind(new InetSocketAddress("127.0.0.1", 0));
                 tx.connect(rx.getLocalAddress());
-                int flow = f;
-                threads.add(new Thread(() -> {
+                receivers.add(new Thread(() -> {
                     ByteBuffer buf = ByteBuffer.allocateDirect(65536);
                     try {
                         while (!Thread.currentThread().isInterrupted()) {
                             buf.clear();
                             rx.receive(buf);
                             synchronized (received) {
-                                received[flow] += buf.position();
+                                received[0] += buf.position();
                             }
                         }
                     } catch (IOException e) {
                         // closed at the end
                     }
                 }));
-                threads.add(new Thread(() -> {
+                senders.add(new Thread(() -> {
                     ByteBuffer out = ByteBuffer.allocateDirect(datagram);
                     try {
                         while (System.nanoTime() < end) {
@@ -434,55 +448,10 @@ final class AllToAllBench {
                 }));
             }
             long start = System.nanoTime();
-            threads.forEach(Thread::start);
-            for (int i = 1; i < threads.size(); i += 2) {
-                threads.get(i).join();
-            }
-            double s = (System.nanoTime() - start) / 1e9;
-            Thread.sleep(50);
-            long got;
-            synchronized (received) {
-                got = received[0] + received[1];
-            }
-            for (int i = 0; i < threads.size(); i += 2) {
-                threads.get(i).interrupt();
-            }
-            rxA.close();
-            rxB.close();
-            for (Thread th : threads) {
-                th.join(1_000);
-            }
-            return got / 2.0 / s / 1e9;
-        }
-    }
-
-    private double rawUdpGBps(int datagram) throws Exception {
-        try (DatagramChannel rx = DatagramChannel.open(); DatagramChannel tx = DatagramChannel.open()) {
-            rx.setOption(java.net.StandardSocketOptions.SO_RCVBUF, 4 << 20);
-            tx.setOption(java.net.StandardSocketOptions.SO_SNDBUF, 4 << 20);
-            rx.bind(new InetSocketAddress("127.0.0.1", 0));
-            tx.connect(rx.getLocalAddress());
-            long[] received = {0};
-            Thread receiver = new Thread(() -> {
-                ByteBuffer buf = ByteBuffer.allocateDirect(65536);
-                try {
-                    while (!Thread.currentThread().isInterrupted()) {
-                        buf.clear();
-                        rx.receive(buf);
-                        synchronized (received) {
-                            received[0] += buf.position();
-                        }
-                    }
-                } catch (IOException e) {
-                    // closed at the end
-                }
-            });
-            receiver.start();
-            ByteBuffer out = ByteBuffer.allocateDirect(datagram);
-            long start = System.nanoTime();
-            while (System.nanoTime() - start < seconds * 1e9) {
-                out.clear();
-                tx.write(out);
+            receivers.forEach(Thread::start);
+            senders.forEach(Thread::start);
+            for (Thread t : senders) {
+                t.join();
             }
             double s = (System.nanoTime() - start) / 1e9;
             Thread.sleep(50);
@@ -490,11 +459,15 @@ final class AllToAllBench {
             synchronized (received) {
                 got = received[0];
             }
-            receiver.interrupt();
-            rx.close();
-            receiver.join(1_000);
-            // Count what arrived: loopback drops what the receiver could not keep up with.
-            return got / s / 1e9;
+            return got / (double) n / s / 1e9;
+        } finally {
+            receivers.forEach(Thread::interrupt);
+            for (DatagramChannel c : channels) {
+                c.close();
+            }
+            for (Thread t : receivers) {
+                t.join(1_000);
+            }
         }
     }
 }
