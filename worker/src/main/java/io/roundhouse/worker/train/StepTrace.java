@@ -7,6 +7,7 @@ import io.roundhouse.worker.model.PhaseTimers;
 import io.roundhouse.worker.parallel.WorkerGroup;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -26,8 +27,10 @@ final class StepTrace {
     private static final PhaseTimers.Phase[] PHASES = PhaseTimers.Phase.values();
 
     private final int[] steps;  // sorted
-    private final long wallMicrosAtOrigin = System.currentTimeMillis() * 1000;
+    // The wall clock to the microsecond (currentTimeMillis would shift one worker's track against
+    // another's by up to a millisecond, a whole phase at these step times), read beside nanoTime.
     private final long nanosAtOrigin = System.nanoTime();
+    private final long wallMicrosAtOrigin = wallMicros(Instant.now());
 
     private StepTrace(TreeSet<Integer> steps) {
         this.steps = steps.stream().mapToInt(Integer::intValue).toArray();
@@ -89,7 +92,9 @@ final class StepTrace {
         return sb.append(']').toString();
     }
 
-
+    private static long wallMicros(Instant t) {
+        return t.getEpochSecond() * 1_000_000 + t.getNano() / 1000;
+    }
 
     private long micros(long nanos) {
         return wallMicrosAtOrigin + (nanos - nanosAtOrigin) / 1000;
