@@ -153,6 +153,18 @@ public final class Collectives {
         allToAllV2D(send, sendOff, recv, recvOff, matrix);
     }
 
+    /**
+     * During a started {@link #startAllToAllV}: waits until the first {@code floats} floats of the
+     * block from rank {@code src} are in {@code recv} (the block to self is there from the start),
+     * so the caller can compute on them while the rest travels; {@link #finish} still completes the
+     * exchange.
+     */
+    public void awaitReceived(int src, int floats) {
+        if (src != rank) {
+            m.awaitReceived(src, 4 * floats);
+        }
+    }
+
     /** Finishes the collective a {@code start…} call began (nothing to do when none is in flight). */
     public void finish() {
         if (m.started()) {

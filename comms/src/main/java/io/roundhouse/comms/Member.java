@@ -422,6 +422,46 @@ public final class Member implements AutoCloseable {
         return started;
     }
 
+    /**
+     * During a {@link #start}ed round: waits until the first {@code bytes} bytes of the message
+     * from {@code src} have arrived (frames arrive in order, so they are in place), sending and
+     * taking whatever else is due meanwhile. The round stays started: {@link #transfer()} still
+     * finishes it. This is how a receiver computes on the part of a message that is in while the
+     * rest travels.
+     *
+     * @throws PeerException when the op deadline passes or a peer this round waits on goes away
+     */
+    void awaitReceived(int src, int bytes) {
+        if (!started) {
+            throw new IllegalStateException("comms " + opName + ": awaitReceived outside a started round");
+        }
+        Message in = incoming[src];
+        if (!in.active || bytes > in.bytes) {
+            throw new IllegalArgumentException("comms " + opName + ": awaits " + bytes + " bytes from " + describe(src)
+                    + ", whose message in this round is " + (in.active ? in.bytes + " bytes" : "not expected"));
+        }
+        roundTimeoutMs = cfg.opTimeoutMs();
+        long deadline = System.nanoTime() + roundTimeoutMs * 1_000_000L;
+        while (in.done < bytes) {
+            int work = 0;
+            for (int r = 0; r < size; r++) {
+                Message m = outgoing[r];
+                if (m.active && !m.complete()) {
+                    work += sendSome(r, m);
+                }
+            }
+            work += poll();
+            if (failure != null) {
+                throw failure;
+            }
+            if (in.done >= bytes) {
+                return;
+            }
+            checkPeers(deadline);
+            idle.idle(work);
+        }
+    }
+
     /** {@link #transfer()} with its own deadline, {@code timeoutMs} from now. */
     void transfer(long timeoutMs) {
         started = false;

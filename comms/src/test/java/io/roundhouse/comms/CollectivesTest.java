@@ -152,6 +152,58 @@ class CollectivesTest {
         assertEquals(w, ok.size());
     }
 
+    /**
+     * A started all-to-all awaited in parts (as a pipelined MoE layer takes each expert's rows): a
+     * prefix of each source's block is in place once awaitReceived returns, before finish; with a
+     * 64 KiB term every message outruns the peer's window, so awaiting must also push this member's
+     * own sends (else two members awaiting each other would never finish).
+     */
+    @ParameterizedTest(name = "{0} W={1}")
+    @MethodSource("groups")
+    void awaitedPrefixesArriveBeforeTheStartedAllToAllFinishes(Transport t, int w) throws Exception {
+        CommsConfig cfg = GroupHarness.config(t, aeron).withTerm(64 << 10, 1408);
+        List<Boolean> ok = GroupHarness.run(cfg, w, 0, c -> {
+            int rank = c.member().rank();
+            int n = 40_000 + rank;  // 160 KiB blocks, of another size from each source
+            int[] sendCounts = new int[w];
+            int[] recvCounts = new int[w];
+            float[] send = new float[w * (n + w)];
+            int at = 0;
+            for (int d = 0; d < w; d++) {
+                sendCounts[d] = n;
+                recvCounts[d] = 40_000 + d;
+                for (int i = 0; i < n; i++) {
+                    send[at + i] = value(rank, d, i);
+                }
+                at += n;
+            }
+            ByteBuffer recvBuf = offHeap(new float[w * (n + w)]);
+            c.startAllToAllV(offHeap(send), 0, sendCounts, recvBuf, 0, recvCounts);
+            for (int part = 1; part <= 4; part++) {
+                int from = 0;
+                for (int s = 0; s < w; s++) {
+                    int prefix = recvCounts[s] * part / 4;
+                    c.awaitReceived(s, prefix);
+                    for (int i = 0; i < prefix; i++) {
+                        float v = recvBuf.getFloat(4 * (from + i));
+                        if (v != value(s, rank, i)) {
+                            throw new AssertionError("rank " + rank + ": awaited element " + i + " from rank " + s
+                                    + " is " + v + ", expected " + value(s, rank, i));
+                        }
+                    }
+                    from += recvCounts[s];
+                }
+            }
+            assertThrows(IllegalArgumentException.class, () -> c.awaitReceived((rank + 1) % w, 40_000 + w));
+            c.finish();
+            IllegalStateException outside = assertThrows(IllegalStateException.class,
+                    () -> c.awaitReceived((rank + 1) % w, 1));
+            assertTrue(outside.getMessage().contains("outside a started round"), outside.getMessage());
+            return true;
+        });
+        assertEquals(w, ok.size());
+    }
+
     @ParameterizedTest(name = "{0} W={1}")
     @MethodSource("groups")
     void allReduceIsCorrectAndBitIdentical(Transport t, int w) throws Exception {

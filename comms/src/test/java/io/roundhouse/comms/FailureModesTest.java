@@ -7,6 +7,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.aeron.ExclusivePublication;
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -174,6 +176,26 @@ class FailureModesTest {
         });
         assertTrue(messages.get(0).contains("barrier #3 round 0 on rank 0 (ipc stream 1000) timed out after 1000 ms: "
                 + "rank 2 (ipc stream 1002) is late"), messages.get(0));
+    }
+
+    @Test
+    void aPeerThatNeverSendsIsNamedWhileItsRowsAreAwaited() throws Exception {
+        CommsConfig cfg = GroupHarness.config(Transport.IPC, aeron).withTimeouts(5_000, 1_000);
+        List<String> messages = GroupHarness.run(cfg, 2, 0, c -> {
+            c.startBarrier();
+            if (c.member().rank() == 1) {
+                Thread.sleep(2_500); // stalls instead of its half of the all-to-all
+                return "";
+            }
+            ByteBuffer send = ByteBuffer.allocateDirect(64).order(ByteOrder.nativeOrder());
+            ByteBuffer recv = ByteBuffer.allocateDirect(64).order(ByteOrder.nativeOrder());
+            c.startAllToAllV(send, 0, new int[] {4, 4}, recv, 0, new int[] {4, 4});
+            PeerException e = assertThrows(PeerException.class, () -> c.awaitReceived(1, 2));
+            assertEquals(List.of(1), e.ranks());
+            return e.getMessage();
+        });
+        assertEquals("comms allToAll #2 round 0 on rank 0 (ipc stream 1000) timed out after 1000 ms: "
+                + "rank 1 (ipc stream 1001) is late, received 0 of 16 bytes", messages.get(0));
     }
 
     @Test

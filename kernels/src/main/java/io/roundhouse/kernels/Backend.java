@@ -62,6 +62,14 @@ public interface Backend extends AutoCloseable {
     void write(Tensor t, HostBuffer src, int off);
 
     /**
+     * Copies {@code src[off, off + rows·t.rowSize())} into rows [row0, row0 + rows) of FLOAT32
+     * {@code t}: a part of a tensor filled as its rows arrive (a backend may do it without making a view).
+     */
+    default void writeRows(Tensor t, int row0, int rows, HostBuffer src, int off) {
+        write(t.rows(row0, rows), src, off);
+    }
+
+    /**
      * Copies each {@code ts.get(i)} into {@code dst} from {@code offsets[i]}: on a GPU the copies
      * queue and the host waits once, not once per tensor (the gradient all-reduce's many parameters).
      */
@@ -159,7 +167,10 @@ public interface Backend extends AutoCloseable {
      * {@code a = x·w1[e] + b1[e]; h = act(a); y = h·w2[e] + b2[e]}.
      *
      * <p>y[M,D] out; a[M,F1], h[M,F] saved; x[M,D]; w1[E,D,F1], b1[E,F1], w2[E,F,D], b2[E,D];
-     * offsets int[E+1] on the host, offsets[E] = M.
+     * offsets int[E+1] on the host, offsets[E] = M. The groups may start past row 0 (offsets[0] > 0):
+     * the rows before it are left as they are (a layer computes one expert at a time as its rows
+     * arrive, each with the bits it has in a call over every group); likewise in
+     * {@link #expertFfnBackwardData}.
      */
     default void expertFfnForward(Tensor y, Tensor a, Tensor h, Tensor x, Tensor w1, Tensor b1, Tensor w2,
                                   Tensor b2, int[] offsets, Activation act) {

@@ -103,6 +103,22 @@ public final class Check {
     }
 
     /** Expert group boundaries: E+1 of them, from 0, not decreasing; returns the rows they cover. */
+    /**
+     * Groups that may start past row 0 ({@code offsets[0] ≥ 0}; rows before it are left alone): the
+     * expert FFN's forward and input half, run one expert at a time as its rows arrive.
+     */
+    public static int groupsFrom(String op, int[] offsets, int e) {
+        if (offsets.length == e + 1 && offsets[0] > 0) {
+            for (int j = 0; j < e; j++) {
+                if (!(offsets[j + 1] >= offsets[j])) {
+                    throw new IllegalArgumentException(op + ": offsets must not decrease (expert " + j + ")");
+                }
+            }
+            return offsets[e];
+        }
+        return groups(op, offsets, e);
+    }
+
     public static int groups(String op, int[] offsets, int e) {
         if (!(offsets.length == e + 1)) {
             throw new IllegalArgumentException(op + ": offsets has " + offsets.length
@@ -133,7 +149,7 @@ public final class Check {
         int d = w1.dim(1);
         int f1 = w1.dim(2);
         int f = w2.dim(1);
-        int m = groups("expertFfnForward", offsets, e);
+        int m = groupsFrom("expertFfnForward", offsets, e);
         shape("expertFfnForward", w2, e, f, d);
         if (!(f1 == act.preWidth(f))) {
             throw new IllegalArgumentException("expertFfnForward: w1 width " + f1 + " does not match " + act
@@ -153,7 +169,7 @@ public final class Check {
         int d = w1.dim(1);
         int f1 = w1.dim(2);
         int f = w2.dim(1);
-        int m = groups("expertFfnBackward", offsets, e);
+        int m = groupsFrom("expertFfnBackward", offsets, e);
         shape("expertFfnBackward", w2, e, f, d);
         atLeastRows("expertFfnBackward", dx, m, d);
         atLeastRows("expertFfnBackward", dy, m, d);

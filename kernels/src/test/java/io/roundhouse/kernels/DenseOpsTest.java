@@ -3,10 +3,13 @@ package io.roundhouse.kernels;
 import static io.roundhouse.kernels.OpTestSupport.assertClose;
 import static io.roundhouse.kernels.OpTestSupport.numericGrad;
 import static io.roundhouse.kernels.OpTestSupport.rounded;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.Arrays;
+import java.util.List;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.EnumSource;
@@ -154,6 +157,49 @@ class DenseOpsTest {
                 numericGrad(v -> Ref.expertFfn(x, w1, b1, v, b2, offsets, d, f, act), w2.clone(), dy), s.read(tdw2), GRAD_TOL);
         assertClose("expertFfn db2 " + tag,
                 numericGrad(v -> Ref.expertFfn(x, w1, b1, w2, v, offsets, d, f, act), b2.clone(), dy), s.read(tdb2), GRAD_TOL);
+    }
+
+    /**
+     * One group at a time, each starting past row 0 (how a pipelined MoE layer runs its experts as
+     * their rows arrive): every output row, a, h, dx and the input half's scratch get the bits of
+     * one call over every group, at both precisions; the other rows are left alone.
+     */
+    @ParameterizedTest(name = "expertFfn one group at a time, {0}")
+    @EnumSource(Precision.class)
+    void expertFfnOneGroupAtATimeGivesTheWholeCallsBits(Precision p) {
+        for (Activation act : new Activation[] {Activation.GELU, Activation.SWIGLU}) {
+            OpTestSupport.FfnCase c = new OpTestSupport.FfnCase(act, new int[] {3, 0, 70, 1, 9}, 24, 40, 11);
+            OpTestSupport s = c.s;
+            Tensor x = s.tensor("x", c.x, c.m, c.d);
+            Tensor w1 = s.tensor("w1", c.w1, c.e, c.d, c.f1);
+            Tensor b1 = s.tensor("b1", c.b1, c.e, c.f1);
+            Tensor w2 = s.tensor("w2", c.w2, c.e, c.f, c.d);
+            Tensor b2 = s.tensor("b2", c.b2, c.e, c.d);
+            Tensor dy = s.tensor("dy", c.dy, c.m, c.d);
+            Tensor[] y = {s.poisoned("y", c.m, c.d), s.poisoned("y1", c.m, c.d)};
+            Tensor[] a = {s.poisoned("a", c.m, c.f1), s.poisoned("a1", c.m, c.f1)};
+            Tensor[] h = {s.poisoned("h", c.m, c.f), s.poisoned("h1", c.m, c.f)};
+            Tensor[] dx = {s.poisoned("dx", c.m, c.d), s.poisoned("dx1", c.m, c.d)};
+            Tensor[] dh = {s.poisoned("dh", c.m, c.f), s.poisoned("dh1", c.m, c.f)};
+            Tensor[] da = {s.poisoned("da", c.m, c.f1), s.poisoned("da1", c.m, c.f1)};
+            s.be.expertFfnForward(y[0], a[0], h[0], x, w1, b1, w2, b2, c.offsets, act, p);
+            s.be.expertFfnBackwardData(dx[0], dy, a[0], w1, w2, c.offsets, act, dh[0], da[0], p);
+            int[] one = new int[c.e + 1];
+            for (int k = 0; k < c.e; k++) {
+                for (int j = 0; j <= c.e; j++) {
+                    one[j] = c.offsets[j <= k ? k : k + 1];
+                }
+                s.be.expertFfnForward(y[1], a[1], h[1], x, w1, b1, w2, b2, one, act, p);
+                s.be.expertFfnBackwardData(dx[1], dy, a[1], w1, w2, one, act, dh[1], da[1], p);
+                if (k == 1) {  // the rows past the groups so far are untouched (still NaN)
+                    assertTrue(Double.isNaN(s.read(y[1].rows(c.offsets[2], 1))[0]), "a row of a later group was written");
+                }
+            }
+            String tag = act + " " + p;
+            for (Tensor[] t : List.of(y, a, h, dx, dh, da)) {
+                assertArrayEquals(s.read(t[0]), s.read(t[1]), t[0] + " one group at a time, " + tag);
+            }
+        }
     }
 
     @Test

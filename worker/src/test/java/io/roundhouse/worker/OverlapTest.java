@@ -12,8 +12,10 @@ import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * {@code comms.overlap}: an MoE layer's started exchanges (on: the experts' weight gradients
- * computed while the input gradients travel back, the shared experts while their rows travel) and
+ * {@code comms.overlap}: an MoE layer's started exchanges (on: the hosted experts computed one by
+ * one as their rows arrive, forward and the input half of backward, each in a call of its own; the
+ * experts' weight gradients computed while the input gradients travel back, the shared experts
+ * while their rows travel) and
  * also the dense gradients' buckets summed on a comms thread while backward goes on below their
  * block (all) give the bits of the serial schedule (off), where every exchange finishes before the
  * next computation: the same

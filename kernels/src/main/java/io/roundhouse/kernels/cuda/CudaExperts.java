@@ -58,6 +58,15 @@ final class CudaExperts {
                 offsetsDev);
     }
 
+    /** {@code offsets} less their first entry: the same groups counted from their first row. */
+    private static int[] shifted(int[] offsets) {
+        int[] s = new int[offsets.length];
+        for (int g = 0; g < s.length; g++) {
+            s[g] = offsets[g] - offsets[0];
+        }
+        return s;
+    }
+
     /** {@link Backend#expertFfnForward}: a = x·W1_g + b1_g, h = act(a), y = h·W2_g + b2_g. */
     void forward(Tensor y, Tensor a, Tensor h, Tensor x, Tensor w1, Tensor b1, Tensor w2, Tensor b2, int[] offsets,
                  Activation act, Precision p) {
@@ -66,6 +75,13 @@ final class CudaExperts {
         int f1 = w1.dim(2);
         int f = w2.dim(1);
         int m = Check.expertFfnForward(y, a, h, x, w1, w2, offsets, act);
+        if (offsets[0] > 0) {
+            // groups from row r0: the same op on views from there (the grouped kernels count rows from 0)
+            int r0 = offsets[0];
+            forward(y.rows(r0, m - r0), a.rows(r0, m - r0), h.rows(r0, m - r0), x.rows(r0, m - r0), w1, b1, w2, b2,
+                    shifted(offsets), act, p);
+            return;
+        }
         if (m == 0) {
             return;
         }
@@ -89,6 +105,12 @@ final class CudaExperts {
         int f1 = w1.dim(2);
         int f = w2.dim(1);
         int m = Check.expertFfnBackwardData(dx, dy, w1, w2, offsets, scratchDh, scratchDa);
+        if (offsets[0] > 0) {
+            int r0 = offsets[0];
+            backwardData(dx.rows(r0, m - r0), dy.rows(r0, m - r0), a.rows(r0, m - r0), w1, w2, shifted(offsets), act,
+                    scratchDh.rows(r0, m - r0), scratchDa.rows(r0, m - r0), p);
+            return;
+        }
         if (m == 0) {
             return;
         }

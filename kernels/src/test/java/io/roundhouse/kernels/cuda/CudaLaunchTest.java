@@ -60,6 +60,7 @@ class CudaLaunchTest {
         HostBuffer h = be.allocateHost("staging", n * d);
         be.read(x, h, 0);
         be.write(y, h, 0);
+        be.writeRows(y, 2, 3, h, d);
         be.read(java.util.List.of(x, row), h, new int[] {0, n * d - d});
         be.write(java.util.List.of(y, row), h, new int[] {0, 5});
         be.sumSquares(java.util.List.of(x, row, rows));
@@ -107,6 +108,9 @@ class CudaLaunchTest {
                 be.expertFfnBackward(x, w1, b1, w2, b2, y, x, a, hid, w1, w2, offsets, act, hid, a, p);
                 be.expertFfnBackward(x, w1, null, w2, null, y, x, a, hid, w1, w2, offsets, act, hid, a);
                 be.expertFfnBackwardData(x, y, a, w1, w2, offsets, act, hid, a, p);
+                int[] one = {10, 10, 10, 30, 30, 30};  // one group, from past row 0 (the pipelined layer's)
+                be.expertFfnForward(y, a, hid, x, w1, b1, w2, b2, one, act, p);
+                be.expertFfnBackwardData(x, y, a, w1, w2, one, act, hid, a, p);
                 be.expertFfnBackwardWeights(w1, b1, w2, b2, y, x, hid, offsets, a, p);
                 be.activationForward(hid, a, act);
                 be.activationBackward(a, hid, a, act);

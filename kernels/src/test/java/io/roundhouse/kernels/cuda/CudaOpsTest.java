@@ -329,6 +329,21 @@ class CudaOpsTest {
             same("expertFfnBackward db1 " + act + " " + p, db1, tol);
             same("expertFfnBackward dw2 " + act + " " + p, dw2, tol);
             same("expertFfnBackward db2 " + act + " " + p, db2, tol);
+            // One group at a time, each from past row 0 (the MoE layer's pipeline): the CPU's whole call.
+            Tensor[] y1 = {y[0], poisoned("y1", m, d)[1]};
+            Tensor[] dx1 = {dx[0], poisoned("dx1", m, d)[1]};
+            Tensor a1 = poisoned("a1", m, f1)[1];
+            Tensor h1 = poisoned("h1", m, f)[1];
+            int[] one = new int[e + 1];
+            for (int k = 0; k < e; k++) {
+                for (int j = 0; j <= e; j++) {
+                    one[j] = offsets[j <= k ? k : k + 1];
+                }
+                gpu.expertFfnForward(y1[1], a1, h1, x[1], w1[1], b1[1], w2[1], b2[1], one, act, p);
+                gpu.expertFfnBackwardData(dx1[1], dy[1], a1, w1[1], w2[1], one, act, sdh[1], sda[1], p);
+            }
+            same("expertFfnForward one group at a time " + act + " " + p, y1, tol);
+            same("expertFfnBackwardData one group at a time " + act + " " + p, dx1, tol);
         }
     }
 

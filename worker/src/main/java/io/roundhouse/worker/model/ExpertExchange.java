@@ -102,6 +102,36 @@ public interface ExpertExchange {
     Tensor finish();
 
     /**
+     * Pipelining ({@code comms.overlap} on, more than one hosted expert): whether
+     * {@link #startDispatch} and {@link #awaitExpert} are offered, so that the layer computes each
+     * hosted expert as soon as every worker's rows for it are in, while the rows of the next travel.
+     */
+    default boolean pipelines() {
+        return false;
+    }
+
+    /**
+     * Pipelining: starts {@link #dispatch} (filling {@code localOffsets}) and returns the tensor the
+     * rows land in, [M_local, D]; hosted expert k's rows are in it once {@link #awaitExpert}(k)
+     * returns, and {@link #finish} completes the exchange (returning the same tensor). The bits are
+     * the blocking call's.
+     */
+    default Tensor startDispatch(Tensor xp, int[] offsets, int[] localOffsets) {
+        throw new UnsupportedOperationException(getClass().getSimpleName() + " does not pipeline");
+    }
+
+    /**
+     * Pipelining, during a started exchange towards the experts ({@link #startDispatch} or
+     * {@link #startCombineBackward}): waits until every worker's rows for hosted expert k have
+     * arrived and puts them in place; k = 0, 1, … in order.
+     *
+     * @return the started exchange's destination (the tensor {@link #finish} will return)
+     */
+    default Tensor awaitExpert(int k) {
+        throw new UnsupportedOperationException(getClass().getSimpleName() + " does not pipeline");
+    }
+
+    /**
      * After {@link #dispatch}: rows of another width that ride with the same copies (the Self-Tuning
      * Network's perturbation of each copy's token) to the same experts, in the layout the dispatch
      * returned. One more exchange round.

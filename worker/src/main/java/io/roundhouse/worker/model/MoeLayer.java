@@ -68,6 +68,7 @@ public final class MoeLayer {
     private final Tensor y;         // [maxN, D]
     private final int[] offsets;
     private final int[] localOffsets;
+    private final int[] oneExpert;        // pipelining: localOffsets with every group but one empty
     private final int[] selected;
     private final float[] stats;          // the router's statistics, summed across workers
     // Backward state.
@@ -159,6 +160,7 @@ public final class MoeLayer {
         y = be.allocate(name + ".y", DType.FLOAT32, maxN, d);
         offsets = new int[e + 1];
         localOffsets = new int[el + 1];
+        oneExpert = new int[el + 1];
         selected = new int[e];
         stats = new float[router.statsSize()];
         dyp = be.allocate(name + ".dyp", DType.FLOAT32, rows, d);
@@ -248,16 +250,40 @@ public final class MoeLayer {
         be.permuteForward(xp.rows(m), input, rowToken, m);
         long t2 = System.nanoTime();
         timers.add(PhaseTimers.Phase.PERMUTE, tStats, t2);
-        // 3. dispatch
-        xr = exchange.dispatch(xp.rows(m), offsets, localOffsets);
-        int mLocal = localOffsets[localOffsets.length - 1];
-        long t3 = System.nanoTime();
-        timers.add(PhaseTimers.Phase.DISPATCH, t2, t3);
-        // 4. expert compute
+        // 3. dispatch; 4. expert compute
         // (the scratch buffers whole: the op reads the rows the offsets cover, and no view is made
         // for a row count that changes every step)
-        be.expertFfnForward(yr.rows(mLocal), a, h, xr, w1.value(), b1 == null ? null : b1.value(),
-                w2.value(), b2 == null ? null : b2.value(), localOffsets, act, precision);
+        long t3;
+        int mLocal;
+        if (exchange.pipelines()) {
+            // pipelined: each hosted expert computes once every worker's rows for it are in, while
+            // the next experts' rows travel; every expert's FFN as in one call (same bits)
+            xr = exchange.startDispatch(xp.rows(m), offsets, localOffsets);
+            mLocal = localOffsets[localOffsets.length - 1];
+            Tensor yOut = yr.rows(mLocal);
+            t3 = System.nanoTime();
+            timers.add(PhaseTimers.Phase.DISPATCH, t2, t3);
+            for (int k = 0; k < oneExpert.length - 1; k++) {
+                exchange.awaitExpert(k);
+                long tk = System.nanoTime();
+                timers.add(PhaseTimers.Phase.DISPATCH, t3, tk);
+                be.expertFfnForward(yOut, a, h, xr, w1.value(), b1 == null ? null : b1.value(), w2.value(),
+                        b2 == null ? null : b2.value(), onlyExpert(k), act, precision);
+                t3 = System.nanoTime();
+                timers.add(PhaseTimers.Phase.EXPERTS, tk, t3);
+            }
+            exchange.finish();
+            long t = System.nanoTime();
+            timers.add(PhaseTimers.Phase.DISPATCH, t3, t);
+            t3 = t;
+        } else {
+            xr = exchange.dispatch(xp.rows(m), offsets, localOffsets);
+            mLocal = localOffsets[localOffsets.length - 1];
+            t3 = System.nanoTime();
+            timers.add(PhaseTimers.Phase.DISPATCH, t2, t3);
+            be.expertFfnForward(yr.rows(mLocal), a, h, xr, w1.value(), b1 == null ? null : b1.value(),
+                    w2.value(), b2 == null ? null : b2.value(), localOffsets, act, precision);
+        }
         if (expertResponse != null) {
             expertResponse.forward(yr.rows(mLocal), xr, localOffsets, rowToken, m, exchange, perturbation);
         }
@@ -343,15 +369,33 @@ public final class MoeLayer {
             timers.add(PhaseTimers.Phase.EXPERTS, t1, t);
             t1 = t;
         }
-        Tensor dyr = exchange.finish();
-        long t2 = System.nanoTime();
-        timers.add(PhaseTimers.Phase.DISPATCH, t1, t2);
-        // 4. experts: the input half; the Self-Tuning Network's response (its exchange books itself
-        // as combine); 3. dispatch's backward, a combine, started: the weight half runs meanwhile
-        be.expertFfnBackwardData(dxr.rows(mLocal), dyr, a, w1.value(), w2.value(), localOffsets, act,
-                dh, da, precision);
-        long t3 = System.nanoTime();
-        timers.add(PhaseTimers.Phase.EXPERTS, t2, t3);
+        // 4. experts: the input half (pipelined like forward's: expert by expert as their rows come);
+        // the Self-Tuning Network's response (its exchange books itself as combine); 3. dispatch's
+        // backward, a combine, started: the weight half runs meanwhile
+        Tensor dyr;
+        long t3;
+        if (exchange.pipelines()) {
+            Tensor dxOut = dxr.rows(mLocal);
+            for (int k = 0; k < oneExpert.length - 1; k++) {
+                dyr = exchange.awaitExpert(k);
+                long tk = System.nanoTime();
+                timers.add(PhaseTimers.Phase.DISPATCH, t1, tk);
+                be.expertFfnBackwardData(dxOut, dyr, a, w1.value(), w2.value(), onlyExpert(k), act, dh, da, precision);
+                t1 = System.nanoTime();
+                timers.add(PhaseTimers.Phase.EXPERTS, tk, t1);
+            }
+            dyr = exchange.finish();
+            t3 = System.nanoTime();
+            timers.add(PhaseTimers.Phase.DISPATCH, t1, t3);
+        } else {
+            dyr = exchange.finish();
+            long t2 = System.nanoTime();
+            timers.add(PhaseTimers.Phase.DISPATCH, t1, t2);
+            be.expertFfnBackwardData(dxr.rows(mLocal), dyr, a, w1.value(), w2.value(), localOffsets, act,
+                    dh, da, precision);
+            t3 = System.nanoTime();
+            timers.add(PhaseTimers.Phase.EXPERTS, t2, t3);
+        }
         if (expertResponse != null) {
             expertResponse.backward(dxr.rows(mLocal), dyr, xr, localOffsets, rowToken, m, exchange, perturbation);
         }
@@ -386,6 +430,14 @@ public final class MoeLayer {
         }
         timers.add(PhaseTimers.Phase.ROUTE, t7, System.nanoTime());
         return out;
+    }
+
+    /** The last dispatch's hosted-expert groups with every group but k's empty (k's rows where they are). */
+    private int[] onlyExpert(int k) {
+        for (int j = 0; j < oneExpert.length; j++) {
+            oneExpert[j] = localOffsets[j <= k ? k : k + 1];
+        }
+        return oneExpert;
     }
 
     /** Pre-gating: the last backward's gradient of this layer's router with respect to the previous layer's input. */

@@ -32,6 +32,12 @@ import io.roundhouse.worker.model.ExpertExchange;
  * the backward ones) sends its rows and returns; the layer computes what does not need the result,
  * and {@link #finish} takes the rows that arrived. Off, or with the two-level all-to-all, the rows
  * move before start returns. The bits are the same either way.
+ *
+ * <p>Pipelining (overlap on, the flat all-to-all, more than one hosted expert): an exchange towards
+ * the experts ({@link #startDispatch}, {@link #startCombineBackward}) can be awaited expert by
+ * expert ({@link #awaitExpert}): every source sends its block in hosted-expert order, so expert k's
+ * rows are in once each source's first rows (those for experts 0…k) are, and the layer computes
+ * expert k while the rows of k+1… travel.
  */
 public final class AllToAllExchange implements ExpertExchange {
     private final Backend be;
@@ -78,6 +84,10 @@ public final class AllToAllExchange implements ExpertExchange {
     private Tensor pendingDst;                  // where the started exchange's rows go, or null
     private int pendingWidth;                   // its row width
     private boolean pendingToExperts;           // its direction
+    private Tensor pendingOut;                  // towards the experts: the rows of pendingDst it fills
+    private int placed;                         // towards the experts: hosted experts already in pendingOut
+    private final boolean pipeline;             // overlap, flat all-to-all, several hosted experts
+    private final int[] expertStart;            // [local+1] first row of each hosted expert, expert-major (last dispatch)
 
     /**
      * @param maxRowsOut most rows this worker dispatches per call (maxN·K)
@@ -128,6 +138,18 @@ public final class AllToAllExchange implements ExpertExchange {
         this.sourceStart = new int[workers + 1];
         this.sendWidth = new int[workers];
         this.recvWidth = new int[workers];
+        this.expertStart = new int[local + 1];
+        this.pipeline = overlap && !twoLevel && local > 1;
+    }
+
+    /**
+     * With {@code comms.overlap} on, the flat all-to-all and more than one hosted expert: the
+     * exchanges towards the experts can be awaited expert by expert ({@link #awaitExpert}), since
+     * every source sends its rows in expert order.
+     */
+    @Override
+    public boolean pipelines() {
+        return pipeline;
     }
 
     @Override
@@ -240,6 +262,45 @@ public final class AllToAllExchange implements ExpertExchange {
 
     @Override
     public Tensor dispatch(Tensor xp, int[] offsets, int[] localOffsets) {
+        plan(offsets, localOffsets);
+        return toExperts(xp, xr, d);
+    }
+
+    @Override
+    public Tensor startDispatch(Tensor xp, int[] offsets, int[] localOffsets) {
+        if (!pipeline) {
+            throw new IllegalStateException("startDispatch: this exchange does not pipeline (see pipelines())");
+        }
+        plan(offsets, localOffsets);
+        startToExperts(xp, xr, d);
+        return pendingOut;
+    }
+
+    /**
+     * Waits for hosted expert k's rows from every source: each source's block holds its rows expert
+     * by expert, so they are in once its first (rows for experts 0…k) floats are.
+     */
+    @Override
+    public Tensor awaitExpert(int k) {
+        if (!pipeline || pendingDst == null || !pendingToExperts) {
+            throw new IllegalStateException("awaitExpert: no pipelined exchange towards the experts was started");
+        }
+        if (k != placed) {
+            throw new IllegalStateException("awaitExpert(" + k + "): the hosted experts come in order; next is " + placed);
+        }
+        for (int w = 0; w < workers; w++) {
+            int rows = 0;
+            for (int q = 0; q <= k; q++) {
+                rows += recvExpertRows[w * local + q];
+            }
+            c.awaitReceived(w, rows * pendingWidth);
+        }
+        place(k);
+        return pendingOut;
+    }
+
+    /** The sizes of the next exchanges from the router statistics' counts and {@code offsets}. */
+    private void plan(int[] offsets, int[] localOffsets) {
         if (!countsKnown) {
             throw new IllegalStateException("dispatch without the router statistics of this layer: call "
                     + "sumRouterStats(stats, offsets) first (it carries the row counts)");
@@ -270,7 +331,7 @@ public final class AllToAllExchange implements ExpertExchange {
             }
             localOffsets[e + 1] = localOffsets[e] + n;
         }
-        return toExperts(xp, xr, d);
+        System.arraycopy(localOffsets, 0, expertStart, 0, local + 1);
     }
 
     @Override
@@ -296,7 +357,7 @@ public final class AllToAllExchange implements ExpertExchange {
         Tensor dst = pendingDst;
         pendingDst = null;
         c.finish();
-        return pendingToExperts ? arrivedToExperts(dst) : arrivedToSources(dst, pendingWidth);
+        return pendingToExperts ? arrivedToExperts() : arrivedToSources(dst, pendingWidth);
     }
 
     @Override
@@ -342,6 +403,8 @@ public final class AllToAllExchange implements ExpertExchange {
         pendingDst = dst;
         pendingWidth = width;
         pendingToExperts = toExperts;
+        pendingOut = toExperts ? dst.rows(rowsIn) : null;
+        placed = 0;
     }
 
     /** {@link #toExperts} up to the rows being on their way. */
@@ -365,8 +428,14 @@ public final class AllToAllExchange implements ExpertExchange {
         }
     }
 
-    /** The rows that arrived, expert-major, into {@code dst}. */
-    private Tensor arrivedToExperts(Tensor dst) {
+    /** The rows that arrived, expert-major, into the destination (those of the experts not yet placed). */
+    private Tensor arrivedToExperts() {
+        if (placed > 0) {
+            for (int e = placed; e < local; e++) {
+                place(e);
+            }
+            return pendingOut;
+        }
         int d = pendingWidth;
         int at = 0;
         for (int e = 0; e < local; e++) {
@@ -376,9 +445,21 @@ public final class AllToAllExchange implements ExpertExchange {
                 at += n;
             }
         }
-        Tensor out = dst.rows(rowsIn);
-        be.write(out, ordered, 0);
-        return out;
+        be.write(pendingOut, ordered, 0);
+        return pendingOut;
+    }
+
+    /** Hosted expert k's rows from every source, in source order, into their expert-major place. */
+    private void place(int k) {
+        int d = pendingWidth;
+        int at = expertStart[k] * d;
+        for (int w = 0; w < workers; w++) {
+            int n = recvExpertRows[w * local + k] * d;
+            ordered.put(at, arrived, rowInSource(w, k) * d, n);
+            at += n;
+        }
+        be.writeRows(pendingOut, expertStart[k], expertStart[k + 1] - expertStart[k], ordered, expertStart[k] * d);
+        placed = k + 1;
     }
 
     /** {@link #toSources} up to the rows being on their way. */
