@@ -23,6 +23,13 @@ public final class Collectives {
     private final int[] one = new int[1];
     private float[] scratch = new float[0];
     private final TwoLevelAllToAll twoLevel;
+    // A held all-to-all's block to self, copied as it is released (startAllToAllVHeld).
+    private Object selfSend;
+    private long selfSendAt;
+    private Object selfRecv;
+    private long selfRecvAt;
+    private int selfFloats;
+    private int selfReleased;
 
     public Collectives(Member member) {
         this.m = member;
@@ -42,6 +49,14 @@ public final class Collectives {
      */
     public Collectives sibling() {
         return new Collectives(m.sibling());
+    }
+
+    /**
+     * {@link #sibling()} that waits as this member does (not in the background): for collectives the
+     * compute thread itself runs beside this member's and waits for.
+     */
+    public Collectives foregroundSibling() {
+        return new Collectives(m.sibling(false));
     }
 
     /** Returns once every member has entered the barrier. */
@@ -165,9 +180,62 @@ public final class Collectives {
         }
     }
 
+    /**
+     * {@link #startAllToAllV} whose blocks are held: block r leaves (the block to self is copied)
+     * only as far as {@link #release} lets it, so a sender can fill {@code send} while the
+     * exchange runs (the rows of an expert as it finishes them). {@link #finish} completes it once
+     * everything is released. {@code send}'s released parts must stay as they are until then.
+     */
+    public void startAllToAllVHeld(ByteBuffer send, int sendOff, int[] sendCounts, ByteBuffer recv, int recvOff,
+                                   int[] recvCounts) {
+        checkSpan("allToAllV: send", send.capacity() / 4, sendOff, sendCounts);
+        checkSpan("allToAllV: recv", recv.capacity() / 4, recvOff, recvCounts);
+        m.beginOp("allToAll");
+        if (sendCounts[rank] != recvCounts[rank]) {
+            throw new IllegalArgumentException("allToAllV: the block to self has " + sendCounts[rank]
+                    + " floats but recvCounts says " + recvCounts[rank]);
+        }
+        long sendAt = address(send) + 4L * sendOff;
+        long recvAt = address(recv) + 4L * recvOff;
+        selfSend = base(send);
+        selfSendAt = sendAt + 4L * offsetOf(sendCounts, rank);
+        selfRecv = base(recv);
+        selfRecvAt = recvAt + 4L * offsetOf(recvCounts, rank);
+        selfFloats = sendCounts[rank];
+        selfReleased = 0;
+        for (int r = 0; r < size; r++) {
+            if (r != rank) {
+                m.sendHeld(r, base(send), sendAt + 4L * offsetOf(sendCounts, r), 4 * sendCounts[r]);
+                m.receive(r, base(recv), recvAt + 4L * offsetOf(recvCounts, r), 4 * recvCounts[r], 4 * recvCounts[r]);
+            }
+        }
+        m.start();
+    }
+
+    /**
+     * During a held all-to-all: the first {@code floats} floats of the block to rank {@code dst} may
+     * leave (to self: are copied); never less than before.
+     */
+    public void release(int dst, int floats) {
+        if (dst != rank) {
+            m.release(dst, 4 * floats);
+            return;
+        }
+        if (floats < selfReleased || floats > selfFloats) {
+            throw new IllegalArgumentException("allToAllV: release of " + floats + " floats to self, whose block is "
+                    + selfFloats + " floats, " + selfReleased + " released");
+        }
+        UnsafeApi.copyMemory(selfSend, selfSendAt + 4L * selfReleased, selfRecv, selfRecvAt + 4L * selfReleased,
+                4L * (floats - selfReleased));
+        selfReleased = floats;
+    }
+
     /** Finishes the collective a {@code start…} call began (nothing to do when none is in flight). */
     public void finish() {
         if (m.started()) {
+            if (!m.released() || selfReleased < selfFloats) {
+                throw new IllegalStateException("allToAllV: finish before every block of the held exchange was released");
+            }
             m.transfer();
         }
     }
@@ -186,6 +254,8 @@ public final class Collectives {
             throw new IllegalArgumentException("allToAllV: the block to self has " + sendCounts[rank]
                     + " floats but recvCounts says " + recvCounts[rank]);
         }
+        selfFloats = 0;
+        selfReleased = 0;
         UnsafeApi.copyMemory(send, sendAt + 4L * offsetOf(sendCounts, rank), recv,
                 recvAt + 4L * offsetOf(recvCounts, rank), 4L * sendCounts[rank]);
         for (int r = 0; r < size; r++) {

@@ -186,9 +186,17 @@ public final class Member implements AutoCloseable {
      * the compute, since nothing waits on it until its results are due. Closed with this member.
      */
     public Member sibling() {
+        return sibling(true);
+    }
+
+    /**
+     * {@link #sibling()}, waiting in the background ({@code background}) or as this member waits (a
+     * sibling the compute thread itself drives, whose results it waits for).
+     */
+    public Member sibling(boolean background) {
         checkUsable();
         Member s = new Member(cfg.withStreamIdBase(cfg.streamIdBase() + SIBLING_STREAMS * (siblings.size() + 1)),
-                driver, false, rank, endpoints, IdleChoice.BACKGROUND);
+                driver, false, rank, endpoints, background ? IdleChoice.BACKGROUND : idleName);
         siblings.add(s);
         s.connect();
         return s;
@@ -319,6 +327,39 @@ public final class Member implements AutoCloseable {
         m.capacity = bytes;
         m.done = 0;
         m.frames = 0;
+        m.limit = bytes;
+    }
+
+    /**
+     * {@link #send}, held: its bytes leave only as {@link #release} allows (a sender that fills the
+     * message while the round runs); an empty message leaves at once.
+     */
+    void sendHeld(int dst, Object base, long address, int bytes) {
+        send(dst, base, address, bytes);
+        outgoing[dst].limit = 0;
+    }
+
+    /** Lets the first {@code bytes} bytes of the held message to {@code dst} leave, and sends what the window takes now. */
+    void release(int dst, int bytes) {
+        Message m = outgoing[dst];
+        if (!m.active || bytes < m.limit || bytes > m.bytes) {
+            throw new IllegalArgumentException("comms " + opName + ": release of " + bytes + " bytes to " + describe(dst)
+                    + ", whose message is " + (m.active ? m.bytes + " bytes, " + m.limit + " released" : "not queued"));
+        }
+        m.limit = bytes;
+        if (started && !m.complete()) {
+            sendSome(dst, m);
+        }
+    }
+
+    /** Whether every queued message of this round may leave whole (nothing held back). */
+    boolean released() {
+        for (int r = 0; r < size; r++) {
+            if (outgoing[r].active && outgoing[r].limit < outgoing[r].bytes) {
+                return false;
+            }
+        }
+        return true;
     }
 
     /**
@@ -495,8 +536,8 @@ public final class Member implements AutoCloseable {
     private int sendSome(int dst, Message m) {
         ExclusivePublication pub = pubs[dst];
         int sent = 0;
-        while (sent < FRAMES_PER_SEND_BURST && !m.complete()) {
-            int chunk = Math.min(framePayload, m.bytes - m.done);
+        while (sent < FRAMES_PER_SEND_BURST && !m.complete() && (m.done < m.limit || m.bytes == 0)) {
+            int chunk = Math.min(framePayload, m.limit - m.done);
             long result = pub.tryClaim(LENGTH + chunk, claim);
             if (result < 0) {
                 if (result == Publication.BACK_PRESSURED || result == Publication.ADMIN_ACTION) {

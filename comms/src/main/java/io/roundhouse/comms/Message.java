@@ -12,6 +12,7 @@ final class Message {
     int capacity;
     int done;
     int frames;
+    int limit;       // outgoing: the bytes that may leave so far (held messages grow it; else bytes)
 
     boolean complete() {
         return !active || (frames > 0 && done == bytes);

@@ -204,6 +204,51 @@ class CollectivesTest {
         assertEquals(w, ok.size());
     }
 
+    /**
+     * A held all-to-all (a pipelined MoE layer's combine, each expert's results sent as computed):
+     * blocks leave only as far as they are released, in parts written after the start, through
+     * windows smaller than the blocks; finish refuses to wait for what was never released.
+     */
+    @ParameterizedTest(name = "{0} W={1}")
+    @MethodSource("groups")
+    void aHeldAllToAllDeliversWhatItReleasesAsItGoes(Transport t, int w) throws Exception {
+        CommsConfig cfg = GroupHarness.config(t, aeron).withTerm(64 << 10, 1408);
+        List<Boolean> ok = GroupHarness.run(cfg, w, 0, c -> {
+            int rank = c.member().rank();
+            int n = 30_000;
+            int[] counts = new int[w];
+            java.util.Arrays.fill(counts, n);
+            ByteBuffer send = offHeap(new float[w * n]);
+            ByteBuffer recv = offHeap(new float[w * n]);
+            c.startAllToAllVHeld(send, 0, counts, recv, 0, counts);
+            IllegalStateException early = assertThrows(IllegalStateException.class, c::finish);
+            assertTrue(early.getMessage().contains("released"), early.getMessage());
+            for (int part = 1; part <= 3; part++) {
+                for (int d = 0; d < w; d++) {
+                    for (int i = n * (part - 1) / 3; i < n * part / 3; i++) {
+                        send.putFloat(4 * (d * n + i), value(rank, d, i));  // written after the start
+                    }
+                    c.release(d, n * part / 3);
+                }
+                Thread.sleep(2);  // the caller's computation
+            }
+            int last = (rank + 1) % w;
+            assertThrows(IllegalArgumentException.class, () -> c.release(last, n - 1));  // never less
+            c.finish();
+            for (int s = 0; s < w; s++) {
+                for (int i = 0; i < n; i++) {
+                    float v = recv.getFloat(4 * (s * n + i));
+                    if (v != value(s, rank, i)) {
+                        throw new AssertionError("rank " + rank + ": element " + i + " from rank " + s + " is " + v
+                                + ", expected " + value(s, rank, i));
+                    }
+                }
+            }
+            return true;
+        });
+        assertEquals(w, ok.size());
+    }
+
     @ParameterizedTest(name = "{0} W={1}")
     @MethodSource("groups")
     void allReduceIsCorrectAndBitIdentical(Transport t, int w) throws Exception {

@@ -69,6 +69,11 @@ public interface Backend extends AutoCloseable {
         write(t.rows(row0, rows), src, off);
     }
 
+    /** Copies rows [row0, row0 + rows) of FLOAT32 {@code t} into {@code dst[off, off + rows·t.rowSize())}. */
+    default void readRows(Tensor t, int row0, int rows, HostBuffer dst, int off) {
+        read(t.rows(row0, rows), dst, off);
+    }
+
     /**
      * Copies each {@code ts.get(i)} into {@code dst} from {@code offsets[i]}: on a GPU the copies
      * queue and the host waits once, not once per tensor (the gradient all-reduce's many parameters).

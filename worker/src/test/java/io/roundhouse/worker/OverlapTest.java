@@ -13,7 +13,8 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * {@code comms.overlap}: an MoE layer's started exchanges (on: the hosted experts computed one by
- * one as their rows arrive, forward and the input half of backward, each in a call of its own; the
+ * one as their rows arrive, forward and the input half of backward, each in a call of its own, and
+ * without an STN expert response each expert's results sent back as soon as computed; the
  * experts' weight gradients computed while the input gradients travel back, the shared experts
  * while their rows travel) and
  * also the dense gradients' buckets summed on a comms thread while backward goes on below their
@@ -70,6 +71,17 @@ class OverlapTest {
     @Test
     void classifierWithSharedExpertsPreGatingAndAnStnKeepsItsBits() throws Exception {
         sameBitsOnAndOff(classifier(4), 2, "classifier");
+    }
+
+    @Test
+    void classifierWhoseCombineStreamsKeepsItsBits() throws Exception {
+        // Without the STN's expert response the forward's combine leaves expert by expert.
+        Map<String, String> m = classifier(4);
+        m.remove("stn.tune");
+        m.remove("stn.layers");
+        m.remove("stn.warmupSteps");
+        m.remove("stn.trainSteps");
+        sameBitsOnAndOff(m, 2, "streamed");
     }
 
     @Test

@@ -123,6 +123,16 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public void readRows(Tensor t, int row0, int rows, HostBuffer dst, int off) {
+        int w = t.rowSize();
+        if (row0 < 0 || rows < 0 || row0 + rows > t.dim(0) || off < 0 || off + rows * w > dst.capacity()) {
+            throw new IllegalArgumentException("readRows: rows [" + row0 + ", " + (row0 + rows) + ") of " + t + " into "
+                    + dst + " at " + off);
+        }
+        dst.put(off, f(t), o(t) + row0 * w, rows * w);
+    }
+
+    @Override
     public void fill(Tensor t, float value) {
         if (t.dtype() == DType.INT32) {
             java.util.Arrays.fill(i(t), o(t), o(t) + t.size(), (int) value);

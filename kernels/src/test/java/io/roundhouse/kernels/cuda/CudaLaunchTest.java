@@ -61,6 +61,7 @@ class CudaLaunchTest {
         be.read(x, h, 0);
         be.write(y, h, 0);
         be.writeRows(y, 2, 3, h, d);
+        be.readRows(y, 2, 3, h, d);
         be.read(java.util.List.of(x, row), h, new int[] {0, n * d - d});
         be.write(java.util.List.of(y, row), h, new int[] {0, 5});
         be.sumSquares(java.util.List.of(x, row, rows));

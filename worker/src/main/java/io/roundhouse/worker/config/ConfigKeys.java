@@ -314,8 +314,9 @@ public final class ConfigKeys {
             + "lowest latency where every worker has a core to spare)");
     public static final ConfigKey<String> COMMS_OVERLAP = choiceKey("comms.overlap", "on", List.of("on", "all", "off"),
             "on: an MoE layer's exchanges run while the work that does not need them is computed (each hosted "
-            + "expert as soon as its rows are in while the next one's travel, the experts' weight gradients while the "
-            + "input gradients travel back, the shared experts while their rows travel); "
+            + "expert as soon as its rows are in while the next one's travel, and its results sent back at once, the "
+            + "experts' weight gradients while the input gradients travel back, the shared experts while their rows "
+            + "travel); "
             + "all: also the dense gradients' all-reduce, in buckets started as each block's backward ends, on a comms "
             + "thread (where the link is idle during backward; on a slow link shared with the token exchanges it "
             + "delays them); off: every exchange finishes before the next computation; the results are the same "

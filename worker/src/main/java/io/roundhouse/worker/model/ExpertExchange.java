@@ -132,6 +132,26 @@ public interface ExpertExchange {
     }
 
     /**
+     * Pipelining, forward: whether the combine can leave expert by expert: after a
+     * {@link #startDispatch}, {@link #releaseExpert}(k) once hosted expert k's results are computed
+     * (k = 0, 1, …, each after {@link #awaitExpert}(k)), then {@link #finishCombine} instead of
+     * {@link #startCombine} and {@link #finish}. The bits are the blocking combine's.
+     */
+    default boolean streamsCombine() {
+        return false;
+    }
+
+    /** Pipelining: hosted expert k's rows of {@code yr} ([M_local, D]) are final and leave for their sources. */
+    default void releaseExpert(int k, Tensor yr) {
+        throw new UnsupportedOperationException(getClass().getSimpleName() + " does not stream its combine");
+    }
+
+    /** Pipelining: waits for the combine every {@link #releaseExpert} fed and returns what {@link #combine} would have. */
+    default Tensor finishCombine() {
+        throw new UnsupportedOperationException(getClass().getSimpleName() + " does not stream its combine");
+    }
+
+    /**
      * After {@link #dispatch}: rows of another width that ride with the same copies (the Self-Tuning
      * Network's perturbation of each copy's token) to the same experts, in the layout the dispatch
      * returned. One more exchange round.

@@ -255,6 +255,9 @@ public final class MoeLayer {
         // for a row count that changes every step)
         long t3;
         int mLocal;
+        // the combine streams (each expert's results leave once computed) unless the Self-Tuning
+        // Network's expert response still changes them after every expert has run
+        boolean streamed = exchange.pipelines() && exchange.streamsCombine() && expertResponse == null;
         if (exchange.pipelines()) {
             // pipelined: each hosted expert computes once every worker's rows for it are in, while
             // the next experts' rows travel; every expert's FFN as in one call (same bits)
@@ -271,6 +274,12 @@ public final class MoeLayer {
                         b2 == null ? null : b2.value(), onlyExpert(k), act, precision);
                 t3 = System.nanoTime();
                 timers.add(PhaseTimers.Phase.EXPERTS, tk, t3);
+                if (streamed) {
+                    exchange.releaseExpert(k, yOut);
+                    long t = System.nanoTime();
+                    timers.add(PhaseTimers.Phase.COMBINE, t3, t);
+                    t3 = t;
+                }
             }
             exchange.finish();
             long t = System.nanoTime();
@@ -289,8 +298,11 @@ public final class MoeLayer {
         }
         long t4 = System.nanoTime();
         timers.add(PhaseTimers.Phase.EXPERTS, t3, t4);
-        // 5. combine, started: the shared experts (every token, gate 1) run while the rows travel
-        exchange.startCombine(yr.rows(mLocal), localOffsets, offsets);
+        // 5. combine, started (or streaming since the first expert): the shared experts (every
+        // token, gate 1) run while the rows travel
+        if (!streamed) {
+            exchange.startCombine(yr.rows(mLocal), localOffsets, offsets);
+        }
         long t5 = System.nanoTime();
         timers.add(PhaseTimers.Phase.COMBINE, t4, t5);
         if (sw1 != null) {
@@ -301,7 +313,7 @@ public final class MoeLayer {
             timers.add(PhaseTimers.Phase.EXPERTS, t5, t);
             t5 = t;
         }
-        yp = exchange.finish();
+        yp = streamed ? exchange.finishCombine() : exchange.finish();
         long t6 = System.nanoTime();
         timers.add(PhaseTimers.Phase.COMBINE, t5, t6);
         // 6. un-permute, weighted by the gates; 7. the shared experts' output added

@@ -87,12 +87,24 @@ public final class AllToAllExchange implements ExpertExchange {
     private Tensor pendingOut;                  // towards the experts: the rows of pendingDst it fills
     private int placed;                         // towards the experts: hosted experts already in pendingOut
     private final boolean pipeline;             // overlap, flat all-to-all, several hosted experts
+    private final Collectives streams;          // pipelining: the sibling the combine streams over, or null
+    private int streamed;                       // hosted experts whose results the streamed combine released
     private final int[] expertStart;            // [local+1] first row of each hosted expert, expert-major (last dispatch)
 
     /**
      * @param maxRowsOut most rows this worker dispatches per call (maxN·K)
      */
     public AllToAllExchange(Backend be, Collectives c, ExpertPlacement placement, int d, int maxRowsOut) {
+        this(be, c, null, placement, d, maxRowsOut);
+    }
+
+    /**
+     * @param streams a sibling of {@code c} (its compute-thread one, shared by the layers) over which
+     *                the forward's combine leaves expert by expert ({@link #releaseExpert}); null: it
+     *                leaves whole
+     */
+    public AllToAllExchange(Backend be, Collectives c, Collectives streams, ExpertPlacement placement, int d,
+                            int maxRowsOut) {
         if (placement.workers() != c.member().size()) {
             throw new IllegalArgumentException("placement for " + placement.workers() + " workers, group of "
                     + c.member().size());
@@ -140,6 +152,58 @@ public final class AllToAllExchange implements ExpertExchange {
         this.recvWidth = new int[workers];
         this.expertStart = new int[local + 1];
         this.pipeline = overlap && !twoLevel && local > 1;
+        this.streams = pipeline ? streams : null;
+    }
+
+    /** Whether a pipelined layer's combine can leave expert by expert ({@link #releaseExpert}). */
+    @Override
+    public boolean streamsCombine() {
+        return streams != null;
+    }
+
+    /**
+     * Hosted expert k's results (rows of {@code yr}, expert-major) leave for their sources, over the
+     * streams sibling: the combine is one held all-to-all, begun at expert 0, of which each source's
+     * block (its rows, expert by expert, where its dispatched rows arrived) is released up to
+     * expert k. Expert k's rows in {@code arrived} were placed already, so they can hold its results.
+     */
+    @Override
+    public void releaseExpert(int k, Tensor yr) {
+        if (streams == null || k != streamed || k >= placed) {
+            throw new IllegalStateException("releaseExpert(" + k + "): " + (streams == null ? "this exchange does not "
+                    + "stream its combine" : "hosted expert " + streamed + " is next, and " + placed + " are placed"));
+        }
+        if (k == 0) {
+            streams.startAllToAllVHeld(arrived.bytes(), 0, recvFloats, flat.bytes(), 0, sendFloats);
+        }
+        int n = expertStart[k + 1] - expertStart[k];
+        be.readRows(yr, expertStart[k], n, ordered, expertStart[k] * d);
+        int at = expertStart[k] * d;
+        for (int w = 0; w < workers; w++) {
+            int rows = recvExpertRows[w * local + k] * d;
+            arrived.put(rowInSource(w, k) * d, ordered, at, rows);
+            at += rows;
+        }
+        for (int w = 0; w < workers; w++) {
+            int rows = 0;
+            for (int q = 0; q <= k; q++) {
+                rows += recvExpertRows[w * local + q];
+            }
+            streams.release(w, rows * d);
+        }
+        streamed = k + 1;
+    }
+
+    /** The streamed combine, every hosted expert released: waits for the results and returns yp. */
+    @Override
+    public Tensor finishCombine() {
+        if (streams == null || streamed != local) {
+            throw new IllegalStateException("finishCombine: " + (streams == null ? "this exchange does not stream its "
+                    + "combine" : "only " + streamed + " of " + local + " hosted experts were released"));
+        }
+        streamed = 0;
+        streams.finish();
+        return arrivedToSources(yp, d);
     }
 
     /**

@@ -24,6 +24,7 @@ public final class WorkerGroup {
     private final int size;
     private final int[] gatherCounts;   // gatherExpert's per-rank floats
     private final int[] gatherOffsets;  // and where they land
+    private Collectives streams;        // the sibling the MoE layers' combines stream over, once made
 
     private WorkerGroup(Collectives c, ExpertPlacement placement) {
         this.c = c;
@@ -78,7 +79,26 @@ public final class WorkerGroup {
 
     /** The exchange of one MoE block ({@code maxRowsOut}: most rows this worker dispatches per call). */
     public ExpertExchange exchange(Backend be, int dim, int maxRowsOut) {
-        return c == null ? new LocalExchange(placement.experts()) : new AllToAllExchange(be, c, placement, dim, maxRowsOut);
+        if (c == null) {
+            return new LocalExchange(placement.experts());
+        }
+        if (streams == null && c.member().config().overlap() && !c.member().config().twoLevelAllToAll()
+                && everyWorkerHostsSeveral()) {
+            // The pipelined layers' combines stream over one sibling (a collective: every worker
+            // builds its first exchange at the same point, and every worker streams or none does),
+            // shared since the layers run in turn.
+            streams = c.foregroundSibling();
+        }
+        return new AllToAllExchange(be, c, streams, placement, dim, maxRowsOut);
+    }
+
+    private boolean everyWorkerHostsSeveral() {
+        for (int w = 0; w < size; w++) {
+            if (placement.expertCount(w) < 2) {
+                return false;
+            }
+        }
+        return true;
     }
 
     /**
