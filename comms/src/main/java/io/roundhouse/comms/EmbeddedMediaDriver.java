@@ -244,7 +244,10 @@ public final class EmbeddedMediaDriver implements AutoCloseable {
     }
 
     static void checkSpace(CommsConfig cfg, Path dir, int localMembers, int worldSize) {
-        long logs = (long) localMembers * (worldSize - 1) * (cfg.transport() != Transport.IPC ? 2 : 1);
+        // With overlap each member also opens a sibling (the MoE layers' streamed combines), whose
+        // logs are as large; comms.overlap=all's gradient sibling is not counted.
+        long logs = (long) localMembers * (cfg.overlap() ? 2 : 1) * (worldSize - 1)
+                * (cfg.transport() != Transport.IPC ? 2 : 1);
         long needed = logs * 3L * cfg.termLengthBytes() + (16L << 20);
         long free;
         try {
@@ -257,12 +260,13 @@ public final class EmbeddedMediaDriver implements AutoCloseable {
                     + "(comms.aeronDir)", e);
         }
         if (free < needed) {
-            throw new CommsException(String.format("comms: the Aeron logs need about %d MiB in %s (%d members here, "
+            throw new CommsException(String.format("comms: the Aeron logs need about %d MiB in %s (%d members here%s, "
                     + "%d in the group, term length %d KiB: %d logs of 3 terms) but only %d MiB is free. Lower the "
                     + "term length (comms.termLengthBytes), or give %s more room (Docker: --shm-size; Spark on "
                     + "Kubernetes: a larger emptyDir medium=Memory), or put the Aeron directory elsewhere "
                     + "(comms.aeronDir).", needed >> 20, dir.getParent(),
-                    localMembers, worldSize, cfg.termLengthBytes() >> 10, logs, free >> 20, dir.getParent()));
+                    localMembers, cfg.overlap() ? " and their siblings" : "", worldSize, cfg.termLengthBytes() >> 10,
+                    logs, free >> 20, dir.getParent()));
         }
     }
 
