@@ -441,16 +441,9 @@ public final class Member implements AutoCloseable {
         if (failure != null) {
             throw failure;
         }
-        int work;
-        do {
-            work = 0;
-            for (int r = 0; r < size; r++) {
-                Message m = outgoing[r];
-                if (m.active && !m.complete()) {
-                    work += sendSome(r, m);
-                }
-            }
-        } while (work > 0);
+        while (sendDue() > 0) {
+            // until the windows (or held messages) stop it
+        }
         poll();
         if (failure != null) {
             throw failure;
@@ -484,17 +477,7 @@ public final class Member implements AutoCloseable {
         roundTimeoutMs = cfg.opTimeoutMs();
         long deadline = System.nanoTime() + roundTimeoutMs * 1_000_000L;
         while (in.done < bytes) {
-            int work = 0;
-            for (int r = 0; r < size; r++) {
-                Message m = outgoing[r];
-                if (m.active && !m.complete()) {
-                    work += sendSome(r, m);
-                }
-            }
-            work += poll();
-            if (failure != null) {
-                throw failure;
-            }
+            int work = driveOnce();
             if (in.done >= bytes) {
                 return;
             }
@@ -509,21 +492,10 @@ public final class Member implements AutoCloseable {
         roundTimeoutMs = timeoutMs;
         long deadline = System.nanoTime() + timeoutMs * 1_000_000L;
         while (true) {
-            int work = 0;
+            int work = driveOnce();
             boolean done = true;
             for (int r = 0; r < size; r++) {
-                Message m = outgoing[r];
-                if (m.active && !m.complete()) {
-                    work += sendSome(r, m);
-                    done &= m.complete();
-                }
-            }
-            work += poll();
-            if (failure != null) {
-                throw failure;
-            }
-            for (int r = 0; r < size; r++) {
-                done &= incoming[r].complete();
+                done &= outgoing[r].complete() && incoming[r].complete();
             }
             if (done) {
                 return;
@@ -531,6 +503,27 @@ public final class Member implements AutoCloseable {
             checkPeers(deadline);
             idle.idle(work);
         }
+    }
+
+    /** Sends what is due and takes what arrived, once; fails with what a peer sent wrong. Returns the frames moved. */
+    private int driveOnce() {
+        int work = sendDue() + poll();
+        if (failure != null) {
+            throw failure;
+        }
+        return work;
+    }
+
+    /** One burst of every message still owed a peer, as far as its window and release allow. */
+    private int sendDue() {
+        int work = 0;
+        for (int r = 0; r < size; r++) {
+            Message m = outgoing[r];
+            if (m.active && !m.complete()) {
+                work += sendSome(r, m);
+            }
+        }
+        return work;
     }
 
     private int sendSome(int dst, Message m) {
