@@ -30,6 +30,7 @@ public final class Collectives {
     private long selfRecvAt;
     private int selfFloats;
     private int selfReleased;
+    private Collectives foreground;  // foregroundSibling(), once made
 
     public Collectives(Member member) {
         this.m = member;
@@ -52,11 +53,15 @@ public final class Collectives {
     }
 
     /**
-     * {@link #sibling()} that waits as this member does (not in the background): for collectives the
-     * compute thread itself runs beside this member's and waits for.
+     * The sibling that waits as this member does (not in the background), for collectives the
+     * compute thread itself runs beside this member's and waits for: made at the first call (a
+     * collective then), the same one after.
      */
     public Collectives foregroundSibling() {
-        return new Collectives(m.sibling(false));
+        if (foreground == null) {
+            foreground = new Collectives(m.sibling(false));
+        }
+        return foreground;
     }
 
     /** Returns once every member has entered the barrier. */
@@ -175,8 +180,19 @@ public final class Collectives {
      * exchange.
      */
     public void awaitReceived(int src, int floats) {
+        awaitReceived(src, floats, null);
+    }
+
+    /**
+     * {@link #awaitReceived(int, int)}, moving {@code also}'s started collective along meanwhile (a
+     * sibling's, whose frames would otherwise wait for its own finish).
+     */
+    public void awaitReceived(int src, int floats, Collectives also) {
+        if (!m.started()) {
+            throw new IllegalStateException("comms: awaitReceived outside a started all-to-all on " + m.describe(rank));
+        }
         if (src != rank) {
-            m.awaitReceived(src, 4 * floats);
+            m.awaitReceived(src, 4 * floats, also == null ? null : also.m);
         }
     }
 
@@ -217,6 +233,9 @@ public final class Collectives {
      * leave (to self: are copied); never less than before.
      */
     public void release(int dst, int floats) {
+        if (!m.started()) {
+            throw new IllegalStateException("comms: release outside a held all-to-all on " + m.describe(rank));
+        }
         if (dst != rank) {
             m.release(dst, 4 * floats);
             return;
@@ -234,7 +253,8 @@ public final class Collectives {
     public void finish() {
         if (m.started()) {
             if (!m.released() || selfReleased < selfFloats) {
-                throw new IllegalStateException("allToAllV: finish before every block of the held exchange was released");
+                throw new IllegalStateException("comms: finish of a held all-to-all on " + m.describe(rank) + " before "
+                        + "every block was released whole; release(dst, floats) each block to its end first");
             }
             m.transfer();
         }

@@ -347,8 +347,8 @@ public final class Member implements AutoCloseable {
                     + ", whose message is " + (m.active ? m.bytes + " bytes, " + m.limit + " released" : "not queued"));
         }
         m.limit = bytes;
-        if (started && !m.complete()) {
-            sendSome(dst, m);
+        while (started && !m.complete() && sendSome(dst, m) > 0) {
+            // until the window (or the new limit) stops it
         }
     }
 
@@ -459,13 +459,13 @@ public final class Member implements AutoCloseable {
     /**
      * During a {@link #start}ed round: waits until the first {@code bytes} bytes of the message
      * from {@code src} have arrived (frames arrive in order, so they are in place), sending and
-     * taking whatever else is due meanwhile. The round stays started: {@link #transfer()} still
+     * taking whatever else is due meanwhile, on {@code also} too (a started sibling, or null). The round stays started: {@link #transfer()} still
      * finishes it. This is how a receiver computes on the part of a message that is in while the
      * rest travels.
      *
      * @throws PeerException when the op deadline passes or a peer this round waits on goes away
      */
-    void awaitReceived(int src, int bytes) {
+    void awaitReceived(int src, int bytes, Member also) {
         if (!started) {
             throw new IllegalStateException("comms " + opName + ": awaitReceived outside a started round");
         }
@@ -477,7 +477,7 @@ public final class Member implements AutoCloseable {
         roundTimeoutMs = cfg.opTimeoutMs();
         long deadline = System.nanoTime() + roundTimeoutMs * 1_000_000L;
         while (in.done < bytes) {
-            int work = driveOnce();
+            int work = driveOnce() + (also != null && also.started ? also.driveOnce() : 0);
             if (in.done >= bytes) {
                 return;
             }

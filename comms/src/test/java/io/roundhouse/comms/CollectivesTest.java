@@ -198,7 +198,7 @@ class CollectivesTest {
             c.finish();
             IllegalStateException outside = assertThrows(IllegalStateException.class,
                     () -> c.awaitReceived((rank + 1) % w, 1));
-            assertTrue(outside.getMessage().contains("outside a started round"), outside.getMessage());
+            assertTrue(outside.getMessage().contains("outside a started all-to-all"), outside.getMessage());
             return true;
         });
         assertEquals(w, ok.size());

@@ -102,10 +102,10 @@ public final class Check {
         }
     }
 
-    /** Expert group boundaries: E+1 of them, from 0, not decreasing; returns the rows they cover. */
     /**
-     * Groups that may start past row 0 ({@code offsets[0] ≥ 0}; rows before it are left alone): the
-     * expert FFN's forward and input half, run one expert at a time as its rows arrive.
+     * {@link #groups}, but the first group may start past row 0 ({@code offsets[0] > 0}; the rows
+     * before it are left alone): the expert FFN's forward and input half, run one expert at a time
+     * as its rows arrive. Returns the end of the last group.
      */
     public static int groupsFrom(String op, int[] offsets, int e) {
         if (offsets.length == e + 1 && offsets[0] > 0) {
@@ -119,6 +119,7 @@ public final class Check {
         return groups(op, offsets, e);
     }
 
+    /** Expert group boundaries: E+1 of them, from 0, not decreasing; returns the rows they cover. */
     public static int groups(String op, int[] offsets, int e) {
         if (!(offsets.length == e + 1)) {
             throw new IllegalArgumentException(op + ": offsets has " + offsets.length

@@ -21,7 +21,8 @@ import org.junit.jupiter.api.io.TempDir;
  * block (all) give the bits of the serial schedule (off), where every exchange finishes before the
  * next computation: the same
  * parameter digest on and off, for the classifier with pre-gating, shared experts and a Self-Tuning
- * Network whose expert response has exchanges of its own, with expert replicas (W = 3 over 2
+ * Network whose expert response has exchanges of its own, without it (the combine streams), with
+ * 3 experts on 2 workers (one pipelines, one does not), with expert replicas (W = 3 over 2
  * experts), and for the language model with shared experts.
  */
 @Timeout(300)
@@ -82,6 +83,12 @@ class OverlapTest {
         m.remove("stn.warmupSteps");
         m.remove("stn.trainSteps");
         sameBitsOnAndOff(m, 2, "streamed");
+    }
+
+    @Test
+    void unevenPlacementKeepsItsBits() throws Exception {
+        // 3 experts on 2 workers: worker 0 hosts two and pipelines, worker 1 hosts one and does not.
+        sameBitsOnAndOff(classifier(3), 2, "uneven");
     }
 
     @Test

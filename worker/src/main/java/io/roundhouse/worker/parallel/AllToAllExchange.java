@@ -152,7 +152,9 @@ public final class AllToAllExchange implements ExpertExchange {
         this.recvWidth = new int[workers];
         this.expertStart = new int[local + 1];
         this.pipeline = overlap && !twoLevel && local > 1;
-        this.streams = pipeline ? streams : null;
+        // (replicas reorder the sent blocks, and the streamed combine receives in place: every
+        // worker hosting several experts, as the streams sibling's maker checks, means none)
+        this.streams = pipeline && !reorder ? streams : null;
     }
 
     /** Whether a pipelined layer's combine can leave expert by expert ({@link #releaseExpert}). */
@@ -185,11 +187,7 @@ public final class AllToAllExchange implements ExpertExchange {
             at += rows;
         }
         for (int w = 0; w < workers; w++) {
-            int rows = 0;
-            for (int q = 0; q <= k; q++) {
-                rows += recvExpertRows[w * local + q];
-            }
-            streams.release(w, rows * d);
+            streams.release(w, rowsThrough(w, k) * d);
         }
         streamed = k + 1;
     }
@@ -353,11 +351,8 @@ public final class AllToAllExchange implements ExpertExchange {
             throw new IllegalStateException("awaitExpert(" + k + "): the hosted experts come in order; next is " + placed);
         }
         for (int w = 0; w < workers; w++) {
-            int rows = 0;
-            for (int q = 0; q <= k; q++) {
-                rows += recvExpertRows[w * local + q];
-            }
-            c.awaitReceived(w, rows * pendingWidth);
+            // the streamed combine's frames move meanwhile too (its earlier experts' results)
+            c.awaitReceived(w, rowsThrough(w, k) * pendingWidth, streamed > 0 ? streams : null);
         }
         place(k);
         return pendingOut;
@@ -592,6 +587,11 @@ public final class AllToAllExchange implements ExpertExchange {
             out[p] = floats[p] / d * w;
         }
         return out;
+    }
+
+    /** Source w's rows for local experts 0…k: the prefix of its block that holds them. */
+    private int rowsThrough(int w, int k) {
+        return rowInSource(w, k + 1) - sourceStart[w];
     }
 
     /** First row, in the arrival layout, of source w's rows for local expert e. */
