@@ -197,17 +197,68 @@ extern "C" __global__ void rh_permute_forward(float* xp, const float* x, const i
     }
 }
 
-/** dx[t, :] = sum of dxp over t's copies, in increasing row order (tokRows[t, c], -1 padded). */
-extern "C" __global__ void rh_permute_backward(float* dx, const float* dxp, const int* tokRows, int n, int d,
-                                               int maxCopies) {
+/*
+ * The un-permute's token → rows table, built on the device (no copy through the host): rows by
+ * token in row order (a stable counting sort). rh_token_rows_rank gives each row its place among
+ * its token's rows and counts the rows of each token (count zeroed first), rh_token_rows_starts
+ * turns the counts into each token's first slot, rh_token_rows_fill places the rows, and
+ * rh_permute_backward sums them. Tokens outside [0, n) are left out, as on the CPU.
+ */
+
+/** rank[r] = rows before r with r's token; count[t] += 1 for r's token t. One thread per row. */
+extern "C" __global__ void rh_token_rows_rank(int* rank, int* count, const int* rowToken, int m, int n) {
+    int r = blockIdx.x * blockDim.x + threadIdx.x;
+    if (r >= m) return;
+    int t = rowToken[r];
+    if (t < 0 || t >= n) return;
+    int c = 0;
+    for (int q = 0; q < r; q++) c += rowToken[q] == t;
+    rank[r] = c;
+    atomicAdd(&count[t], 1);
+}
+
+/** start[t] = rows of tokens before t, start[n] = every row: one block; each thread a run of tokens. */
+extern "C" __global__ void __launch_bounds__(1024) rh_token_rows_starts(int* start, const int* count, int n) {
+    __shared__ int part[1024];
+    int tid = threadIdx.x;
+    int per = (n + blockDim.x - 1) / blockDim.x;
+    int lo = min(n, tid * per);
+    int hi = min(n, lo + per);
+    int s = 0;
+    for (int t = lo; t < hi; t++) s += count[t];
+    part[tid] = s;
+    __syncthreads();
+    for (int off = 1; off < blockDim.x; off <<= 1) {
+        int v = tid >= off ? part[tid - off] : 0;
+        __syncthreads();
+        part[tid] += v;
+        __syncthreads();
+    }
+    int base = tid == 0 ? 0 : part[tid - 1];
+    for (int t = lo; t < hi; t++) {
+        start[t] = base;
+        base += count[t];
+    }
+    if (tid == blockDim.x - 1) start[n] = part[tid];
+}
+
+/** rows[start[t] + rank[r]] = r for each row r of token t. */
+extern "C" __global__ void rh_token_rows_fill(int* rows, const int* start, const int* rank, const int* rowToken,
+                                              int m, int n) {
+    RH_GRID_STRIDE(r, (long long)m) {
+        int t = rowToken[r];
+        if (t >= 0 && t < n) rows[start[t] + rank[r]] = (int)r;
+    }
+}
+
+/** dx[t, :] = sum of dxp over t's rows rows[start[t] .. start[t + 1]), in row order (0 for none). */
+extern "C" __global__ void rh_permute_backward(float* dx, const float* dxp, const int* rows, const int* start, int n,
+                                               int d) {
     RH_GRID_STRIDE(i, (long long)n * d) {
         long long t = i / d;
         int j = (int)(i % d);
         float s = 0.0f;
-        for (int c = 0; c < maxCopies; c++) {
-            int row = tokRows[t * maxCopies + c];
-            if (row >= 0) s += dxp[(long long)row * d + j];
-        }
+        for (int c = start[t]; c < start[t + 1]; c++) s += dxp[(long long)rows[c] * d + j];
         dx[i] = s;
     }
 }

@@ -162,29 +162,33 @@ final class CudaRouting {
         be.grid("permuteForward", "rh_permute_forward", (long) m * d, xp, x, rowToken, m, d);
     }
 
-    /** The unweighted un-permute; each token's copies are summed in row order (a token → rows table built here). */
+    /**
+     * The unweighted un-permute; each token's copies are summed in row order. The token → rows
+     * table is built on the device (a stable counting sort: rh_token_rows_*), so nothing waits for
+     * a copy through the host.
+     */
     void permuteBackward(Tensor dx, Tensor dxp, Tensor rowToken, int m) {
         int d = dx.rowSize();
         int n = dx.dim(0);
         Check.atLeastRows("permuteBackward", dxp, m, d);
-        int[] tok = new int[m];
+        Check.atLeastRows("permuteBackward", rowToken, m, rowToken.rowSize());
+        // scratch: rank [m], count [n], start [n + 1], rows [m]
+        CudaTensor scratch = ints(2 * m + 2 * n + 1);
+        Tensor rank = scratch.rows(0, m);
+        Tensor count = scratch.rows(m, n);
+        Tensor start = scratch.rows(m + n, n + 1);
+        Tensor rows = scratch.rows(m + 2 * n + 1, m);
+        dev.bind();
+        if (n > 0) {
+            dev.memset32("permuteBackward", ((CudaTensor) count).ptr(), 0, n);
+        }
         if (m > 0) {
-            be.read(rowToken.rows(0, m), tok);
+            dev.launch("permuteBackward rank", "rh_token_rows_rank", (m + 127) / 128, 1, 128, rank, count, rowToken,
+                    m, n);
         }
-        int[] count = new int[n];
-        int most = 1;
-        for (int t : tok) {
-            most = Math.max(most, ++count[t]);
-        }
-        int[] table = new int[n * most];
-        java.util.Arrays.fill(table, -1);
-        java.util.Arrays.fill(count, 0);
-        for (int r = 0; r < m; r++) {
-            table[tok[r] * most + count[tok[r]]++] = r;
-        }
-        CudaTensor rows = ints(table.length);
-        be.write(rows.rows(0, table.length), table);
-        be.grid("permuteBackward", "rh_permute_backward", (long) n * d, dx, dxp, rows, n, d, most);
+        dev.launch("permuteBackward starts", "rh_token_rows_starts", 1, 1, 1024, start, count, n);
+        be.grid("permuteBackward fill", "rh_token_rows_fill", m, rows, start, rank, rowToken, m, n);
+        be.grid("permuteBackward", "rh_permute_backward", (long) n * d, dx, dxp, rows, start, n, d);
     }
 
     void unpermuteForward(Tensor y, Tensor yp, Tensor copyRow, Tensor gates) {

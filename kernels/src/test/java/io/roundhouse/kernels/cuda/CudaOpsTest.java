@@ -74,6 +74,30 @@ class CudaOpsTest {
         assertTrue(e.getMessage().contains("not allocated by this backend"), e.getMessage());
     }
 
+    /**
+     * The un-permute as the embedding's gradient uses it: many rows per token, tokens with none,
+     * more tokens than the device's one-block scan has threads; the token → rows table is built on
+     * the device, and the sums in row order give the CPU's bits.
+     */
+    @Test
+    void permuteBackwardWithManyRowsPerToken() {
+        for (int[] nm : new int[][] {{7, 50}, {3000, 2500}, {5, 0}}) {
+            int n = nm[0];
+            int m = nm[1];
+            int d = 9;
+            int[] tok = new int[Math.max(m, 1)];
+            for (int r = 0; r < m; r++) {
+                tok[r] = n == 7 ? rnd.nextInt(5) : rnd.nextInt(n);
+            }
+            Tensor[] rowToken = ints("rowToken", tok, tok.length);
+            Tensor[] dxp = randn("dxp", Math.max(m, 1), d);
+            Tensor[] dx = poisoned("dx", n, d);
+            cpu.permuteBackward(dx[0], dxp[0].rows(m), rowToken[0], m);
+            gpu.permuteBackward(dx[1], dxp[1].rows(m), rowToken[1], m);
+            assertArrayEquals(read(cpu, dx[0]), read(gpu, dx[1]), "permuteBackward " + n + " tokens, " + m + " rows");
+        }
+    }
+
     /** The batched copies and norm (one wait for many tensors) give what the single ones give. */
     @Test
     void batchedCopiesAndNorm() {
