@@ -112,9 +112,10 @@ final class LayerBench {
         out.printf(Locale.ROOT, "MoE layer fwd+bwd: %.2f ms median (min %.2f, max %.2f)%n", layer[0], layer[1], layer[2]);
         out.printf(Locale.ROOT, "GEMM-only ideal:   %.2f ms median (min %.2f, max %.2f); %.3f GFLOP, at least %.2f ms at "
                 + "the sgemm peak%n", ideal[0], ideal[1], ideal[2], flops / 1e9, flops / (peak * 1e9) * 1e3);
-        out.printf(Locale.ROOT, "layer / ideal: %.2fx   everything but the expert GEMMs: %.1f%% of the layer   "
+        out.printf(Locale.ROOT, "layer / ideal: %.2fx   everything but the expert GEMMs: %.1f%% of the layer%s   "
                 + "allocated: %,.0f bytes per repetition%n", layer[0] / ideal[0], 100 * (1 - ideal[0] / layer[0]),
-                r.get("allocated_bytes_per_rep"));
+                layer[0] < ideal[0] ? " (the ideal ran slower than the layer: this run's noise is larger than the gap;"
+                        + " compare the minimums and the floor)" : "", r.get("allocated_bytes_per_rep"));
         @SuppressWarnings("unchecked")
         Map<String, Double> phases = (Map<String, Double>) r.get("phases_ms");
         StringBuilder sb = new StringBuilder(String.format(Locale.ROOT, "phases (mean ms per repetition, of %.2f ms "
