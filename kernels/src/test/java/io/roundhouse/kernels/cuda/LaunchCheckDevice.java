@@ -95,6 +95,12 @@ public final class LaunchCheckDevice extends CudaDevice {
         return p;
     }
 
+    /** Device memory the backend has asked for so far (nothing is freed before close). */
+    @Override
+    public long allocatedBytes() {
+        return allocations.values().stream().mapToLong(Long::longValue).sum();
+    }
+
     @Override
     void launchGrid(String op, String fn, int gridX, int gridY, int gridZ, int block, Object... args) {
         launched.merge(fn, 1, Integer::sum);
