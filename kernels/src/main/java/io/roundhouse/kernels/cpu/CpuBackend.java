@@ -25,7 +25,7 @@ public final class CpuBackend implements Backend {
     private final CpuExperts experts = new CpuExperts(this, activations);
     private final CpuTransformer transformer = new CpuTransformer();
     /** Workspace for the bf16-rounded GEMM operands, by slot; each grows to its largest operand once. */
-    private final float[][] roundedSlots = new float[6][0];
+    private final float[][] roundedSlots = new float[4][0];
 
     @Override
     public String name() {
@@ -221,10 +221,15 @@ public final class CpuBackend implements Backend {
 
     /** {@code t}'s values rounded to bf16, in workspace slot {@code slot} from index 0. */
     float[] rounded(int slot, Tensor t) {
-        if (roundedSlots[slot].length < t.size()) {
-            roundedSlots[slot] = new float[t.size()];
+        return rounded(slot, f(t), o(t), t.size());
+    }
+
+    /** {@code src[off, off + n)} rounded to bf16, in workspace slot {@code slot} from index 0. */
+    float[] rounded(int slot, float[] src, int off, int n) {
+        if (roundedSlots[slot].length < n) {
+            roundedSlots[slot] = new float[n];
         }
-        Precision.bf16(f(t), o(t), roundedSlots[slot], t.size());
+        Precision.bf16(src, off, roundedSlots[slot], n);
         return roundedSlots[slot];
     }
 
