@@ -31,12 +31,15 @@ import java.nio.file.Path;
  *                         channel ({@code so-sndbuf}, {@code so-rcvbuf}); 0 = the OS default
  * @param twoLevelAllToAll whether the token exchange runs {@link Collectives#allToAllV2D} (within
  *                         hosts, then between them) rather than the flat all-to-all
- * @param overlap          whether the MoE layers' exchanges that have independent work beside them
- *                         run while it is computed ({@link Collectives#startAllToAllV}), or block first
+ * @param overlap          {@link Overlap#ON}: the MoE layers' exchanges that have independent work
+ *                         beside them run while it is computed ({@link Collectives#startAllToAllV}) and
+ *                         (flat all-to-all) stream over a sibling member; {@link Overlap#ALL}: a second
+ *                         sibling besides, for the dense gradients' buckets; {@link Overlap#OFF}: every
+ *                         exchange blocks first
  */
 public record CommsConfig(Transport transport, int termLengthBytes, int mtuBytes, long connectTimeoutMs,
                           long opTimeoutMs, String idle, String driverThreading, Path aeronDirBase, int streamIdBase, long sessionToken,
-                          int socketBufferBytes, boolean twoLevelAllToAll, boolean overlap) {
+                          int socketBufferBytes, boolean twoLevelAllToAll, Overlap overlap) {
 
     public static final int DEFAULT_TERM_LENGTH = 4 << 20;
     public static final int DEFAULT_MTU_IPC = 65504;
@@ -54,6 +57,7 @@ public record CommsConfig(Transport transport, int termLengthBytes, int mtuBytes
             throw new IllegalArgumentException("comms mtuBytes " + mtuBytes + " must be at most termLengthBytes/8 = "
                     + termLengthBytes / 8);
         }
+        java.util.Objects.requireNonNull(overlap, "overlap");
         if (connectTimeoutMs <= 0 || opTimeoutMs <= 0) {
             throw new IllegalArgumentException("comms timeouts must be positive (connect " + connectTimeoutMs
                     + " ms, op " + opTimeoutMs + " ms)");
@@ -88,7 +92,7 @@ public record CommsConfig(Transport transport, int termLengthBytes, int mtuBytes
         Path shm = Path.of("/dev/shm");
         return new CommsConfig(transport, DEFAULT_TERM_LENGTH,
                 transport == Transport.IPC ? DEFAULT_MTU_IPC : DEFAULT_MTU_UDP, 30_000, 30_000, "auto", "shared",
-                Files.isDirectory(shm) ? shm : Path.of(System.getProperty("java.io.tmpdir")), 1000, sessionToken, 0, false, true);
+                Files.isDirectory(shm) ? shm : Path.of(System.getProperty("java.io.tmpdir")), 1000, sessionToken, 0, false, Overlap.ON);
     }
 
     public CommsConfig withTimeouts(long connectMs, long opMs) {
@@ -136,7 +140,27 @@ public record CommsConfig(Transport transport, int termLengthBytes, int mtuBytes
                 streamIdBase, sessionToken, socketBufferBytes, twoLevelAllToAll, overlap);
     }
 
-    public CommsConfig withOverlap(boolean on) {
+    /** {@code comms.overlap}'s schedules (see the record's {@code overlap}). */
+    public enum Overlap {
+        OFF, ON, ALL
+    }
+
+    /** Whether exchanges overlap compute ({@link Overlap#ON} or {@link Overlap#ALL}). */
+    public boolean overlaps() {
+        return overlap != Overlap.OFF;
+    }
+
+    /**
+     * The sibling members each member may open beside itself, whose logs take as much room as its
+     * own: one for the streamed combines (overlap with the flat all-to-all; not made where a worker
+     * hosts fewer than two experts, which is not known here, so this may count one too many) and
+     * one for the dense gradients' buckets ({@link Overlap#ALL}).
+     */
+    public int siblings() {
+        return (overlaps() && !twoLevelAllToAll ? 1 : 0) + (overlap == Overlap.ALL ? 1 : 0);
+    }
+
+    public CommsConfig withOverlap(Overlap on) {
         return new CommsConfig(transport, termLengthBytes, mtuBytes, connectTimeoutMs, opTimeoutMs, idle, driverThreading,
                 aeronDirBase, streamIdBase, sessionToken, socketBufferBytes, twoLevelAllToAll, on);
     }

@@ -153,6 +153,7 @@ public final class EmbeddedMediaDriver implements AutoCloseable {
                 .initialWindowLength(Math.min(cfg.termLengthBytes() / 2, 4 << 20))
                 .socketRcvbufLength(4 << 20)
                 .socketSndbufLength(4 << 20)
+                .counterValuesBufferLength(counterValuesBytes(cfg, localMembers, worldSize))
                 .termBufferSparseFile(false)
                 .spiesSimulateConnection(false)
                 .warnIfDirectoryExists(false);
@@ -243,30 +244,66 @@ public final class EmbeddedMediaDriver implements AutoCloseable {
         return removed;
     }
 
+    /** Aeron's bytes per counter value (its metadata takes four times as many). */
+    private static final int COUNTER_BYTES = 128;
+    /** Aeron's bounds on the counter values buffer. */
+    private static final int COUNTER_VALUES_MIN = 1 << 20;
+    private static final int COUNTER_VALUES_MAX = 500 << 20;
+    /** Aeron's default error log, to-driver and to-clients buffers (with their trailers and the header). */
+    private static final long CNC_FIXED_BYTES = (4L << 20) + (2L << 20) + (8L << 10);
+    /** The loss report file. */
+    private static final long LOSS_REPORT_BYTES = 1L << 20;
+
+    /**
+     * The driver's counter values buffer, sized to its streams: the local members' and their
+     * siblings' publications and images, eight counters each at most, and a thousand besides;
+     * at least Aeron's 1 MiB. Aeron's default of 8 MiB (with 32 MiB of metadata beside it) made the
+     * driver's control file 46 MiB, nearly as much as two workers' logs, and over Docker's
+     * default /dev/shm (64 MiB) with them.
+     */
+    static int counterValuesBytes(CommsConfig cfg, int localMembers, int worldSize) {
+        long streams = 2L * localMembers * (1 + cfg.siblings()) * Math.max(1, worldSize - 1);
+        long bytes = (streams * 8 + 1024) * COUNTER_BYTES;
+        long pow2 = Long.highestOneBit(Math.max(1, bytes - 1)) << 1;
+        return (int) Math.min(COUNTER_VALUES_MAX, Math.max(COUNTER_VALUES_MIN, pow2));
+    }
+
     static void checkSpace(CommsConfig cfg, Path dir, int localMembers, int worldSize) {
-        // With overlap each member also opens a sibling (the MoE layers' streamed combines), whose
-        // logs are as large; comms.overlap=all's gradient sibling is not counted.
-        long logs = (long) localMembers * (cfg.overlap() ? 2 : 1) * (worldSize - 1)
+        checkSpace(cfg, dir.getParent(), 1, localMembers, worldSize);
+    }
+
+    /**
+     * Refuses, in one message naming the fixes, to start where {@code drivers} media drivers of
+     * {@code localMembers} members each (of {@code worldSize}) would not fit in {@code base}: a
+     * launcher that starts several on one host (UDP on one machine, each worker its own driver, as on
+     * its own host) checks them together before any starts, since each driver's check alone sees
+     * room the others have not taken yet.
+     */
+    public static void checkSpace(CommsConfig cfg, Path base, int drivers, int localMembers, int worldSize) {
+        // Each member's siblings (the streamed combines, the gradient buckets) have logs as large as its own.
+        long logs = (long) drivers * localMembers * (1 + cfg.siblings()) * (worldSize - 1)
                 * (cfg.transport() != Transport.IPC ? 2 : 1);
-        long needed = logs * 3L * cfg.termLengthBytes() + (16L << 20);
+        // The logs, each driver's control file (counters: values and four times as much metadata)
+        // and loss report, and a mebibyte to spare.
+        long needed = logs * 3L * cfg.termLengthBytes() + drivers * (CNC_FIXED_BYTES
+                + 5L * counterValuesBytes(cfg, localMembers, worldSize) + LOSS_REPORT_BYTES + (1L << 20));
         long free;
         try {
-            Path existing = dir.getParent();
-            Files.createDirectories(existing);
-            free = Files.getFileStore(existing).getUsableSpace();
+            Files.createDirectories(base);
+            free = Files.getFileStore(base).getUsableSpace();
         } catch (IOException e) {
-            throw new CommsException("comms: cannot use " + dir.getParent() + " for the Aeron directory ("
+            throw new CommsException("comms: cannot use " + base + " for the Aeron directory ("
                     + (e.getMessage() != null ? e.getMessage() : e.toString()) + "); point it at a writable folder "
                     + "(comms.aeronDir)", e);
         }
         if (free < needed) {
-            throw new CommsException(String.format("comms: the Aeron logs need about %d MiB in %s (%d members here%s, "
-                    + "%d in the group, term length %d KiB: %d logs of 3 terms) but only %d MiB is free. Lower the "
-                    + "term length (comms.termLengthBytes), or give %s more room (Docker: --shm-size; Spark on "
+            throw new CommsException(String.format("comms: the Aeron logs need about %d MiB in %s (%s%d members "
+                    + "here%s, %d in the group, term length %d KiB: %d logs of 3 terms) but only %d MiB is free. Lower "
+                    + "the term length (comms.termLengthBytes), or give %s more room (Docker: --shm-size; Spark on "
                     + "Kubernetes: a larger emptyDir medium=Memory), or put the Aeron directory elsewhere "
-                    + "(comms.aeronDir).", needed >> 20, dir.getParent(),
-                    localMembers, cfg.overlap() ? " and their siblings" : "", worldSize, cfg.termLengthBytes() >> 10,
-                    logs, free >> 20, dir.getParent()));
+                    + "(comms.aeronDir).", needed >> 20, base, drivers > 1 ? drivers + " media drivers, " : "",
+                    drivers * localMembers, cfg.siblings() > 0 ? " and their siblings" : "", worldSize,
+                    cfg.termLengthBytes() >> 10, logs, free >> 20, base));
         }
     }
 

@@ -166,10 +166,17 @@ public final class Member implements AutoCloseable {
                     + "not this host's): start the job again, which picks free ports" : ""), e);
         }
         this.pubs = new ExclusivePublication[size];
-        for (int r = 0; r < size; r++) {
-            if (r != rank) {
-                pubs[r] = driver.aeron().addExclusivePublication(links.publication(r), cfg.streamIdBase() + r);
+        try {
+            for (int r = 0; r < size; r++) {
+                if (r != rank) {
+                    pubs[r] = driver.aeron().addExclusivePublication(links.publication(r), cfg.streamIdBase() + r);
+                }
             }
+        } catch (io.aeron.exceptions.RegistrationException e) {
+            throw new CommsException("comms: " + describe(rank) + " cannot open its streams: " + e.getMessage()
+                    + (e.errorCode() == io.aeron.ErrorCode.STORAGE_SPACE ? ". The Aeron directory's file system is "
+                    + "full: lower the term length (comms.termLengthBytes), give it more room (Docker: --shm-size), or "
+                    + "put the Aeron directory elsewhere (comms.aeronDir)" : ""), e);
         }
     }
 

@@ -362,6 +362,63 @@ class FailureModesTest {
         new ProcessBuilder("kill", "-" + sig, Long.toString(p.pid())).inheritIO().start().waitFor();
     }
 
+    /**
+     * A file system that fills up between the driver's start and a member's streams (another
+     * process took the room) is named with its fixes, not left as Aeron's registration error.
+     */
+    @Test
+    void aFileSystemThatFillsBeforeTheStreamsOpenIsNamed() throws Exception {
+        Path small = aeron.resolve("small");
+        java.nio.file.Files.createDirectories(small);
+        Process mount = new ProcessBuilder("mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", small.toString())
+                .redirectErrorStream(true).start();
+        String why = new String(mount.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8).strip();
+        org.junit.jupiter.api.Assumptions.assumeTrue(mount.waitFor() == 0, "skipped: cannot mount a tmpfs here (" + why
+                + ")");
+        try {
+            CommsConfig cfg = GroupHarness.config(Transport.IPC, small).withTerm(1 << 20, 8192)
+                    .withOverlap(CommsConfig.Overlap.OFF);
+            EmbeddedMediaDriver driver = EmbeddedMediaDriver.acquire(cfg, "filled", 2, 2, 0);
+            long room = java.nio.file.Files.getFileStore(small).getUsableSpace();
+            try (java.io.RandomAccessFile filler = new java.io.RandomAccessFile(small.resolve("filler").toFile(), "rw")) {
+                filler.write(new byte[(int) room - (1 << 20)]);  // 1 MiB left: less than a log of three 1 MiB terms
+            }
+            CommsException e = assertThrows(CommsException.class,
+                    () -> Member.join(cfg, driver, 0, List.of("ipc", "ipc")));
+            assertTrue(e.getMessage().contains("rank 0") && e.getMessage().contains("cannot open its streams")
+                    && e.getMessage().contains("file system is full") && e.getMessage().contains("comms.aeronDir"),
+                    e.getMessage());
+        } finally {
+            new ProcessBuilder("umount", small.toString()).inheritIO().start().waitFor();
+        }
+    }
+
+    /**
+     * The space check counts each member's siblings: one for the streamed combines with overlap
+     * (flat all-to-all only), one more for the gradient buckets with {@code all}.
+     */
+    @Test
+    void theSpaceCheckCountsTheSiblingsEachScheduleOpens() {
+        CommsConfig cfg = GroupHarness.config(Transport.IPC, aeron).withTerm(1 << 30, 8192);
+        java.util.function.Function<CommsConfig, Long> logs = c -> {
+            CommsException e = assertThrows(CommsException.class,
+                    () -> EmbeddedMediaDriver.checkSpace(c, aeron.resolve("x"), 64, 512));
+            java.util.regex.Matcher m = java.util.regex.Pattern.compile("(\\d+) logs of 3 terms").matcher(e.getMessage());
+            assertTrue(m.find(), e.getMessage());
+            return Long.parseLong(m.group(1));
+        };
+        long alone = 64L * 511;
+        assertEquals(alone, logs.apply(cfg.withOverlap(CommsConfig.Overlap.OFF)));
+        assertEquals(2 * alone, logs.apply(cfg.withOverlap(CommsConfig.Overlap.ON)));
+        assertEquals(3 * alone, logs.apply(cfg.withOverlap(CommsConfig.Overlap.ALL)));
+        assertEquals(alone, logs.apply(cfg.withOverlap(CommsConfig.Overlap.ON).withTwoLevelAllToAll(true)));
+        assertEquals(2 * alone, logs.apply(cfg.withOverlap(CommsConfig.Overlap.ALL).withTwoLevelAllToAll(true)));
+        // The driver's counters grow with its streams, from Aeron's 1 MiB up.
+        assertEquals(1 << 20, EmbeddedMediaDriver.counterValuesBytes(cfg, 2, 2));
+        assertTrue(EmbeddedMediaDriver.counterValuesBytes(cfg.withOverlap(CommsConfig.Overlap.ALL), 8, 256)
+                >= 2L * 8 * 3 * 255 * 8 * 128);
+    }
+
     @Test
     void notEnoughSharedMemoryIsExplained() {
         CommsConfig cfg = GroupHarness.config(Transport.UDP, aeron).withTerm(1 << 30, 8192);

@@ -29,7 +29,7 @@ public final class JobComms {
         c = c.withTerm(term, mtu).withSocketBuffer(config.get(ConfigKeys.COMMS_SOCKET_BUFFER_BYTES))
                 .withTwoLevelAllToAll("hierarchical".equals(config.get(ConfigKeys.COMMS_ALL_TO_ALL)))
                 .withIdle(config.get(ConfigKeys.COMMS_IDLE))
-                .withOverlap(!"off".equals(config.get(ConfigKeys.COMMS_OVERLAP)));
+                .withOverlap(CommsConfig.Overlap.valueOf(config.get(ConfigKeys.COMMS_OVERLAP).toUpperCase(java.util.Locale.ROOT)));
         String dir = config.get(ConfigKeys.COMMS_AERON_DIR);
         return dir.isEmpty() ? c : c.withAeronDirBase(Path.of(dir));
     }

@@ -99,7 +99,12 @@ public final class LocalLauncher {
         out.printf("launching %d workers over %s%s (%s); run directory %s%n", w, comms.transport().name().toLowerCase(),
                 auto ? " (comms.transport=auto: one host)" : "", String.join(", ", endpoints), runDir);
 
-        // IPC: the workers join this JVM's media driver.
+        // IPC: the workers join this JVM's media driver. UDP: each starts its own, all in this
+        // host's Aeron folder, checked together first (each driver's own check sees the room the
+        // others have not taken yet).
+        if (comms.transport() != Transport.IPC) {
+            EmbeddedMediaDriver.checkSpace(comms, comms.aeronDirBase(), w, 1, w);
+        }
         EmbeddedMediaDriver driver = comms.transport() == Transport.IPC
                 ? EmbeddedMediaDriver.acquire(comms, jobKey, w, w, 0) : null;
         List<Worker> workers = new java.util.concurrent.CopyOnWriteArrayList<>();  // the shutdown hook reads it

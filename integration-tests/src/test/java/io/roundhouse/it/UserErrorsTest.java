@@ -112,7 +112,10 @@ class UserErrorsTest {
         Path shm = tmp.resolve("small-shm");
         try (AutoCloseable mounted = tmpfs(shm, "4m")) {
             assertUserError(Cli.run(job("train", "comms.aeronDir=" + shm, "workers=2")), RUNTIME,
-                    "comms: the Aeron logs need about 64 MiB in " + shm, "full /dev/shm");  // 2 members and their siblings
+                    "comms: the Aeron logs need about 61 MiB in " + shm, "full /dev/shm");  // 2 members and their siblings
+            // UDP on one machine: a driver per worker, checked together before any starts
+            assertUserError(Cli.run(job("train", "comms.aeronDir=" + shm, "workers=2", "comms.transport=udp")), RUNTIME,
+                    "comms: the Aeron logs need about 122 MiB in " + shm + " (2 media drivers", "full /dev/shm, UDP");
         }
         Path disk = tmp.resolve("small-disk");
         try (AutoCloseable mounted = tmpfs(disk, "64k")) {

@@ -42,7 +42,7 @@ public final class TrainerGroups {
             return List.of(customize.apply(0, new Trainer(cfg, new PrintStream(new ByteArrayOutputStream()))).run());
         }
         CommsConfig comms = CommsConfig.defaults(Transport.IPC, 5).withTimeouts(20_000, 20_000).withAeronDirBase(aeronBase)
-                .withOverlap(!"off".equals(m.get("comms.overlap")));
+                .withOverlap(CommsConfig.Overlap.valueOf(m.getOrDefault("comms.overlap", "on").toUpperCase(java.util.Locale.ROOT)));
         List<String> eps = new ArrayList<>();
         for (int r = 0; r < w; r++) {
             eps.add("ipc");

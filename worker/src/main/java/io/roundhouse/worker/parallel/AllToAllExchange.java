@@ -112,7 +112,7 @@ public final class AllToAllExchange implements ExpertExchange {
         this.be = be;
         this.c = c;
         this.twoLevel = c.member().config().twoLevelAllToAll();
-        this.overlap = c.member().config().overlap();
+        this.overlap = c.member().config().overlaps();
         this.pairRows = new int[placement.workers() * placement.workers()];
         this.matrix = new int[placement.workers() * placement.workers()];
         this.placement = placement;

@@ -82,7 +82,7 @@ public final class WorkerGroup {
         if (c == null) {
             return new LocalExchange(placement.experts());
         }
-        if (streams == null && c.member().config().overlap() && !c.member().config().twoLevelAllToAll()
+        if (streams == null && c.member().config().overlaps() && !c.member().config().twoLevelAllToAll()
                 && everyWorkerHostsSeveral()) {
             // The pipelined layers' combines stream over one sibling (a collective: every worker
             // builds its first exchange at the same point, and every worker streams or none does),
