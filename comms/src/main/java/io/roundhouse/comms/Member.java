@@ -52,13 +52,7 @@ public final class Member implements AutoCloseable {
     private int polling;                // the subscription being polled
     private final boolean[] helloFrom;
     private final Intake intake;
-    private final boolean[] gone;
-    /**
-     * Sessions whose image went away (subscription index << 32 | session id), posted by the Aeron
-     * client's thread, drained by ours.
-     */
-    private final java.util.concurrent.ConcurrentLinkedQueue<Long> goneSessions =
-            new java.util.concurrent.ConcurrentLinkedQueue<>();
+    private final PeerWatch watch;
     private final IdleStrategy idle;
     private final String idleName;      // busy, yielding or backoff (auto resolved); background for a sibling
     private final BufferClaim claim = new BufferClaim();
@@ -142,7 +136,6 @@ public final class Member implements AutoCloseable {
         this.idleName = idleName != null ? idleName : IdleChoice.idleFor(cfg, rank, this.endpoints);
         this.idle = IdleChoice.strategy(this.idleName, links.allIpc());
         this.helloFrom = new boolean[size];
-        this.gone = new boolean[size];
         this.outgoing = new Message[size];
         this.incoming = new Message[size];
         for (int r = 0; r < size; r++) {
@@ -150,22 +143,23 @@ public final class Member implements AutoCloseable {
             incoming[r] = new Message();
         }
         this.intake = new Intake(token, rank, size, helloFrom, incoming, counters, this::describe);
+        this.pubs = new ExclusivePublication[size];
+        this.watch = new PeerWatch(size, intake, incoming, outgoing, pubs, this::describe);
         this.subs = new Subscription[2];
         try {
             if (links.listensUdp()) {
                 subs[0] = driver.aeron().addSubscription(links.udpSubscription(), cfg.streamIdBase() + rank,
-                        image -> { }, image -> onImageGone(0, image));
+                        image -> { }, image -> watch.onImageGone(0, image));
             }
             if (links.listensIpc()) {
                 subs[1] = driver.aeron().addSubscription("aeron:ipc", cfg.streamIdBase() + rank, image -> { },
-                        image -> onImageGone(1, image));
+                        image -> watch.onImageGone(1, image));
             }
         } catch (io.aeron.exceptions.RegistrationException e) {
             throw new CommsException("comms: " + describe(rank) + " cannot listen there: " + e.getMessage()
                     + (cfg.transport() != Transport.IPC ? "; another process holds that port (or the address is "
                     + "not this host's): start the job again, which picks free ports" : ""), e);
         }
-        this.pubs = new ExclusivePublication[size];
         try {
             for (int r = 0; r < size; r++) {
                 if (r != rank) {
@@ -603,65 +597,19 @@ public final class Member implements AutoCloseable {
         return Action.ABORT;
     }
 
-    /** Runs on the Aeron client's conductor thread: only posts the session id. */
-    private void onImageGone(int subscription, Image image) {
-        goneSessions.add((long) subscription << 32 | (image.sessionId() & 0xFFFFFFFFL));
-    }
-
-    private void drainGoneSessions() {
-        Long session;
-        while ((session = goneSessions.poll()) != null) {
-            int r = intake.rankOfSession((int) (session >>> 32), (int) (long) session);
-            if (r >= 0) {
-                gone[r] = true;
-            }
-        }
-    }
-
     /** Fails if a peer this round waits on went away, or the deadline passed. */
     private void checkPeers(long deadline) {
-        if (!goneSessions.isEmpty()) {
-            drainGoneSessions();
-        }
+        boolean goneOwing = watch.anyOwingPeerGone();  // takes in the sessions gone so far
         boolean late = System.nanoTime() > deadline;
-        if (!late && !anyOwingPeerGone()) {
+        if (!late && !goneOwing) {
             return; // the common case, checked without allocating
         }
-        List<Integer> blame = new ArrayList<>();
-        StringBuilder sb = new StringBuilder();
-        for (int r = 0; r < size; r++) {
-            Message in = incoming[r];
-            Message out = outgoing[r];
-            boolean owed = !in.complete() || (out.active && !out.complete());
-            if (owed && (gone[r] || late)) {
-                blame.add(r);
-                sb.append(sb.length() == 0 ? "" : "; ").append(describe(r)).append(gone[r] ? " went away" : " is late");
-                if (!in.complete() && in.bytes == 0) {
-                    sb.append(", its (empty) message has not arrived");
-                } else if (!in.complete()) {
-                    sb.append(", received ").append(in.done).append(" of ")
-                            .append(in.bytes < 0 ? "an unknown number of" : Integer.toString(in.bytes)).append(" bytes");
-                }
-                if (out.active && !out.complete()) {
-                    sb.append(", sent ").append(out.done).append(" of ").append(out.bytes).append(" bytes")
-                            .append(pubs[r].isConnected() ? "" : " (not connected)");
-                }
-            }
+        PeerException e = watch.blame(late, "comms " + opName + " #" + op + " round " + step + " on " + describe(rank)
+                + (late ? " timed out after " + roundTimeoutMs + " ms: " : ": "));
+        if (e != null) {
+            failure = e;
+            throw e;
         }
-        if (!blame.isEmpty()) {
-            failure = new PeerException(blame, "comms " + opName + " #" + op + " round " + step + " on " + describe(rank)
-                    + (late ? " timed out after " + roundTimeoutMs + " ms: " : ": ") + sb);
-            throw failure;
-        }
-    }
-
-    private boolean anyOwingPeerGone() {
-        for (int r = 0; r < size; r++) {
-            if (gone[r] && (!incoming[r].complete() || (outgoing[r].active && !outgoing[r].complete()))) {
-                return true;
-            }
-        }
-        return false;
     }
 
     private void checkUsable() {
