@@ -151,13 +151,21 @@ public record CommsConfig(Transport transport, int termLengthBytes, int mtuBytes
     }
 
     /**
+     * Whether the MoE layers' combines may stream over a sibling member (overlap with the flat
+     * all-to-all; the caller also needs every worker to host several experts).
+     */
+    public boolean streamsCombines() {
+        return overlaps() && !twoLevelAllToAll;
+    }
+
+    /**
      * The sibling members each member may open beside itself, whose logs take as much room as its
-     * own: one for the streamed combines (overlap with the flat all-to-all; not made where a worker
-     * hosts fewer than two experts, which is not known here, so this may count one too many) and
-     * one for the dense gradients' buckets ({@link Overlap#ALL}).
+     * own: one for the streamed combines ({@link #streamsCombines}; not made where a worker hosts
+     * fewer than two experts, which is not known here, so this may count one too many) and one for
+     * the dense gradients' buckets ({@link Overlap#ALL}).
      */
     public int siblings() {
-        return (overlaps() && !twoLevelAllToAll ? 1 : 0) + (overlap == Overlap.ALL ? 1 : 0);
+        return (streamsCombines() ? 1 : 0) + (overlap == Overlap.ALL ? 1 : 0);
     }
 
     public CommsConfig withOverlap(Overlap on) {

@@ -135,7 +135,7 @@ public final class EmbeddedMediaDriver implements AutoCloseable {
             return new EmbeddedMediaDriver(dir, cfg, null, connect(dir));
         }
         sweepStale(dir.getParent(), STALE_AFTER_MS);
-        checkSpace(cfg, dir, localMembers, worldSize);
+        checkSpace(cfg, dir.getParent(), 1, localMembers, worldSize);
         MediaDriver.Context ctx = new MediaDriver.Context()
                 .aeronDirectoryName(dir.toString())
                 .dirDeleteOnStart(true)
@@ -266,10 +266,6 @@ public final class EmbeddedMediaDriver implements AutoCloseable {
         long bytes = (streams * 8 + 1024) * COUNTER_BYTES;
         long pow2 = Long.highestOneBit(Math.max(1, bytes - 1)) << 1;
         return (int) Math.min(COUNTER_VALUES_MAX, Math.max(COUNTER_VALUES_MIN, pow2));
-    }
-
-    static void checkSpace(CommsConfig cfg, Path dir, int localMembers, int worldSize) {
-        checkSpace(cfg, dir.getParent(), 1, localMembers, worldSize);
     }
 
     /**

@@ -402,7 +402,7 @@ class FailureModesTest {
         CommsConfig cfg = GroupHarness.config(Transport.IPC, aeron).withTerm(1 << 30, 8192);
         java.util.function.Function<CommsConfig, Long> logs = c -> {
             CommsException e = assertThrows(CommsException.class,
-                    () -> EmbeddedMediaDriver.checkSpace(c, aeron.resolve("x"), 64, 512));
+                    () -> EmbeddedMediaDriver.checkSpace(c, aeron, 1, 64, 512));
             java.util.regex.Matcher m = java.util.regex.Pattern.compile("(\\d+) logs of 3 terms").matcher(e.getMessage());
             assertTrue(m.find(), e.getMessage());
             return Long.parseLong(m.group(1));
@@ -423,7 +423,7 @@ class FailureModesTest {
     void notEnoughSharedMemoryIsExplained() {
         CommsConfig cfg = GroupHarness.config(Transport.UDP, aeron).withTerm(1 << 30, 8192);
         CommsException e = assertThrows(CommsException.class,
-                () -> EmbeddedMediaDriver.checkSpace(cfg, aeron.resolve("x"), 64, 512));
+                () -> EmbeddedMediaDriver.checkSpace(cfg, aeron, 1, 64, 512));
         assertTrue(e.getMessage().contains("need about") && e.getMessage().contains("--shm-size"), e.getMessage());
     }
 }

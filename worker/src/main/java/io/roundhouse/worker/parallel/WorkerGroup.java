@@ -82,8 +82,7 @@ public final class WorkerGroup {
         if (c == null) {
             return new LocalExchange(placement.experts());
         }
-        if (streams == null && c.member().config().overlaps() && !c.member().config().twoLevelAllToAll()
-                && everyWorkerHostsSeveral()) {
+        if (streams == null && c.member().config().streamsCombines() && everyWorkerHostsSeveral()) {
             // The pipelined layers' combines stream over one sibling (a collective: every worker
             // builds its first exchange at the same point, and every worker streams or none does),
             // shared since the layers run in turn.
